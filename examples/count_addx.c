@@ -1,0 +1,49 @@
+/* examples/count_addx.c — mpyx's first example in C:
+ *
+ *     EZ(Count(5), AddX(10), Print()).start()      prints 11 to 15
+ *
+ * Count is a source: it produces in setup and ends itself with mpx_stop.
+ * AddX adds its argument to every item.  Print writes each item.
+ */
+#include <stdlib.h>
+
+#include <mpx.h>
+
+typedef struct count_args {
+    long n;
+} count_args;
+
+static int count_setup(mpx_stage_t *st)
+{
+    const count_args *a = mpx_args(st);
+    for (long i = 1; i <= a->n; i++)
+        if (mpx_put_i64(st, i) != 0)
+            return -1;
+    return mpx_stop(st);
+}
+
+static const mpx_stage_def_t Count = {
+    .name = "count",
+    .args_size = sizeof(count_args),
+    .setup = count_setup,
+};
+
+static int addx_process(mpx_stage_t *st, mpx_item_t *item)
+{
+    const long *x = mpx_args(st);
+    return mpx_put_i64(st, mpx_item_i64(item) + *x);
+}
+
+static const mpx_stage_def_t AddX = {
+    .name = "addx",
+    .args_size = sizeof(long),
+    .process = addx_process,
+};
+
+int main(void)
+{
+    int rc = mpx_run(MPX_EZ(mpx_stage(&Count, &(count_args){5}),
+                            mpx_stage(&AddX, &(long){10}),
+                            mpx_print(NULL)));
+    return rc == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,240 @@
+/* graph/node.c — builder calls: stages, groups, names and capacities.
+ *
+ * A builder call never aborts and never forks.  A mistake in its arguments
+ * is written into the node it returns (node->error), so that the whole
+ * declaration can still be built in one expression and the mistake is
+ * reported, with the node's place in the tree, when the graph is checked.
+ */
+#define _GNU_SOURCE
+#include "node.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *dup_printf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s = NULL;
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
+}
+
+/* Keep the first mistake only: later ones are usually its consequences. */
+static void node_fail(mpx_node_t *n, char *msg)
+{
+    if (n->error || !msg) {
+        free(msg);
+        return;
+    }
+    n->error = msg;
+}
+
+const char *node_kind_name(node_kind_t kind)
+{
+    switch (kind) {
+    case NODE_STAGE: return "stage";
+    case NODE_SERIAL: return "serial group";
+    case NODE_PARALLEL: return "parallel group";
+    case NODE_BROADCAST: return "broadcast group";
+    }
+    return "node";
+}
+
+const char *node_stage_name(const mpx_node_t *n)
+{
+    if (n->name)
+        return n->name;
+    if (n->def && n->def->name && n->def->name[0])
+        return n->def->name;
+    return "stage";
+}
+
+static mpx_node_t *stage_new(int count, bool by, const mpx_stage_def_t *def,
+                             const void *args, const char *caller)
+{
+    mpx_node_t *n = calloc(1, sizeof *n);
+    if (!n)
+        return NULL;
+    n->kind = NODE_STAGE;
+    n->def = def;
+    n->count = count < 1 ? 1 : count;
+    n->by = by;
+    if (count < 1)
+        node_fail(n, dup_printf("%s: n must be at least 1 (got %d)", caller, count));
+    if (!def) {
+        node_fail(n, dup_printf("%s: the stage definition is NULL", caller));
+        return n;
+    }
+    const char *name = node_stage_name(n);
+    if (!def->setup && !def->process)
+        node_fail(n, dup_printf("stage '%s' has neither setup nor process", name));
+    if (def->args_size > 0) {
+        if (!args) {
+            node_fail(n, dup_printf("stage '%s': args_size is %zu but args is NULL",
+                                    name, def->args_size));
+        } else {
+            n->args = malloc(def->args_size);
+            if (!n->args) {
+                free(n);
+                return NULL;
+            }
+            memcpy(n->args, args, def->args_size);
+        }
+    }
+    return n;
+}
+
+mpx_node_t *mpx_stage(const mpx_stage_def_t *def, const void *args)
+{
+    return stage_new(1, false, def, args, "mpx_stage");
+}
+
+mpx_node_t *mpx_as(int n, const mpx_stage_def_t *def, const void *args)
+{
+    return stage_new(n, false, def, args, "mpx_as");
+}
+
+mpx_node_t *mpx_by(int n, const mpx_stage_def_t *def, const void *args)
+{
+    return stage_new(n, true, def, args, "mpx_by");
+}
+
+static bool is_ancestor(const mpx_node_t *maybe, const mpx_node_t *of)
+{
+    for (const mpx_node_t *p = of; p; p = p->parent)
+        if (p == maybe)
+            return true;
+    return false;
+}
+
+/* Adopt the children that can be adopted; record what is wrong with the
+ * others.  A node already owned elsewhere is not adopted, so that every
+ * node is freed exactly once whatever the user passed. */
+static mpx_node_t *group_new(node_kind_t kind, mpx_node_t *const *nodes, size_t count)
+{
+    mpx_node_t *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    g->kind = kind;
+    if (count == 0 || !nodes) {
+        node_fail(g, dup_printf("empty %s (a group needs at least one node)",
+                                node_kind_name(kind)));
+        return g;
+    }
+    g->children = calloc(count, sizeof *g->children);
+    if (!g->children) {
+        free(g);
+        return NULL;
+    }
+    for (size_t i = 0; i < count; i++) {
+        mpx_node_t *c = nodes[i];
+        if (!c) {
+            node_fail(g, dup_printf("NULL node at position %zu of a %s (did a "
+                                    "builder call run out of memory?)",
+                                    i + 1, node_kind_name(kind)));
+            continue;
+        }
+        if (c->parent || c->run || is_ancestor(c, g)) {
+            const char *what = c->kind == NODE_STAGE ? node_stage_name(c)
+                                                     : node_kind_name(c->kind);
+            node_fail(g, dup_printf("node '%s' is used twice (at position %zu of "
+                                    "a %s); a node can appear only once, build "
+                                    "another one",
+                                    what, i + 1, node_kind_name(kind)));
+            continue;
+        }
+        c->parent = g;
+        g->children[g->nchildren++] = c;
+    }
+    return g;
+}
+
+mpx_node_t *mpx_serial_v(mpx_node_t *const *nodes, size_t n)
+{
+    return group_new(NODE_SERIAL, nodes, n);
+}
+
+mpx_node_t *mpx_parallel_v(mpx_node_t *const *nodes, size_t n)
+{
+    return group_new(NODE_PARALLEL, nodes, n);
+}
+
+mpx_node_t *mpx_broadcast_v(mpx_node_t *const *nodes, size_t n)
+{
+    return group_new(NODE_BROADCAST, nodes, n);
+}
+
+int mpx_node_set_name(mpx_node_t *node, const char *name)
+{
+    if (!node || !name || !name[0])
+        return MPX_EINVAL;
+    if (node->run)
+        return MPX_ESTATE;
+    char *copy = strdup(name);
+    if (!copy)
+        return MPX_ENOMEM;
+    free(node->name);
+    node->name = copy;
+    return 0;
+}
+
+int mpx_node_set_capacity(mpx_node_t *node, size_t items, size_t bytes)
+{
+    if (!node)
+        return MPX_EINVAL;
+    if (node->run)
+        return MPX_ESTATE;
+    if (items)
+        node->cap_items = items;
+    if (bytes)
+        node->cap_bytes = bytes;
+    return 0;
+}
+
+void node_tree_free(mpx_node_t *n)
+{
+    if (!n)
+        return;
+    for (size_t i = 0; i < n->nchildren; i++)
+        node_tree_free(n->children[i]);
+    free(n->children);
+    free(n->args);
+    free(n->name);
+    free(n->error);
+    free(n->check_error);
+    free(n);
+}
+
+/* Depth-first; `path` names the node's place as 1-based positions. */
+static char *check_at(const mpx_node_t *n, char *path, size_t len, size_t cap, bool *oom)
+{
+    if (n->error) {
+        char *msg = len ? dup_printf("%s (at %.*s)", n->error, (int)len, path)
+                        : dup_printf("%s", n->error);
+        if (!msg)
+            *oom = true;
+        return msg;
+    }
+    for (size_t i = 0; i < n->nchildren; i++) {
+        int w = snprintf(path + len, cap - len, "%s%zu", len ? "/" : "root/", i + 1);
+        size_t sub = len + (w > 0 && (size_t)w < cap - len ? (size_t)w : 0);
+        char *msg = check_at(n->children[i], path, sub, cap, oom);
+        path[len] = '\0';
+        if (msg || *oom)
+            return msg;
+    }
+    return NULL;
+}
+
+char *node_check(const mpx_node_t *root, bool *oom)
+{
+    char path[512] = "";
+    *oom = false;
+    return check_at(root, path, 0, sizeof path, oom);
+}

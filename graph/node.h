@@ -1,0 +1,61 @@
+/* graph/node.h — the node tree a user builds with mpx_stage / MPX_S / ...
+ *
+ * Owns the shape of a declaration and the mistakes recorded while building
+ * it.  Knows nothing of processes or sockets: the runtime hangs its state
+ * off the root through `run` and frees it through node_tree_free's hook.
+ */
+#ifndef MPX_GRAPH_NODE_H
+#define MPX_GRAPH_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "mpx/graph.h"
+
+typedef enum node_kind {
+    NODE_STAGE,
+    NODE_SERIAL,
+    NODE_PARALLEL,
+    NODE_BROADCAST,
+} node_kind_t;
+
+struct mpx_run; /* runtime state of a started root, owned by lib/ */
+
+struct mpx_node {
+    node_kind_t kind;
+    mpx_node_t *parent;
+    char *name;     /* overrides def->name; NULL when not set */
+    char *error;    /* first mistake recorded by a builder call, or NULL */
+    size_t cap_items, cap_bytes; /* 0 = inherit */
+
+    /* NODE_STAGE */
+    const mpx_stage_def_t *def;
+    void *args;     /* private copy of args_size bytes */
+    int count;      /* instances */
+    bool by;        /* instances in broadcast (mpx_by) rather than parallel */
+
+    /* groups */
+    mpx_node_t **children;
+    size_t nchildren;
+
+    struct mpx_run *run;
+    char *check_error; /* message of the last failed check, root only */
+
+    /* scratch for graph/plan.c while it flattens the tree */
+    int plan_first; /* id of the node's first instance */
+    int plan_entry; /* dispatch node items entering this node take */
+};
+
+/* Display name of a stage node. */
+const char *node_stage_name(const mpx_node_t *n);
+/* Human name of a node kind ("serial group", ...). */
+const char *node_kind_name(node_kind_t kind);
+
+/* Free the tree below and including n (not its run: see lib/). */
+void node_tree_free(mpx_node_t *n);
+
+/* Walk the tree for the first mistake; on one, returns a malloc'd message
+ * (or NULL with *oom set when even that failed), else NULL. */
+char *node_check(const mpx_node_t *root, bool *oom);
+
+#endif

@@ -1,0 +1,303 @@
+/* graph/plan.c — flatten a node tree into instances and dispatch trees.
+ *
+ * Entry of a node (where an item entering it may go): a stage's instances
+ * (ONE of them for mpx_as, ALL for mpx_by), a serial group's first child,
+ * ONE of a parallel group's children, ALL of a broadcast group's.  Every
+ * exit instance of a serial group's child i sends to the entry of child
+ * i+1; the graph's exits send to the sink.
+ */
+#define _GNU_SOURCE
+#include "plan.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int count_instances(mpx_node_t *n, int next)
+{
+    n->plan_first = next;
+    n->plan_entry = -1;
+    if (n->kind == NODE_STAGE)
+        return next + n->count;
+    for (size_t i = 0; i < n->nchildren; i++)
+        next = count_instances(n->children[i], next);
+    return next;
+}
+
+static int dn_add(plan_t *p, plan_dn_kind_t kind, int target, int first, int count)
+{
+    if (p->ndn == p->dncap) {
+        int cap = p->dncap ? 2 * p->dncap : 16;
+        plan_dnode_t *dn = realloc(p->dn, (size_t)cap * sizeof *dn);
+        if (!dn)
+            return -1;
+        p->dn = dn;
+        p->dncap = cap;
+    }
+    p->dn[p->ndn] = (plan_dnode_t){kind, target, first, count};
+    return p->ndn++;
+}
+
+static int kids_reserve(plan_t *p, int more)
+{
+    if (p->nkids + more <= p->kidscap)
+        return 0;
+    int cap = p->kidscap ? p->kidscap : 16;
+    while (cap < p->nkids + more)
+        cap *= 2;
+    int *k = realloc(p->kids, (size_t)cap * sizeof *k);
+    if (!k)
+        return -1;
+    p->kids = k;
+    p->kidscap = cap;
+    return 0;
+}
+
+/* A group dispatch node over `subs`; ONE inside ONE (ALL inside ALL) is
+ * flattened, and a group of one is that one. */
+static int dn_group(plan_t *p, plan_dn_kind_t kind, const int *subs, int n)
+{
+    if (n == 1)
+        return subs[0];
+    int total = 0;
+    for (int i = 0; i < n; i++)
+        total += p->dn[subs[i]].kind == kind ? p->dn[subs[i]].count : 1;
+    if (kids_reserve(p, total) < 0)
+        return -1;
+    int first = p->nkids;
+    for (int i = 0; i < n; i++) {
+        const plan_dnode_t *d = &p->dn[subs[i]];
+        if (d->kind == kind) {
+            memmove(&p->kids[p->nkids], &p->kids[d->first], (size_t)d->count * sizeof(int));
+            p->nkids += d->count;
+        } else {
+            p->kids[p->nkids++] = subs[i];
+        }
+    }
+    return dn_add(p, kind, -1, first, total);
+}
+
+static int entry_of(plan_t *p, mpx_node_t *n)
+{
+    if (n->plan_entry >= 0)
+        return n->plan_entry;
+    int e = -1;
+    if (n->kind == NODE_SERIAL) {
+        e = entry_of(p, n->children[0]);
+    } else {
+        int count = n->kind == NODE_STAGE ? n->count : (int)n->nchildren;
+        int *subs = malloc((size_t)count * sizeof *subs);
+        if (!subs)
+            return -1;
+        bool ok = true;
+        for (int i = 0; i < count && ok; i++) {
+            subs[i] = n->kind == NODE_STAGE ? dn_add(p, DN_LEAF, n->plan_first + i, 0, 0)
+                                            : entry_of(p, n->children[i]);
+            ok = subs[i] >= 0;
+        }
+        if (ok) {
+            plan_dn_kind_t kind = n->kind == NODE_BROADCAST ? DN_ALL
+                                : n->kind == NODE_PARALLEL  ? DN_ONE
+                                : n->by                     ? DN_ALL
+                                                            : DN_ONE;
+            e = dn_group(p, kind, subs, count);
+        }
+        free(subs);
+    }
+    n->plan_entry = e;
+    return e;
+}
+
+static int wire(plan_t *p, mpx_node_t *n, int next)
+{
+    switch (n->kind) {
+    case NODE_STAGE:
+        for (int i = 0; i < n->count; i++)
+            p->inst[n->plan_first + i].out = next;
+        return 0;
+    case NODE_SERIAL:
+        for (size_t i = 0; i + 1 < n->nchildren; i++) {
+            int e = entry_of(p, n->children[i + 1]);
+            if (e < 0 || wire(p, n->children[i], e) < 0)
+                return -1;
+        }
+        return wire(p, n->children[n->nchildren - 1], next);
+    case NODE_PARALLEL:
+    case NODE_BROADCAST:
+        for (size_t i = 0; i < n->nchildren; i++)
+            if (wire(p, n->children[i], next) < 0)
+                return -1;
+        return 0;
+    }
+    return -1;
+}
+
+static void fill_instances(plan_t *p, mpx_node_t *n)
+{
+    if (n->kind != NODE_STAGE) {
+        for (size_t i = 0; i < n->nchildren; i++)
+            fill_instances(p, n->children[i]);
+        return;
+    }
+    for (int i = 0; i < n->count; i++) {
+        plan_inst_t *in = &p->inst[n->plan_first + i];
+        in->node = n;
+        in->def = n->def;
+        in->args = n->args;
+        in->name = node_stage_name(n);
+        in->index = i;
+        in->count = n->count;
+    }
+}
+
+/* Mark every leaf of dispatch tree d in `seen`. */
+static void mark_leaves(const plan_t *p, int d, char *seen)
+{
+    const plan_dnode_t *dn = &p->dn[d];
+    if (dn->kind == DN_LEAF) {
+        seen[dn->target] = 1;
+        return;
+    }
+    for (int i = 0; i < dn->count; i++)
+        mark_leaves(p, p->kids[dn->first + i], seen);
+}
+
+static size_t inherited(const mpx_node_t *n, bool bytes)
+{
+    for (; n; n = n->parent) {
+        size_t v = bytes ? n->cap_bytes : n->cap_items;
+        if (v)
+            return v;
+    }
+    return bytes ? MPX_DEFAULT_CAPACITY_BYTES : MPX_DEFAULT_CAPACITY;
+}
+
+static int link_routes(plan_t *p, const mpx_node_t *root)
+{
+    int total = p->ninst + 1;
+    char *seen = malloc((size_t)total);
+    int *nprod = calloc((size_t)total, sizeof *nprod);
+    if (!seen || !nprod)
+        goto oom;
+    for (int i = 0; i < p->ninst; i++) {
+        plan_inst_t *in = &p->inst[i];
+        memset(seen, 0, (size_t)total);
+        mark_leaves(p, in->out, seen);
+        for (int c = 0; c < total; c++)
+            in->nconsumers += seen[c];
+        in->consumers = malloc((size_t)in->nconsumers * sizeof(int));
+        if (!in->consumers)
+            goto oom;
+        int k = 0;
+        for (int c = 0; c < total; c++)
+            if (seen[c]) {
+                in->consumers[k++] = c;
+                nprod[c]++;
+            }
+    }
+    for (int c = 0; c < total; c++) {
+        plan_inst_t *in = &p->inst[c];
+        in->producers = malloc((size_t)(nprod[c] ? nprod[c] : 1) * sizeof(int));
+        if (!in->producers)
+            goto oom;
+        in->cap_items = inherited(c < p->ninst ? in->node : root, false);
+        in->cap_bytes = inherited(c < p->ninst ? in->node : root, true);
+    }
+    for (int i = 0; i < p->ninst; i++)
+        for (int k = 0; k < p->inst[i].nconsumers; k++) {
+            plan_inst_t *c = &p->inst[p->inst[i].consumers[k]];
+            c->producers[c->nproducers++] = i;
+        }
+    free(seen);
+    free(nprod);
+    return 0;
+oom:
+    free(seen);
+    free(nprod);
+    return -1;
+}
+
+static char *msgf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *msgf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s = NULL;
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
+}
+
+int plan_build(mpx_node_t *root, plan_t **out, char **msg)
+{
+    *out = NULL;
+    *msg = NULL;
+    plan_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return MPX_ENOMEM;
+    p->ninst = count_instances(root, 0);
+    p->inst = calloc((size_t)p->ninst + 1, sizeof *p->inst);
+    if (!p->inst)
+        goto oom;
+    fill_instances(p, root);
+    plan_inst_t *sink = &p->inst[p->ninst];
+    sink->name = "output";
+    sink->count = 1;
+    sink->out = -1;
+    int sink_leaf = dn_add(p, DN_LEAF, p->ninst, 0, 0);
+    int entry = entry_of(p, root);
+    if (sink_leaf < 0 || entry < 0 || wire(p, root, sink_leaf) < 0 || link_routes(p, root) < 0)
+        goto oom;
+    /* An instance nobody feeds only ever runs setup: without one it would
+     * sit idle, which is never what the author meant. */
+    for (int i = 0; i < p->ninst; i++) {
+        const plan_inst_t *in = &p->inst[i];
+        if (in->nproducers == 0 && !in->def->setup) {
+            *msg = msgf("stage '%s' is at the start of the graph but has no setup: "
+                        "nothing feeds it, so its process would never be called",
+                        in->name);
+            plan_free(&p);
+            return *msg ? MPX_EGRAPH : MPX_ENOMEM;
+        }
+    }
+    *out = p;
+    return 0;
+oom:
+    plan_free(&p);
+    return MPX_ENOMEM;
+}
+
+void plan_free(plan_t **plan)
+{
+    plan_t *p = plan ? *plan : NULL;
+    if (!p)
+        return;
+    if (p->inst)
+        for (int i = 0; i <= p->ninst; i++) {
+            free(p->inst[i].consumers);
+            free(p->inst[i].producers);
+        }
+    free(p->inst);
+    free(p->dn);
+    free(p->kids);
+    free(p);
+    *plan = NULL;
+}
+
+size_t plan_window_items(const plan_t *plan, int c)
+{
+    const plan_inst_t *in = &plan->inst[c];
+    size_t n = in->nproducers > 0 ? (size_t)in->nproducers : 1;
+    size_t w = in->cap_items / n;
+    return w ? w : 1;
+}
+
+size_t plan_window_bytes(const plan_t *plan, int c)
+{
+    const plan_inst_t *in = &plan->inst[c];
+    size_t n = in->nproducers > 0 ? (size_t)in->nproducers : 1;
+    size_t w = in->cap_bytes / n;
+    return w ? w : 1;
+}

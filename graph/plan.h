@@ -1,0 +1,61 @@
+/* graph/plan.h — a checked node tree flattened into process instances and
+ * the routes between them.
+ *
+ * Instances are numbered 0..ninst-1 in declaration order; number ninst is
+ * the parent's output collector (the "sink"), which consumes like a stage
+ * but runs no code of the user's.  Each producer has one dispatch tree: a
+ * leaf is a consumer instance, ONE sends an item to one of its children
+ * (parallel), ALL sends it to every child (broadcast).  No sockets here.
+ */
+#ifndef MPX_GRAPH_PLAN_H
+#define MPX_GRAPH_PLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "node.h"
+
+typedef enum plan_dn_kind { DN_LEAF, DN_ONE, DN_ALL } plan_dn_kind_t;
+
+typedef struct plan_dnode {
+    plan_dn_kind_t kind;
+    int target;      /* DN_LEAF: consumer instance (ninst = sink) */
+    int first, count; /* DN_ONE/DN_ALL: children at plan->kids[first..] */
+} plan_dnode_t;
+
+typedef struct plan_inst {
+    const mpx_node_t *node;     /* NULL for the sink */
+    const mpx_stage_def_t *def; /* NULL for the sink */
+    const void *args;
+    const char *name;
+    int index, count;           /* place among the node's instances */
+    int out;                    /* dispatch tree root, -1 for the sink */
+    int *consumers, nconsumers; /* distinct leaves of `out`, ascending */
+    int *producers, nproducers; /* instances whose tree reaches this one */
+    size_t cap_items, cap_bytes; /* capacity of this instance's input */
+} plan_inst_t;
+
+typedef struct plan {
+    int ninst;          /* stage instances; inst[ninst] is the sink */
+    plan_inst_t *inst;
+    plan_dnode_t *dn;
+    int ndn, dncap;
+    int *kids;
+    int nkids, kidscap;
+} plan_t;
+
+/* Build the plan of a tree that node_check() accepted.  Returns 0, or
+ * MPX_EGRAPH with *msg (malloc'd) for a graph that cannot run, or
+ * MPX_ENOMEM. */
+int plan_build(mpx_node_t *root, plan_t **out, char **msg);
+void plan_free(plan_t **plan);
+
+/* The sink's id. */
+static inline int plan_sink(const plan_t *p) { return p->ninst; }
+
+/* Window of producer `p` towards consumer `c`: the consumer's capacity
+ * shared among its producers, never below one item. */
+size_t plan_window_items(const plan_t *plan, int c);
+size_t plan_window_bytes(const plan_t *plan, int c);
+
+#endif

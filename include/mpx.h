@@ -1,0 +1,25 @@
+/* mpx.h — dataflow pipelines as a graph of forked processes joined by
+ * ZeroMQ sockets.  Include this one header.
+ *
+ *   mpx/stage.h     a stage definition, what a stage may do, items, meta
+ *   mpx/graph.h     building a graph (MPX_EZ, MPX_S/P/B, mpx_as/mpx_by) and
+ *                   running it (start, next, join, stop, collect)
+ *   mpx/error.h     status codes
+ *   mpx/builtins/   ready-made stages
+ *
+ * For mpyx's look (EZ, S, P, B, As, By) include <mpx/short.h> as well.
+ */
+#ifndef MPX_H
+#define MPX_H
+
+#define MPX_VERSION_MAJOR 0
+#define MPX_VERSION_MINOR 1
+#define MPX_VERSION_PATCH 0
+
+#include "mpx/error.h"
+#include "mpx/stage.h"
+#include "mpx/graph.h"
+#include "mpx/builtins/fn.h"
+#include "mpx/builtins/print.h"
+
+#endif

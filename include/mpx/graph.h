@@ -1,0 +1,140 @@
+/* mpx/graph.h — declaring a graph and running it.
+ *
+ * A graph is a tree of nodes: stages, and groups of nodes in series
+ * (MPX_S), in parallel (MPX_P: each item goes to one branch, whichever has
+ * room) or in broadcast (MPX_B: each item goes to every branch), nested to
+ * any depth.  MPX_EZ(...) is a serial group.  There is no separate graph
+ * object: any node that is not part of another can be run, and a graph can
+ * be embedded as one node of another.  mpx_graph_t is a second name for
+ * mpx_node_t that says "this one is a root".
+ *
+ * Ownership: a group takes ownership of its children; destroying the root
+ * destroys the whole tree.  Builder calls never abort: a mistake (NULL
+ * node, n < 1, a node used twice, ...) is recorded in the node and reported
+ * by mpx_graph_check() or mpx_graph_start() before anything forks.  Only
+ * an allocation failure makes a builder call return NULL, which the
+ * enclosing group reports in turn.
+ */
+#ifndef MPX_GRAPH_H
+#define MPX_GRAPH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "error.h"
+#include "stage.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mpx_node mpx_node_t;
+typedef struct mpx_node mpx_graph_t;
+
+/* Default capacity of every edge, in items and in bytes, for each consumer
+ * instance: a producer waits while the items it sent to that consumer and
+ * not yet processed reach either bound (one item always fits). */
+#define MPX_DEFAULT_CAPACITY 1024
+#define MPX_DEFAULT_CAPACITY_BYTES (16u * 1024u * 1024u)
+
+/* ---- building ----------------------------------------------------------- */
+
+/* One instance of `def`; `args` (args_size bytes) is copied. */
+mpx_node_t *mpx_stage(const mpx_stage_def_t *def, const void *args);
+/* n instances of `def` in parallel (mpx_as) or in broadcast (mpx_by). */
+mpx_node_t *mpx_as(int n, const mpx_stage_def_t *def, const void *args);
+mpx_node_t *mpx_by(int n, const mpx_stage_def_t *def, const void *args);
+
+/* Groups from an array (for graphs built at run time). */
+mpx_node_t *mpx_serial_v(mpx_node_t *const *nodes, size_t n);
+mpx_node_t *mpx_parallel_v(mpx_node_t *const *nodes, size_t n);
+mpx_node_t *mpx_broadcast_v(mpx_node_t *const *nodes, size_t n);
+
+#define MPX__NODES(...) ((mpx_node_t *[]){__VA_ARGS__})
+#define MPX__COUNT(...) (sizeof(MPX__NODES(__VA_ARGS__)) / sizeof(mpx_node_t *))
+#define MPX_S(...) mpx_serial_v(MPX__NODES(__VA_ARGS__), MPX__COUNT(__VA_ARGS__))
+#define MPX_P(...) mpx_parallel_v(MPX__NODES(__VA_ARGS__), MPX__COUNT(__VA_ARGS__))
+#define MPX_B(...) mpx_broadcast_v(MPX__NODES(__VA_ARGS__), MPX__COUNT(__VA_ARGS__))
+#define MPX_EZ(...) MPX_S(__VA_ARGS__)
+
+/* Name shown in ps, errors and layouts instead of the definition's name. */
+int mpx_node_set_name(mpx_node_t *node, const char *name);
+/* Capacity of the edges into every stage inside `node` (items, bytes; 0
+ * keeps the inherited value).  Set on the root it is the graph's default;
+ * the nearest setting above a stage wins. */
+int mpx_node_set_capacity(mpx_node_t *node, size_t items, size_t bytes);
+
+/* Destroy a node and its subtree (stopping the graph first if it runs);
+ * sets *node to NULL.  Do not destroy a node that belongs to a group. */
+void mpx_node_destroy(mpx_node_t **node);
+
+/* ---- running ------------------------------------------------------------ */
+
+/* Validate without running: 0, or MPX_EGRAPH with mpx_graph_error() set. */
+int mpx_graph_check(mpx_graph_t *g);
+
+/* Validate, call initialize for every instance, fork one process per
+ * instance and return once every stage is set up and items flow.  Returns
+ * 0, MPX_EGRAPH for a refused graph (nothing forked), or the error of a
+ * failed initialize or setup (the graph is then already cleaned up). */
+int mpx_graph_start(mpx_graph_t *g);
+
+/* Next item leaving the end of the graph, blocking until one does (starts
+ * the graph when needed).  NULL once the graph has finished or failed:
+ * then mpx_graph_join() gives the outcome.  The item is owned by the graph
+ * and valid until the next call on the graph. */
+mpx_item_t *mpx_graph_next(mpx_graph_t *g);
+
+/* Wait until the graph ends, discarding items nobody took with
+ * mpx_graph_next().  Every process has exited and the runtime directory is
+ * removed when it returns.  Returns 0 on success, MPX_ESTAGE /
+ * MPX_ECRASH / MPX_ESTOPPED / ... otherwise.  Starts the graph when needed;
+ * once ended, returns the same outcome again. */
+int mpx_graph_join(mpx_graph_t *g);
+
+/* Stop a running graph: every process is asked to end at once (teardown
+ * does not run) and killed if it has not within a short grace period.
+ * Returns once every process is gone; join then returns MPX_ESTOPPED. */
+int mpx_graph_stop(mpx_graph_t *g);
+
+/* Run to the end and collect every output item (with its meta). */
+typedef struct mpx_list mpx_list_t;
+int mpx_graph_collect(mpx_graph_t *g, mpx_list_t **out);
+size_t mpx_list_size(const mpx_list_t *list);
+mpx_item_t *mpx_list_at(const mpx_list_t *list, size_t i);
+void mpx_list_destroy(mpx_list_t **list);
+
+/* Start, join and destroy `g`; prints the error to stderr when it fails.
+ * Returns what join returned. */
+int mpx_run(mpx_graph_t *g);
+
+/* Message of the last failure ("" when none). */
+const char *mpx_graph_error(const mpx_graph_t *g);
+bool mpx_graph_started(const mpx_graph_t *g);
+bool mpx_graph_finished(const mpx_graph_t *g); /* ended, processes gone */
+
+/* Private directory (mode 0700) holding the graph's sockets while it runs;
+ * NULL before start.  It is removed when the graph ends. */
+const char *mpx_graph_runtime_dir(const mpx_graph_t *g);
+
+/* One stage process, in plan order (the order of the declaration). */
+typedef struct mpx_instance_info {
+    const char *name;  /* stage name */
+    int instance;      /* index among the node's instances */
+    int instances;     /* n of mpx_as / mpx_by, else 1 */
+    pid_t pid;         /* 0 before start */
+    bool exited;       /* the process has been reaped */
+    int wait_status;   /* as from waitpid, once exited */
+    long max_rss_kib;  /* peak resident set size, once exited */
+    unsigned long long items_in, items_out, items_dropped;
+} mpx_instance_info_t;
+
+/* Number of stage processes of a started (or checked) graph. */
+size_t mpx_graph_instance_count(const mpx_graph_t *g);
+int mpx_graph_instance_info(const mpx_graph_t *g, size_t i, mpx_instance_info_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,160 @@
+/* mpx/stage.h — what a stage is and what it may do while it runs.
+ *
+ * A stage is a struct of lifecycle callbacks (mpx_stage_def_t).  mpx forks
+ * one process per stage instance and calls, in this order:
+ *
+ *   initialize  in the parent, before fork, once per instance.  May fill
+ *               the instance's state or open files: the child inherits
+ *               all of it.  Cannot put.
+ *   setup       in the child, once.  A source produces its items here.
+ *   process     in the child, once per input item (mpyx's `do`).
+ *   teardown    in the child, once, after every upstream stage finished and
+ *               this stage's input is drained.  May still put.
+ *   finalize    in the parent, once per instance, after the graph ended
+ *               (whatever the outcome), to release what initialize took.
+ *
+ * Each callback returns 0 on success and anything else on failure; a
+ * failure ends the run and mpx_graph_error() names the stage, instance and
+ * the message given to mpx_fail().  A callback that returns the failure of
+ * a put made while the stage was being stopped (MPX_ESTOPPED) is not an
+ * error: the stage simply ends.
+ *
+ * Items are one or more parts of bytes plus meta (string keys to byte
+ * values).  Pointers an item hands out stay valid until the callback that
+ * received it returns; part data is 8-byte aligned and followed by a NUL
+ * byte, so a part put with mpx_put_str() reads back as a C string.
+ */
+#ifndef MPX_STAGE_H
+#define MPX_STAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mpx_stage mpx_stage_t; /* a running stage instance */
+typedef struct mpx_item mpx_item_t;   /* an item received or produced */
+
+typedef struct mpx_stage_def {
+    const char *name;  /* process name (ps, top) and name in errors */
+    size_t args_size;  /* bytes copied from the args given to mpx_stage() */
+    size_t state_size; /* bytes of zeroed per-instance state */
+    int (*initialize)(mpx_stage_t *st);
+    int (*setup)(mpx_stage_t *st);
+    int (*process)(mpx_stage_t *st, mpx_item_t *item);
+    int (*teardown)(mpx_stage_t *st);
+    void (*finalize)(mpx_stage_t *st);
+} mpx_stage_def_t;
+
+/* One part of a multi-part item, for mpx_put_parts(). */
+typedef struct mpx_part {
+    const void *data;
+    size_t size;
+} mpx_part_t;
+
+/* ---- the stage's own context -------------------------------------------- */
+
+/* The copy of the args given to mpx_stage() (shared by all instances of
+ * that node, read-only), or NULL when args_size is 0. */
+const void *mpx_args(const mpx_stage_t *st);
+
+/* This instance's state_size bytes, zeroed before initialize; NULL when
+ * state_size is 0.  What initialize writes here is seen by the child. */
+void *mpx_state(mpx_stage_t *st);
+
+const char *mpx_stage_name(const mpx_stage_t *st);
+int mpx_stage_instance(const mpx_stage_t *st);  /* 0 .. instances-1 */
+int mpx_stage_instances(const mpx_stage_t *st); /* n of mpx_as/mpx_by, else 1 */
+
+/* ---- output ------------------------------------------------------------- */
+
+/* Send an item downstream, with the current meta (see below).  The bytes
+ * are copied before the call returns.  A put blocks while every edge it
+ * could use is full (backpressure).  Returns 0, MPX_ESTOPPED when the graph
+ * is being stopped or every consumer downstream has stopped (end the
+ * callback and return the code), MPX_ESTATE outside setup/process/teardown,
+ * MPX_ERANGE when the item is too large. */
+int mpx_put(mpx_stage_t *st, const void *data, size_t size);
+int mpx_put_str(mpx_stage_t *st, const char *s);
+int mpx_put_i64(mpx_stage_t *st, int64_t v);
+int mpx_put_f64(mpx_stage_t *st, double v);
+int mpx_put_parts(mpx_stage_t *st, const mpx_part_t *parts, size_t n);
+/* Send the parts of `item` (typically the input item) unchanged. */
+int mpx_put_item(mpx_stage_t *st, const mpx_item_t *item);
+
+/* Items are sent in batches while an edge is busy; a stage that puts an
+ * item and then works for a long time before its next put may call this
+ * so that the item leaves at once. */
+int mpx_flush(mpx_stage_t *st);
+
+/* End this stage early.  After the current callback returns, process is
+ * not called again; teardown runs once and may still put; the stage's
+ * downstream then sees its end of stream.  Items that upstream stages still
+ * send to a stopped stage are received and discarded (counted as dropped),
+ * so no producer ever waits on it; a producer all of whose consumers have
+ * stopped is stopped in turn, like a writer into a closed pipe.  A source
+ * calls this at the end of setup.  Returns 0. */
+int mpx_stop(mpx_stage_t *st);
+/* True once the stage stopped itself or is being stopped. */
+bool mpx_stopping(const mpx_stage_t *st);
+
+/* Record why the stage fails and return MPX_ESTAGE, so that a callback can
+ * `return mpx_fail(st, "cannot open %s", path);`. */
+int mpx_fail(mpx_stage_t *st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* ---- meta of the item being made ---------------------------------------- *
+ * Every put carries the stage's current meta.  While process runs, the
+ * current meta starts as the input item's meta, so a stage that does not
+ * touch it passes it on unchanged.  In setup and teardown it starts empty
+ * and keeps what the stage sets across puts.  Keys are C strings of at most
+ * 255 bytes; values are bytes (a NUL byte is kept after each value).
+ */
+int mpx_meta_set(mpx_stage_t *st, const char *key, const void *value, size_t size);
+int mpx_meta_set_str(mpx_stage_t *st, const char *key, const char *value);
+int mpx_meta_set_i64(mpx_stage_t *st, const char *key, int64_t value);
+/* The value, or NULL when the key is absent; *size (if not NULL) gets its
+ * length.  Valid until the meta changes or the callback returns. */
+const void *mpx_meta_get(const mpx_stage_t *st, const char *key, size_t *size);
+const char *mpx_meta_str(const mpx_stage_t *st, const char *key);
+/* 0 and *out set, MPX_EINVAL when absent, MPX_ERANGE when not 8 bytes. */
+int mpx_meta_i64(const mpx_stage_t *st, const char *key, int64_t *out);
+int mpx_meta_del(mpx_stage_t *st, const char *key); /* 0, or MPX_EINVAL if absent */
+void mpx_meta_clear(mpx_stage_t *st);
+size_t mpx_meta_count(const mpx_stage_t *st);
+int mpx_meta_at(const mpx_stage_t *st, size_t i, const char **key,
+                const void **value, size_t *size);
+
+/* ---- reading an item ---------------------------------------------------- */
+
+size_t mpx_item_parts(const mpx_item_t *it);
+/* Part data (NULL when part is out of range) and its size. */
+const void *mpx_item_data(const mpx_item_t *it, size_t part);
+size_t mpx_item_size(const mpx_item_t *it, size_t part);
+/* Part 0 read as a value; 0 when part 0 is missing or of another size.
+ * Use mpx_item_get_i64()/mpx_item_get_f64() to tell those cases apart. */
+int64_t mpx_item_i64(const mpx_item_t *it);
+double mpx_item_f64(const mpx_item_t *it);
+/* Part 0 as a C string ("" when the item has no part). */
+const char *mpx_item_str(const mpx_item_t *it);
+int mpx_item_get_i64(const mpx_item_t *it, size_t part, int64_t *out);
+int mpx_item_get_f64(const mpx_item_t *it, size_t part, double *out);
+
+/* The meta the item arrived with. */
+const void *mpx_item_meta(const mpx_item_t *it, const char *key, size_t *size);
+const char *mpx_item_meta_str(const mpx_item_t *it, const char *key);
+int mpx_item_meta_i64(const mpx_item_t *it, const char *key, int64_t *out);
+size_t mpx_item_meta_count(const mpx_item_t *it);
+int mpx_item_meta_at(const mpx_item_t *it, size_t i, const char **key,
+                     const void **value, size_t *size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

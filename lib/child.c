@@ -1,0 +1,395 @@
+/* lib/child.c — one stage process from fork to _exit.
+ *
+ * Order of life: take the stage's name, arrange to die with the parent,
+ * open a fresh zmq context (never the parent's), say hello, run setup
+ * (whose first put waits for the parent's go, so that no item flows before
+ * every stage is set up), process items until every producer has ended,
+ * run teardown, send end of stream, report done, and wait to be released:
+ * the parent releases a producer only once all its consumers have reported
+ * done, so nothing rests on zmq's linger.  A stop from the parent ends the
+ * process at once.  The process leaves with _exit so that no atexit
+ * handler inherited from the parent runs.
+ */
+#define _GNU_SOURCE
+#include "child.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "mpx/error.h"
+#include "ticks.h"
+#include "wire.h"
+
+/* Read by the signal handler, so it lives outside the heap state: the
+ * parent's pid and the runtime directory to remove if the parent dies. */
+static pid_t orphan_parent;
+static char orphan_dir[256];
+
+/* Remove the runtime directory with nothing but system calls, so that a
+ * signal handler may do it.  Every child does this when the parent dies;
+ * the last one's rmdir succeeds. */
+static void remove_dir_raw(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        char buf[4096] __attribute__((aligned(8)));
+        for (;;) {
+            long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
+            if (n <= 0)
+                break;
+            for (long off = 0; off < n;) {
+                /* struct linux_dirent64: ino 8, off 8, reclen 2, type 1, name */
+                unsigned short reclen;
+                memcpy(&reclen, buf + off + 16, sizeof reclen);
+                const char *name = buf + off + 19;
+                if (strcmp(name, ".") != 0 && strcmp(name, "..") != 0)
+                    unlinkat(fd, name, 0);
+                off += reclen;
+            }
+        }
+        close(fd);
+    }
+    rmdir(dir);
+}
+
+static void on_term(int sig)
+{
+    if (getppid() != orphan_parent) {
+        remove_dir_raw(orphan_dir);
+        _exit(128 + sig);
+    }
+    /* Someone else sent it: die of it, as the sender asked. */
+    struct sigaction sa = {.sa_handler = SIG_DFL};
+    sigaction(sig, &sa, NULL);
+    raise(sig);
+}
+
+static void take_identity(const child_args_t *a)
+{
+    char comm[16];
+    snprintf(comm, sizeof comm, "%s", a->plan->inst[a->id].name);
+    prctl(PR_SET_NAME, comm, 0, 0, 0);
+
+    snprintf(orphan_dir, sizeof orphan_dir, "%s", a->dir);
+    orphan_parent = a->parent;
+    struct sigaction sa = {.sa_handler = on_term};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    /* Ctrl-C reaches the whole process group: the parent decides. */
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    sigaction(SIGINT, &ign, NULL);
+    prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+    if (getppid() != a->parent) /* the parent died before prctl took hold */
+        on_term(SIGTERM);
+    for (int i = 0; i < a->nclose; i++)
+        close(a->close_fds[i]);
+}
+
+static _Noreturn void leave(int code)
+{
+    fflush(stdout);
+    fflush(stderr);
+    _exit(code);
+}
+
+static int ctl_send(child_rt_t *rt, wire_type_t type, const void *payload, size_t len)
+{
+    uint8_t buf[WIRE_HEAD + 512];
+    if (len > sizeof buf - WIRE_HEAD)
+        len = sizeof buf - WIRE_HEAD;
+    wire_head_put(buf, &(wire_head_t){(uint8_t)type, 0, (uint32_t)rt->id, 0});
+    if (len)
+        memcpy(buf + WIRE_HEAD, payload, len);
+    while (zmq_send(rt->ctl, buf, WIRE_HEAD + len, 0) < 0) {
+        if (errno != EINTR)
+            return MPX_ESYS;
+    }
+    return 0;
+}
+
+static void handle_ctl(child_rt_t *rt)
+{
+    uint8_t buf[64];
+    for (;;) {
+        int n = zmq_recv(rt->ctl, buf, sizeof buf, ZMQ_DONTWAIT);
+        if (n < 0)
+            return;
+        wire_head_t h;
+        if (n > (int)sizeof buf || wire_head_get(buf, (size_t)n, &h) != 0) {
+            fprintf(stderr, "mpx: stage %s[%d]: ignored a malformed control message\n",
+                    rt->st.pi->name, rt->st.pi->index);
+            continue;
+        }
+        switch (h.type) {
+        case WIRE_GO: rt->go = true; break;
+        case WIRE_RELEASE: rt->released = true; break;
+        case WIRE_STOP: leave(0);
+        default:
+            fprintf(stderr, "mpx: stage %s[%d]: ignored control message %u\n",
+                    rt->st.pi->name, rt->st.pi->index, h.type);
+        }
+    }
+}
+
+/* A stop must reach a stage that never blocks, but reading an empty zmq
+ * socket costs a system call: look every few milliseconds. */
+#define CTL_TICKS TICKS_US(5000)
+
+void child_poll_ctl(child_rt_t *rt)
+{
+    uint64_t now = ticks_now();
+    if (now - rt->ctl_at < CTL_TICKS)
+        return;
+    rt->ctl_at = now;
+    handle_ctl(rt);
+}
+
+/* edge_wait_fn: wait for `sock` while serving the control channel. */
+static int wait_sock(void *owner, void *sock, short events)
+{
+    child_rt_t *rt = owner;
+    zmq_pollitem_t items[2] = {{rt->ctl, 0, ZMQ_POLLIN, 0}, {sock, 0, events, 0}};
+    int n = sock ? 2 : 1;
+    for (;;) {
+        if (zmq_poll(items, n, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return MPX_ESYS;
+        }
+        if (items[0].revents)
+            handle_ctl(rt);
+        if (n == 2 && items[1].revents)
+            return 0;
+        if (n == 1)
+            return 0;
+    }
+}
+
+int child_before_put(child_rt_t *rt)
+{
+    if (!rt->ready_sent) {
+        if (ctl_send(rt, WIRE_READY, NULL, 0) != 0)
+            return MPX_ESYS;
+        rt->ready_sent = true;
+    }
+    while (!rt->go)
+        if (wait_sock(rt, NULL, 0) != 0)
+            return MPX_ESYS;
+    child_poll_ctl(rt);
+    return 0;
+}
+
+static const char *phase_name(child_phase_t p)
+{
+    switch (p) {
+    case PHASE_SETUP: return "setup";
+    case PHASE_PROCESS: return "process";
+    case PHASE_TEARDOWN: return "teardown";
+    default: return "start";
+    }
+}
+
+/* Report a failure and wait for the parent to stop us: exiting at once
+ * could lose the report itself. */
+static _Noreturn void fail(child_rt_t *rt, const char *fmt, ...)
+{
+    char msg[480];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    uint32_t phase = (uint32_t)rt->phase;
+    uint8_t payload[4 + sizeof msg];
+    memcpy(payload, &phase, 4);
+    size_t len = strlen(msg);
+    memcpy(payload + 4, msg, len);
+    if (!rt->ctl || ctl_send(rt, WIRE_ERROR, payload, 4 + len) != 0) {
+        fprintf(stderr, "mpx: stage %s[%d]: %s\n", rt->st.pi->name, rt->st.pi->index, msg);
+        leave(CHILD_EXIT_SETUP_FAILED);
+    }
+    for (;;)
+        wait_sock(rt, NULL, 0);
+}
+
+/* Apply a callback's return value. */
+static void check_rc(child_rt_t *rt, int rc)
+{
+    if (rc == 0)
+        return;
+    /* A put refused because everything downstream stopped: the stage
+     * ends, like a writer into a closed pipe. */
+    if (rt->out && edge_out_closed(rt->out)) {
+        rt->st.stop_self = true;
+        return;
+    }
+    const char *why = rt->st.fail_msg;
+    char buf[64];
+    if (!why) {
+        snprintf(buf, sizeof buf, "returned %d (%s)", rc, mpx_strerror(rc));
+        why = buf;
+    }
+    fail(rt, "%s failed: %s", phase_name(rt->phase), why);
+}
+
+static void open_sockets(child_rt_t *rt)
+{
+    rt->zctx = zmq_ctx_new();
+    if (!rt->zctx) {
+        fprintf(stderr, "mpx: stage %s: zmq_ctx_new: %s\n", rt->st.pi->name, zmq_strerror(errno));
+        leave(CHILD_EXIT_SETUP_FAILED);
+    }
+    const plan_inst_t *pi = rt->st.pi;
+    int max_sockets = pi->nconsumers + pi->nproducers + 8;
+    int blocky = 0;
+    if (max_sockets > ZMQ_MAX_SOCKETS_DFLT)
+        zmq_ctx_set(rt->zctx, ZMQ_MAX_SOCKETS, max_sockets);
+    zmq_ctx_set(rt->zctx, ZMQ_BLOCKY, blocky);
+
+    char ep[300];
+    snprintf(ep, sizeof ep, "ipc://%s/ctl", rt->dir);
+    uint8_t ident[5] = {'c'};
+    uint32_t id = (uint32_t)rt->id;
+    memcpy(ident + 1, &id, 4);
+    rt->ctl = zmq_socket(rt->zctx, ZMQ_DEALER);
+    if (!rt->ctl || edge_sockopts(rt->ctl) != 0 ||
+        zmq_setsockopt(rt->ctl, ZMQ_ROUTING_ID, ident, sizeof ident) != 0 ||
+        zmq_connect(rt->ctl, ep) != 0) {
+        fprintf(stderr, "mpx: stage %s: control channel: %s\n", pi->name, zmq_strerror(errno));
+        leave(CHILD_EXIT_SETUP_FAILED);
+    }
+    uint32_t pid = (uint32_t)getpid();
+    if (ctl_send(rt, WIRE_HELLO, &pid, sizeof pid) != 0)
+        leave(CHILD_EXIT_SETUP_FAILED);
+    if (pi->nproducers > 0) {
+        rt->in = edge_in_new(rt->zctx, rt->plan, rt->id, rt->dir, rt->err, sizeof rt->err);
+        if (!rt->in)
+            fail(rt, "cannot open input: %s", rt->err);
+    }
+    rt->out = edge_out_new(rt->zctx, rt->plan, rt->id, rt->dir, wait_sock, rt, rt->err,
+                           sizeof rt->err);
+    if (!rt->out)
+        fail(rt, "cannot open output: %s", rt->err);
+}
+
+/* Receive and process until input is complete or the stage stops. */
+static void process_all(child_rt_t *rt)
+{
+    const mpx_stage_def_t *def = rt->st.pi->def;
+    for (;;) {
+        if (rt->st.stop_self)
+            return;
+        mpx_item_t *it;
+        int r = edge_in_next(rt->in, &it, rt->err, sizeof rt->err);
+        if (r < 0)
+            fail(rt, "%s", rt->err);
+        if (r > 0) {
+            meta_cur_reset(&rt->meta, it->meta, it->meta_size, it->nmeta);
+            int rc = def->process ? def->process(&rt->st, it) : mpx_put_item(&rt->st, it);
+            check_rc(rt, rc);
+            if (edge_out_closed(rt->out))
+                rt->st.stop_self = true;
+            rc = edge_out_tick(rt->out);
+            if (rc < 0 && rc != MPX_ESTOPPED)
+                fail(rt, "sending: %s", mpx_strerror(rc));
+            child_poll_ctl(rt);
+            continue;
+        }
+        if (edge_in_complete(rt->in))
+            return;
+        /* About to block: what we made leaves now, what we processed is
+         * acknowledged, so that nobody waits on us while we wait. */
+        int rc = edge_out_flush(rt->out);
+        if (rc < 0 && rc != MPX_ESTOPPED)
+            fail(rt, "sending: %s", mpx_strerror(rc));
+        if (edge_out_closed(rt->out)) {
+            rt->st.stop_self = true;
+            return;
+        }
+        edge_in_idle(rt->in);
+        if (wait_sock(rt, edge_in_socket(rt->in), ZMQ_POLLIN) != 0)
+            fail(rt, "waiting for input: %s", zmq_strerror(errno));
+    }
+}
+
+/* A stopped stage keeps taking (and discarding) its input until every
+ * producer has ended, so that no producer ever waits on it. */
+static void drain(child_rt_t *rt)
+{
+    edge_in_close(rt->in);
+    for (;;) {
+        mpx_item_t *it;
+        int r = edge_in_next(rt->in, &it, rt->err, sizeof rt->err);
+        if (r < 0)
+            fail(rt, "%s", rt->err);
+        if (edge_in_complete(rt->in))
+            return;
+        if (r == 0 && wait_sock(rt, edge_in_socket(rt->in), ZMQ_POLLIN) != 0)
+            fail(rt, "waiting for input: %s", zmq_strerror(errno));
+    }
+}
+
+_Noreturn void child_main(const child_args_t *a)
+{
+    take_identity(a);
+    child_rt_t *rt = calloc(1, sizeof *rt);
+    if (!rt)
+        leave(CHILD_EXIT_SETUP_FAILED);
+    rt->plan = a->plan;
+    rt->id = a->id;
+    rt->dir = a->dir;
+    rt->st = a->st;
+    rt->st.rt = rt;
+    const mpx_stage_def_t *def = rt->st.pi->def;
+    open_sockets(rt);
+
+    rt->phase = PHASE_SETUP;
+    if (def->setup)
+        check_rc(rt, def->setup(&rt->st));
+    if (!rt->ready_sent) {
+        if (ctl_send(rt, WIRE_READY, NULL, 0) != 0)
+            leave(CHILD_EXIT_SETUP_FAILED);
+        rt->ready_sent = true;
+    }
+
+    rt->phase = PHASE_PROCESS;
+    if (rt->in)
+        process_all(rt);
+
+    rt->phase = PHASE_TEARDOWN;
+    meta_cur_reset(&rt->meta, NULL, 0, 0);
+    if (def->teardown)
+        check_rc(rt, def->teardown(&rt->st));
+    int rc = edge_out_eos(rt->out);
+    if (rc < 0)
+        fail(rt, "sending end of stream: %s", mpx_strerror(rc));
+    if (rt->in && !edge_in_complete(rt->in))
+        drain(rt);
+
+    rt->phase = PHASE_END;
+    fflush(stdout);
+    fflush(stderr);
+    uint64_t counts[3] = {rt->in ? edge_in_items(rt->in) : 0, edge_out_items(rt->out),
+                          rt->in ? edge_in_dropped(rt->in) : 0};
+    if (ctl_send(rt, WIRE_DONE, counts, sizeof counts) != 0)
+        leave(CHILD_EXIT_SETUP_FAILED);
+    while (!rt->released)
+        wait_sock(rt, NULL, 0);
+
+    edge_in_destroy(&rt->in);
+    edge_out_destroy(&rt->out);
+    zmq_close(rt->ctl);
+    zmq_ctx_term(rt->zctx);
+    meta_cur_free(&rt->meta);
+    free(rt->st.fail_msg);
+    free(rt);
+    leave(0);
+}

@@ -1,0 +1,71 @@
+/* lib/child.h — the life of one stage process after fork, and the stage
+ * context (struct mpx_stage) shared with the parent's initialize/finalize.
+ */
+#ifndef MPX_LIB_CHILD_H
+#define MPX_LIB_CHILD_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "edge.h"
+#include "graph/plan.h"
+#include "meta.h"
+
+struct child_rt;
+
+struct mpx_stage {
+    const plan_t *plan;
+    int id;
+    const plan_inst_t *pi;
+    void *state;
+    struct child_rt *rt; /* NULL in the parent */
+    char *fail_msg;      /* from mpx_fail */
+    bool stop_self;      /* mpx_stop was called */
+};
+
+typedef enum child_phase {
+    PHASE_INIT,
+    PHASE_SETUP,
+    PHASE_PROCESS,
+    PHASE_TEARDOWN,
+    PHASE_END,
+} child_phase_t;
+
+typedef struct child_rt {
+    mpx_stage_t st;
+    const plan_t *plan;
+    int id;
+    const char *dir;
+    void *zctx;
+    void *ctl;
+    edge_in_t *in;   /* NULL for a stage nobody feeds */
+    edge_out_t *out;
+    meta_cur_t meta;
+    child_phase_t phase;
+    bool ready_sent, go, released;
+    uint64_t ctl_at; /* ticks when the control channel was last read */
+    char err[256];
+} child_rt_t;
+
+/* Everything a child needs from the parent at fork time. */
+typedef struct child_args {
+    const plan_t *plan;
+    int id;
+    const char *dir;
+    pid_t parent;
+    mpx_stage_t st;
+    const int *close_fds; /* the parent's descriptors the child must drop */
+    int nclose;
+} child_args_t;
+
+/* Run the stage; never returns. */
+_Noreturn void child_main(const child_args_t *a);
+
+/* For the stage API (lib/stage.c). */
+int child_before_put(child_rt_t *rt);
+void child_poll_ctl(child_rt_t *rt);
+
+/* Exit codes a child uses when it cannot report over the control channel. */
+#define CHILD_EXIT_SETUP_FAILED 70
+
+#endif

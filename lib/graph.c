@@ -1,0 +1,275 @@
+/* lib/graph.c — the public calls that run a graph: check, start, next,
+ * join, stop, collect, run, and what can be asked of a graph.  The work is
+ * in supervisor.c; this file checks arguments and states.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpx/error.h"
+#include "mpx/graph.h"
+#include "supervisor.h"
+
+static void set_check_error(mpx_graph_t *g, char *msg)
+{
+    free(g->check_error);
+    g->check_error = msg;
+}
+
+int mpx_graph_check(mpx_graph_t *g)
+{
+    if (!g)
+        return MPX_EINVAL;
+    if (g->parent) {
+        set_check_error(g, strdup("this node is part of another graph: check or run its root"));
+        return MPX_EGRAPH;
+    }
+    bool oom = false;
+    char *msg = node_check(g, &oom);
+    if (oom)
+        return MPX_ENOMEM;
+    if (msg) {
+        set_check_error(g, msg);
+        return MPX_EGRAPH;
+    }
+    plan_t *plan = NULL;
+    int rc = plan_build(g, &plan, &msg);
+    plan_free(&plan);
+    if (rc != 0) {
+        set_check_error(g, msg);
+        return rc;
+    }
+    set_check_error(g, NULL);
+    return 0;
+}
+
+int mpx_graph_start(mpx_graph_t *g)
+{
+    if (!g)
+        return MPX_EINVAL;
+    if (g->run) {
+        set_check_error(g, strdup("the graph has already been started; a graph runs once"));
+        return MPX_ESTATE;
+    }
+    int rc = mpx_graph_check(g);
+    if (rc != 0)
+        return rc;
+    g->run = calloc(1, sizeof *g->run);
+    if (!g->run)
+        return MPX_ENOMEM;
+    g->run->root = g;
+    return sup_start(g->run);
+}
+
+static int ensure_started(mpx_graph_t *g)
+{
+    if (!g)
+        return MPX_EINVAL;
+    if (!g->run)
+        return mpx_graph_start(g);
+    return 0;
+}
+
+mpx_item_t *mpx_graph_next(mpx_graph_t *g)
+{
+    if (ensure_started(g) != 0 || !g->run)
+        return NULL;
+    return sup_next(g->run);
+}
+
+int mpx_graph_join(mpx_graph_t *g)
+{
+    int rc = ensure_started(g);
+    if (rc != 0 || !g->run)
+        return rc ? rc : MPX_ENOMEM;
+    while (sup_next(g->run))
+        ;
+    return g->run->status;
+}
+
+int mpx_graph_stop(mpx_graph_t *g)
+{
+    if (!g)
+        return MPX_EINVAL;
+    if (!g->run)
+        return MPX_ESTATE;
+    sup_stop(g->run, MPX_ESTOPPED, "the graph was stopped by mpx_graph_stop");
+    return 0;
+}
+
+struct mpx_list {
+    mpx_item_t *items;
+    size_t n, cap;
+};
+
+static int list_add(mpx_list_t *l, const mpx_item_t *it)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        mpx_item_t *items = realloc(l->items, cap * sizeof *items);
+        if (!items)
+            return MPX_ENOMEM;
+        l->items = items;
+        l->cap = cap;
+    }
+    uint8_t *rec = malloc(it->size);
+    mpx_part_t *parts = malloc((it->nparts ? it->nparts : 1) * sizeof *parts);
+    if (!rec || !parts) {
+        free(rec);
+        free(parts);
+        return MPX_ENOMEM;
+    }
+    memcpy(rec, it->rec, it->size);
+    if (wire_rec_decode(rec, it->size, &l->items[l->n], parts) != 0) {
+        free(rec);
+        free(parts);
+        return MPX_EPROTO;
+    }
+    l->n++;
+    return 0;
+}
+
+int mpx_graph_collect(mpx_graph_t *g, mpx_list_t **out)
+{
+    if (!out)
+        return MPX_EINVAL;
+    *out = NULL;
+    mpx_list_t *l = calloc(1, sizeof *l);
+    if (!l)
+        return MPX_ENOMEM;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        int rc = list_add(l, it);
+        if (rc != 0) {
+            sup_stop(g->run, rc, "out of memory while collecting the output");
+            break;
+        }
+    }
+    int rc = mpx_graph_join(g);
+    if (rc != 0) {
+        mpx_list_destroy(&l);
+        return rc;
+    }
+    *out = l;
+    return 0;
+}
+
+size_t mpx_list_size(const mpx_list_t *l) { return l ? l->n : 0; }
+
+mpx_item_t *mpx_list_at(const mpx_list_t *l, size_t i)
+{
+    return l && i < l->n ? &l->items[i] : NULL;
+}
+
+void mpx_list_destroy(mpx_list_t **lp)
+{
+    mpx_list_t *l = lp ? *lp : NULL;
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n; i++) {
+        free((void *)l->items[i].rec);
+        free(l->items[i].parts);
+    }
+    free(l->items);
+    free(l);
+    *lp = NULL;
+}
+
+int mpx_run(mpx_graph_t *g)
+{
+    if (!g) {
+        fprintf(stderr, "mpx: no graph to run (a builder call ran out of memory)\n");
+        return MPX_EINVAL;
+    }
+    int rc = mpx_graph_join(g);
+    if (rc != 0)
+        fprintf(stderr, "mpx: %s\n", mpx_graph_error(g));
+    mpx_node_destroy(&g);
+    return rc;
+}
+
+const char *mpx_graph_error(const mpx_graph_t *g)
+{
+    if (!g)
+        return "no graph";
+    if (g->run && g->run->error)
+        return g->run->error;
+    if (g->check_error)
+        return g->check_error;
+    return "";
+}
+
+bool mpx_graph_started(const mpx_graph_t *g) { return g && g->run; }
+
+bool mpx_graph_finished(const mpx_graph_t *g)
+{
+    return g && g->run && g->run->state == RUN_ENDED;
+}
+
+const char *mpx_graph_runtime_dir(const mpx_graph_t *g)
+{
+    return g && g->run && g->run->dir[0] ? g->run->dir : NULL;
+}
+
+static size_t count_instances(const mpx_node_t *n)
+{
+    if (n->kind == NODE_STAGE)
+        return (size_t)n->count;
+    size_t s = 0;
+    for (size_t i = 0; i < n->nchildren; i++)
+        s += count_instances(n->children[i]);
+    return s;
+}
+
+size_t mpx_graph_instance_count(const mpx_graph_t *g)
+{
+    if (!g)
+        return 0;
+    if (g->run && g->run->plan)
+        return (size_t)g->run->n;
+    return count_instances(g);
+}
+
+int mpx_graph_instance_info(const mpx_graph_t *g, size_t i, mpx_instance_info_t *out)
+{
+    if (!g || !out)
+        return MPX_EINVAL;
+    if (!g->run || !g->run->plan || !g->run->ch)
+        return MPX_ESTATE;
+    if (i >= (size_t)g->run->n)
+        return MPX_ERANGE;
+    const struct mpx_run *r = g->run;
+    const run_child_t *c = &r->ch[i];
+    const plan_inst_t *pi = &r->plan->inst[i];
+    *out = (mpx_instance_info_t){
+        .name = pi->name,
+        .instance = pi->index,
+        .instances = pi->count,
+        .pid = c->pid,
+        .exited = c->exited,
+        .wait_status = c->wait_status,
+        .max_rss_kib = c->max_rss_kib,
+        .items_in = c->items_in,
+        .items_out = c->items_out,
+        .items_dropped = c->items_dropped,
+    };
+    return 0;
+}
+
+void mpx_node_destroy(mpx_node_t **np)
+{
+    mpx_node_t *n = np ? *np : NULL;
+    if (!n)
+        return;
+    /* A node inside a group is freed with its root; freeing it here would
+     * leave the group pointing at freed memory. */
+    if (n->parent)
+        return;
+    if (n->run) {
+        sup_free(n->run);
+        n->run = NULL;
+    }
+    node_tree_free(n);
+    *np = NULL;
+}

@@ -1,0 +1,189 @@
+/* lib/meta.c — the stage's current meta (see meta.h). */
+#include "meta.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpx/error.h"
+#include "wire.h"
+
+static void drop_entries(meta_cur_t *m)
+{
+    for (size_t i = 0; i < m->n; i++)
+        free(m->ents[i].owned);
+    m->n = 0;
+}
+
+void meta_cur_reset(meta_cur_t *m, const uint8_t *blk, uint32_t size, uint16_t n)
+{
+    if (m->dirty)
+        drop_entries(m);
+    m->blk = blk;
+    m->blk_size = size;
+    m->blk_n = n;
+    m->dirty = false;
+}
+
+void meta_cur_free(meta_cur_t *m)
+{
+    drop_entries(m);
+    free(m->ents);
+    memset(m, 0, sizeof *m);
+}
+
+static int reserve(meta_cur_t *m, size_t n)
+{
+    if (n <= m->cap)
+        return 0;
+    size_t cap = m->cap ? 2 * m->cap : 8;
+    while (cap < n)
+        cap *= 2;
+    meta_ent_t *e = realloc(m->ents, cap * sizeof *e);
+    if (!e)
+        return MPX_ENOMEM;
+    m->ents = e;
+    m->cap = cap;
+    return 0;
+}
+
+/* Turn the clean block into entries that point into it. */
+static int materialize(meta_cur_t *m)
+{
+    if (m->dirty)
+        return 0;
+    if (reserve(m, m->blk_n) != 0)
+        return MPX_ENOMEM;
+    m->n = 0;
+    for (uint16_t i = 0; i < m->blk_n; i++) {
+        meta_ent_t *e = &m->ents[m->n++];
+        const void *val;
+        wire_meta_at(m->blk, m->blk_size, m->blk_n, i, &e->key, &val, &e->vlen);
+        e->val = val;
+        e->klen = strlen(e->key);
+        e->owned = NULL;
+    }
+    m->dirty = true;
+    return 0;
+}
+
+static meta_ent_t *find(const meta_cur_t *m, const char *key, size_t klen)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (m->ents[i].klen == klen && memcmp(m->ents[i].key, key, klen) == 0)
+            return &m->ents[i];
+    return NULL;
+}
+
+int meta_cur_set(meta_cur_t *m, const char *key, const void *val, size_t vlen)
+{
+    if (!key || (!val && vlen))
+        return MPX_EINVAL;
+    size_t klen = strlen(key);
+    if (klen == 0 || klen > WIRE_KEY_MAX)
+        return MPX_EINVAL;
+    if (vlen > UINT32_MAX - 64)
+        return MPX_ERANGE;
+    if (materialize(m) != 0)
+        return MPX_ENOMEM;
+    char *copy = malloc(klen + 1 + vlen + 1);
+    if (!copy)
+        return MPX_ENOMEM;
+    memcpy(copy, key, klen + 1);
+    if (vlen)
+        memcpy(copy + klen + 1, val, vlen);
+    copy[klen + 1 + vlen] = '\0';
+    meta_ent_t *e = find(m, key, klen);
+    if (!e) {
+        if (m->n >= UINT16_MAX || reserve(m, m->n + 1) != 0) {
+            free(copy);
+            return m->n >= UINT16_MAX ? MPX_ERANGE : MPX_ENOMEM;
+        }
+        e = &m->ents[m->n++];
+    } else {
+        free(e->owned);
+    }
+    e->key = copy;
+    e->klen = klen;
+    e->val = copy + klen + 1;
+    e->vlen = vlen;
+    e->owned = copy;
+    return 0;
+}
+
+const void *meta_cur_get(const meta_cur_t *m, const char *key, size_t *vlen)
+{
+    if (!key)
+        return NULL;
+    if (!m->dirty)
+        return m->blk_n ? wire_meta_find(m->blk, m->blk_size, m->blk_n, key, vlen) : NULL;
+    const meta_ent_t *e = find(m, key, strlen(key));
+    if (!e)
+        return NULL;
+    if (vlen)
+        *vlen = e->vlen;
+    return e->val;
+}
+
+int meta_cur_del(meta_cur_t *m, const char *key)
+{
+    if (!key || !meta_cur_get(m, key, NULL))
+        return MPX_EINVAL;
+    if (materialize(m) != 0)
+        return MPX_ENOMEM;
+    meta_ent_t *e = find(m, key, strlen(key));
+    free(e->owned);
+    size_t i = (size_t)(e - m->ents);
+    memmove(e, e + 1, (m->n - i - 1) * sizeof *e);
+    m->n--;
+    return 0;
+}
+
+size_t meta_cur_count(const meta_cur_t *m)
+{
+    return m->dirty ? m->n : m->blk_n;
+}
+
+int meta_cur_at(const meta_cur_t *m, size_t i, const char **key, const void **val,
+                size_t *vlen)
+{
+    if (!m->dirty)
+        return wire_meta_at(m->blk, m->blk_size, m->blk_n, i, key, val, vlen);
+    if (i >= m->n)
+        return MPX_ERANGE;
+    if (key)
+        *key = m->ents[i].key;
+    if (val)
+        *val = m->ents[i].val;
+    if (vlen)
+        *vlen = m->ents[i].vlen;
+    return 0;
+}
+
+size_t meta_cur_size(const meta_cur_t *m)
+{
+    if (!m->dirty)
+        return m->blk_size;
+    size_t s = 0;
+    for (size_t i = 0; i < m->n; i++)
+        s += wire_meta_entry_size(m->ents[i].klen, m->ents[i].vlen);
+    return s;
+}
+
+uint16_t meta_cur_n(const meta_cur_t *m)
+{
+    return m->dirty ? (uint16_t)m->n : m->blk_n;
+}
+
+void meta_cur_encode(const meta_cur_t *m, uint8_t *dst)
+{
+    if (!m->dirty) {
+        if (m->blk_size)
+            memcpy(dst, m->blk, m->blk_size);
+        return;
+    }
+    for (size_t i = 0; i < m->n; i++) {
+        const meta_ent_t *e = &m->ents[i];
+        wire_meta_entry_put(dst, e->key, e->klen, e->val, e->vlen);
+        dst += wire_meta_entry_size(e->klen, e->vlen);
+    }
+}

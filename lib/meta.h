@@ -1,0 +1,49 @@
+/* lib/meta.h — the current meta of a stage: what the next put carries.
+ *
+ * While a stage processes an item, the current meta is that item's meta
+ * block, untouched and unparsed; only when the stage changes it is the
+ * block turned into a list of entries (still pointing into the received
+ * message, which outlives the callback).  A put of untouched meta is one
+ * memcpy of the block.
+ */
+#ifndef MPX_LIB_META_H
+#define MPX_LIB_META_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct meta_ent {
+    const char *key;
+    size_t klen;
+    const void *val;
+    size_t vlen;
+    void *owned; /* malloc'd key+value, or NULL when pointing into blk */
+} meta_ent_t;
+
+typedef struct meta_cur {
+    const uint8_t *blk; /* clean form: an encoded block */
+    uint32_t blk_size;
+    uint16_t blk_n;
+    bool dirty;         /* entries below are the truth */
+    meta_ent_t *ents;
+    size_t n, cap;
+} meta_cur_t;
+
+/* Start from an encoded block (NULL/0/0 for empty). */
+void meta_cur_reset(meta_cur_t *m, const uint8_t *blk, uint32_t size, uint16_t n);
+void meta_cur_free(meta_cur_t *m);
+
+int meta_cur_set(meta_cur_t *m, const char *key, const void *val, size_t vlen);
+const void *meta_cur_get(const meta_cur_t *m, const char *key, size_t *vlen);
+int meta_cur_del(meta_cur_t *m, const char *key);
+size_t meta_cur_count(const meta_cur_t *m);
+int meta_cur_at(const meta_cur_t *m, size_t i, const char **key, const void **val,
+                size_t *vlen);
+
+/* Encoded size and entry count of the current meta, and the encoding. */
+size_t meta_cur_size(const meta_cur_t *m);
+uint16_t meta_cur_n(const meta_cur_t *m);
+void meta_cur_encode(const meta_cur_t *m, uint8_t *dst);
+
+#endif

@@ -1,0 +1,192 @@
+/* lib/stage.c — what a stage may call: its context, put, stop, fail, and
+ * its current meta.  Put encodes straight into the edge's batch buffer:
+ * one copy of the user's bytes, none after.
+ */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "child.h"
+#include "mpx/error.h"
+#include "wire.h"
+
+const void *mpx_args(const mpx_stage_t *st) { return st ? st->pi->args : NULL; }
+void *mpx_state(mpx_stage_t *st) { return st ? st->state : NULL; }
+const char *mpx_stage_name(const mpx_stage_t *st) { return st ? st->pi->name : NULL; }
+int mpx_stage_instance(const mpx_stage_t *st) { return st ? st->pi->index : MPX_EINVAL; }
+int mpx_stage_instances(const mpx_stage_t *st) { return st ? st->pi->count : MPX_EINVAL; }
+
+static bool can_put(const mpx_stage_t *st)
+{
+    return st && st->rt && st->rt->phase >= PHASE_SETUP && st->rt->phase <= PHASE_TEARDOWN;
+}
+
+int mpx_put_parts(mpx_stage_t *st, const mpx_part_t *parts, size_t n)
+{
+    if (!can_put(st))
+        return st ? MPX_ESTATE : MPX_EINVAL;
+    if ((n && !parts) || n > UINT16_MAX)
+        return MPX_EINVAL;
+    child_rt_t *rt = st->rt;
+    int rc = child_before_put(rt);
+    if (rc != 0)
+        return rc;
+    size_t meta_size = meta_cur_size(&rt->meta);
+    size_t size = WIRE_REC_HEAD + meta_size;
+    for (size_t i = 0; i < n; i++) {
+        if (!parts[i].data && parts[i].size)
+            return MPX_EINVAL;
+        if (parts[i].size > UINT32_MAX)
+            return MPX_ERANGE;
+        size += wire_part_size(parts[i].size);
+    }
+    if (size > UINT32_MAX)
+        return MPX_ERANGE;
+    uint8_t *dst = edge_out_reserve(rt->out, size, &rc);
+    if (!dst)
+        return rc;
+    uint8_t *p = wire_rec_head_put(dst, size, n, meta_cur_n(&rt->meta), meta_size);
+    meta_cur_encode(&rt->meta, p);
+    p += meta_size;
+    for (size_t i = 0; i < n; i++)
+        p = wire_part_put(p, parts[i].data, parts[i].size);
+    return edge_out_commit(rt->out, size);
+}
+
+int mpx_put(mpx_stage_t *st, const void *data, size_t size)
+{
+    mpx_part_t part = {data, size};
+    return mpx_put_parts(st, &part, 1);
+}
+
+int mpx_put_str(mpx_stage_t *st, const char *s)
+{
+    if (!s)
+        return MPX_EINVAL;
+    return mpx_put(st, s, strlen(s));
+}
+
+int mpx_put_i64(mpx_stage_t *st, int64_t v) { return mpx_put(st, &v, sizeof v); }
+int mpx_put_f64(mpx_stage_t *st, double v) { return mpx_put(st, &v, sizeof v); }
+
+int mpx_put_item(mpx_stage_t *st, const mpx_item_t *item)
+{
+    if (!item)
+        return MPX_EINVAL;
+    return mpx_put_parts(st, item->parts, item->nparts);
+}
+
+int mpx_flush(mpx_stage_t *st)
+{
+    if (!can_put(st))
+        return st ? MPX_ESTATE : MPX_EINVAL;
+    return edge_out_flush(st->rt->out);
+}
+
+int mpx_stop(mpx_stage_t *st)
+{
+    if (!st)
+        return MPX_EINVAL;
+    st->stop_self = true;
+    return 0;
+}
+
+bool mpx_stopping(const mpx_stage_t *st)
+{
+    if (!st)
+        return false;
+    return st->stop_self || (st->rt && st->rt->out && edge_out_closed(st->rt->out));
+}
+
+int mpx_fail(mpx_stage_t *st, const char *fmt, ...)
+{
+    if (!st)
+        return MPX_EINVAL;
+    char *msg = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&msg, fmt ? fmt : "(no message)", ap) < 0)
+        msg = NULL;
+    va_end(ap);
+    if (msg) {
+        free(st->fail_msg);
+        st->fail_msg = msg;
+    }
+    return MPX_ESTAGE;
+}
+
+/* ---- current meta ------------------------------------------------------- */
+
+static meta_cur_t *cur(const mpx_stage_t *st)
+{
+    return st && st->rt ? &st->rt->meta : NULL;
+}
+
+int mpx_meta_set(mpx_stage_t *st, const char *key, const void *value, size_t size)
+{
+    meta_cur_t *m = cur(st);
+    return m ? meta_cur_set(m, key, value, size) : (st ? MPX_ESTATE : MPX_EINVAL);
+}
+
+int mpx_meta_set_str(mpx_stage_t *st, const char *key, const char *value)
+{
+    if (!value)
+        return MPX_EINVAL;
+    return mpx_meta_set(st, key, value, strlen(value));
+}
+
+int mpx_meta_set_i64(mpx_stage_t *st, const char *key, int64_t value)
+{
+    return mpx_meta_set(st, key, &value, sizeof value);
+}
+
+const void *mpx_meta_get(const mpx_stage_t *st, const char *key, size_t *size)
+{
+    meta_cur_t *m = cur(st);
+    return m ? meta_cur_get(m, key, size) : NULL;
+}
+
+const char *mpx_meta_str(const mpx_stage_t *st, const char *key)
+{
+    return mpx_meta_get(st, key, NULL);
+}
+
+int mpx_meta_i64(const mpx_stage_t *st, const char *key, int64_t *out)
+{
+    size_t n;
+    const void *v = mpx_meta_get(st, key, &n);
+    if (!v || !out)
+        return MPX_EINVAL;
+    if (n != sizeof *out)
+        return MPX_ERANGE;
+    memcpy(out, v, sizeof *out);
+    return 0;
+}
+
+int mpx_meta_del(mpx_stage_t *st, const char *key)
+{
+    meta_cur_t *m = cur(st);
+    return m ? meta_cur_del(m, key) : (st ? MPX_ESTATE : MPX_EINVAL);
+}
+
+void mpx_meta_clear(mpx_stage_t *st)
+{
+    meta_cur_t *m = cur(st);
+    if (m)
+        meta_cur_reset(m, NULL, 0, 0);
+}
+
+size_t mpx_meta_count(const mpx_stage_t *st)
+{
+    meta_cur_t *m = cur(st);
+    return m ? meta_cur_count(m) : 0;
+}
+
+int mpx_meta_at(const mpx_stage_t *st, size_t i, const char **key, const void **value,
+                size_t *size)
+{
+    meta_cur_t *m = cur(st);
+    return m ? meta_cur_at(m, i, key, value, size) : MPX_EINVAL;
+}

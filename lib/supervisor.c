@@ -1,0 +1,523 @@
+/* lib/supervisor.c — the parent's side of a running graph (see
+ * supervisor.h).
+ *
+ * The parent creates no zmq context before all stages are forked (a child
+ * must never inherit a live one).  It learns of a child's death at once
+ * through a pidfd polled with the sockets, reaps only its own children
+ * (never waitpid(-1), which would steal the application's), and releases a
+ * finished producer only when every consumer it feeds has reported done,
+ * which is what makes the end of every stream arrive.
+ */
+#define _GNU_SOURCE
+#include "supervisor.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "mpx/error.h"
+#include "rundir.h"
+#include "wire.h"
+
+/* How long stopped stages get to leave before they are killed. */
+#define STOP_GRACE_MS 300
+/* Without pidfds, how often children are checked for. */
+#define REAP_POLL_MS 50
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Record the first failure; later ones are its consequences. */
+static void record(struct mpx_run *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void record(struct mpx_run *r, int status, const char *fmt, ...)
+{
+    if (r->status != 0)
+        return;
+    r->status = status;
+    r->failing = true;
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = NULL;
+    if (vasprintf(&msg, fmt, ap) < 0)
+        msg = NULL;
+    va_end(ap);
+    free(r->error);
+    r->error = msg;
+}
+
+static const char *inst_label(struct mpx_run *r, int i, char *buf, size_t cap)
+{
+    const plan_inst_t *pi = &r->plan->inst[i];
+    if (pi->count > 1)
+        snprintf(buf, cap, "stage '%s' instance %d of %d", pi->name, pi->index, pi->count);
+    else
+        snprintf(buf, cap, "stage '%s'", pi->name);
+    return buf;
+}
+
+static int ctl_send(struct mpx_run *r, int i, wire_type_t type)
+{
+    uint8_t ident[5] = {'c'};
+    uint32_t id = (uint32_t)i;
+    memcpy(ident + 1, &id, 4);
+    uint8_t buf[WIRE_HEAD];
+    wire_head_put(buf, &(wire_head_t){(uint8_t)type, 0, (uint32_t)r->n, 0});
+    if (zmq_send(r->ctl, ident, sizeof ident, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(r->ctl, buf, sizeof buf, ZMQ_DONTWAIT) < 0)
+        return MPX_ESYS;
+    return 0;
+}
+
+static void stop_child(struct mpx_run *r, int i)
+{
+    run_child_t *c = &r->ch[i];
+    if (c->exited || c->stop_sent || !c->hello)
+        return;
+    if (ctl_send(r, i, WIRE_STOP) == 0)
+        c->stop_sent = true;
+}
+
+static bool consumer_done(struct mpx_run *r, int c)
+{
+    return c == r->n ? r->sink_complete : r->ch[c].done;
+}
+
+static void try_release(struct mpx_run *r, int i)
+{
+    run_child_t *c = &r->ch[i];
+    if (!c->done || c->released || c->exited || r->stopping)
+        return;
+    const plan_inst_t *pi = &r->plan->inst[i];
+    for (int k = 0; k < pi->nconsumers; k++)
+        if (!consumer_done(r, pi->consumers[k]))
+            return;
+    if (ctl_send(r, i, WIRE_RELEASE) == 0)
+        c->released = true;
+}
+
+static void release_producers_of(struct mpx_run *r, int c)
+{
+    const plan_inst_t *pi = &r->plan->inst[c];
+    for (int k = 0; k < pi->nproducers; k++)
+        try_release(r, pi->producers[k]);
+}
+
+static void on_ctl(struct mpx_run *r, int i, const uint8_t *data, size_t len)
+{
+    run_child_t *c = &r->ch[i];
+    wire_head_t h;
+    char label[160];
+    if (wire_head_get(data, len, &h) != 0 || h.sender != (uint32_t)i) {
+        record(r, MPX_EPROTO, "malformed control message from %s",
+               inst_label(r, i, label, sizeof label));
+        return;
+    }
+    switch (h.type) {
+    case WIRE_HELLO:
+        c->hello = true;
+        if (r->stopping)
+            stop_child(r, i);
+        break;
+    case WIRE_READY:
+        if (!c->ready) {
+            c->ready = true;
+            r->nready++;
+        }
+        break;
+    case WIRE_DONE:
+        if (len >= WIRE_HEAD + 24) {
+            memcpy(&c->items_in, data + WIRE_HEAD, 8);
+            memcpy(&c->items_out, data + WIRE_HEAD + 8, 8);
+            memcpy(&c->items_dropped, data + WIRE_HEAD + 16, 8);
+        }
+        c->done = true;
+        try_release(r, i);
+        release_producers_of(r, i);
+        break;
+    case WIRE_ERROR: {
+        size_t tlen = len > WIRE_HEAD + 4 ? len - WIRE_HEAD - 4 : 0;
+        record(r, MPX_ESTAGE, "%s (pid %ld): %.*s", inst_label(r, i, label, sizeof label),
+               (long)c->pid, (int)tlen, (const char *)data + WIRE_HEAD + 4);
+        break;
+    }
+    default:
+        record(r, MPX_EPROTO, "unknown control message %u from %s", h.type,
+               inst_label(r, i, label, sizeof label));
+    }
+}
+
+static void read_ctl(struct mpx_run *r)
+{
+    for (;;) {
+        zmq_msg_t id, body;
+        zmq_msg_init(&id);
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&id, r->ctl, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&id);
+            zmq_msg_close(&body);
+            return;
+        }
+        int more = zmq_msg_more(&id);
+        if (more && zmq_msg_recv(&body, r->ctl, ZMQ_DONTWAIT) >= 0) {
+            uint32_t i = UINT32_MAX;
+            if (zmq_msg_size(&id) == 5 && ((uint8_t *)zmq_msg_data(&id))[0] == 'c')
+                memcpy(&i, (uint8_t *)zmq_msg_data(&id) + 1, 4);
+            if (i < (uint32_t)r->n)
+                on_ctl(r, (int)i, zmq_msg_data(&body), zmq_msg_size(&body));
+            /* Drop any further frames of an oddly framed message. */
+            while (zmq_msg_more(&body) && zmq_msg_recv(&body, r->ctl, ZMQ_DONTWAIT) >= 0)
+                ;
+        }
+        zmq_msg_close(&id);
+        zmq_msg_close(&body);
+    }
+}
+
+static void describe_exit(char *buf, size_t cap, int status)
+{
+    if (WIFSIGNALED(status))
+        snprintf(buf, cap, "was killed by signal %d (%s)", WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    else if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_EXIT_SETUP_FAILED)
+        snprintf(buf, cap, "could not start (exit status %d; see its message on stderr)",
+                 WEXITSTATUS(status));
+    else
+        snprintf(buf, cap, "exited with status %d before it finished", WEXITSTATUS(status));
+}
+
+/* Reap child i if it has exited; blocking waits for it. */
+static void reap(struct mpx_run *r, int i, bool blocking)
+{
+    run_child_t *c = &r->ch[i];
+    if (c->exited)
+        return;
+    int status;
+    struct rusage ru;
+    pid_t p;
+    do
+        p = wait4(c->pid, &status, blocking ? 0 : WNOHANG, &ru);
+    while (p < 0 && errno == EINTR);
+    if (p != c->pid)
+        return;
+    c->exited = true;
+    c->wait_status = status;
+    c->max_rss_kib = ru.ru_maxrss;
+    if (c->pidfd >= 0) {
+        close(c->pidfd);
+        c->pidfd = -1;
+    }
+    bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (!(clean && (c->released || c->stop_sent))) {
+        char label[160], how[160];
+        describe_exit(how, sizeof how, status);
+        record(r, MPX_ECRASH, "%s (pid %ld) %s", inst_label(r, i, label, sizeof label),
+               (long)c->pid, how);
+    }
+}
+
+static bool all_exited(const struct mpx_run *r)
+{
+    for (int i = 0; i < r->n; i++)
+        if (!r->ch[i].exited)
+            return false;
+    return true;
+}
+
+/* Wait up to timeout_ms (-1: no limit) for a control message, a child's
+ * exit, or (want_sink) output, and handle what came. */
+static void pump(struct mpx_run *r, bool want_sink, long timeout_ms)
+{
+    zmq_pollitem_t *items = r->poll;
+    int k = 0;
+    bool fallback = false;
+    items[k++] = (zmq_pollitem_t){r->ctl, 0, ZMQ_POLLIN, 0};
+    int sink_at = -1;
+    if (want_sink && r->sink && !r->sink_complete) {
+        sink_at = k;
+        items[k++] = (zmq_pollitem_t){edge_in_socket(r->sink), 0, ZMQ_POLLIN, 0};
+    }
+    int first_fd = k;
+    for (int i = 0; i < r->n; i++) {
+        if (r->ch[i].exited)
+            continue;
+        if (r->ch[i].pidfd >= 0)
+            items[k++] = (zmq_pollitem_t){NULL, r->ch[i].pidfd, ZMQ_POLLIN, 0};
+        else
+            fallback = true;
+    }
+    if (fallback && (timeout_ms < 0 || timeout_ms > REAP_POLL_MS))
+        timeout_ms = REAP_POLL_MS;
+    int n = zmq_poll(items, k, timeout_ms);
+    if (n < 0 && errno != EINTR) {
+        record(r, MPX_ESYS, "zmq_poll: %s", zmq_strerror(errno));
+        return;
+    }
+    (void)sink_at;
+    read_ctl(r);
+    for (int j = first_fd; j < k; j++)
+        if (items[j].revents)
+            for (int i = 0; i < r->n; i++)
+                if (r->ch[i].pidfd == items[j].fd)
+                    reap(r, i, false);
+    if (fallback)
+        for (int i = 0; i < r->n; i++)
+            if (r->ch[i].pidfd < 0)
+                reap(r, i, false);
+}
+
+/* Close sockets, remove the directory, finalize: the end of every run. */
+static void end_run(struct mpx_run *r)
+{
+    edge_in_destroy(&r->sink);
+    if (r->ctl) {
+        zmq_close(r->ctl);
+        r->ctl = NULL;
+    }
+    if (r->zctx) {
+        zmq_ctx_term(r->zctx);
+        r->zctx = NULL;
+    }
+    if (r->have_dir) {
+        rundir_remove(r->dir);
+        r->have_dir = false;
+    }
+    for (int i = 0; i < r->n; i++) {
+        run_child_t *c = &r->ch[i];
+        if (c->pidfd >= 0) {
+            close(c->pidfd);
+            c->pidfd = -1;
+        }
+        if (c->initialized && c->st.pi->def->finalize)
+            c->st.pi->def->finalize(&c->st);
+        c->initialized = false;
+        free(c->st.fail_msg);
+        c->st.fail_msg = NULL;
+    }
+    free(r->poll);
+    r->poll = NULL;
+    r->state = RUN_ENDED;
+}
+
+void sup_stop(struct mpx_run *r, int status, const char *msg)
+{
+    if (r->state == RUN_ENDED || r->state == RUN_NEW)
+        return;
+    if (status != 0)
+        record(r, status, "%s", msg ? msg : mpx_strerror(status));
+    r->stopping = true;
+    if (r->ctl) {
+        for (int i = 0; i < r->n; i++)
+            stop_child(r, i);
+        long deadline = now_ms() + STOP_GRACE_MS;
+        for (long left; !all_exited(r) && (left = deadline - now_ms()) > 0;) {
+            pump(r, false, left);
+            for (int i = 0; i < r->n; i++)
+                stop_child(r, i); /* those that said hello meanwhile */
+        }
+    }
+    for (int i = 0; i < r->n; i++)
+        if (!r->ch[i].exited && r->ch[i].pid > 0) {
+            r->ch[i].stop_sent = true; /* killed on purpose: not a crash */
+            kill(r->ch[i].pid, SIGKILL);
+        }
+    for (int i = 0; i < r->n; i++)
+        if (r->ch[i].pid > 0)
+            reap(r, i, true);
+    end_run(r);
+}
+
+static int initialize_all(struct mpx_run *r)
+{
+    for (int i = 0; i < r->n; i++) {
+        run_child_t *c = &r->ch[i];
+        const plan_inst_t *pi = &r->plan->inst[i];
+        c->pidfd = -1;
+        c->st.plan = r->plan;
+        c->st.id = i;
+        c->st.pi = pi;
+        if (pi->def->state_size) {
+            c->st.state = calloc(1, pi->def->state_size);
+            if (!c->st.state) {
+                record(r, MPX_ENOMEM, "out of memory for the state of stage '%s'", pi->name);
+                return r->status;
+            }
+        }
+        if (pi->def->initialize) {
+            int rc = pi->def->initialize(&c->st);
+            if (rc != 0) {
+                char label[160];
+                record(r, MPX_ESTAGE, "%s: initialize failed: %s",
+                       inst_label(r, i, label, sizeof label),
+                       c->st.fail_msg ? c->st.fail_msg : mpx_strerror(rc));
+                return r->status;
+            }
+        }
+        c->initialized = true;
+    }
+    return 0;
+}
+
+static int fork_all(struct mpx_run *r)
+{
+    int *fds = malloc(((size_t)r->n + 1) * sizeof *fds);
+    if (!fds) {
+        record(r, MPX_ENOMEM, "out of memory");
+        return r->status;
+    }
+    int nfds = 0;
+    pid_t self = getpid();
+    /* Whatever stdio holds now would otherwise be written once per child. */
+    fflush(NULL);
+    for (int i = 0; i < r->n; i++) {
+        child_args_t a = {r->plan, i, r->dir, self, r->ch[i].st, fds, nfds};
+        pid_t pid = fork();
+        if (pid == 0)
+            child_main(&a);
+        if (pid < 0) {
+            record(r, MPX_ESYS, "fork: %s", strerror(errno));
+            break;
+        }
+        r->ch[i].pid = pid;
+        r->ch[i].pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (r->ch[i].pidfd >= 0)
+            fds[nfds++] = r->ch[i].pidfd;
+    }
+    free(fds);
+    return r->status;
+}
+
+static int open_parent_sockets(struct mpx_run *r)
+{
+    r->poll = calloc((size_t)r->n + 2, sizeof(zmq_pollitem_t));
+    r->zctx = zmq_ctx_new();
+    if (!r->poll || !r->zctx) {
+        record(r, MPX_ESYS, "cannot create the zmq context: %s", zmq_strerror(errno));
+        return r->status;
+    }
+    zmq_ctx_set(r->zctx, ZMQ_BLOCKY, 0);
+    int need = r->plan->inst[r->n].nproducers + 8;
+    if (need > ZMQ_MAX_SOCKETS_DFLT)
+        zmq_ctx_set(r->zctx, ZMQ_MAX_SOCKETS, need);
+    char ep[300];
+    snprintf(ep, sizeof ep, "ipc://%s/ctl", r->dir);
+    int one = 1;
+    r->ctl = zmq_socket(r->zctx, ZMQ_ROUTER);
+    if (!r->ctl || edge_sockopts(r->ctl) != 0 ||
+        zmq_setsockopt(r->ctl, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0 ||
+        zmq_bind(r->ctl, ep) != 0) {
+        record(r, MPX_ESYS, "control channel %s: %s", ep, zmq_strerror(errno));
+        return r->status;
+    }
+    r->sink = edge_in_new(r->zctx, r->plan, r->n, r->dir, r->err, sizeof r->err);
+    if (!r->sink) {
+        record(r, MPX_ESYS, "output: %s", r->err);
+        return r->status;
+    }
+    return 0;
+}
+
+int sup_start(struct mpx_run *r)
+{
+    char *msg = NULL;
+    int rc = plan_build(r->root, &r->plan, &msg);
+    if (rc != 0) {
+        record(r, rc, "%s", msg ? msg : mpx_strerror(rc));
+        free(msg);
+        r->state = RUN_ENDED;
+        return rc;
+    }
+    r->n = r->plan->ninst;
+    r->ch = calloc((size_t)r->n, sizeof *r->ch);
+    if (!r->ch) {
+        record(r, MPX_ENOMEM, "out of memory");
+        r->state = RUN_ENDED;
+        return MPX_ENOMEM;
+    }
+    r->state = RUN_STARTING;
+    if (rundir_create(r->dir, sizeof r->dir, r->err, sizeof r->err) != 0) {
+        record(r, MPX_ESYS, "%s", r->err);
+        end_run(r);
+        return r->status;
+    }
+    r->have_dir = true;
+    if (initialize_all(r) != 0 || fork_all(r) != 0 || open_parent_sockets(r) != 0) {
+        sup_stop(r, 0, NULL);
+        return r->status;
+    }
+    while (r->nready < r->n && !r->failing)
+        pump(r, false, -1);
+    if (r->failing) {
+        sup_stop(r, 0, NULL);
+        return r->status;
+    }
+    for (int i = 0; i < r->n; i++)
+        if (ctl_send(r, i, WIRE_GO) != 0) {
+            record(r, MPX_ESYS, "cannot reach stage '%s': %s", r->plan->inst[i].name,
+                   zmq_strerror(errno));
+            sup_stop(r, 0, NULL);
+            return r->status;
+        }
+    r->state = RUN_RUNNING;
+    return 0;
+}
+
+mpx_item_t *sup_next(struct mpx_run *r)
+{
+    while (r->state == RUN_RUNNING) {
+        if (r->failing) {
+            sup_stop(r, 0, NULL);
+            return NULL;
+        }
+        if (!r->sink_complete) {
+            mpx_item_t *it;
+            int rc = edge_in_next(r->sink, &it, r->err, sizeof r->err);
+            if (rc > 0)
+                return it;
+            if (rc < 0) {
+                record(r, rc, "output: %s", r->err);
+                continue;
+            }
+            if (edge_in_complete(r->sink)) {
+                r->sink_complete = true;
+                release_producers_of(r, r->n);
+                continue;
+            }
+            edge_in_idle(r->sink);
+        } else if (all_exited(r)) {
+            end_run(r);
+            return NULL;
+        }
+        pump(r, true, -1);
+    }
+    return NULL;
+}
+
+void sup_free(struct mpx_run *r)
+{
+    if (!r)
+        return;
+    if (r->state == RUN_STARTING || r->state == RUN_RUNNING)
+        sup_stop(r, MPX_ESTOPPED, "the graph was destroyed while running");
+    if (r->ch)
+        for (int i = 0; i < r->n; i++)
+            free(r->ch[i].st.state);
+    free(r->ch);
+    plan_free(&r->plan);
+    free(r->error);
+    free(r);
+}

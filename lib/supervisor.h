@@ -1,0 +1,63 @@
+/* lib/supervisor.h — the parent's side of a running graph: forking,
+ * watching and reaping the stage processes, the control channel, the
+ * output collector, stopping, and cleaning up.  Runs only inside the
+ * library calls of the thread that started the graph: there is no
+ * background thread.
+ */
+#ifndef MPX_LIB_SUPERVISOR_H
+#define MPX_LIB_SUPERVISOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "child.h"
+#include "edge.h"
+#include "graph/node.h"
+#include "graph/plan.h"
+
+typedef struct run_child {
+    pid_t pid;
+    int pidfd; /* -1 when pidfd_open is not available */
+    bool hello, ready, done, released, stop_sent, exited;
+    int wait_status;
+    long max_rss_kib;
+    uint64_t items_in, items_out, items_dropped;
+    mpx_stage_t st; /* args and state, for initialize/finalize */
+    bool initialized;
+} run_child_t;
+
+typedef enum run_state { RUN_NEW, RUN_STARTING, RUN_RUNNING, RUN_ENDED } run_state_t;
+
+struct mpx_run {
+    mpx_node_t *root;
+    plan_t *plan;
+    run_state_t state;
+    int status;    /* outcome: 0 or the first failure's code */
+    char *error;   /* the first failure's message */
+    bool failing;  /* a failure is recorded: stop at the next chance */
+    bool stopping; /* STOP has been sent */
+    char dir[128];
+    bool have_dir;
+    run_child_t *ch;
+    int n;
+    void *zctx;
+    void *ctl;
+    edge_in_t *sink;
+    bool sink_complete;
+    int nready;
+    void *poll; /* zmq_pollitem_t[n + 2] */
+    char err[256];
+};
+
+/* Build the plan, initialize, fork, and wait until every stage is ready;
+ * on failure everything is cleaned up and the run is ended. */
+int sup_start(struct mpx_run *r);
+/* Next output item, NULL at the end (see mpx_graph_next). */
+mpx_item_t *sup_next(struct mpx_run *r);
+/* Stop with the given outcome (if none is recorded yet) and end. */
+void sup_stop(struct mpx_run *r, int status, const char *msg);
+/* Free a run in any state (stopping it first if it runs). */
+void sup_free(struct mpx_run *r);
+
+#endif

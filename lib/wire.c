@@ -1,0 +1,205 @@
+/* lib/wire.c — encoding and checked decoding of the wire format (see
+ * wire.h).  A decoder here must survive any bytes at all: it is the first
+ * code that touches what another process sent.
+ */
+#include "wire.h"
+
+#include <string.h>
+
+#include "mpx/error.h"
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the wire format is written for little-endian hosts"
+#endif
+
+static inline void put16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
+static inline void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static inline void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+static inline uint16_t get16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+static inline uint32_t get32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+static inline uint64_t get64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+void wire_head_put(uint8_t *dst, const wire_head_t *h)
+{
+    dst[0] = WIRE_MAGIC;
+    dst[1] = WIRE_VERSION;
+    dst[2] = h->type;
+    dst[3] = h->flags;
+    put32(dst + 4, h->sender);
+    put32(dst + 8, h->count);
+    put32(dst + 12, 0);
+}
+
+int wire_head_get(const uint8_t *src, size_t len, wire_head_t *h)
+{
+    if (len < WIRE_HEAD || src[0] != WIRE_MAGIC || src[1] != WIRE_VERSION)
+        return MPX_EPROTO;
+    h->type = src[2];
+    h->flags = src[3];
+    h->sender = get32(src + 4);
+    h->count = get32(src + 8);
+    return 0;
+}
+
+void wire_meta_entry_put(uint8_t *dst, const char *key, size_t klen, const void *val,
+                         size_t vlen)
+{
+    size_t body = wire_pad8(klen + 1 + vlen + 1);
+    put16(dst, (uint16_t)klen);
+    put16(dst + 2, 0);
+    put32(dst + 4, (uint32_t)vlen);
+    uint8_t *p = dst + 8;
+    memcpy(p, key, klen);
+    p[klen] = 0;
+    if (vlen)
+        memcpy(p + klen + 1, val, vlen);
+    memset(p + klen + 1 + vlen, 0, body - klen - 1 - vlen);
+}
+
+uint8_t *wire_rec_head_put(uint8_t *dst, size_t size, size_t nparts, size_t nmeta,
+                           size_t meta_size)
+{
+    put32(dst, (uint32_t)size);
+    put16(dst + 4, (uint16_t)nparts);
+    put16(dst + 6, (uint16_t)nmeta);
+    put32(dst + 8, (uint32_t)meta_size);
+    put32(dst + 12, 0);
+    return dst + WIRE_REC_HEAD;
+}
+
+uint8_t *wire_part_put(uint8_t *dst, const void *data, size_t len)
+{
+    size_t body = wire_pad8(len + 1);
+    put64(dst, (uint64_t)len);
+    if (len)
+        memcpy(dst + 8, data, len);
+    memset(dst + 8 + len, 0, body - len);
+    return dst + 8 + body;
+}
+
+int wire_rec_peek(const uint8_t *src, size_t avail, uint32_t *size, uint16_t *nparts)
+{
+    if (avail < WIRE_REC_HEAD)
+        return MPX_EPROTO;
+    uint32_t s = get32(src);
+    if (s < WIRE_REC_HEAD || s % 8 || s > avail)
+        return MPX_EPROTO;
+    *size = s;
+    *nparts = get16(src + 4);
+    return 0;
+}
+
+/* Check one meta block: every entry inside it, keys without inner NUL,
+ * key and value each followed by a NUL. */
+static int meta_check(const uint8_t *blk, uint32_t size, uint16_t n)
+{
+    size_t off = 0;
+    for (uint16_t i = 0; i < n; i++) {
+        if (size - off < 8)
+            return MPX_EPROTO;
+        size_t klen = get16(blk + off);
+        size_t vlen = get32(blk + off + 4);
+        if (klen == 0 || get16(blk + off + 2) != 0)
+            return MPX_EPROTO;
+        size_t body = size - off - 8;
+        if (wire_pad8(klen + 1 + vlen + 1) > body)
+            return MPX_EPROTO;
+        const uint8_t *k = blk + off + 8;
+        if (k[klen] != 0 || memchr(k, 0, klen) || k[klen + 1 + vlen] != 0)
+            return MPX_EPROTO;
+        off += wire_meta_entry_size(klen, vlen);
+    }
+    return off == size ? 0 : MPX_EPROTO;
+}
+
+int wire_rec_decode(const uint8_t *src, uint32_t size, mpx_item_t *it, mpx_part_t *parts)
+{
+    if (size < WIRE_REC_HEAD || size % 8 || get32(src) != size)
+        return MPX_EPROTO;
+    uint16_t nparts = get16(src + 4);
+    uint16_t nmeta = get16(src + 6);
+    uint32_t meta_size = get32(src + 8);
+    if (get32(src + 12) != 0 || meta_size % 8 || meta_size > size - WIRE_REC_HEAD)
+        return MPX_EPROTO;
+    const uint8_t *meta = src + WIRE_REC_HEAD;
+    if (meta_check(meta, meta_size, nmeta) != 0)
+        return MPX_EPROTO;
+    size_t off = WIRE_REC_HEAD + meta_size;
+    for (uint16_t i = 0; i < nparts; i++) {
+        if (size - off < 8)
+            return MPX_EPROTO;
+        uint64_t len = get64(src + off);
+        if (len > size - off - 8 || wire_pad8((size_t)len + 1) > size - off - 8)
+            return MPX_EPROTO;
+        if (src[off + 8 + len] != 0)
+            return MPX_EPROTO;
+        parts[i].data = src + off + 8;
+        parts[i].size = (size_t)len;
+        off += wire_part_size((size_t)len);
+    }
+    if (off != size)
+        return MPX_EPROTO;
+    it->rec = src;
+    it->size = size;
+    it->nparts = nparts;
+    it->nmeta = nmeta;
+    it->meta = meta;
+    it->meta_size = meta_size;
+    it->parts = parts;
+    return 0;
+}
+
+const void *wire_meta_find(const uint8_t *blk, uint32_t size, uint16_t n, const char *key,
+                           size_t *vlen)
+{
+    size_t klen = strlen(key);
+    size_t off = 0;
+    (void)size;
+    for (uint16_t i = 0; i < n; i++) {
+        size_t kl = get16(blk + off);
+        size_t vl = get32(blk + off + 4);
+        const uint8_t *k = blk + off + 8;
+        if (kl == klen && memcmp(k, key, klen) == 0) {
+            if (vlen)
+                *vlen = vl;
+            return k + kl + 1;
+        }
+        off += wire_meta_entry_size(kl, vl);
+    }
+    return NULL;
+}
+
+int wire_meta_at(const uint8_t *blk, uint32_t size, uint16_t n, size_t i, const char **key,
+                 const void **val, size_t *vlen)
+{
+    size_t off = 0;
+    (void)size;
+    if (i >= n)
+        return MPX_ERANGE;
+    for (size_t j = 0; j < i; j++)
+        off += wire_meta_entry_size(get16(blk + off), get32(blk + off + 4));
+    size_t kl = get16(blk + off);
+    const uint8_t *k = blk + off + 8;
+    if (key)
+        *key = (const char *)k;
+    if (val)
+        *val = k + kl + 1;
+    if (vlen)
+        *vlen = get32(blk + off + 4);
+    return 0;
+}

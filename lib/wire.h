@@ -1,0 +1,104 @@
+/* lib/wire.h — bytes on the wire: message headers, item records, meta
+ * blocks and control payloads.  Pure functions: no sockets, no state.
+ *
+ * Every message starts with a 16-byte header.  A DATA message carries
+ * `count` item records back to back.  A record:
+ *
+ *   u32 size        whole record, a multiple of 8
+ *   u16 nparts      u16 nmeta
+ *   u32 meta_size   bytes of meta entries that follow, a multiple of 8
+ *   u32 zero
+ *   nmeta entries:  u16 klen, u16 zero, u32 vlen, key, NUL, value, NUL, pad
+ *   nparts parts:   u64 len, data, NUL, pad
+ *
+ * Padding keeps every part 8-byte aligned relative to the message start
+ * (and zmq message buffers are 8-byte aligned).  Integers are in host byte
+ * order: both ends are processes on one machine.  Decoders never trust a
+ * length: everything is checked against the bytes actually received.
+ */
+#ifndef MPX_LIB_WIRE_H
+#define MPX_LIB_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mpx/stage.h"
+
+#define WIRE_MAGIC 0x6d
+#define WIRE_VERSION 1
+#define WIRE_HEAD 16
+#define WIRE_REC_HEAD 16
+#define WIRE_KEY_MAX 255
+
+typedef enum wire_type {
+    /* data edge */
+    WIRE_DATA = 1,  /* count item records */
+    WIRE_EOS = 2,   /* the sender will send nothing more */
+    WIRE_ACK = 3,   /* consumer -> producer: u64 items, u64 bytes consumed */
+    /* control channel, child -> parent */
+    WIRE_HELLO = 16, /* u32 pid */
+    WIRE_READY = 17, /* setup done (or first put in setup) */
+    WIRE_DONE = 18,  /* u64 in, u64 out, u64 dropped */
+    WIRE_ERROR = 19, /* u32 phase, text */
+    /* control channel, parent -> child */
+    WIRE_GO = 32,
+    WIRE_RELEASE = 33,
+    WIRE_STOP = 34,
+} wire_type_t;
+
+/* WIRE_ACK flags */
+#define WIRE_ACK_CLOSED 1u /* the consumer stopped: send it nothing more */
+
+typedef struct wire_head {
+    uint8_t type, flags;
+    uint32_t sender;
+    uint32_t count;
+} wire_head_t;
+
+static inline size_t wire_pad8(size_t n) { return (n + 7) & ~(size_t)7; }
+
+void wire_head_put(uint8_t *dst, const wire_head_t *h);
+/* 0, or MPX_EPROTO when the bytes are not an mpx header. */
+int wire_head_get(const uint8_t *src, size_t len, wire_head_t *h);
+
+/* Size of one meta entry and one part on the wire. */
+static inline size_t wire_meta_entry_size(size_t klen, size_t vlen)
+{
+    return 8 + wire_pad8(klen + 1 + vlen + 1);
+}
+static inline size_t wire_part_size(size_t len) { return 8 + wire_pad8(len + 1); }
+
+/* Write one meta entry at dst (wire_meta_entry_size bytes). */
+void wire_meta_entry_put(uint8_t *dst, const char *key, size_t klen, const void *val,
+                         size_t vlen);
+/* Write a record header and return where meta goes; parts follow meta. */
+uint8_t *wire_rec_head_put(uint8_t *dst, size_t size, size_t nparts, size_t nmeta,
+                           size_t meta_size);
+/* Write one part, return the byte after it. */
+uint8_t *wire_part_put(uint8_t *dst, const void *data, size_t len);
+
+/* A decoded view of a record, pointing into the received bytes. */
+struct mpx_item {
+    const uint8_t *rec;
+    uint32_t size;
+    uint16_t nparts, nmeta;
+    const uint8_t *meta;
+    uint32_t meta_size;
+    mpx_part_t *parts; /* nparts entries, owned by whoever decoded */
+};
+
+/* Read the fixed head of the record at src: its size and part count.
+ * Returns 0 or MPX_EPROTO (truncated, size not a multiple of 8, ...). */
+int wire_rec_peek(const uint8_t *src, size_t avail, uint32_t *size, uint16_t *nparts);
+/* Validate the record of `size` bytes at src and fill `it`; `parts` must
+ * hold nparts entries.  Returns 0 or MPX_EPROTO. */
+int wire_rec_decode(const uint8_t *src, uint32_t size, mpx_item_t *it, mpx_part_t *parts);
+
+/* Walk a validated meta block. */
+const void *wire_meta_find(const uint8_t *blk, uint32_t size, uint16_t n, const char *key,
+                           size_t *vlen);
+int wire_meta_at(const uint8_t *blk, uint32_t size, uint16_t n, size_t i, const char **key,
+                 const void **val, size_t *vlen);
+
+#endif
