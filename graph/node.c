@@ -170,11 +170,19 @@ mpx_node_t *mpx_broadcast_v(mpx_node_t *const *nodes, size_t n)
     return group_new(NODE_BROADCAST, nodes, n);
 }
 
+/* Settings are frozen once the graph a node belongs to has started. */
+static bool started(const mpx_node_t *n)
+{
+    while (n->parent)
+        n = n->parent;
+    return n->run != NULL;
+}
+
 int mpx_node_set_name(mpx_node_t *node, const char *name)
 {
     if (!node || !name || !name[0])
         return MPX_EINVAL;
-    if (node->run)
+    if (started(node))
         return MPX_ESTATE;
     char *copy = strdup(name);
     if (!copy)
@@ -188,7 +196,7 @@ int mpx_node_set_capacity(mpx_node_t *node, size_t items, size_t bytes)
 {
     if (!node)
         return MPX_EINVAL;
-    if (node->run)
+    if (started(node))
         return MPX_ESTATE;
     if (items)
         node->cap_items = items;

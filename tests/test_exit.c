@@ -1,0 +1,306 @@
+/* tests/test_exit.c — every way a graph ends: success, a stage error, a
+ * stage that crashes or exits, mpx_graph_stop, destroy while running, and
+ * SIGINT/SIGTERM/SIGKILL to the parent.  Each checks that no process and
+ * no runtime file is left.  Durations are printed, never asserted: the
+ * generous limits only keep a hang from blocking the suite. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "stages.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void success_is_clean(void)
+{
+    mpx_graph_t *g = MPX_EZ(range_node(0, 1000), mpx_as(3, &Inc, NULL), mpx_stage(&Drop, NULL));
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK(strcmp(mpx_graph_error(g), "") == 0, "%s", mpx_graph_error(g));
+    for (size_t i = 0; i < mpx_graph_instance_count(g); i++) {
+        mpx_instance_info_t info;
+        mpx_graph_instance_info(g, i, &info);
+        CHECK(WIFEXITED(info.wait_status) && WEXITSTATUS(info.wait_status) == 0,
+              "%s exited with %x", info.name, info.wait_status);
+    }
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* Fails on item 500; the endless source upstream must be stopped. */
+static int boom(mpx_stage_t *st, mpx_item_t *it)
+{
+    if (mpx_item_i64(it) == 500)
+        return mpx_fail(st, "bad item %lld", (long long)mpx_item_i64(it));
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t Boom = {.name = "boom", .process = boom};
+
+static void stage_error_stops_graph(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Endless, NULL), mpx_as(3, &Boom, NULL),
+                            mpx_stage(&Inc, NULL));
+    double t0 = now_s();
+    int rc = mpx_graph_join(g);
+    CHECK_EQ(rc, MPX_ESTAGE);
+    const char *msg = mpx_graph_error(g);
+    CHECK(strstr(msg, "stage 'boom' instance ") && strstr(msg, " of 3 (pid ") &&
+              strstr(msg, "process failed: bad item 500"),
+          "message: %s", msg);
+    printf("error: %s (graph ended %.0f ms after start)\n", msg, (now_s() - t0) * 1000);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+static int crash(mpx_stage_t *st, mpx_item_t *it)
+{
+    if (mpx_item_i64(it) == 100)
+        abort();
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t Crash = {.name = "crasher", .process = crash};
+
+static void crash_is_reported(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Endless, NULL), mpx_stage(&Crash, NULL),
+                            mpx_stage(&Inc, NULL));
+    CHECK_EQ(mpx_graph_join(g), MPX_ECRASH);
+    const char *msg = mpx_graph_error(g);
+    CHECK(strstr(msg, "stage 'crasher' (pid ") && strstr(msg, "was killed by signal 6"), "%s", msg);
+    printf("error: %s\n", msg);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+static int quit(mpx_stage_t *st, mpx_item_t *it)
+{
+    if (mpx_item_i64(it) == 10)
+        exit(3);
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t Quit = {.name = "quitter", .process = quit};
+
+static void unexpected_exit_is_reported(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Endless, NULL), mpx_as(2, &Quit, NULL));
+    CHECK_EQ(mpx_graph_join(g), MPX_ECRASH);
+    const char *msg = mpx_graph_error(g);
+    CHECK(strstr(msg, "stage 'quitter' instance") && strstr(msg, "exited with status 3"), "%s",
+          msg);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+static void stop_endless_graph(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Endless, NULL), mpx_as(2, &Inc, NULL),
+                            mpx_stage(&Inc, NULL));
+    int64_t n = 0;
+    while (n < 5000 && mpx_graph_next(g))
+        n++;
+    double t0 = now_s();
+    CHECK_EQ(mpx_graph_stop(g), 0);
+    printf("stop took %.1f ms\n", (now_s() - t0) * 1000);
+    CHECK_EQ(mpx_graph_join(g), MPX_ESTOPPED);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* A stage busy in its own code does not see the stop: it is killed after
+ * the grace period, still counted as stopped, not crashed. */
+static int busy(mpx_stage_t *st, mpx_item_t *it)
+{
+    (void)st;
+    (void)it;
+    for (;;)
+        pause();
+    return 0;
+}
+static const mpx_stage_def_t Busy = {.name = "busy", .process = busy};
+
+static void stop_stage_in_user_code(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Endless, NULL), mpx_stage(&Busy, NULL));
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    usleep(50000);
+    double t0 = now_s();
+    CHECK_EQ(mpx_graph_stop(g), 0);
+    printf("stop took %.1f ms\n", (now_s() - t0) * 1000);
+    CHECK_EQ(mpx_graph_join(g), MPX_ESTOPPED);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+static void destroy_while_running(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Endless, NULL), mpx_as(3, &Inc, NULL));
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    pid_t pids[4];
+    for (size_t i = 0; i < 4; i++) {
+        mpx_instance_info_t info;
+        mpx_graph_instance_info(g, i, &info);
+        pids[i] = info.pid;
+    }
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s", mpx_graph_runtime_dir(g));
+    mpx_node_destroy(&g);
+    CHECK(g == NULL, "destroy clears the pointer");
+    for (int i = 0; i < 4; i++)
+        CHECK(kill(pids[i], 0) != 0 && errno == ESRCH, "process %d left", (int)pids[i]);
+    CHECK(access(dir, F_OK) != 0, "runtime directory left");
+    CHECK(no_children_left(0), "children left");
+}
+
+static void runtime_dir_is_private(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Endless, NULL), mpx_stage(&Inc, NULL));
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    const char *dir = mpx_graph_runtime_dir(g);
+    REQUIRE(dir != NULL, "no runtime directory");
+    CHECK(strncmp(dir, harness_tmpdir(), strlen(harness_tmpdir())) == 0, "%s not under TMPDIR",
+          dir);
+    struct stat sb;
+    REQUIRE(stat(dir, &sb) == 0, "stat %s", dir);
+    CHECK(S_ISDIR(sb.st_mode) && (sb.st_mode & 0777) == 0700 && sb.st_uid == getuid(),
+          "mode %o", (unsigned)sb.st_mode);
+    CHECK(dir_entries(dir) > 0, "no sockets in %s", dir);
+    mpx_graph_stop(g);
+    CHECK(access(dir, F_OK) != 0, "runtime directory left");
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+static const mpx_stage_def_t LongName = {.name = "a-very-long-stage-name", .process = boom};
+
+static void processes_named_after_stages(void)
+{
+    mpx_node_t *renamed = mpx_stage(&Inc, NULL);
+    mpx_node_set_name(renamed, "wordcount");
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Endless, NULL), mpx_as(2, &Inc, NULL), renamed,
+                            mpx_stage(&LongName, NULL));
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    const char *want[] = {"endless", "inc", "inc", "wordcount", "a-very-long-sta"};
+    for (size_t i = 0; i < 5; i++) {
+        mpx_instance_info_t info;
+        mpx_graph_instance_info(g, i, &info);
+        char path[64], comm[64] = "";
+        snprintf(path, sizeof path, "/proc/%d/comm", (int)info.pid);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (!fgets(comm, sizeof comm, f))
+                comm[0] = 0;
+            fclose(f);
+        }
+        comm[strcspn(comm, "\n")] = 0;
+        /* The kernel keeps 15 bytes of a name. */
+        CHECK(strncmp(comm, want[i], 15) == 0, "process %zu is named '%s', not '%s'", i, comm,
+              want[i]);
+    }
+    mpx_graph_stop(g);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* ---- signals to the parent ---------------------------------------------- *
+ * An application process (forked here) starts an endless graph, reports
+ * its stage pids and runtime directory, and blocks in join.  We signal the
+ * application only; as the harness is a child subreaper, its orphaned
+ * stage processes become our children, so we can see them leave. */
+
+typedef struct app_report {
+    int n;
+    pid_t pids[8];
+    char dir[200];
+} app_report_t;
+
+static void app_main(int fd)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Endless, NULL), mpx_as(3, &Inc, NULL),
+                            mpx_stage(&Drop, NULL));
+    if (mpx_graph_start(g) != 0)
+        _exit(90);
+    app_report_t r = {0};
+    r.n = (int)mpx_graph_instance_count(g);
+    for (int i = 0; i < r.n && i < 8; i++) {
+        mpx_instance_info_t info;
+        mpx_graph_instance_info(g, (size_t)i, &info);
+        r.pids[i] = info.pid;
+    }
+    snprintf(r.dir, sizeof r.dir, "%s", mpx_graph_runtime_dir(g));
+    if (write(fd, &r, sizeof r) != (ssize_t)sizeof r)
+        _exit(91);
+    mpx_graph_join(g);
+    _exit(92); /* never: the graph is endless */
+}
+
+static void parent_killed_by(int sig)
+{
+    int fds[2];
+    REQUIRE(pipe(fds) == 0, "pipe");
+    fflush(NULL);
+    pid_t app = fork();
+    REQUIRE(app >= 0, "fork");
+    if (app == 0) {
+        close(fds[0]);
+        app_main(fds[1]);
+    }
+    close(fds[1]);
+    app_report_t r;
+    REQUIRE(read(fds[0], &r, sizeof r) == (ssize_t)sizeof r, "no report from the application");
+    close(fds[0]);
+    REQUIRE(r.n == 5, "%d stages", r.n);
+    REQUIRE(access(r.dir, F_OK) == 0, "no runtime directory");
+    usleep(20000); /* let items flow */
+
+    double t0 = now_s();
+    REQUIRE(kill(app, sig) == 0, "kill");
+    int status;
+    REQUIRE(wait_child(app, &status, 10), "the application did not end");
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == sig, "application status %x", status);
+    /* Every stage process leaves by itself; the last removes the runtime
+     * directory. */
+    CHECK(no_children_left(10), "stage processes outlived the parent");
+    double gone = now_s() - t0;
+    for (int i = 0; i < r.n; i++)
+        CHECK(kill(r.pids[i], 0) != 0 && errno == ESRCH, "stage process %d left", (int)r.pids[i]);
+    while (access(r.dir, F_OK) == 0 && now_s() - t0 < 10)
+        usleep(1000);
+    CHECK(access(r.dir, F_OK) != 0, "runtime directory %s left", r.dir);
+    printf("after %s to the parent: all stage processes gone in %.1f ms, directory in %.1f ms\n",
+           strsignal(sig), gone * 1000, (now_s() - t0) * 1000);
+    CHECK_EQ(dir_entries(harness_tmpdir()), 0);
+}
+
+static void parent_sigint(void) { parent_killed_by(SIGINT); }
+static void parent_sigterm(void) { parent_killed_by(SIGTERM); }
+static void parent_sigkill(void) { parent_killed_by(SIGKILL); }
+
+int main(int argc, char **argv)
+{
+    static const test_case_t cases[] = {
+        TEST_CASE(success_is_clean),
+        TEST_CASE(stage_error_stops_graph),
+        TEST_CASE(crash_is_reported),
+        TEST_CASE(unexpected_exit_is_reported),
+        TEST_CASE(stop_endless_graph),
+        TEST_CASE(stop_stage_in_user_code),
+        TEST_CASE(destroy_while_running),
+        TEST_CASE(runtime_dir_is_private),
+        TEST_CASE(processes_named_after_stages),
+        TEST_CASE(parent_sigint),
+        TEST_CASE(parent_sigterm),
+        TEST_CASE(parent_sigkill),
+    };
+    return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
+}

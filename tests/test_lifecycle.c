@@ -1,0 +1,399 @@
+/* tests/test_lifecycle.c — initialize in the parent, setup/process/
+ * teardown in the child, sources, teardown exactly once after the input
+ * drained, puts of zero or many items, mpx_stop from any stage, and
+ * finalize back in the parent. */
+#define _GNU_SOURCE
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "stages.h"
+
+/* ---- initialize in the parent, seen by the child ------------------------ */
+
+typedef struct seen_state {
+    pid_t init_pid;   /* set by initialize */
+    int64_t table[4]; /* computed by initialize */
+} seen_state_t;
+
+static int initialized, finalized;
+
+static int seen_init(mpx_stage_t *st)
+{
+    seen_state_t *s = mpx_state(st);
+    s->init_pid = getpid();
+    for (int i = 0; i < 4; i++)
+        s->table[i] = (i + 1) * 1000 + mpx_stage_instance(st);
+    initialized++;
+    /* Nothing can be put before fork. */
+    return mpx_put_i64(st, 1) == MPX_ESTATE ? 0 : mpx_fail(st, "put allowed in initialize");
+}
+
+static int seen_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    seen_state_t *s = mpx_state(st);
+    if (getpid() == s->init_pid || getppid() != s->init_pid)
+        return mpx_fail(st, "process runs in the wrong process");
+    mpx_part_t parts[3] = {{mpx_item_data(it, 0), 8},
+                           {&s->table[mpx_item_i64(it) % 4], 8},
+                           {&(int64_t){getpid()}, 8}};
+    return mpx_put_parts(st, parts, 3);
+}
+
+static void seen_finalize(mpx_stage_t *st)
+{
+    seen_state_t *s = mpx_state(st);
+    if (s->init_pid == getpid())
+        finalized++;
+}
+
+static const mpx_stage_def_t Seen = {
+    .name = "seen", .state_size = sizeof(seen_state_t), .initialize = seen_init,
+    .process = seen_process, .finalize = seen_finalize};
+
+static void initialize_in_parent(void)
+{
+    initialized = finalized = 0;
+    mpx_graph_t *g = MPX_EZ(range_node(0, 200), mpx_as(3, &Seen, NULL));
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    CHECK_EQ(initialized, 3);
+    pid_t pids[3];
+    for (int i = 0; i < 3; i++) {
+        mpx_instance_info_t info;
+        REQUIRE(mpx_graph_instance_info(g, (size_t)i + 1, &info) == 0, "no info");
+        pids[i] = info.pid;
+    }
+    int64_t n = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        int64_t v, t, pid;
+        REQUIRE(mpx_item_parts(it) == 3, "parts");
+        mpx_item_get_i64(it, 0, &v);
+        mpx_item_get_i64(it, 1, &t);
+        mpx_item_get_i64(it, 2, &pid);
+        int inst = pid == pids[0] ? 0 : pid == pids[1] ? 1 : pid == pids[2] ? 2 : -1;
+        CHECK(inst >= 0, "item from unknown pid %lld", (long long)pid);
+        CHECK_EQ(t, (v % 4 + 1) * 1000 + inst);
+        CHECK(pid != getpid(), "process ran in the parent");
+        n++;
+    }
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(n, 200);
+    CHECK_EQ(finalized, 3);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* ---- setup / process / teardown order and counts ------------------------ */
+
+typedef struct order_state {
+    int64_t processed;
+    int setups, teardowns;
+} order_state_t;
+
+static int order_setup(mpx_stage_t *st)
+{
+    order_state_t *s = mpx_state(st);
+    s->setups++;
+    return mpx_put_str(st, "setup");
+}
+
+static int order_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    order_state_t *s = mpx_state(st);
+    if (s->teardowns)
+        return mpx_fail(st, "process after teardown");
+    if (mpx_item_size(it, 0) == 8)
+        s->processed++;
+    return 0;
+}
+
+static int order_teardown(mpx_stage_t *st)
+{
+    order_state_t *s = mpx_state(st);
+    s->teardowns++;
+    /* Teardown may still put: report what this instance saw. */
+    mpx_part_t parts[3] = {{"teardown", 8}, {&s->processed, 8}, {&(int64_t){s->setups}, 8}};
+    return mpx_put_parts(st, parts, 3);
+}
+
+static const mpx_stage_def_t Order = {
+    .name = "order", .state_size = sizeof(order_state_t), .setup = order_setup,
+    .process = order_process, .teardown = order_teardown};
+
+/* Three parallel sources feed one stage: its teardown runs once, after all
+ * three ended and it processed all 3 x 500 items, and its teardown item is
+ * the last it sends. */
+static void teardown_once_after_drain(void)
+{
+    mpx_graph_t *g = MPX_EZ(MPX_P(range_node(0, 500), range_node(1000, 500), range_node(5000, 500)),
+                            mpx_stage(&Order, NULL));
+    int64_t teardowns = 0, setups = 0, after_teardown = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        if (strcmp(mpx_item_str(it), "setup") == 0) {
+            setups++;
+        } else if (mpx_item_parts(it) == 3) {
+            int64_t processed, nsetup;
+            mpx_item_get_i64(it, 1, &processed);
+            mpx_item_get_i64(it, 2, &nsetup);
+            CHECK_EQ(processed, 1500);
+            CHECK_EQ(nsetup, 1);
+            teardowns++;
+        } else {
+            after_teardown += teardowns > 0;
+        }
+    }
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(setups, 1);
+    CHECK_EQ(teardowns, 1);
+    CHECK_EQ(after_teardown, 0);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* A source that returns from setup without mpx_stop still ends. */
+static int quiet_setup(mpx_stage_t *st)
+{
+    for (int i = 0; i < 10; i++)
+        if (mpx_put_i64(st, i) != 0)
+            return -1;
+    return 0;
+}
+static const mpx_stage_def_t Quiet = {.name = "quiet", .setup = quiet_setup};
+
+static void source_ends_by_returning(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Quiet, NULL), mpx_stage(&Inc, NULL));
+    int64_t n;
+    CHECK_EQ(drain_sum(g, &n), 55);
+    CHECK_EQ(n, 10);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* x -> x % 4 copies of x (0 to 3 puts per input). */
+static int copies(mpx_stage_t *st, mpx_item_t *it)
+{
+    int64_t x = mpx_item_i64(it);
+    for (int64_t k = 0; k < x % 4; k++) {
+        int rc = mpx_put_i64(st, x);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+static const mpx_stage_def_t Copies = {.name = "copies", .process = copies};
+
+static void puts_zero_one_or_many(void)
+{
+    mpx_graph_t *g = MPX_EZ(range_node(0, 1000), mpx_as(2, &Copies, NULL), mpx_stage(&Copies, NULL));
+    int64_t n, want_n = 0, want_sum = 0;
+    int64_t sum = drain_sum(g, &n);
+    for (int64_t x = 0; x < 1000; x++) {
+        int64_t c = (x % 4) * (x % 4);
+        want_n += c;
+        want_sum += c * x;
+    }
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(n, want_n);
+    CHECK_EQ(sum, want_sum);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* A stage with only setup in the middle passes its input through. */
+static int hello_setup(mpx_stage_t *st) { return mpx_put_i64(st, 1000000); }
+static const mpx_stage_def_t Hello = {.name = "hello", .setup = hello_setup};
+
+static void setup_only_stage_passes_items(void)
+{
+    mpx_graph_t *g = MPX_EZ(range_node(0, 100), mpx_stage(&Hello, NULL));
+    int64_t n;
+    CHECK_EQ(drain_sum(g, &n), 4950 + 1000000);
+    CHECK_EQ(n, 101);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* ---- mpx_stop outside sources ------------------------------------------- */
+
+typedef struct head_state {
+    int64_t seen;
+} head_state_t;
+
+/* Passes the first `limit` items, then stops itself. */
+static int head_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    head_state_t *s = mpx_state(st);
+    int rc = mpx_put_item(st, it);
+    if (rc == 0 && ++s->seen == *(const int64_t *)mpx_args(st))
+        mpx_stop(st);
+    return rc;
+}
+static int head_teardown(mpx_stage_t *st)
+{
+    head_state_t *s = mpx_state(st);
+    return mpx_put_i64(st, -s->seen); /* teardown still runs, once */
+}
+static const mpx_stage_def_t Head = {.name = "head", .args_size = sizeof(int64_t),
+                                     .state_size = sizeof(head_state_t),
+                                     .process = head_process, .teardown = head_teardown};
+
+/* endless -> head(10): like `yes | head`, the graph ends. */
+static void stop_ends_endless_source(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Endless, NULL), mpx_stage(&Inc, NULL),
+                            mpx_stage(&Head, &(int64_t){10}));
+    int64_t n = 0, sum = 0, marker = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        int64_t v = mpx_item_i64(it);
+        if (v < 0)
+            marker = v;
+        else {
+            sum += v;
+            n++;
+        }
+    }
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(n, 10);
+    CHECK_EQ(sum, 55);
+    CHECK_EQ(marker, -10);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* One of two parallel workers stops after 5 items: the run goes on with
+ * the other, and what was sent to the stopped one is counted as dropped. */
+static void stop_one_parallel_worker(void)
+{
+    mpx_graph_t *g = MPX_EZ(range_node(0, 20000),
+                            MPX_P(mpx_stage(&Head, &(int64_t){5}), mpx_stage(&Inc, NULL)));
+    int64_t n = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g)))
+        n += mpx_item_i64(it) >= 0;
+    CHECK_EQ(mpx_graph_join(g), 0);
+    mpx_instance_info_t head, inc;
+    REQUIRE(mpx_graph_instance_info(g, 1, &head) == 0, "info");
+    REQUIRE(mpx_graph_instance_info(g, 2, &inc) == 0, "info");
+    CHECK_EQ(head.items_in, 5);
+    CHECK_EQ(head.items_in + head.items_dropped + inc.items_in, 20000);
+    CHECK_EQ(n, 5 + (int64_t)inc.items_in);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* A stage that stops at its first item closes its input; the source is
+ * stopped in turn; teardown of the stopped stage still runs. */
+static void stop_at_first_item(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Endless, NULL), mpx_stage(&Head, &(int64_t){1}));
+    int64_t n;
+    CHECK_EQ(drain_sum(g, &n), -1);
+    CHECK_EQ(n, 2);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* A broadcast branch that stops leaves the other branch running. */
+static void stop_one_broadcast_branch(void)
+{
+    mpx_graph_t *g = MPX_EZ(range_node(0, 5000),
+                            MPX_B(mpx_stage(&Head, &(int64_t){3}), mpx_stage(&Inc, NULL)));
+    int64_t pos = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g)))
+        pos += mpx_item_i64(it) >= 0;
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(pos, 5003);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* ---- failures in initialize and setup ----------------------------------- */
+
+static int bad_init(mpx_stage_t *st)
+{
+    return mpx_stage_instance(st) == 1 ? mpx_fail(st, "no table for %d", 1) : 0;
+}
+static void count_final(mpx_stage_t *st)
+{
+    (void)st;
+    finalized++;
+}
+static const mpx_stage_def_t BadInit = {.name = "badinit", .initialize = bad_init,
+                                        .process = copies, .finalize = count_final};
+
+static void initialize_fails(void)
+{
+    finalized = 0;
+    mpx_graph_t *g = MPX_EZ(range_node(0, 10), mpx_as(3, &BadInit, NULL));
+    CHECK_EQ(mpx_graph_start(g), MPX_ESTAGE);
+    const char *msg = mpx_graph_error(g);
+    CHECK(strstr(msg, "stage 'badinit' instance 1 of 3: initialize failed: no table for 1"),
+          "%s", msg);
+    CHECK_EQ(finalized, 1); /* only the instance whose initialize succeeded */
+    CHECK_EQ(mpx_graph_join(g), MPX_ESTAGE);
+    CHECK(no_children_left(0), "forked after a failed initialize");
+    CHECK_EQ(dir_entries(harness_tmpdir()), 0);
+    mpx_node_destroy(&g);
+}
+
+static int bad_setup(mpx_stage_t *st) { return mpx_fail(st, "cannot open %s", "/nonexistent"); }
+static const mpx_stage_def_t BadSetup = {.name = "badsetup", .setup = bad_setup, .process = copies};
+
+/* Counts, in memory shared with the test, the puts that returned. */
+static volatile int64_t *puts_done;
+static int counting_setup(mpx_stage_t *st)
+{
+    for (;;) {
+        int rc = mpx_put_i64(st, 1);
+        if (rc != 0)
+            return rc;
+        __atomic_add_fetch(puts_done, 1, __ATOMIC_SEQ_CST);
+    }
+}
+static const mpx_stage_def_t Counting = {.name = "counting", .setup = counting_setup};
+
+static void setup_fails(void)
+{
+    puts_done = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(puts_done != MAP_FAILED, "mmap");
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Counting, NULL), mpx_stage(&Inc, NULL),
+                            mpx_stage(&BadSetup, NULL));
+    CHECK_EQ(mpx_graph_start(g), MPX_ESTAGE);
+    const char *msg = mpx_graph_error(g);
+    CHECK(strstr(msg, "stage 'badsetup'") && strstr(msg, "setup failed: cannot open /nonexistent"),
+          "%s", msg);
+    /* No item flowed: the source's first put waited for a go that never
+     * came, because start saw the failed setup first. */
+    CHECK_EQ(*puts_done, 0);
+    CHECK(mpx_graph_next(g) == NULL, "items after a failed start");
+    expect_clean(g);
+    mpx_node_destroy(&g);
+    munmap((void *)puts_done, 4096);
+}
+
+int main(int argc, char **argv)
+{
+    static const test_case_t cases[] = {
+        TEST_CASE(initialize_in_parent),
+        TEST_CASE(teardown_once_after_drain),
+        TEST_CASE(source_ends_by_returning),
+        TEST_CASE(puts_zero_one_or_many),
+        TEST_CASE(setup_only_stage_passes_items),
+        TEST_CASE(stop_ends_endless_source),
+        TEST_CASE(stop_one_parallel_worker),
+        TEST_CASE(stop_at_first_item),
+        TEST_CASE(stop_one_broadcast_branch),
+        TEST_CASE(initialize_fails),
+        TEST_CASE(setup_fails),
+    };
+    return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
+}
