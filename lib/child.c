@@ -35,12 +35,15 @@ static pid_t orphan_parent;
 static char orphan_dir[256];
 
 /* Remove the runtime directory with nothing but system calls, so that a
- * signal handler may do it.  Every child does this when the parent dies;
- * the last one's rmdir succeeds. */
+ * signal handler may do it.  Every child does this when the parent dies,
+ * all at once: a directory read while others unlink from it can skip
+ * entries, so each child reads it again until it is gone. */
 static void remove_dir_raw(const char *dir)
 {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
+    for (int pass = 0; pass < 100; pass++) {
+        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+            return; /* another child removed it */
         char buf[4096] __attribute__((aligned(8)));
         for (;;) {
             long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
@@ -57,20 +60,25 @@ static void remove_dir_raw(const char *dir)
             }
         }
         close(fd);
+        if (rmdir(dir) == 0 || errno == ENOENT)
+            return;
     }
-    rmdir(dir);
 }
 
-static void on_term(int sig)
+/* The parent's death is signalled with a real-time signal of its own, so
+ * that a SIGTERM from anyone else keeps its ordinary meaning.  The kernel
+ * sends it on behalf of the dying parent, so si_pid names the parent; a
+ * thread may still see the old parent in getppid() at that moment. */
+static int pdeath_signal(void) { return SIGRTMIN + 7; }
+
+static void on_parent_death(int sig, siginfo_t *info, void *ctx)
 {
-    if (getppid() != orphan_parent) {
+    (void)sig;
+    (void)ctx;
+    if (info->si_pid == orphan_parent || getppid() != orphan_parent) {
         remove_dir_raw(orphan_dir);
-        _exit(128 + sig);
+        _exit(128 + SIGTERM);
     }
-    /* Someone else sent it: die of it, as the sender asked. */
-    struct sigaction sa = {.sa_handler = SIG_DFL};
-    sigaction(sig, &sa, NULL);
-    raise(sig);
 }
 
 static void take_identity(const child_args_t *a)
@@ -79,17 +87,31 @@ static void take_identity(const child_args_t *a)
     snprintf(comm, sizeof comm, "%s", a->plan->inst[a->id].name);
     prctl(PR_SET_NAME, comm, 0, 0, 0);
 
-    snprintf(orphan_dir, sizeof orphan_dir, "%s", a->dir);
-    orphan_parent = a->parent;
-    struct sigaction sa = {.sa_handler = on_term};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
+    /* Handlers the application installed mean nothing in a stage process;
+     * stage code may install its own in setup. */
+    static const int reset[] = {SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGCHLD};
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    for (size_t i = 0; i < sizeof reset / sizeof *reset; i++)
+        sigaction(reset[i], &dfl, NULL);
     /* Ctrl-C reaches the whole process group: the parent decides. */
     struct sigaction ign = {.sa_handler = SIG_IGN};
     sigaction(SIGINT, &ign, NULL);
-    prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
-    if (getppid() != a->parent) /* the parent died before prctl took hold */
-        on_term(SIGTERM);
+    /* The application may block signals (for a signalfd, say); a stage
+     * process must receive its parent's death. */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+
+    snprintf(orphan_dir, sizeof orphan_dir, "%s", a->dir);
+    orphan_parent = a->parent;
+    struct sigaction sa = {.sa_sigaction = on_parent_death, .sa_flags = SA_SIGINFO};
+    sigemptyset(&sa.sa_mask);
+    sigaction(pdeath_signal(), &sa, NULL);
+    prctl(PR_SET_PDEATHSIG, pdeath_signal(), 0, 0, 0);
+    if (getppid() != a->parent) { /* the parent died before prctl took hold */
+        remove_dir_raw(orphan_dir);
+        _exit(128 + SIGTERM);
+    }
     for (int i = 0; i < a->nclose; i++)
         close(a->close_fds[i]);
 }

@@ -277,6 +277,12 @@ static void parent_killed_by(int sig)
     while (access(r.dir, F_OK) == 0 && now_s() - t0 < 10)
         usleep(1000);
     CHECK(access(r.dir, F_OK) != 0, "runtime directory %s left", r.dir);
+    if (access(r.dir, F_OK) == 0) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "ls -la %s >&2", r.dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "cannot list %s\n", r.dir);
+    }
     printf("after %s to the parent: all stage processes gone in %.1f ms, directory in %.1f ms\n",
            strsignal(sig), gone * 1000, (now_s() - t0) * 1000);
     CHECK_EQ(dir_entries(harness_tmpdir()), 0);
