@@ -223,6 +223,8 @@ static const char *phase_name(child_phase_t p)
 /* Report a failure and wait for the parent to stop us: exiting at once
  * could lose the report itself. */
 static _Noreturn void fail(child_rt_t *rt, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static _Noreturn void fail(child_rt_t *rt, const char *fmt, ...)
 {
     char msg[480];
     va_list ap;
@@ -376,11 +378,11 @@ _Noreturn void child_main(const child_args_t *a)
     rt->phase = PHASE_SETUP;
     if (def->setup)
         check_rc(rt, def->setup(&rt->st));
-    if (!rt->ready_sent) {
-        if (ctl_send(rt, WIRE_READY, NULL, 0) != 0)
-            leave(CHILD_EXIT_SETUP_FAILED);
-        rt->ready_sent = true;
-    }
+    /* Nothing leaves before every stage is set up, not even an end of
+     * stream: a graph that puts nothing must not finish before start()
+     * has let it go. */
+    if (child_before_put(rt) != 0)
+        leave(CHILD_EXIT_SETUP_FAILED);
 
     rt->phase = PHASE_PROCESS;
     if (rt->in)

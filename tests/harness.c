@@ -22,6 +22,8 @@ static pid_t harness_pid;
 const char *harness_tmpdir(void) { return tmpdir; }
 
 static void vreport(const char *file, int line, const char *what, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+static void vreport(const char *file, int line, const char *what, const char *fmt, va_list ap)
 {
     fprintf(stderr, "%s:%d: %s ", file, line, what);
     vfprintf(stderr, fmt, ap);

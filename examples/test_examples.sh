@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# examples/test_examples.sh — runs each example and checks what it prints
+# against the same figures computed independently with find, wc, tr, gzip.
+#
+#   test_examples.sh BUILD_DIR [CASE...]
+#
+# BUILD_DIR holds the example programs (meson passes examples/ of the build
+# tree).  CASEs: count_addx wordfreq compress meta_filename; none means all.
+# Exits non-zero at the first mismatch.
+set -uo pipefail
+export LC_ALL=C # wc -w, tr and sort must see bytes, as the examples do
+
+if [[ $# -lt 1 || ! -d $1 ]]; then
+    echo "usage: $0 BUILD_DIR [count_addx|wordfreq|compress|meta_filename]..." >&2
+    exit 2
+fi
+bin=$1
+shift
+licenses=/usr/share/common-licenses
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+ok() { echo "  ok: $*"; }
+
+# Run an example; its stdout goes to the file named by $1.  A non-zero exit
+# is a failure in every case.
+run() {
+    local out=$1
+    shift
+    echo "running: $*"
+    "$@" >"$out" || fail "$* exited with status $?"
+}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/test_examples.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+
+case_count_addx() {
+    run "$tmp/out" "$bin/count_addx"
+    printf '%s\n' 11 12 13 14 15 | cmp -s - "$tmp/out" ||
+        fail "count_addx printed $(tr '\n' ' ' <"$tmp/out")instead of 11 12 13 14 15"
+    ok "count_addx printed 11..15, one per line"
+}
+
+# The files wordfreq counts under a directory, NUL-separated: regular files
+# and links to them (links to directories are not walked), at most 8 MiB,
+# not compressed by name, with no NUL in the first 4 KiB.
+wordfreq_files() {
+    local f size
+    while IFS= read -r -d '' f; do
+        case $f in *.gz | *.xz | *.bz2 | *.zst) continue ;; esac
+        size=$(stat -L -c %s -- "$f") || fail "stat $f"
+        ((size <= 8388608)) || continue
+        (($(head -c 4096 -- "$f" | tr -cd '\000' | wc -c) == 0)) || continue
+        printf '%s\0' "$f"
+    done < <(find "$1" -xtype f -print0)
+}
+
+case_wordfreq() {
+    local -a files
+    mapfile -d '' files < <(wordfreq_files "$licenses")
+    ((${#files[@]} > 0)) || fail "no files in $licenses to compare with"
+    local f words=0 bytes=0
+    # File by file: cat would join the last word of one file to the first
+    # of the next, which wordfreq does not.
+    for f in "${files[@]}"; do
+        words=$((words + $(wc -w <"$f")))
+        bytes=$((bytes + $(wc -c <"$f")))
+    done
+    local expect_head="files: ${#files[@]}  bytes: $bytes  words (wc -w): $words"
+
+    run "$tmp/out" "$bin/wordfreq" "$licenses"
+    local head
+    head=$(head -n 1 "$tmp/out")
+    [[ $head == "$expect_head" ]] || fail "wordfreq header is '$head', expected '$expect_head'"
+    ok "header: $head"
+
+    # The same ranking from tr, sort and uniq: ASCII letter runs, lowercased,
+    # by count then by word.
+    # shellcheck disable=SC2018,SC2019 # ASCII letters only, as wordfreq's
+    for f in "${files[@]}"; do
+        tr -cs 'A-Za-z' '\n' <"$f"
+        echo
+    done | tr 'A-Z' 'a-z' | grep -v '^$' | sort | uniq -c | sort -k1,1nr -k2,2 |
+        awk '{ printf "%8d  %s\n", $1, $2 }' >"$tmp/ranking"
+    head -n 20 "$tmp/ranking" >"$tmp/top20"
+    tail -n +2 "$tmp/out" >"$tmp/got20"
+    (($(wc -l <"$tmp/got20") == 20)) || fail "wordfreq listed $(wc -l <"$tmp/got20") words, not 20"
+    grep -qvE '^ *[0-9]+  [a-z]+$' "$tmp/got20" && fail "a top-20 line is not '%8lu  word'"
+    diff -u "$tmp/top20" "$tmp/got20" || fail "wordfreq's top 20 differs from tr|sort|uniq's"
+    ok "top 20 words equal tr | sort | uniq -c's, in order"
+
+    run "$tmp/out" "$bin/wordfreq" -n 5 -j 3 "$licenses"
+    { echo "$expect_head"; head -n 5 "$tmp/ranking"; } | diff -u - "$tmp/out" ||
+        fail "wordfreq -n 5 -j 3 differs"
+    ok "-n 5 -j 3 gives the same header and the top 5"
+}
+
+case_compress() {
+    local out=$tmp/gz
+    run "$tmp/out" "$bin/compress" "$out" "$licenses"
+    local summary
+    summary=$(cat "$tmp/out")
+    [[ $summary =~ ^files:\ ([0-9]+)\ \ in:\ ([0-9]+)\ bytes\ \ out:\ ([0-9]+)\ bytes\ \ ratio:\ [0-9.]+$ ]] ||
+        fail "compress printed '$summary'"
+    local nfiles=${BASH_REMATCH[1]} nin=${BASH_REMATCH[2]} nout=${BASH_REMATCH[3]}
+    ok "summary: $summary"
+
+    local f rel count=0 bytes_in=0
+    while IFS= read -r -d '' f; do
+        rel=${f#"$licenses"/}
+        [[ -f $out/$rel.gz ]] || fail "no $out/$rel.gz for $f"
+        gzip -t "$out/$rel.gz" || fail "gzip -t $out/$rel.gz"
+        zcat "$out/$rel.gz" | cmp -s - "$f" || fail "zcat $out/$rel.gz differs from $f"
+        count=$((count + 1))
+        bytes_in=$((bytes_in + $(wc -c <"$f")))
+    done < <(find "$licenses" -xtype f -print0)
+    ok "$count files pass gzip -t and zcat to their original"
+
+    local made bytes_out
+    made=$(find "$out" -type f | wc -l)
+    bytes_out=$(find "$out" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
+    ((made == count)) || fail "compress wrote $made files for $count inputs"
+    ((nfiles == count)) || fail "compress reported $nfiles files, there are $count"
+    ((nin == bytes_in)) || fail "compress reported $nin bytes in, the files hold $bytes_in"
+    ((nout == bytes_out)) || fail "compress reported $nout bytes out, it wrote $bytes_out"
+    ok "file count, bytes in and bytes out match the files"
+}
+
+case_meta_filename() {
+    run "$tmp/out" "$bin/meta_filename" "$licenses"
+    local expect
+    expect=$(find "$licenses" -mindepth 1 -maxdepth 1 -xtype f | wc -l)
+    (($(wc -l <"$tmp/out") == expect)) ||
+        fail "meta_filename printed $(wc -l <"$tmp/out") lines for $expect files"
+    local line name n seen=""
+    while IFS= read -r line; do
+        [[ $line =~ ^([^/]+):\ ([0-9]+)\ lines$ ]] || fail "meta_filename printed '$line'"
+        name=${BASH_REMATCH[1]} n=${BASH_REMATCH[2]}
+        [[ -f $licenses/$name ]] || fail "meta_filename named '$name', not a file in $licenses"
+        (($(wc -l <"$licenses/$name") == n)) ||
+            fail "$name: meta_filename says $n lines, wc -l says $(wc -l <"$licenses/$name")"
+        [[ $seen == *"/$name/"* ]] && fail "meta_filename printed $name twice"
+        seen+="/$name/"
+    done <"$tmp/out"
+    ok "$expect lines, one per file, each count equal to wc -l's"
+}
+
+cases=("$@")
+((${#cases[@]})) || cases=(count_addx wordfreq compress meta_filename)
+for c in "${cases[@]}"; do
+    declare -F "case_$c" >/dev/null || fail "no test case '$c'"
+    echo "== $c"
+    "case_$c"
+done
+echo "all passed: ${cases[*]}"
