@@ -204,6 +204,13 @@ _Noreturn void harness_abort(const char *file, int line, const char *what, const
     exit(1);
 }
 
+static volatile sig_atomic_t interrupted;
+static void on_interrupt(int sig) { interrupted = sig; }
+
+/* The case runs in a child of its own, so that whatever becomes of it —
+ * a failed REQUIRE, a crash in test code, a SIGTERM from meson's timeout —
+ * this process, a subreaper, is left to kill what remains and remove the
+ * case's directory. */
 static int run_case(const test_case_t *c)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/mpxtest-XXXXXX");
@@ -211,13 +218,43 @@ static int run_case(const test_case_t *c)
         perror("mkdtemp");
         return 1;
     }
-    setenv("TMPDIR", tmpdir, 1);
-    unsetenv("XDG_RUNTIME_DIR");
+    fflush(NULL);
+    pid_t runner = fork();
+    if (runner < 0) {
+        perror("fork");
+        return 1;
+    }
+    if (runner == 0) {
+        harness_pid = getpid();
+        prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        struct sigaction dfl = {.sa_handler = SIG_DFL};
+        sigaction(SIGTERM, &dfl, NULL);
+        sigaction(SIGINT, &dfl, NULL);
+        setenv("TMPDIR", tmpdir, 1);
+        unsetenv("XDG_RUNTIME_DIR");
+        failures = 0;
+        c->fn();
+        sweep();
+        printf("%s: %s\n", c->name, failures ? "FAIL" : "ok");
+        fflush(NULL);
+        _exit(failures ? 1 : 0);
+    }
+    int status = 0;
+    for (;;) {
+        pid_t r = waitpid(runner, &status, 0);
+        if (r == runner)
+            break;
+        if (r < 0 && errno == EINTR && interrupted) {
+            fprintf(stderr, "harness: %s while running %s\n", strsignal(interrupted), c->name);
+            kill(runner, SIGKILL);
+        }
+    }
+    bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (!WIFEXITED(status))
+        fprintf(stderr, "harness: the case ended by signal %d\n", WTERMSIG(status));
     failures = 0;
-    c->fn();
-    sweep();
-    printf("%s: %s\n", c->name, failures ? "FAIL" : "ok");
-    return failures ? 1 : 0;
+    sweep(); /* what a runner that did not finish left */
+    return ok && failures == 0 && !interrupted ? 0 : 1;
 }
 
 int harness_main(int argc, char **argv, const test_case_t *cases, size_t n)
@@ -225,6 +262,11 @@ int harness_main(int argc, char **argv, const test_case_t *cases, size_t n)
     harness_pid = getpid();
     prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     setvbuf(stdout, NULL, _IOLBF, 0);
+    struct sigaction sa = {.sa_handler = on_interrupt};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     if (argc > 1 && strcmp(argv[1], "--list") == 0) {
         for (size_t i = 0; i < n; i++)
             printf("%s\n", cases[i].name);
@@ -232,7 +274,7 @@ int harness_main(int argc, char **argv, const test_case_t *cases, size_t n)
     }
     int bad = 0;
     bool found = argc < 2;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && !interrupted; i++) {
         if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
             continue;
         found = true;
