@@ -41,6 +41,23 @@ static int seen_process(mpx_stage_t *st, mpx_item_t *it)
     return mpx_put_parts(st, parts, 3);
 }
 
+/* setup and teardown run in the child too; teardown reports what it saw. */
+static int seen_setup(mpx_stage_t *st)
+{
+    seen_state_t *s = mpx_state(st);
+    return getpid() != s->init_pid && getppid() == s->init_pid
+               ? 0
+               : mpx_fail(st, "setup runs in the wrong process");
+}
+
+static int seen_teardown(mpx_stage_t *st)
+{
+    seen_state_t *s = mpx_state(st);
+    if (getpid() == s->init_pid || getppid() != s->init_pid)
+        return mpx_fail(st, "teardown runs in the wrong process");
+    return mpx_put_str(st, "teardown in child");
+}
+
 static void seen_finalize(mpx_stage_t *st)
 {
     seen_state_t *s = mpx_state(st);
@@ -50,7 +67,8 @@ static void seen_finalize(mpx_stage_t *st)
 
 static const mpx_stage_def_t Seen = {
     .name = "seen", .state_size = sizeof(seen_state_t), .initialize = seen_init,
-    .process = seen_process, .finalize = seen_finalize};
+    .setup = seen_setup, .process = seen_process, .teardown = seen_teardown,
+    .finalize = seen_finalize};
 
 static void initialize_in_parent(void)
 {
@@ -64,10 +82,14 @@ static void initialize_in_parent(void)
         REQUIRE(mpx_graph_instance_info(g, (size_t)i + 1, &info) == 0, "no info");
         pids[i] = info.pid;
     }
-    int64_t n = 0;
+    int64_t n = 0, teardowns = 0;
     mpx_item_t *it;
     while ((it = mpx_graph_next(g))) {
         int64_t v, t, pid;
+        if (mpx_item_parts(it) == 1 && strcmp(mpx_item_str(it), "teardown in child") == 0) {
+            teardowns++;
+            continue;
+        }
         REQUIRE(mpx_item_parts(it) == 3, "parts");
         mpx_item_get_i64(it, 0, &v);
         mpx_item_get_i64(it, 1, &t);
@@ -79,7 +101,9 @@ static void initialize_in_parent(void)
         n++;
     }
     CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK(strcmp(mpx_graph_error(g), "") == 0, "%s", mpx_graph_error(g));
     CHECK_EQ(n, 200);
+    CHECK_EQ(teardowns, 3);
     CHECK_EQ(finalized, 3);
     expect_clean(g);
     mpx_node_destroy(&g);
