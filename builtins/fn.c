@@ -37,11 +37,14 @@ static int fn_f64(mpx_stage_t *st, mpx_item_t *it)
     return mpx_put_f64(st, a->f64(v));
 }
 
-static const mpx_stage_def_t fn_def = {"fn", sizeof(fn_args_t), 0, NULL, NULL, fn_process, NULL, NULL};
-static const mpx_stage_def_t fn_i64_def = {"fn", sizeof(fn_args_t), 0, NULL, NULL, fn_i64, NULL, NULL};
-static const mpx_stage_def_t fn_f64_def = {"fn", sizeof(fn_args_t), 0, NULL, NULL, fn_f64, NULL, NULL};
+static const mpx_stage_def_t fn_def = {
+    .name = "fn", .args_size = sizeof(fn_args_t), .process = fn_process};
+static const mpx_stage_def_t fn_i64_def = {
+    .name = "fn", .args_size = sizeof(fn_args_t), .process = fn_i64};
+static const mpx_stage_def_t fn_f64_def = {
+    .name = "fn", .args_size = sizeof(fn_args_t), .process = fn_f64};
 /* What a NULL function becomes: a stage the graph check refuses. */
-static const mpx_stage_def_t fn_null_def = {"fn (NULL function)", 0, 0, NULL, NULL, NULL, NULL, NULL};
+static const mpx_stage_def_t fn_null_def = {.name = "fn (NULL function)"};
 
 static mpx_node_t *make(const mpx_stage_def_t *def, const char *name, const fn_args_t *a,
                         bool null)

@@ -62,6 +62,7 @@ static mpx_node_t *stage_new(int count, bool by, const mpx_stage_def_t *def,
     if (!n)
         return NULL;
     n->kind = NODE_STAGE;
+    n->timing = -1;
     n->def = def;
     n->count = count < 1 ? 1 : count;
     n->by = by;
@@ -122,6 +123,7 @@ static mpx_node_t *group_new(node_kind_t kind, mpx_node_t *const *nodes, size_t 
     if (!g)
         return NULL;
     g->kind = kind;
+    g->timing = -1;
     if (count == 0 || !nodes) {
         node_fail(g, dup_printf("empty %s (a group needs at least one node)",
                                 node_kind_name(kind)));
@@ -205,12 +207,87 @@ int mpx_node_set_capacity(mpx_node_t *node, size_t items, size_t bytes)
     return 0;
 }
 
+int mpx_node_setenv(mpx_node_t *node, const char *name, const char *value)
+{
+    if (!node || !name || !name[0] || strchr(name, '='))
+        return MPX_EINVAL;
+    if (started(node))
+        return MPX_ESTATE;
+    for (size_t i = 0; i < node->nenv; i++)
+        if (strcmp(node->env[i].name, name) == 0) {
+            char *v = value ? strdup(value) : NULL;
+            if (value && !v)
+                return MPX_ENOMEM;
+            free(node->env[i].value);
+            node->env[i].value = v;
+            return 0;
+        }
+    node_env_t *env = realloc(node->env, (node->nenv + 1) * sizeof *env);
+    if (!env)
+        return MPX_ENOMEM;
+    node->env = env;
+    node_env_t *e = &env[node->nenv];
+    e->name = strdup(name);
+    e->value = value ? strdup(value) : NULL;
+    if (!e->name || (value && !e->value)) {
+        free(e->name);
+        free(e->value);
+        return MPX_ENOMEM;
+    }
+    node->nenv++;
+    return 0;
+}
+
+int mpx_node_set_timing(mpx_node_t *node, bool on)
+{
+    if (!node)
+        return MPX_EINVAL;
+    if (started(node))
+        return MPX_ESTATE;
+    node->timing = on;
+    return 0;
+}
+
+int mpx_graph_xcut(mpx_graph_t *g, const char *name, mpx_graph_t *side)
+{
+    if (!g || !name || !name[0] || !side || side == g)
+        return MPX_EINVAL;
+    if (started(g))
+        return MPX_ESTATE;
+    if (side->parent || side->run || is_ancestor(side, g))
+        return MPX_EINVAL;
+    for (size_t i = 0; i < g->nxcuts; i++)
+        if (strcmp(g->xcuts[i].name, name) == 0)
+            return MPX_EINVAL;
+    node_xcut_t *x = realloc(g->xcuts, (g->nxcuts + 1) * sizeof *x);
+    if (!x)
+        return MPX_ENOMEM;
+    g->xcuts = x;
+    char *copy = strdup(name);
+    if (!copy)
+        return MPX_ENOMEM;
+    x[g->nxcuts++] = (node_xcut_t){copy, side};
+    side->parent = g; /* owned now: it can be used nowhere else */
+    side->is_side = true;
+    return 0;
+}
+
 void node_tree_free(mpx_node_t *n)
 {
     if (!n)
         return;
     for (size_t i = 0; i < n->nchildren; i++)
         node_tree_free(n->children[i]);
+    for (size_t i = 0; i < n->nenv; i++) {
+        free(n->env[i].name);
+        free(n->env[i].value);
+    }
+    free(n->env);
+    for (size_t i = 0; i < n->nxcuts; i++) {
+        free(n->xcuts[i].name);
+        node_tree_free(n->xcuts[i].side);
+    }
+    free(n->xcuts);
     free(n->children);
     free(n->args);
     free(n->name);
@@ -233,6 +310,15 @@ static char *check_at(const mpx_node_t *n, char *path, size_t len, size_t cap, b
         int w = snprintf(path + len, cap - len, "%s%zu", len ? "/" : "root/", i + 1);
         size_t sub = len + (w > 0 && (size_t)w < cap - len ? (size_t)w : 0);
         char *msg = check_at(n->children[i], path, sub, cap, oom);
+        path[len] = '\0';
+        if (msg || *oom)
+            return msg;
+    }
+    for (size_t i = 0; i < n->nxcuts; i++) {
+        int w = snprintf(path + len, cap - len, "%sxcut '%s'", len ? "/" : "root/",
+                         n->xcuts[i].name);
+        size_t sub = len + (w > 0 && (size_t)w < cap - len ? (size_t)w : 0);
+        char *msg = check_at(n->xcuts[i].side, path, sub, cap, oom);
         path[len] = '\0';
         if (msg || *oom)
             return msg;

@@ -21,12 +21,28 @@ typedef enum node_kind {
 
 struct mpx_run; /* runtime state of a started root, owned by lib/ */
 
+typedef struct node_env {
+    char *name;
+    char *value; /* NULL: unset */
+} node_env_t;
+
+typedef struct node_xcut {
+    char *name;
+    mpx_node_t *side; /* owned */
+} node_xcut_t;
+
 struct mpx_node {
     node_kind_t kind;
     mpx_node_t *parent;
     char *name;     /* overrides def->name; NULL when not set */
     char *error;    /* first mistake recorded by a builder call, or NULL */
     size_t cap_items, cap_bytes; /* 0 = inherit */
+    int timing;                  /* -1 inherit, 0 off, 1 on */
+    node_env_t *env;
+    size_t nenv;
+    node_xcut_t *xcuts; /* side graphs the stages inside may put into */
+    size_t nxcuts;
+    bool is_side;       /* the root of a side graph: parent holds it in xcuts */
 
     /* NODE_STAGE */
     const mpx_stage_def_t *def;

@@ -25,6 +25,19 @@ static int count_instances(mpx_node_t *n, int next)
     return next;
 }
 
+/* Side graphs get their instances after the main graph's, in the order of
+ * a depth-first walk that enters side graphs after the node's subtree. */
+static int count_sides(mpx_node_t *n, int next)
+{
+    for (size_t i = 0; i < n->nchildren; i++)
+        next = count_sides(n->children[i], next);
+    for (size_t i = 0; i < n->nxcuts; i++) {
+        next = count_instances(n->xcuts[i].side, next);
+        next = count_sides(n->xcuts[i].side, next);
+    }
+    return next;
+}
+
 static int dn_add(plan_t *p, plan_dn_kind_t kind, int target, int first, int count)
 {
     if (p->ndn == p->dncap) {
@@ -133,13 +146,74 @@ static int wire(plan_t *p, mpx_node_t *n, int next)
     return -1;
 }
 
+/* A side graph's last stages have nowhere to send: what they put is
+ * discarded. */
+static int wire_sides(plan_t *p, mpx_node_t *n)
+{
+    for (size_t i = 0; i < n->nchildren; i++)
+        if (wire_sides(p, n->children[i]) < 0)
+            return -1;
+    for (size_t i = 0; i < n->nxcuts; i++)
+        if (wire(p, n->xcuts[i].side, -1) < 0 || wire_sides(p, n->xcuts[i].side) < 0)
+            return -1;
+    return 0;
+}
+
+/* The side graphs a stage sees: those attached to it and to its ancestors,
+ * nearest first, but never those outside the side graph it belongs to (a
+ * side graph feeding itself, or a sibling, could wait on itself forever). */
+static int collect_xouts(plan_t *p, const mpx_node_t *stage, plan_inst_t *in)
+{
+    for (const mpx_node_t *a = stage; a; a = a->is_side ? NULL : a->parent) {
+        for (size_t i = 0; i < a->nxcuts; i++) {
+            bool shadowed = false;
+            for (int k = 0; k < in->nxouts; k++)
+                shadowed |= strcmp(in->xouts[k].name, a->xcuts[i].name) == 0;
+            if (shadowed)
+                continue;
+            int e = entry_of(p, a->xcuts[i].side);
+            plan_xout_t *x = realloc(in->xouts, ((size_t)in->nxouts + 1) * sizeof *x);
+            if (e < 0 || !x)
+                return -1;
+            in->xouts = x;
+            x[in->nxouts++] = (plan_xout_t){a->xcuts[i].name, e};
+        }
+    }
+    return 0;
+}
+
+/* Environment settings from the outermost node in, and the nearest timing
+ * setting. */
+static int collect_env(const mpx_node_t *stage, plan_inst_t *in)
+{
+    int n = 0, timing = -1;
+    for (const mpx_node_t *a = stage; a; a = a->parent) {
+        n += (int)a->nenv;
+        if (timing < 0)
+            timing = a->timing;
+    }
+    in->timing = timing == 1;
+    in->env = malloc((size_t)(n ? n : 1) * sizeof *in->env);
+    if (!in->env)
+        return -1;
+    in->nenv = n;
+    for (const mpx_node_t *a = stage; a; a = a->parent)
+        for (size_t i = a->nenv; i-- > 0;)
+            in->env[--n] = &a->env[i];
+    return 0;
+}
+
 static void fill_instances(plan_t *p, mpx_node_t *n)
 {
     if (n->kind != NODE_STAGE) {
         for (size_t i = 0; i < n->nchildren; i++)
             fill_instances(p, n->children[i]);
+        for (size_t i = 0; i < n->nxcuts; i++)
+            fill_instances(p, n->xcuts[i].side);
         return;
     }
+    for (size_t i = 0; i < n->nxcuts; i++)
+        fill_instances(p, n->xcuts[i].side);
     for (int i = 0; i < n->count; i++) {
         plan_inst_t *in = &p->inst[n->plan_first + i];
         in->node = n;
@@ -183,10 +257,13 @@ static int link_routes(plan_t *p, const mpx_node_t *root)
     for (int i = 0; i < p->ninst; i++) {
         plan_inst_t *in = &p->inst[i];
         memset(seen, 0, (size_t)total);
-        mark_leaves(p, in->out, seen);
+        if (in->out >= 0)
+            mark_leaves(p, in->out, seen);
+        for (int k = 0; k < in->nxouts; k++)
+            mark_leaves(p, in->xouts[k].root, seen);
         for (int c = 0; c < total; c++)
             in->nconsumers += seen[c];
-        in->consumers = malloc((size_t)in->nconsumers * sizeof(int));
+        in->consumers = malloc((size_t)(in->nconsumers ? in->nconsumers : 1) * sizeof(int));
         if (!in->consumers)
             goto oom;
         int k = 0;
@@ -237,7 +314,7 @@ int plan_build(mpx_node_t *root, plan_t **out, char **msg)
     plan_t *p = calloc(1, sizeof *p);
     if (!p)
         return MPX_ENOMEM;
-    p->ninst = count_instances(root, 0);
+    p->ninst = count_sides(root, count_instances(root, 0));
     p->inst = calloc((size_t)p->ninst + 1, sizeof *p->inst);
     if (!p->inst)
         goto oom;
@@ -248,7 +325,13 @@ int plan_build(mpx_node_t *root, plan_t **out, char **msg)
     sink->out = -1;
     int sink_leaf = dn_add(p, DN_LEAF, p->ninst, 0, 0);
     int entry = entry_of(p, root);
-    if (sink_leaf < 0 || entry < 0 || wire(p, root, sink_leaf) < 0 || link_routes(p, root) < 0)
+    if (sink_leaf < 0 || entry < 0 || wire(p, root, sink_leaf) < 0 || wire_sides(p, root) < 0)
+        goto oom;
+    for (int i = 0; i < p->ninst; i++)
+        if (collect_xouts(p, p->inst[i].node, &p->inst[i]) < 0 ||
+            collect_env(p->inst[i].node, &p->inst[i]) < 0)
+            goto oom;
+    if (link_routes(p, root) < 0)
         goto oom;
     /* An instance nobody feeds only ever runs setup: without one it would
      * sit idle, which is never what the author meant. */
@@ -278,6 +361,8 @@ void plan_free(plan_t **plan)
         for (int i = 0; i <= p->ninst; i++) {
             free(p->inst[i].consumers);
             free(p->inst[i].producers);
+            free(p->inst[i].xouts);
+            free(p->inst[i].env);
         }
     free(p->inst);
     free(p->dn);

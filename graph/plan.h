@@ -23,14 +23,24 @@ typedef struct plan_dnode {
     int first, count; /* DN_ONE/DN_ALL: children at plan->kids[first..] */
 } plan_dnode_t;
 
+typedef struct plan_xout {
+    const char *name;
+    int root; /* dispatch tree into the side graph */
+} plan_xout_t;
+
 typedef struct plan_inst {
     const mpx_node_t *node;     /* NULL for the sink */
     const mpx_stage_def_t *def; /* NULL for the sink */
     const void *args;
     const char *name;
     int index, count;           /* place among the node's instances */
-    int out;                    /* dispatch tree root, -1 for the sink */
-    int *consumers, nconsumers; /* distinct leaves of `out`, ascending */
+    int out;                    /* dispatch tree root; -1: output discarded */
+    plan_xout_t *xouts;         /* side graphs it may put into, nearest first */
+    int nxouts;
+    const node_env_t **env;     /* outermost first */
+    int nenv;
+    bool timing;
+    int *consumers, nconsumers; /* distinct leaves of out and xouts, ascending */
     int *producers, nproducers; /* instances whose tree reaches this one */
     size_t cap_items, cap_bytes; /* capacity of this instance's input */
 } plan_inst_t;

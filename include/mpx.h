@@ -19,6 +19,7 @@
 #include "mpx/error.h"
 #include "mpx/stage.h"
 #include "mpx/graph.h"
+#include "mpx/wiring.h"
 #include "mpx/builtins/fn.h"
 #include "mpx/builtins/print.h"
 

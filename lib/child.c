@@ -251,7 +251,7 @@ static void check_rc(child_rt_t *rt, int rc)
         return;
     /* A put refused because everything downstream stopped: the stage
      * ends, like a writer into a closed pipe. */
-    if (rt->out && edge_out_closed(rt->out)) {
+    if (rt->out && edge_out_closed(rt->out, 0)) {
         rt->st.stop_self = true;
         return;
     }
@@ -304,24 +304,61 @@ static void open_sockets(child_rt_t *rt)
         fail(rt, "cannot open output: %s", rt->err);
 }
 
+/* The stage's environment, outermost setting first, so the nearest wins. */
+static void apply_env(const plan_inst_t *pi)
+{
+    for (int i = 0; i < pi->nenv; i++) {
+        const node_env_t *e = pi->env[i];
+        if (e->value)
+            setenv(e->name, e->value, 1);
+        else
+            unsetenv(e->name);
+    }
+}
+
+/* A mark has come through every path: the stage sees it, then it goes on. */
+static void on_mark(child_rt_t *rt, const edge_mark_t *m)
+{
+    const mpx_stage_def_t *def = rt->st.pi->def;
+    int rc = 0;
+    if (def->mark) {
+        meta_cur_reset(&rt->meta, NULL, 0, 0);
+        rc = def->mark(&rt->st, m->value);
+        if (rc == MPX_MARK_CONSUMED)
+            return;
+        check_rc(rt, rc);
+    }
+    rc = edge_out_mark(rt->out, m->origin, m->value);
+    if (rc < 0 && rc != MPX_ESTOPPED)
+        fail(rt, "passing a mark on: %s", mpx_strerror(rc));
+}
+
 /* Receive and process until input is complete or the stage stops. */
 static void process_all(child_rt_t *rt)
 {
     const mpx_stage_def_t *def = rt->st.pi->def;
+    bool timing = rt->st.pi->timing;
     for (;;) {
         if (rt->st.stop_self)
             return;
         mpx_item_t *it;
-        int r = edge_in_next(rt->in, &it, rt->err, sizeof rt->err);
+        edge_mark_t mark;
+        int r = edge_in_next(rt->in, &it, &mark, rt->err, sizeof rt->err);
         if (r < 0)
             fail(rt, "%s", rt->err);
-        if (r > 0) {
+        if (r == 1) {
             meta_cur_reset(&rt->meta, it->meta, it->meta_size, it->nmeta);
+            if (timing)
+                clock_gettime(CLOCK_MONOTONIC, &rt->item_start);
             int rc = def->process ? def->process(&rt->st, it) : mpx_put_item(&rt->st, it);
             check_rc(rt, rc);
-            if (edge_out_closed(rt->out))
+        } else if (r == 2) {
+            on_mark(rt, &mark);
+        }
+        if (r > 0) {
+            if (edge_out_closed(rt->out, 0))
                 rt->st.stop_self = true;
-            rc = edge_out_tick(rt->out);
+            int rc = edge_out_tick(rt->out);
             if (rc < 0 && rc != MPX_ESTOPPED)
                 fail(rt, "sending: %s", mpx_strerror(rc));
             child_poll_ctl(rt);
@@ -329,12 +366,19 @@ static void process_all(child_rt_t *rt)
         }
         if (edge_in_complete(rt->in))
             return;
-        /* About to block: what we made leaves now, what we processed is
-         * acknowledged, so that nobody waits on us while we wait. */
+        /* About to block: the stage may act on the pause, what it made
+         * leaves now, what it processed is acknowledged, so that nobody
+         * waits on us while we wait. */
+        if (def->idle) {
+            meta_cur_reset(&rt->meta, NULL, 0, 0);
+            check_rc(rt, def->idle(&rt->st));
+            if (rt->st.stop_self)
+                return;
+        }
         int rc = edge_out_flush(rt->out);
         if (rc < 0 && rc != MPX_ESTOPPED)
             fail(rt, "sending: %s", mpx_strerror(rc));
-        if (edge_out_closed(rt->out)) {
+        if (edge_out_closed(rt->out, 0)) {
             rt->st.stop_self = true;
             return;
         }
@@ -351,7 +395,8 @@ static void drain(child_rt_t *rt)
     edge_in_close(rt->in);
     for (;;) {
         mpx_item_t *it;
-        int r = edge_in_next(rt->in, &it, rt->err, sizeof rt->err);
+        edge_mark_t mark;
+        int r = edge_in_next(rt->in, &it, &mark, rt->err, sizeof rt->err);
         if (r < 0)
             fail(rt, "%s", rt->err);
         if (edge_in_complete(rt->in))
@@ -373,6 +418,7 @@ _Noreturn void child_main(const child_args_t *a)
     rt->st = a->st;
     rt->st.rt = rt;
     const mpx_stage_def_t *def = rt->st.pi->def;
+    apply_env(rt->st.pi);
     open_sockets(rt);
 
     rt->phase = PHASE_SETUP;

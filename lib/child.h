@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "edge.h"
 #include "graph/plan.h"
@@ -44,6 +45,7 @@ typedef struct child_rt {
     child_phase_t phase;
     bool ready_sent, go, released;
     uint64_t ctl_at; /* ticks when the control channel was last read */
+    struct timespec item_start; /* when process began on the current item */
     char err[256];
 } child_rt_t;
 

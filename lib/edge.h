@@ -2,15 +2,20 @@
  * how an edge is made.
  *
  * A consumer binds one inbox; each producer connects one socket to every
- * consumer its dispatch tree reaches, so that it can address each one.
+ * consumer its dispatch trees reach, so that it can address each one.
  * Flow control is by credit: a consumer acknowledges what it has processed
  * (on a separate ack socket the producer binds), and a producer never has
  * more than the consumer's window outstanding.  That gives exact
  * capacities, sends each parallel item to the least loaded consumer with
  * room, and tells a producer when a consumer has stopped.  While an edge
- * is busy, items are batched into one message; when a consumer is idle an
- * item leaves at once.  End of stream is a message of its own on every
- * connection, after the last item.
+ * is busy, items are batched into one message; when a producer has been
+ * quiet an item leaves at once.  End of stream is a message of its own on
+ * every connection, after the last item; marks are records in the stream
+ * sent to every consumer, and a consumer hands a mark on only once it has
+ * come through every path from the stage that made it.
+ *
+ * A producer has ports: port 0 is its place in the graph, the others lead
+ * into the side graphs (xcut) it may put into.
  *
  * zmq sockets are created in the context passed in, never before fork.
  */
@@ -36,25 +41,37 @@ int edge_endpoint(char *buf, size_t cap, const char *dir, char kind, int id);
 /* Apply the options every mpx socket uses. */
 int edge_sockopts(void *sock);
 
+/* Shared by edge_in.c and edge_out.c. */
+void *edge_open_socket(void *zctx, int type, const char *dir, char kind, int id, bool bind,
+                       char *err, size_t errcap);
+int *edge_slot_map(const plan_t *plan);
+#define EDGE_ACK_SIZE (WIRE_HEAD + 16)
+
 /* ---- consumer side ------------------------------------------------------ */
 
 typedef struct edge_in edge_in_t;
+
+typedef struct edge_mark {
+    uint32_t origin; /* the instance that put it */
+    uint64_t value;
+} edge_mark_t;
 
 edge_in_t *edge_in_new(void *zctx, const plan_t *plan, int self, const char *dir,
                        char *err, size_t errcap);
 void edge_in_destroy(edge_in_t **in);
 void *edge_in_socket(edge_in_t *in);
 
-/* Next item: 1 and *it set (valid until the next call), 0 when no message
+/* Next item or mark: 1 and *it set (valid until the next call), 2 and
+ * *mark set for a mark that has come through every path, 0 when nothing
  * is waiting (or input is complete), negative on a malformed message (err
  * filled).  Taking an item marks the previous one processed. */
-int edge_in_next(edge_in_t *in, mpx_item_t **it, char *err, size_t errcap);
+int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, size_t errcap);
 /* Every producer has sent its end of stream and every item was taken. */
 bool edge_in_complete(const edge_in_t *in);
 /* About to block: acknowledge everything processed so far. */
 void edge_in_idle(edge_in_t *in);
 /* Stop consuming: producers are told; items still arriving are discarded
- * (and counted) by edge_in_next, which then never returns 1. */
+ * (and counted) by edge_in_next, which then returns only 0. */
 void edge_in_close(edge_in_t *in);
 uint64_t edge_in_items(const edge_in_t *in);   /* items taken */
 uint64_t edge_in_dropped(const edge_in_t *in); /* items discarded after close */
@@ -67,21 +84,26 @@ edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, const char *d
                          edge_wait_fn wait, void *owner, char *err, size_t errcap);
 void edge_out_destroy(edge_out_t **out);
 
-/* Reserve room for one record of `size` bytes in the batch being built and
+/* The port leading into the side graph `name`, or -1. */
+int edge_out_port(const edge_out_t *out, const char *name);
+
+/* Reserve room for one record of `size` bytes in the port's batch and
  * return where to write it; edge_out_commit() then counts it.  Either may
  * send a batch and block for credit.  NULL with *rc set on failure
- * (MPX_ESTOPPED when every consumer has stopped). */
-uint8_t *edge_out_reserve(edge_out_t *out, size_t size, int *rc);
-int edge_out_commit(edge_out_t *out, size_t size);
-/* Send the batch if its oldest item has waited too long (call between
+ * (MPX_ESTOPPED when every consumer behind the port has stopped). */
+uint8_t *edge_out_reserve(edge_out_t *out, int port, size_t size, int *rc);
+int edge_out_commit(edge_out_t *out, int port, size_t size);
+/* Send the batches whose oldest item has waited too long (call between
  * items when not putting). */
 int edge_out_tick(edge_out_t *out);
-/* Send what is batched now, waiting for credit as needed. */
+/* Send every batch now, waiting for credit as needed. */
 int edge_out_flush(edge_out_t *out);
+/* Send a mark behind everything put on port 0, to every consumer of it. */
+int edge_out_mark(edge_out_t *out, uint32_t origin, uint64_t value);
 /* Flush, then send end of stream to every consumer. */
 int edge_out_eos(edge_out_t *out);
-/* Every consumer reachable from this producer has stopped. */
-bool edge_out_closed(const edge_out_t *out);
+/* Every consumer behind the port has stopped. */
+bool edge_out_closed(const edge_out_t *out, int port);
 uint64_t edge_out_items(const edge_out_t *out);
 
 #endif

@@ -15,6 +15,7 @@ const char *mpx_strerror(int code)
     case MPX_ESTOPPED: return "stopped";
     case MPX_EPROTO: return "malformed message";
     case MPX_ERANGE: return "out of range";
+    case MPX_ETIMEDOUT: return "timed out";
     }
     return "unknown error";
 }

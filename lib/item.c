@@ -1,6 +1,7 @@
 /* lib/item.c — reading an item: its parts, typed views, and its meta.
  * Items are views of validated records (lib/wire.c), so nothing here
  * re-checks the encoding. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "mpx/error.h"
@@ -80,4 +81,32 @@ int mpx_item_meta_at(const mpx_item_t *it, size_t i, const char **key, const voi
     if (!it)
         return MPX_EINVAL;
     return wire_meta_at(it->meta, it->meta_size, it->nmeta, i, key, value, size);
+}
+
+/* A copy is one allocation: the item, its part table, then the record. */
+mpx_item_t *mpx_item_dup(const mpx_item_t *it)
+{
+    if (!it)
+        return NULL;
+    size_t head = sizeof(mpx_item_t) + (size_t)it->nparts * sizeof(mpx_part_t);
+    head = (head + 7) & ~(size_t)7; /* parts stay 8-byte aligned */
+    uint8_t *mem = malloc(head + it->size);
+    if (!mem)
+        return NULL;
+    mpx_item_t *copy = (mpx_item_t *)(void *)mem;
+    uint8_t *rec = mem + head;
+    memcpy(rec, it->rec, it->size);
+    if (wire_rec_decode(rec, it->size, copy, (mpx_part_t *)(void *)(mem + sizeof *copy)) != 0) {
+        free(mem);
+        return NULL;
+    }
+    return copy;
+}
+
+void mpx_item_free(mpx_item_t **it)
+{
+    if (!it)
+        return;
+    free(*it);
+    *it = NULL;
 }

@@ -23,15 +23,31 @@ static bool can_put(const mpx_stage_t *st)
     return st && st->rt && st->rt->phase >= PHASE_SETUP && st->rt->phase <= PHASE_TEARDOWN;
 }
 
-int mpx_put_parts(mpx_stage_t *st, const mpx_part_t *parts, size_t n)
+/* "time/<name>", or "time/<name>#k" for the k-th stage of that name on
+ * the item's way. */
+static int record_time(child_rt_t *rt)
 {
-    if (!can_put(st))
-        return st ? MPX_ESTATE : MPX_EINVAL;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t ns = (int64_t)(now.tv_sec - rt->item_start.tv_sec) * 1000000000 +
+                 (now.tv_nsec - rt->item_start.tv_nsec);
+    char key[WIRE_KEY_MAX + 1];
+    snprintf(key, sizeof key, "time/%s", rt->st.pi->name);
+    size_t len = strlen(key);
+    for (int k = 2; meta_cur_get(&rt->meta, key, NULL) && k < 1000; k++)
+        snprintf(key + len, sizeof key - len, "#%d", k);
+    return meta_cur_set(&rt->meta, key, &ns, sizeof ns);
+}
+
+static int put_on(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n)
+{
     if ((n && !parts) || n > UINT16_MAX)
         return MPX_EINVAL;
     child_rt_t *rt = st->rt;
     int rc = child_before_put(rt);
     if (rc != 0)
+        return rc;
+    if (rt->st.pi->timing && rt->phase == PHASE_PROCESS && (rc = record_time(rt)) != 0)
         return rc;
     size_t meta_size = meta_cur_size(&rt->meta);
     size_t size = WIRE_REC_HEAD + meta_size;
@@ -44,7 +60,7 @@ int mpx_put_parts(mpx_stage_t *st, const mpx_part_t *parts, size_t n)
     }
     if (size > UINT32_MAX)
         return MPX_ERANGE;
-    uint8_t *dst = edge_out_reserve(rt->out, size, &rc);
+    uint8_t *dst = edge_out_reserve(rt->out, port, size, &rc);
     if (!dst)
         return rc;
     uint8_t *p = wire_rec_head_put(dst, size, n, meta_cur_n(&rt->meta), meta_size);
@@ -52,7 +68,40 @@ int mpx_put_parts(mpx_stage_t *st, const mpx_part_t *parts, size_t n)
     p += meta_size;
     for (size_t i = 0; i < n; i++)
         p = wire_part_put(p, parts[i].data, parts[i].size);
-    return edge_out_commit(rt->out, size);
+    return edge_out_commit(rt->out, port, size);
+}
+
+int mpx_put_parts(mpx_stage_t *st, const mpx_part_t *parts, size_t n)
+{
+    if (!can_put(st))
+        return st ? MPX_ESTATE : MPX_EINVAL;
+    return put_on(st, 0, parts, n);
+}
+
+int mpx_put_parts_to(mpx_stage_t *st, const char *name, const mpx_part_t *parts, size_t n)
+{
+    if (!can_put(st))
+        return st ? MPX_ESTATE : MPX_EINVAL;
+    int port = edge_out_port(st->rt->out, name);
+    if (port < 0)
+        return MPX_EINVAL;
+    return put_on(st, port, parts, n);
+}
+
+int mpx_put_to(mpx_stage_t *st, const char *name, const void *data, size_t size)
+{
+    mpx_part_t part = {data, size};
+    return mpx_put_parts_to(st, name, &part, 1);
+}
+
+int mpx_put_mark(mpx_stage_t *st, uint64_t value)
+{
+    if (!can_put(st))
+        return st ? MPX_ESTATE : MPX_EINVAL;
+    int rc = child_before_put(st->rt);
+    if (rc != 0)
+        return rc;
+    return edge_out_mark(st->rt->out, (uint32_t)st->id, value);
 }
 
 int mpx_put(mpx_stage_t *st, const void *data, size_t size)
@@ -82,7 +131,8 @@ int mpx_flush(mpx_stage_t *st)
 {
     if (!can_put(st))
         return st ? MPX_ESTATE : MPX_EINVAL;
-    return edge_out_flush(st->rt->out);
+    int rc = edge_out_flush(st->rt->out);
+    return rc;
 }
 
 int mpx_stop(mpx_stage_t *st)
@@ -97,7 +147,7 @@ bool mpx_stopping(const mpx_stage_t *st)
 {
     if (!st)
         return false;
-    return st->stop_self || (st->rt && st->rt->out && edge_out_closed(st->rt->out));
+    return st->stop_self || (st->rt && st->rt->out && edge_out_closed(st->rt->out, 0));
 }
 
 int mpx_fail(mpx_stage_t *st, const char *fmt, ...)
@@ -162,6 +212,24 @@ int mpx_meta_i64(const mpx_stage_t *st, const char *key, int64_t *out)
     if (n != sizeof *out)
         return MPX_ERANGE;
     memcpy(out, v, sizeof *out);
+    return 0;
+}
+
+int mpx_meta_load(mpx_stage_t *st, const mpx_item_t *item)
+{
+    meta_cur_t *m = cur(st);
+    if (!m || !item)
+        return st ? (m ? MPX_EINVAL : MPX_ESTATE) : MPX_EINVAL;
+    meta_cur_reset(m, NULL, 0, 0);
+    for (size_t i = 0; i < item->nmeta; i++) {
+        const char *key;
+        const void *val;
+        size_t len;
+        wire_meta_at(item->meta, item->meta_size, item->nmeta, i, &key, &val, &len);
+        int rc = meta_cur_set(m, key, val, len);
+        if (rc != 0)
+            return rc;
+    }
     return 0;
 }
 

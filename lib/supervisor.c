@@ -485,9 +485,12 @@ mpx_item_t *sup_next(struct mpx_run *r)
         }
         if (!r->sink_complete) {
             mpx_item_t *it;
-            int rc = edge_in_next(r->sink, &it, r->err, sizeof r->err);
-            if (rc > 0)
+            edge_mark_t mark;
+            int rc = edge_in_next(r->sink, &it, &mark, r->err, sizeof r->err);
+            if (rc == 1)
                 return it;
+            if (rc == 2)
+                continue; /* marks end at the graph's end */
             if (rc < 0) {
                 record(r, rc, "output: %s", r->err);
                 continue;

@@ -92,6 +92,31 @@ uint8_t *wire_part_put(uint8_t *dst, const void *data, size_t len)
     return dst + 8 + body;
 }
 
+void wire_mark_put(uint8_t *dst, uint32_t origin, uint64_t value)
+{
+    put32(dst, WIRE_MARK_SIZE);
+    put16(dst + 4, 0);
+    put16(dst + 6, 0);
+    put32(dst + 8, 0);
+    put32(dst + 12, WIRE_REC_MARK);
+    put32(dst + 16, origin);
+    put32(dst + 20, 0);
+    put64(dst + 24, value);
+}
+
+int wire_mark_get(const uint8_t *src, uint32_t size, uint32_t *origin, uint64_t *value)
+{
+    uint32_t flags = get32(src + 12);
+    if (flags == 0)
+        return 0;
+    if (flags != WIRE_REC_MARK || size != WIRE_MARK_SIZE || get16(src + 4) || get16(src + 6) ||
+        get32(src + 8) || get32(src + 20))
+        return MPX_EPROTO;
+    *origin = get32(src + 16);
+    *value = get64(src + 24);
+    return 1;
+}
+
 int wire_rec_peek(const uint8_t *src, size_t avail, uint32_t *size, uint16_t *nparts)
 {
     if (avail < WIRE_REC_HEAD)

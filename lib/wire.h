@@ -7,7 +7,8 @@
  *   u32 size        whole record, a multiple of 8
  *   u16 nparts      u16 nmeta
  *   u32 meta_size   bytes of meta entries that follow, a multiple of 8
- *   u32 zero
+ *   u32 flags       0 for an item; WIRE_REC_MARK for a mark record, which
+ *                   has no parts or meta but u32 origin, u32 zero, u64 value
  *   nmeta entries:  u16 klen, u16 zero, u32 vlen, key, NUL, value, NUL, pad
  *   nparts parts:   u64 len, data, NUL, pad
  *
@@ -30,6 +31,8 @@
 #define WIRE_HEAD 16
 #define WIRE_REC_HEAD 16
 #define WIRE_KEY_MAX 255
+#define WIRE_REC_MARK 1u
+#define WIRE_MARK_SIZE 32
 
 typedef enum wire_type {
     /* data edge */
@@ -87,6 +90,12 @@ struct mpx_item {
     uint32_t meta_size;
     mpx_part_t *parts; /* nparts entries, owned by whoever decoded */
 };
+
+/* A mark record (WIRE_MARK_SIZE bytes). */
+void wire_mark_put(uint8_t *dst, uint32_t origin, uint64_t value);
+/* 1 when the record at src (already peeked) is a mark, with its fields;
+ * 0 when it is an item; MPX_EPROTO when it is a malformed mark. */
+int wire_mark_get(const uint8_t *src, uint32_t size, uint32_t *origin, uint64_t *value);
 
 /* Read the fixed head of the record at src: its size and part count.
  * Returns 0 or MPX_EPROTO (truncated, size not a multiple of 8, ...). */

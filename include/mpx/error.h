@@ -24,6 +24,7 @@ enum {
     MPX_ESTOPPED = -8, /* the graph, or this stage, has been stopped */
     MPX_EPROTO = -9,   /* a malformed message reached a process */
     MPX_ERANGE = -10,  /* a size or index is out of range */
+    MPX_ETIMEDOUT = -11, /* a wait with a time limit ran out */
 };
 
 /* Static text for a status code; never NULL. */

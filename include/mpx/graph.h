@@ -65,6 +65,28 @@ int mpx_node_set_name(mpx_node_t *node, const char *name);
  * the nearest setting above a stage wins. */
 int mpx_node_set_capacity(mpx_node_t *node, size_t items, size_t bytes);
 
+/* Environment variables of every stage process inside `node`, set in the
+ * child before setup (the parent's environment is unchanged); value NULL
+ * removes the variable.  Settings on outer nodes apply first, so the
+ * nearest one wins. */
+int mpx_node_setenv(mpx_node_t *node, const char *name, const char *value);
+
+/* Record in each item's meta how long every stage inside `node` spent on
+ * it: the key "time/<stage name>" (then "time/<name>#2", ... when a name
+ * repeats on the item's way) holds an int64 of nanoseconds, from the start
+ * of the process call to the put.  Off by default; costs nothing when off. */
+int mpx_node_set_timing(mpx_node_t *node, bool on);
+
+/* Attach `side` to graph `g` under `name` (mpyx's xcut): every stage of g
+ * can put into it with mpx_put_to(st, name, ...).  The side graph starts
+ * with g, receives from all of g's stages, and ends after all of them
+ * have; what its last stages put is discarded.  g takes ownership of side
+ * (on failure the caller keeps it).  Names are unique per node.  A side
+ * graph may be attached to any node; its stages serve the stages inside
+ * that node, and a nearer side graph hides an outer one of the same name.
+ * A side graph's own stages see only the side graphs attached inside it. */
+int mpx_graph_xcut(mpx_graph_t *g, const char *name, mpx_graph_t *side);
+
 /* Destroy a node and its subtree (stopping the graph first if it runs);
  * sets *node to NULL.  Do not destroy a node that belongs to a group. */
 void mpx_node_destroy(mpx_node_t **node);

@@ -13,6 +13,14 @@
  *   finalize    in the parent, once per instance, after the graph ended
  *               (whatever the outcome), to release what initialize took.
  *
+ * Two optional hooks serve stages that keep items across calls (batching,
+ * reordering, zipping):
+ *
+ *   idle        in the child, whenever the stage has processed every item
+ *               that arrived and is about to wait for more.  May put.
+ *   mark        in the child, when a mark (see mpx_put_mark) reaches the
+ *               stage.  May put; what it puts travels ahead of the mark.
+ *
  * Each callback returns 0 on success and anything else on failure; a
  * failure ends the run and mpx_graph_error() names the stage, instance and
  * the message given to mpx_fail().  A callback that returns the failure of
@@ -47,7 +55,12 @@ typedef struct mpx_stage_def {
     int (*process)(mpx_stage_t *st, mpx_item_t *item);
     int (*teardown)(mpx_stage_t *st);
     void (*finalize)(mpx_stage_t *st);
+    int (*idle)(mpx_stage_t *st);
+    /* Return 0 to pass the mark on, MPX_MARK_CONSUMED to end it here. */
+    int (*mark)(mpx_stage_t *st, uint64_t value);
 } mpx_stage_def_t;
+
+#define MPX_MARK_CONSUMED 1
 
 /* One part of a multi-part item, for mpx_put_parts(). */
 typedef struct mpx_part {
@@ -84,6 +97,23 @@ int mpx_put_f64(mpx_stage_t *st, double v);
 int mpx_put_parts(mpx_stage_t *st, const mpx_part_t *parts, size_t n);
 /* Send the parts of `item` (typically the input item) unchanged. */
 int mpx_put_item(mpx_stage_t *st, const mpx_item_t *item);
+
+/* Put into the side graph attached under `name` with mpx_graph_xcut()
+ * (see graph.h), with the current meta.  MPX_EINVAL when the graph has no
+ * side graph of that name. */
+int mpx_put_to(mpx_stage_t *st, const char *name, const void *data, size_t size);
+int mpx_put_parts_to(mpx_stage_t *st, const char *name, const mpx_part_t *parts, size_t n);
+
+/* Send a mark downstream: a punctuation that travels behind everything
+ * this stage put before it.  A stage downstream sees it (its `mark` hook
+ * runs) once it has arrived through every path that leads there from this
+ * stage, after every item that came before it on those paths, so that by
+ * then everything this stage put before the mark, and everything made
+ * from those items, has been processed there (unless a stage in between
+ * keeps items to put them later, as Batch does).  Then the mark goes on.
+ * Marks cost one small message per consumer; stages without a `mark` hook
+ * simply pass them on. */
+int mpx_put_mark(mpx_stage_t *st, uint64_t value);
 
 /* Items are sent in batches while an edge is busy; a stage that puts an
  * item and then works for a long time before its next put may call this
@@ -146,6 +176,10 @@ const char *mpx_item_str(const mpx_item_t *it);
 int mpx_item_get_i64(const mpx_item_t *it, size_t part, int64_t *out);
 int mpx_item_get_f64(const mpx_item_t *it, size_t part, double *out);
 
+/* Make the current meta a copy of the meta `item` carries (typically an
+ * item kept with mpx_item_dup, about to be put again). */
+int mpx_meta_load(mpx_stage_t *st, const mpx_item_t *item);
+
 /* The meta the item arrived with. */
 const void *mpx_item_meta(const mpx_item_t *it, const char *key, size_t *size);
 const char *mpx_item_meta_str(const mpx_item_t *it, const char *key);
@@ -153,6 +187,12 @@ int mpx_item_meta_i64(const mpx_item_t *it, const char *key, int64_t *out);
 size_t mpx_item_meta_count(const mpx_item_t *it);
 int mpx_item_meta_at(const mpx_item_t *it, size_t i, const char **key,
                      const void **value, size_t *size);
+
+/* A copy of an item, parts and meta, that outlives the callback: for
+ * stages that keep items.  NULL when out of memory.  Free it with
+ * mpx_item_free (which sets *it to NULL). */
+mpx_item_t *mpx_item_dup(const mpx_item_t *it);
+void mpx_item_free(mpx_item_t **it);
 
 #ifdef __cplusplus
 }

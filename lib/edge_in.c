@@ -1,0 +1,416 @@
+/* lib/edge_in.c — the consumer side of edges (see edge.h): one inbox for
+ * every producer, acknowledgements that return credit, end of stream, and
+ * the alignment of marks across the paths they come by.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "edge.h"
+#include "mpx/error.h"
+
+typedef struct in_peer {
+    int id;
+    void *ack;            /* to the producer's ack inbox; NULL after its EOS */
+    uint64_t taken_items; /* records processed (or discarded) so far */
+    uint64_t taken_bytes;
+    uint64_t acked_items; /* what the producer was last told */
+    uint64_t ack_every;
+    bool eos;
+} in_peer_t;
+
+/* The marks of one origin: the k-th mark it put arrives once through each
+ * producer it reaches, and is complete when every such producer has
+ * delivered it (or ended). */
+typedef struct mark_track {
+    uint32_t origin;
+    char *relevant;  /* per peer: the origin's marks come through it */
+    uint64_t *got;   /* per peer: marks received through it */
+    uint64_t done;   /* marks handed on */
+    uint64_t *vals;  /* values of marks done, done+1, ... not yet complete */
+    size_t nvals, capvals;
+} mark_track_t;
+
+struct edge_in {
+    const plan_t *plan;
+    int self;
+    void *sock;
+    in_peer_t *peers;
+    int npeers;
+    int *slot;
+    int eos_count;
+    bool closed;
+    uint64_t items, dropped;
+
+    zmq_msg_t msg;
+    bool have_msg;
+    const uint8_t *cur;
+    uint32_t left; /* records not yet taken from msg */
+    int cur_peer;
+
+    bool taken;    /* a record was handed out and is not yet counted */
+    uint32_t taken_size;
+    mpx_item_t item;
+    mpx_part_t *parts;
+    size_t parts_cap;
+
+    mark_track_t *tracks;
+    int ntracks;
+    bool marks_check; /* a mark or an end of stream came: look for complete marks */
+};
+
+edge_in_t *edge_in_new(void *zctx, const plan_t *plan, int self, const char *dir, char *err,
+                       size_t errcap)
+{
+    const plan_inst_t *pi = &plan->inst[self];
+    edge_in_t *in = calloc(1, sizeof *in);
+    if (!in)
+        goto oom;
+    in->plan = plan;
+    in->self = self;
+    in->slot = edge_slot_map(plan);
+    in->peers = calloc((size_t)(pi->nproducers ? pi->nproducers : 1), sizeof *in->peers);
+    if (!in->slot || !in->peers)
+        goto oom;
+    zmq_msg_init(&in->msg);
+    in->sock = edge_open_socket(zctx, ZMQ_PULL, dir, 'i', self, true, err, errcap);
+    if (!in->sock)
+        goto fail;
+    uint64_t win = plan_window_items(plan, self);
+    for (int k = 0; k < pi->nproducers; k++) {
+        in_peer_t *p = &in->peers[k];
+        p->id = pi->producers[k];
+        p->ack_every = win / 2 ? win / 2 : 1;
+        in->slot[p->id] = k;
+        p->ack = edge_open_socket(zctx, ZMQ_PUSH, dir, 'a', p->id, false, err, errcap);
+        in->npeers++;
+        if (!p->ack)
+            goto fail;
+    }
+    return in;
+oom:
+    snprintf(err, errcap, "out of memory");
+fail:
+    edge_in_destroy(&in);
+    return NULL;
+}
+
+void edge_in_destroy(edge_in_t **inp)
+{
+    edge_in_t *in = inp ? *inp : NULL;
+    if (!in)
+        return;
+    for (int k = 0; k < in->npeers; k++)
+        if (in->peers[k].ack)
+            zmq_close(in->peers[k].ack);
+    if (in->sock)
+        zmq_close(in->sock);
+    zmq_msg_close(&in->msg);
+    for (int t = 0; t < in->ntracks; t++) {
+        free(in->tracks[t].relevant);
+        free(in->tracks[t].got);
+        free(in->tracks[t].vals);
+    }
+    free(in->tracks);
+    free(in->peers);
+    free(in->slot);
+    free(in->parts);
+    free(in);
+    *inp = NULL;
+}
+
+void *edge_in_socket(edge_in_t *in) { return in->sock; }
+
+static void send_ack(edge_in_t *in, in_peer_t *p)
+{
+    if (!p->ack)
+        return;
+    uint8_t buf[EDGE_ACK_SIZE];
+    wire_head_put(buf, &(wire_head_t){WIRE_ACK, in->closed ? WIRE_ACK_CLOSED : 0,
+                                      (uint32_t)in->self, 0});
+    memcpy(buf + WIRE_HEAD, &p->taken_items, 8);
+    memcpy(buf + WIRE_HEAD + 8, &p->taken_bytes, 8);
+    /* No high-water mark: this never blocks, and acks are tiny. */
+    if (zmq_send(p->ack, buf, sizeof buf, ZMQ_DONTWAIT) == (int)sizeof buf)
+        p->acked_items = p->taken_items;
+}
+
+static void count_taken(edge_in_t *in)
+{
+    if (!in->taken)
+        return;
+    in->taken = false;
+    in_peer_t *p = &in->peers[in->cur_peer];
+    p->taken_items++;
+    p->taken_bytes += in->taken_size;
+    if (p->taken_items - p->acked_items >= p->ack_every)
+        send_ack(in, p);
+}
+
+static int parts_reserve(edge_in_t *in, size_t n)
+{
+    if (n <= in->parts_cap)
+        return 0;
+    size_t cap = in->parts_cap ? in->parts_cap : 4;
+    while (cap < n)
+        cap *= 2;
+    mpx_part_t *p = realloc(in->parts, cap * sizeof *p);
+    if (!p)
+        return MPX_ENOMEM;
+    in->parts = p;
+    in->parts_cap = cap;
+    return 0;
+}
+
+/* A whole DATA message is checked for framing before any record is used. */
+static int check_records(const uint8_t *p, size_t len, uint32_t count)
+{
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t size;
+        uint16_t nparts;
+        if (wire_rec_peek(p, len, &size, &nparts) != 0)
+            return MPX_EPROTO;
+        p += size;
+        len -= size;
+    }
+    return len == 0 ? 0 : MPX_EPROTO;
+}
+
+static int proto_error(char *err, size_t errcap, const char *what, uint32_t sender)
+{
+    snprintf(err, errcap, "malformed message on an edge (%s, sender %u)", what, sender);
+    return MPX_EPROTO;
+}
+
+/* ---- marks -------------------------------------------------------------- */
+
+/* Instances whose main output the origin's marks reach (marks do not go
+ * into side graphs). */
+static void reach(const plan_t *plan, int d, char *seen, int *stack, int *top)
+{
+    const plan_dnode_t *dn = &plan->dn[d];
+    if (dn->kind == DN_LEAF) {
+        if (!seen[dn->target]) {
+            seen[dn->target] = 1;
+            stack[(*top)++] = dn->target;
+        }
+        return;
+    }
+    for (int i = 0; i < dn->count; i++)
+        reach(plan, plan->kids[dn->first + i], seen, stack, top);
+}
+
+static mark_track_t *track_of(edge_in_t *in, uint32_t origin)
+{
+    for (int t = 0; t < in->ntracks; t++)
+        if (in->tracks[t].origin == origin)
+            return &in->tracks[t];
+    int total = in->plan->ninst + 1;
+    mark_track_t *tracks = realloc(in->tracks, ((size_t)in->ntracks + 1) * sizeof *tracks);
+    if (!tracks)
+        return NULL;
+    in->tracks = tracks;
+    mark_track_t *t = &tracks[in->ntracks];
+    *t = (mark_track_t){.origin = origin};
+    char *seen = calloc((size_t)total, 1);
+    int *stack = malloc((size_t)total * sizeof *stack);
+    t->relevant = calloc((size_t)in->npeers, 1);
+    t->got = calloc((size_t)in->npeers, sizeof *t->got);
+    if (!seen || !stack || !t->relevant || !t->got) {
+        free(seen);
+        free(stack);
+        free(t->relevant);
+        free(t->got);
+        return NULL;
+    }
+    int top = 0;
+    seen[origin] = 1;
+    stack[top++] = (int)origin;
+    while (top > 0) {
+        int u = stack[--top];
+        if (u < in->plan->ninst && in->plan->inst[u].out >= 0)
+            reach(in->plan, in->plan->inst[u].out, seen, stack, &top);
+    }
+    for (int k = 0; k < in->npeers; k++)
+        t->relevant[k] = seen[in->peers[k].id];
+    free(seen);
+    free(stack);
+    in->ntracks++;
+    return t;
+}
+
+static int note_mark(edge_in_t *in, int k, uint32_t origin, uint64_t value, char *err,
+                     size_t errcap)
+{
+    if (origin >= (uint32_t)in->plan->ninst)
+        return proto_error(err, errcap, "mark origin", (uint32_t)in->peers[k].id);
+    mark_track_t *t = track_of(in, origin);
+    if (!t) {
+        snprintf(err, errcap, "out of memory");
+        return MPX_ENOMEM;
+    }
+    if (!t->relevant[k])
+        return proto_error(err, errcap, "mark from a path it cannot take",
+                           (uint32_t)in->peers[k].id);
+    uint64_t idx = t->got[k]++;
+    if (idx == t->done + t->nvals) {
+        if (t->nvals == t->capvals) {
+            size_t cap = t->capvals ? 2 * t->capvals : 8;
+            uint64_t *v = realloc(t->vals, cap * sizeof *v);
+            if (!v) {
+                snprintf(err, errcap, "out of memory");
+                return MPX_ENOMEM;
+            }
+            t->vals = v;
+            t->capvals = cap;
+        }
+        t->vals[t->nvals++] = value;
+    }
+    in->marks_check = true;
+    return 0;
+}
+
+/* Hand on the oldest mark of any origin that every path has delivered. */
+static bool complete_mark(edge_in_t *in, edge_mark_t *mark)
+{
+    if (!in->marks_check)
+        return false;
+    for (int ti = 0; ti < in->ntracks; ti++) {
+        mark_track_t *t = &in->tracks[ti];
+        if (t->nvals == 0)
+            continue;
+        bool all = true;
+        for (int k = 0; k < in->npeers && all; k++)
+            all = !t->relevant[k] || in->peers[k].eos || t->got[k] > t->done;
+        if (!all)
+            continue;
+        mark->origin = t->origin;
+        mark->value = t->vals[0];
+        memmove(t->vals, t->vals + 1, (t->nvals - 1) * sizeof *t->vals);
+        t->nvals--;
+        t->done++;
+        return true;
+    }
+    in->marks_check = false;
+    return false;
+}
+
+/* ---- taking records ----------------------------------------------------- */
+
+int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, size_t errcap)
+{
+    count_taken(in);
+    for (;;) {
+        if (!in->closed && complete_mark(in, mark))
+            return 2;
+        if (in->left > 0) {
+            uint32_t size, origin;
+            uint16_t nparts;
+            uint64_t value;
+            uint32_t sender = (uint32_t)in->peers[in->cur_peer].id;
+            const uint8_t *end = (const uint8_t *)zmq_msg_data(&in->msg) + zmq_msg_size(&in->msg);
+            if (wire_rec_peek(in->cur, (size_t)(end - in->cur), &size, &nparts) != 0)
+                return proto_error(err, errcap, "record", sender);
+            const uint8_t *rec = in->cur;
+            in->cur += size;
+            in->left--;
+            in->taken = true;
+            in->taken_size = size;
+            int m = wire_mark_get(rec, size, &origin, &value);
+            if (m < 0)
+                return proto_error(err, errcap, "mark", sender);
+            if (m > 0) {
+                count_taken(in); /* a mark is processed on arrival */
+                int rc = note_mark(in, in->cur_peer, origin, value, err, errcap);
+                if (rc < 0)
+                    return rc;
+                continue;
+            }
+            if (parts_reserve(in, nparts) != 0) {
+                snprintf(err, errcap, "out of memory");
+                return MPX_ENOMEM;
+            }
+            if (wire_rec_decode(rec, size, &in->item, in->parts) != 0)
+                return proto_error(err, errcap, "record", sender);
+            in->items++;
+            *it = &in->item;
+            return 1;
+        }
+        if (zmq_msg_recv(&in->msg, in->sock, ZMQ_DONTWAIT) < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                return 0;
+            snprintf(err, errcap, "receive: %s", zmq_strerror(errno));
+            return MPX_ESYS;
+        }
+        const uint8_t *data = zmq_msg_data(&in->msg);
+        size_t len = zmq_msg_size(&in->msg);
+        wire_head_t h;
+        if (wire_head_get(data, len, &h) != 0)
+            return proto_error(err, errcap, "header", 0);
+        int k = h.sender < (uint32_t)in->plan->ninst ? in->slot[h.sender] : -1;
+        if (k < 0 || in->peers[k].eos)
+            return proto_error(err, errcap, "unknown sender", h.sender);
+        in_peer_t *p = &in->peers[k];
+        if (h.type == WIRE_EOS && len == WIRE_HEAD) {
+            p->eos = true;
+            in->eos_count++;
+            in->marks_check = true;
+            /* It sends nothing more, so it needs no more credit. */
+            zmq_close(p->ack);
+            p->ack = NULL;
+            continue;
+        }
+        if (h.type != WIRE_DATA || h.count == 0 ||
+            check_records(data + WIRE_HEAD, len - WIRE_HEAD, h.count) != 0)
+            return proto_error(err, errcap, "data", h.sender);
+        if (in->closed) {
+            p->taken_items += h.count;
+            p->taken_bytes += len - WIRE_HEAD;
+            in->dropped += h.count;
+            send_ack(in, p);
+            continue;
+        }
+        in->cur = data + WIRE_HEAD;
+        in->left = h.count;
+        in->cur_peer = k;
+    }
+}
+
+bool edge_in_complete(const edge_in_t *in)
+{
+    /* At the end every mark is complete; they go on before the end does. */
+    return in->eos_count == in->npeers && in->left == 0 && (in->closed || !in->marks_check);
+}
+
+void edge_in_idle(edge_in_t *in)
+{
+    count_taken(in);
+    for (int k = 0; k < in->npeers; k++)
+        if (in->peers[k].taken_items != in->peers[k].acked_items)
+            send_ack(in, &in->peers[k]);
+}
+
+void edge_in_close(edge_in_t *in)
+{
+    count_taken(in);
+    if (in->closed)
+        return;
+    in->closed = true;
+    if (in->left > 0) {
+        /* The rest of the message in hand is discarded too. */
+        in_peer_t *p = &in->peers[in->cur_peer];
+        const uint8_t *end = (const uint8_t *)zmq_msg_data(&in->msg) + zmq_msg_size(&in->msg);
+        p->taken_items += in->left;
+        p->taken_bytes += (uint64_t)(end - in->cur);
+        in->dropped += in->left;
+        in->left = 0;
+    }
+    for (int k = 0; k < in->npeers; k++)
+        send_ack(in, &in->peers[k]);
+}
+
+uint64_t edge_in_items(const edge_in_t *in) { return in->items; }
+uint64_t edge_in_dropped(const edge_in_t *in) { return in->dropped; }

@@ -1,0 +1,534 @@
+/* lib/edge_out.c — the producer side of edges (see edge.h): ports, the
+ * batch being built for each, credit, dispatch over parallel (ONE) and
+ * broadcast (ALL) branches, marks and end of stream.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "edge.h"
+#include "mpx/error.h"
+#include "ticks.h"
+
+/* Batches stay below this many items and bytes (and below a quarter of
+ * the smallest window), so that a busy edge still spreads work evenly. */
+#define BATCH_ITEMS_MAX 64
+#define BATCH_BYTES_MAX (64 * 1024)
+/* Batches up to this size are copied into a fresh zmq message and the
+ * buffer kept; larger ones are handed to zmq without a copy. */
+#define COPY_MAX 8192
+/* A batch leaves when its oldest item is this old... */
+#define DEFER_TICKS TICKS_US(50)
+/* ...and the first item after this long without a send leaves at once. */
+#define QUIET_TICKS TICKS_US(200)
+
+typedef struct out_peer {
+    int id;
+    void *sock;
+    uint64_t sent_items, sent_bytes;
+    uint64_t acked_items, acked_bytes;
+    uint64_t win_items, win_bytes;
+    bool closed;
+} out_peer_t;
+
+typedef struct out_port {
+    const char *name; /* the side graph's name; NULL for port 0 */
+    int root;         /* dispatch tree; -1: what is put is discarded */
+    bool choice;      /* the tree has a parallel choice: loads matter */
+    bool closed;      /* every consumer behind it has stopped */
+    uint8_t *buf;     /* batch being built, header first */
+    size_t len, cap;
+    uint32_t count;
+    size_t batch_items, batch_bytes;
+    uint64_t first_at; /* ticks when the batch's first item came */
+} out_port_t;
+
+struct edge_out {
+    const plan_t *plan;
+    int self;
+    edge_wait_fn wait;
+    void *owner;
+    void *ackin;
+    out_peer_t *peers;
+    int npeers;
+    int *slot;
+    out_port_t *ports;
+    int nports;
+    uint64_t items;
+    uint64_t sent_at; /* ticks of the last send */
+
+    uint8_t *delivered; /* per dispatch node, for the message being sent */
+    int *touched;
+    int ntouched;
+};
+
+static out_peer_t *leaf_peer(const edge_out_t *o, const plan_dnode_t *dn)
+{
+    return &o->peers[o->slot[dn->target]];
+}
+
+static bool dn_closed(const edge_out_t *o, int d)
+{
+    const plan_dnode_t *dn = &o->plan->dn[d];
+    if (dn->kind == DN_LEAF)
+        return leaf_peer(o, dn)->closed;
+    for (int i = 0; i < dn->count; i++)
+        if (!dn_closed(o, o->plan->kids[dn->first + i]))
+            return false;
+    return true;
+}
+
+static inline uint64_t outstanding(const out_peer_t *p) { return p->sent_items - p->acked_items; }
+
+static bool peer_room(const out_peer_t *p, uint64_t k, uint64_t b)
+{
+    uint64_t oi = outstanding(p);
+    if (oi == 0)
+        return true; /* one message always fits, however large */
+    return oi + k <= p->win_items && (p->sent_bytes - p->acked_bytes) + b <= p->win_bytes;
+}
+
+static bool dn_room(const edge_out_t *o, int d, uint64_t k, uint64_t b)
+{
+    if (o->delivered[d])
+        return true;
+    const plan_dnode_t *dn = &o->plan->dn[d];
+    if (dn->kind == DN_LEAF) {
+        const out_peer_t *p = leaf_peer(o, dn);
+        return p->closed || peer_room(p, k, b);
+    }
+    for (int i = 0; i < dn->count; i++) {
+        int c = o->plan->kids[dn->first + i];
+        bool r = !dn_closed(o, c) && dn_room(o, c, k, b);
+        if (dn->kind == DN_ONE && r)
+            return true;
+        if (dn->kind == DN_ALL && !r && !dn_closed(o, c))
+            return false;
+    }
+    return dn->kind == DN_ALL;
+}
+
+/* How busy a branch is: its least busy consumer for ONE, its busiest for
+ * ALL (a broadcast goes as fast as its slowest branch). */
+static uint64_t dn_load(const edge_out_t *o, int d)
+{
+    const plan_dnode_t *dn = &o->plan->dn[d];
+    if (dn->kind == DN_LEAF)
+        return outstanding(leaf_peer(o, dn));
+    uint64_t v = dn->kind == DN_ONE ? UINT64_MAX : 0;
+    for (int i = 0; i < dn->count; i++) {
+        int c = o->plan->kids[dn->first + i];
+        if (dn_closed(o, c))
+            continue;
+        uint64_t l = dn_load(o, c);
+        v = dn->kind == DN_ONE ? (l < v ? l : v) : (l > v ? l : v);
+    }
+    return v;
+}
+
+static void mark_delivered(edge_out_t *o, int d)
+{
+    o->delivered[d] = 1;
+    o->touched[o->ntouched++] = d;
+}
+
+/* Deliver `msg` through dispatch node d (every branch when `all`, as for a
+ * mark).  1 when delivered (or nowhere to go: every consumer there
+ * stopped), 0 when some consumer lacks credit. */
+static int deliver(edge_out_t *o, int d, zmq_msg_t *msg, uint64_t k, uint64_t b, bool all)
+{
+    if (o->delivered[d])
+        return 1;
+    const plan_dnode_t *dn = &o->plan->dn[d];
+    if (dn->kind == DN_LEAF) {
+        out_peer_t *p = leaf_peer(o, dn);
+        if (!p->closed) {
+            if (!peer_room(p, k, b))
+                return 0;
+            zmq_msg_t copy;
+            zmq_msg_init(&copy);
+            zmq_msg_copy(&copy, msg);
+            if (zmq_msg_send(&copy, p->sock, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&copy);
+                return MPX_ESYS;
+            }
+            p->sent_items += k;
+            p->sent_bytes += b;
+        }
+        mark_delivered(o, d);
+        return 1;
+    }
+    if (dn->kind == DN_ALL || all) {
+        int every = 1;
+        for (int i = 0; i < dn->count; i++) {
+            int r = deliver(o, o->plan->kids[dn->first + i], msg, k, b, all);
+            if (r < 0)
+                return r;
+            every &= r;
+        }
+        if (every)
+            mark_delivered(o, d);
+        return every;
+    }
+    int best = -1;
+    uint64_t best_load = UINT64_MAX;
+    bool open = false;
+    for (int i = 0; i < dn->count; i++) {
+        int c = o->plan->kids[dn->first + i];
+        if (dn_closed(o, c))
+            continue;
+        open = true;
+        if (!dn_room(o, c, k, b))
+            continue;
+        uint64_t l = dn_load(o, c);
+        if (best < 0 || l < best_load) {
+            best = c;
+            best_load = l;
+        }
+    }
+    if (!open) {
+        mark_delivered(o, d);
+        return 1;
+    }
+    if (best < 0)
+        return 0;
+    int r = deliver(o, best, msg, k, b, all);
+    if (r == 1)
+        mark_delivered(o, d);
+    return r;
+}
+
+static void update_closed(edge_out_t *o)
+{
+    for (int i = 0; i < o->nports; i++)
+        o->ports[i].closed = o->ports[i].root >= 0 && dn_closed(o, o->ports[i].root);
+}
+
+/* Read every ack waiting; returns how many were read. */
+static int read_acks(edge_out_t *o)
+{
+    int n = 0;
+    uint8_t buf[EDGE_ACK_SIZE];
+    for (;;) {
+        int len = zmq_recv(o->ackin, buf, sizeof buf, ZMQ_DONTWAIT);
+        if (len < 0)
+            break;
+        wire_head_t h;
+        if (len != EDGE_ACK_SIZE || wire_head_get(buf, (size_t)len, &h) != 0 ||
+            h.type != WIRE_ACK || h.sender > (uint32_t)o->plan->ninst || o->slot[h.sender] < 0)
+            continue; /* not from a consumer of ours: ignore it */
+        out_peer_t *p = &o->peers[o->slot[h.sender]];
+        uint64_t items, bytes;
+        memcpy(&items, buf + WIRE_HEAD, 8);
+        memcpy(&bytes, buf + WIRE_HEAD + 8, 8);
+        /* Acks are cumulative; an old one arriving late changes nothing. */
+        if (items <= p->sent_items && items >= p->acked_items) {
+            p->acked_items = items;
+            p->acked_bytes = bytes <= p->sent_bytes ? bytes : p->sent_bytes;
+        }
+        if (h.flags & WIRE_ACK_CLOSED)
+            p->closed = true;
+        n++;
+    }
+    if (n)
+        update_closed(o);
+    return n;
+}
+
+/* Send msg (k records, b bytes) through tree `root`, waiting for credit. */
+static int send_through(edge_out_t *o, int root, zmq_msg_t *msg, uint64_t k, uint64_t b,
+                        bool all, bool choice)
+{
+    o->sent_at = ticks_now();
+    /* Reading an empty zmq socket costs a system call, so acks are read
+     * only when credit runs short, or once per batch when a parallel
+     * choice needs fresh loads. */
+    if (choice)
+        read_acks(o);
+    int rc;
+    for (;;) {
+        rc = deliver(o, root, msg, k, b, all);
+        if (rc != 0)
+            break;
+        if (read_acks(o) > 0)
+            continue;
+        rc = o->wait(o->owner, o->ackin, ZMQ_POLLIN);
+        if (rc < 0)
+            break;
+        read_acks(o);
+    }
+    for (int i = 0; i < o->ntouched; i++)
+        o->delivered[o->touched[i]] = 0;
+    o->ntouched = 0;
+    return rc < 0 ? rc : 0;
+}
+
+static void free_buf(void *data, void *hint)
+{
+    (void)hint;
+    free(data);
+}
+
+static int flush_port(edge_out_t *o, out_port_t *pt)
+{
+    if (pt->count == 0)
+        return 0;
+    if (pt->root < 0 || pt->closed) {
+        bool closed = pt->closed;
+        pt->count = 0;
+        pt->len = WIRE_HEAD;
+        return closed ? MPX_ESTOPPED : 0;
+    }
+    wire_head_put(pt->buf, &(wire_head_t){WIRE_DATA, 0, (uint32_t)o->self, pt->count});
+    zmq_msg_t msg;
+    if (pt->len <= COPY_MAX) {
+        if (zmq_msg_init_size(&msg, pt->len) != 0)
+            return MPX_ENOMEM;
+        memcpy(zmq_msg_data(&msg), pt->buf, pt->len);
+    } else {
+        if (zmq_msg_init_data(&msg, pt->buf, pt->len, free_buf, NULL) != 0)
+            return MPX_ENOMEM;
+        pt->buf = NULL;
+        pt->cap = 0;
+    }
+    uint64_t k = pt->count, b = pt->len - WIRE_HEAD;
+    pt->count = 0;
+    pt->len = WIRE_HEAD;
+    int rc = send_through(o, pt->root, &msg, k, b, false, pt->choice);
+    zmq_msg_close(&msg);
+    if (rc < 0)
+        return rc;
+    return pt->closed ? MPX_ESTOPPED : 0;
+}
+
+static bool has_choice(const plan_t *plan, int d)
+{
+    const plan_dnode_t *dn = &plan->dn[d];
+    if (dn->kind == DN_ONE)
+        return true;
+    for (int i = 0; dn->kind == DN_ALL && i < dn->count; i++)
+        if (has_choice(plan, plan->kids[dn->first + i]))
+            return true;
+    return false;
+}
+
+/* The smallest windows among the consumers of tree d. */
+static void min_windows(const edge_out_t *o, int d, uint64_t *items, uint64_t *bytes)
+{
+    const plan_dnode_t *dn = &o->plan->dn[d];
+    if (dn->kind == DN_LEAF) {
+        const out_peer_t *p = leaf_peer(o, dn);
+        *items = p->win_items < *items ? p->win_items : *items;
+        *bytes = p->win_bytes < *bytes ? p->win_bytes : *bytes;
+        return;
+    }
+    for (int i = 0; i < dn->count; i++)
+        min_windows(o, o->plan->kids[dn->first + i], items, bytes);
+}
+
+static int init_port(edge_out_t *o, out_port_t *pt, const char *name, int root)
+{
+    pt->name = name;
+    pt->root = root;
+    pt->cap = 16384;
+    pt->buf = malloc(pt->cap);
+    if (!pt->buf)
+        return MPX_ENOMEM;
+    pt->len = WIRE_HEAD;
+    uint64_t items = BATCH_ITEMS_MAX * 4, bytes = BATCH_BYTES_MAX * 4;
+    if (root >= 0) {
+        pt->choice = has_choice(o->plan, root);
+        min_windows(o, root, &items, &bytes);
+    }
+    pt->batch_items = items / 4 ? items / 4 : 1;
+    pt->batch_bytes = bytes / 4 ? bytes / 4 : 1;
+    return 0;
+}
+
+edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, const char *dir,
+                         edge_wait_fn wait, void *owner, char *err, size_t errcap)
+{
+    const plan_inst_t *pi = &plan->inst[self];
+    edge_out_t *o = calloc(1, sizeof *o);
+    if (!o)
+        goto oom;
+    o->plan = plan;
+    o->self = self;
+    o->wait = wait;
+    o->owner = owner;
+    o->slot = edge_slot_map(plan);
+    o->peers = calloc((size_t)(pi->nconsumers ? pi->nconsumers : 1), sizeof *o->peers);
+    o->delivered = calloc((size_t)plan->ndn, 1);
+    o->touched = calloc((size_t)plan->ndn, sizeof *o->touched);
+    o->ports = calloc((size_t)pi->nxouts + 1, sizeof *o->ports);
+    if (!o->slot || !o->peers || !o->delivered || !o->touched || !o->ports)
+        goto oom;
+    o->ackin = edge_open_socket(zctx, ZMQ_PULL, dir, 'a', self, true, err, errcap);
+    if (!o->ackin)
+        goto fail;
+    for (int k = 0; k < pi->nconsumers; k++) {
+        out_peer_t *p = &o->peers[k];
+        p->id = pi->consumers[k];
+        p->win_items = plan_window_items(plan, p->id);
+        p->win_bytes = plan_window_bytes(plan, p->id);
+        o->slot[p->id] = k;
+        p->sock = edge_open_socket(zctx, ZMQ_PUSH, dir, 'i', p->id, false, err, errcap);
+        o->npeers++;
+        if (!p->sock)
+            goto fail;
+    }
+    o->nports = pi->nxouts + 1;
+    if (init_port(o, &o->ports[0], NULL, pi->out) != 0)
+        goto oom;
+    for (int x = 0; x < pi->nxouts; x++)
+        if (init_port(o, &o->ports[x + 1], pi->xouts[x].name, pi->xouts[x].root) != 0)
+            goto oom;
+    return o;
+oom:
+    snprintf(err, errcap, "out of memory");
+fail:
+    edge_out_destroy(&o);
+    return NULL;
+}
+
+void edge_out_destroy(edge_out_t **op)
+{
+    edge_out_t *o = op ? *op : NULL;
+    if (!o)
+        return;
+    for (int k = 0; k < o->npeers; k++)
+        if (o->peers[k].sock)
+            zmq_close(o->peers[k].sock);
+    if (o->ackin)
+        zmq_close(o->ackin);
+    for (int i = 0; o->ports && i < o->nports; i++)
+        free(o->ports[i].buf);
+    free(o->ports);
+    free(o->peers);
+    free(o->slot);
+    free(o->delivered);
+    free(o->touched);
+    free(o);
+    *op = NULL;
+}
+
+int edge_out_port(const edge_out_t *o, const char *name)
+{
+    for (int i = 1; name && i < o->nports; i++)
+        if (strcmp(o->ports[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+uint8_t *edge_out_reserve(edge_out_t *o, int port, size_t size, int *rc)
+{
+    out_port_t *pt = &o->ports[port];
+    *rc = 0;
+    if (pt->closed) {
+        *rc = MPX_ESTOPPED;
+        return NULL;
+    }
+    if (pt->count > 0 && pt->len - WIRE_HEAD + size > pt->batch_bytes) {
+        *rc = flush_port(o, pt);
+        if (*rc < 0)
+            return NULL;
+    }
+    if (pt->len + size > pt->cap) {
+        size_t cap = pt->cap ? pt->cap : 16384;
+        while (cap < pt->len + size)
+            cap *= 2;
+        uint8_t *b = realloc(pt->buf, cap);
+        if (!b) {
+            *rc = MPX_ENOMEM;
+            return NULL;
+        }
+        pt->buf = b;
+        pt->cap = cap;
+    }
+    return pt->buf + pt->len;
+}
+
+int edge_out_commit(edge_out_t *o, int port, size_t size)
+{
+    out_port_t *pt = &o->ports[port];
+    pt->len += size;
+    pt->count++;
+    o->items += port == 0;
+    if (pt->count >= pt->batch_items || pt->len - WIRE_HEAD >= pt->batch_bytes)
+        return flush_port(o, pt);
+    uint64_t now = ticks_now();
+    if (pt->count == 1) {
+        pt->first_at = now;
+        /* A producer that was quiet is probably sporadic: latency first. */
+        return now - o->sent_at >= QUIET_TICKS ? flush_port(o, pt) : 0;
+    }
+    return now - pt->first_at >= DEFER_TICKS ? flush_port(o, pt) : 0;
+}
+
+int edge_out_tick(edge_out_t *o)
+{
+    uint64_t now = 0;
+    for (int i = 0; i < o->nports; i++) {
+        out_port_t *pt = &o->ports[i];
+        if (pt->count == 0)
+            continue;
+        if (!now)
+            now = ticks_now();
+        if (now - pt->first_at >= DEFER_TICKS) {
+            int rc = flush_port(o, pt);
+            if (rc < 0 && !(rc == MPX_ESTOPPED && i > 0))
+                return rc;
+        }
+    }
+    return 0;
+}
+
+int edge_out_flush(edge_out_t *o)
+{
+    int result = 0;
+    for (int i = 0; i < o->nports; i++) {
+        int rc = flush_port(o, &o->ports[i]);
+        /* A stopped side graph does not stop the stage. */
+        if (rc < 0 && !(rc == MPX_ESTOPPED && i > 0) && result == 0)
+            result = rc;
+    }
+    return result;
+}
+
+int edge_out_mark(edge_out_t *o, uint32_t origin, uint64_t value)
+{
+    out_port_t *pt = &o->ports[0];
+    int rc = flush_port(o, pt);
+    if (rc < 0)
+        return rc;
+    if (pt->root < 0)
+        return 0;
+    zmq_msg_t msg;
+    if (zmq_msg_init_size(&msg, WIRE_HEAD + WIRE_MARK_SIZE) != 0)
+        return MPX_ENOMEM;
+    uint8_t *p = zmq_msg_data(&msg);
+    wire_head_put(p, &(wire_head_t){WIRE_DATA, 0, (uint32_t)o->self, 1});
+    wire_mark_put(p + WIRE_HEAD, origin, value);
+    rc = send_through(o, pt->root, &msg, 1, WIRE_MARK_SIZE, true, false);
+    zmq_msg_close(&msg);
+    return rc;
+}
+
+int edge_out_eos(edge_out_t *o)
+{
+    int rc = edge_out_flush(o);
+    if (rc < 0 && rc != MPX_ESTOPPED)
+        return rc;
+    uint8_t buf[WIRE_HEAD];
+    wire_head_put(buf, &(wire_head_t){WIRE_EOS, 0, (uint32_t)o->self, 0});
+    for (int k = 0; k < o->npeers; k++)
+        if (zmq_send(o->peers[k].sock, buf, sizeof buf, ZMQ_DONTWAIT) != (int)sizeof buf)
+            return MPX_ESYS;
+    return 0;
+}
+
+bool edge_out_closed(const edge_out_t *o, int port) { return o->ports[port].closed; }
+uint64_t edge_out_items(const edge_out_t *o) { return o->items; }
