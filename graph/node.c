@@ -64,10 +64,13 @@ static mpx_node_t *stage_new(int count, bool by, const mpx_stage_def_t *def,
     n->kind = NODE_STAGE;
     n->timing = -1;
     n->def = def;
-    n->count = count < 1 ? 1 : count;
+    n->count = count < 1 ? 1 : count > MPX_MAX_INSTANCES ? MPX_MAX_INSTANCES : count;
     n->by = by;
     if (count < 1)
         node_fail(n, dup_printf("%s: n must be at least 1 (got %d)", caller, count));
+    if (count > MPX_MAX_INSTANCES)
+        node_fail(n, dup_printf("%s: n must be at most %d (got %d)", caller, MPX_MAX_INSTANCES,
+                                count));
     if (!def) {
         node_fail(n, dup_printf("%s: the stage definition is NULL", caller));
         return n;

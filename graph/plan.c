@@ -14,10 +14,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* More processes than this in one graph is surely a mistake, and keeps
+ * every count below overflow. */
+#define PLAN_MAX_INSTANCES (1 << 20)
+
 static int count_instances(mpx_node_t *n, int next)
 {
     n->plan_first = next;
     n->plan_entry = -1;
+    if (next > PLAN_MAX_INSTANCES)
+        return next;
     if (n->kind == NODE_STAGE)
         return next + n->count;
     for (size_t i = 0; i < n->nchildren; i++)
@@ -315,6 +321,11 @@ int plan_build(mpx_node_t *root, plan_t **out, char **msg)
     if (!p)
         return MPX_ENOMEM;
     p->ninst = count_sides(root, count_instances(root, 0));
+    if (p->ninst > PLAN_MAX_INSTANCES) {
+        *msg = msgf("the graph has more than %d stage processes", PLAN_MAX_INSTANCES);
+        plan_free(&p);
+        return *msg ? MPX_EGRAPH : MPX_ENOMEM;
+    }
     p->inst = calloc((size_t)p->ninst + 1, sizeof *p->inst);
     if (!p->inst)
         goto oom;

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,6 +33,7 @@
 /* Read by the signal handler, so it lives outside the heap state: the
  * parent's pid and the runtime directory to remove if the parent dies. */
 static pid_t orphan_parent;
+static int orphan_pidfd = -1; /* the parent process, to tell its death from a thread's */
 static char orphan_dir[256];
 
 /* Remove the runtime directory with nothing but system calls, so that a
@@ -67,15 +69,28 @@ static void remove_dir_raw(const char *dir)
 
 /* The parent's death is signalled with a real-time signal of its own, so
  * that a SIGTERM from anyone else keeps its ordinary meaning.  The kernel
- * sends it on behalf of the dying parent, so si_pid names the parent; a
- * thread may still see the old parent in getppid() at that moment. */
+ * also sends it when the thread that forked us exits while the rest of
+ * the parent lives on; only a pidfd of the parent process tells the two
+ * apart (it turns readable once the whole process has died, a moment
+ * after the signal).  Without pidfds, si_pid names the parent in both
+ * cases: then any such signal is taken as the parent's death. */
 static int pdeath_signal(void) { return SIGRTMIN + 7; }
 
 static void on_parent_death(int sig, siginfo_t *info, void *ctx)
 {
     (void)sig;
     (void)ctx;
-    if (info->si_pid == orphan_parent || getppid() != orphan_parent) {
+    bool dead;
+    if (orphan_pidfd >= 0) {
+        struct pollfd p = {orphan_pidfd, POLLIN, 0};
+        int n;
+        while ((n = poll(&p, 1, 500)) < 0 && errno == EINTR)
+            ;
+        dead = n > 0;
+    } else {
+        dead = info->si_pid == orphan_parent || getppid() != orphan_parent;
+    }
+    if (dead) {
         remove_dir_raw(orphan_dir);
         _exit(128 + SIGTERM);
     }
@@ -104,6 +119,7 @@ static void take_identity(const child_args_t *a)
 
     snprintf(orphan_dir, sizeof orphan_dir, "%s", a->dir);
     orphan_parent = a->parent;
+    orphan_pidfd = (int)syscall(SYS_pidfd_open, a->parent, 0);
     struct sigaction sa = {.sa_sigaction = on_parent_death, .sa_flags = SA_SIGINFO};
     sigemptyset(&sa.sa_mask);
     sigaction(pdeath_signal(), &sa, NULL);
@@ -173,6 +189,13 @@ void child_poll_ctl(child_rt_t *rt)
         return;
     rt->ctl_at = now;
     handle_ctl(rt);
+    /* A stage that never runs out of credit still hears that its
+     * consumers stopped. */
+    if (rt->out) {
+        edge_out_poll(rt->out);
+        if (edge_out_closed(rt->out, 0))
+            rt->st.stop_self = true;
+    }
 }
 
 /* edge_wait_fn: wait for `sock` while serving the control channel. */
@@ -250,8 +273,10 @@ static void check_rc(child_rt_t *rt, int rc)
     if (rc == 0)
         return;
     /* A put refused because everything downstream stopped: the stage
-     * ends, like a writer into a closed pipe. */
-    if (rt->out && edge_out_closed(rt->out, 0)) {
+     * ends, like a writer into a closed pipe.  A failure the stage
+     * reported itself (mpx_fail) is still a failure. */
+    if (rt->out && edge_out_closed(rt->out, 0) && !rt->st.fail_msg &&
+        (rc == MPX_ESTOPPED || rc == -1)) {
         rt->st.stop_self = true;
         return;
     }
@@ -433,6 +458,11 @@ _Noreturn void child_main(const child_args_t *a)
     rt->phase = PHASE_PROCESS;
     if (rt->in)
         process_all(rt);
+
+    /* A stage that stopped early closes its input before tearing down, so
+     * that producers stop sending to it at once. */
+    if (rt->in && !edge_in_complete(rt->in))
+        edge_in_close(rt->in);
 
     rt->phase = PHASE_TEARDOWN;
     meta_cur_reset(&rt->meta, NULL, 0, 0);

@@ -102,6 +102,9 @@ int edge_out_flush(edge_out_t *out);
 int edge_out_mark(edge_out_t *out, uint32_t origin, uint64_t value);
 /* Flush, then send end of stream to every consumer. */
 int edge_out_eos(edge_out_t *out);
+/* Read what consumers reported (credit, stops) without sending: a
+ * producer that does not run out of credit learns of a stop this way. */
+void edge_out_poll(edge_out_t *out);
 /* Every consumer behind the port has stopped. */
 bool edge_out_closed(const edge_out_t *out, int port);
 uint64_t edge_out_items(const edge_out_t *out);

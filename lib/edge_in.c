@@ -18,7 +18,8 @@ typedef struct in_peer {
     uint64_t taken_items; /* records processed (or discarded) so far */
     uint64_t taken_bytes;
     uint64_t acked_items; /* what the producer was last told */
-    uint64_t ack_every;
+    uint64_t acked_bytes;
+    uint64_t ack_every, ack_every_bytes;
     bool eos;
 } in_peer_t;
 
@@ -46,7 +47,10 @@ struct edge_in {
     uint64_t items, dropped;
 
     zmq_msg_t msg;
-    bool have_msg;
+    const uint8_t *data; /* the message's bytes: in msg, or in `aligned` */
+    size_t len;
+    uint8_t *aligned;    /* a copy of a message zmq placed off an 8-byte boundary */
+    size_t aligned_cap;
     const uint8_t *cur;
     uint32_t left; /* records not yet taken from msg */
     int cur_peer;
@@ -79,11 +83,15 @@ edge_in_t *edge_in_new(void *zctx, const plan_t *plan, int self, const char *dir
     in->sock = edge_open_socket(zctx, ZMQ_PULL, dir, 'i', self, true, err, errcap);
     if (!in->sock)
         goto fail;
-    uint64_t win = plan_window_items(plan, self);
+    uint64_t win = plan_window_items(plan, self), win_bytes = plan_window_bytes(plan, self);
     for (int k = 0; k < pi->nproducers; k++) {
         in_peer_t *p = &in->peers[k];
         p->id = pi->producers[k];
+        /* Credit returns when half a window is used, counted in items or
+         * in bytes, whichever comes first: a producer of large items would
+         * otherwise wait until the consumer went idle. */
         p->ack_every = win / 2 ? win / 2 : 1;
+        p->ack_every_bytes = win_bytes / 2 ? win_bytes / 2 : 1;
         in->slot[p->id] = k;
         p->ack = edge_open_socket(zctx, ZMQ_PUSH, dir, 'a', p->id, false, err, errcap);
         in->npeers++;
@@ -118,6 +126,7 @@ void edge_in_destroy(edge_in_t **inp)
     free(in->peers);
     free(in->slot);
     free(in->parts);
+    free(in->aligned);
     free(in);
     *inp = NULL;
 }
@@ -134,8 +143,13 @@ static void send_ack(edge_in_t *in, in_peer_t *p)
     memcpy(buf + WIRE_HEAD, &p->taken_items, 8);
     memcpy(buf + WIRE_HEAD + 8, &p->taken_bytes, 8);
     /* No high-water mark: this never blocks, and acks are tiny. */
-    if (zmq_send(p->ack, buf, sizeof buf, ZMQ_DONTWAIT) == (int)sizeof buf)
+    int rc;
+    while ((rc = zmq_send(p->ack, buf, sizeof buf, ZMQ_DONTWAIT)) < 0 && errno == EINTR)
+        ;
+    if (rc == (int)sizeof buf) {
         p->acked_items = p->taken_items;
+        p->acked_bytes = p->taken_bytes;
+    }
 }
 
 static void count_taken(edge_in_t *in)
@@ -146,7 +160,8 @@ static void count_taken(edge_in_t *in)
     in_peer_t *p = &in->peers[in->cur_peer];
     p->taken_items++;
     p->taken_bytes += in->taken_size;
-    if (p->taken_items - p->acked_items >= p->ack_every)
+    if (p->taken_items - p->acked_items >= p->ack_every ||
+        p->taken_bytes - p->acked_bytes >= p->ack_every_bytes)
         send_ack(in, p);
 }
 
@@ -311,7 +326,7 @@ int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, s
             uint16_t nparts;
             uint64_t value;
             uint32_t sender = (uint32_t)in->peers[in->cur_peer].id;
-            const uint8_t *end = (const uint8_t *)zmq_msg_data(&in->msg) + zmq_msg_size(&in->msg);
+            const uint8_t *end = in->data + in->len;
             if (wire_rec_peek(in->cur, (size_t)(end - in->cur), &size, &nparts) != 0)
                 return proto_error(err, errcap, "record", sender);
             const uint8_t *rec = in->cur;
@@ -347,6 +362,23 @@ int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, s
         }
         const uint8_t *data = zmq_msg_data(&in->msg);
         size_t len = zmq_msg_size(&in->msg);
+        if ((uintptr_t)data & 7) {
+            /* zmq hands small messages out of its read buffer at any
+             * offset; parts are promised 8-byte aligned. */
+            if (len > in->aligned_cap) {
+                uint8_t *a = realloc(in->aligned, len);
+                if (!a) {
+                    snprintf(err, errcap, "out of memory");
+                    return MPX_ENOMEM;
+                }
+                in->aligned = a;
+                in->aligned_cap = len;
+            }
+            memcpy(in->aligned, data, len);
+            data = in->aligned;
+        }
+        in->data = data;
+        in->len = len;
         wire_head_t h;
         if (wire_head_get(data, len, &h) != 0)
             return proto_error(err, errcap, "header", 0);
@@ -402,7 +434,7 @@ void edge_in_close(edge_in_t *in)
     if (in->left > 0) {
         /* The rest of the message in hand is discarded too. */
         in_peer_t *p = &in->peers[in->cur_peer];
-        const uint8_t *end = (const uint8_t *)zmq_msg_data(&in->msg) + zmq_msg_size(&in->msg);
+        const uint8_t *end = in->data + in->len;
         p->taken_items += in->left;
         p->taken_bytes += (uint64_t)(end - in->cur);
         in->dropped += in->left;

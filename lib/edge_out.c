@@ -151,7 +151,10 @@ static int deliver(edge_out_t *o, int d, zmq_msg_t *msg, uint64_t k, uint64_t b,
             zmq_msg_t copy;
             zmq_msg_init(&copy);
             zmq_msg_copy(&copy, msg);
-            if (zmq_msg_send(&copy, p->sock, ZMQ_DONTWAIT) < 0) {
+            int rc;
+            while ((rc = zmq_msg_send(&copy, p->sock, ZMQ_DONTWAIT)) < 0 && errno == EINTR)
+                ;
+            if (rc < 0) {
                 zmq_msg_close(&copy);
                 return MPX_ESYS;
             }
@@ -524,11 +527,17 @@ int edge_out_eos(edge_out_t *o)
         return rc;
     uint8_t buf[WIRE_HEAD];
     wire_head_put(buf, &(wire_head_t){WIRE_EOS, 0, (uint32_t)o->self, 0});
-    for (int k = 0; k < o->npeers; k++)
-        if (zmq_send(o->peers[k].sock, buf, sizeof buf, ZMQ_DONTWAIT) != (int)sizeof buf)
+    for (int k = 0; k < o->npeers; k++) {
+        int n;
+        while ((n = zmq_send(o->peers[k].sock, buf, sizeof buf, ZMQ_DONTWAIT)) < 0 && errno == EINTR)
+            ;
+        if (n != (int)sizeof buf)
             return MPX_ESYS;
+    }
     return 0;
 }
+
+void edge_out_poll(edge_out_t *o) { read_acks(o); }
 
 bool edge_out_closed(const edge_out_t *o, int port) { return o->ports[port].closed; }
 uint64_t edge_out_items(const edge_out_t *o) { return o->items; }

@@ -1,6 +1,7 @@
 /* lib/stage.c — what a stage may call: its context, put, stop, fail, and
- * its current meta.  Put encodes straight into the edge's batch buffer:
- * one copy of the user's bytes, none after.
+ * its current meta.  Put encodes straight into the edge's batch buffer;
+ * a small batch is copied once more into its zmq message, a large one is
+ * handed over as it is.
  */
 #define _GNU_SOURCE
 #include <stdarg.h>
@@ -41,8 +42,10 @@ static int record_time(child_rt_t *rt)
 
 static int put_on(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n)
 {
-    if ((n && !parts) || n > UINT16_MAX)
+    if (n && !parts)
         return MPX_EINVAL;
+    if (n > UINT16_MAX)
+        return MPX_ERANGE;
     child_rt_t *rt = st->rt;
     int rc = child_before_put(rt);
     if (rc != 0)
@@ -139,6 +142,8 @@ int mpx_stop(mpx_stage_t *st)
 {
     if (!st)
         return MPX_EINVAL;
+    if (!st->rt)
+        return MPX_ESTATE; /* initialize: the stage has not started */
     st->stop_self = true;
     return 0;
 }

@@ -200,19 +200,37 @@ static void describe_exit(char *buf, size_t cap, int status)
         snprintf(buf, cap, "exited with status %d before it finished", WEXITSTATUS(status));
 }
 
-/* Reap child i if it has exited; blocking waits for it. */
-static void reap(struct mpx_run *r, int i, bool blocking)
+/* Reap child i if it has exited.  `wait` bounds how long to wait for it
+ * (milliseconds; 0: not at all).  A child some other waitpid took — the
+ * application ignores SIGCHLD, or reaps in a handler — is gone all the
+ * same; only its status is lost. */
+static void reap(struct mpx_run *r, int i, int wait)
 {
     run_child_t *c = &r->ch[i];
     if (c->exited)
         return;
-    int status;
-    struct rusage ru;
+    if (wait > 0 && c->pidfd >= 0) {
+        /* Not a blocking wait4: with SIGCHLD ignored it would wait for
+         * every child of the application. */
+        struct pollfd p = {c->pidfd, POLLIN, 0};
+        while (poll(&p, 1, wait) < 0 && errno == EINTR)
+            ;
+    }
+    int status = 0;
+    struct rusage ru = {0};
     pid_t p;
-    do
-        p = wait4(c->pid, &status, blocking ? 0 : WNOHANG, &ru);
-    while (p < 0 && errno == EINTR);
-    if (p != c->pid)
+    long deadline = now_ms() + wait;
+    for (;;) {
+        p = wait4(c->pid, &status, WNOHANG, &ru);
+        if (p != 0 && !(p < 0 && errno == EINTR))
+            break;
+        if (p == 0 && (c->pidfd >= 0 || now_ms() >= deadline))
+            return; /* still running */
+        if (p == 0)
+            usleep(1000);
+    }
+    bool taken = p < 0 && errno == ECHILD;
+    if (p != c->pid && !taken)
         return;
     c->exited = true;
     c->wait_status = status;
@@ -221,13 +239,31 @@ static void reap(struct mpx_run *r, int i, bool blocking)
         close(c->pidfd);
         c->pidfd = -1;
     }
+    char label[160], how[200];
+    if (taken) {
+        if (!(c->released || c->stop_sent))
+            record(r, MPX_ECRASH,
+                   "%s (pid %ld) ended before it finished; its exit status was taken by "
+                   "another wait in this process (is SIGCHLD ignored or handled?)",
+                   inst_label(r, i, label, sizeof label), (long)c->pid);
+        return;
+    }
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (!(clean && (c->released || c->stop_sent))) {
-        char label[160], how[160];
         describe_exit(how, sizeof how, status);
         record(r, MPX_ECRASH, "%s (pid %ld) %s", inst_label(r, i, label, sizeof label),
                (long)c->pid, how);
     }
+}
+
+/* Kill a child through its pidfd when there is one, so that a pid reused
+ * after an unnoticed exit is never hit. */
+static void kill_child(run_child_t *c, int sig)
+{
+    if (c->pidfd >= 0)
+        syscall(SYS_pidfd_send_signal, c->pidfd, sig, NULL, 0);
+    else
+        kill(c->pid, sig);
 }
 
 static bool all_exited(const struct mpx_run *r)
@@ -273,11 +309,11 @@ static void pump(struct mpx_run *r, bool want_sink, long timeout_ms)
         if (items[j].revents)
             for (int i = 0; i < r->n; i++)
                 if (r->ch[i].pidfd == items[j].fd)
-                    reap(r, i, false);
+                    reap(r, i, 0);
     if (fallback)
         for (int i = 0; i < r->n; i++)
             if (r->ch[i].pidfd < 0)
-                reap(r, i, false);
+                reap(r, i, 0);
 }
 
 /* Close sockets, remove the directory, finalize: the end of every run. */
@@ -333,11 +369,11 @@ void sup_stop(struct mpx_run *r, int status, const char *msg)
     for (int i = 0; i < r->n; i++)
         if (!r->ch[i].exited && r->ch[i].pid > 0) {
             r->ch[i].stop_sent = true; /* killed on purpose: not a crash */
-            kill(r->ch[i].pid, SIGKILL);
+            kill_child(&r->ch[i], SIGKILL);
         }
     for (int i = 0; i < r->n; i++)
         if (r->ch[i].pid > 0)
-            reap(r, i, true);
+            reap(r, i, 5000);
     end_run(r);
 }
 
@@ -431,6 +467,52 @@ static int open_parent_sockets(struct mpx_run *r)
     return 0;
 }
 
+/* File descriptors one process of this graph may need: zmq spends a few
+ * per context, two per socket (its mailbox and a listener or connection)
+ * and one per connection; a stage has a socket to each consumer and to
+ * each producer's ack inbox, and the parent a pidfd and a control
+ * connection per stage.  Headroom is left for the application's own. */
+static long fds_needed(const plan_t *plan)
+{
+    long most = 0;
+    for (int i = 0; i <= plan->ninst; i++) {
+        const plan_inst_t *pi = &plan->inst[i];
+        long peers = pi->nconsumers + pi->nproducers;
+        long n = 16 + 4 * peers;
+        if (i == plan->ninst) /* the parent */
+            n += 3L * plan->ninst;
+        most = n > most ? n : most;
+    }
+    return most + 64;
+}
+
+/* Raise the soft limit on open files when the graph needs more (children
+ * inherit it); refuse the graph when even the hard limit is too low,
+ * rather than let libzmq abort the application mid-run. */
+static int ensure_fd_limit(struct mpx_run *r)
+{
+    struct rlimit rl;
+    long need = fds_needed(r->plan);
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+        (rlim_t)need <= rl.rlim_cur)
+        return 0;
+    rlim_t want = (rlim_t)need * 2;
+    if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
+        want = rl.rlim_max;
+    if (want > rl.rlim_cur) {
+        struct rlimit raised = {want, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            rl.rlim_cur = want;
+    }
+    if ((rlim_t)need <= rl.rlim_cur)
+        return 0;
+    record(r, MPX_EGRAPH,
+           "the graph needs about %ld open files in one process, more than the limit of %lu "
+           "(ulimit -n); raise the limit or use fewer instances",
+           need, (unsigned long)rl.rlim_cur);
+    return r->status;
+}
+
 int sup_start(struct mpx_run *r)
 {
     char *msg = NULL;
@@ -442,6 +524,10 @@ int sup_start(struct mpx_run *r)
         return rc;
     }
     r->n = r->plan->ninst;
+    if (ensure_fd_limit(r) != 0) {
+        r->state = RUN_ENDED;
+        return r->status;
+    }
     r->ch = calloc((size_t)r->n, sizeof *r->ch);
     if (!r->ch) {
         record(r, MPX_ENOMEM, "out of memory");
@@ -467,8 +553,12 @@ int sup_start(struct mpx_run *r)
     }
     for (int i = 0; i < r->n; i++)
         if (ctl_send(r, i, WIRE_GO) != 0) {
+            /* Most likely it died just now: say so rather than that it
+             * cannot be reached. */
+            int err = errno;
+            reap(r, i, 100);
             record(r, MPX_ESYS, "cannot reach stage '%s': %s", r->plan->inst[i].name,
-                   zmq_strerror(errno));
+                   zmq_strerror(err));
             sup_stop(r, 0, NULL);
             return r->status;
         }

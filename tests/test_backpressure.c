@@ -153,6 +153,48 @@ static void capacity_in_bytes(void)
     mpx_node_destroy(&g);
 }
 
+/* Two producers feed one consumer: one puts 40 items of 1 MiB, the other
+ * 300,000 small ones.  The large items use up their byte window long
+ * before half their item window, so the consumer must return credit for
+ * bytes too, or the large ones wait until the small ones are done. */
+static int big_items_setup(mpx_stage_t *st)
+{
+    static char block[1 << 20];
+    for (int i = 0; i < 40; i++) {
+        int rc = mpx_put(st, block, sizeof block);
+        if (rc != 0)
+            return rc;
+    }
+    return mpx_stop(st);
+}
+static const mpx_stage_def_t BigItems = {.name = "big", .setup = big_items_setup};
+
+static void large_items_not_starved(void)
+{
+    mpx_graph_t *g = MPX_EZ(MPX_P(mpx_stage(&BigItems, NULL), range_node(0, 300000)),
+                            mpx_stage(&Spin, &(long){20}));
+    int64_t index = 0, last_big = -1, last_small = -1, bigs = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        if (mpx_item_size(it, 0) > 8) {
+            last_big = index;
+            bigs++;
+        } else {
+            last_small = index;
+        }
+        index++;
+    }
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(bigs, 40);
+    printf("the last large item came at %lld of %lld\n", (long long)last_big, (long long)index);
+    /* Served alongside: the large items are all through long before the
+     * small ones end. */
+    CHECK(last_big < last_small - 100000, "large items starved: last at %lld, small end at %lld",
+          (long long)last_big, (long long)last_small);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
 int main(int argc, char **argv)
 {
     static const test_case_t cases[] = {
@@ -161,6 +203,7 @@ int main(int argc, char **argv)
         TEST_CASE(capacity_of_node),
         TEST_CASE(capacity_default),
         TEST_CASE(capacity_in_bytes),
+        TEST_CASE(large_items_not_starved),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
 }

@@ -83,6 +83,8 @@ static void refuse_bad_counts(void)
                    "mpx_as: n must be at least 1 (got 0)");
     expect_refused(MPX_EZ(range_node(0, 3), mpx_by(-2, &Pass, NULL)),
                    "mpx_by: n must be at least 1 (got -2)");
+    expect_refused(MPX_EZ(range_node(0, 3), mpx_as(2000000000, &Pass, NULL)),
+                   "mpx_as: n must be at most 65536 (got 2000000000)");
 }
 
 static void refuse_bad_definitions(void)

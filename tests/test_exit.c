@@ -5,7 +5,9 @@
  * generous limits only keep a hang from blocking the suite. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -212,6 +214,111 @@ static void processes_named_after_stages(void)
     mpx_node_destroy(&g);
 }
 
+/* ---- an application that reaps children itself -------------------------- *
+ * With SIGCHLD ignored the kernel reaps stage processes itself; with a
+ * handler that calls waitpid(-1) the application does.  Either way mpx
+ * must still see each process end, and still tell a crash from a normal
+ * end (it knows which stages finished), though it loses the signal. */
+
+static void reap_all(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+        ;
+    errno = saved;
+}
+
+static void with_sigchld(void (*handler)(int))
+{
+    struct sigaction sa = {.sa_handler = handler}, old;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGCHLD, &sa, &old);
+
+    mpx_graph_t *g = MPX_EZ(range_node(0, 20000), mpx_as(2, &Inc, NULL), mpx_stage(&Drop, NULL));
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK(strcmp(mpx_graph_error(g), "") == 0, "%s", mpx_graph_error(g));
+    CHECK(mpx_graph_finished(g), "not finished");
+    mpx_node_destroy(&g);
+
+    g = MPX_EZ(mpx_stage(&Endless, NULL), mpx_stage(&Crash, NULL));
+    CHECK_EQ(mpx_graph_join(g), MPX_ECRASH);
+    CHECK(strstr(mpx_graph_error(g), "stage 'crasher'") &&
+              (strstr(mpx_graph_error(g), "taken by another wait") ||
+               strstr(mpx_graph_error(g), "killed by signal 6")),
+          "%s", mpx_graph_error(g));
+    mpx_node_destroy(&g);
+
+    sigaction(SIGCHLD, &old, NULL);
+    CHECK(no_children_left(5), "children left");
+    CHECK_EQ(dir_entries(harness_tmpdir()), 0);
+}
+
+static void sigchld_ignored(void) { with_sigchld(SIG_IGN); }
+static void sigchld_handled(void) { with_sigchld(reap_all); }
+
+/* The thread that started a graph may end before it: its stage processes
+ * are told (the kernel ties their parent-death signal to the thread), and
+ * must tell that from the death of the whole process. */
+static void *start_in_thread(void *arg)
+{
+    mpx_graph_t *g = arg;
+    return (void *)(intptr_t)mpx_graph_start(g);
+}
+
+static void started_from_a_thread_that_ends(void)
+{
+    mpx_graph_t *g = MPX_EZ(range_node(0, 50000), mpx_as(2, &Spin, &(long){50}),
+                            mpx_stage(&Inc, NULL));
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, start_in_thread, g) == 0, "thread");
+    void *rc;
+    pthread_join(t, &rc);
+    CHECK_EQ((intptr_t)rc, 0);
+    int64_t n;
+    drain_sum(g, &n);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK(strcmp(mpx_graph_error(g), "") == 0, "%s", mpx_graph_error(g));
+    CHECK_EQ(n, 50000);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* A graph needing more open files than allowed is refused before fork;
+ * the soft limit is raised when the hard limit allows.  Limits are
+ * lowered in a child process of the test, as they cannot be raised back. */
+static void fd_limit_case(void *arg)
+{
+    (void)arg;
+    struct rlimit rl = {256, 4096};
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        _exit(10);
+    mpx_graph_t *g = MPX_EZ(range_node(0, 1000), mpx_as(100, &Inc, NULL));
+    if (mpx_graph_join(g) != 0)
+        _exit(11);
+    mpx_node_destroy(&g);
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur <= 256)
+        _exit(12);
+    rl.rlim_cur = rl.rlim_max = 256;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        _exit(13);
+    g = MPX_EZ(range_node(0, 1000), mpx_as(100, &Inc, NULL));
+    int rc = mpx_graph_join(g);
+    const char *msg = mpx_graph_error(g);
+    bool ok = rc == MPX_EGRAPH && strstr(msg, "open files") && strstr(msg, "ulimit -n");
+    mpx_node_destroy(&g);
+    _exit(ok ? 0 : 14);
+}
+
+static void open_file_limit(void)
+{
+    int status = run_in_child(fd_limit_case, NULL);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "case ended with status %x", status);
+    CHECK(no_children_left(5), "children left");
+    CHECK_EQ(dir_entries(harness_tmpdir()), 0);
+}
+
 /* ---- signals to the parent ---------------------------------------------- *
  * An application process (forked here) starts an endless graph, reports
  * its stage pids and runtime directory, and blocks in join.  We signal the
@@ -304,6 +411,10 @@ int main(int argc, char **argv)
         TEST_CASE(destroy_while_running),
         TEST_CASE(runtime_dir_is_private),
         TEST_CASE(processes_named_after_stages),
+        TEST_CASE(sigchld_ignored),
+        TEST_CASE(sigchld_handled),
+        TEST_CASE(started_from_a_thread_that_ends),
+        TEST_CASE(open_file_limit),
         TEST_CASE(parent_sigint),
         TEST_CASE(parent_sigterm),
         TEST_CASE(parent_sigkill),

@@ -340,6 +340,56 @@ static void stop_one_broadcast_branch(void)
     mpx_node_destroy(&g);
 }
 
+/* Passes one item in `*(int64_t *)args`. */
+static int sparse(mpx_stage_t *st, mpx_item_t *it)
+{
+    int64_t every = *(const int64_t *)mpx_args(st);
+    return mpx_item_i64(it) % every == every - 1 ? mpx_put_item(st, it) : 0;
+}
+static const mpx_stage_def_t Sparse = {.name = "sparse", .args_size = sizeof(int64_t),
+                                       .process = sparse};
+
+/* A stage that puts almost nothing between an endless source and a stage
+ * that stops still learns of the stop (it never runs out of credit): the
+ * graph ends rather than running for the ten billion items the filter
+ * would need to fill its window. */
+static void stop_through_sparse_filter(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Endless, NULL), mpx_stage(&Sparse, &(int64_t){1000000}),
+                            mpx_stage(&Head, &(int64_t){1}));
+    int64_t n;
+    drain_sum(g, &n);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(n, 2);
+    mpx_instance_info_t src;
+    mpx_graph_instance_info(g, 0, &src);
+    printf("the source put %llu items before it was stopped\n", src.items_out);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* Once everything downstream has stopped, a stage's own failure (with
+ * mpx_fail) is still a failure; a plain -1 after a refused put is not. */
+static int fail_when_refused(mpx_stage_t *st, mpx_item_t *it)
+{
+    int rc = mpx_put_item(st, it);
+    if (rc == MPX_ESTOPPED)
+        return mpx_fail(st, "cannot hand on item %lld", (long long)mpx_item_i64(it));
+    return rc;
+}
+static const mpx_stage_def_t FailWhenRefused = {.name = "refused", .process = fail_when_refused};
+
+static void failure_after_downstream_stopped(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Endless, NULL), mpx_stage(&FailWhenRefused, NULL),
+                            mpx_stage(&Head, &(int64_t){3}));
+    CHECK_EQ(mpx_graph_join(g), MPX_ESTAGE);
+    CHECK(strstr(mpx_graph_error(g), "process failed: cannot hand on item"), "%s",
+          mpx_graph_error(g));
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
 /* ---- failures in initialize and setup ----------------------------------- */
 
 static int bad_init(mpx_stage_t *st)
@@ -416,6 +466,8 @@ int main(int argc, char **argv)
         TEST_CASE(stop_one_parallel_worker),
         TEST_CASE(stop_at_first_item),
         TEST_CASE(stop_one_broadcast_branch),
+        TEST_CASE(stop_through_sparse_filter),
+        TEST_CASE(failure_after_downstream_stopped),
         TEST_CASE(initialize_fails),
         TEST_CASE(setup_fails),
     };

@@ -116,6 +116,52 @@ static void nothing_put_at_all(void)
     }
 }
 
+/* Part data is 8-byte aligned wherever an item is read, whatever its size
+ * (zmq hands small messages out at any offset of its read buffer). */
+static int sized_setup(mpx_stage_t *st)
+{
+    static const uint64_t block[512];
+    static const size_t sizes[] = {1, 8, 13, 40, 100, 1000, 3000, 4096};
+    for (int round = 0; round < 50; round++)
+        for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+            mpx_part_t parts[2] = {{block, sizes[i]}, {block, 8}};
+            int rc = mpx_put_parts(st, parts, 1 + (size_t)(round % 2));
+            if (rc != 0)
+                return rc;
+        }
+    return mpx_stop(st);
+}
+static const mpx_stage_def_t Sized = {.name = "sized", .setup = sized_setup};
+
+static int aligned_or_fail(mpx_stage_t *st, mpx_item_t *it)
+{
+    for (size_t i = 0; i < mpx_item_parts(it); i++)
+        if ((uintptr_t)mpx_item_data(it, i) & 7)
+            return mpx_fail(st, "part %zu of %zu bytes at %p", i, mpx_item_size(it, i),
+                            mpx_item_data(it, i));
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t Aligned = {.name = "aligned", .process = aligned_or_fail};
+
+static void parts_are_aligned(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Sized, NULL), mpx_as(2, &Aligned, NULL),
+                            mpx_stage(&Aligned, NULL));
+    int64_t n = 0, misaligned = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        for (size_t i = 0; i < mpx_item_parts(it); i++)
+            misaligned += ((uintptr_t)mpx_item_data(it, i) & 7) != 0;
+        n++;
+    }
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK(strcmp(mpx_graph_error(g), "") == 0, "%s", mpx_graph_error(g));
+    CHECK_EQ(n, 400);
+    CHECK_EQ(misaligned, 0);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
 /* join alone discards the output and still ends cleanly. */
 static void join_discards_output(void)
 {
@@ -146,6 +192,7 @@ int main(int argc, char **argv)
         TEST_CASE(collect_failure),
         TEST_CASE(last_stage_puts_nothing),
         TEST_CASE(nothing_put_at_all),
+        TEST_CASE(parts_are_aligned),
         TEST_CASE(join_discards_output),
         TEST_CASE(run_helper),
     };

@@ -32,9 +32,11 @@ extern "C" {
 typedef struct mpx_node mpx_node_t;
 typedef struct mpx_node mpx_graph_t;
 
-/* Default capacity of every edge, in items and in bytes, for each consumer
- * instance: a producer waits while the items it sent to that consumer and
- * not yet processed reach either bound (one item always fits). */
+/* Default capacity of a stage instance's input, in items and in bytes:
+ * what its producers have sent it and it has not yet processed.  The
+ * capacity is shared among the producers (each gets an equal window, at
+ * least one item), and a producer waits while its window is full; one
+ * item always fits, however large. */
 #define MPX_DEFAULT_CAPACITY 1024
 #define MPX_DEFAULT_CAPACITY_BYTES (16u * 1024u * 1024u)
 
@@ -42,7 +44,9 @@ typedef struct mpx_node mpx_graph_t;
 
 /* One instance of `def`; `args` (args_size bytes) is copied. */
 mpx_node_t *mpx_stage(const mpx_stage_def_t *def, const void *args);
-/* n instances of `def` in parallel (mpx_as) or in broadcast (mpx_by). */
+/* n instances of `def` in parallel (mpx_as) or in broadcast (mpx_by),
+ * 1 <= n <= MPX_MAX_INSTANCES. */
+#define MPX_MAX_INSTANCES 65536
 mpx_node_t *mpx_as(int n, const mpx_stage_def_t *def, const void *args);
 mpx_node_t *mpx_by(int n, const mpx_stage_def_t *def, const void *args);
 
@@ -97,9 +101,13 @@ void mpx_node_destroy(mpx_node_t **node);
 int mpx_graph_check(mpx_graph_t *g);
 
 /* Validate, call initialize for every instance, fork one process per
- * instance and return once every stage is set up and items flow.  Returns
- * 0, MPX_EGRAPH for a refused graph (nothing forked), or the error of a
- * failed initialize or setup (the graph is then already cleaned up). */
+ * instance and return once every stage's setup has returned — or, for a
+ * stage that puts in setup (a source), has reached its first put; no item
+ * flows before that.  Returns 0, MPX_EGRAPH for a refused graph (nothing
+ * forked; also when the graph needs more open files than the process may
+ * have), or the error of a failed initialize or setup (the graph is then
+ * already cleaned up).  Raises the soft limit on open files when the
+ * graph needs it. */
 int mpx_graph_start(mpx_graph_t *g);
 
 /* Next item leaving the end of the graph, blocking until one does (starts
@@ -131,13 +139,15 @@ void mpx_list_destroy(mpx_list_t **list);
  * Returns what join returned. */
 int mpx_run(mpx_graph_t *g);
 
-/* Message of the last failure ("" when none). */
+/* Message of the first failure ("" when none): the one that ended the
+ * run; what failed after it is its consequence. */
 const char *mpx_graph_error(const mpx_graph_t *g);
 bool mpx_graph_started(const mpx_graph_t *g);
 bool mpx_graph_finished(const mpx_graph_t *g); /* ended, processes gone */
 
 /* Private directory (mode 0700) holding the graph's sockets while it runs;
- * NULL before start.  It is removed when the graph ends. */
+ * NULL before start.  It is removed when the graph ends; its path stays
+ * readable here afterwards. */
 const char *mpx_graph_runtime_dir(const mpx_graph_t *g);
 
 /* One stage process, in plan order (the order of the declaration). */

@@ -23,9 +23,10 @@
  *
  * Each callback returns 0 on success and anything else on failure; a
  * failure ends the run and mpx_graph_error() names the stage, instance and
- * the message given to mpx_fail().  A callback that returns the failure of
- * a put made while the stage was being stopped (MPX_ESTOPPED) is not an
- * error: the stage simply ends.
+ * the message given to mpx_fail().  A callback that returns MPX_ESTOPPED
+ * (or -1) after a put was refused because every consumer downstream had
+ * stopped is not an error, unless it called mpx_fail(): the stage simply
+ * ends.
  *
  * Items are one or more parts of bytes plus meta (string keys to byte
  * values).  Pointers an item hands out stay valid until the callback that
@@ -89,7 +90,7 @@ int mpx_stage_instances(const mpx_stage_t *st); /* n of mpx_as/mpx_by, else 1 */
  * could use is full (backpressure).  Returns 0, MPX_ESTOPPED when the graph
  * is being stopped or every consumer downstream has stopped (end the
  * callback and return the code), MPX_ESTATE outside setup/process/teardown,
- * MPX_ERANGE when the item is too large. */
+ * MPX_ERANGE when the item is too large (over 4 GiB, or over 65535 parts). */
 int mpx_put(mpx_stage_t *st, const void *data, size_t size);
 int mpx_put_str(mpx_stage_t *st, const char *s);
 int mpx_put_i64(mpx_stage_t *st, int64_t v);
@@ -126,7 +127,7 @@ int mpx_flush(mpx_stage_t *st);
  * send to a stopped stage are received and discarded (counted as dropped),
  * so no producer ever waits on it; a producer all of whose consumers have
  * stopped is stopped in turn, like a writer into a closed pipe.  A source
- * calls this at the end of setup.  Returns 0. */
+ * calls this at the end of setup.  Returns 0 (MPX_ESTATE in initialize). */
 int mpx_stop(mpx_stage_t *st);
 /* True once the stage stopped itself or is being stopped. */
 bool mpx_stopping(const mpx_stage_t *st);
