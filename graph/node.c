@@ -109,6 +109,24 @@ mpx_node_t *mpx_by(int n, const mpx_stage_def_t *def, const void *args)
     return stage_new(n, true, def, args, "mpx_by");
 }
 
+mpx_node_t *mpx_invalid(const char *fmt, ...)
+{
+    mpx_node_t *n = calloc(1, sizeof *n);
+    if (!n)
+        return NULL;
+    n->kind = NODE_STAGE;
+    n->count = 1;
+    n->timing = -1;
+    char *msg = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (!fmt || vasprintf(&msg, fmt, ap) < 0)
+        msg = NULL;
+    va_end(ap);
+    node_fail(n, msg ? msg : dup_printf("invalid node"));
+    return n;
+}
+
 static bool is_ancestor(const mpx_node_t *maybe, const mpx_node_t *of)
 {
     for (const mpx_node_t *p = of; p; p = p->parent)

@@ -20,7 +20,16 @@
 #include "mpx/stage.h"
 #include "mpx/graph.h"
 #include "mpx/wiring.h"
+#include "mpx/builtins/batch.h"
+#include "mpx/builtins/exec.h"
 #include "mpx/builtins/fn.h"
+#include "mpx/builtins/io.h"
+#include "mpx/builtins/map.h"
 #include "mpx/builtins/print.h"
+#include "mpx/builtins/reduce.h"
+#include "mpx/builtins/seq.h"
+#include "mpx/builtins/sources.h"
+#include "mpx/builtins/stamp.h"
+#include "mpx/builtins/zip.h"
 
 #endif

@@ -16,7 +16,7 @@ for f in "$libdir/libmpx.so" "$libdir/libmpx.a"; do
   [ -e "$f" ] || { echo "missing $f"; exit 1; }
 done
 inc=$(find "$tmp/root" -path '*/include/mpx.h')
-for h in error.h graph.h stage.h short.h builtins/fn.h builtins/print.h; do
+for h in error.h graph.h stage.h short.h wiring.h builtins/fn.h builtins/print.h builtins/zip.h builtins/io.h; do
   [ -f "$(dirname "$inc")/mpx/$h" ] || { echo "missing header mpx/$h"; exit 1; }
 done
 echo "installed: $(cd "$tmp/root" && find . -name 'libmpx*' -o -name 'mpx.pc' -o -name 'mpx.h' | sort | tr '\n' ' ')"

@@ -50,6 +50,15 @@ mpx_node_t *mpx_stage(const mpx_stage_def_t *def, const void *args);
 mpx_node_t *mpx_as(int n, const mpx_stage_def_t *def, const void *args);
 mpx_node_t *mpx_by(int n, const mpx_stage_def_t *def, const void *args);
 
+/* A node that makes any graph containing it fail mpx_graph_check() with
+ * this message: for functions that build nodes (like the built-in stages)
+ * and find their arguments wrong. */
+mpx_node_t *mpx_invalid(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
 /* Groups from an array (for graphs built at run time). */
 mpx_node_t *mpx_serial_v(mpx_node_t *const *nodes, size_t n);
 mpx_node_t *mpx_parallel_v(mpx_node_t *const *nodes, size_t n);

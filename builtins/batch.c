@@ -1,0 +1,2 @@
+/* builtins/batch.c — (being written) */
+#include "mpx.h"

@@ -1,0 +1,2 @@
+/* builtins/const.c — (being written) */
+#include "mpx.h"

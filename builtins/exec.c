@@ -1,0 +1,2 @@
+/* builtins/exec.c — (being written) */
+#include "mpx.h"

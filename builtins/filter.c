@@ -1,0 +1,2 @@
+/* builtins/filter.c — (being written) */
+#include "mpx.h"

@@ -1,0 +1,2 @@
+/* builtins/iter.c — (being written) */
+#include "mpx.h"

@@ -1,0 +1,2 @@
+/* builtins/map.c — (being written) */
+#include "mpx.h"

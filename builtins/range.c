@@ -1,0 +1,2 @@
+/* builtins/range.c — (being written) */
+#include "mpx.h"

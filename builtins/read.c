@@ -1,0 +1,2 @@
+/* builtins/read.c — (being written) */
+#include "mpx.h"

@@ -1,0 +1,2 @@
+/* builtins/reduce.c — (being written) */
+#include "mpx.h"

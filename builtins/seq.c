@@ -1,0 +1,2 @@
+/* builtins/seq.c — (being written) */
+#include "mpx.h"

@@ -1,0 +1,2 @@
+/* builtins/stamp.c — (being written) */
+#include "mpx.h"

@@ -1,0 +1,2 @@
+/* builtins/write.c — (being written) */
+#include "mpx.h"

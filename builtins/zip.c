@@ -1,0 +1,2 @@
+/* builtins/zip.c — (being written) */
+#include "mpx.h"
