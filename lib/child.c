@@ -141,7 +141,7 @@ static _Noreturn void leave(int code)
 
 static int ctl_send(child_rt_t *rt, wire_type_t type, const void *payload, size_t len)
 {
-    uint8_t buf[WIRE_HEAD + 512];
+    uint8_t buf[WIRE_HEAD + 4096];
     if (len > sizeof buf - WIRE_HEAD)
         len = sizeof buf - WIRE_HEAD;
     wire_head_put(buf, &(wire_head_t){(uint8_t)type, 0, (uint32_t)rt->id, 0});
@@ -219,6 +219,30 @@ static int wait_sock(void *owner, void *sock, short events)
     }
 }
 
+/* Wait for input, or for a descriptor the stage watches (then its idle
+ * hook runs again), serving the control channel meanwhile. */
+static int wait_input(child_rt_t *rt)
+{
+    if (rt->nwatch == 0)
+        return wait_sock(rt, edge_in_socket(rt->in), ZMQ_POLLIN);
+    zmq_pollitem_t items[2 + CHILD_WATCH_MAX] = {{rt->ctl, 0, ZMQ_POLLIN, 0},
+                                                 {edge_in_socket(rt->in), 0, ZMQ_POLLIN, 0}};
+    for (int i = 0; i < rt->nwatch; i++)
+        items[2 + i] = (zmq_pollitem_t){NULL, rt->watch[i], ZMQ_POLLIN, 0};
+    for (;;) {
+        if (zmq_poll(items, 2 + rt->nwatch, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return MPX_ESYS;
+        }
+        if (items[0].revents)
+            handle_ctl(rt);
+        for (int i = 1; i < 2 + rt->nwatch; i++)
+            if (items[i].revents)
+                return 0;
+    }
+}
+
 int child_before_put(child_rt_t *rt)
 {
     if (!rt->ready_sent) {
@@ -249,7 +273,7 @@ static _Noreturn void fail(child_rt_t *rt, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static _Noreturn void fail(child_rt_t *rt, const char *fmt, ...)
 {
-    char msg[480];
+    char msg[3900];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -408,7 +432,7 @@ static void process_all(child_rt_t *rt)
             return;
         }
         edge_in_idle(rt->in);
-        if (wait_sock(rt, edge_in_socket(rt->in), ZMQ_POLLIN) != 0)
+        if (wait_input(rt) != 0)
             fail(rt, "waiting for input: %s", zmq_strerror(errno));
     }
 }

@@ -45,6 +45,8 @@ typedef struct child_rt {
     child_phase_t phase;
     bool ready_sent, go, released;
     uint64_t ctl_at; /* ticks when the control channel was last read */
+    int watch[8];    /* descriptors whose readiness wakes the idle hook */
+    int nwatch;
     struct timespec item_start; /* when process began on the current item */
     char err[256];
 } child_rt_t;
@@ -62,6 +64,8 @@ typedef struct child_args {
 
 /* Run the stage; never returns. */
 _Noreturn void child_main(const child_args_t *a);
+
+#define CHILD_WATCH_MAX 8
 
 /* For the stage API (lib/stage.c). */
 int child_before_put(child_rt_t *rt);

@@ -138,6 +138,35 @@ int mpx_flush(mpx_stage_t *st)
     return rc;
 }
 
+int mpx_watch_fd(mpx_stage_t *st, int fd)
+{
+    if (!st || fd < 0)
+        return MPX_EINVAL;
+    if (!st->rt)
+        return MPX_ESTATE;
+    child_rt_t *rt = st->rt;
+    for (int i = 0; i < rt->nwatch; i++)
+        if (rt->watch[i] == fd)
+            return 0;
+    if (rt->nwatch == CHILD_WATCH_MAX)
+        return MPX_ERANGE;
+    rt->watch[rt->nwatch++] = fd;
+    return 0;
+}
+
+int mpx_unwatch_fd(mpx_stage_t *st, int fd)
+{
+    if (!st || !st->rt)
+        return st ? MPX_ESTATE : MPX_EINVAL;
+    child_rt_t *rt = st->rt;
+    for (int i = 0; i < rt->nwatch; i++)
+        if (rt->watch[i] == fd) {
+            rt->watch[i] = rt->watch[--rt->nwatch];
+            return 0;
+        }
+    return MPX_EINVAL;
+}
+
 int mpx_stop(mpx_stage_t *st)
 {
     if (!st)

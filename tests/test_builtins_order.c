@@ -1,8 +1,1019 @@
-/* tests/test_builtins_order.c — (being written) */
+/* tests/test_builtins_order.c — Batch, Unbatch, Zip and Seq: what a user
+ * would check of them, exactly (parts, order, meta, error messages, clean
+ * ends), and random Seq and Zip graphs against a single-process
+ * evaluation.  The random cases print their seed; MPX_TEST_SEED repeats
+ * a run.
+ */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "harness.h"
+#include "stages.h"
+
+static uint64_t mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/* ---- stages ------------------------------------------------------------- */
+
+/* Maps part 0 through a function, keeping the meta. */
+typedef struct map_args {
+    int64_t (*f)(int64_t);
+} map_args_t;
+
+static int map_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    const map_args_t *a = mpx_args(st);
+    return mpx_put_i64(st, a->f(mpx_item_i64(it)));
+}
+static const mpx_stage_def_t Map = {.name = "map", .args_size = sizeof(map_args_t),
+                                    .process = map_process};
+
+static mpx_node_t *map_node(const char *name, int64_t (*f)(int64_t))
+{
+    mpx_node_t *n = mpx_stage(&Map, &(map_args_t){f});
+    if (n)
+        mpx_node_set_name(n, name);
+    return n;
+}
+
+static int64_t square(int64_t x) { return x * x; }
+static int64_t negate(int64_t x) { return -x; }
+static int64_t triple(int64_t x) { return 3 * x; }
+static int64_t plus_1000(int64_t x) { return x + 1000; }
+
+/* Passes the item after sleeping a time that depends on its value, and
+ * four times as long in instance 0: workers of very different speeds. */
+static int delay_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    int max_us = *(const int *)mpx_args(st);
+    unsigned us = (unsigned)(mix((uint64_t)mpx_item_i64(it)) % (unsigned)(max_us + 1));
+    if (mpx_stage_instance(st) == 0)
+        us *= 4;
+    if (us > 0)
+        usleep(us);
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t Delay = {.name = "delay", .args_size = sizeof(int),
+                                      .process = delay_process};
+
+/* Puts v % 3 items, 10v, 10v+1, ..., after a delay as Delay's. */
+static int multi_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    int64_t v = mpx_item_i64(it);
+    unsigned us = (unsigned)(mix((uint64_t)v) % 300) * (mpx_stage_instance(st) == 0 ? 4 : 1);
+    usleep(us);
+    for (int64_t j = 0; j < v % 3; j++) {
+        int rc = mpx_put_i64(st, 10 * v + j);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+static const mpx_stage_def_t Multi = {.name = "multi", .process = multi_process};
+
+static int odd_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    return mpx_item_i64(it) % 2 ? mpx_put_item(st, it) : 0;
+}
+static const mpx_stage_def_t Odd = {.name = "odd", .process = odd_process};
+
+static int twice_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    int rc = mpx_put_item(st, it);
+    return rc ? rc : mpx_put_item(st, it);
+}
+static const mpx_stage_def_t Twice = {.name = "twice", .process = twice_process};
+
+/* Puts {v, -v} as two parts. */
+static int pair_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    int64_t v = mpx_item_i64(it), w = -v;
+    mpx_part_t parts[2] = {{&v, 8}, {&w, 8}};
+    return mpx_put_parts(st, parts, 2);
+}
+static const mpx_stage_def_t Pair = {.name = "pair", .process = pair_process};
+
+/* Sets meta "i" to something else: Zip's output keeps the input's meta. */
+static int remeta_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    int rc = mpx_meta_set_i64(st, "i", -12345);
+    if (rc == 0)
+        rc = mpx_meta_set_str(st, "branch", "remeta");
+    return rc ? rc : mpx_put_i64(st, 7 * mpx_item_i64(it));
+}
+static const mpx_stage_def_t Remeta = {.name = "remeta", .process = remeta_process};
+
+/* Passes `n` items, then stops: like `head -n`. */
+static int head_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    int64_t *seen = mpx_state(st);
+    int rc = mpx_put_item(st, it);
+    if (rc == 0 && ++*seen >= *(const int64_t *)mpx_args(st))
+        rc = mpx_stop(st);
+    return rc;
+}
+static const mpx_stage_def_t Head = {.name = "head", .args_size = sizeof(int64_t),
+                                     .state_size = sizeof(int64_t), .process = head_process};
+
+/* Passes items; puts -1 in teardown, an item made from no input. */
+static int pass_process(mpx_stage_t *st, mpx_item_t *it) { return mpx_put_item(st, it); }
+static int late_teardown(mpx_stage_t *st) { return mpx_put_i64(st, -1); }
+static const mpx_stage_def_t TeardownPut = {.name = "teardown-put", .process = pass_process,
+                                            .teardown = late_teardown};
+
+/* ---- checks ------------------------------------------------------------- */
+
+/* Join succeeded, nothing left behind; destroys g. */
+static void expect_success(mpx_graph_t *g)
+{
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK(strcmp(mpx_graph_error(g), "") == 0, "error: %s", mpx_graph_error(g));
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* Join failed with MPX_ESTAGE and a message holding every string given. */
+static void expect_failure(mpx_graph_t *g, const char *want1, const char *want2)
+{
+    while (mpx_graph_next(g))
+        ;
+    CHECK_EQ(mpx_graph_join(g), MPX_ESTAGE);
+    const char *err = mpx_graph_error(g);
+    CHECK(strstr(err, want1) && (!want2 || strstr(err, want2)),
+          "error '%s' does not say '%s'%s%s", err, want1, want2 ? " and " : "",
+          want2 ? want2 : "");
+    fprintf(stderr, "(expected) %s\n", err);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+static void expect_refused(mpx_node_t *n, const char *want)
+{
+    mpx_graph_t *g = MPX_EZ(range_node(0, 1), n);
+    CHECK_EQ(mpx_graph_check(g), MPX_EGRAPH);
+    CHECK(strstr(mpx_graph_error(g), want), "refusal '%s' does not say '%s'",
+          mpx_graph_error(g), want);
+    mpx_node_destroy(&g);
+}
+
+static int64_t part_i64(const mpx_item_t *it, size_t i)
+{
+    int64_t v = INT64_MIN;
+    CHECK(mpx_item_get_i64(it, i, &v) == 0, "part %zu is not an int64", i);
+    return v;
+}
+
+static void check_parts(const mpx_item_t *it, const int64_t *want, size_t n, const char *what)
+{
+    CHECK(mpx_item_parts(it) == n, "%s: %zu parts, want %zu", what, mpx_item_parts(it), n);
+    for (size_t i = 0; i < n && i < mpx_item_parts(it); i++)
+        CHECK(part_i64(it, i) == want[i], "%s: part %zu is %" PRId64 ", want %" PRId64, what, i,
+              part_i64(it, i), want[i]);
+}
+
+/* No key of Zip's or Seq's own is left in an output's meta. */
+static void check_no_internal_meta(const mpx_item_t *it)
+{
+    for (size_t i = 0; i < mpx_item_meta_count(it); i++) {
+        const char *key;
+        const void *val;
+        size_t size;
+        REQUIRE(mpx_item_meta_at(it, i, &key, &val, &size) == 0, "meta_at");
+        CHECK(strncmp(key, "mpx.", 4) != 0, "internal key %s left in the meta", key);
+    }
+}
+
+/* ---- Batch and Unbatch -------------------------------------------------- */
+
+static void batch_groups_in_order(void)
+{
+    mpx_graph_t *g = MPX_EZ(range_node(0, 10), mpx_batch(4));
+    static const int64_t want[3][4] = {{0, 1, 2, 3}, {4, 5, 6, 7}, {8, 9}};
+    static const size_t sizes[3] = {4, 4, 2};
+    size_t k = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        if (k < 3)
+            check_parts(it, want[k], sizes[k], "batch");
+        k++;
+    }
+    CHECK_EQ(k, 3);
+    expect_success(g);
+}
+
+static void batch_of_one(void)
+{
+    mpx_graph_t *g = MPX_EZ(range_node(0, 50), mpx_batch(1));
+    int64_t k = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        check_parts(it, &k, 1, "batch of one");
+        k++;
+    }
+    CHECK_EQ(k, 50);
+    expect_success(g);
+}
+
+static void batch_larger_than_input(void)
+{
+    static const int64_t want[] = {0, 1, 2, 3, 4};
+    size_t sizes[] = {5, 6, 1000, 65535};
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        mpx_graph_t *g = MPX_EZ(range_node(0, 5), mpx_batch(sizes[s]));
+        int n = 0;
+        mpx_item_t *it;
+        while ((it = mpx_graph_next(g))) {
+            check_parts(it, want, 5, "short batch");
+            n++;
+        }
+        CHECK(n == 1, "size %zu: %d batches", sizes[s], n);
+        expect_success(g);
+    }
+}
+
+static void batch_meta_of_last_item(void)
+{
+    /* range_node sets meta "i" to the value. */
+    mpx_graph_t *g = MPX_EZ(range_node(0, 7), mpx_batch(3));
+    static const int64_t last[] = {2, 5, 6};
+    int k = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        int64_t m = -1;
+        CHECK(mpx_item_meta_i64(it, "i", &m) == 0 && k < 3 && m == last[k],
+              "batch %d has meta i = %" PRId64, k, m);
+        CHECK_EQ(mpx_item_meta_count(it), 1);
+        k++;
+    }
+    CHECK_EQ(k, 3);
+    expect_success(g);
+}
+
+static void unbatch_restores_items(void)
+{
+    /* One Batch: the items come back in order, each once, with the meta
+     * of their batch. */
+    mpx_graph_t *g = MPX_EZ(range_node(0, 1000), mpx_batch(7), mpx_unbatch());
+    int64_t k = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        int64_t m = -1;
+        CHECK(mpx_item_parts(it) == 1 && mpx_item_i64(it) == k, "item %" PRId64 " is %" PRId64,
+              k, mpx_item_i64(it));
+        CHECK(mpx_item_meta_i64(it, "i", &m) == 0 && m == (k / 7 * 7 + 6 < 999 ? k / 7 * 7 + 6 : 999),
+              "item %" PRId64 " has meta i = %" PRId64, k, m);
+        k++;
+    }
+    CHECK_EQ(k, 1000);
+    expect_success(g);
+
+    /* Three Batches in parallel: the same items, as a multiset. */
+    enum { N = 5000 };
+    static int seen[N];
+    memset(seen, 0, sizeof seen);
+    g = MPX_EZ(range_node(0, N), MPX_P(mpx_batch(5), mpx_batch(9), mpx_batch(64)), mpx_unbatch());
+    int64_t n = 0;
+    while ((it = mpx_graph_next(g))) {
+        int64_t v = mpx_item_i64(it);
+        CHECK(v >= 0 && v < N, "value %" PRId64, v);
+        if (v >= 0 && v < N)
+            seen[v]++;
+        n++;
+    }
+    CHECK_EQ(n, N);
+    for (int v = 0; v < N; v++)
+        CHECK(seen[v] == 1, "value %d came %d times", v, seen[v]);
+    expect_success(g);
+}
+
+static void batch_flattens_multipart(void)
+{
+    mpx_graph_t *g = MPX_EZ(range_node(1, 5), mpx_stage(&Pair, NULL), mpx_batch(2));
+    static const int64_t want[3][4] = {{1, -1, 2, -2}, {3, -3, 4, -4}, {5, -5}};
+    static const size_t sizes[3] = {4, 4, 2};
+    int k = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        if (k < 3)
+            check_parts(it, want[k], sizes[k], "flattened batch");
+        k++;
+    }
+    CHECK_EQ(k, 3);
+    expect_success(g);
+
+    /* Unbatch splits a batch of multi-part items into single parts. */
+    g = MPX_EZ(range_node(0, 3), mpx_stage(&Pair, NULL), mpx_batch(3), mpx_unbatch());
+    static const int64_t flat[] = {0, 0, 1, -1, 2, -2};
+    k = 0;
+    while ((it = mpx_graph_next(g))) {
+        CHECK(k < 6 && mpx_item_i64(it) == flat[k], "unbatched item %d", k);
+        k++;
+    }
+    CHECK_EQ(k, 6);
+    expect_success(g);
+}
+
+static void bad_arguments_refused(void)
+{
+    expect_refused(mpx_batch(0), "mpx_batch: size must be 1 to 65535 (got 0)");
+    expect_refused(mpx_batch(65536), "mpx_batch: size must be 1 to 65535 (got 65536)");
+    expect_refused(mpx_seq(NULL), "mpx_seq: the node is NULL");
+    expect_refused(mpx_zip_v(NULL, 0), "mpx_zip: no branches");
+    expect_refused(MPX_ZIP(mpx_stage(&Inc, NULL), NULL), "mpx_zip: branch 1 is NULL");
+
+    /* Too many branches: refused; the branches belong to the refused
+     * node and go with it. */
+    mpx_node_t *many[256];
+    for (int i = 0; i < 256; i++)
+        many[i] = mpx_stage(&Inc, NULL);
+    expect_refused(mpx_zip_v(many, 256), "mpx_zip: 256 branches (a zip takes 1 to 255)");
+
+    mpx_node_t *inc = mpx_stage(&Inc, NULL);
+    expect_refused(MPX_ZIP(mpx_stage(&Inc, NULL), inc, inc),
+                   "mpx_zip: branches 1 and 2 are the same node");
+}
+
+/* ---- Zip ---------------------------------------------------------------- */
+
+static void zip_two_to_four_branches(void)
+{
+    int64_t (*const fs[4])(int64_t) = {square, negate, triple, plus_1000};
+    static const char *const names[4] = {"square", "negate", "triple", "plus_1000"};
+    enum { N = 3000 };
+    for (size_t nb = 1; nb <= 4; nb++) {
+        mpx_node_t *br[4];
+        for (size_t b = 0; b < nb; b++)
+            br[b] = map_node(names[b], fs[b]);
+        mpx_graph_t *g = MPX_EZ(range_node(0, N), mpx_zip_v(br, nb));
+        int64_t k = 0;
+        mpx_item_t *it;
+        while ((it = mpx_graph_next(g))) {
+            int64_t want[4], m = -1;
+            for (size_t b = 0; b < nb; b++)
+                want[b] = fs[b](k);
+            check_parts(it, want, nb, "zip");
+            CHECK(mpx_item_meta_i64(it, "i", &m) == 0 && m == k, "output %" PRId64 " has meta i = %" PRId64,
+                  k, m);
+            CHECK_EQ(mpx_item_meta_count(it), 1);
+            k++;
+        }
+        CHECK(k == N, "%zu branches: %" PRId64 " outputs", nb, k);
+        expect_success(g);
+    }
+}
+
+static void zip_keeps_input_meta_and_flattens_parts(void)
+{
+    mpx_graph_t *g = MPX_EZ(range_node(0, 500),
+                            MPX_ZIP(mpx_stage(&Remeta, NULL), mpx_stage(&Pair, NULL),
+                                    map_node("square", square)));
+    int64_t k = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        int64_t want[4] = {7 * k, k, -k, k * k}, m = -1;
+        check_parts(it, want, 4, "zip of multi-part branches");
+        CHECK(mpx_item_meta_i64(it, "i", &m) == 0 && m == k, "meta i = %" PRId64, m);
+        CHECK(mpx_item_meta_str(it, "branch") == NULL, "a branch's meta leaked into the output");
+        check_no_internal_meta(it);
+        k++;
+    }
+    CHECK_EQ(k, 500);
+    expect_success(g);
+}
+
+static void zip_parallel_branches_uneven_speeds(void)
+{
+    enum { N = 2000 };
+    mpx_graph_t *g = MPX_EZ(
+        range_node(0, N),
+        MPX_ZIP(MPX_S(mpx_as(4, &Delay, &(int){400}), map_node("square", square)),
+                MPX_P(mpx_as(2, &Delay, &(int){50}),
+                      MPX_S(mpx_stage(&Spin, &(long){20000}), mpx_stage(&Delay, &(int){200}))),
+                map_node("negate", negate),
+                MPX_S(mpx_stage(&Inc, NULL), MPX_P(mpx_stage(&Inc, NULL), mpx_as(3, &Inc, NULL)))));
+    int64_t k = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        int64_t want[4] = {k * k, k, -k, k + 2}, m = -1;
+        check_parts(it, want, 4, "zip of parallel branches");
+        CHECK(mpx_item_meta_i64(it, "i", &m) == 0 && m == k, "meta i = %" PRId64, m);
+        k++;
+    }
+    CHECK_EQ(k, N);
+    expect_success(g);
+}
+
+static void zip_filter_branch_fails(void)
+{
+    /* Many inputs: found at an epoch's mark, while the stream flows. */
+    mpx_graph_t *g = MPX_EZ(range_node(0, 5000),
+                            MPX_ZIP(mpx_stage(&Inc, NULL), mpx_stage(&Odd, NULL)));
+    expect_failure(g, "zip: branch 1 put 0 items for input 0", "exactly one item per input");
+
+    /* The only dropped input is the last one: found at a pause or at
+     * the end. */
+    g = MPX_EZ(range_node(1, 2), MPX_ZIP(mpx_stage(&Odd, NULL), mpx_stage(&Inc, NULL)));
+    expect_failure(g, "zip: branch 0 put 0 items for input 1", NULL);
+
+    /* A filter behind a parallel group, in the third branch. */
+    g = MPX_EZ(range_node(1, 2000),
+               MPX_ZIP(mpx_stage(&Inc, NULL), mpx_as(3, &Delay, &(int){100}),
+                       MPX_S(mpx_as(2, &Inc, NULL), mpx_stage(&Odd, NULL))));
+    expect_failure(g, "zip: branch 2 put 0 items for input 0", NULL);
+}
+
+static void zip_duplicating_branch_fails(void)
+{
+    mpx_graph_t *g = MPX_EZ(range_node(0, 5000),
+                            MPX_ZIP(mpx_stage(&Inc, NULL), mpx_stage(&Inc, NULL),
+                                    mpx_stage(&Twice, NULL)));
+    expect_failure(g, "zip: branch 2 put 2 items for input 0", "exactly one item per input");
+
+    /* Detected at once, even when no mark follows for a long time. */
+    g = MPX_EZ(range_node(0, 1), MPX_ZIP(mpx_stage(&Twice, NULL), mpx_stage(&Inc, NULL)));
+    expect_failure(g, "zip: branch 0 put 2 items for input 0", NULL);
+}
+
+static void zip_teardown_item_fails(void)
+{
+    mpx_graph_t *g = MPX_EZ(range_node(0, 300),
+                            MPX_ZIP(mpx_stage(&Inc, NULL),
+                                    MPX_S(mpx_stage(&Inc, NULL), mpx_stage(&TeardownPut, NULL))));
+    expect_failure(g, "zip: branch 1 put an item that belongs to no input", "teardown");
+}
+
+static void empty_input(void)
+{
+    mpx_graph_t *g = MPX_EZ(range_node(0, 0), MPX_ZIP(mpx_stage(&Inc, NULL), mpx_stage(&Odd, NULL)));
+    CHECK(mpx_graph_next(g) == NULL, "an output of zip from no input");
+    expect_success(g);
+    g = MPX_EZ(range_node(0, 0), mpx_seq(mpx_as(2, &Inc, NULL)));
+    CHECK(mpx_graph_next(g) == NULL, "an output of seq from no input");
+    expect_success(g);
+}
+
+static void endless_input_stopped_downstream(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Endless, NULL),
+                            MPX_ZIP(mpx_stage(&Inc, NULL), mpx_as(2, &Inc, NULL)),
+                            mpx_stage(&Head, &(int64_t){10000}));
+    int64_t k = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        int64_t want[2] = {k + 1, k + 1};
+        check_parts(it, want, 2, "zip of an endless input");
+        k++;
+    }
+    CHECK_EQ(k, 10000);
+    expect_success(g);
+
+    g = MPX_EZ(mpx_stage(&Endless, NULL), mpx_seq(mpx_as(3, &Inc, NULL)),
+               mpx_stage(&Head, &(int64_t){10000}));
+    k = 0;
+    while ((it = mpx_graph_next(g))) {
+        CHECK(mpx_item_i64(it) == k + 1, "seq output %" PRId64 " is %" PRId64, k,
+              mpx_item_i64(it));
+        k++;
+    }
+    CHECK_EQ(k, 10000);
+    expect_success(g);
+}
+
+/* Zip in a branch of Zip, Seq in a branch of Zip, Zip inside Seq: each
+ * one's marks pass the others' stages and never cross what they hold. */
+static void zip_and_seq_nested(void)
+{
+    enum { N = 3000 };
+    mpx_graph_t *g = MPX_EZ(
+        range_node(0, N),
+        mpx_seq(MPX_P(
+            MPX_ZIP(MPX_ZIP(map_node("square", square), mpx_as(2, &Delay, &(int){100})),
+                    mpx_seq(mpx_as(3, &Delay, &(int){300})), map_node("negate", negate)),
+            MPX_ZIP(MPX_ZIP(map_node("square", square), mpx_stage(&Inc, NULL)),
+                    mpx_seq(mpx_as(2, &Inc, NULL)), map_node("negate", negate)))));
+    int64_t k = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        int64_t m = -1;
+        /* The two parallel clones differ only in speed and in +1s. */
+        CHECK(mpx_item_parts(it) == 4, "%zu parts", mpx_item_parts(it));
+        int64_t p1 = part_i64(it, 1), p2 = part_i64(it, 2);
+        CHECK(part_i64(it, 0) == k * k && (p1 == k || p1 == k + 1) && p2 == p1 &&
+                  part_i64(it, 3) == -k,
+              "output %" PRId64 ": %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64, k,
+              part_i64(it, 0), p1, p2, part_i64(it, 3));
+        CHECK(mpx_item_meta_i64(it, "i", &m) == 0 && m == k, "meta i = %" PRId64, m);
+        check_no_internal_meta(it);
+        k++;
+    }
+    CHECK_EQ(k, N);
+    expect_success(g);
+}
+
+/* ---- Seq ---------------------------------------------------------------- */
+
+static void seq_restores_order_of_uneven_workers(void)
+{
+    enum { N = 3000 };
+    mpx_graph_t *g = MPX_EZ(range_node(0, N), mpx_seq(mpx_as(4, &Delay, &(int){500})));
+    int64_t k = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        int64_t m = -1;
+        CHECK(mpx_item_i64(it) == k, "output %" PRId64 " is %" PRId64, k, mpx_item_i64(it));
+        CHECK(mpx_item_meta_i64(it, "i", &m) == 0 && m == k, "meta i = %" PRId64, m);
+        CHECK_EQ(mpx_item_meta_count(it), 1);
+        k++;
+    }
+    CHECK_EQ(k, N);
+    expect_success(g);
+}
+
+static void seq_zero_to_two_outputs_per_input(void)
+{
+    enum { N = 3000 };
+    mpx_graph_t *g = MPX_EZ(range_node(0, N), mpx_seq(mpx_as(3, &Multi, NULL)));
+    int64_t v = 0, j = 0, n = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        while (v < N && j >= v % 3) {
+            v++;
+            j = 0;
+        }
+        CHECK(mpx_item_i64(it) == 10 * v + j, "output %" PRId64 " is %" PRId64 ", want %" PRId64,
+              n, mpx_item_i64(it), 10 * v + j);
+        j++;
+        n++;
+    }
+    CHECK_EQ(n, N); /* v % 3 summed over 0 .. N-1, N a multiple of 3 */
+    expect_success(g);
+}
+
+/* What a teardown inside the node puts belongs to no input: it comes
+ * after the numbered outputs. */
+static void seq_teardown_items_come_last(void)
+{
+    enum { N = 1000 };
+    mpx_graph_t *g = MPX_EZ(range_node(0, N),
+                            mpx_seq(MPX_S(mpx_as(3, &Delay, &(int){100}),
+                                          mpx_by(2, &TeardownPut, NULL))));
+    /* mpx_by: every input twice, in a row. */
+    int64_t k = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        int64_t want = k < 2 * N ? k / 2 : -1;
+        CHECK(mpx_item_i64(it) == want, "output %" PRId64 " is %" PRId64 ", want %" PRId64, k,
+              mpx_item_i64(it), want);
+        k++;
+    }
+    CHECK_EQ(k, 2 * N + 2);
+    expect_success(g);
+}
+
+/* Batch keeps items across marks, but a batch carries the number of its
+ * last input, so Seq still restores the order around a batched stage. */
+static void seq_around_batches(void)
+{
+    enum { N = 3000 };
+    mpx_graph_t *g = MPX_EZ(range_node(0, N),
+                            mpx_seq(MPX_S(mpx_batch(10), mpx_as(3, &Delay, &(int){1000}),
+                                          mpx_unbatch())));
+    int64_t k = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        CHECK(mpx_item_i64(it) == k, "output %" PRId64 " is %" PRId64, k, mpx_item_i64(it));
+        k++;
+    }
+    CHECK_EQ(k, N);
+    expect_success(g);
+}
+
+static void seq_100k_items_through_four_workers(void)
+{
+    enum { N = 100000 };
+    mpx_graph_t *g = MPX_EZ(range_node(0, N), mpx_seq(mpx_as(4, &Inc, NULL)));
+    int64_t k = 0, wrong = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        if (mpx_item_i64(it) != k + 1 && wrong++ < 5)
+            CHECK(0, "output %" PRId64 " is %" PRId64, k, mpx_item_i64(it));
+        k++;
+    }
+    CHECK_EQ(wrong, 0);
+    CHECK_EQ(k, N);
+    expect_success(g);
+}
+
+/* The source puts a few items, then waits until the last stage has them
+ * all: a Seq that held items until more came (or until the end) would
+ * leave the source waiting, and the run would fail. */
+static mpx_event_t *received;
+enum { PAUSE_ROUNDS = 6, PAUSE_ITEMS = 5 };
+
+static int paused_setup(mpx_stage_t *st)
+{
+    for (int r = 0; r < PAUSE_ROUNDS; r++) {
+        for (int i = 0; i < PAUSE_ITEMS; i++) {
+            int rc = mpx_meta_set_i64(st, "i", r * PAUSE_ITEMS + i);
+            if (rc == 0)
+                rc = mpx_put_i64(st, r * PAUSE_ITEMS + i);
+            if (rc != 0)
+                return rc;
+        }
+        int rc = mpx_flush(st);
+        if (rc != 0)
+            return rc;
+        /* A guard against a hang, not a measure of time. */
+        if (mpx_event_wait(received, 30000) != 1)
+            return mpx_fail(st, "round %d: the items never reached the end", r);
+        mpx_event_clear(received);
+    }
+    return mpx_stop(st);
+}
+static const mpx_stage_def_t Paused = {.name = "paused", .setup = paused_setup};
+
+static int receiver_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    int64_t *n = mpx_state(st);
+    int rc = mpx_put_item(st, it);
+    if (rc == 0 && ++*n % PAUSE_ITEMS == 0)
+        rc = mpx_event_set(received);
+    return rc;
+}
+static const mpx_stage_def_t Receiver = {.name = "receiver", .state_size = sizeof(int64_t),
+                                         .process = receiver_process};
+
+static void seq_does_not_hold_a_paused_stream(void)
+{
+    received = mpx_event_new();
+    REQUIRE(received, "event");
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Paused, NULL),
+                            mpx_seq(mpx_as(3, &Delay, &(int){2000})),
+                            MPX_ZIP(mpx_stage(&Inc, NULL), mpx_as(2, &Delay, &(int){1000})),
+                            mpx_stage(&Receiver, NULL));
+    int64_t k = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        int64_t want[2] = {k + 1, k};
+        check_parts(it, want, 2, "paused stream");
+        k++;
+    }
+    CHECK_EQ(k, PAUSE_ROUNDS * PAUSE_ITEMS);
+    expect_success(g);
+    mpx_event_destroy(&received);
+}
+
+/* ---- marks of the user's own ------------------------------------------- *
+ * A mark put upstream still means, downstream of Seq and Zip, that every
+ * item put before it has arrived: they hold items, but put them before
+ * letting another origin's mark go on. */
+
+static int marker_setup(mpx_stage_t *st)
+{
+    for (int64_t v = 0; v < 6000; v++) {
+        int rc = mpx_put_i64(st, v);
+        if (rc == 0 && (v + 1) % 100 == 0)
+            rc = mpx_put_mark(st, (uint64_t)(v + 1));
+        if (rc != 0)
+            return rc;
+    }
+    return mpx_stop(st);
+}
+static const mpx_stage_def_t Marker = {.name = "marker", .setup = marker_setup};
+
+/* At each mark, every item before it is here; reports the mark as an
+ * item (-value), and passes the items on. */
+static int check_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    int64_t *items = mpx_state(st);
+    ++*items;
+    return mpx_put_item(st, it);
+}
+static int check_mark(mpx_stage_t *st, uint64_t value)
+{
+    int64_t *items = mpx_state(st);
+    if (*items < (int64_t)value)
+        return mpx_fail(st, "mark %llu arrived after only %lld items", (unsigned long long)value,
+                        (long long)*items);
+    int rc = mpx_put_i64(st, -(int64_t)value);
+    return rc ? rc : MPX_MARK_CONSUMED;
+}
+static const mpx_stage_def_t MarkCheck = {.name = "markcheck", .state_size = sizeof(int64_t),
+                                          .process = check_process, .mark = check_mark};
+
+static void user_marks_pass_through(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Marker, NULL), mpx_seq(mpx_as(3, &Delay, &(int){100})),
+                            MPX_ZIP(mpx_stage(&Inc, NULL), mpx_as(2, &Delay, &(int){100})),
+                            mpx_stage(&MarkCheck, NULL));
+    int64_t k = 0, marks = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        if (mpx_item_parts(it) == 1) {
+            /* A mark: it comes right after the item that preceded it. */
+            CHECK(mpx_item_i64(it) == -k, "mark %" PRId64 " after %" PRId64 " items",
+                  -mpx_item_i64(it), k);
+            marks++;
+            continue;
+        }
+        int64_t want[2] = {k + 1, k};
+        check_parts(it, want, 2, "zip after seq");
+        k++;
+    }
+    CHECK_EQ(k, 6000);
+    CHECK_EQ(marks, 60);
+    expect_success(g);
+}
+
+/* ---- random graphs ------------------------------------------------------ *
+ * Inputs are random values, each with meta "in" = its index.  A stage of
+ * function id f maps x to 0..2 outputs (Seq) or exactly one (Zip), by a
+ * hash of (f, x), after a random delay.  Seq's output must list the
+ * inputs in order, each with exactly the outputs the reference computes
+ * (in any order among an input's own outputs, which several stages in
+ * the node may reorder); Zip's output must equal the reference exactly. */
+
+typedef struct rfn_args {
+    int fid;
+    int outputs; /* 1: exactly one output; 0: 0..2 by hash */
+    int max_us;
+} rfn_args_t;
+
+static int rfn_count(const rfn_args_t *a, int64_t x)
+{
+    return a->outputs ? 1 : (int)(mix((uint64_t)a->fid * 7919u + (uint64_t)x) % 3);
+}
+static int64_t rfn_value(int fid, int64_t x, int j)
+{
+    return (int64_t)(mix(mix((uint64_t)fid) ^ ((uint64_t)x * 31 + (uint64_t)j)) % 1000000);
+}
+
+static int rfn_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    const rfn_args_t *a = mpx_args(st);
+    int64_t x = mpx_item_i64(it);
+    if (a->max_us > 0) {
+        unsigned us = (unsigned)(mix((uint64_t)x ^ (uint64_t)a->fid << 40) % (unsigned)a->max_us);
+        usleep(us * (mpx_stage_instance(st) == 0 ? 3 : 1));
+    }
+    for (int j = 0; j < rfn_count(a, x); j++) {
+        int rc = mpx_put_i64(st, rfn_value(a->fid, x, j));
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+static const mpx_stage_def_t Rfn = {.name = "rfn", .args_size = sizeof(rfn_args_t),
+                                    .process = rfn_process};
+
+typedef struct rsrc_args {
+    const int64_t *values;
+    int64_t n;
+} rsrc_args_t;
+
+static int rsrc_setup(mpx_stage_t *st)
+{
+    const rsrc_args_t *a = mpx_args(st);
+    for (int64_t i = 0; i < a->n; i++) {
+        int rc = mpx_meta_set_i64(st, "in", i);
+        if (rc == 0)
+            rc = mpx_put_i64(st, a->values[i]);
+        if (rc != 0)
+            return rc;
+    }
+    return mpx_stop(st);
+}
+static const mpx_stage_def_t Rsrc = {.name = "rsrc", .args_size = sizeof(rsrc_args_t),
+                                     .setup = rsrc_setup};
+
+static uint64_t rng_state;
+static uint32_t rnd(uint32_t n) { return (uint32_t)((rng_state = mix(rng_state)) % n); }
+
+static uint64_t base_seed(void)
+{
+    static uint64_t seed;
+    if (!seed) {
+        const char *env = getenv("MPX_TEST_SEED");
+        seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) * 2654435761u;
+        if (!seed)
+            seed = 1;
+    }
+    return seed;
+}
+
+/* A chain of 1..3 stages, each replicated at random; the functions of
+ * the chain go to fids[] (*nf of them).  Every instance of a stage
+ * computes the same function, so replication changes only speed. */
+static mpx_node_t *random_chain(int outputs, int *fids, int *nf, int *procs)
+{
+    int len = 1 + (int)rnd(3);
+    mpx_node_t *nodes[3];
+    for (int i = 0; i < len; i++) {
+        static int next_fid;
+        rfn_args_t a = {++next_fid, outputs, rnd(3) == 0 ? 0 : 50 + (int)rnd(400)};
+        fids[(*nf)++] = a.fid;
+        int kind = (int)rnd(3);
+        if (kind == 0) {
+            nodes[i] = mpx_stage(&Rfn, &a);
+            *procs += 1;
+        } else if (kind == 1) {
+            int k = 2 + (int)rnd(3);
+            nodes[i] = mpx_as(k, &Rfn, &a);
+            *procs += k;
+        } else {
+            nodes[i] = MPX_P(mpx_stage(&Rfn, &a), mpx_as(2, &Rfn, &a));
+            *procs += 3;
+        }
+    }
+    return mpx_serial_v(nodes, (size_t)len);
+}
+
+/* What the chain makes of x, appended to out (0..many values). */
+static void eval_chain(const int *fids, int nf, int outputs, int64_t x, int64_t *out, size_t *n,
+                       size_t cap)
+{
+    if (nf == 0) {
+        REQUIRE(*n < cap, "reference overflow");
+        out[(*n)++] = x;
+        return;
+    }
+    rfn_args_t a = {fids[0], outputs, 0};
+    for (int j = 0; j < rfn_count(&a, x); j++)
+        eval_chain(fids + 1, nf - 1, outputs, rfn_value(fids[0], x, j), out, n, cap);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+typedef struct out_rec {
+    int64_t in, v;
+} out_rec_t;
+
+static bool random_seq_graph(void)
+{
+    bool ok = true;
+    int64_t n = 1 + (int64_t)rnd(1500);
+    int64_t *in = malloc((size_t)n * sizeof *in);
+    size_t cap = (size_t)n * 8 + 1, nout = 0;
+    out_rec_t *out = malloc(cap * sizeof *out);
+    REQUIRE(in && out, "oom");
+    for (int64_t i = 0; i < n; i++)
+        in[i] = (int64_t)rnd(1000000);
+    int fids[3], nf = 0, procs = 0;
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Rsrc, &(rsrc_args_t){in, n}),
+                            mpx_seq(random_chain(0, fids, &nf, &procs)));
+    /* Small capacities: the marks and held items must not jam the flow. */
+    if (rnd(3) == 0)
+        mpx_node_set_capacity(g, 1 + rnd(8), 0);
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        out_rec_t r = {-1, mpx_item_i64(it)};
+        CHECK(mpx_item_meta_i64(it, "in", &r.in) == 0 && r.in >= 0 && r.in < n,
+              "an output without its input's meta");
+        check_no_internal_meta(it);
+        if (nout > 0 && r.in < out[nout - 1].in) {
+            CHECK(ok, "output of input %" PRId64 " after one of input %" PRId64, r.in,
+                  out[nout - 1].in);
+            ok = false;
+        }
+        REQUIRE(nout < cap, "more outputs than the node can make");
+        out[nout++] = r;
+    }
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK(strcmp(mpx_graph_error(g), "") == 0, "error: %s", mpx_graph_error(g));
+    ok = ok && mpx_graph_join(g) == 0;
+    expect_clean(g);
+    mpx_node_destroy(&g);
+
+    /* Per input, its outputs (sorted: their order among themselves is
+     * free) against the reference's. */
+    size_t at = 0;
+    for (int64_t k = 0; ok && k < n; k++) {
+        int64_t want[64], got[64];
+        size_t nw = 0, ng = 0;
+        eval_chain(fids, nf, 0, in[k], want, &nw, 64);
+        for (; at < nout && out[at].in == k; at++)
+            if (ng < 64)
+                got[ng++] = out[at].v;
+        qsort(want, nw, sizeof *want, cmp_i64);
+        qsort(got, ng, sizeof *got, cmp_i64);
+        if (ng != nw || memcmp(got, want, nw * sizeof *want) != 0) {
+            CHECK(0, "input %" PRId64 ": %zu outputs, want %zu, or other values", k, ng, nw);
+            ok = false;
+        }
+    }
+    CHECK(!ok || at == nout, "outputs of unknown inputs");
+    free(in);
+    free(out);
+    return ok && at == nout;
+}
+
+static bool random_zip_graph(void)
+{
+    bool ok = true;
+    int64_t n = (int64_t)rnd(1500);
+    int64_t *in = malloc(((size_t)n + 1) * sizeof *in);
+    REQUIRE(in, "oom");
+    for (int64_t i = 0; i < n; i++)
+        in[i] = (int64_t)rnd(1000000);
+    int nb = 1 + (int)rnd(4), procs = 0;
+    int fids[4][3], nf[4] = {0};
+    bool seq[4];
+    mpx_node_t *br[4];
+    for (int b = 0; b < nb; b++) {
+        br[b] = random_chain(1, fids[b], &nf[b], &procs);
+        /* A Seq inside a branch changes nothing but timing. */
+        seq[b] = rnd(3) == 0;
+        if (seq[b])
+            br[b] = mpx_seq(br[b]);
+        if (procs > 14)
+            nb = b + 1;
+    }
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Rsrc, &(rsrc_args_t){in, n}), mpx_zip_v(br, (size_t)nb));
+    if (rnd(3) == 0)
+        mpx_node_set_capacity(g, 1 + rnd(8), 0);
+    int64_t k = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        int64_t want[4], m = -1;
+        for (int b = 0; b < nb && k < n; b++) {
+            size_t one = 0;
+            eval_chain(fids[b], nf[b], 1, in[k], &want[b], &one, 1);
+        }
+        bool good = k < n && mpx_item_parts(it) == (size_t)nb &&
+                    mpx_item_meta_i64(it, "in", &m) == 0 && m == k;
+        for (int b = 0; good && b < nb; b++)
+            good = part_i64(it, (size_t)b) == want[b];
+        if (!good && ok)
+            CHECK(0, "zip output %" PRId64 " differs from the reference", k);
+        ok = ok && good;
+        check_no_internal_meta(it);
+        k++;
+    }
+    CHECK(k == n, "%" PRId64 " outputs for %" PRId64 " inputs", k, n);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK(strcmp(mpx_graph_error(g), "") == 0, "error: %s", mpx_graph_error(g));
+    ok = ok && k == n && mpx_graph_join(g) == 0;
+    expect_clean(g);
+    mpx_node_destroy(&g);
+    free(in);
+    return ok;
+}
+
+static void random_seq_and_zip(void)
+{
+    uint64_t seed = base_seed();
+    fprintf(stderr, "seed %" PRIu64 " (repeat with MPX_TEST_SEED=%" PRIu64 ")\n", seed, seed);
+    for (int i = 0; i < 12; i++) {
+        rng_state = mix(seed + (uint64_t)i);
+        bool zip = i % 2;
+        bool ok = zip ? random_zip_graph() : random_seq_graph();
+        if (!ok)
+            fprintf(stderr, "graph %d (%s) of seed %" PRIu64 " failed\n", i, zip ? "zip" : "seq",
+                    seed);
+    }
+}
 
 int main(int argc, char **argv)
 {
-    static const test_case_t cases[] = {{NULL, NULL}};
-    return harness_main(argc, argv, cases, 0);
+    static const test_case_t cases[] = {
+        TEST_CASE(batch_groups_in_order),
+        TEST_CASE(batch_of_one),
+        TEST_CASE(batch_larger_than_input),
+        TEST_CASE(batch_meta_of_last_item),
+        TEST_CASE(unbatch_restores_items),
+        TEST_CASE(batch_flattens_multipart),
+        TEST_CASE(bad_arguments_refused),
+        TEST_CASE(zip_two_to_four_branches),
+        TEST_CASE(zip_keeps_input_meta_and_flattens_parts),
+        TEST_CASE(zip_parallel_branches_uneven_speeds),
+        TEST_CASE(zip_filter_branch_fails),
+        TEST_CASE(zip_duplicating_branch_fails),
+        TEST_CASE(zip_teardown_item_fails),
+        TEST_CASE(empty_input),
+        TEST_CASE(endless_input_stopped_downstream),
+        TEST_CASE(zip_and_seq_nested),
+        TEST_CASE(seq_restores_order_of_uneven_workers),
+        TEST_CASE(seq_zero_to_two_outputs_per_input),
+        TEST_CASE(seq_teardown_items_come_last),
+        TEST_CASE(seq_around_batches),
+        TEST_CASE(seq_100k_items_through_four_workers),
+        TEST_CASE(seq_does_not_hold_a_paused_stream),
+        TEST_CASE(user_marks_pass_through),
+        TEST_CASE(random_seq_and_zip),
+    };
+    return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
 }

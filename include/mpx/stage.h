@@ -116,6 +116,14 @@ int mpx_put_parts_to(mpx_stage_t *st, const char *name, const mpx_part_t *parts,
  * simply pass them on. */
 int mpx_put_mark(mpx_stage_t *st, uint64_t value);
 
+/* Have the idle hook run again whenever `fd` turns readable while the
+ * stage waits for input — for a stage that gets data from elsewhere too,
+ * like the output of a command it runs.  Up to 8 descriptors per stage;
+ * meaningful only with an idle hook.  0, MPX_EINVAL, MPX_ERANGE (full),
+ * MPX_ESTATE outside the stage process. */
+int mpx_watch_fd(mpx_stage_t *st, int fd);
+int mpx_unwatch_fd(mpx_stage_t *st, int fd);
+
 /* Items are sent in batches while an edge is busy; a stage that puts an
  * item and then works for a long time before its next put may call this
  * so that the item leaves at once. */
@@ -133,7 +141,8 @@ int mpx_stop(mpx_stage_t *st);
 bool mpx_stopping(const mpx_stage_t *st);
 
 /* Record why the stage fails and return MPX_ESTAGE, so that a callback can
- * `return mpx_fail(st, "cannot open %s", path);`. */
+ * `return mpx_fail(st, "cannot open %s", path);`.  The graph's error
+ * message keeps up to about 3900 bytes of it. */
 int mpx_fail(mpx_stage_t *st, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))

@@ -14,7 +14,8 @@
  * Typed forms read part 0 of the input: an int64 or a double (8 bytes:
  * any other size fails the run, naming the stage), or a C string.  A
  * string map returns a string from malloc, which the stage frees, or NULL
- * to fail the run.
+ * to fail the run.  A NULL or empty name names the stage "map" or
+ * "filter"; a NULL function is refused by the graph check.
  */
 #ifndef MPX_BUILTINS_MAP_H
 #define MPX_BUILTINS_MAP_H

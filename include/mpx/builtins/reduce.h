@@ -27,14 +27,18 @@ extern "C" {
 
 /* fn(acc, item, ctx) updates acc (acc_size bytes, 8-byte aligned, starting
  * as a copy of init) and returns 0, or non-zero to fail the run.  The
- * result is one item of acc_size bytes. */
+ * result is one item of acc_size bytes.  A NULL fn or init, or acc_size 0
+ * or above MPX_REDUCE_MAX, is refused by the graph check; name NULL means
+ * "reduce". */
 typedef int (*mpx_reduce_fn)(void *acc, const mpx_item_t *item, void *ctx);
 mpx_node_t *mpx_reduce(const char *name, mpx_reduce_fn fn, const void *init, size_t acc_size,
                        void *ctx);
 
 /* The number of items (an i64). */
 mpx_node_t *mpx_count(void);
-/* The sum of part 0 of every item, read as an i64 / a double. */
+/* The sum of part 0 of every item, read as an i64 (wrapping modulo 2^64,
+ * like unsigned arithmetic) / a double.  A part of another size fails the
+ * run. */
 mpx_node_t *mpx_sum_i64(void);
 mpx_node_t *mpx_sum_f64(void);
 
