@@ -19,13 +19,16 @@
  * Output items carry no meta: a command's output lines do not correspond
  * to the input items whose meta would otherwise ride on them.
  *
- * Limits.  Output the command writes after the idle hook returned waits
- * for the next input or for teardown: a stage waiting for input is woken
- * by input only.  When the stage process dies (mpx_graph_stop, a failure
- * elsewhere), the kernel kills the command's sh (PR_SET_PDEATHSIG); the
- * processes sh started for a pipeline then end when their pipes close
- * (EOF on stdin, EPIPE on stdout), as filters do, but one that reads and
- * writes nothing (`sleep 9 | cat`) lives on until it ends by itself.
+ * The stage watches the command's stdout and stderr (mpx_watch_fd), so
+ * what the command writes while no input comes is put at once, by the
+ * idle hook.
+ *
+ * Between the stage and sh stands a guard process: a child subreaper that
+ * puts sh in a process group of its own and, if the stage process dies
+ * (mpx_graph_stop, a failure elsewhere: the kernel tells it), kills that
+ * whole group — every process of a pipeline, not only sh.  When sh ends,
+ * the guard kills what sh left behind in its group, reaps everything, and
+ * ends as sh did, so the stage sees the command's own status.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -37,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -112,13 +116,10 @@ static int set_nonblocking(int fd)
     return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
-/* The child, between fork and exec.  The stage process has other threads
- * (zmq's), so only async-signal-safe calls are made here. */
-static _Noreturn void run_command(const char *command, pid_t stage, int in, int out, int err)
+/* sh, between fork and exec.  Only async-signal-safe calls: the stage
+ * process this was forked from has other threads (zmq's). */
+static _Noreturn void run_sh(const char *command, pid_t guard)
 {
-    if (dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
-        dup2(err, STDERR_FILENO) < 0)
-        _exit(127);
     /* The stage process may ignore SIGPIPE (the application's choice) and
      * ignores SIGINT (mpx's); ignored signals survive exec, and a command
      * that ignores SIGPIPE would not end when its reader goes away. */
@@ -127,18 +128,16 @@ static _Noreturn void run_command(const char *command, pid_t stage, int in, int 
     dfl.sa_handler = SIG_DFL;
     sigaction(SIGPIPE, &dfl, NULL);
     sigaction(SIGINT, &dfl, NULL);
+    sigaction(SIGTERM, &dfl, NULL);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     /* A process group of its own: Ctrl-C in a terminal goes to the
      * foreground group, and mpx leaves that decision to the application
-     * alone (stage processes ignore SIGINT); the command must not die of
-     * it behind the application's back. */
+     * alone (stage processes ignore SIGINT); and the guard can end the
+     * whole command at once. */
     setpgid(0, 0);
-    /* Never outlive the stage: when it dies (stopped, killed, crashed),
-     * the kernel kills the command.  If it died before prctl took hold,
-     * our parent is already someone else. */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != stage)
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != guard)
         _exit(127);
     char *argv[] = {(char *)"sh", (char *)"-c", (char *)command, NULL};
     execve("/bin/sh", argv, environ);
@@ -146,6 +145,72 @@ static _Noreturn void run_command(const char *command, pid_t stage, int in, int 
     if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0)
         _exit(127);
     _exit(127);
+}
+
+static volatile pid_t guarded; /* sh's pid, in the guard process */
+
+/* The stage died (or abandons the command): end every process of it. */
+static void guard_end(int sig)
+{
+    (void)sig;
+    if (guarded > 0)
+        kill(-guarded, SIGKILL);
+    _exit(128 + SIGKILL);
+}
+
+/* The guard, between the stage and sh (see the top of the file).  Only
+ * async-signal-safe calls, as in run_sh. */
+static _Noreturn void run_guard(const char *command, pid_t stage, int in, int out, int err)
+{
+    /* The command's ends become 0, 1 and 2, and nothing else stays open:
+     * the guard never execs, so close-on-exec does not help, and a copy of
+     * the stage's end of stdin held here would keep the command from ever
+     * seeing the end of its input. */
+    if (dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
+        dup2(err, STDERR_FILENO) < 0)
+        _exit(127);
+    if (syscall(SYS_close_range, 3u, ~0u, 0u) != 0)
+        for (int fd = 3; fd < 65536; fd++)
+            close(fd);
+    struct sigaction end;
+    memset(&end, 0, sizeof end);
+    end.sa_handler = guard_end;
+    sigaction(SIGTERM, &end, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0 || getppid() != stage)
+        _exit(127);
+    pid_t self = getpid();
+    pid_t sh = fork();
+    if (sh == 0)
+        run_sh(command, self);
+    if (sh < 0)
+        _exit(127);
+    guarded = sh;
+    setpgid(sh, sh); /* whichever of the two runs first */
+    int null = open("/dev/null", O_RDWR);
+    for (int fd = 0; fd < 3 && null >= 0; fd++)
+        dup2(null, fd); /* the guard holds no end of the command's pipes */
+    int status = 0, st;
+    pid_t r;
+    while ((r = waitpid(sh, &status, 0)) < 0 && errno == EINTR)
+        ;
+    /* What sh leaves in its group (a background job) does not outlive
+     * the command; what left the group is still ours to reap. */
+    kill(-sh, SIGKILL);
+    while ((r = waitpid(-1, &st, 0)) > 0 || (r < 0 && errno == EINTR))
+        ;
+    if (WIFSIGNALED(status)) {
+        /* End as sh did, so that the stage reports its signal. */
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        sigaction(WTERMSIG(status), &dfl, NULL);
+        kill(self, WTERMSIG(status));
+    }
+    _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 127);
 }
 
 /* The stage fails: the command (its whole process group) is killed and
@@ -156,8 +221,7 @@ static int abandon(exec_state_t *s, int rc)
 {
     if (rc == 0 || rc == MPX_ESTOPPED || s->pid <= 0)
         return rc;
-    kill(-s->pid, SIGKILL);
-    kill(s->pid, SIGKILL); /* in case setpgid did not happen yet */
+    kill(s->pid, SIGTERM); /* the guard ends the command's whole group */
     while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR)
         ;
     s->pid = 0;
@@ -186,7 +250,7 @@ static int exec_setup(mpx_stage_t *st)
     pid_t self = getpid();
     pid_t pid = fork();
     if (pid == 0)
-        run_command(a->command, self, pin[0], pout[1], perr[1]);
+        run_guard(a->command, self, pin[0], pout[1], perr[1]);
     int e = errno;
     close(pin[0]);
     close(pout[1]);
@@ -202,13 +266,12 @@ static int exec_setup(mpx_stage_t *st)
                         strerror(e));
     }
     s->pid = pid;
-    /* Also here, so that the group exists whichever of the two runs
-     * first (abandon() kills the group); once the child has exec'd this
-     * fails harmlessly. */
-    setpgid(pid, pid);
     if (set_nonblocking(s->in) != 0 || set_nonblocking(s->out) != 0 ||
         set_nonblocking(s->err) != 0)
         return abandon(s, mpx_fail(st, "exec: fcntl: %s", strerror(errno)));
+    /* What the command writes while no input comes is put at once. */
+    if (mpx_watch_fd(st, s->out) != 0 || mpx_watch_fd(st, s->err) != 0)
+        return abandon(s, mpx_fail(st, "exec: cannot watch the command's output"));
     return 0;
 }
 
@@ -260,6 +323,7 @@ static int read_out(mpx_stage_t *st, exec_state_t *s)
                         a->command, strerror(errno));
     }
     if (r == 0) {
+        mpx_unwatch_fd(st, s->out);
         close_fd(&s->out);
         size_t rest = s->olen;
         s->olen = 0;
@@ -309,10 +373,12 @@ static int read_err(mpx_stage_t *st, exec_state_t *s)
         return mpx_fail(st, "exec: reading the stderr of '%.*s': %s", SHOWN_COMMAND,
                         a->command, strerror(errno));
     }
-    if (r == 0)
+    if (r == 0) {
+        mpx_unwatch_fd(st, s->err);
         close_fd(&s->err);
-    else
+    } else {
         keep_tail(s, buf, (size_t)r);
+    }
     return 0;
 }
 
@@ -460,15 +526,18 @@ static int exec_process(mpx_stage_t *st, mpx_item_t *it)
     return abandon(s, rc);
 }
 
-/* No input waiting: the command gets what was gathered, and what it has
- * written by now is put at once rather than at the next input. */
+/* No input waiting (or the command wrote something): the command gets
+ * what was gathered, and what it has written by now is put at once.  A
+ * few reads at most, so that input is not kept waiting behind a command
+ * that writes without end. */
 static int exec_idle(mpx_stage_t *st)
 {
     exec_state_t *s = mpx_state(st);
     if (s->down_gone)
         return MPX_ESTOPPED;
     int rc = flush_in(st, s);
-    for (bool ready = true; rc == 0 && ready;)
+    bool ready = true;
+    for (int reads = 0; rc == 0 && ready && reads < 16; reads++)
         rc = pump(st, s, false, 0, &ready);
     return abandon(s, rc);
 }
@@ -528,8 +597,10 @@ static int exec_teardown(mpx_stage_t *st)
     close_fd(&s->in);
     s->ilen = 0;
     while (s->out >= 0 || s->err >= 0) {
-        if (s->down_gone) /* nobody wants the output: it ends like `yes | head` */
+        if (s->down_gone && s->out >= 0) { /* nobody wants the output: `yes | head` */
+            mpx_unwatch_fd(st, s->out);
             close_fd(&s->out);
+        }
         rc = pump(st, s, false, -1, NULL);
         if (rc != 0 && rc != MPX_ESTOPPED)
             return abandon(s, rc);

@@ -19,11 +19,26 @@ typedef struct print_state {
     size_t cap;
 } print_state_t;
 
+/* Printable text: no control bytes but white space, and well-formed UTF-8
+ * (so that the bytes of a negative integer, say, are not taken for it). */
 static bool is_text(const unsigned char *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (p[i] == 0 || (p[i] < 0x20 && !isspace(p[i])) || p[i] == 0x7f)
+    for (size_t i = 0; i < n;) {
+        unsigned char c = p[i];
+        if (c < 0x80) {
+            if ((c < 0x20 && !isspace(c)) || c == 0x7f)
+                return false;
+            i++;
+            continue;
+        }
+        size_t len = (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+        if (len == 0 || c == 0xc0 || c == 0xc1 || i + len > n)
             return false;
+        for (size_t k = 1; k < len; k++)
+            if ((p[i + k] & 0xc0) != 0x80)
+                return false;
+        i += len;
+    }
     return true;
 }
 

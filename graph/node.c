@@ -201,6 +201,39 @@ static bool started(const mpx_node_t *n)
     return n->run != NULL;
 }
 
+mpx_node_t *mpx_instances(mpx_node_t *node, int n)
+{
+    const char *why = NULL;
+    if (!node)
+        return mpx_invalid("mpx_instances: the node is NULL");
+    if (node->kind != NODE_STAGE || !node->def || node->count != 1 || node->by)
+        why = "the node is not a single stage";
+    else if (n < 1 || n > MPX_MAX_INSTANCES)
+        why = "n is out of range";
+    else if (node->parent || started(node))
+        why = "the node is already part of a graph";
+    if (!why) {
+        node->count = n;
+        return node;
+    }
+    /* Keep the node inside what is returned, so that it is freed with it. */
+    mpx_node_t *bad = mpx_invalid("mpx_instances(%d, '%s'): %s", n,
+                                  node->kind == NODE_STAGE ? node_stage_name(node)
+                                                           : node_kind_name(node->kind),
+                                  why);
+    if (node->parent || node->run || !bad)
+        return bad;
+    mpx_node_t *kids[2] = {bad, node};
+    return mpx_serial_v(kids, 2);
+}
+
+const char *mpx_node_name(const mpx_node_t *node)
+{
+    if (!node)
+        return NULL;
+    return node->kind == NODE_STAGE ? node_stage_name(node) : node_kind_name(node->kind);
+}
+
 int mpx_node_set_name(mpx_node_t *node, const char *name)
 {
     if (!node || !name || !name[0])

@@ -399,7 +399,9 @@ static void process_all(child_rt_t *rt)
             meta_cur_reset(&rt->meta, it->meta, it->meta_size, it->nmeta);
             if (timing)
                 clock_gettime(CLOCK_MONOTONIC, &rt->item_start);
+            rt->in_process = true;
             int rc = def->process ? def->process(&rt->st, it) : mpx_put_item(&rt->st, it);
+            rt->in_process = false;
             check_rc(rt, rc);
         } else if (r == 2) {
             on_mark(rt, &mark);

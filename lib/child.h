@@ -44,6 +44,7 @@ typedef struct child_rt {
     meta_cur_t meta;
     child_phase_t phase;
     bool ready_sent, go, released;
+    bool in_process; /* inside the process callback (timing applies) */
     uint64_t ctl_at; /* ticks when the control channel was last read */
     int watch[8];    /* descriptors whose readiness wakes the idle hook */
     int nwatch;

@@ -32,6 +32,7 @@ typedef struct mark_track {
     uint64_t *got;   /* per peer: marks received through it */
     uint64_t done;   /* marks handed on */
     uint64_t *vals;  /* values of marks done, done+1, ... not yet complete */
+    uint64_t *seen;  /* when each of them first arrived (a count of marks) */
     size_t nvals, capvals;
 } mark_track_t;
 
@@ -64,6 +65,7 @@ struct edge_in {
     mark_track_t *tracks;
     int ntracks;
     bool marks_check; /* a mark or an end of stream came: look for complete marks */
+    uint64_t marks_seen;
 };
 
 edge_in_t *edge_in_new(void *zctx, const plan_t *plan, int self, const char *dir, char *err,
@@ -121,6 +123,7 @@ void edge_in_destroy(edge_in_t **inp)
         free(in->tracks[t].relevant);
         free(in->tracks[t].got);
         free(in->tracks[t].vals);
+        free(in->tracks[t].seen);
     }
     free(in->tracks);
     free(in->peers);
@@ -275,42 +278,51 @@ static int note_mark(edge_in_t *in, int k, uint32_t origin, uint64_t value, char
         if (t->nvals == t->capvals) {
             size_t cap = t->capvals ? 2 * t->capvals : 8;
             uint64_t *v = realloc(t->vals, cap * sizeof *v);
-            if (!v) {
+            if (v)
+                t->vals = v;
+            uint64_t *w = v ? realloc(t->seen, cap * sizeof *w) : NULL;
+            if (!w) {
                 snprintf(err, errcap, "out of memory");
                 return MPX_ENOMEM;
             }
-            t->vals = v;
+            t->seen = w;
             t->capvals = cap;
         }
+        t->seen[t->nvals] = in->marks_seen++;
         t->vals[t->nvals++] = value;
     }
     in->marks_check = true;
     return 0;
 }
 
-/* Hand on the oldest mark of any origin that every path has delivered. */
+/* Hand on, of the marks every path has delivered, the one that arrived
+ * first: marks of different origins keep their order. */
 static bool complete_mark(edge_in_t *in, edge_mark_t *mark)
 {
     if (!in->marks_check)
         return false;
+    mark_track_t *best = NULL;
     for (int ti = 0; ti < in->ntracks; ti++) {
         mark_track_t *t = &in->tracks[ti];
-        if (t->nvals == 0)
+        if (t->nvals == 0 || (best && best->seen[0] < t->seen[0]))
             continue;
         bool all = true;
         for (int k = 0; k < in->npeers && all; k++)
             all = !t->relevant[k] || in->peers[k].eos || t->got[k] > t->done;
-        if (!all)
-            continue;
-        mark->origin = t->origin;
-        mark->value = t->vals[0];
-        memmove(t->vals, t->vals + 1, (t->nvals - 1) * sizeof *t->vals);
-        t->nvals--;
-        t->done++;
-        return true;
+        if (all)
+            best = t;
     }
-    in->marks_check = false;
-    return false;
+    if (!best) {
+        in->marks_check = false;
+        return false;
+    }
+    mark->origin = best->origin;
+    mark->value = best->vals[0];
+    memmove(best->vals, best->vals + 1, (best->nvals - 1) * sizeof *best->vals);
+    memmove(best->seen, best->seen + 1, (best->nvals - 1) * sizeof *best->seen);
+    best->nvals--;
+    best->done++;
+    return true;
 }
 
 /* ---- taking records ----------------------------------------------------- */

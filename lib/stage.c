@@ -50,7 +50,7 @@ static int put_on(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n)
     int rc = child_before_put(rt);
     if (rc != 0)
         return rc;
-    if (rt->st.pi->timing && rt->phase == PHASE_PROCESS && (rc = record_time(rt)) != 0)
+    if (rt->st.pi->timing && rt->in_process && (rc = record_time(rt)) != 0)
         return rc;
     size_t meta_size = meta_cur_size(&rt->meta);
     size_t size = WIRE_REC_HEAD + meta_size;

@@ -301,6 +301,30 @@ static void arrays_and_short_names(void)
     mpx_node_destroy(&g);
 }
 
+static void instances_of_any_stage(void)
+{
+    mpx_node_t *doubled = mpx_instances(MPX_FN(triple), 3);
+    CHECK(strcmp(mpx_node_name(doubled), "triple") == 0, "%s", mpx_node_name(doubled));
+    mpx_graph_t *g = MPX_EZ(range_node(0, 300), doubled);
+    CHECK(strcmp(mpx_node_name(g), "serial group") == 0, "%s", mpx_node_name(g));
+    CHECK_EQ(mpx_graph_instance_count(g), 4);
+    int64_t n;
+    CHECK_EQ(drain_sum(g, &n), 3 * 44850);
+    CHECK_EQ(n, 300);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    mpx_instance_info_t info;
+    mpx_graph_instance_info(g, 3, &info);
+    CHECK(info.instance == 2 && info.instances == 3, "%d of %d", info.instance, info.instances);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+
+    expect_refused(MPX_EZ(range_node(0, 3), mpx_instances(MPX_S(mpx_stage(&Pass, NULL)), 2)),
+                   "mpx_instances(2, 'serial group'): the node is not a single stage");
+    expect_refused(MPX_EZ(range_node(0, 3), mpx_instances(mpx_stage(&Pass, NULL), 0)),
+                   "n is out of range");
+    expect_refused(MPX_EZ(range_node(0, 3), mpx_instances(NULL, 2)), "the node is NULL");
+}
+
 static void node_names(void)
 {
     mpx_node_t *s = mpx_stage(&Inc, NULL);
@@ -337,6 +361,7 @@ int main(int argc, char **argv)
         TEST_CASE(plain_functions),
         TEST_CASE(arrays_and_short_names),
         TEST_CASE(node_names),
+        TEST_CASE(instances_of_any_stage),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
 }

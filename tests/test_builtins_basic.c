@@ -1044,6 +1044,59 @@ static void stamp_child(void *arg)
     r->clean = no_children_left(5);
 }
 
+/* ---- Print ------------------------------------------------------------- */
+
+static int add_seven_part(mpx_stage_t *st, mpx_item_t *it)
+{
+    static const int64_t seven = 7;
+    mpx_part_t parts[2] = {{mpx_item_data(it, 0), mpx_item_size(it, 0)}, {&seven, 8}};
+    return mpx_put_parts(st, parts, 2);
+}
+
+/* Runs in a child whose stdout is the file at arg. */
+static void print_child(void *arg)
+{
+    int fd = *(int *)arg;
+    if (dup2(fd, STDOUT_FILENO) < 0)
+        _exit(20);
+    static const int64_t answer = 42, minus_one = -1;
+    static const unsigned char bin[3] = {0, 1, 2};
+    static const mpx_part_t items[] = {
+        {"hello", 5}, {&answer, 8}, {&minus_one, 8}, {"abcdefgh", 8}, {bin, 3},
+        {"h\xc3\xa9llo", 6},
+    };
+    mpx_graph_t *g = MPX_EZ(mpx_iter(items, sizeof items / sizeof *items), mpx_print("p:"));
+    int rc = mpx_graph_join(g);
+    mpx_node_destroy(&g);
+    /* A two-part item. */
+    g = MPX_EZ(mpx_iter(items, 1), MPX_FN(add_seven_part), mpx_print("q:"));
+    rc |= mpx_graph_join(g);
+    mpx_node_destroy(&g);
+    _exit(rc == 0 ? 0 : 21);
+}
+
+static void print_formats_parts(void)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/print-stdout", harness_tmpdir());
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+    REQUIRE(fd >= 0, "cannot create %s", path);
+    CHECK_EQ(unlink(path), 0);
+    int status = run_in_child(print_child, &fd);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child ended with status %x", status);
+    char buf[1024];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    close(fd);
+    REQUIRE(n > 0, "nothing printed");
+    buf[n] = 0;
+    /* Text as it is, 8-byte parts that are not text as integers (negative
+     * ones too), other binary parts in hex; parts separated by a space. */
+    const char *want = "p:hello\np:42\np:-1\np:abcdefgh\np:<3 bytes: 00 01 02>\n"
+                       "p:h\xc3\xa9llo\nq:hello 7\n";
+    CHECK(strcmp(buf, want) == 0, "printed:\n%s", buf);
+    CHECK(no_children_left(5), "children left");
+}
+
 static void stamp_prints_and_passes(void)
 {
     stamp_run_t *r =
@@ -1135,6 +1188,7 @@ int main(int argc, char **argv)
         TEST_CASE(reduce_failures),
         TEST_CASE(reduce_refuses_bad_args),
         TEST_CASE(stamp_prints_and_passes),
+        TEST_CASE(print_formats_parts),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
 }

@@ -1037,6 +1037,76 @@ static void exec_stop_kills_command(void)
     mpx_node_destroy(&g);
 }
 
+/* Every process of a pipeline ends with a stopped stage, not only sh: one
+ * that reads and writes nothing (sleep) would otherwise live on. */
+static void exec_stop_kills_pipeline(void)
+{
+    char marker[64], command[200];
+    snprintf(marker, sizeof marker, "sleep 998.%07d", (int)getpid());
+    snprintf(command, sizeof command, "%s | cat", marker);
+    mpx_graph_t *g = MPX_EZ(lines_node(3, short_line, false), mpx_exec(command, MPX_EXEC_LINES),
+                            mpx_stage(&Drop, NULL));
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    for (int i = 0; i < 5000 && processes_with(marker) == 0; i++)
+        usleep(1000); /* until the pipeline runs */
+    CHECK(processes_with(marker) >= 1, "the pipeline did not start"); /* sh and sleep */
+    CHECK_EQ(mpx_graph_stop(g), 0);
+    CHECK(no_children_left(5), "processes left");
+    CHECK_EQ(processes_with(marker), 0);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* What the command writes while no input comes is put at once: the source
+ * puts one line, then waits until the last stage has received cat's echo
+ * of it.  If the echo waited for the next input, neither would move. */
+static mpx_event_t *echoed;
+
+static int ping_setup(mpx_stage_t *st)
+{
+    for (int64_t i = 0; i < 20; i++) {
+        char line[32];
+        snprintf(line, sizeof line, "ping %lld", (long long)i);
+        int rc = mpx_put_str(st, line);
+        if (rc == 0)
+            rc = mpx_flush(st);
+        if (rc != 0)
+            return rc;
+        if (mpx_event_wait(echoed, 20000) != 1)
+            return mpx_fail(st, "no echo of line %lld", (long long)i);
+        mpx_event_clear(echoed);
+    }
+    return mpx_stop(st);
+}
+static const mpx_stage_def_t Ping = {.name = "ping", .setup = ping_setup};
+
+static int echo_seen(mpx_stage_t *st, mpx_item_t *it)
+{
+    int rc = mpx_put_item(st, it);
+    if (rc == 0)
+        rc = mpx_event_set(echoed);
+    return rc;
+}
+static const mpx_stage_def_t EchoSeen = {.name = "echoseen", .process = echo_seen};
+
+static void exec_output_flows_between_inputs(void)
+{
+    echoed = mpx_event_new();
+    REQUIRE(echoed, "event");
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Ping, NULL), mpx_exec("cat", MPX_EXEC_LINES),
+                            mpx_stage(&EchoSeen, NULL));
+    int64_t n = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g)))
+        n += strncmp(mpx_item_str(it), "ping ", 5) == 0;
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK(strcmp(mpx_graph_error(g), "") == 0, "%s", mpx_graph_error(g));
+    CHECK_EQ(n, 20);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+    mpx_event_destroy(&echoed);
+}
+
 static void exec_bad_args(void)
 {
     expect_refused(mpx_exec(NULL, MPX_EXEC_LINES), "mpx_exec: the command is NULL");
@@ -1082,6 +1152,8 @@ int main(int argc, char **argv)
         TEST_CASE(exec_downstream_stops),
         TEST_CASE(exec_signals_reset),
         TEST_CASE(exec_stop_kills_command),
+        TEST_CASE(exec_stop_kills_pipeline),
+        TEST_CASE(exec_output_flows_between_inputs),
         TEST_CASE(exec_bad_args),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);

@@ -137,11 +137,58 @@ static void timing_in_meta(void)
     mpx_node_destroy(&g2);
 }
 
+/* Puts 5 items, then a mark. */
+static int five_and_mark(mpx_stage_t *st)
+{
+    for (int64_t v = 0; v < 5; v++) {
+        int rc = mpx_put_i64(st, v);
+        if (rc != 0)
+            return rc;
+    }
+    int rc = mpx_put_mark(st, 1);
+    return rc ? rc : mpx_stop(st);
+}
+static const mpx_stage_def_t FiveAndMark = {.name = "five", .setup = five_and_mark};
+
+/* Passes items on, and puts one more from its mark hook: no process time
+ * belongs to that one. */
+static int pass_on(mpx_stage_t *st, mpx_item_t *it) { return mpx_put_item(st, it); }
+static int extra_on_mark(mpx_stage_t *st, uint64_t value)
+{
+    (void)value;
+    return mpx_put_i64(st, -1);
+}
+static const mpx_stage_def_t HolderPass = {.name = "holder", .process = pass_on,
+                                           .mark = extra_on_mark};
+
+static void timing_only_in_process(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&FiveAndMark, NULL), mpx_stage(&HolderPass, NULL));
+    mpx_node_set_timing(g, true);
+    int64_t extra = 0, timed = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        bool has = mpx_item_meta(it, "time/holder", NULL) != NULL;
+        if (mpx_item_i64(it) == -1) {
+            extra++;
+            CHECK(!has, "an item put from a hook has a process time");
+        } else {
+            timed += has;
+        }
+    }
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(extra, 1);
+    CHECK_EQ(timed, 5);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
 int main(int argc, char **argv)
 {
     static const test_case_t cases[] = {
         TEST_CASE(environment_per_stage),
         TEST_CASE(timing_in_meta),
+        TEST_CASE(timing_only_in_process),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
 }

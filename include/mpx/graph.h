@@ -71,6 +71,16 @@ mpx_node_t *mpx_broadcast_v(mpx_node_t *const *nodes, size_t n);
 #define MPX_B(...) mpx_broadcast_v(MPX__NODES(__VA_ARGS__), MPX__COUNT(__VA_ARGS__))
 #define MPX_EZ(...) MPX_S(__VA_ARGS__)
 
+/* Run a node made for one stage instance (any stage node: mpx_stage, a
+ * built-in like MPX_MAP(f), ...) as n instances in parallel, as mpx_as
+ * does.  Returns the node; anything else than a one-instance stage node,
+ * or n out of range, gives a node the graph check refuses (and that frees
+ * `node` with it). */
+mpx_node_t *mpx_instances(mpx_node_t *node, int n);
+
+/* The node's name: a stage's name, or the kind of group. */
+const char *mpx_node_name(const mpx_node_t *node);
+
 /* Name shown in ps, errors and layouts instead of the definition's name. */
 int mpx_node_set_name(mpx_node_t *node, const char *name);
 /* Capacity of the edges into every stage inside `node` (items, bytes; 0
