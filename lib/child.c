@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include "child.h"
+#include "edge_out_inline.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -181,10 +182,15 @@ static void handle_ctl(child_rt_t *rt)
 /* A stop must reach a stage that never blocks, but reading an empty zmq
  * socket costs a system call: look every few milliseconds. */
 #define CTL_TICKS TICKS_US(5000)
+/* How often, between items, batches are checked for their age. */
+#define TICK_TICKS TICKS_US(10)
 
-void child_poll_ctl(child_rt_t *rt)
+static void poll_ctl_at(child_rt_t *rt, uint64_t now);
+
+void child_poll_ctl(child_rt_t *rt) { poll_ctl_at(rt, ticks_now()); }
+
+static void poll_ctl_at(child_rt_t *rt, uint64_t now)
 {
-    uint64_t now = ticks_now();
     if (now - rt->ctl_at < CTL_TICKS)
         return;
     rt->ctl_at = now;
@@ -253,6 +259,7 @@ int child_before_put(child_rt_t *rt)
     while (!rt->go)
         if (wait_sock(rt, NULL, 0) != 0)
             return MPX_ESYS;
+    rt->puts = 0;
     child_poll_ctl(rt);
     return 0;
 }
@@ -387,6 +394,9 @@ static void process_all(child_rt_t *rt)
 {
     const mpx_stage_def_t *def = rt->st.pi->def;
     bool timing = rt->st.pi->timing;
+    /* One reading of the clock per item serves the batching, the age of
+     * what waits to be sent, and the control channel. */
+    uint64_t now = ticks_now();
     for (;;) {
         if (rt->st.stop_self)
             return;
@@ -396,12 +406,20 @@ static void process_all(child_rt_t *rt)
         if (r < 0)
             fail(rt, "%s", rt->err);
         if (r == 1) {
-            meta_cur_reset(&rt->meta, it->meta, it->meta_size, it->nmeta);
+            if (rt->meta.dirty)
+                meta_cur_reset(&rt->meta, it->meta, it->meta_size, it->nmeta);
+            else {
+                rt->meta.blk = it->meta;
+                rt->meta.blk_size = it->meta_size;
+                rt->meta.blk_n = it->nmeta;
+            }
             if (timing)
                 clock_gettime(CLOCK_MONOTONIC, &rt->item_start);
+            edge_out_time(rt->out, now);
             rt->in_process = true;
             int rc = def->process ? def->process(&rt->st, it) : mpx_put_item(&rt->st, it);
             rt->in_process = false;
+            edge_out_time(rt->out, 0);
             check_rc(rt, rc);
         } else if (r == 2) {
             on_mark(rt, &mark);
@@ -409,10 +427,17 @@ static void process_all(child_rt_t *rt)
         if (r > 0) {
             if (edge_out_closed(rt->out, 0))
                 rt->st.stop_self = true;
-            int rc = edge_out_tick(rt->out);
-            if (rc < 0 && rc != MPX_ESTOPPED)
-                fail(rt, "sending: %s", mpx_strerror(rc));
-            child_poll_ctl(rt);
+            now = ticks_now();
+            /* What waits in a batch is looked at every few microseconds,
+             * the control channel every few milliseconds. */
+            if (now - rt->tick_at >= TICK_TICKS) {
+                rt->tick_at = now;
+                int rc = edge_out_tick(rt->out, now);
+                if (rc < 0 && rc != MPX_ESTOPPED)
+                    fail(rt, "sending: %s", mpx_strerror(rc));
+                if (now - rt->ctl_at >= CTL_TICKS)
+                    poll_ctl_at(rt, now);
+            }
             continue;
         }
         if (edge_in_complete(rt->in))
@@ -436,6 +461,7 @@ static void process_all(child_rt_t *rt)
         edge_in_idle(rt->in);
         if (wait_input(rt) != 0)
             fail(rt, "waiting for input: %s", zmq_strerror(errno));
+        now = ticks_now();
     }
 }
 

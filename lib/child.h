@@ -46,6 +46,8 @@ typedef struct child_rt {
     bool ready_sent, go, released;
     bool in_process; /* inside the process callback (timing applies) */
     uint64_t ctl_at; /* ticks when the control channel was last read */
+    uint64_t tick_at; /* ticks when batches were last checked for age */
+    unsigned puts;   /* since the control channel was last looked at */
     int watch[8];    /* descriptors whose readiness wakes the idle hook */
     int nwatch;
     struct timespec item_start; /* when process began on the current item */
@@ -71,6 +73,15 @@ _Noreturn void child_main(const child_args_t *a);
 /* For the stage API (lib/stage.c). */
 int child_before_put(child_rt_t *rt);
 void child_poll_ctl(child_rt_t *rt);
+
+/* What every put must do first: wait for the go, and now and then look
+ * at the control channel (a stop must reach a stage that only puts). */
+static inline int child_put_check(child_rt_t *rt)
+{
+    if (__builtin_expect(!rt->go || ++rt->puts >= 128, 0))
+        return child_before_put(rt);
+    return 0;
+}
 
 /* Exit codes a child uses when it cannot report over the control channel. */
 #define CHILD_EXIT_SETUP_FAILED 70

@@ -90,12 +90,14 @@ int edge_out_port(const edge_out_t *out, const char *name);
 /* Reserve room for one record of `size` bytes in the port's batch and
  * return where to write it; edge_out_commit() then counts it.  Either may
  * send a batch and block for credit.  NULL with *rc set on failure
- * (MPX_ESTOPPED when every consumer behind the port has stopped). */
-uint8_t *edge_out_reserve(edge_out_t *out, int port, size_t size, int *rc);
-int edge_out_commit(edge_out_t *out, int port, size_t size);
-/* Send the batches whose oldest item has waited too long (call between
- * items when not putting). */
-int edge_out_tick(edge_out_t *out);
+ * (MPX_ESTOPPED when every consumer behind the port has stopped).  Both
+ * are inline, in edge_out_inline.h. */
+/* Send the batches whose oldest item has waited too long by `now` (ticks,
+ * lib/ticks.h); call between items. */
+int edge_out_tick(edge_out_t *out, uint64_t now);
+/* edge_out_time(out, now): the time puts that follow may take as theirs
+ * (0: none, read the clock), for a caller that reads the clock anyway
+ * (inline, in edge_out_inline.h). */
 /* Send every batch now, waiting for credit as needed. */
 int edge_out_flush(edge_out_t *out);
 /* Send a mark behind everything put on port 0, to every consumer of it. */
@@ -105,8 +107,8 @@ int edge_out_eos(edge_out_t *out);
 /* Read what consumers reported (credit, stops) without sending: a
  * producer that does not run out of credit learns of a stop this way. */
 void edge_out_poll(edge_out_t *out);
-/* Every consumer behind the port has stopped. */
-bool edge_out_closed(const edge_out_t *out, int port);
+/* edge_out_closed(out, port): every consumer behind the port has stopped
+ * (inline, in edge_out_inline.h). */
 uint64_t edge_out_items(const edge_out_t *out);
 
 #endif

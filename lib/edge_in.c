@@ -183,7 +183,7 @@ static int parts_reserve(edge_in_t *in, size_t n)
     return 0;
 }
 
-/* A whole DATA message is checked for framing before any record is used. */
+/* The framing of a whole DATA message, for one discarded unread. */
 static int check_records(const uint8_t *p, size_t len, uint32_t count)
 {
     for (uint32_t i = 0; i < count; i++) {
@@ -334,34 +334,35 @@ int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, s
         if (!in->closed && complete_mark(in, mark))
             return 2;
         if (in->left > 0) {
-            uint32_t size, origin;
-            uint16_t nparts;
-            uint64_t value;
-            uint32_t sender = (uint32_t)in->peers[in->cur_peer].id;
-            const uint8_t *end = in->data + in->len;
-            if (wire_rec_peek(in->cur, (size_t)(end - in->cur), &size, &nparts) != 0)
-                return proto_error(err, errcap, "record", sender);
+            /* Records are checked one at a time as they are taken: every
+             * step below is bounded by the bytes received. */
             const uint8_t *rec = in->cur;
+            uint32_t size;
+            uint16_t nparts;
+            if (wire_rec_peek(rec, (size_t)(in->data + in->len - rec), &size, &nparts) != 0)
+                return proto_error(err, errcap, "record", (uint32_t)in->peers[in->cur_peer].id);
             in->cur += size;
-            in->left--;
             in->taken = true;
             in->taken_size = size;
-            int m = wire_mark_get(rec, size, &origin, &value);
-            if (m < 0)
-                return proto_error(err, errcap, "mark", sender);
-            if (m > 0) {
+            if (--in->left == 0 && in->cur != in->data + in->len)
+                return proto_error(err, errcap, "data", (uint32_t)in->peers[in->cur_peer].id);
+            if (rec[12] | rec[13] | rec[14] | rec[15]) { /* flags: not an item */
+                uint32_t origin;
+                uint64_t value;
+                if (wire_mark_get(rec, size, &origin, &value) != 1)
+                    return proto_error(err, errcap, "mark", (uint32_t)in->peers[in->cur_peer].id);
                 count_taken(in); /* a mark is processed on arrival */
                 int rc = note_mark(in, in->cur_peer, origin, value, err, errcap);
                 if (rc < 0)
                     return rc;
                 continue;
             }
-            if (parts_reserve(in, nparts) != 0) {
+            if (nparts > in->parts_cap && parts_reserve(in, nparts) != 0) {
                 snprintf(err, errcap, "out of memory");
                 return MPX_ENOMEM;
             }
             if (wire_rec_decode(rec, size, &in->item, in->parts) != 0)
-                return proto_error(err, errcap, "record", sender);
+                return proto_error(err, errcap, "record", (uint32_t)in->peers[in->cur_peer].id);
             in->items++;
             *it = &in->item;
             return 1;
@@ -408,7 +409,7 @@ int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, s
             continue;
         }
         if (h.type != WIRE_DATA || h.count == 0 ||
-            check_records(data + WIRE_HEAD, len - WIRE_HEAD, h.count) != 0)
+            (in->closed && check_records(data + WIRE_HEAD, len - WIRE_HEAD, h.count) != 0))
             return proto_error(err, errcap, "data", h.sender);
         if (in->closed) {
             p->taken_items += h.count;

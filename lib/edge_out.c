@@ -10,60 +10,9 @@
 #include <zmq.h>
 
 #include "edge.h"
+#include "edge_out_inline.h"
 #include "mpx/error.h"
 #include "ticks.h"
-
-/* Batches stay below this many items and bytes (and below a quarter of
- * the smallest window), so that a busy edge still spreads work evenly. */
-#define BATCH_ITEMS_MAX 64
-#define BATCH_BYTES_MAX (64 * 1024)
-/* Batches up to this size are copied into a fresh zmq message and the
- * buffer kept; larger ones are handed to zmq without a copy. */
-#define COPY_MAX 8192
-/* A batch leaves when its oldest item is this old... */
-#define DEFER_TICKS TICKS_US(50)
-/* ...and the first item after this long without a send leaves at once. */
-#define QUIET_TICKS TICKS_US(200)
-
-typedef struct out_peer {
-    int id;
-    void *sock;
-    uint64_t sent_items, sent_bytes;
-    uint64_t acked_items, acked_bytes;
-    uint64_t win_items, win_bytes;
-    bool closed;
-} out_peer_t;
-
-typedef struct out_port {
-    const char *name; /* the side graph's name; NULL for port 0 */
-    int root;         /* dispatch tree; -1: what is put is discarded */
-    bool choice;      /* the tree has a parallel choice: loads matter */
-    bool closed;      /* every consumer behind it has stopped */
-    uint8_t *buf;     /* batch being built, header first */
-    size_t len, cap;
-    uint32_t count;
-    size_t batch_items, batch_bytes;
-    uint64_t first_at; /* ticks when the batch's first item came */
-} out_port_t;
-
-struct edge_out {
-    const plan_t *plan;
-    int self;
-    edge_wait_fn wait;
-    void *owner;
-    void *ackin;
-    out_peer_t *peers;
-    int npeers;
-    int *slot;
-    out_port_t *ports;
-    int nports;
-    uint64_t items;
-    uint64_t sent_at; /* ticks of the last send */
-
-    uint8_t *delivered; /* per dispatch node, for the message being sent */
-    int *touched;
-    int ntouched;
-};
 
 static out_peer_t *leaf_peer(const edge_out_t *o, const plan_dnode_t *dn)
 {
@@ -426,7 +375,7 @@ int edge_out_port(const edge_out_t *o, const char *name)
     return -1;
 }
 
-uint8_t *edge_out_reserve(edge_out_t *o, int port, size_t size, int *rc)
+uint8_t *edge_out_reserve_slow(edge_out_t *o, int port, size_t size, int *rc)
 {
     out_port_t *pt = &o->ports[port];
     *rc = 0;
@@ -454,37 +403,36 @@ uint8_t *edge_out_reserve(edge_out_t *o, int port, size_t size, int *rc)
     return pt->buf + pt->len;
 }
 
-int edge_out_commit(edge_out_t *o, int port, size_t size)
+int edge_out_commit_slow(edge_out_t *o, int port)
 {
     out_port_t *pt = &o->ports[port];
-    pt->len += size;
-    pt->count++;
-    o->items += port == 0;
     if (pt->count >= pt->batch_items || pt->len - WIRE_HEAD >= pt->batch_bytes)
         return flush_port(o, pt);
-    uint64_t now = ticks_now();
     if (pt->count == 1) {
-        pt->first_at = now;
+        pt->first_at = o->now ? o->now : ticks_now();
         /* A producer that was quiet is probably sporadic: latency first. */
-        return now - o->sent_at >= QUIET_TICKS ? flush_port(o, pt) : 0;
+        return pt->first_at - o->sent_at >= QUIET_TICKS ? flush_port(o, pt) : 0;
+    }
+    /* Without the caller's time (puts in setup), the clock is read on
+     * every fourth put only: it costs more than the rest of a put. */
+    uint64_t now = o->now;
+    if (!now) {
+        if (pt->count & 3)
+            return 0;
+        now = ticks_now();
     }
     return now - pt->first_at >= DEFER_TICKS ? flush_port(o, pt) : 0;
 }
 
-int edge_out_tick(edge_out_t *o)
+int edge_out_tick(edge_out_t *o, uint64_t now)
 {
-    uint64_t now = 0;
     for (int i = 0; i < o->nports; i++) {
         out_port_t *pt = &o->ports[i];
-        if (pt->count == 0)
+        if (pt->count == 0 || now - pt->first_at < DEFER_TICKS)
             continue;
-        if (!now)
-            now = ticks_now();
-        if (now - pt->first_at >= DEFER_TICKS) {
-            int rc = flush_port(o, pt);
-            if (rc < 0 && !(rc == MPX_ESTOPPED && i > 0))
-                return rc;
-        }
+        int rc = flush_port(o, pt);
+        if (rc < 0 && !(rc == MPX_ESTOPPED && i > 0))
+            return rc;
     }
     return 0;
 }
@@ -539,5 +487,4 @@ int edge_out_eos(edge_out_t *o)
 
 void edge_out_poll(edge_out_t *o) { read_acks(o); }
 
-bool edge_out_closed(const edge_out_t *o, int port) { return o->ports[port].closed; }
 uint64_t edge_out_items(const edge_out_t *o) { return o->items; }

@@ -71,27 +71,6 @@ void wire_meta_entry_put(uint8_t *dst, const char *key, size_t klen, const void 
     memset(p + klen + 1 + vlen, 0, body - klen - 1 - vlen);
 }
 
-uint8_t *wire_rec_head_put(uint8_t *dst, size_t size, size_t nparts, size_t nmeta,
-                           size_t meta_size)
-{
-    put32(dst, (uint32_t)size);
-    put16(dst + 4, (uint16_t)nparts);
-    put16(dst + 6, (uint16_t)nmeta);
-    put32(dst + 8, (uint32_t)meta_size);
-    put32(dst + 12, 0);
-    return dst + WIRE_REC_HEAD;
-}
-
-uint8_t *wire_part_put(uint8_t *dst, const void *data, size_t len)
-{
-    size_t body = wire_pad8(len + 1);
-    put64(dst, (uint64_t)len);
-    if (len)
-        memcpy(dst + 8, data, len);
-    memset(dst + 8 + len, 0, body - len);
-    return dst + 8 + body;
-}
-
 void wire_mark_put(uint8_t *dst, uint32_t origin, uint64_t value)
 {
     put32(dst, WIRE_MARK_SIZE);
@@ -117,18 +96,6 @@ int wire_mark_get(const uint8_t *src, uint32_t size, uint32_t *origin, uint64_t 
     return 1;
 }
 
-int wire_rec_peek(const uint8_t *src, size_t avail, uint32_t *size, uint16_t *nparts)
-{
-    if (avail < WIRE_REC_HEAD)
-        return MPX_EPROTO;
-    uint32_t s = get32(src);
-    if (s < WIRE_REC_HEAD || s % 8 || s > avail)
-        return MPX_EPROTO;
-    *size = s;
-    *nparts = get16(src + 4);
-    return 0;
-}
-
 /* Check one meta block: every entry inside it, keys without inner NUL,
  * key and value each followed by a NUL. */
 static int meta_check(const uint8_t *blk, uint32_t size, uint16_t n)
@@ -152,7 +119,7 @@ static int meta_check(const uint8_t *blk, uint32_t size, uint16_t n)
     return off == size ? 0 : MPX_EPROTO;
 }
 
-int wire_rec_decode(const uint8_t *src, uint32_t size, mpx_item_t *it, mpx_part_t *parts)
+int wire_rec_decode_full(const uint8_t *src, uint32_t size, mpx_item_t *it, mpx_part_t *parts)
 {
     if (size < WIRE_REC_HEAD || size % 8 || get32(src) != size)
         return MPX_EPROTO;

@@ -23,7 +23,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
+#include "mpx/error.h"
 #include "mpx/stage.h"
 
 #define WIRE_MAGIC 0x6d
@@ -75,11 +77,30 @@ static inline size_t wire_part_size(size_t len) { return 8 + wire_pad8(len + 1);
 /* Write one meta entry at dst (wire_meta_entry_size bytes). */
 void wire_meta_entry_put(uint8_t *dst, const char *key, size_t klen, const void *val,
                          size_t vlen);
-/* Write a record header and return where meta goes; parts follow meta. */
-uint8_t *wire_rec_head_put(uint8_t *dst, size_t size, size_t nparts, size_t nmeta,
-                           size_t meta_size);
+/* Write a record header and return where meta goes; parts follow meta.
+ * (Inline, as wire_part_put: they run for every item put.) */
+static inline uint8_t *wire_rec_head_put(uint8_t *dst, size_t size, size_t nparts, size_t nmeta,
+                                         size_t meta_size)
+{
+    uint32_t w[4] = {(uint32_t)size, (uint32_t)nparts | (uint32_t)nmeta << 16,
+                     (uint32_t)meta_size, 0};
+    memcpy(dst, w, sizeof w);
+    return dst + WIRE_REC_HEAD;
+}
+
 /* Write one part, return the byte after it. */
-uint8_t *wire_part_put(uint8_t *dst, const void *data, size_t len);
+static inline uint8_t *wire_part_put(uint8_t *dst, const void *data, size_t len)
+{
+    size_t body = wire_pad8(len + 1);
+    uint64_t v = len, zero = 0;
+    memcpy(dst, &v, 8);
+    /* The NUL and the padding all lie in the body's last 8 bytes: zero
+     * them first, then copy the data over. */
+    memcpy(dst + body, &zero, 8);
+    if (len)
+        memcpy(dst + 8, data, len);
+    return dst + 8 + body;
+}
 
 /* A decoded view of a record, pointing into the received bytes. */
 struct mpx_item {
@@ -99,15 +120,55 @@ int wire_mark_get(const uint8_t *src, uint32_t size, uint32_t *origin, uint64_t 
 
 /* Read the fixed head of the record at src: its size and part count.
  * Returns 0 or MPX_EPROTO (truncated, size not a multiple of 8, ...). */
-int wire_rec_peek(const uint8_t *src, size_t avail, uint32_t *size, uint16_t *nparts);
+static inline int wire_rec_peek(const uint8_t *src, size_t avail, uint32_t *size,
+                                uint16_t *nparts)
+{
+    if (avail < WIRE_REC_HEAD)
+        return MPX_EPROTO;
+    uint32_t s;
+    memcpy(&s, src, 4);
+    if (s < WIRE_REC_HEAD || s % 8 || s > avail)
+        return MPX_EPROTO;
+    *size = s;
+    memcpy(nparts, src + 4, 2);
+    return 0;
+}
 /* Validate the record of `size` bytes at src and fill `it`; `parts` must
  * hold nparts entries.  Returns 0 or MPX_EPROTO. */
-int wire_rec_decode(const uint8_t *src, uint32_t size, mpx_item_t *it, mpx_part_t *parts);
+int wire_rec_decode_full(const uint8_t *src, uint32_t size, mpx_item_t *it, mpx_part_t *parts);
 
 /* Walk a validated meta block. */
 const void *wire_meta_find(const uint8_t *blk, uint32_t size, uint16_t n, const char *key,
                            size_t *vlen);
 int wire_meta_at(const uint8_t *blk, uint32_t size, uint16_t n, size_t i, const char **key,
                  const void **val, size_t *vlen);
+
+/* wire_rec_decode with the common record (one part, no meta) checked
+ * inline in a few steps; anything else takes the full check. */
+static inline int wire_rec_decode(const uint8_t *src, uint32_t size, mpx_item_t *it,
+                                  mpx_part_t *parts)
+{
+    uint32_t w[4];
+    uint64_t len;
+    if (size >= WIRE_REC_HEAD + 16) {
+        memcpy(w, src, sizeof w);
+        memcpy(&len, src + WIRE_REC_HEAD, 8);
+        if (w[0] == size && w[1] == 1 && w[2] == 0 && w[3] == 0 &&
+            len <= size - WIRE_REC_HEAD - 8 && wire_part_size((size_t)len) == size - WIRE_REC_HEAD &&
+            src[WIRE_REC_HEAD + 8 + len] == 0) {
+            parts[0].data = src + WIRE_REC_HEAD + 8;
+            parts[0].size = (size_t)len;
+            it->rec = src;
+            it->size = size;
+            it->nparts = 1;
+            it->nmeta = 0;
+            it->meta = src + WIRE_REC_HEAD;
+            it->meta_size = 0;
+            it->parts = parts;
+            return 0;
+        }
+    }
+    return wire_rec_decode_full(src, size, it, parts);
+}
 
 #endif

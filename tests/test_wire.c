@@ -44,8 +44,8 @@ static void roundtrip(void)
         }
         size_t size = encode(buf, parts, nparts, &m);
         CHECK_EQ(size % 8, 0);
-        uint32_t peek_size;
-        uint16_t peek_parts;
+        uint32_t peek_size = 0;
+        uint16_t peek_parts = 0;
         CHECK_EQ(wire_rec_peek(buf, size, &peek_size, &peek_parts), 0);
         CHECK_EQ(peek_size, size);
         CHECK_EQ(peek_parts, nparts);

@@ -1,0 +1,387 @@
+/* bench/mpx_bench.c — mpx against hand-written libzmq, measured in one run.
+ *
+ *     mpx-bench [--quick] [NAME...]
+ *
+ * Prints one JSON object per line (see README, "Benchmarks"):
+ *     {"bench": NAME, "value": V, "unit": U, "baseline": B, "ratio": V/B, ...}
+ * Every figure is the median of several runs; the baseline (raw libzmq
+ * between forked processes over ipc://, bench/raw.c) is measured here too.
+ * --quick runs everything small, to check that the benchmarks work.
+ */
+#define _GNU_SOURCE
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <mpx.h>
+
+#include "bench.h"
+#include "raw.h"
+
+static bool quick;
+static int reps = 3;
+
+static void fail(mpx_graph_t *g, const char *what)
+{
+    fprintf(stderr, "mpx-bench: %s: %s\n", what, mpx_graph_error(g));
+    exit(1);
+}
+
+/* ---- stages ------------------------------------------------------------- */
+
+static int count_setup(mpx_stage_t *st)
+{
+    int64_t n = *(const int64_t *)mpx_args(st);
+    for (int64_t v = 0; v < n; v++) {
+        int rc = mpx_put_i64(st, v);
+        if (rc != 0)
+            return rc;
+    }
+    return mpx_stop(st);
+}
+static const mpx_stage_def_t Count = {.name = "src", .args_size = sizeof(int64_t),
+                                      .setup = count_setup};
+
+static int64_t plus_one(int64_t x) { return x + 1; }
+
+static int sink_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    (void)st;
+    (void)it;
+    return 0;
+}
+static const mpx_stage_def_t Sink = {.name = "sink", .process = sink_process};
+
+static int pass(mpx_stage_t *st, mpx_item_t *it) { return mpx_put_item(st, it); }
+static const mpx_stage_def_t Pass = {.name = "pass", .process = pass};
+
+typedef struct block_args {
+    int64_t n;
+    size_t size;
+} block_args_t;
+
+static int blocks_setup(mpx_stage_t *st)
+{
+    const block_args_t *a = mpx_args(st);
+    char *block = calloc(1, a->size);
+    if (!block)
+        return mpx_fail(st, "out of memory");
+    int rc = 0;
+    for (int64_t i = 0; i < a->n && rc == 0; i++)
+        rc = mpx_put(st, block, a->size);
+    free(block);
+    return rc ? rc : mpx_stop(st);
+}
+static const mpx_stage_def_t Blocks = {.name = "blocks", .args_size = sizeof(block_args_t),
+                                       .setup = blocks_setup};
+
+static int work(mpx_stage_t *st, mpx_item_t *it)
+{
+    bench_spin(*(const long *)mpx_args(st));
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t Work = {.name = "work", .args_size = sizeof(long), .process = work};
+
+static double mpx_switches; /* context switches of the last run() */
+
+static double cpu_of(const struct rusage *ru)
+{
+    return (double)ru->ru_utime.tv_sec + (double)ru->ru_utime.tv_usec / 1e6 +
+           (double)ru->ru_stime.tv_sec + (double)ru->ru_stime.tv_usec / 1e6;
+}
+
+/* Runs g to the end; seconds from start to the end of join.  The CPU time
+ * of every process of the run (the parent's too) goes to *cpu. */
+static double run_cpu(mpx_graph_t *g, double *cpu)
+{
+    struct rusage self0, self1;
+    getrusage(RUSAGE_SELF, &self0);
+    double c0 = bench_children_cpu(), s0 = bench_children_switches();
+    double t0 = bench_now();
+    if (mpx_graph_join(g) != 0)
+        fail(g, "run");
+    double t = bench_now() - t0;
+    getrusage(RUSAGE_SELF, &self1);
+    if (cpu)
+        *cpu = bench_children_cpu() - c0 + cpu_of(&self1) - cpu_of(&self0);
+    mpx_switches = bench_children_switches() - s0;
+    return t;
+}
+
+static double run(mpx_graph_t *g) { return run_cpu(g, NULL); }
+
+static mpx_node_t *source(int64_t n) { return mpx_stage(&Count, &n); }
+
+/* ---- the benchmarks ----------------------------------------------------- */
+
+/* CPU time per item of the last measurement, summed over its processes:
+ * steadier than wall time on a shared machine. */
+static double raw_cpu_ns, mpx_cpu_ns, raw_switches;
+
+static double raw_msgs_per_s(uint64_t n, size_t size, long *rss)
+{
+    double t[8], c[8];
+    long peak = 0;
+    for (int r = 0; r < reps; r++) {
+        struct rusage self0, self1;
+        getrusage(RUSAGE_SELF, &self0);
+        double c0 = bench_children_cpu(), s0 = bench_children_switches();
+        raw_result_t res = raw_stream(n, size);
+        raw_switches = (bench_children_switches() - s0) / (double)n * 1000;
+        getrusage(RUSAGE_SELF, &self1);
+        c[r] = bench_children_cpu() - c0 + cpu_of(&self1) - cpu_of(&self0);
+        t[r] = res.seconds;
+        peak = res.rss_kib > peak ? res.rss_kib : peak;
+    }
+    if (rss)
+        *rss = peak;
+    raw_cpu_ns = bench_median(c, (size_t)reps) / (double)n * 1e9;
+    return (double)n / bench_median(t, (size_t)reps);
+}
+
+static void small_items(void)
+{
+    int64_t n = quick ? 100000 : 3000000;
+    long raw_rss;
+    double base = raw_msgs_per_s((uint64_t)n, 8, &raw_rss);
+    double t[8], c[8];
+    long rss = 0;
+    for (int r = 0; r < reps; r++) {
+        mpx_graph_t *g = MPX_EZ(source(n), MPX_FN(plus_one), mpx_stage(&Sink, NULL));
+        t[r] = run_cpu(g, &c[r]);
+        mpx_instance_info_t info;
+        mpx_graph_instance_info(g, 1, &info);
+        rss = info.max_rss_kib > rss ? info.max_rss_kib : rss;
+        mpx_node_destroy(&g);
+    }
+    mpx_cpu_ns = bench_median(c, (size_t)reps) / (double)n * 1e9;
+    char extra[200];
+    snprintf(extra, sizeof extra,
+             "\"items\": %lld, \"stages\": 3, \"cpu_ns_per_item\": %.0f, "
+             "\"baseline_cpu_ns_per_item\": %.0f, \"switches_per_kitem\": %.1f, "
+             "\"baseline_switches_per_kitem\": %.1f",
+             (long long)n, mpx_cpu_ns, raw_cpu_ns, mpx_switches / (double)n * 1000, raw_switches);
+    bench_emit("small_items", (double)n / bench_median(t, (size_t)reps), "items/s", base, extra);
+    /* (f) memory: the map stage of that run, against the raw receiver. */
+    bench_emit("memory", (double)rss, "KiB", (double)raw_rss,
+               "\"process\": \"the map stage of small_items\"");
+}
+
+/* ---- latency: one item at a time ----------------------------------------- */
+
+typedef struct lat_args {
+    int64_t n;
+    mpx_event_t *next;
+} lat_args_t;
+
+/* Puts one timestamped item, then waits until the parent has it. */
+static int paced_setup(mpx_stage_t *st)
+{
+    const lat_args_t *a = mpx_args(st);
+    for (int64_t i = 0; i < a->n; i++) {
+        double t = bench_now();
+        int rc = mpx_put(st, &t, sizeof t);
+        if (rc == 0)
+            rc = mpx_flush(st); /* a source that then waits flushes */
+        if (rc != 0)
+            return rc;
+        if (mpx_event_wait(a->next, 10000) != 1)
+            return mpx_fail(st, "the parent did not take item %lld", (long long)i);
+        mpx_event_clear(a->next);
+    }
+    return mpx_stop(st);
+}
+static const mpx_stage_def_t Paced = {.name = "paced", .args_size = sizeof(lat_args_t),
+                                      .setup = paced_setup};
+
+static void latency(void)
+{
+    uint64_t n = quick ? 200 : 5000;
+    double *raw = malloc(n * sizeof *raw), *lat = malloc(n * sizeof *lat);
+    raw_pingpong(n, raw);
+    double raw_p50 = bench_median(raw, n), raw_p99 = bench_percentile(raw, n, 99);
+
+    lat_args_t a = {(int64_t)n, mpx_event_new()};
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Paced, &a), mpx_stage(&Pass, NULL),
+                            mpx_stage(&Pass, NULL), mpx_stage(&Pass, NULL));
+    mpx_item_t *it;
+    uint64_t k = 0;
+    while ((it = mpx_graph_next(g))) {
+        double sent;
+        memcpy(&sent, mpx_item_data(it, 0), sizeof sent);
+        if (k < n)
+            lat[k++] = (bench_now() - sent) * 1e6;
+        mpx_event_set(a.next);
+    }
+    if (mpx_graph_join(g) != 0 || k != n)
+        fail(g, "latency");
+    mpx_node_destroy(&g);
+    mpx_event_destroy(&a.next);
+    double p50 = bench_median(lat, n), p99 = bench_percentile(lat, n, 99);
+    char extra[200];
+    snprintf(extra, sizeof extra,
+             "\"p99\": %.1f, \"hops\": 4, \"baseline_p99\": %.1f, \"baseline_hops\": 2", p99,
+             raw_p99);
+    bench_emit("latency", p50, "us", raw_p50, extra);
+    free(raw);
+    free(lat);
+}
+
+/* ---- scaling: ~1 ms of CPU per item --------------------------------------- */
+
+static long spin_for_ms(double ms)
+{
+    long spin = 1000000;
+    double t0 = bench_now();
+    bench_spin(spin);
+    double per = (bench_now() - t0) / (double)spin;
+    return (long)(ms / 1000.0 / per);
+}
+
+static void scaling(void)
+{
+    long spin = spin_for_ms(1.0);
+    int cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    int64_t n = quick ? 40 : 1000;
+    double one = 0, raw_one = 0;
+    for (int w = 1; w <= (cpus > 1 ? cpus : 2); w++) {
+        double t[8], rt[8];
+        for (int r = 0; r < reps; r++) {
+            mpx_graph_t *g =
+                MPX_EZ(source(n), mpx_as(w, &Work, &spin), mpx_stage(&Sink, NULL));
+            t[r] = run(g);
+            mpx_node_destroy(&g);
+            rt[r] = raw_farm(w, (uint64_t)n, spin);
+        }
+        double tm = bench_median(t, (size_t)reps), rm = bench_median(rt, (size_t)reps);
+        if (w == 1) {
+            one = tm;
+            raw_one = rm;
+        }
+        char extra[160];
+        snprintf(extra, sizeof extra,
+                 "\"workers\": %d, \"items\": %lld, \"ms_per_item\": 1, \"seconds\": %.3f", w,
+                 (long long)n, tm);
+        bench_emit("scaling", one / tm, "x", raw_one / rm, extra);
+    }
+}
+
+/* ---- large items ---------------------------------------------------------- */
+
+static void large_items(void)
+{
+    size_t size = 1 << 20;
+    int64_t n = quick ? 50 : 2000;
+    double base = raw_msgs_per_s((uint64_t)n, size, NULL) * (double)size / 1e6;
+    double t[8];
+    for (int r = 0; r < reps; r++) {
+        block_args_t a = {n, size};
+        mpx_graph_t *g = MPX_EZ(mpx_stage(&Blocks, &a), mpx_stage(&Pass, NULL),
+                                mpx_stage(&Sink, NULL));
+        t[r] = run(g);
+        mpx_node_destroy(&g);
+    }
+    char extra[96];
+    snprintf(extra, sizeof extra, "\"items\": %lld, \"item_bytes\": %zu, \"stages\": 3",
+             (long long)n, size);
+    bench_emit("large_items", (double)n * (double)size / 1e6 / bench_median(t, (size_t)reps),
+               "MB/s", base, extra);
+}
+
+/* ---- start-up: a 17-process graph carrying 100 items ---------------------- */
+
+static void startup(void)
+{
+    int runs = quick ? 3 : 11;
+    double t[16], rt[16];
+    for (int r = 0; r < runs; r++) {
+        mpx_graph_t *g = MPX_EZ(source(100), mpx_as(3, &Pass, NULL), mpx_as(7, &Pass, NULL),
+                                mpx_as(3, &Pass, NULL), mpx_as(3, &Sink, NULL));
+        t[r] = run(g) * 1e3;
+        mpx_node_destroy(&g);
+        rt[r] = raw_chain_startup(17, 100) * 1e3;
+    }
+    bench_emit("startup", bench_median(t, (size_t)runs), "ms", bench_median(rt, (size_t)runs),
+               "\"processes\": 17, \"items\": 100, \"baseline_shape\": \"a chain of 17\"");
+}
+
+/* ---- how cost grows ------------------------------------------------------- */
+
+static void growth(void)
+{
+    int64_t n = quick ? 50000 : 1000000;
+    double base = raw_msgs_per_s((uint64_t)n, 8, NULL);
+    static const int sizes[] = {1, 4, 16};
+    for (size_t i = 0; i < 3; i++) {
+        double t[8];
+        for (int r = 0; r < reps; r++) {
+            mpx_node_t *steps[18];
+            steps[0] = source(n);
+            for (int s = 0; s < sizes[i]; s++)
+                steps[1 + s] = mpx_stage(&Pass, NULL);
+            steps[1 + sizes[i]] = mpx_stage(&Sink, NULL);
+            mpx_graph_t *g = mpx_serial_v(steps, (size_t)sizes[i] + 2);
+            t[r] = run(g);
+            mpx_node_destroy(&g);
+        }
+        char extra[64];
+        snprintf(extra, sizeof extra, "\"stages\": %d, \"items\": %lld", sizes[i], (long long)n);
+        bench_emit("chain", (double)n / bench_median(t, (size_t)reps), "items/s", base, extra);
+    }
+    for (size_t i = 0; i < 3; i++) {
+        double t[8];
+        for (int r = 0; r < reps; r++) {
+            mpx_graph_t *g =
+                MPX_EZ(source(n), mpx_as(sizes[i], &Pass, NULL), mpx_stage(&Sink, NULL));
+            t[r] = run(g);
+            mpx_node_destroy(&g);
+        }
+        char extra[64];
+        snprintf(extra, sizeof extra, "\"workers\": %d, \"items\": %lld", sizes[i], (long long)n);
+        bench_emit("parallel", (double)n / bench_median(t, (size_t)reps), "items/s", base, extra);
+    }
+}
+
+static const struct {
+    const char *name;
+    void (*fn)(void);
+} benches[] = {
+    {"small_items", small_items}, /* also prints "memory" */
+    {"latency", latency},
+    {"scaling", scaling},
+    {"large_items", large_items},
+    {"startup", startup},
+    {"growth", growth}, /* prints "chain" and "parallel" */
+};
+
+int main(int argc, char **argv)
+{
+    int first = 1;
+    if (argc > 1 && strcmp(argv[1], "--quick") == 0) {
+        quick = true;
+        reps = 1;
+        first = 2;
+    }
+    size_t nb = sizeof benches / sizeof *benches;
+    for (size_t i = 0; i < nb; i++) {
+        bool wanted = first >= argc;
+        for (int a = first; a < argc; a++)
+            wanted |= strcmp(argv[a], benches[i].name) == 0;
+        if (wanted)
+            benches[i].fn();
+    }
+    for (int a = first; a < argc; a++) {
+        bool known = false;
+        for (size_t i = 0; i < nb; i++)
+            known |= strcmp(argv[a], benches[i].name) == 0;
+        if (!known) {
+            fprintf(stderr, "mpx-bench: no benchmark named '%s'\n", argv[a]);
+            return 2;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,334 @@
+/* bench/raw.c — hand-written libzmq baselines (see raw.h). */
+#define _GNU_SOURCE
+#include "raw.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "bench.h"
+
+static void die(const char *what)
+{
+    fprintf(stderr, "raw baseline: %s: %s\n", what, zmq_strerror(errno));
+    exit(1);
+}
+
+static void *sock(void *ctx, int type, const char *dir, const char *name, int bind)
+{
+    char ep[300];
+    snprintf(ep, sizeof ep, "ipc://%s/%s", dir, name);
+    void *s = zmq_socket(ctx, type);
+    /* The same short reconnect interval mpx uses: with zmq's default
+     * (100 ms), a connect made before the peer binds would make the
+     * baseline slower than hand-written code needs to be. */
+    int zero = 0, ivl = 2;
+    if (!s || zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero) ||
+        zmq_setsockopt(s, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl) ||
+        (bind ? zmq_bind(s, ep) : zmq_connect(s, ep)))
+        die(ep);
+    return s;
+}
+
+static int recv_into(void *s, zmq_msg_t *m)
+{
+    int n;
+    while ((n = zmq_msg_recv(m, s, 0)) < 0 && errno == EINTR)
+        ;
+    return n;
+}
+
+/* Receive until the one-byte end message, then acknowledge it. */
+static _Noreturn void stream_receiver(const char *dir)
+{
+    void *ctx = zmq_ctx_new();
+    void *in = sock(ctx, ZMQ_PULL, dir, "data", 1);
+    void *ack = sock(ctx, ZMQ_PUSH, dir, "ack", 0);
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    uint64_t count = 0;
+    for (;;) {
+        int n = recv_into(in, &m);
+        if (n < 0)
+            die("recv");
+        if (n == 1 && *(char *)zmq_msg_data(&m) == 'E')
+            break;
+        count++;
+    }
+    zmq_msg_close(&m);
+    if (zmq_send(ack, &count, sizeof count, 0) < 0)
+        die("ack");
+    /* The sender exits only after the ack arrived; we wait for its
+     * release so that the ack is not lost to our exit either. */
+    void *rel = sock(ctx, ZMQ_PULL, dir, "release", 1);
+    char b;
+    zmq_recv(rel, &b, 1, 0);
+    zmq_close(rel);
+    zmq_close(in);
+    zmq_close(ack);
+    zmq_ctx_term(ctx);
+    _exit(0);
+}
+
+raw_result_t raw_stream(uint64_t n, size_t size)
+{
+    char dir[] = "/tmp/mpx-bench-XXXXXX";
+    if (!mkdtemp(dir))
+        die("mkdtemp");
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        stream_receiver(dir);
+    void *ctx = zmq_ctx_new();
+    void *out = sock(ctx, ZMQ_PUSH, dir, "data", 0);
+    void *ack = sock(ctx, ZMQ_PULL, dir, "ack", 1);
+    char *payload = calloc(1, size ? size : 1);
+    double t0 = bench_now();
+    for (uint64_t i = 0; i < n; i++) {
+        zmq_msg_t m;
+        /* What a hand-written sender does: a message per item, its bytes
+         * copied in (zero-copy would need a free callback per message). */
+        zmq_msg_init_size(&m, size);
+        memcpy(zmq_msg_data(&m), payload, size);
+        while (zmq_msg_send(&m, out, 0) < 0)
+            if (errno != EINTR)
+                die("send");
+    }
+    if (zmq_send(out, "E", 1, 0) < 0)
+        die("send end");
+    uint64_t count = 0;
+    while (zmq_recv(ack, &count, sizeof count, 0) < 0)
+        if (errno != EINTR)
+            die("recv ack");
+    double t1 = bench_now();
+    void *rel = sock(ctx, ZMQ_PUSH, dir, "release", 0);
+    zmq_send(rel, "R", 1, 0);
+    int status;
+    struct rusage ru;
+    wait4(pid, &status, 0, &ru);
+    zmq_close(rel);
+    zmq_close(out);
+    zmq_close(ack);
+    zmq_ctx_term(ctx);
+    free(payload);
+    bench_rmdir(dir);
+    if (count != n) {
+        fprintf(stderr, "raw baseline lost messages: %llu of %llu\n", (unsigned long long)count,
+                (unsigned long long)n);
+        exit(1);
+    }
+    return (raw_result_t){t1 - t0, ru.ru_maxrss};
+}
+
+static _Noreturn void echo_server(const char *dir, uint64_t n)
+{
+    void *ctx = zmq_ctx_new();
+    void *rep = sock(ctx, ZMQ_REP, dir, "rep", 1);
+    char buf[8];
+    for (uint64_t i = 0; i < n; i++) {
+        if (zmq_recv(rep, buf, sizeof buf, 0) < 0 || zmq_send(rep, buf, sizeof buf, 0) < 0)
+            die("echo");
+    }
+    /* The client's last receive is the acknowledgement: it exits after. */
+    zmq_recv(rep, buf, sizeof buf, 0);
+    zmq_close(rep);
+    zmq_ctx_term(ctx);
+    _exit(0);
+}
+
+void raw_pingpong(uint64_t n, double *rtt_us)
+{
+    char dir[] = "/tmp/mpx-bench-XXXXXX";
+    if (!mkdtemp(dir))
+        die("mkdtemp");
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        echo_server(dir, n);
+    void *ctx = zmq_ctx_new();
+    void *req = sock(ctx, ZMQ_REQ, dir, "rep", 0);
+    char buf[8] = {0};
+    for (uint64_t i = 0; i < n; i++) {
+        double t0 = bench_now();
+        if (zmq_send(req, buf, sizeof buf, 0) < 0 || zmq_recv(req, buf, sizeof buf, 0) < 0)
+            die("ping");
+        rtt_us[i] = (bench_now() - t0) * 1e6;
+    }
+    zmq_send(req, buf, sizeof buf, 0); /* let the server go */
+    waitpid(pid, NULL, 0);
+    zmq_close(req);
+    zmq_ctx_term(ctx);
+    bench_rmdir(dir);
+}
+
+/* One link of the chain: relay from in<k> to in<k+1>; the last reports
+ * the count to the parent.  Each waits for its consumer's word that the
+ * end arrived before it exits. */
+static _Noreturn void chain_link(const char *dir, int k, int procs)
+{
+    void *ctx = zmq_ctx_new();
+    char name[32];
+    snprintf(name, sizeof name, "in%d", k);
+    void *in = sock(ctx, ZMQ_PULL, dir, name, 1);
+    snprintf(name, sizeof name, k + 1 < procs ? "in%d" : "done", k + 1);
+    void *out = sock(ctx, ZMQ_PUSH, dir, name, 0);
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    for (;;) {
+        int n = recv_into(in, &m);
+        if (n < 0)
+            die("chain recv");
+        bool end = n == 1 && *(char *)zmq_msg_data(&m) == 'E';
+        if (zmq_msg_send(&m, out, 0) < 0)
+            die("chain send");
+        zmq_msg_init(&m);
+        if (end)
+            break;
+    }
+    /* Wait until the end has gone through the whole chain. */
+    snprintf(name, sizeof name, "release%d", k);
+    void *rel = sock(ctx, ZMQ_PULL, dir, name, 1);
+    char b;
+    zmq_recv(rel, &b, 1, 0);
+    zmq_close(rel);
+    zmq_close(in);
+    zmq_close(out);
+    zmq_ctx_term(ctx);
+    _exit(0);
+}
+
+double raw_chain_startup(int procs, uint64_t n)
+{
+    char dir[] = "/tmp/mpx-bench-XXXXXX";
+    if (!mkdtemp(dir))
+        die("mkdtemp");
+    pid_t *pids = calloc((size_t)procs, sizeof *pids);
+    fflush(NULL);
+    double t0 = bench_now();
+    for (int k = 0; k < procs; k++) {
+        pids[k] = fork();
+        if (pids[k] == 0)
+            chain_link(dir, k, procs);
+    }
+    void *ctx = zmq_ctx_new();
+    void *out = sock(ctx, ZMQ_PUSH, dir, "in0", 0);
+    void *done = sock(ctx, ZMQ_PULL, dir, "done", 1);
+    uint64_t v = 0;
+    for (uint64_t i = 0; i < n; i++)
+        zmq_send(out, &v, sizeof v, 0);
+    zmq_send(out, "E", 1, 0);
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    uint64_t got = 0;
+    for (;;) {
+        int r = recv_into(done, &m);
+        if (r == 1 && *(char *)zmq_msg_data(&m) == 'E')
+            break;
+        got += r >= 0;
+    }
+    zmq_msg_close(&m);
+    void *rel[64];
+    int nrel = procs < 64 ? procs : 64;
+    for (int k = 0; k < nrel; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "release%d", k);
+        rel[k] = sock(ctx, ZMQ_PUSH, dir, name, 0);
+        zmq_send(rel[k], "R", 1, 0);
+    }
+    for (int k = 0; k < procs; k++)
+        waitpid(pids[k], NULL, 0);
+    double t1 = bench_now();
+    for (int k = 0; k < nrel; k++)
+        zmq_close(rel[k]);
+    zmq_close(out);
+    zmq_close(done);
+    zmq_ctx_term(ctx);
+    free(pids);
+    bench_rmdir(dir);
+    if (got != n) {
+        fprintf(stderr, "raw chain lost messages: %llu of %llu\n", (unsigned long long)got,
+                (unsigned long long)n);
+        exit(1);
+    }
+    return t1 - t0;
+}
+
+void bench_spin(long spin)
+{
+    for (long i = 0; i < spin; i++)
+        __asm__ volatile("" ::: "memory");
+}
+
+static _Noreturn void farm_worker(const char *dir, long spin)
+{
+    void *ctx = zmq_ctx_new();
+    void *in = sock(ctx, ZMQ_PULL, dir, "tasks", 0);
+    void *out = sock(ctx, ZMQ_PUSH, dir, "results", 0);
+    uint64_t v;
+    for (;;) {
+        int n;
+        while ((n = zmq_recv(in, &v, sizeof v, 0)) < 0 && errno == EINTR)
+            ;
+        if (n != sizeof v || v == UINT64_MAX)
+            break;
+        bench_spin(spin);
+        zmq_send(out, &v, sizeof v, 0);
+    }
+    /* Our results are in the parent's hands before it sends the ends. */
+    zmq_close(in);
+    zmq_close(out);
+    zmq_ctx_term(ctx);
+    _exit(0);
+}
+
+double raw_farm(int workers, uint64_t n, long spin)
+{
+    char dir[] = "/tmp/mpx-bench-XXXXXX";
+    if (!mkdtemp(dir))
+        die("mkdtemp");
+    pid_t *pids = calloc((size_t)workers, sizeof *pids);
+    fflush(NULL);
+    for (int k = 0; k < workers; k++) {
+        pids[k] = fork();
+        if (pids[k] == 0)
+            farm_worker(dir, spin);
+    }
+    void *ctx = zmq_ctx_new();
+    void *tasks = sock(ctx, ZMQ_PUSH, dir, "tasks", 1);
+    void *results = sock(ctx, ZMQ_PULL, dir, "results", 1);
+    /* Small queues, as a farm of slow tasks wants: a worker does not hoard
+     * tasks another could take. */
+    int one = 1;
+    zmq_setsockopt(tasks, ZMQ_SNDHWM, &one, sizeof one);
+    double t0 = bench_now();
+    uint64_t sent = 0, got = 0, v;
+    zmq_pollitem_t items[2] = {{tasks, 0, ZMQ_POLLOUT, 0}, {results, 0, ZMQ_POLLIN, 0}};
+    while (got < n) {
+        items[0].events = sent < n ? ZMQ_POLLOUT : 0;
+        if (zmq_poll(items, 2, -1) < 0 && errno != EINTR)
+            die("poll");
+        if ((items[0].revents & ZMQ_POLLOUT) && sent < n && zmq_send(tasks, &sent, sizeof sent, ZMQ_DONTWAIT) > 0)
+            sent++;
+        while (zmq_recv(results, &v, sizeof v, ZMQ_DONTWAIT) > 0)
+            got++;
+    }
+    double t1 = bench_now();
+    v = UINT64_MAX;
+    for (int k = 0; k < workers; k++)
+        zmq_send(tasks, &v, sizeof v, 0);
+    for (int k = 0; k < workers; k++)
+        waitpid(pids[k], NULL, 0);
+    zmq_close(tasks);
+    zmq_close(results);
+    zmq_ctx_term(ctx);
+    free(pids);
+    bench_rmdir(dir);
+    return t1 - t0;
+}

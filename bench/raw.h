@@ -1,0 +1,34 @@
+/* bench/raw.h — the baselines: what hand-written libzmq code does on this
+ * machine, measured in the same run as mpx.  Processes are forked as mpx
+ * forks them (no zmq context before fork), talk over ipc:// in a private
+ * directory, and a stream's end is acknowledged before anyone exits. */
+#ifndef MPX_BENCH_RAW_H
+#define MPX_BENCH_RAW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct raw_result {
+    double seconds;    /* first send to acknowledged end */
+    long rss_kib;      /* peak RSS of the receiving process */
+} raw_result_t;
+
+/* n messages of `size` bytes, PUSH -> PULL, one edge. */
+raw_result_t raw_stream(uint64_t n, size_t size);
+
+/* n round trips of 8 bytes, REQ <-> REP; fills rtt_us[n]. */
+void raw_pingpong(uint64_t n, double *rtt_us);
+
+/* A chain of `procs` processes relaying `n` small messages, from the first
+ * fork until every process has exited. */
+double raw_chain_startup(int procs, uint64_t n);
+
+/* A farm: the parent PUSHes n tasks to `workers` processes (zmq deals
+ * them round robin), each spins `spin` iterations per task and PUSHes a
+ * result to the parent.  Seconds from the first task to the last result. */
+double raw_farm(int workers, uint64_t n, long spin);
+
+/* The work of one task: `spin` iterations of a loop the compiler keeps. */
+void bench_spin(long spin);
+
+#endif
