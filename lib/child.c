@@ -402,6 +402,7 @@ static void process_all(child_rt_t *rt)
             return;
         mpx_item_t *it;
         edge_mark_t mark;
+        edge_in_time(rt->in, now);
         int r = edge_in_next(rt->in, &it, &mark, rt->err, sizeof rt->err);
         if (r < 0)
             fail(rt, "%s", rt->err);

@@ -73,6 +73,9 @@ void edge_in_idle(edge_in_t *in);
 /* Stop consuming: producers are told; items still arriving are discarded
  * (and counted) by edge_in_next, which then returns only 0. */
 void edge_in_close(edge_in_t *in);
+/* The caller's time (ticks, lib/ticks.h; 0: none), for acknowledging
+ * slow work on time. */
+void edge_in_time(edge_in_t *in, uint64_t now);
 uint64_t edge_in_items(const edge_in_t *in);   /* items taken */
 uint64_t edge_in_dropped(const edge_in_t *in); /* items discarded after close */
 

@@ -11,6 +11,9 @@
 
 #include "edge.h"
 #include "mpx/error.h"
+#include "ticks.h"
+
+#define ACK_TICKS TICKS_US(500)
 
 typedef struct in_peer {
     int id;
@@ -19,6 +22,7 @@ typedef struct in_peer {
     uint64_t taken_bytes;
     uint64_t acked_items; /* what the producer was last told */
     uint64_t acked_bytes;
+    uint64_t acked_at;    /* ticks of the last ack */
     uint64_t ack_every, ack_every_bytes;
     bool eos;
 } in_peer_t;
@@ -46,6 +50,7 @@ struct edge_in {
     int eos_count;
     bool closed;
     uint64_t items, dropped;
+    uint64_t now; /* the caller's time (ticks), 0 when it gives none */
 
     zmq_msg_t msg;
     const uint8_t *data; /* the message's bytes: in msg, or in `aligned` */
@@ -152,6 +157,7 @@ static void send_ack(edge_in_t *in, in_peer_t *p)
     if (rc == (int)sizeof buf) {
         p->acked_items = p->taken_items;
         p->acked_bytes = p->taken_bytes;
+        p->acked_at = in->now;
     }
 }
 
@@ -163,8 +169,12 @@ static void count_taken(edge_in_t *in)
     in_peer_t *p = &in->peers[in->cur_peer];
     p->taken_items++;
     p->taken_bytes += in->taken_size;
+    /* Credit returns after half a window (in items or bytes), and, while
+     * items take long, every ACK_TICKS: that is how a producer learns the
+     * pace of a slow consumer. */
     if (p->taken_items - p->acked_items >= p->ack_every ||
-        p->taken_bytes - p->acked_bytes >= p->ack_every_bytes)
+        p->taken_bytes - p->acked_bytes >= p->ack_every_bytes ||
+        (in->now && in->now - p->acked_at >= ACK_TICKS))
         send_ack(in, p);
 }
 
@@ -457,5 +467,6 @@ void edge_in_close(edge_in_t *in)
         send_ack(in, &in->peers[k]);
 }
 
+void edge_in_time(edge_in_t *in, uint64_t now) { in->now = now; }
 uint64_t edge_in_items(const edge_in_t *in) { return in->items; }
 uint64_t edge_in_dropped(const edge_in_t *in) { return in->dropped; }

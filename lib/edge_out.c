@@ -37,7 +37,7 @@ static bool peer_room(const out_peer_t *p, uint64_t k, uint64_t b)
     uint64_t oi = outstanding(p);
     if (oi == 0)
         return true; /* one message always fits, however large */
-    return oi + k <= p->win_items && (p->sent_bytes - p->acked_bytes) + b <= p->win_bytes;
+    return oi + k <= p->eff_items && (p->sent_bytes - p->acked_bytes) + b <= p->win_bytes;
 }
 
 static bool dn_room(const edge_out_t *o, int d, uint64_t k, uint64_t b)
@@ -160,9 +160,33 @@ static void update_closed(edge_out_t *o)
 }
 
 /* Read every ack waiting; returns how many were read. */
+static void size_batches(edge_out_t *o);
+
+/* The consumer's pace over the last stretch sets its window: twice what
+ * it processed in RATE_TICKS. */
+static bool adapt_window(out_peer_t *p, uint64_t now)
+{
+    if (now - p->rate_at < RATE_TICKS)
+        return false;
+    uint64_t done = p->acked_items - p->rate_n;
+    uint64_t want = (uint64_t)((double)done * 2.0 * (double)RATE_TICKS / (double)(now - p->rate_at));
+    if (want < EFF_MIN)
+        want = EFF_MIN;
+    if (want > p->win_items)
+        want = p->win_items;
+    p->rate_at = now;
+    p->rate_n = p->acked_items;
+    if (want == p->eff_items)
+        return false;
+    p->eff_items = want;
+    return true;
+}
+
 static int read_acks(edge_out_t *o)
 {
     int n = 0;
+    bool resized = false;
+    uint64_t now = 0;
     uint8_t buf[EDGE_ACK_SIZE];
     for (;;) {
         int len = zmq_recv(o->ackin, buf, sizeof buf, ZMQ_DONTWAIT);
@@ -183,10 +207,15 @@ static int read_acks(edge_out_t *o)
         }
         if (h.flags & WIRE_ACK_CLOSED)
             p->closed = true;
+        if (!now)
+            now = ticks_now();
+        resized |= adapt_window(p, now);
         n++;
     }
     if (n)
         update_closed(o);
+    if (resized)
+        size_batches(o);
     return n;
 }
 
@@ -273,12 +302,28 @@ static void min_windows(const edge_out_t *o, int d, uint64_t *items, uint64_t *b
     const plan_dnode_t *dn = &o->plan->dn[d];
     if (dn->kind == DN_LEAF) {
         const out_peer_t *p = leaf_peer(o, dn);
-        *items = p->win_items < *items ? p->win_items : *items;
+        *items = p->eff_items < *items ? p->eff_items : *items;
         *bytes = p->win_bytes < *bytes ? p->win_bytes : *bytes;
         return;
     }
     for (int i = 0; i < dn->count; i++)
         min_windows(o, o->plan->kids[dn->first + i], items, bytes);
+}
+
+/* A batch holds at most a quarter of the smallest window behind it. */
+static void size_port(edge_out_t *o, out_port_t *pt)
+{
+    uint64_t items = BATCH_ITEMS_MAX * 4, bytes = BATCH_BYTES_MAX * 4;
+    if (pt->root >= 0)
+        min_windows(o, pt->root, &items, &bytes);
+    pt->batch_items = items / 4 ? items / 4 : 1;
+    pt->batch_bytes = bytes / 4 ? bytes / 4 : 1;
+}
+
+static void size_batches(edge_out_t *o)
+{
+    for (int i = 0; i < o->nports; i++)
+        size_port(o, &o->ports[i]);
 }
 
 static int init_port(edge_out_t *o, out_port_t *pt, const char *name, int root)
@@ -290,13 +335,9 @@ static int init_port(edge_out_t *o, out_port_t *pt, const char *name, int root)
     if (!pt->buf)
         return MPX_ENOMEM;
     pt->len = WIRE_HEAD;
-    uint64_t items = BATCH_ITEMS_MAX * 4, bytes = BATCH_BYTES_MAX * 4;
-    if (root >= 0) {
+    if (root >= 0)
         pt->choice = has_choice(o->plan, root);
-        min_windows(o, root, &items, &bytes);
-    }
-    pt->batch_items = items / 4 ? items / 4 : 1;
-    pt->batch_bytes = bytes / 4 ? bytes / 4 : 1;
+    size_port(o, pt);
     return 0;
 }
 
@@ -326,6 +367,7 @@ edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, const char *d
         p->id = pi->consumers[k];
         p->win_items = plan_window_items(plan, p->id);
         p->win_bytes = plan_window_bytes(plan, p->id);
+        p->eff_items = p->win_items < EFF_START ? p->win_items : EFF_START;
         o->slot[p->id] = k;
         p->sock = edge_open_socket(zctx, ZMQ_PUSH, dir, 'i', p->id, false, err, errcap);
         o->npeers++;

@@ -25,12 +25,23 @@
 /* ...and the first item after this long without a send leaves at once. */
 #define QUIET_TICKS TICKS_US(200)
 
+/* How much a producer sends a consumer ahead is its window (the capacity
+ * it was given) cut down to what the consumer processes in about two
+ * milliseconds, measured from its acknowledgements: a worker of slow
+ * items is not handed hundreds of them while another runs dry.  It starts
+ * small and grows as acknowledgements show the pace. */
+#define RATE_TICKS TICKS_US(2000)
+#define EFF_START 16
+#define EFF_MIN 2
+
 typedef struct out_peer {
     int id;
     void *sock;
     uint64_t sent_items, sent_bytes;
     uint64_t acked_items, acked_bytes;
     uint64_t win_items, win_bytes;
+    uint64_t eff_items;      /* the window in force, at most win_items */
+    uint64_t rate_at, rate_n; /* when the pace was last measured, and acked then */
     bool closed;
 } out_peer_t;
 

@@ -369,22 +369,26 @@ static void stop_through_sparse_filter(void)
 }
 
 /* Once everything downstream has stopped, a stage's own failure (with
- * mpx_fail) is still a failure; a plain -1 after a refused put is not. */
-static int fail_when_refused(mpx_stage_t *st, mpx_item_t *it)
+ * mpx_fail) is still a failure; a plain -1 after a refused put is not.
+ * The stage fails in teardown, which runs after the stop however the
+ * stage learnt of it (a refused put, or its producer's periodic look). */
+static int quiet_on_refusal(mpx_stage_t *st, mpx_item_t *it)
 {
-    int rc = mpx_put_item(st, it);
-    if (rc == MPX_ESTOPPED)
-        return mpx_fail(st, "cannot hand on item %lld", (long long)mpx_item_i64(it));
-    return rc;
+    return mpx_put_item(st, it) == 0 ? 0 : -1;
 }
-static const mpx_stage_def_t FailWhenRefused = {.name = "refused", .process = fail_when_refused};
+static int fail_in_teardown(mpx_stage_t *st)
+{
+    return mpx_stopping(st) ? mpx_fail(st, "cannot hand on what is left") : 0;
+}
+static const mpx_stage_def_t FailWhenRefused = {.name = "refused", .process = quiet_on_refusal,
+                                                .teardown = fail_in_teardown};
 
 static void failure_after_downstream_stopped(void)
 {
     mpx_graph_t *g = MPX_EZ(mpx_stage(&Endless, NULL), mpx_stage(&FailWhenRefused, NULL),
                             mpx_stage(&Head, &(int64_t){3}));
     CHECK_EQ(mpx_graph_join(g), MPX_ESTAGE);
-    CHECK(strstr(mpx_graph_error(g), "process failed: cannot hand on item"), "%s",
+    CHECK(strstr(mpx_graph_error(g), "teardown failed: cannot hand on what is left"), "%s",
           mpx_graph_error(g));
     expect_clean(g);
     mpx_node_destroy(&g);
