@@ -334,21 +334,21 @@ static void open_sockets(child_rt_t *rt)
         zmq_ctx_set(rt->zctx, ZMQ_MAX_SOCKETS, max_sockets);
     zmq_ctx_set(rt->zctx, ZMQ_BLOCKY, blocky);
 
+    /* The child binds its end of the control channel and the parent
+     * connects to it once it has forked everyone: a child never waits
+     * for the parent's socket to appear, retrying on zmq's timer. */
     char ep[300];
-    snprintf(ep, sizeof ep, "ipc://%s/ctl", rt->dir);
+    edge_endpoint(ep, sizeof ep, rt->dir, 'c', rt->id);
     uint8_t ident[5] = {'c'};
     uint32_t id = (uint32_t)rt->id;
     memcpy(ident + 1, &id, 4);
     rt->ctl = zmq_socket(rt->zctx, ZMQ_DEALER);
     if (!rt->ctl || edge_sockopts(rt->ctl) != 0 ||
         zmq_setsockopt(rt->ctl, ZMQ_ROUTING_ID, ident, sizeof ident) != 0 ||
-        zmq_connect(rt->ctl, ep) != 0) {
+        zmq_bind(rt->ctl, ep) != 0) {
         fprintf(stderr, "mpx: stage %s: control channel: %s\n", pi->name, zmq_strerror(errno));
         leave(CHILD_EXIT_SETUP_FAILED);
     }
-    uint32_t pid = (uint32_t)getpid();
-    if (ctl_send(rt, WIRE_HELLO, &pid, sizeof pid) != 0)
-        leave(CHILD_EXIT_SETUP_FAILED);
     if (pi->nproducers > 0) {
         rt->in = edge_in_new(rt->zctx, rt->plan, rt->id, rt->dir, rt->err, sizeof rt->err);
         if (!rt->in)
@@ -358,6 +358,10 @@ static void open_sockets(child_rt_t *rt)
                            sizeof rt->err);
     if (!rt->out)
         fail(rt, "cannot open output: %s", rt->err);
+    /* Sent once the parent has connected: a DEALER holds it until then. */
+    uint32_t pid = (uint32_t)getpid();
+    if (ctl_send(rt, WIRE_HELLO, &pid, sizeof pid) != 0)
+        leave(CHILD_EXIT_SETUP_FAILED);
 }
 
 /* The stage's environment, outermost setting first, so the nearest wins. */
@@ -536,13 +540,7 @@ _Noreturn void child_main(const child_args_t *a)
         leave(CHILD_EXIT_SETUP_FAILED);
     while (!rt->released)
         wait_sock(rt, NULL, 0);
-
-    edge_in_destroy(&rt->in);
-    edge_out_destroy(&rt->out);
-    zmq_close(rt->ctl);
-    zmq_ctx_term(rt->zctx);
-    meta_cur_free(&rt->meta);
-    free(rt->st.fail_msg);
-    free(rt);
+    /* Released: everything this process sent has been confirmed, so
+     * nothing is left for zmq to do; the kernel closes the rest. */
     leave(0);
 }

@@ -25,7 +25,7 @@ int edge_sockopts(void *sock)
      * rests on linger (see DESIGN: the tail of a stream is confirmed by
      * the protocol, never by linger).  Reconnects are quick because peers
      * bind a few milliseconds apart at start. */
-    int zero = 0, ivl = 2, ivl_max = 50;
+    int zero = 0, ivl = 1, ivl_max = 0;
     if (zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero) ||
         zmq_setsockopt(sock, ZMQ_SNDHWM, &zero, sizeof zero) ||
         zmq_setsockopt(sock, ZMQ_RCVHWM, &zero, sizeof zero) ||

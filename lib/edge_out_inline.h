@@ -31,7 +31,7 @@
  * items is not handed hundreds of them while another runs dry.  It starts
  * small and grows as acknowledgements show the pace. */
 #define RATE_TICKS TICKS_US(2000)
-#define EFF_START 16
+#define EFF_START 256
 #define EFF_MIN 2
 
 typedef struct out_peer {

@@ -12,6 +12,7 @@
 #include "supervisor.h"
 
 #include <errno.h>
+#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -419,6 +420,10 @@ static int fork_all(struct mpx_run *r)
     pid_t self = getpid();
     /* Whatever stdio holds now would otherwise be written once per child. */
     fflush(NULL);
+    /* libzmq looks the tcp protocol up (through NSS) in every new context;
+     * done once here, the children inherit the loaded modules instead of
+     * each searching the library path for them (about 200 system calls). */
+    getprotobyname("tcp");
     for (int i = 0; i < r->n; i++) {
         child_args_t a = {r->plan, i, r->dir, self, r->ch[i].st, fds, nfds};
         pid_t pid = fork();
@@ -449,15 +454,21 @@ static int open_parent_sockets(struct mpx_run *r)
     int need = r->plan->inst[r->n].nproducers + 8;
     if (need > ZMQ_MAX_SOCKETS_DFLT)
         zmq_ctx_set(r->zctx, ZMQ_MAX_SOCKETS, need);
-    char ep[300];
-    snprintf(ep, sizeof ep, "ipc://%s/ctl", r->dir);
     int one = 1;
     r->ctl = zmq_socket(r->zctx, ZMQ_ROUTER);
     if (!r->ctl || edge_sockopts(r->ctl) != 0 ||
-        zmq_setsockopt(r->ctl, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0 ||
-        zmq_bind(r->ctl, ep) != 0) {
-        record(r, MPX_ESYS, "control channel %s: %s", ep, zmq_strerror(errno));
+        zmq_setsockopt(r->ctl, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0) {
+        record(r, MPX_ESYS, "control channel: %s", zmq_strerror(errno));
         return r->status;
+    }
+    /* Each child bound its end as it started (child.c). */
+    for (int i = 0; i < r->n; i++) {
+        char ep[300];
+        edge_endpoint(ep, sizeof ep, r->dir, 'c', i);
+        if (zmq_connect(r->ctl, ep) != 0) {
+            record(r, MPX_ESYS, "control channel %s: %s", ep, zmq_strerror(errno));
+            return r->status;
+        }
     }
     r->sink = edge_in_new(r->zctx, r->plan, r->n, r->dir, r->err, sizeof r->err);
     if (!r->sink) {
