@@ -12,6 +12,17 @@ double bench_children_cpu(void);
 /* Context switches of this process's reaped children so far. */
 double bench_children_switches(void);
 void bench_rmdir(const char *dir);
+/* A new private directory "$TMPDIR/mpx-bench-XXXXXX" (TMPDIR unset: /tmp)
+ * for a baseline's sockets, written to dir; NULL on failure. */
+char *bench_mkdtemp(char *dir, size_t cap);
+/* This process's private memory in KiB (pages no other process maps:
+ * what it really costs), from /proc/self/smaps_rollup; -1 if unknown. */
+long bench_private_kib(void);
+/* Keep the CPU busy until this thread has used `seconds` of CPU time.
+ * Measured in CPU time, not in loop iterations: the speed of this
+ * machine's CPUs drifts (other guests on the host), and the work of an
+ * item should not. */
+void bench_burn(double seconds);
 double bench_median(double *v, size_t n); /* sorts v */
 double bench_percentile(double *v, size_t n, double p); /* v sorted */
 

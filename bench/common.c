@@ -17,6 +17,48 @@ double bench_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static double thread_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void bench_burn(double seconds)
+{
+    double end = thread_cpu() + seconds;
+    /* The clock is read every few microseconds, not at every turn. */
+    while (thread_cpu() < end)
+        for (int i = 0; i < 10000; i++)
+            __asm__ volatile("" ::: "memory");
+}
+
+char *bench_mkdtemp(char *dir, size_t cap)
+{
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || !*tmp)
+        tmp = "/tmp";
+    int n = snprintf(dir, cap, "%s/mpx-bench-XXXXXX", tmp);
+    if (n < 0 || (size_t)n >= cap)
+        return NULL;
+    return mkdtemp(dir);
+}
+
+long bench_private_kib(void)
+{
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    if (!f)
+        return -1;
+    char line[256];
+    long sum = 0, v;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Private_Clean: %ld kB", &v) == 1 ||
+            sscanf(line, "Private_Dirty: %ld kB", &v) == 1)
+            sum += v;
+    fclose(f);
+    return sum;
+}
+
 double bench_children_cpu(void)
 {
     struct rusage ru;

@@ -47,7 +47,22 @@ static int count_setup(mpx_stage_t *st)
 static const mpx_stage_def_t Count = {.name = "src", .args_size = sizeof(int64_t),
                                       .setup = count_setup};
 
-static int64_t plus_one(int64_t x) { return x + 1; }
+/* The map stage of small_items: +1, as MPX_FN(plus_one) would do, and at
+ * the end it reports its private memory through a page it shares with the
+ * parent (args: where). */
+static int plus_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    (void)st;
+    return mpx_put_i64(st, mpx_item_i64(it) + 1);
+}
+static int plus_teardown(mpx_stage_t *st)
+{
+    long *where = *(long *const *)mpx_args(st);
+    *where = bench_private_kib();
+    return 0;
+}
+static const mpx_stage_def_t Plus = {.name = "plus_one", .args_size = sizeof(long *),
+                                     .process = plus_process, .teardown = plus_teardown};
 
 static int sink_process(mpx_stage_t *st, mpx_item_t *it)
 {
@@ -82,10 +97,11 @@ static const mpx_stage_def_t Blocks = {.name = "blocks", .args_size = sizeof(blo
 
 static int work(mpx_stage_t *st, mpx_item_t *it)
 {
-    bench_spin(*(const long *)mpx_args(st));
+    bench_burn(*(const double *)mpx_args(st));
     return mpx_put_item(st, it);
 }
-static const mpx_stage_def_t Work = {.name = "work", .args_size = sizeof(long), .process = work};
+static const mpx_stage_def_t Work = {.name = "work", .args_size = sizeof(double),
+                                     .process = work};
 
 static double mpx_switches; /* context switches of the last run() */
 
@@ -123,10 +139,10 @@ static mpx_node_t *source(int64_t n) { return mpx_stage(&Count, &n); }
  * steadier than wall time on a shared machine. */
 static double raw_cpu_ns, mpx_cpu_ns, raw_switches;
 
-static double raw_msgs_per_s(uint64_t n, size_t size, long *rss)
+static double raw_msgs_per_s(uint64_t n, size_t size, long *rss, long *priv)
 {
     double t[8], c[8];
-    long peak = 0;
+    long peak = 0, peak_priv = 0;
     for (int r = 0; r < reps; r++) {
         struct rusage self0, self1;
         getrusage(RUSAGE_SELF, &self0);
@@ -137,9 +153,12 @@ static double raw_msgs_per_s(uint64_t n, size_t size, long *rss)
         c[r] = bench_children_cpu() - c0 + cpu_of(&self1) - cpu_of(&self0);
         t[r] = res.seconds;
         peak = res.rss_kib > peak ? res.rss_kib : peak;
+        peak_priv = res.private_kib > peak_priv ? res.private_kib : peak_priv;
     }
     if (rss)
         *rss = peak;
+    if (priv)
+        *priv = peak_priv;
     raw_cpu_ns = bench_median(c, (size_t)reps) / (double)n * 1e9;
     return (double)n / bench_median(t, (size_t)reps);
 }
@@ -147,18 +166,26 @@ static double raw_msgs_per_s(uint64_t n, size_t size, long *rss)
 static void small_items(void)
 {
     int64_t n = quick ? 100000 : 3000000;
-    long raw_rss;
-    double base = raw_msgs_per_s((uint64_t)n, 8, &raw_rss);
+    long raw_rss, raw_priv;
+    double base = raw_msgs_per_s((uint64_t)n, 8, &raw_rss, &raw_priv);
     double t[8], c[8];
-    long rss = 0;
+    long rss = 0, priv = 0;
+    long *shared = mmap(NULL, sizeof(long), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                        -1, 0);
+    if (shared == MAP_FAILED) {
+        perror("mmap");
+        exit(1);
+    }
     for (int r = 0; r < reps; r++) {
-        mpx_graph_t *g = MPX_EZ(source(n), MPX_FN(plus_one), mpx_stage(&Sink, NULL));
+        mpx_graph_t *g = MPX_EZ(source(n), mpx_stage(&Plus, &shared), mpx_stage(&Sink, NULL));
         t[r] = run_cpu(g, &c[r]);
         mpx_instance_info_t info;
         mpx_graph_instance_info(g, 1, &info);
         rss = info.max_rss_kib > rss ? info.max_rss_kib : rss;
+        priv = *shared > priv ? *shared : priv;
         mpx_node_destroy(&g);
     }
+    munmap(shared, sizeof(long));
     mpx_cpu_ns = bench_median(c, (size_t)reps) / (double)n * 1e9;
     char extra[200];
     snprintf(extra, sizeof extra,
@@ -168,8 +195,11 @@ static void small_items(void)
              (long long)n, mpx_cpu_ns, raw_cpu_ns, mpx_switches / (double)n * 1000, raw_switches);
     bench_emit("small_items", (double)n / bench_median(t, (size_t)reps), "items/s", base, extra);
     /* (f) memory: the map stage of that run, against the raw receiver. */
-    bench_emit("memory", (double)rss, "KiB", (double)raw_rss,
-               "\"process\": \"the map stage of small_items\"");
+    snprintf(extra, sizeof extra,
+             "\"process\": \"the map stage of small_items\", \"private_kib\": %ld, "
+             "\"baseline_private_kib\": %ld",
+             priv, raw_priv);
+    bench_emit("memory", (double)rss, "KiB", (double)raw_rss, extra);
 }
 
 /* ---- latency: one item at a time ----------------------------------------- *
@@ -243,44 +273,41 @@ static void latency(void)
     munmap(lat, n * sizeof *lat);
 }
 
-/* ---- scaling: ~1 ms of CPU per item --------------------------------------- */
-
-static long spin_for_ms(double ms)
-{
-    long spin = 1000000;
-    double t0 = bench_now();
-    bench_spin(spin);
-    double per = (bench_now() - t0) / (double)spin;
-    return (long)(ms / 1000.0 / per);
-}
+/* ---- scaling: 1 ms of CPU per item ---------------------------------------- */
 
 static void scaling(void)
 {
-    long spin = spin_for_ms(1.0);
+    double work = 1e-3;
     int cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
     int most = cpus > 1 ? cpus : 2;
     if (most > 16)
         most = 16;
     int64_t n = quick ? 40 : 1000;
     int r_max = quick ? 1 : 5;
-    /* Worker counts interleaved within each repetition, so that a change
-     * in the machine's load touches every count alike. */
-    double t[17][8], rt[17][8];
-    for (int r = 0; r < r_max; r++)
+    /* The speed of this machine's CPUs drifts by tens of percent from one
+     * second to the next (other guests on the host).  So each repetition
+     * runs every worker count back to back, the speed-up is taken within
+     * that repetition, and the median over repetitions is reported. */
+    double t[17][16], rt[17][16], up[17][16], rup[17][16];
+    for (int r = 0; r < r_max; r++) {
         for (int w = 1; w <= most; w++) {
-            mpx_graph_t *g = MPX_EZ(source(n), mpx_as(w, &Work, &spin), mpx_stage(&Sink, NULL));
+            mpx_graph_t *g = MPX_EZ(source(n), mpx_as(w, &Work, &work), mpx_stage(&Sink, NULL));
             t[w][r] = run(g);
             mpx_node_destroy(&g);
-            rt[w][r] = raw_farm(w, (uint64_t)n, spin);
+            rt[w][r] = raw_farm(w, (uint64_t)n, work);
         }
-    double one = bench_median(t[1], (size_t)r_max), raw_one = bench_median(rt[1], (size_t)r_max);
+        for (int w = 1; w <= most; w++) {
+            up[w][r] = t[1][r] / t[w][r];
+            rup[w][r] = rt[1][r] / rt[w][r];
+        }
+    }
     for (int w = 1; w <= most; w++) {
-        double tm = bench_median(t[w], (size_t)r_max), rm = bench_median(rt[w], (size_t)r_max);
         char extra[160];
         snprintf(extra, sizeof extra,
                  "\"workers\": %d, \"items\": %lld, \"ms_per_item\": 1, \"seconds\": %.3f", w,
-                 (long long)n, tm);
-        bench_emit("scaling", one / tm, "x", raw_one / rm, extra);
+                 (long long)n, bench_median(t[w], (size_t)r_max));
+        bench_emit("scaling", bench_median(up[w], (size_t)r_max), "x",
+                   bench_median(rup[w], (size_t)r_max), extra);
     }
 }
 
@@ -290,7 +317,7 @@ static void large_items(void)
 {
     size_t size = 1 << 20;
     int64_t n = quick ? 50 : 2000;
-    double base = raw_msgs_per_s((uint64_t)n, size, NULL) * (double)size / 1e6;
+    double base = raw_msgs_per_s((uint64_t)n, size, NULL, NULL) * (double)size / 1e6;
     double t[8];
     for (int r = 0; r < reps; r++) {
         block_args_t a = {n, size};
@@ -328,7 +355,7 @@ static void startup(void)
 static void growth(void)
 {
     int64_t n = quick ? 50000 : 1000000;
-    double base = raw_msgs_per_s((uint64_t)n, 8, NULL);
+    double base = raw_msgs_per_s((uint64_t)n, 8, NULL, NULL);
     static const int sizes[] = {1, 4, 16};
     for (size_t i = 0; i < 3; i++) {
         double t[8];
@@ -381,21 +408,24 @@ int main(int argc, char **argv)
         first = 2;
     }
     size_t nb = sizeof benches / sizeof *benches;
+    for (int a = first; a < argc; a++) {
+        bool known = false;
+        for (size_t i = 0; i < nb; i++)
+            known |= strcmp(argv[a], benches[i].name) == 0;
+        if (!known) {
+            fprintf(stderr, "usage: mpx-bench [--quick] [BENCHMARK...]\nbenchmarks:");
+            for (size_t i = 0; i < nb; i++)
+                fprintf(stderr, " %s", benches[i].name);
+            fprintf(stderr, "\nmpx-bench: no benchmark named '%s'\n", argv[a]);
+            return 2;
+        }
+    }
     for (size_t i = 0; i < nb; i++) {
         bool wanted = first >= argc;
         for (int a = first; a < argc; a++)
             wanted |= strcmp(argv[a], benches[i].name) == 0;
         if (wanted)
             benches[i].fn();
-    }
-    for (int a = first; a < argc; a++) {
-        bool known = false;
-        for (size_t i = 0; i < nb; i++)
-            known |= strcmp(argv[a], benches[i].name) == 0;
-        if (!known) {
-            fprintf(stderr, "mpx-bench: no benchmark named '%s'\n", argv[a]);
-            return 2;
-        }
     }
     return 0;
 }

@@ -63,7 +63,8 @@ static _Noreturn void stream_receiver(const char *dir)
         count++;
     }
     zmq_msg_close(&m);
-    if (zmq_send(ack, &count, sizeof count, 0) < 0)
+    uint64_t reply[2] = {count, (uint64_t)bench_private_kib()};
+    if (zmq_send(ack, reply, sizeof reply, 0) < 0)
         die("ack");
     /* The sender exits only after the ack arrived; we wait for its
      * release so that the ack is not lost to our exit either. */
@@ -79,8 +80,8 @@ static _Noreturn void stream_receiver(const char *dir)
 
 raw_result_t raw_stream(uint64_t n, size_t size)
 {
-    char dir[] = "/tmp/mpx-bench-XXXXXX";
-    if (!mkdtemp(dir))
+    char dir[256];
+    if (!bench_mkdtemp(dir, sizeof dir))
         die("mkdtemp");
     fflush(NULL);
     pid_t pid = fork();
@@ -103,10 +104,11 @@ raw_result_t raw_stream(uint64_t n, size_t size)
     }
     if (zmq_send(out, "E", 1, 0) < 0)
         die("send end");
-    uint64_t count = 0;
-    while (zmq_recv(ack, &count, sizeof count, 0) < 0)
+    uint64_t reply[2] = {0, 0};
+    while (zmq_recv(ack, reply, sizeof reply, 0) < 0)
         if (errno != EINTR)
             die("recv ack");
+    uint64_t count = reply[0];
     double t1 = bench_now();
     void *rel = sock(ctx, ZMQ_PUSH, dir, "release", 0);
     zmq_send(rel, "R", 1, 0);
@@ -124,7 +126,7 @@ raw_result_t raw_stream(uint64_t n, size_t size)
                 (unsigned long long)n);
         exit(1);
     }
-    return (raw_result_t){t1 - t0, ru.ru_maxrss};
+    return (raw_result_t){t1 - t0, ru.ru_maxrss, (long)reply[1]};
 }
 
 static _Noreturn void echo_server(const char *dir, uint64_t n)
@@ -145,8 +147,8 @@ static _Noreturn void echo_server(const char *dir, uint64_t n)
 
 void raw_pingpong(uint64_t n, double *rtt_us)
 {
-    char dir[] = "/tmp/mpx-bench-XXXXXX";
-    if (!mkdtemp(dir))
+    char dir[256];
+    if (!bench_mkdtemp(dir, sizeof dir))
         die("mkdtemp");
     fflush(NULL);
     pid_t pid = fork();
@@ -206,8 +208,8 @@ static _Noreturn void chain_link(const char *dir, int k, int procs)
 
 double raw_chain_startup(int procs, uint64_t n)
 {
-    char dir[] = "/tmp/mpx-bench-XXXXXX";
-    if (!mkdtemp(dir))
+    char dir[256];
+    if (!bench_mkdtemp(dir, sizeof dir))
         die("mkdtemp");
     pid_t *pids = calloc((size_t)procs, sizeof *pids);
     fflush(NULL);
@@ -260,13 +262,7 @@ double raw_chain_startup(int procs, uint64_t n)
     return t1 - t0;
 }
 
-void bench_spin(long spin)
-{
-    for (long i = 0; i < spin; i++)
-        __asm__ volatile("" ::: "memory");
-}
-
-static _Noreturn void farm_worker(const char *dir, long spin)
+static _Noreturn void farm_worker(const char *dir, double work)
 {
     void *ctx = zmq_ctx_new();
     void *in = sock(ctx, ZMQ_PULL, dir, "tasks", 0);
@@ -278,7 +274,7 @@ static _Noreturn void farm_worker(const char *dir, long spin)
             ;
         if (n != sizeof v || v == UINT64_MAX)
             break;
-        bench_spin(spin);
+        bench_burn(work);
         zmq_send(out, &v, sizeof v, 0);
     }
     /* Our results are in the parent's hands before it sends the ends. */
@@ -288,17 +284,17 @@ static _Noreturn void farm_worker(const char *dir, long spin)
     _exit(0);
 }
 
-double raw_farm(int workers, uint64_t n, long spin)
+double raw_farm(int workers, uint64_t n, double work)
 {
-    char dir[] = "/tmp/mpx-bench-XXXXXX";
-    if (!mkdtemp(dir))
+    char dir[256];
+    if (!bench_mkdtemp(dir, sizeof dir))
         die("mkdtemp");
     pid_t *pids = calloc((size_t)workers, sizeof *pids);
     fflush(NULL);
     for (int k = 0; k < workers; k++) {
         pids[k] = fork();
         if (pids[k] == 0)
-            farm_worker(dir, spin);
+            farm_worker(dir, work);
     }
     void *ctx = zmq_ctx_new();
     void *tasks = sock(ctx, ZMQ_PUSH, dir, "tasks", 1);

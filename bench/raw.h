@@ -11,6 +11,7 @@
 typedef struct raw_result {
     double seconds;    /* first send to acknowledged end */
     long rss_kib;      /* peak RSS of the receiving process */
+    long private_kib;  /* its private memory at the end (bench_private_kib) */
 } raw_result_t;
 
 /* n messages of `size` bytes, PUSH -> PULL, one edge. */
@@ -24,11 +25,9 @@ void raw_pingpong(uint64_t n, double *rtt_us);
 double raw_chain_startup(int procs, uint64_t n);
 
 /* A farm: the parent PUSHes n tasks to `workers` processes (zmq deals
- * them round robin), each spins `spin` iterations per task and PUSHes a
- * result to the parent.  Seconds from the first task to the last result. */
-double raw_farm(int workers, uint64_t n, long spin);
-
-/* The work of one task: `spin` iterations of a loop the compiler keeps. */
-void bench_spin(long spin);
+ * them round robin), each burns `work` CPU seconds per task (bench_burn)
+ * and PUSHes a result to the parent.  Seconds from the first task to the
+ * last result. */
+double raw_farm(int workers, uint64_t n, double work);
 
 #endif

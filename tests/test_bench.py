@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""The benchmark program keeps its promised output: one JSON object per
+line, each with bench, value, unit, baseline and ratio = value/baseline,
+and the fields the README documents for each benchmark.  Figures are not
+judged (speed is for bench/run, never for a test), only their form and
+sense.  The run must leave no process and no file behind.
+
+usage: test_bench.py MPX_BENCH"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+
+
+def session_procs(sid):
+    """Processes still alive in session sid (zombies count too)."""
+    left = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[3]) == sid:  # state ppid pgrp session
+            left.append(int(pid))
+    return left
+
+
+def main():
+    exe = sys.argv[1]
+    with tempfile.TemporaryDirectory(prefix="mpx-test-bench-") as tmp:
+        env = dict(os.environ, TMPDIR=tmp)
+        env.pop("XDG_RUNTIME_DIR", None)  # runtime directories go to TMPDIR
+        bad = subprocess.run([exe, "--quick", "no_such_bench"], env=env,
+                             capture_output=True, text=True)
+        check(bad.returncode == 2 and "no_such_bench" in bad.stderr and bad.stdout == "",
+              f"an unknown benchmark is refused before anything runs: {bad}")
+
+        proc = subprocess.Popen([exe, "--quick"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            out, err = proc.communicate(timeout=540)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            out, err = proc.communicate()
+        check(proc.returncode == 0, f"mpx-bench exits 0 (got {proc.returncode}): {err}")
+        left = session_procs(proc.pid)
+        check(not left, f"no process left behind: {left}")
+        for pid in left:  # leave nothing behind, even when failing
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+        check(os.listdir(tmp) == [], f"no file left in TMPDIR: {os.listdir(tmp)}")
+
+    lines = [l for l in out.splitlines() if l.strip()]
+    rows = []
+    for l in lines:
+        try:
+            rows.append(json.loads(l))
+        except ValueError:
+            check(False, f"not a JSON line: {l!r}")
+    by = {}
+    for r in rows:
+        for key, kind in (("bench", str), ("unit", str), ("value", (int, float)),
+                          ("baseline", (int, float)), ("ratio", (int, float))):
+            check(isinstance(r.get(key), kind), f"{key} is a {kind}: {r}")
+        if isinstance(r.get("baseline"), (int, float)) and r["baseline"] > 0:
+            want = r["value"] / r["baseline"]
+            check(abs(r["ratio"] - want) <= 0.001 * want + 1e-4, f"ratio = value/baseline: {r}")
+        check(r.get("value", 0) > 0 and r.get("baseline", 0) > 0, f"figures are positive: {r}")
+        by.setdefault(r.get("bench"), []).append(r)
+
+    expect = {"small_items": "items/s", "memory": "KiB", "latency": "us", "scaling": "x",
+              "large_items": "MB/s", "startup": "ms", "chain": "items/s",
+              "parallel": "items/s"}
+    check(set(by) == set(expect), f"the benchmarks are {sorted(expect)}: got {sorted(by)}")
+    for name, unit in expect.items():
+        for r in by.get(name, []):
+            check(r["unit"] == unit, f"{name} is in {unit}: {r}")
+
+    for r in by.get("small_items", []):
+        check(r.get("stages") == 3 and r.get("cpu_ns_per_item", 0) > 0,
+              f"small_items says its stages and CPU per item: {r}")
+    for r in by.get("memory", []):
+        check(0 < r.get("private_kib", 0) <= r["value"],
+              f"private memory is part of the peak RSS: {r}")
+    for r in by.get("latency", []):
+        check(r.get("stages") == 3 and r.get("p99", 0) >= r["value"],
+              f"latency has 3 stages and p99 >= p50: {r}")
+    workers = sorted(r.get("workers", 0) for r in by.get("scaling", []))
+    check(workers == list(range(1, max(2, os.cpu_count() or 1) + 1))[:16],
+          f"scaling has a line per worker count from 1: {workers}")
+    for r in by.get("scaling", []):
+        if r.get("workers") == 1:
+            check(r["value"] == 1 and r["baseline"] == 1, f"1 worker is the unit: {r}")
+    for r in by.get("large_items", []):
+        check(r.get("item_bytes") == 1 << 20 and r.get("stages") == 3,
+              f"large items are 1 MiB through 3 stages: {r}")
+    for r in by.get("startup", []):
+        check(r.get("processes") == 17 and r.get("items") == 100,
+              f"startup runs 17 processes carrying 100 items: {r}")
+    check(sorted(r.get("stages") for r in by.get("chain", [])) == [1, 4, 16],
+          "chain of 1, 4, 16 stages")
+    check(sorted(r.get("workers") for r in by.get("parallel", [])) == [1, 4, 16],
+          "parallel groups of 1, 4, 16 workers")
+
+    for f in failures:
+        print("FAIL:", f)
+    print(f"{len(rows)} lines checked, {len(failures)} failures")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
