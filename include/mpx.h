@@ -4,6 +4,7 @@
  *   mpx/stage.h     a stage definition, what a stage may do, items, meta
  *   mpx/graph.h     building a graph (MPX_EZ, MPX_S/P/B, mpx_as/mpx_by) and
  *                   running it (start, next, join, stop, collect)
+ *   mpx/monitor.h   figures while it runs, progress, pictures of the graph
  *   mpx/error.h     status codes
  *   mpx/builtins/   ready-made stages
  *
@@ -20,6 +21,7 @@
 #include "mpx/stage.h"
 #include "mpx/graph.h"
 #include "mpx/wiring.h"
+#include "mpx/monitor.h"
 #include "mpx/builtins/batch.h"
 #include "mpx/builtins/exec.h"
 #include "mpx/builtins/fn.h"

@@ -1,0 +1,2 @@
+/* lib/stats.c — being written. */
+#include "mpx/monitor.h"
