@@ -16,7 +16,9 @@ static int iter_parts(mpx_stage_t *st)
 {
     const iter_args_t *a = mpx_args(st);
     const mpx_part_t *parts = a->array;
-    int rc;
+    int rc = mpx_progress_total(st, a->n);
+    if (rc != 0)
+        return rc;
     for (size_t i = 0; i < a->n; i++) {
         /* An empty part may come as {NULL, 0}; the put gets a valid pointer. */
         if (!parts[i].data && parts[i].size > 0)
@@ -31,7 +33,9 @@ static int iter_i64(mpx_stage_t *st)
 {
     const iter_args_t *a = mpx_args(st);
     const int64_t *values = a->array;
-    int rc;
+    int rc = mpx_progress_total(st, a->n);
+    if (rc != 0)
+        return rc;
     for (size_t i = 0; i < a->n; i++)
         if ((rc = mpx_put_i64(st, values[i])) != 0)
             return rc;
@@ -42,7 +46,9 @@ static int iter_f64(mpx_stage_t *st)
 {
     const iter_args_t *a = mpx_args(st);
     const double *values = a->array;
-    int rc;
+    int rc = mpx_progress_total(st, a->n);
+    if (rc != 0)
+        return rc;
     for (size_t i = 0; i < a->n; i++)
         if ((rc = mpx_put_f64(st, values[i])) != 0)
             return rc;
@@ -53,7 +59,9 @@ static int iter_str(mpx_stage_t *st)
 {
     const iter_args_t *a = mpx_args(st);
     const char *const *strings = a->array;
-    int rc;
+    int rc = mpx_progress_total(st, a->n);
+    if (rc != 0)
+        return rc;
     for (size_t i = 0; i < a->n; i++) {
         /* Checked here rather than at build time: the array need only be
          * filled in by the time the graph starts. */

@@ -14,7 +14,9 @@ static int range_setup(mpx_stage_t *st)
     /* Unsigned arithmetic wraps where int64 would overflow; the wrapped sum
      * is the right two's-complement value for every item in range. */
     uint64_t v = (uint64_t)a->start;
-    int rc;
+    int rc = mpx_progress_total(st, a->count);
+    if (rc != 0)
+        return rc;
     for (uint64_t i = 0; i < a->count; i++, v += (uint64_t)a->step)
         if ((rc = mpx_put_i64(st, (int64_t)v)) != 0)
             return rc;

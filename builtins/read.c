@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mpx.h"
@@ -76,6 +77,7 @@ static int read_lines(mpx_stage_t *st, int fd, const char *path)
             break;
         }
         len += (size_t)r;
+        mpx_progress_add(st, (uint64_t)r);
         size_t start = 0;
         char *nl;
         while (rc == 0 && (nl = memchr(buf + scanned, '\n', len - scanned))) {
@@ -116,6 +118,7 @@ static int read_chunks(mpx_stage_t *st, int fd, const char *path, size_t chunk)
             len += (size_t)r;
         }
         if (rc == 0 && len > 0) {
+            mpx_progress_add(st, len);
             rc = mpx_meta_set_i64(st, "offset", offset);
             if (rc == 0)
                 rc = mpx_put(st, buf, len);
@@ -135,6 +138,10 @@ static int read_setup(mpx_stage_t *st)
         ;
     if (fd < 0)
         return mpx_fail(st, "read: cannot open %s: %s", a->path, strerror(errno));
+    /* A regular file's size is known: the progress bar counts its bytes. */
+    struct stat sb;
+    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode))
+        mpx_progress_total(st, (uint64_t)sb.st_size);
     int rc = a->chunk ? read_chunks(st, fd, a->path, a->chunk) : read_lines(st, fd, a->path);
     close(fd); /* read-only: nothing to learn from close */
     return rc != 0 ? rc : mpx_stop(st);

@@ -3,6 +3,7 @@
  * widths, while the parent reads what leaves the graph and sums it up.
  *
  *     compress OUTDIR [PATH...]      (default /usr/share/common-licenses)
+ *     compress --dot [OUTDIR [PATH...]]   the graph in Graphviz DOT, not run
  *
  *     list ─▶ read ×3 ─▶ deflate ×7 ─▶ verify ×3 ─▶ write ×3 ─▶ parent
  *      1         3           7             3            3      = 17 processes
@@ -398,10 +399,18 @@ static const mpx_stage_def_t Write = {
 int main(int argc, char **argv)
 {
     static const char *const default_paths[] = {"/usr/share/common-licenses"};
-    if (argc < 2 || argv[1][0] == '-') {
+    /* Drawing needs no OUTDIR: the arguments after --dot are read as they
+     * would be without it, and a missing OUTDIR is never written to. */
+    bool dot = argc > 1 && strcmp(argv[1], "--dot") == 0;
+    if (dot) {
+        argv++;
+        argc--;
+    } else if (argc < 2 || argv[1][0] == '-') {
         fprintf(stderr, "usage: compress OUTDIR [PATH...]\n"
                         "gzip the files under PATHs (default /usr/share/common-licenses)\n"
-                        "into OUTDIR with 17 processes.\n");
+                        "into OUTDIR with 17 processes.\n"
+                        "       compress --dot [OUTDIR [PATH...]]\n"
+                        "print the graph in Graphviz DOT instead.\n");
         return argc == 2 && strcmp(argv[1], "-h") == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
     }
     list_args list = {default_paths, 1};
@@ -412,7 +421,14 @@ int main(int argc, char **argv)
                             mpx_as(3, &Read, NULL),
                             mpx_as(7, &Deflate, NULL),
                             mpx_as(3, &Verify, NULL),
-                            mpx_as(3, &Write, &(write_args){argv[1]}));
+                            mpx_as(3, &Write, &(write_args){argc > 1 ? argv[1] : NULL}));
+    if (dot) {
+        int rc = mpx_graph_write_dot(g, stdout);
+        if (rc != 0)
+            fprintf(stderr, "compress: cannot draw the graph: %s\n", mpx_strerror(rc));
+        mpx_node_destroy(&g);
+        return rc == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    }
 
     /* mpx_graph_next starts the graph and hands over each item as it
      * leaves the last stage, meta included. */

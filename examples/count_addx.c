@@ -4,8 +4,12 @@
  *
  * Count is a source: it produces in setup and ends itself with mpx_stop.
  * AddX adds its argument to every item.  Print writes each item.
+ *
+ *     count_addx [--dot]      --dot: print the graph in Graphviz DOT instead
  */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <mpx.h>
 
@@ -40,10 +44,18 @@ static const mpx_stage_def_t AddX = {
     .process = addx_process,
 };
 
-int main(void)
+int main(int argc, char **argv)
 {
-    int rc = mpx_run(MPX_EZ(mpx_stage(&Count, &(count_args){5}),
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Count, &(count_args){5}),
                             mpx_stage(&AddX, &(long){10}),
-                            mpx_print(NULL)));
+                            mpx_print(NULL));
+    if (argc > 1 && strcmp(argv[1], "--dot") == 0) {
+        int rc = mpx_graph_write_dot(g, stdout);
+        if (rc != 0)
+            fprintf(stderr, "count_addx: cannot draw the graph: %s\n", mpx_strerror(rc));
+        mpx_node_destroy(&g);
+        return rc == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    }
+    int rc = mpx_run(g);
     return rc == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

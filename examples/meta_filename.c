@@ -2,18 +2,20 @@
  * travels beside the items in meta, so the stage in the middle never
  * sees it, yet the last stage can print it.
  *
- *     meta_filename [PATH...]        (default /usr/share/common-licenses)
+ *     meta_filename [--dot] [PATH...]   (default /usr/share/common-licenses)
  *
  *     list ──path──▶ lines ×3 ──count──▶ report      meta "name" rides along
  *
  * A directory contributes the regular files directly in it.  The order of
- * the lines printed depends on which counter finishes first.
+ * the lines printed depends on which counter finishes first.  --dot prints
+ * the graph in Graphviz DOT instead of running it.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,12 +136,22 @@ static const mpx_stage_def_t Report = {
 int main(int argc, char **argv)
 {
     static const char *const default_paths[] = {"/usr/share/common-licenses"};
+    bool dot = argc > 1 && strcmp(argv[1], "--dot") == 0;
+    int first = dot ? 2 : 1;
     list_args list = {default_paths, 1};
-    if (argc > 1)
-        list = (list_args){(const char *const *)(argv + 1), argc - 1};
-    /* mpx_run prints mpx_graph_error() when the run fails. */
-    int rc = mpx_run(MPX_EZ(mpx_stage(&List, &list),
+    if (argc > first)
+        list = (list_args){(const char *const *)(argv + first), argc - first};
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&List, &list),
                             mpx_as(3, &Lines, NULL),
-                            mpx_stage(&Report, NULL)));
+                            mpx_stage(&Report, NULL));
+    if (dot) {
+        int rc = mpx_graph_write_dot(g, stdout);
+        if (rc != 0)
+            fprintf(stderr, "meta_filename: cannot draw the graph: %s\n", mpx_strerror(rc));
+        mpx_node_destroy(&g);
+        return rc == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    }
+    /* mpx_run prints mpx_graph_error() when the run fails. */
+    int rc = mpx_run(g);
     return rc == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # examples/test_examples.sh — runs each example and checks what it prints
-# against the same figures computed independently with find, wc, tr, gzip.
+# against the same figures computed independently with find, wc, tr, gzip,
+# and that its --dot picture is one Graphviz renders.
 #
 #   test_examples.sh BUILD_DIR [CASE...]
 #
 # BUILD_DIR holds the example programs (meson passes examples/ of the build
-# tree).  CASEs: count_addx wordfreq compress meta_filename; none means all.
-# Exits non-zero at the first mismatch.
+# tree).  CASEs: count_addx wordfreq compress meta_filename monitor_demo
+# (only its picture: its own test is elsewhere); none means all that are
+# built.  Exits non-zero at the first mismatch.
 set -uo pipefail
 export LC_ALL=C # wc -w, tr and sort must see bytes, as the examples do
 
 if [[ $# -lt 1 || ! -d $1 ]]; then
-    echo "usage: $0 BUILD_DIR [count_addx|wordfreq|compress|meta_filename]..." >&2
+    echo "usage: $0 BUILD_DIR [count_addx|wordfreq|compress|meta_filename|monitor_demo]..." >&2
     exit 2
 fi
 bin=$1
@@ -147,11 +149,33 @@ case_meta_filename() {
     ok "$expect lines, one per file, each count equal to wc -l's"
 }
 
+# Every example takes --dot: it builds its graph, prints it in DOT and
+# exits without running it.  dot must render that to a PNG without a
+# warning (a warning means something is drawn wrong).
+check_dot() {
+    local name=$1
+    rm -f "$tmp/x.png"
+    echo "running: $bin/$name --dot | dot -Tpng"
+    "$bin/$name" --dot | dot -Tpng -o "$tmp/x.png" 2>"$tmp/dot.err" ||
+        fail "$name --dot | dot -Tpng failed: $(cat "$tmp/dot.err")"
+    [[ -s $tmp/dot.err ]] && fail "dot warned about $name --dot: $(cat "$tmp/dot.err")"
+    [[ -s $tmp/x.png && $(head -c 4 "$tmp/x.png" | tail -c 3) == PNG ]] ||
+        fail "$name --dot | dot -Tpng made no PNG"
+    ok "$name --dot renders to a $(stat -c %s "$tmp/x.png")-byte PNG"
+}
+
 cases=("$@")
-((${#cases[@]})) || cases=(count_addx wordfreq compress meta_filename)
+if ((${#cases[@]} == 0)); then
+    cases=(count_addx wordfreq compress meta_filename)
+    [[ -x $bin/monitor_demo ]] && cases+=(monitor_demo)
+fi
 for c in "${cases[@]}"; do
-    declare -F "case_$c" >/dev/null || fail "no test case '$c'"
+    [[ -x $bin/$c ]] || fail "no program $bin/$c"
+    declare -F "case_$c" >/dev/null || [[ $c == monitor_demo ]] || fail "no test case '$c'"
     echo "== $c"
-    "case_$c"
+    if declare -F "case_$c" >/dev/null; then
+        "case_$c"
+    fi
+    check_dot "$c"
 done
 echo "all passed: ${cases[*]}"

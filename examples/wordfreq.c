@@ -2,11 +2,12 @@
  * text files.  One source lists the files, one worker per CPU counts each
  * file, and one merge stage adds the counts up and prints the top words.
  *
- *     wordfreq [-n TOP] [-j WORKERS] [PATH...]
+ *     wordfreq [-n TOP] [-j WORKERS] [--dot] [PATH...]
  *
  * PATHs are files or directories (walked recursively, symbolic links to
  * directories not followed); the default is /usr/share/common-licenses and
  * /usr/share/doc.  Compressed, binary, huge and special files are skipped.
+ * --dot prints the graph in Graphviz DOT instead of running it.
  *
  *     files ──▶ count ×N ──▶ merge ──▶ stdout
  */
@@ -487,9 +488,10 @@ static const mpx_stage_def_t Merge = {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: wordfreq [-n TOP] [-j WORKERS] [PATH...]\n"
+    fprintf(f, "usage: wordfreq [-n TOP] [-j WORKERS] [--dot] [PATH...]\n"
                "Count words (as wc -w does) and the most frequent ASCII words in the\n"
-               "text files under PATHs (default: /usr/share/common-licenses /usr/share/doc).\n");
+               "text files under PATHs (default: /usr/share/common-licenses /usr/share/doc).\n"
+               "--dot prints the graph in Graphviz DOT instead of running it.\n");
 }
 
 static bool parse_long(const char *s, long lo, long hi, long *out)
@@ -508,7 +510,9 @@ int main(int argc, char **argv)
     static const char *const default_paths[] = {"/usr/share/common-licenses", "/usr/share/doc"};
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     long top = 20, workers = online > 2 ? online : 2;
-    for (int opt; (opt = getopt(argc, argv, "n:j:h")) != -1;) {
+    bool dot = false;
+    static const struct option long_options[] = {{"dot", no_argument, NULL, 'D'}, {0}};
+    for (int opt; (opt = getopt_long(argc, argv, "n:j:h", long_options, NULL)) != -1;) {
         switch (opt) {
         case 'n':
             if (!parse_long(optarg, 0, 1000000, &top)) {
@@ -522,6 +526,7 @@ int main(int argc, char **argv)
                 return EXIT_FAILURE;
             }
             break;
+        case 'D': dot = true; break;
         case 'h': usage(stdout); return EXIT_SUCCESS;
         default: usage(stderr); return EXIT_FAILURE;
         }
@@ -530,9 +535,17 @@ int main(int argc, char **argv)
     if (optind < argc)
         files = (files_args){(const char *const *)(argv + optind), argc - optind};
 
-    /* mpx_run prints mpx_graph_error() when the run fails. */
-    int rc = mpx_run(MPX_EZ(mpx_stage(&Files, &files),
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Files, &files),
                             mpx_as((int)workers, &Count, NULL),
-                            mpx_stage(&Merge, &(merge_args){top})));
+                            mpx_stage(&Merge, &(merge_args){top}));
+    if (dot) {
+        int rc = mpx_graph_write_dot(g, stdout);
+        if (rc != 0)
+            fprintf(stderr, "wordfreq: cannot draw the graph: %s\n", mpx_strerror(rc));
+        mpx_node_destroy(&g);
+        return rc == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    }
+    /* mpx_run prints mpx_graph_error() when the run fails. */
+    int rc = mpx_run(g);
     return rc == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

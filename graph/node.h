@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "mpx/graph.h"
 
@@ -30,6 +31,14 @@ typedef struct node_xcut {
     char *name;
     mpx_node_t *side; /* owned */
 } node_xcut_t;
+
+/* What the monitor is asked to do, kept on the root (lib/stats.c). */
+typedef struct node_monitor {
+    int interval_ms; /* 0: MPX_STATS_INTERVAL_MS */
+    int watch_ms;    /* table on stderr every watch_ms; 0: off */
+    FILE *json;      /* JSON lines, or NULL */
+    int progress;    /* 0: when stderr is a terminal; 1: on; -1: off */
+} node_monitor_t;
 
 struct mpx_node {
     node_kind_t kind;
@@ -54,6 +63,7 @@ struct mpx_node {
     mpx_node_t **children;
     size_t nchildren;
 
+    node_monitor_t mon; /* root only */
     struct mpx_run *run;
     char *check_error; /* message of the last failed check, root only */
 

@@ -28,6 +28,7 @@
 #include <zmq.h>
 
 #include "mpx/error.h"
+#include "mpx/monitor.h"
 #include "ticks.h"
 #include "wire.h"
 
@@ -179,6 +180,119 @@ static void handle_ctl(child_rt_t *rt)
     }
 }
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Counters to the parent, for the monitor.  Never blocks: a parent that
+ * is not reading (the application is busy between two calls) lets the
+ * control socket fill, and a report that finds no room is dropped – the
+ * next one carries the same counters, newer. */
+void child_report(child_rt_t *rt)
+{
+    if (!rt->ctl)
+        return;
+    int nout = rt->out ? edge_out_peers(rt->out) : 0;
+    int nin = rt->in ? edge_in_peers(rt->in) : 0;
+    size_t len = WIRE_HEAD + sizeof(wire_stats_t) + 16 * (size_t)(nout + nin);
+    uint8_t small[WIRE_HEAD + sizeof(wire_stats_t) + 16 * 16];
+    uint8_t *buf = len <= sizeof small ? small : malloc(len);
+    if (!buf)
+        return;
+    uint64_t now = mono_ns();
+    uint64_t out_items = rt->out ? edge_out_items(rt->out) : 0;
+    wire_stats_t ws = {
+        .state = (uint32_t)rt->state,
+        .nout = (uint32_t)nout,
+        .nin = (uint32_t)nin,
+        .items_in = rt->in ? edge_in_items(rt->in) : 0,
+        .items_out = out_items,
+        .dropped = rt->in ? edge_in_dropped(rt->in) : 0,
+        .now = now,
+        .wait_in = rt->wait_in,
+        .wait_out = rt->wait_out,
+        .progress_done = rt->progress_own ? rt->progress_done : out_items,
+        .progress_total = rt->progress_total,
+    };
+    wire_head_put(buf, &(wire_head_t){WIRE_STATS, 0, (uint32_t)rt->id, 0});
+    memcpy(buf + WIRE_HEAD, &ws, sizeof ws);
+    uint8_t *p = buf + WIRE_HEAD + sizeof ws;
+    for (int k = 0; k < nout; k++, p += 16) {
+        int c;
+        uint64_t v[2];
+        edge_out_peer(rt->out, k, &c, &v[1]);
+        v[0] = (uint64_t)c;
+        memcpy(p, v, 16);
+    }
+    for (int k = 0; k < nin; k++, p += 16) {
+        int c;
+        uint64_t v[2];
+        edge_in_peer(rt->in, k, &c, &v[1]);
+        v[0] = (uint64_t)c;
+        memcpy(p, v, 16);
+    }
+    while (zmq_send(rt->ctl, buf, len, ZMQ_DONTWAIT) < 0 && errno == EINTR)
+        ;
+    if (buf != small)
+        free(buf);
+    rt->stats_at = now;
+}
+
+static void set_state(child_rt_t *rt, mpx_stage_state_t s)
+{
+    rt->state = (int)s;
+    child_report(rt);
+}
+
+static void report_if_due(child_rt_t *rt)
+{
+    if (rt->stats_ns && mono_ns() - rt->stats_at >= rt->stats_ns)
+        child_report(rt);
+}
+
+/* Milliseconds a wait may last before the next report is due (-1: no
+ * reports). */
+static long report_timeout(const child_rt_t *rt, uint64_t now)
+{
+    if (!rt->stats_ns)
+        return -1;
+    uint64_t due = rt->stats_at + rt->stats_ns;
+    return now >= due ? 0 : (long)((due - now) / 1000000u) + 1;
+}
+
+/* Poll items[0] (the control channel, always served) and the rest;
+ * return once one of the rest is ready, or, with n == 1, once a control
+ * message was handled.  Reports stay on time meanwhile, and the time
+ * spent here is added to *waited. */
+static int poll_serving(child_rt_t *rt, zmq_pollitem_t *items, int n, uint64_t *waited)
+{
+    for (;;) {
+        uint64_t t0 = mono_ns();
+        if (rt->stats_ns && t0 - rt->stats_at >= rt->stats_ns)
+            child_report(rt);
+        int rc = zmq_poll(items, n, report_timeout(rt, t0));
+        if (waited)
+            *waited += mono_ns() - t0;
+        if (rc < 0) {
+            if (errno == EINTR)
+                continue;
+            return MPX_ESYS;
+        }
+        if (rc == 0)
+            continue;
+        if (items[0].revents)
+            handle_ctl(rt);
+        if (n == 1 && items[0].revents)
+            return 0;
+        for (int i = 1; i < n; i++)
+            if (items[i].revents)
+                return 0;
+    }
+}
+
 /* A stop must reach a stage that never blocks, but reading an empty zmq
  * socket costs a system call: look every few milliseconds. */
 #define CTL_TICKS TICKS_US(5000)
@@ -195,6 +309,7 @@ static void poll_ctl_at(child_rt_t *rt, uint64_t now)
         return;
     rt->ctl_at = now;
     handle_ctl(rt);
+    report_if_due(rt);
     /* A stage that never runs out of credit still hears that its
      * consumers stopped. */
     if (rt->out) {
@@ -204,49 +319,30 @@ static void poll_ctl_at(child_rt_t *rt, uint64_t now)
     }
 }
 
-/* edge_wait_fn: wait for `sock` while serving the control channel. */
+/* Wait for `sock` (NULL: for a control message) while serving the
+ * control channel; the time counts as waiting for input or for room. */
+static int wait_on(child_rt_t *rt, void *sock, short events, uint64_t *waited)
+{
+    zmq_pollitem_t items[2] = {{rt->ctl, 0, ZMQ_POLLIN, 0}, {sock, 0, events, 0}};
+    return poll_serving(rt, items, sock ? 2 : 1, waited);
+}
+
+/* edge_wait_fn: the output waits for credit. */
 static int wait_sock(void *owner, void *sock, short events)
 {
     child_rt_t *rt = owner;
-    zmq_pollitem_t items[2] = {{rt->ctl, 0, ZMQ_POLLIN, 0}, {sock, 0, events, 0}};
-    int n = sock ? 2 : 1;
-    for (;;) {
-        if (zmq_poll(items, n, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            return MPX_ESYS;
-        }
-        if (items[0].revents)
-            handle_ctl(rt);
-        if (n == 2 && items[1].revents)
-            return 0;
-        if (n == 1)
-            return 0;
-    }
+    return wait_on(rt, sock, events, &rt->wait_out);
 }
 
 /* Wait for input, or for a descriptor the stage watches (then its idle
  * hook runs again), serving the control channel meanwhile. */
 static int wait_input(child_rt_t *rt)
 {
-    if (rt->nwatch == 0)
-        return wait_sock(rt, edge_in_socket(rt->in), ZMQ_POLLIN);
     zmq_pollitem_t items[2 + CHILD_WATCH_MAX] = {{rt->ctl, 0, ZMQ_POLLIN, 0},
                                                  {edge_in_socket(rt->in), 0, ZMQ_POLLIN, 0}};
     for (int i = 0; i < rt->nwatch; i++)
         items[2 + i] = (zmq_pollitem_t){NULL, rt->watch[i], ZMQ_POLLIN, 0};
-    for (;;) {
-        if (zmq_poll(items, 2 + rt->nwatch, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            return MPX_ESYS;
-        }
-        if (items[0].revents)
-            handle_ctl(rt);
-        for (int i = 1; i < 2 + rt->nwatch; i++)
-            if (items[i].revents)
-                return 0;
-    }
+    return poll_serving(rt, items, 2 + rt->nwatch, &rt->wait_in);
 }
 
 int child_before_put(child_rt_t *rt)
@@ -257,8 +353,10 @@ int child_before_put(child_rt_t *rt)
         rt->ready_sent = true;
     }
     while (!rt->go)
-        if (wait_sock(rt, NULL, 0) != 0)
+        if (wait_on(rt, NULL, 0, NULL) != 0)
             return MPX_ESYS;
+    if (rt->state == MPX_STATE_STARTING)
+        set_state(rt, MPX_STATE_RUNNING);
     rt->puts = 0;
     child_poll_ctl(rt);
     return 0;
@@ -294,8 +392,9 @@ static _Noreturn void fail(child_rt_t *rt, const char *fmt, ...)
         fprintf(stderr, "mpx: stage %s[%d]: %s\n", rt->st.pi->name, rt->st.pi->index, msg);
         leave(CHILD_EXIT_SETUP_FAILED);
     }
+    set_state(rt, MPX_STATE_FAILED);
     for (;;)
-        wait_sock(rt, NULL, 0);
+        wait_on(rt, NULL, 0, NULL);
 }
 
 /* Apply a callback's return value. */
@@ -475,6 +574,7 @@ static void process_all(child_rt_t *rt)
 static void drain(child_rt_t *rt)
 {
     edge_in_close(rt->in);
+    set_state(rt, MPX_STATE_DRAINING);
     for (;;) {
         mpx_item_t *it;
         edge_mark_t mark;
@@ -483,7 +583,7 @@ static void drain(child_rt_t *rt)
             fail(rt, "%s", rt->err);
         if (edge_in_complete(rt->in))
             return;
-        if (r == 0 && wait_sock(rt, edge_in_socket(rt->in), ZMQ_POLLIN) != 0)
+        if (r == 0 && wait_on(rt, edge_in_socket(rt->in), ZMQ_POLLIN, &rt->wait_in) != 0)
             fail(rt, "waiting for input: %s", zmq_strerror(errno));
     }
 }
@@ -499,6 +599,9 @@ _Noreturn void child_main(const child_args_t *a)
     rt->dir = a->dir;
     rt->st = a->st;
     rt->st.rt = rt;
+    rt->state = MPX_STATE_STARTING;
+    rt->stats_ns = a->stats_ms > 0 ? (uint64_t)a->stats_ms * 1000000u : 0;
+    rt->stats_at = mono_ns();
     const mpx_stage_def_t *def = rt->st.pi->def;
     apply_env(rt->st.pi);
     open_sockets(rt);
@@ -522,6 +625,7 @@ _Noreturn void child_main(const child_args_t *a)
         edge_in_close(rt->in);
 
     rt->phase = PHASE_TEARDOWN;
+    set_state(rt, MPX_STATE_TEARDOWN);
     meta_cur_reset(&rt->meta, NULL, 0, 0);
     if (def->teardown)
         check_rc(rt, def->teardown(&rt->st));
@@ -534,12 +638,13 @@ _Noreturn void child_main(const child_args_t *a)
     rt->phase = PHASE_END;
     fflush(stdout);
     fflush(stderr);
+    set_state(rt, MPX_STATE_DONE);
     uint64_t counts[3] = {rt->in ? edge_in_items(rt->in) : 0, edge_out_items(rt->out),
                           rt->in ? edge_in_dropped(rt->in) : 0};
     if (ctl_send(rt, WIRE_DONE, counts, sizeof counts) != 0)
         leave(CHILD_EXIT_SETUP_FAILED);
     while (!rt->released)
-        wait_sock(rt, NULL, 0);
+        wait_on(rt, NULL, 0, NULL);
     /* Released: everything this process sent has been confirmed, so
      * nothing is left for zmq to do; the kernel closes the rest. */
     leave(0);

@@ -51,6 +51,13 @@ typedef struct child_rt {
     int watch[8];    /* descriptors whose readiness wakes the idle hook */
     int nwatch;
     struct timespec item_start; /* when process began on the current item */
+    /* For the monitor (lib/stats.c reads what is sent). */
+    int state;             /* mpx_stage_state_t */
+    uint64_t stats_ns;     /* reporting interval; 0: never */
+    uint64_t stats_at;     /* CLOCK_MONOTONIC ns of the last report */
+    uint64_t wait_in, wait_out; /* ns spent waiting for input, for room */
+    uint64_t progress_total, progress_done;
+    bool progress_own;     /* the stage counts its own progress */
     char err[256];
 } child_rt_t;
 
@@ -63,6 +70,7 @@ typedef struct child_args {
     mpx_stage_t st;
     const int *close_fds; /* the parent's descriptors the child must drop */
     int nclose;
+    int stats_ms; /* how often to report to the monitor */
 } child_args_t;
 
 /* Run the stage; never returns. */
@@ -73,6 +81,8 @@ _Noreturn void child_main(const child_args_t *a);
 /* For the stage API (lib/stage.c). */
 int child_before_put(child_rt_t *rt);
 void child_poll_ctl(child_rt_t *rt);
+/* Report counters now (the state changed, or an interval passed). */
+void child_report(child_rt_t *rt);
 
 /* What every put must do first: wait for the go, and now and then look
  * at the control channel (a stop must reach a stage that only puts). */

@@ -77,6 +77,10 @@ void edge_in_close(edge_in_t *in);
  * slow work on time. */
 void edge_in_time(edge_in_t *in, uint64_t now);
 uint64_t edge_in_items(const edge_in_t *in);   /* items taken */
+/* For the monitor: producer k (0 <= k < edge_in_peers) and what was taken
+ * from it (items counted, marks too). */
+int edge_in_peers(const edge_in_t *in);
+void edge_in_peer(const edge_in_t *in, int k, int *producer, uint64_t *taken);
 uint64_t edge_in_dropped(const edge_in_t *in); /* items discarded after close */
 
 /* ---- producer side ------------------------------------------------------ */
@@ -113,5 +117,9 @@ void edge_out_poll(edge_out_t *out);
 /* edge_out_closed(out, port): every consumer behind the port has stopped
  * (inline, in edge_out_inline.h). */
 uint64_t edge_out_items(const edge_out_t *out);
+/* For the monitor: consumer k (0 <= k < edge_out_peers) and the records
+ * sent to it (what it has not taken yet is its queue). */
+int edge_out_peers(const edge_out_t *out);
+void edge_out_peer(const edge_out_t *out, int k, int *consumer, uint64_t *sent);
 
 #endif

@@ -470,3 +470,10 @@ void edge_in_close(edge_in_t *in)
 void edge_in_time(edge_in_t *in, uint64_t now) { in->now = now; }
 uint64_t edge_in_items(const edge_in_t *in) { return in->items; }
 uint64_t edge_in_dropped(const edge_in_t *in) { return in->dropped; }
+int edge_in_peers(const edge_in_t *in) { return in->npeers; }
+
+void edge_in_peer(const edge_in_t *in, int k, int *producer, uint64_t *taken)
+{
+    *producer = in->peers[k].id;
+    *taken = in->peers[k].taken_items;
+}

@@ -530,3 +530,10 @@ int edge_out_eos(edge_out_t *o)
 void edge_out_poll(edge_out_t *o) { read_acks(o); }
 
 uint64_t edge_out_items(const edge_out_t *o) { return o->items; }
+int edge_out_peers(const edge_out_t *o) { return o->npeers; }
+
+void edge_out_peer(const edge_out_t *o, int k, int *consumer, uint64_t *sent)
+{
+    *consumer = o->peers[k].id;
+    *sent = o->peers[k].sent_items;
+}

@@ -12,6 +12,7 @@
 #include "child.h"
 #include "edge_out_inline.h"
 #include "mpx/error.h"
+#include "mpx/monitor.h"
 #include "wire.h"
 
 const void *mpx_args(const mpx_stage_t *st) { return st ? st->pi->args : NULL; }
@@ -164,6 +165,27 @@ int mpx_flush(mpx_stage_t *st)
         return st ? MPX_ESTATE : MPX_EINVAL;
     int rc = edge_out_flush(st->rt->out);
     return rc;
+}
+
+int mpx_progress_total(mpx_stage_t *st, uint64_t total)
+{
+    if (!st)
+        return MPX_EINVAL;
+    if (!st->rt)
+        return MPX_ESTATE;
+    st->rt->progress_total = total;
+    return 0;
+}
+
+int mpx_progress_add(mpx_stage_t *st, uint64_t done)
+{
+    if (!st)
+        return MPX_EINVAL;
+    if (!st->rt)
+        return MPX_ESTATE;
+    st->rt->progress_own = true;
+    st->rt->progress_done += done;
+    return 0;
 }
 
 int mpx_watch_fd(mpx_stage_t *st, int fd)

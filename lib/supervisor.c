@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "supervisor.h"
+#include "stats.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -27,6 +28,7 @@
 #include <zmq.h>
 
 #include "mpx/error.h"
+#include "mpx/monitor.h"
 #include "rundir.h"
 #include "wire.h"
 
@@ -149,6 +151,9 @@ static void on_ctl(struct mpx_run *r, int i, const uint8_t *data, size_t len)
         c->done = true;
         try_release(r, i);
         release_producers_of(r, i);
+        break;
+    case WIRE_STATS:
+        stats_report(r, i, data, len);
         break;
     case WIRE_ERROR: {
         size_t tlen = len > WIRE_HEAD + 4 ? len - WIRE_HEAD - 4 : 0;
@@ -288,6 +293,14 @@ static void pump(struct mpx_run *r, bool want_sink, long timeout_ms)
         sink_at = k;
         items[k++] = (zmq_pollitem_t){edge_in_socket(r->sink), 0, ZMQ_POLLIN, 0};
     }
+    int stats_at = -1;
+    if (stats_socket(r)) {
+        stats_at = k;
+        items[k++] = (zmq_pollitem_t){stats_socket(r), 0, ZMQ_POLLIN, 0};
+    }
+    long due = stats_timeout(r);
+    if (due >= 0 && (timeout_ms < 0 || due < timeout_ms))
+        timeout_ms = due;
     int first_fd = k;
     for (int i = 0; i < r->n; i++) {
         if (r->ch[i].exited)
@@ -305,7 +318,9 @@ static void pump(struct mpx_run *r, bool want_sink, long timeout_ms)
         return;
     }
     (void)sink_at;
+    (void)stats_at;
     read_ctl(r);
+    stats_tick(r);
     for (int j = first_fd; j < k; j++)
         if (items[j].revents)
             for (int i = 0; i < r->n; i++)
@@ -320,6 +335,8 @@ static void pump(struct mpx_run *r, bool want_sink, long timeout_ms)
 /* Close sockets, remove the directory, finalize: the end of every run. */
 static void end_run(struct mpx_run *r)
 {
+    read_ctl(r);
+    stats_end(r);
     edge_in_destroy(&r->sink);
     if (r->ctl) {
         zmq_close(r->ctl);
@@ -425,7 +442,9 @@ static int fork_all(struct mpx_run *r)
      * each searching the library path for them (about 200 system calls). */
     getprotobyname("tcp");
     for (int i = 0; i < r->n; i++) {
-        child_args_t a = {r->plan, i, r->dir, self, r->ch[i].st, fds, nfds};
+        child_args_t a = {r->plan, i, r->dir, self, r->ch[i].st, fds, nfds,
+                          r->root->mon.interval_ms > 0 ? r->root->mon.interval_ms
+                                                       : MPX_STATS_INTERVAL_MS};
         pid_t pid = fork();
         if (pid == 0)
             child_main(&a);
@@ -444,7 +463,7 @@ static int fork_all(struct mpx_run *r)
 
 static int open_parent_sockets(struct mpx_run *r)
 {
-    r->poll = calloc((size_t)r->n + 2, sizeof(zmq_pollitem_t));
+    r->poll = calloc((size_t)r->n + 3, sizeof(zmq_pollitem_t));
     r->zctx = zmq_ctx_new();
     if (!r->poll || !r->zctx) {
         record(r, MPX_ESYS, "cannot create the zmq context: %s", zmq_strerror(errno));
@@ -473,6 +492,11 @@ static int open_parent_sockets(struct mpx_run *r)
     r->sink = edge_in_new(r->zctx, r->plan, r->n, r->dir, r->err, sizeof r->err);
     if (!r->sink) {
         record(r, MPX_ESYS, "output: %s", r->err);
+        return r->status;
+    }
+    int rc = stats_open(r, r->err, sizeof r->err);
+    if (rc != 0) {
+        record(r, rc, "monitor: %s", r->err);
         return r->status;
     }
     return 0;
@@ -620,6 +644,7 @@ void sup_free(struct mpx_run *r)
     if (r->ch)
         for (int i = 0; i < r->n; i++)
             free(r->ch[i].st.state);
+    stats_free(r);
     free(r->ch);
     plan_free(&r->plan);
     free(r->error);

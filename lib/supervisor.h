@@ -46,7 +46,8 @@ struct mpx_run {
     edge_in_t *sink;
     bool sink_complete;
     int nready;
-    void *poll; /* zmq_pollitem_t[n + 2] */
+    void *poll; /* zmq_pollitem_t[n + 3] */
+    struct stats *stats; /* the monitor's figures (lib/stats.c) */
     char err[256];
 };
 

@@ -46,11 +46,26 @@ typedef enum wire_type {
     WIRE_READY = 17, /* setup done (or first put in setup) */
     WIRE_DONE = 18,  /* u64 in, u64 out, u64 dropped */
     WIRE_ERROR = 19, /* u32 phase, text */
+    WIRE_STATS = 20, /* counters for the monitor: wire_stats_t, then peers */
     /* control channel, parent -> child */
     WIRE_GO = 32,
     WIRE_RELEASE = 33,
     WIRE_STOP = 34,
 } wire_type_t;
+
+/* The payload of WIRE_STATS: fixed part, then nout pairs (u64 consumer,
+ * u64 records sent to it) and nin pairs (u64 producer, u64 records taken
+ * from it).  Both ends are the same program on the same machine: the
+ * struct travels as it is in memory. */
+typedef struct wire_stats {
+    uint32_t state; /* mpx_stage_state_t */
+    uint32_t nout, nin;
+    uint32_t reserved;
+    uint64_t items_in, items_out, dropped;
+    uint64_t now;               /* the sender's CLOCK_MONOTONIC (ns) when sent */
+    uint64_t wait_in, wait_out; /* ns spent waiting for input, for room */
+    uint64_t progress_done, progress_total;
+} wire_stats_t;
 
 /* WIRE_ACK flags */
 #define WIRE_ACK_CLOSED 1u /* the consumer stopped: send it nothing more */

@@ -1,0 +1,33 @@
+/* lib/stats.h — the parent's side of the monitor: counters the stage
+ * processes report (WIRE_STATS) become per-stage figures every interval,
+ * which go to the watch table, the JSON stream, the progress bar and the
+ * "stats" socket in the runtime directory.  Driven by the supervisor's
+ * loop (lib/supervisor.c); no thread of its own.
+ */
+#ifndef MPX_LIB_STATS_H
+#define MPX_LIB_STATS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mpx_run;
+typedef struct stats stats_t;
+
+/* After the plan is built and the parent's zmq context exists: bind the
+ * "stats" socket.  Returns 0 or MPX_ENOMEM / MPX_ESYS (message in err). */
+int stats_open(struct mpx_run *r, char *err, size_t errcap);
+/* A WIRE_STATS message from instance i. */
+void stats_report(struct mpx_run *r, int i, const uint8_t *data, size_t len);
+/* The stats socket, to poll with the rest (NULL when not open). */
+void *stats_socket(struct mpx_run *r);
+/* Milliseconds until the next snapshot is due (-1: none). */
+long stats_timeout(struct mpx_run *r);
+/* Serve new subscribers and take a snapshot when one is due. */
+void stats_tick(struct mpx_run *r);
+/* The run is ending: last snapshot (ended), everything flushed; the
+ * socket is closed.  Figures stay readable until stats_free. */
+void stats_end(struct mpx_run *r);
+void stats_free(struct mpx_run *r);
+
+#endif

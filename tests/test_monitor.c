@@ -1,0 +1,425 @@
+/* tests/test_monitor.c — what a user watching a graph sees: the watch
+ * table on stderr, the JSON stream, the figures through the C API, the
+ * stats socket in the runtime directory, and states after a failure.
+ * Nothing here asserts on time: a slow machine makes fewer snapshots, and
+ * every check holds for any number of them above the minimum a run of
+ * this length must produce. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pty.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "harness.h"
+#include "stages.h"
+
+/* Sleeps a little per item: slow enough that queues fill and several
+ * snapshots are taken while items flow. */
+static int nap(mpx_stage_t *st, mpx_item_t *it)
+{
+    usleep(*(const int *)mpx_args(st));
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t Nap = {.name = "nap", .args_size = sizeof(int), .process = nap};
+
+static int crash_at_50(mpx_stage_t *st, mpx_item_t *it)
+{
+    if (mpx_item_i64(it) == 50)
+        raise(SIGSEGV);
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t CrashAt50 = {.name = "crasher", .process = crash_at_50};
+
+/* Run fn with stderr going to a file; returns what was written (malloc'd). */
+static char *capture_stderr(void (*fn)(void *), void *arg)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/stderr.txt", harness_tmpdir());
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    REQUIRE(saved >= 0 && fd >= 0, "%s", strerror(errno));
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+    fn(arg);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    FILE *f = fopen(path, "r");
+    REQUIRE(f, "%s", strerror(errno));
+    char *text = NULL;
+    size_t cap = 0;
+    ssize_t n = getdelim(&text, &cap, '\0', f);
+    fclose(f);
+    unlink(path);
+    if (n < 0) {
+        free(text);
+        return strdup("");
+    }
+    return text;
+}
+
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+static void run_watched(void *arg)
+{
+    mpx_graph_t *g = arg;
+    CHECK_EQ(mpx_graph_join(g), 0);
+}
+
+/* mpx_graph_watch: a table per interval, one line per stage in graph
+ * order, and a last one at the end with the final counts. */
+static void watch_prints_table(void)
+{
+    int us = 3000;
+    mpx_graph_t *g = MPX_EZ(range_node(0, 300), mpx_as(2, &Nap, &us), mpx_stage(&Drop, NULL));
+    CHECK_EQ(mpx_graph_set_stats_interval(g, 50), 0);
+    CHECK_EQ(mpx_graph_watch(g, 50), 0);
+    char *err = capture_stderr(run_watched, g);
+    /* 300 items at 3 ms over 2 workers last at least 0.45 s: several
+     * tables, however slow the machine. */
+    CHECK(count_of(err, "mpx ") >= 3, "tables: %d\n%s", count_of(err, "mpx "), err);
+    CHECK_EQ(count_of(err, "(ended)"), 1);
+    const char *last = strstr(err, "(ended)");
+    REQUIRE(last, "%s", err);
+    const char *r = strstr(last, "range"), *n = strstr(last, "nap"), *d = strstr(last, "drop");
+    CHECK(r && n && d && r < n && n < d, "graph order in the last table:\n%s", last);
+    /* The last table has the final counts: 300 through every stage. */
+    CHECK(n && strstr(n, "300") && strstr(n, "done"), "%s", last);
+    CHECK(n && strstr(n, "0/2"), "the workers are all done: %s", last);
+    free(err);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+static void unwatched_prints_nothing(void)
+{
+    int us = 1000;
+    mpx_graph_t *g = MPX_EZ(range_node(0, 100), mpx_stage(&Nap, &us), mpx_stage(&Drop, NULL));
+    CHECK_EQ(mpx_graph_set_stats_interval(g, 20), 0);
+    CHECK_EQ(mpx_graph_watch(g, 20), 0);
+    CHECK_EQ(mpx_graph_unwatch(g), 0);
+    char *err = capture_stderr(run_watched, g);
+    CHECK_EQ(strlen(err), 0);
+    free(err);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+static void bad_settings_refused(void)
+{
+    mpx_graph_t *g = MPX_EZ(range_node(0, 3), mpx_stage(&Drop, NULL));
+    CHECK_EQ(mpx_graph_set_stats_interval(g, 5), MPX_EINVAL);
+    CHECK_EQ(mpx_graph_set_stats_interval(g, 70000), MPX_EINVAL);
+    CHECK_EQ(mpx_graph_watch(g, -1), MPX_EINVAL);
+    CHECK_EQ(mpx_graph_watch(NULL, 100), MPX_EINVAL);
+    CHECK_EQ(mpx_graph_stage_count(g), 0);
+    mpx_stage_stats_t s;
+    CHECK_EQ(mpx_graph_stage_stats(g, 0, &s), MPX_ERANGE);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(mpx_graph_set_stats_interval(g, 100), MPX_ESTATE);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* The JSON stream: every line a JSON object python accepts, with the
+ * documented fields; the last says the graph ended well, with the final
+ * counts. */
+static void json_stream(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/stats.jsonl", harness_tmpdir());
+    FILE *f = fopen(path, "w");
+    REQUIRE(f, "%s", strerror(errno));
+    int us = 2000;
+    mpx_graph_t *side = MPX_EZ(mpx_stage(&Drop, NULL));
+    mpx_graph_t *g = MPX_EZ(mpx_range(0, 200, 1), mpx_by(2, &Nap, &us), mpx_stage(&Inc, NULL));
+    REQUIRE(mpx_graph_xcut(g, "side", side) == 0, "xcut");
+    CHECK_EQ(mpx_graph_set_stats_interval(g, 40), 0);
+    CHECK_EQ(mpx_graph_stats_to(g, f), 0);
+    int64_t count = 0;
+    drain_sum(g, &count);
+    CHECK_EQ(count, 400);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    fclose(f);
+    char cmd[2400];
+    snprintf(cmd, sizeof cmd,
+             "python3 - '%s' <<'EOF'\n"
+             "import json, sys\n"
+             "rows = [json.loads(l) for l in open(sys.argv[1])]\n"
+             "assert len(rows) >= 3, len(rows)\n"
+             "for r in rows:\n"
+             "    assert r['mpx_stats'] == 1 and r['interval_ms'] == 40\n"
+             "    assert [s['name'] for s in r['stages']] == ['range', 'nap', 'inc', 'drop'], r\n"
+             "    assert r['tree']['kind'] == 'serial' and r['tree']['xcuts'][0]['name'] == 'side'\n"
+             "    for s in r['stages']:\n"
+             "        assert 0 <= s['busy'] <= 1 and 0 <= s['depth'] <= s['capacity'], s\n"
+             "        assert len(s['inst']) == s['instances']\n"
+             "assert not any(r['ended'] for r in rows[:-1])\n"
+             "last = rows[-1]\n"
+             "assert last['ended'] and last['outcome'] == 'ok', last\n"
+             "nap = last['stages'][1]\n"
+             "assert nap['mode'] == 'broadcast' and nap['in'] == 400 and nap['out'] == 400, nap\n"
+             "assert all(s['state'] == 'done' for s in last['stages']), last\n"
+             "assert last['output']['in'] == 400, last['output']\n"
+             "assert last['stages'][0]['progress'] == {'done': 200, 'total': 200}\n"
+             "EOF",
+             path);
+    CHECK_EQ(system(cmd), 0);
+    unlink(path);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* The C API while running: the slow stage's queue fills to its
+ * capacity and it is seen busy; at the end, the final figures. */
+static void figures_while_running(void)
+{
+    int us = 2000;
+    mpx_graph_t *g = MPX_EZ(mpx_range(0, 400, 1), mpx_stage(&Nap, &us));
+    mpx_node_set_capacity(g, 64, 0);
+    CHECK_EQ(mpx_graph_set_stats_interval(g, 20), 0);
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    CHECK_EQ(mpx_graph_stage_count(g), 2);
+    uint64_t deepest = 0;
+    double busiest = 0;
+    int seen = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        mpx_stage_stats_t s;
+        REQUIRE(mpx_graph_stage_stats(g, 1, &s) == 0, "stats");
+        CHECK_EQ(s.capacity, 64);
+        CHECK(s.depth <= s.capacity, "depth %llu", (unsigned long long)s.depth);
+        if (s.depth > deepest)
+            deepest = s.depth;
+        if (s.busy > busiest)
+            busiest = s.busy;
+        seen++;
+    }
+    CHECK_EQ(seen, 400);
+    /* The source is far faster than 2 ms an item: the queue fills. */
+    CHECK(deepest >= 32, "deepest queue %llu of 64", (unsigned long long)deepest);
+    /* Sleeping in process is not waiting for input: busy. */
+    CHECK(busiest > 0.5, "busiest %.2f", busiest);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    mpx_stage_stats_t s;
+    REQUIRE(mpx_graph_stage_stats(g, 1, &s) == 0, "stats");
+    CHECK_EQ(s.items_in, 400);
+    CHECK_EQ(s.items_out, 400);
+    CHECK_EQ(s.state, MPX_STATE_DONE);
+    CHECK_EQ(s.running, 0);
+    CHECK(strcmp(s.name, "nap") == 0, "%s", s.name);
+    REQUIRE(mpx_graph_stage_stats(g, 0, &s) == 0, "stats");
+    CHECK_EQ(s.progress_total, 400);
+    CHECK_EQ(s.progress_done, 400);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* A crash: the final figures say which stage failed, and the stream's
+ * last line carries the error. */
+static void failure_in_figures(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/stats.jsonl", harness_tmpdir());
+    FILE *f = fopen(path, "w");
+    REQUIRE(f, "%s", strerror(errno));
+    mpx_graph_t *g = MPX_EZ(range_node(0, 1000), mpx_stage(&CrashAt50, NULL),
+                            mpx_stage(&Drop, NULL));
+    CHECK_EQ(mpx_graph_stats_to(g, f), 0);
+    CHECK_EQ(mpx_graph_join(g), MPX_ECRASH);
+    fclose(f);
+    mpx_stage_stats_t s;
+    REQUIRE(mpx_graph_stage_stats(g, 1, &s) == 0, "stats");
+    CHECK_EQ(s.state, MPX_STATE_FAILED);
+    char cmd[900];
+    snprintf(cmd, sizeof cmd,
+             "python3 - '%s' <<'EOF'\n"
+             "import json, sys\n"
+             "last = [json.loads(l) for l in open(sys.argv[1])][-1]\n"
+             "assert last['ended'] and 'crasher' in last['outcome'], last['outcome']\n"
+             "assert last['stages'][1]['state'] == 'failed', last['stages'][1]\n"
+             "EOF",
+             path);
+    CHECK_EQ(system(cmd), 0);
+    unlink(path);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* The stats socket lives in the runtime directory, which only the
+ * graph's user may enter, and serves snapshots to a subscriber. */
+static void stats_socket_serves_owner(void)
+{
+    int us = 2000;
+    mpx_graph_t *g = MPX_EZ(range_node(0, 300), mpx_stage(&Nap, &us));
+    CHECK_EQ(mpx_graph_set_stats_interval(g, 20), 0);
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    const char *dir = mpx_graph_runtime_dir(g);
+    struct stat sb;
+    REQUIRE(stat(dir, &sb) == 0, "%s", strerror(errno));
+    CHECK_EQ(sb.st_mode & 0777, 0700);
+    char sock[600];
+    snprintf(sock, sizeof sock, "%s/stats", dir);
+    REQUIRE(stat(sock, &sb) == 0 && S_ISSOCK(sb.st_mode), "%s: no socket", sock);
+
+    void *ctx = zmq_ctx_new();
+    void *sub = zmq_socket(ctx, ZMQ_SUB);
+    int zero = 0;
+    zmq_setsockopt(sub, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0);
+    char ep[620];
+    snprintf(ep, sizeof ep, "ipc://%s", sock);
+    REQUIRE(zmq_connect(sub, ep) == 0, "%s", zmq_strerror(errno));
+    int got = 0, ended = 0;
+    char buf[8192];
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        int n;
+        while ((n = zmq_recv(sub, buf, sizeof buf - 1, ZMQ_DONTWAIT)) >= 0) {
+            buf[n < (int)sizeof buf - 1 ? n : (int)sizeof buf - 1] = 0;
+            CHECK(strncmp(buf, "{\"mpx_stats\": 1", 15) == 0, "%.60s", buf);
+            got++;
+        }
+    }
+    CHECK_EQ(mpx_graph_join(g), 0);
+    /* The last snapshot was sent before the socket closed. */
+    zmq_pollitem_t pi = {sub, 0, ZMQ_POLLIN, 0};
+    while (zmq_poll(&pi, 1, 1000) > 0) {
+        int n = zmq_recv(sub, buf, sizeof buf - 1, 0);
+        if (n < 0)
+            break;
+        buf[n < (int)sizeof buf - 1 ? n : (int)sizeof buf - 1] = 0;
+        got++;
+        ended += strstr(buf, "\"ended\": true") != NULL;
+        if (ended)
+            break;
+    }
+    zmq_close(sub);
+    zmq_ctx_term(ctx);
+    CHECK(got >= 2, "snapshots received: %d", got);
+    CHECK_EQ(ended, 1);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+static void progress_from_stage_api(void)
+{
+    /* Outside a stage process the calls are refused. */
+    CHECK_EQ(mpx_progress_total(NULL, 3), MPX_EINVAL);
+    CHECK_EQ(mpx_progress_add(NULL, 3), MPX_EINVAL);
+    char path[512];
+    snprintf(path, sizeof path, "%s/in.txt", harness_tmpdir());
+    FILE *f = fopen(path, "w");
+    REQUIRE(f, "%s", strerror(errno));
+    for (int i = 0; i < 1000; i++)
+        fprintf(f, "line %d\n", i);
+    long size = ftell(f);
+    fclose(f);
+    mpx_graph_t *g = MPX_EZ(mpx_read(path), mpx_stage(&Drop, NULL));
+    CHECK_EQ(mpx_graph_join(g), 0);
+    mpx_stage_stats_t s;
+    REQUIRE(mpx_graph_stage_stats(g, 0, &s) == 0, "stats");
+    /* Read counts bytes, not lines. */
+    CHECK_EQ(s.progress_total, size);
+    CHECK_EQ(s.progress_done, size);
+    CHECK_EQ(s.items_out, 1000);
+    unlink(path);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* Run a small graph in a child whose stderr is a terminal (a pty), and
+ * return what the terminal showed.  progress: 1 on, -1 off, 0 default. */
+static char *on_terminal(int progress, const char *env)
+{
+    int master;
+    pid_t pid = forkpty(&master, NULL, NULL, NULL);
+    REQUIRE(pid >= 0, "forkpty: %s", strerror(errno));
+    if (pid == 0) {
+        if (env)
+            setenv("MPX_PROGRESS", env, 1);
+        int us = 1000;
+        mpx_graph_t *g = MPX_EZ(mpx_range(0, 300, 1), mpx_stage(&Nap, &us), mpx_stage(&Drop, NULL));
+        mpx_graph_set_stats_interval(g, 20);
+        if (progress)
+            mpx_graph_set_progress(g, progress > 0);
+        int rc = mpx_graph_join(g);
+        mpx_node_destroy(&g);
+        _exit(rc == 0 ? 0 : 1);
+    }
+    char *out = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&out, &len);
+    char buf[4096];
+    ssize_t n;
+    /* EIO once the child and its terminal are gone. */
+    while ((n = read(master, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+        if (n > 0)
+            fwrite(buf, 1, (size_t)n, m);
+    fclose(m);
+    close(master);
+    int status;
+    REQUIRE(wait_child(pid, &status, 60), "the child did not end");
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+    return out;
+}
+
+/* On a terminal a source that knows its size gets a bar with its count,
+ * rate and ETA, ending at 100 %; off by flag or by MPX_PROGRESS=0. */
+static void progress_bar_on_terminal(void)
+{
+    char *out = on_terminal(0, NULL);
+    CHECK(strstr(out, "range [") && strstr(out, "100% 300/300") && strstr(out, "/s"),
+          "%s", out);
+    CHECK(strstr(out, "ETA") || strstr(out, " in "), "%s", out);
+    free(out);
+    out = on_terminal(-1, NULL);
+    CHECK(!strstr(out, "range ["), "off by flag: %s", out);
+    free(out);
+    out = on_terminal(0, "0");
+    CHECK(!strstr(out, "range ["), "off by MPX_PROGRESS=0: %s", out);
+    free(out);
+}
+
+/* Not a terminal: no bar unless asked for. */
+static void no_progress_bar_off_terminal(void)
+{
+    int us = 100;
+    mpx_graph_t *g = MPX_EZ(mpx_range(0, 100, 1), mpx_stage(&Nap, &us), mpx_stage(&Drop, NULL));
+    CHECK_EQ(mpx_graph_set_stats_interval(g, 10), 0);
+    char *err = capture_stderr(run_watched, g);
+    CHECK_EQ(strlen(err), 0);
+    free(err);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+int main(int argc, char **argv)
+{
+    static const test_case_t cases[] = {
+        TEST_CASE(watch_prints_table),
+        TEST_CASE(unwatched_prints_nothing),
+        TEST_CASE(bad_settings_refused),
+        TEST_CASE(json_stream),
+        TEST_CASE(figures_while_running),
+        TEST_CASE(failure_in_figures),
+        TEST_CASE(stats_socket_serves_owner),
+        TEST_CASE(progress_from_stage_api),
+        TEST_CASE(progress_bar_on_terminal),
+        TEST_CASE(no_progress_bar_off_terminal),
+    };
+    return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
+}
