@@ -112,7 +112,8 @@ int stats_open(struct mpx_run *r, char *err, size_t errcap)
             sf->fig.instances = plan->inst[i].count;
         }
         s->stage[s->nstages - 1].count++;
-        s->stage[s->nstages - 1].fig.capacity += plan->inst[i].cap_items;
+        if (plan->inst[i].nproducers > 0) /* a source has no input queue */
+            s->stage[s->nstages - 1].fig.capacity += plan->inst[i].cap_items;
     }
     s->interval_ms = interval_of(r);
     s->start_ms = s->last_ms = mono_ms();
@@ -263,7 +264,8 @@ static void compute(struct mpx_run *r, long now)
             f->items_out += out;
             f->items_dropped += c->done ? c->items_dropped : is->cur.dropped;
             f->depth += is->depth;
-            f->capacity += r->plan->inst[i].cap_items;
+            if (r->plan->inst[i].nproducers > 0)
+                f->capacity += r->plan->inst[i].cap_items;
             f->progress_done += is->cur.progress_done;
             f->progress_total += is->cur.progress_total;
             mpx_stage_state_t st = inst_state(r, i);
@@ -399,7 +401,8 @@ static void json_snapshot(FILE *f, struct mpx_run *r, long now)
                     (unsigned long long)(c->done ? c->items_out : is->cur.items_out),
                     inst_state(r, i) < MPX_STATE_DONE ? is->busy : 0.0,
                     inst_state(r, i) < MPX_STATE_DONE ? is->blocked : 0.0,
-                    (unsigned long long)is->depth, r->plan->inst[i].cap_items);
+                    (unsigned long long)is->depth,
+                    r->plan->inst[i].nproducers > 0 ? r->plan->inst[i].cap_items : 0);
         }
         fputs("]}", f);
     }

@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# tests/test_mpx_top.sh — mpx-top watching a real graph, on a machine
+# without a display: monitor_demo runs in the background, one mpx-top draws
+# it inside a detached tmux session of fixed size, another streams --json,
+# two more attach and leave at once.  Checks what the screen shows and that
+# its figures move, that the stream is valid JSON ending with the outcome,
+# that q ends mpx-top, and that the demo, watched or not, finishes its work.
+# Leaves no process and no file behind, whatever happens.
+#
+#   test_mpx_top.sh BUILD_ROOT
+#
+# BUILD_ROOT is the top of the build tree (tools/mpx-top and
+# examples/monitor_demo under it).  Exits 77 (skipped) without tmux.
+set -uo pipefail
+
+if [[ $# -ne 1 || ! -d $1 ]]; then
+    echo "usage: $0 BUILD_ROOT" >&2
+    exit 2
+fi
+build=$(cd "$1" && pwd)
+top=$build/tools/mpx-top
+demo=$build/examples/monitor_demo
+for exe in "$top" "$demo"; do
+    [[ -x $exe ]] || { echo "FAIL: no $exe (build first)" >&2; exit 1; }
+done
+command -v tmux >/dev/null || { echo "SKIP: tmux is not installed (tools/install-deps)"; exit 77; }
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+ok() { echo "  ok: $*"; }
+
+# The demo's runtime directory goes to $tmp/run (TMPDIR; XDG_RUNTIME_DIR
+# would come first), tmux's socket to $tmp/tmux, so that both are ours
+# alone and $tmp/run can be checked empty at the end.
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/mpxtop.XXXXXX") || exit 1
+mkdir -m 700 "$tmp/run" "$tmp/tmux" || exit 1
+tmuxsock=mpxtop
+tm() { TMUX_TMPDIR=$tmp/tmux tmux -L "$tmuxsock" -f /dev/null "$@"; }
+run_env=(env -u XDG_RUNTIME_DIR "TMPDIR=$tmp/run")
+
+demo_pid='' json_pid='' brief1='' brief2='' tmux_pid='' stage_pids=''
+cleanup() {
+    local p
+    for p in $demo_pid $json_pid $brief1 $brief2; do
+        kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+    done
+    tm kill-server 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+# A process that ended but is not yet reaped (a zombie) counts as gone.
+alive() {
+    local stat
+    stat=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $stat != Z* ]]
+}
+
+# Wait up to $1 seconds for the command after it to succeed.
+wait_for() {
+    local tries=$(($1 * 10))
+    shift
+    while ((tries-- > 0)); do
+        "$@" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+"${run_env[@]}" "$demo" --seconds 10 >"$tmp/demo.out" 2>"$tmp/demo.err" &
+demo_pid=$!
+echo "== monitor_demo --seconds 10 started, pid $demo_pid"
+
+stats_socket() {
+    local s
+    for s in "$tmp/run/mpx-$demo_pid-"*/stats; do
+        [[ -S $s ]] && return 0
+    done
+    return 1
+}
+wait_for 10 stats_socket || fail "no $tmp/run/mpx-$demo_pid-*/stats after 10 s ($(cat "$tmp/demo.err"))"
+rundir=$(dirname "$tmp/run/mpx-$demo_pid-"*/stats)
+ok "runtime directory $rundir holds the stats socket"
+stage_pids=$(pgrep -P "$demo_pid" | tr '\n' ' ')
+[[ -n $stage_pids ]] || fail "monitor_demo has no stage processes"
+
+echo "== mpx-top --json alongside, and two monitors that come and go"
+"${run_env[@]}" "$top" --json "$demo_pid" >"$tmp/json.out" 2>"$tmp/json.err" &
+json_pid=$!
+# These two run while the tmux one starts; checked below.
+"${run_env[@]}" timeout 1 "$top" --json "$rundir" >/dev/null 2>&1 &
+brief1=$!
+"${run_env[@]}" timeout 1 "$top" --json "$demo_pid" >/dev/null 2>&1 &
+brief2=$!
+
+echo "== mpx-top in a detached tmux session, 120x40"
+tm new-session -d -s top -x 120 -y 40 \
+    "env -u XDG_RUNTIME_DIR TMPDIR='$tmp/run' TERM=screen '$top' $demo_pid; echo \$? >'$tmp/top.rc'" ||
+    fail "tmux new-session failed"
+tmux_pid=$(tm display-message -p -t top '#{pid}')
+capture() { tm capture-pane -p -t top >"$1" 2>/dev/null; }
+drawn() { capture "$tmp/screen1" && grep -q 'tally' "$tmp/screen1"; }
+wait_for 10 drawn || fail "mpx-top drew no stage within 10 s; the screen was:
+$(cat "$tmp/screen1")"
+sleep 1
+capture "$tmp/screen1"
+sleep 1.2
+capture "$tmp/screen2"
+echo "--- the screen:"
+cat "$tmp/screen2"
+echo "---"
+
+grep -q "pid $demo_pid" "$tmp/screen2" || fail "the header does not name pid $demo_pid"
+grep -q 'running' "$tmp/screen2" || fail "the screen does not say 'running'"
+for name in numbers work tally logger 'xcut "log"' 'serial "monitor_demo"'; do
+    grep -q -- "$name" "$tmp/screen2" || fail "'$name' is not on the screen"
+done
+ok "header, group, stage and xcut names are on the screen"
+
+# Row "work": name, INST, STATE, IN, OUT, ...
+counts() { awk '$1 == "work" || $1 == "tally" { print $1, $4, $5 }' "$1"; }
+c1=$(counts "$tmp/screen1")
+c2=$(counts "$tmp/screen2")
+[[ $(wc -l <<<"$c2") -eq 2 ]] || fail "no rows for work and tally: '$c2'"
+[[ $c1 != "$c2" ]] || fail "in/out counts did not change in 1.2 s: $c1"
+ok "counts moved: $(tr '\n' ' ' <<<"$c1")-> $(tr '\n' ' ' <<<"$c2")"
+# How full the queues are at one instant depends on the machine; that a
+# bar with its figures is drawn does not.
+grep -qE '^ +work .*\[[# ]{10}\] [0-9.]+[kM]?/768$' "$tmp/screen2" ||
+    fail "no queue bar [...] depth/768 on the row of work"
+ok "the queue of work is drawn as a bar with depth/capacity"
+
+tm send-keys -t top i
+sleep 0.6
+capture "$tmp/screen3"
+grep -qE "#2 pid [0-9]+" "$tmp/screen3" || fail "'i' did not show the instances of work"
+ok "'i' shows one row per instance"
+
+tm send-keys -t top q
+wait_for 5 test -s "$tmp/top.rc" || fail "mpx-top did not exit within 5 s of 'q'"
+[[ $(cat "$tmp/top.rc") == 0 ]] || fail "mpx-top exited with status $(cat "$tmp/top.rc") after 'q'"
+alive "$demo_pid" || fail "the demo ended before mpx-top was done watching it"
+ok "'q' ended mpx-top with status 0 while the graph still ran"
+
+wait "$brief1"
+rc1=$?
+wait "$brief2"
+rc2=$?
+brief1='' brief2=''
+((rc1 == 124 && rc2 == 124)) ||
+    fail "monitors run for 1 s under timeout exited with status $rc1 and $rc2, not 124"
+ok "two more monitors attached and left while the graph ran"
+
+echo "== the demo finishes on its own"
+wait "$demo_pid"
+rc=$?
+demo_pid=''
+((rc == 0)) || fail "monitor_demo exited with status $rc: $(cat "$tmp/demo.err")"
+grep -qE '^processed [1-9][0-9]* items$' "$tmp/demo.out" ||
+    fail "monitor_demo printed '$(cat "$tmp/demo.out")', not 'processed N items'"
+ok "monitor_demo: $(cat "$tmp/demo.out")"
+
+wait "$json_pid"
+rc=$?
+json_pid=''
+((rc == 0)) || fail "mpx-top --json exited with status $rc: $(cat "$tmp/json.err")"
+python3 - "$tmp/json.out" <<'EOF' || fail "the --json stream is wrong"
+import json, sys
+lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
+assert len(lines) >= 4, f"only {len(lines)} snapshots"
+snaps = [json.loads(line) for line in lines]
+for s in snaps:
+    assert s["mpx_stats"] == 1, s.get("mpx_stats")
+    assert isinstance(s["stages"], list) and isinstance(s["tree"], dict)
+assert all(not s["ended"] for s in snaps[:-1]), "a snapshot before the last says ended"
+last = snaps[-1]
+assert last["ended"] is True and last["outcome"] == "ok", (last["ended"], last["outcome"])
+ts = [s["t"] for s in snaps]
+assert ts == sorted(ts), "time goes backwards"
+names = [s["name"] for s in last["stages"]]
+assert names == ["numbers", "work", "tally", "logger"], names
+tally = last["stages"][2]
+assert tally["in"] > 0 and tally["state"] == "done", tally
+print(f"  ok: --json gave {len(snaps)} snapshots, valid JSON, mpx_stats 1, "
+      f"the last ended ok; tally took {tally['in']} items")
+EOF
+
+echo "== nothing left behind"
+tm kill-server 2>/dev/null
+for p in $stage_pids $tmux_pid; do
+    wait_for 3 eval "! alive $p" || fail "process $p is still there"
+done
+ok "the stage processes and the tmux server are gone"
+leftover=$(ls -A "$tmp/run")
+[[ -z $leftover ]] || fail "left in the runtime base: $leftover"
+ok "the runtime base $tmp/run is empty"
+echo "all passed"
