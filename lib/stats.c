@@ -392,15 +392,16 @@ static void json_snapshot(FILE *f, struct mpx_run *r, long now)
         for (int i = sf->first; i < sf->first + sf->count; i++) {
             const inst_stats_t *is = &s->inst[i];
             const run_child_t *c = &r->ch[i];
+            mpx_stage_state_t st = inst_state(r, i);
+            bool live = st < MPX_STATE_DONE;
             fprintf(f,
                     "%s{\"pid\": %ld, \"state\": \"%s\", \"in\": %llu, \"out\": %llu, "
                     "\"busy\": %.3f, \"blocked\": %.3f, \"depth\": %llu, \"capacity\": %zu}",
                     i > sf->first ? ", " : "", (long)c->pid,
-                    mpx_stage_state_name(inst_state(r, i)),
+                    mpx_stage_state_name(st),
                     (unsigned long long)(c->done ? c->items_in : is->cur.items_in),
                     (unsigned long long)(c->done ? c->items_out : is->cur.items_out),
-                    inst_state(r, i) < MPX_STATE_DONE ? is->busy : 0.0,
-                    inst_state(r, i) < MPX_STATE_DONE ? is->blocked : 0.0,
+                    live ? is->busy : 0.0, live ? is->blocked : 0.0,
                     (unsigned long long)is->depth,
                     r->plan->inst[i].nproducers > 0 ? r->plan->inst[i].cap_items : 0);
         }

@@ -293,11 +293,9 @@ static void pump(struct mpx_run *r, bool want_sink, long timeout_ms)
         sink_at = k;
         items[k++] = (zmq_pollitem_t){edge_in_socket(r->sink), 0, ZMQ_POLLIN, 0};
     }
-    int stats_at = -1;
-    if (stats_socket(r)) {
-        stats_at = k;
+    /* New monitors' subscriptions wake us: stats_tick answers them. */
+    if (stats_socket(r))
         items[k++] = (zmq_pollitem_t){stats_socket(r), 0, ZMQ_POLLIN, 0};
-    }
     long due = stats_timeout(r);
     if (due >= 0 && (timeout_ms < 0 || due < timeout_ms))
         timeout_ms = due;
@@ -318,7 +316,6 @@ static void pump(struct mpx_run *r, bool want_sink, long timeout_ms)
         return;
     }
     (void)sink_at;
-    (void)stats_at;
     read_ctl(r);
     stats_tick(r);
     for (int j = first_fd; j < k; j++)

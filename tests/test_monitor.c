@@ -134,15 +134,37 @@ static void bad_settings_refused(void)
     mpx_node_destroy(&g);
 }
 
+/* A fresh file for the JSON stream, in the case's private directory. */
+static FILE *stats_file(char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/stats.jsonl", harness_tmpdir());
+    FILE *f = fopen(path, "w");
+    REQUIRE(f, "%s", strerror(errno));
+    return f;
+}
+
+/* Run a python script with the JSON lines file as argv[1]; its exit
+ * status (0 when every assert held).  The file is removed. */
+static int check_stream(const char *path, const char *script)
+{
+    char *cmd = NULL;
+    REQUIRE(asprintf(&cmd, "python3 - '%s' <<'EOF'\nimport json, sys\n"
+                           "rows = [json.loads(l) for l in open(sys.argv[1])]\n%sEOF",
+                     path, script) >= 0,
+            "out of memory");
+    int rc = system(cmd);
+    free(cmd);
+    unlink(path);
+    return rc;
+}
+
 /* The JSON stream: every line a JSON object python accepts, with the
  * documented fields; the last says the graph ended well, with the final
  * counts. */
 static void json_stream(void)
 {
     char path[512];
-    snprintf(path, sizeof path, "%s/stats.jsonl", harness_tmpdir());
-    FILE *f = fopen(path, "w");
-    REQUIRE(f, "%s", strerror(errno));
+    FILE *f = stats_file(path, sizeof path);
     int us = 2000;
     mpx_graph_t *side = MPX_EZ(mpx_stage(&Drop, NULL));
     mpx_graph_t *g = MPX_EZ(mpx_range(0, 200, 1), mpx_by(2, &Nap, &us), mpx_stage(&Inc, NULL));
@@ -154,31 +176,24 @@ static void json_stream(void)
     CHECK_EQ(count, 400);
     CHECK_EQ(mpx_graph_join(g), 0);
     fclose(f);
-    char cmd[2400];
-    snprintf(cmd, sizeof cmd,
-             "python3 - '%s' <<'EOF'\n"
-             "import json, sys\n"
-             "rows = [json.loads(l) for l in open(sys.argv[1])]\n"
-             "assert len(rows) >= 3, len(rows)\n"
-             "for r in rows:\n"
-             "    assert r['mpx_stats'] == 1 and r['interval_ms'] == 40\n"
-             "    assert [s['name'] for s in r['stages']] == ['range', 'nap', 'inc', 'drop'], r\n"
-             "    assert r['tree']['kind'] == 'serial' and r['tree']['xcuts'][0]['name'] == 'side'\n"
-             "    for s in r['stages']:\n"
-             "        assert 0 <= s['busy'] <= 1 and 0 <= s['depth'] <= s['capacity'], s\n"
-             "        assert len(s['inst']) == s['instances']\n"
-             "assert not any(r['ended'] for r in rows[:-1])\n"
-             "last = rows[-1]\n"
-             "assert last['ended'] and last['outcome'] == 'ok', last\n"
-             "nap = last['stages'][1]\n"
-             "assert nap['mode'] == 'broadcast' and nap['in'] == 400 and nap['out'] == 400, nap\n"
-             "assert all(s['state'] == 'done' for s in last['stages']), last\n"
-             "assert last['output']['in'] == 400, last['output']\n"
-             "assert last['stages'][0]['progress'] == {'done': 200, 'total': 200}\n"
-             "EOF",
-             path);
-    CHECK_EQ(system(cmd), 0);
-    unlink(path);
+    CHECK_EQ(check_stream(path,
+                          "assert len(rows) >= 3, len(rows)\n"
+                          "for r in rows:\n"
+                          "    assert r['mpx_stats'] == 1 and r['interval_ms'] == 40\n"
+                          "    assert [s['name'] for s in r['stages']] == ['range', 'nap', 'inc', 'drop'], r\n"
+                          "    assert r['tree']['kind'] == 'serial' and r['tree']['xcuts'][0]['name'] == 'side'\n"
+                          "    for s in r['stages']:\n"
+                          "        assert 0 <= s['busy'] <= 1 and 0 <= s['depth'] <= s['capacity'], s\n"
+                          "        assert len(s['inst']) == s['instances']\n"
+                          "assert not any(r['ended'] for r in rows[:-1])\n"
+                          "last = rows[-1]\n"
+                          "assert last['ended'] and last['outcome'] == 'ok', last\n"
+                          "nap = last['stages'][1]\n"
+                          "assert nap['mode'] == 'broadcast' and nap['in'] == 400 and nap['out'] == 400, nap\n"
+                          "assert all(s['state'] == 'done' for s in last['stages']), last\n"
+                          "assert last['output']['in'] == 400, last['output']\n"
+                          "assert last['stages'][0]['progress'] == {'done': 200, 'total': 200}\n"),
+             0);
     expect_clean(g);
     mpx_node_destroy(&g);
 }
@@ -233,9 +248,7 @@ static void figures_while_running(void)
 static void failure_in_figures(void)
 {
     char path[512];
-    snprintf(path, sizeof path, "%s/stats.jsonl", harness_tmpdir());
-    FILE *f = fopen(path, "w");
-    REQUIRE(f, "%s", strerror(errno));
+    FILE *f = stats_file(path, sizeof path);
     mpx_graph_t *g = MPX_EZ(range_node(0, 1000), mpx_stage(&CrashAt50, NULL),
                             mpx_stage(&Drop, NULL));
     CHECK_EQ(mpx_graph_stats_to(g, f), 0);
@@ -244,17 +257,11 @@ static void failure_in_figures(void)
     mpx_stage_stats_t s;
     REQUIRE(mpx_graph_stage_stats(g, 1, &s) == 0, "stats");
     CHECK_EQ(s.state, MPX_STATE_FAILED);
-    char cmd[900];
-    snprintf(cmd, sizeof cmd,
-             "python3 - '%s' <<'EOF'\n"
-             "import json, sys\n"
-             "last = [json.loads(l) for l in open(sys.argv[1])][-1]\n"
-             "assert last['ended'] and 'crasher' in last['outcome'], last['outcome']\n"
-             "assert last['stages'][1]['state'] == 'failed', last['stages'][1]\n"
-             "EOF",
-             path);
-    CHECK_EQ(system(cmd), 0);
-    unlink(path);
+    CHECK_EQ(check_stream(path,
+                          "last = rows[-1]\n"
+                          "assert last['ended'] and 'crasher' in last['outcome'], last['outcome']\n"
+                          "assert last['stages'][1]['state'] == 'failed', last['stages'][1]\n"),
+             0);
     expect_clean(g);
     mpx_node_destroy(&g);
 }
