@@ -62,7 +62,7 @@ static mpx_node_t *stage_new(int count, bool by, const mpx_stage_def_t *def,
     if (!n)
         return NULL;
     n->kind = NODE_STAGE;
-    n->timing = -1;
+    n->timing = n->retries = n->timeout_ms = -1;
     n->def = def;
     n->count = count < 1 ? 1 : count > MPX_MAX_INSTANCES ? MPX_MAX_INSTANCES : count;
     n->by = by;
@@ -116,7 +116,7 @@ mpx_node_t *mpx_invalid(const char *fmt, ...)
         return NULL;
     n->kind = NODE_STAGE;
     n->count = 1;
-    n->timing = -1;
+    n->timing = n->retries = n->timeout_ms = -1;
     char *msg = NULL;
     va_list ap;
     va_start(ap, fmt);
@@ -144,7 +144,7 @@ static mpx_node_t *group_new(node_kind_t kind, mpx_node_t *const *nodes, size_t 
     if (!g)
         return NULL;
     g->kind = kind;
-    g->timing = -1;
+    g->timing = g->retries = g->timeout_ms = -1;
     if (count == 0 || !nodes) {
         node_fail(g, dup_printf("empty %s (a group needs at least one node)",
                                 node_kind_name(kind)));
@@ -302,6 +302,53 @@ int mpx_node_set_timing(mpx_node_t *node, bool on)
     return 0;
 }
 
+int mpx_node_on_error(mpx_node_t *node, mpx_on_error_t policy, const char *dead_letter)
+{
+    if (!node || policy < MPX_ON_ERROR_STOP || policy > MPX_ON_ERROR_DEAD_LETTER ||
+        (policy == MPX_ON_ERROR_DEAD_LETTER && (!dead_letter || !dead_letter[0])))
+        return MPX_EINVAL;
+    if (started(node))
+        return MPX_ESTATE;
+    char *copy = NULL;
+    if (policy == MPX_ON_ERROR_DEAD_LETTER && !(copy = strdup(dead_letter)))
+        return MPX_ENOMEM;
+    free(node->dead_letter);
+    node->dead_letter = copy;
+    node->on_error = policy;
+    return 0;
+}
+
+int mpx_node_set_retries(mpx_node_t *node, int retries)
+{
+    if (!node || retries < 0 || retries > MPX_MAX_RETRIES)
+        return MPX_EINVAL;
+    if (started(node))
+        return MPX_ESTATE;
+    node->retries = retries;
+    return 0;
+}
+
+int mpx_node_set_timeout(mpx_node_t *node, int ms)
+{
+    if (!node || ms < 0)
+        return MPX_EINVAL;
+    if (started(node))
+        return MPX_ESTATE;
+    node->timeout_ms = ms;
+    return 0;
+}
+
+int mpx_node_set_max_item(mpx_node_t *node, size_t bytes)
+{
+    /* A record carries its size in 32 bits. */
+    if (!node || bytes < 64 || bytes > UINT32_MAX)
+        return MPX_EINVAL;
+    if (started(node))
+        return MPX_ESTATE;
+    node->max_item = bytes;
+    return 0;
+}
+
 int mpx_graph_xcut(mpx_graph_t *g, const char *name, mpx_graph_t *side)
 {
     if (!g || !name || !name[0] || !side || side == g)
@@ -345,6 +392,7 @@ void node_tree_free(mpx_node_t *n)
     free(n->children);
     free(n->args);
     free(n->name);
+    free(n->dead_letter);
     free(n->error);
     free(n->check_error);
     free(n);

@@ -47,6 +47,10 @@ struct mpx_node {
     char *error;    /* first mistake recorded by a builder call, or NULL */
     size_t cap_items, cap_bytes; /* 0 = inherit */
     int timing;                  /* -1 inherit, 0 off, 1 on */
+    int on_error;                /* 0 inherit, else mpx_on_error_t */
+    char *dead_letter;           /* side graph for MPX_ON_ERROR_DEAD_LETTER */
+    int retries, timeout_ms;     /* -1 inherit */
+    size_t max_item;             /* 0 inherit */
     node_env_t *env;
     size_t nenv;
     node_xcut_t *xcuts; /* side graphs the stages inside may put into */

@@ -209,6 +209,47 @@ static int collect_env(const mpx_node_t *stage, plan_inst_t *in)
     return 0;
 }
 
+static char *msgf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The nearest setting of each failure knob; the dead-letter side graph
+ * must be one the stage can put into. */
+static int collect_policy(const mpx_node_t *stage, plan_inst_t *in, char **msg)
+{
+    in->on_error = 0;
+    in->retries = in->timeout_ms = -1;
+    in->max_item = 0;
+    const char *dead = NULL;
+    for (const mpx_node_t *a = stage; a; a = a->parent) {
+        if (!in->on_error && a->on_error) {
+            in->on_error = a->on_error;
+            dead = a->dead_letter;
+        }
+        if (in->retries < 0)
+            in->retries = a->retries;
+        if (in->timeout_ms < 0)
+            in->timeout_ms = a->timeout_ms;
+        if (!in->max_item)
+            in->max_item = a->max_item;
+    }
+    in->on_error = in->on_error ? in->on_error : MPX_ON_ERROR_STOP;
+    in->retries = in->retries < 0 ? 0 : in->retries;
+    in->timeout_ms = in->timeout_ms < 0 ? 0 : in->timeout_ms;
+    in->max_item = in->max_item ? in->max_item : MPX_DEFAULT_MAX_ITEM;
+    in->dead_port = -1;
+    if (in->on_error == MPX_ON_ERROR_DEAD_LETTER) {
+        for (int k = 0; k < in->nxouts && in->dead_port < 0; k++)
+            if (strcmp(in->xouts[k].name, dead) == 0)
+                in->dead_port = k + 1;
+        if (in->dead_port < 0) {
+            *msg = msgf("stage '%s': its dead-letter side graph '%s' is not attached to it "
+                        "or to any node around it (mpx_graph_xcut)",
+                        in->name, dead);
+            return *msg ? MPX_EGRAPH : MPX_ENOMEM;
+        }
+    }
+    return 0;
+}
+
 static void fill_instances(plan_t *p, mpx_node_t *n)
 {
     if (n->kind != NODE_STAGE) {
@@ -344,6 +385,16 @@ int plan_build(mpx_node_t *root, plan_t **out, char **msg)
             goto oom;
     if (link_routes(p, root) < 0)
         goto oom;
+    for (int i = 0; i < p->ninst; i++) {
+        plan_inst_t *in = &p->inst[i];
+        int rc = collect_policy(in->node, in, msg);
+        if (rc != 0) {
+            plan_free(&p);
+            return rc;
+        }
+        in->recoverable = in->nproducers > 0 &&
+                          (in->retries > 0 || in->on_error != MPX_ON_ERROR_STOP);
+    }
     /* An instance nobody feeds only ever runs setup: without one it would
      * sit idle, which is never what the author meant. */
     for (int i = 0; i < p->ninst; i++) {

@@ -40,6 +40,15 @@ typedef struct plan_inst {
     const node_env_t **env;     /* outermost first */
     int nenv;
     bool timing;
+    /* When processing fails (see mpx_node_on_error). */
+    int on_error;               /* mpx_on_error_t */
+    int dead_port;              /* output port of the dead-letter side graph, or -1 */
+    int retries, timeout_ms;
+    size_t max_item;
+    /* Restarted when its process dies: producers keep what they sent it
+     * until it confirms, and it confirms an item only once what it made
+     * of the item is confirmed downstream. */
+    bool recoverable;
     int *consumers, nconsumers; /* distinct leaves of out and xouts, ascending */
     int *producers, nproducers; /* instances whose tree reaches this one */
     size_t cap_items, cap_bytes; /* capacity of this instance's input */

@@ -146,7 +146,7 @@ static int ctl_send(child_rt_t *rt, wire_type_t type, const void *payload, size_
     uint8_t buf[WIRE_HEAD + 4096];
     if (len > sizeof buf - WIRE_HEAD)
         len = sizeof buf - WIRE_HEAD;
-    wire_head_put(buf, &(wire_head_t){(uint8_t)type, 0, (uint32_t)rt->id, 0});
+    wire_head_put(buf, &(wire_head_t){(uint8_t)type, 0, (uint32_t)rt->id, 0, rt->gen});
     if (len)
         memcpy(buf + WIRE_HEAD, payload, len);
     while (zmq_send(rt->ctl, buf, WIRE_HEAD + len, 0) < 0) {
@@ -156,9 +156,29 @@ static int ctl_send(child_rt_t *rt, wire_type_t type, const void *payload, size_
     return 0;
 }
 
+/* A consumer of ours was replaced: note it now, send again later (at a
+ * point where sending is safe: this may run inside a wait for credit). */
+static void on_restart(child_rt_t *rt, const uint8_t *buf, size_t n)
+{
+    wire_restart_t r;
+    if (n < WIRE_HEAD + sizeof r) {
+        fprintf(stderr, "mpx: stage %s[%d]: ignored a short restart message\n",
+                rt->st.pi->name, rt->st.pi->index);
+        return;
+    }
+    memcpy(&r, buf + WIRE_HEAD, sizeof r);
+    const char *why = (const char *)buf + WIRE_HEAD + sizeof r;
+    int rc = edge_out_restart(rt->out, &r, why, n - WIRE_HEAD - sizeof r);
+    if (rc < 0)
+        fprintf(stderr, "mpx: stage %s[%d]: after a consumer's restart: %s\n", rt->st.pi->name,
+                rt->st.pi->index, mpx_strerror(rc));
+    rt->recover_due = true;
+    rt->restarts_seen++;
+}
+
 static void handle_ctl(child_rt_t *rt)
 {
-    uint8_t buf[64];
+    uint8_t buf[WIRE_HEAD + sizeof(wire_restart_t) + 512];
     for (;;) {
         int n = zmq_recv(rt->ctl, buf, sizeof buf, ZMQ_DONTWAIT);
         if (n < 0)
@@ -173,6 +193,7 @@ static void handle_ctl(child_rt_t *rt)
         case WIRE_GO: rt->go = true; break;
         case WIRE_RELEASE: rt->released = true; break;
         case WIRE_STOP: leave(0);
+        case WIRE_RESTART: on_restart(rt, buf, (size_t)n); break;
         default:
             fprintf(stderr, "mpx: stage %s[%d]: ignored control message %u\n",
                     rt->st.pi->name, rt->st.pi->index, h.type);
@@ -216,8 +237,9 @@ void child_report(child_rt_t *rt)
         .wait_out = rt->wait_out,
         .progress_done = rt->progress_own ? rt->progress_done : out_items,
         .progress_total = rt->progress_total,
+        .failed = rt->failed,
     };
-    wire_head_put(buf, &(wire_head_t){WIRE_STATS, 0, (uint32_t)rt->id, 0});
+    wire_head_put(buf, &(wire_head_t){WIRE_STATS, 0, (uint32_t)rt->id, 0, rt->gen});
     memcpy(buf + WIRE_HEAD, &ws, sizeof ws);
     uint8_t *p = buf + WIRE_HEAD + sizeof ws;
     for (int k = 0; k < nout; k++, p += 16) {
@@ -269,6 +291,7 @@ static long report_timeout(const child_rt_t *rt, uint64_t now)
  * spent here is added to *waited. */
 static int poll_serving(child_rt_t *rt, zmq_pollitem_t *items, int n, uint64_t *waited)
 {
+    unsigned restarts = rt->restarts_seen;
     for (;;) {
         uint64_t t0 = mono_ns();
         if (rt->stats_ns && t0 - rt->stats_at >= rt->stats_ns)
@@ -285,7 +308,9 @@ static int poll_serving(child_rt_t *rt, zmq_pollitem_t *items, int n, uint64_t *
             continue;
         if (items[0].revents)
             handle_ctl(rt);
-        if (n == 1 && items[0].revents)
+        /* A consumer's restart ends any wait: credit may have come with
+         * it, and the caller may have items to send again. */
+        if ((n == 1 && items[0].revents) || rt->restarts_seen != restarts)
             return 0;
         for (int i = 1; i < n; i++)
             if (items[i].revents)
@@ -338,11 +363,33 @@ static int wait_sock(void *owner, void *sock, short events)
  * hook runs again), serving the control channel meanwhile. */
 static int wait_input(child_rt_t *rt)
 {
-    zmq_pollitem_t items[2 + CHILD_WATCH_MAX] = {{rt->ctl, 0, ZMQ_POLLIN, 0},
+    zmq_pollitem_t items[3 + CHILD_WATCH_MAX] = {{rt->ctl, 0, ZMQ_POLLIN, 0},
                                                  {edge_in_socket(rt->in), 0, ZMQ_POLLIN, 0}};
+    int n = 2;
+    /* A chained input's acknowledgements wait on the output's. */
+    bool settling = edge_in_settling(rt->in);
+    if (settling)
+        items[n++] = (zmq_pollitem_t){edge_out_socket(rt->out), 0, ZMQ_POLLIN, 0};
     for (int i = 0; i < rt->nwatch; i++)
-        items[2 + i] = (zmq_pollitem_t){NULL, rt->watch[i], ZMQ_POLLIN, 0};
-    return poll_serving(rt, items, 2 + rt->nwatch, &rt->wait_in);
+        items[n++] = (zmq_pollitem_t){NULL, rt->watch[i], ZMQ_POLLIN, 0};
+    int rc = poll_serving(rt, items, n, &rt->wait_in);
+    if (settling)
+        edge_in_settle(rt->in);
+    return rc;
+}
+
+static _Noreturn void fail(child_rt_t *rt, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Send again what a replaced consumer held, at a point where that is safe. */
+static void recover(child_rt_t *rt)
+{
+    if (!rt->recover_due)
+        return;
+    rt->recover_due = false;
+    int rc = edge_out_recover(rt->out);
+    if (rc < 0 && rc != MPX_ESTOPPED)
+        fail(rt, "sending again what a replaced consumer held: %s", mpx_strerror(rc));
 }
 
 int child_before_put(child_rt_t *rt)
@@ -359,6 +406,7 @@ int child_before_put(child_rt_t *rt)
         set_state(rt, MPX_STATE_RUNNING);
     rt->puts = 0;
     child_poll_ctl(rt);
+    recover(rt);
     return 0;
 }
 
@@ -374,8 +422,6 @@ static const char *phase_name(child_phase_t p)
 
 /* Report a failure and wait for the parent to stop us: exiting at once
  * could lose the report itself. */
-static _Noreturn void fail(child_rt_t *rt, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
 static _Noreturn void fail(child_rt_t *rt, const char *fmt, ...)
 {
     char msg[3900];
@@ -397,26 +443,171 @@ static _Noreturn void fail(child_rt_t *rt, const char *fmt, ...)
         wait_on(rt, NULL, 0, NULL);
 }
 
-/* Apply a callback's return value. */
+/* A put refused because everything downstream stopped: the stage ends,
+ * like a writer into a closed pipe.  A failure the stage reported itself
+ * (mpx_fail) is still a failure. */
+static bool downstream_stopped(const child_rt_t *rt, int rc)
+{
+    return rt->out && edge_out_closed(rt->out, 0) && !rt->st.fail_msg &&
+           (rc == MPX_ESTOPPED || rc == -1);
+}
+
+/* Why a callback failed, in words: its mpx_fail message, what a refused
+ * put said, or the code. */
+static const char *why_failed(child_rt_t *rt, int rc, char *buf, size_t cap)
+{
+    if (rt->st.fail_msg)
+        return rt->st.fail_msg;
+    if (rc == MPX_ERANGE && rt->put_err[0])
+        return rt->put_err;
+    snprintf(buf, cap, "returned %d (%s)", rc, mpx_strerror(rc));
+    return buf;
+}
+
+/* Apply the return value of setup, teardown, idle or mark. */
 static void check_rc(child_rt_t *rt, int rc)
 {
     if (rc == 0)
         return;
-    /* A put refused because everything downstream stopped: the stage
-     * ends, like a writer into a closed pipe.  A failure the stage
-     * reported itself (mpx_fail) is still a failure. */
-    if (rt->out && edge_out_closed(rt->out, 0) && !rt->st.fail_msg &&
-        (rc == MPX_ESTOPPED || rc == -1)) {
+    if (downstream_stopped(rt, rc)) {
         rt->st.stop_self = true;
         return;
     }
-    const char *why = rt->st.fail_msg;
     char buf[64];
-    if (!why) {
-        snprintf(buf, sizeof buf, "returned %d (%s)", rc, mpx_strerror(rc));
-        why = buf;
+    fail(rt, "%s failed: %s", phase_name(rt->phase), why_failed(rt, rc, buf, sizeof buf));
+}
+
+/* "item 42 {id: 41}": the item's number at this instance and its meta. */
+static const char *describe_item(const child_rt_t *rt, const mpx_item_t *it, char *buf,
+                                 size_t cap)
+{
+    int n = snprintf(buf, cap, "item %llu", (unsigned long long)edge_in_items(rt->in));
+    if (it->nmeta && n > 0 && (size_t)n + 1 < cap) {
+        buf[n++] = ' ';
+        meta_describe(it->meta, it->meta_size, it->nmeta, buf + n, cap - (size_t)n);
     }
-    fail(rt, "%s failed: %s", phase_name(rt->phase), why);
+    return buf;
+}
+
+static const char *label(const child_rt_t *rt, char *buf, size_t cap)
+{
+    const plan_inst_t *pi = rt->st.pi;
+    if (pi->count > 1)
+        snprintf(buf, cap, "stage '%s' instance %d of %d", pi->name, pi->index, pi->count);
+    else
+        snprintf(buf, cap, "stage '%s'", pi->name);
+    return buf;
+}
+
+/* Processing the item failed for good: the stage's policy decides. */
+static void item_failed(child_rt_t *rt, const mpx_item_t *it, const char *why, size_t whylen)
+{
+    const plan_inst_t *pi = rt->st.pi;
+    char desc[640], who[160];
+    describe_item(rt, it, desc, sizeof desc);
+    if (pi->on_error == MPX_ON_ERROR_SKIP) {
+        rt->failed++;
+        fprintf(stderr, "mpx: %s skipped %s: %.*s\n", label(rt, who, sizeof who), desc,
+                (int)whylen, why);
+        return;
+    }
+    if (pi->on_error == MPX_ON_ERROR_DEAD_LETTER) {
+        rt->failed++;
+        int64_t index = pi->index;
+        meta_cur_reset(&rt->meta, it->meta, it->meta_size, it->nmeta);
+        int rc = meta_cur_set(&rt->meta, "mpx.error", why, whylen);
+        if (rc == 0)
+            rc = meta_cur_set(&rt->meta, "mpx.stage", pi->name, strlen(pi->name));
+        if (rc == 0)
+            rc = meta_cur_set(&rt->meta, "mpx.instance", &index, sizeof index);
+        if (rc == 0)
+            rc = stage_put_port(&rt->st, pi->dead_port, it->parts, it->nparts);
+        if (rc != 0)
+            fail(rt, "%s failed (%.*s), and putting it into the dead-letter side graph '%s' "
+                     "failed too: %s",
+                 desc, (int)whylen, why, pi->xouts[pi->dead_port - 1].name, mpx_strerror(rc));
+        return;
+    }
+    fail(rt, "process failed on %s: %.*s", desc, (int)whylen, why);
+}
+
+/* An item sent again after the death of the worker that had it in hand
+ * has failed that many times: past the retries, it is not processed
+ * again. */
+static bool gave_up(child_rt_t *rt, const mpx_item_t *it)
+{
+    size_t len;
+    const void *v = wire_meta_find(it->meta, it->meta_size, it->nmeta, "mpx.failures", &len);
+    int64_t failures = 0;
+    if (v && len == 8)
+        memcpy(&failures, v, 8);
+    if (failures <= rt->st.pi->retries)
+        return false;
+    const char *why = wire_meta_find(it->meta, it->meta_size, it->nmeta, "mpx.error", &len);
+    if (!why) {
+        why = "its worker died";
+        len = strlen(why);
+    }
+    item_failed(rt, it, why, len);
+    return true;
+}
+
+/* What the supervisor will read if this process dies with the item. */
+static void note_in_hand(child_rt_t *rt, const mpx_item_t *it)
+{
+    blackbox_t *b = rt->box;
+    int producer;
+    edge_in_current(rt->in, &producer, &b->prod_gen, &b->rec);
+    b->producer = (uint32_t)producer;
+    if (it->meta_size <= BLACKBOX_META) {
+        memcpy(b->meta, it->meta, it->meta_size);
+        b->meta_size = it->meta_size;
+        b->nmeta = it->nmeta;
+        b->cut = 0;
+    } else {
+        b->meta_size = 0;
+        b->nmeta = 0;
+        b->cut = 1;
+    }
+    b->item_no = edge_in_items(rt->in);
+    __atomic_store_n(&b->busy, 1, __ATOMIC_RELEASE);
+}
+
+/* Process one item, again up to the stage's retries when it fails. */
+static void handle_item(child_rt_t *rt, mpx_item_t *it, uint64_t now)
+{
+    const plan_inst_t *pi = rt->st.pi;
+    const mpx_stage_def_t *def = pi->def;
+    if (__builtin_expect(it->flags & WIRE_REC_REDO, 0) && gave_up(rt, it))
+        return;
+    for (int attempt = 0;; attempt++) {
+        if (pi->timing)
+            clock_gettime(CLOCK_MONOTONIC, &rt->item_start);
+        edge_out_time(rt->out, now);
+        rt->in_process = true;
+        int rc = def->process ? def->process(&rt->st, it) : mpx_put_item(&rt->st, it);
+        rt->in_process = false;
+        edge_out_time(rt->out, 0);
+        if (__builtin_expect(rc == 0, 1))
+            return;
+        if (downstream_stopped(rt, rc)) {
+            rt->st.stop_self = true;
+            return;
+        }
+        if (attempt >= pi->retries || rt->st.stop_self) {
+            char buf[64];
+            const char *why = why_failed(rt, rc, buf, sizeof buf);
+            item_failed(rt, it, why, strlen(why));
+            free(rt->st.fail_msg);
+            rt->st.fail_msg = NULL;
+            rt->put_err[0] = 0;
+            return;
+        }
+        free(rt->st.fail_msg);
+        rt->st.fail_msg = NULL;
+        rt->put_err[0] = 0;
+        meta_cur_reset(&rt->meta, it->meta, it->meta_size, it->nmeta);
+    }
 }
 
 static void open_sockets(child_rt_t *rt)
@@ -437,7 +628,7 @@ static void open_sockets(child_rt_t *rt)
      * connects to it once it has forked everyone: a child never waits
      * for the parent's socket to appear, retrying on zmq's timer. */
     char ep[300];
-    edge_endpoint(ep, sizeof ep, rt->dir, 'c', rt->id);
+    edge_endpoint(ep, sizeof ep, rt->dir, 'c', rt->id, 0);
     uint8_t ident[5] = {'c'};
     uint32_t id = (uint32_t)rt->id;
     memcpy(ident + 1, &id, 4);
@@ -449,14 +640,19 @@ static void open_sockets(child_rt_t *rt)
         leave(CHILD_EXIT_SETUP_FAILED);
     }
     if (pi->nproducers > 0) {
-        rt->in = edge_in_new(rt->zctx, rt->plan, rt->id, rt->dir, rt->err, sizeof rt->err);
+        rt->in = edge_in_new(rt->zctx, rt->plan, rt->id, rt->gen, rt->dir, rt->err,
+                             sizeof rt->err);
         if (!rt->in)
             fail(rt, "cannot open input: %s", rt->err);
     }
-    rt->out = edge_out_new(rt->zctx, rt->plan, rt->id, rt->dir, wait_sock, rt, rt->err,
+    rt->out = edge_out_new(rt->zctx, rt->plan, rt->id, rt->gen, rt->dir, wait_sock, rt, rt->err,
                            sizeof rt->err);
     if (!rt->out)
         fail(rt, "cannot open output: %s", rt->err);
+    if (rt->in && pi->recoverable) {
+        edge_out_keep_all(rt->out);
+        edge_in_chain(rt->in, rt->out);
+    }
     /* Sent once the parent has connected: a DEALER holds it until then. */
     uint32_t pid = (uint32_t)getpid();
     if (ctl_send(rt, WIRE_HELLO, &pid, sizeof pid) != 0)
@@ -496,7 +692,6 @@ static void on_mark(child_rt_t *rt, const edge_mark_t *m)
 static void process_all(child_rt_t *rt)
 {
     const mpx_stage_def_t *def = rt->st.pi->def;
-    bool timing = rt->st.pi->timing;
     /* One reading of the clock per item serves the batching, the age of
      * what waits to be sent, and the control channel. */
     uint64_t now = ticks_now();
@@ -517,14 +712,9 @@ static void process_all(child_rt_t *rt)
                 rt->meta.blk_size = it->meta_size;
                 rt->meta.blk_n = it->nmeta;
             }
-            if (timing)
-                clock_gettime(CLOCK_MONOTONIC, &rt->item_start);
-            edge_out_time(rt->out, now);
-            rt->in_process = true;
-            int rc = def->process ? def->process(&rt->st, it) : mpx_put_item(&rt->st, it);
-            rt->in_process = false;
-            edge_out_time(rt->out, 0);
-            check_rc(rt, rc);
+            note_in_hand(rt, it);
+            handle_item(rt, it, now);
+            __atomic_store_n(&rt->box->busy, 0, __ATOMIC_RELEASE);
         } else if (r == 2) {
             on_mark(rt, &mark);
         }
@@ -542,6 +732,8 @@ static void process_all(child_rt_t *rt)
                 if (now - rt->ctl_at >= CTL_TICKS)
                     poll_ctl_at(rt, now);
             }
+            if (__builtin_expect(rt->recover_due, 0))
+                recover(rt);
             continue;
         }
         if (edge_in_complete(rt->in))
@@ -565,6 +757,7 @@ static void process_all(child_rt_t *rt)
         edge_in_idle(rt->in);
         if (wait_input(rt) != 0)
             fail(rt, "waiting for input: %s", zmq_strerror(errno));
+        recover(rt);
         now = ticks_now();
     }
 }
@@ -585,7 +778,23 @@ static void drain(child_rt_t *rt)
             return;
         if (r == 0 && wait_on(rt, edge_in_socket(rt->in), ZMQ_POLLIN, &rt->wait_in) != 0)
             fail(rt, "waiting for input: %s", zmq_strerror(errno));
+        recover(rt);
     }
+}
+
+/* A chained stage at its end: everything it put is confirmed downstream
+ * before it acknowledges the last of its input, and only then does its
+ * end of stream leave (after it, the supervisor no longer replaces it). */
+static void settle_all(child_rt_t *rt)
+{
+    edge_in_settle_all(rt->in);
+    while (edge_in_settling(rt->in)) {
+        recover(rt);
+        if (wait_on(rt, edge_out_socket(rt->out), ZMQ_POLLIN, &rt->wait_out) != 0)
+            fail(rt, "waiting for acknowledgements: %s", zmq_strerror(errno));
+        edge_in_settle(rt->in);
+    }
+    recover(rt);
 }
 
 _Noreturn void child_main(const child_args_t *a)
@@ -596,6 +805,8 @@ _Noreturn void child_main(const child_args_t *a)
         leave(CHILD_EXIT_SETUP_FAILED);
     rt->plan = a->plan;
     rt->id = a->id;
+    rt->gen = a->gen;
+    rt->box = a->box;
     rt->dir = a->dir;
     rt->st = a->st;
     rt->st.rt = rt;
@@ -629,6 +840,9 @@ _Noreturn void child_main(const child_args_t *a)
     meta_cur_reset(&rt->meta, NULL, 0, 0);
     if (def->teardown)
         check_rc(rt, def->teardown(&rt->st));
+    if (rt->in && rt->st.pi->recoverable)
+        settle_all(rt);
+    rt->box->ended = 1;
     int rc = edge_out_eos(rt->out);
     if (rc < 0)
         fail(rt, "sending end of stream: %s", mpx_strerror(rc));
@@ -639,12 +853,17 @@ _Noreturn void child_main(const child_args_t *a)
     fflush(stdout);
     fflush(stderr);
     set_state(rt, MPX_STATE_DONE);
-    uint64_t counts[3] = {rt->in ? edge_in_items(rt->in) : 0, edge_out_items(rt->out),
-                          rt->in ? edge_in_dropped(rt->in) : 0};
+    uint64_t counts[5] = {rt->in ? edge_in_items(rt->in) : 0, edge_out_items(rt->out),
+                          rt->in ? edge_in_dropped(rt->in) : 0, rt->failed,
+                          edge_out_resent(rt->out)};
     if (ctl_send(rt, WIRE_DONE, counts, sizeof counts) != 0)
         leave(CHILD_EXIT_SETUP_FAILED);
-    while (!rt->released)
+    /* A consumer replaced meanwhile still needs what it had not confirmed,
+     * and our end of stream. */
+    while (!rt->released) {
         wait_on(rt, NULL, 0, NULL);
+        recover(rt);
+    }
     /* Released: everything this process sent has been confirmed, so
      * nothing is left for zmq to do; the kernel closes the rest. */
     leave(0);

@@ -24,6 +24,22 @@ struct mpx_stage {
     bool stop_self;      /* mpx_stop was called */
 };
 
+/* What the supervisor can read of a stage process after it died: a slot
+ * per instance in memory shared with the parent (mapped before fork),
+ * written by the child as it takes each item.  It costs a few stores per
+ * item; it is what lets a crash report name the item in hand. */
+#define BLACKBOX_META 432
+typedef struct blackbox {
+    volatile uint32_t busy;    /* process is running on the item below */
+    volatile uint32_t ended;   /* end of stream sent: nothing to recover */
+    volatile uint64_t item_no; /* items taken so far; the one in hand is the last */
+    uint32_t producer, prod_gen;
+    uint64_t rec;              /* its index in the producer's stream */
+    uint32_t meta_size;        /* 0 with cut set: too large to keep */
+    uint16_t nmeta, cut;
+    uint8_t meta[BLACKBOX_META];
+} blackbox_t;
+
 typedef enum child_phase {
     PHASE_INIT,
     PHASE_SETUP,
@@ -36,6 +52,12 @@ typedef struct child_rt {
     mpx_stage_t st;
     const plan_t *plan;
     int id;
+    uint32_t gen;        /* 0, or how many times this instance was replaced */
+    blackbox_t *box;
+    bool recover_due;    /* a consumer was replaced: send again what it held */
+    unsigned restarts_seen;
+    uint64_t failed;     /* items given up on under skip / dead_letter */
+    char put_err[160];   /* why the last put was refused, when it says more */
     const char *dir;
     void *zctx;
     void *ctl;
@@ -65,6 +87,8 @@ typedef struct child_rt {
 typedef struct child_args {
     const plan_t *plan;
     int id;
+    uint32_t gen;
+    blackbox_t *box;
     const char *dir;
     pid_t parent;
     mpx_stage_t st;
@@ -83,6 +107,8 @@ int child_before_put(child_rt_t *rt);
 void child_poll_ctl(child_rt_t *rt);
 /* Report counters now (the state changed, or an interval passed). */
 void child_report(child_rt_t *rt);
+/* Put on an output port (0: the graph, others: side graphs). */
+int stage_put_port(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n);
 
 /* What every put must do first: wait for the go, and now and then look
  * at the control channel (a stop must reach a stage that only puts). */

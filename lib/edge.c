@@ -13,9 +13,10 @@
 
 #include "mpx/error.h"
 
-int edge_endpoint(char *buf, size_t cap, const char *dir, char kind, int id)
+int edge_endpoint(char *buf, size_t cap, const char *dir, char kind, int id, uint32_t gen)
 {
-    int n = snprintf(buf, cap, "ipc://%s/%c%d", dir, kind, id);
+    int n = gen ? snprintf(buf, cap, "ipc://%s/%c%d.%u", dir, kind, id, gen)
+                : snprintf(buf, cap, "ipc://%s/%c%d", dir, kind, id);
     return n > 0 && (size_t)n < cap ? 0 : MPX_ERANGE;
 }
 
@@ -35,11 +36,11 @@ int edge_sockopts(void *sock)
     return 0;
 }
 
-void *edge_open_socket(void *zctx, int type, const char *dir, char kind, int id, bool bind,
-                         char *err, size_t errcap)
+void *edge_open_socket(void *zctx, int type, const char *dir, char kind, int id, uint32_t gen,
+                       bool bind, char *err, size_t errcap)
 {
     char ep[256];
-    if (edge_endpoint(ep, sizeof ep, dir, kind, id) != 0) {
+    if (edge_endpoint(ep, sizeof ep, dir, kind, id, gen) != 0) {
         snprintf(err, errcap, "endpoint path too long in %s", dir);
         return NULL;
     }

@@ -17,6 +17,17 @@
  * A producer has ports: port 0 is its place in the graph, the others lead
  * into the side graphs (xcut) it may put into.
  *
+ * Recovery.  A producer keeps what it sent a recoverable consumer (one the
+ * supervisor replaces when it dies) until that consumer acknowledges it.
+ * When told the consumer was replaced, it sends the unacknowledged records
+ * again, marked, to the consumer's parallel siblings or to the
+ * replacement.  A recoverable stage chains its acknowledgements: it
+ * acknowledges an input only once everything it put before then has been
+ * acknowledged downstream, so that nothing acknowledged upstream exists
+ * only in a process that may die.  Each process incarnation has a
+ * generation; messages and acknowledgements carry it, and what a dead
+ * incarnation sent is told apart from what its replacement sends.
+ *
  * zmq sockets are created in the context passed in, never before fork.
  */
 #ifndef MPX_LIB_EDGE_H
@@ -35,17 +46,19 @@
  * code to abandon the wait. */
 typedef int (*edge_wait_fn)(void *owner, void *sock, short events);
 
-/* Path of an endpoint in the runtime directory: 'i' inbox, 'a' ack inbox. */
-int edge_endpoint(char *buf, size_t cap, const char *dir, char kind, int id);
+/* Path of an endpoint in the runtime directory: 'i' inbox, 'a' ack inbox,
+ * 'c' control.  A replacement's inbox has a name of its own generation
+ * (gen > 0), so that nothing sent to the process it replaces reaches it. */
+int edge_endpoint(char *buf, size_t cap, const char *dir, char kind, int id, uint32_t gen);
 
 /* Apply the options every mpx socket uses. */
 int edge_sockopts(void *sock);
 
 /* Shared by edge_in.c and edge_out.c. */
-void *edge_open_socket(void *zctx, int type, const char *dir, char kind, int id, bool bind,
-                       char *err, size_t errcap);
+void *edge_open_socket(void *zctx, int type, const char *dir, char kind, int id, uint32_t gen,
+                       bool bind, char *err, size_t errcap);
 int *edge_slot_map(const plan_t *plan);
-#define EDGE_ACK_SIZE (WIRE_HEAD + 16)
+#define EDGE_ACK_SIZE (WIRE_HEAD + 24)
 
 /* ---- consumer side ------------------------------------------------------ */
 
@@ -56,7 +69,7 @@ typedef struct edge_mark {
     uint64_t value;
 } edge_mark_t;
 
-edge_in_t *edge_in_new(void *zctx, const plan_t *plan, int self, const char *dir,
+edge_in_t *edge_in_new(void *zctx, const plan_t *plan, int self, uint32_t gen, const char *dir,
                        char *err, size_t errcap);
 void edge_in_destroy(edge_in_t **in);
 void *edge_in_socket(edge_in_t *in);
@@ -83,11 +96,26 @@ int edge_in_peers(const edge_in_t *in);
 void edge_in_peer(const edge_in_t *in, int k, int *producer, uint64_t *taken);
 uint64_t edge_in_dropped(const edge_in_t *in); /* items discarded after close */
 
+typedef struct edge_out edge_out_t;
+/* Chain acknowledgements to `out` (see Recovery above). */
+void edge_in_chain(edge_in_t *in, edge_out_t *out);
+/* Some acknowledgement waits for `out` to be confirmed: the caller should
+ * wake up for the output's acknowledgements too (edge_out_socket) and call
+ * edge_in_settle. */
+bool edge_in_settling(const edge_in_t *in);
+/* Read the output's acknowledgements and send the input's that they
+ * release. */
+void edge_in_settle(edge_in_t *in);
+/* At the end: checkpoint everything taken (flushing the output); then
+ * settle until edge_in_settling turns false. */
+void edge_in_settle_all(edge_in_t *in);
+/* The record last handed out: who sent it, in which generation, and its
+ * index among that stream's records. */
+void edge_in_current(const edge_in_t *in, int *producer, uint32_t *gen, uint64_t *rec);
+
 /* ---- producer side ------------------------------------------------------ */
 
-typedef struct edge_out edge_out_t;
-
-edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, const char *dir,
+edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, uint32_t gen, const char *dir,
                          edge_wait_fn wait, void *owner, char *err, size_t errcap);
 void edge_out_destroy(edge_out_t **out);
 
@@ -121,5 +149,22 @@ uint64_t edge_out_items(const edge_out_t *out);
  * sent to it (what it has not taken yet is its queue). */
 int edge_out_peers(const edge_out_t *out);
 void edge_out_peer(const edge_out_t *out, int k, int *consumer, uint64_t *sent);
+
+/* The socket acknowledgements arrive on (to wait on it). */
+void *edge_out_socket(edge_out_t *out);
+/* Keep every message until acknowledged, for edge_in_chain. */
+void edge_out_keep_all(edge_out_t *out);
+/* Sequence number of the last message sent, and the highest such that it
+ * and everything before it have been acknowledged. */
+uint64_t edge_out_seq(const edge_out_t *out);
+uint64_t edge_out_settled(const edge_out_t *out);
+/* A consumer died and was replaced (the payload of WIRE_RESTART, and the
+ * error of the record it had in hand): reconnect to the replacement, and
+ * queue what it had not acknowledged to be sent again.  Sends nothing:
+ * edge_out_recover does, at a point where sending is safe. */
+int edge_out_restart(edge_out_t *out, const wire_restart_t *r, const char *why, size_t whylen);
+bool edge_out_recover_due(const edge_out_t *out);
+int edge_out_recover(edge_out_t *out);
+uint64_t edge_out_resent(const edge_out_t *out); /* records sent again */
 
 #endif

@@ -17,9 +17,12 @@
 
 typedef struct in_peer {
     int id;
+    uint32_t gen;         /* the producer's generation its stream comes from */
     void *ack;            /* to the producer's ack inbox; NULL after its EOS */
     uint64_t taken_items; /* records processed (or discarded) so far */
     uint64_t taken_bytes;
+    uint64_t cp_items, cp_bytes;         /* taken at the last checkpoint (chained) */
+    uint64_t ackable_items, ackable_bytes; /* what may be acknowledged */
     uint64_t acked_items; /* what the producer was last told */
     uint64_t acked_bytes;
     uint64_t acked_at;    /* ticks of the last ack */
@@ -40,9 +43,22 @@ typedef struct mark_track {
     size_t nvals, capvals;
 } mark_track_t;
 
+/* Checkpoints of a chained input (see edge.h): what had been taken from
+ * each producer when the output had sent message `seq`; released, and
+ * acknowledged, once the output has everything up to seq confirmed.  When
+ * the ring is full the newest absorbs the next, which only delays it. */
+#define CP_MAX 32
+
 struct edge_in {
     const plan_t *plan;
     int self;
+    uint32_t gen;
+    edge_out_t *chain;
+    uint64_t cp_seq[CP_MAX];
+    uint64_t *cp_items, *cp_bytes; /* CP_MAX x npeers */
+    int cp_head, cp_count;
+    uint64_t cp_at;                /* ticks of the last checkpoint */
+    uint64_t cur_rec;              /* index of the record handed out in its stream */
     void *sock;
     in_peer_t *peers;
     int npeers;
@@ -50,6 +66,7 @@ struct edge_in {
     int eos_count;
     bool closed;
     uint64_t items, dropped;
+    uint64_t stale; /* records from producers since replaced, dropped */
     uint64_t now; /* the caller's time (ticks), 0 when it gives none */
 
     zmq_msg_t msg;
@@ -73,8 +90,8 @@ struct edge_in {
     uint64_t marks_seen;
 };
 
-edge_in_t *edge_in_new(void *zctx, const plan_t *plan, int self, const char *dir, char *err,
-                       size_t errcap)
+edge_in_t *edge_in_new(void *zctx, const plan_t *plan, int self, uint32_t gen, const char *dir,
+                       char *err, size_t errcap)
 {
     const plan_inst_t *pi = &plan->inst[self];
     edge_in_t *in = calloc(1, sizeof *in);
@@ -82,12 +99,13 @@ edge_in_t *edge_in_new(void *zctx, const plan_t *plan, int self, const char *dir
         goto oom;
     in->plan = plan;
     in->self = self;
+    in->gen = gen;
     in->slot = edge_slot_map(plan);
     in->peers = calloc((size_t)(pi->nproducers ? pi->nproducers : 1), sizeof *in->peers);
     if (!in->slot || !in->peers)
         goto oom;
     zmq_msg_init(&in->msg);
-    in->sock = edge_open_socket(zctx, ZMQ_PULL, dir, 'i', self, true, err, errcap);
+    in->sock = edge_open_socket(zctx, ZMQ_PULL, dir, 'i', self, gen, true, err, errcap);
     if (!in->sock)
         goto fail;
     uint64_t win = plan_window_items(plan, self), win_bytes = plan_window_bytes(plan, self);
@@ -100,7 +118,7 @@ edge_in_t *edge_in_new(void *zctx, const plan_t *plan, int self, const char *dir
         p->ack_every = win / 2 ? win / 2 : 1;
         p->ack_every_bytes = win_bytes / 2 ? win_bytes / 2 : 1;
         in->slot[p->id] = k;
-        p->ack = edge_open_socket(zctx, ZMQ_PUSH, dir, 'a', p->id, false, err, errcap);
+        p->ack = edge_open_socket(zctx, ZMQ_PUSH, dir, 'a', p->id, 0, false, err, errcap);
         in->npeers++;
         if (!p->ack)
             goto fail;
@@ -131,6 +149,8 @@ void edge_in_destroy(edge_in_t **inp)
         free(in->tracks[t].seen);
     }
     free(in->tracks);
+    free(in->cp_items);
+    free(in->cp_bytes);
     free(in->peers);
     free(in->slot);
     free(in->parts);
@@ -147,18 +167,87 @@ static void send_ack(edge_in_t *in, in_peer_t *p)
         return;
     uint8_t buf[EDGE_ACK_SIZE];
     wire_head_put(buf, &(wire_head_t){WIRE_ACK, in->closed ? WIRE_ACK_CLOSED : 0,
-                                      (uint32_t)in->self, 0});
-    memcpy(buf + WIRE_HEAD, &p->taken_items, 8);
-    memcpy(buf + WIRE_HEAD + 8, &p->taken_bytes, 8);
+                                      (uint32_t)in->self, 0, in->gen});
+    uint32_t gens[2] = {p->gen, 0};
+    memcpy(buf + WIRE_HEAD, &p->ackable_items, 8);
+    memcpy(buf + WIRE_HEAD + 8, &p->ackable_bytes, 8);
+    memcpy(buf + WIRE_HEAD + 16, gens, 8);
     /* No high-water mark: this never blocks, and acks are tiny. */
     int rc;
     while ((rc = zmq_send(p->ack, buf, sizeof buf, ZMQ_DONTWAIT)) < 0 && errno == EINTR)
         ;
     if (rc == (int)sizeof buf) {
-        p->acked_items = p->taken_items;
-        p->acked_bytes = p->taken_bytes;
+        p->acked_items = p->ackable_items;
+        p->acked_bytes = p->ackable_bytes;
         p->acked_at = in->now;
     }
+}
+
+/* Everything taken may be acknowledged (not chained, or closed). */
+static void ack_taken(edge_in_t *in, in_peer_t *p)
+{
+    p->ackable_items = p->taken_items;
+    p->ackable_bytes = p->taken_bytes;
+    send_ack(in, p);
+}
+
+void edge_in_settle(edge_in_t *in)
+{
+    if (!in->chain)
+        return;
+    edge_out_poll(in->chain);
+    uint64_t settled = edge_out_settled(in->chain);
+    bool released = false;
+    while (in->cp_count > 0 && in->cp_seq[in->cp_head] <= settled) {
+        size_t at = (size_t)in->cp_head * (size_t)in->npeers;
+        for (int k = 0; k < in->npeers; k++) {
+            in_peer_t *p = &in->peers[k];
+            /* A snapshot from before the producer's replacement is 0. */
+            if (in->cp_items[at + k] > p->ackable_items) {
+                p->ackable_items = in->cp_items[at + k];
+                p->ackable_bytes = in->cp_bytes[at + k];
+            }
+        }
+        in->cp_head = (in->cp_head + 1) % CP_MAX;
+        in->cp_count--;
+        released = true;
+    }
+    if (released)
+        for (int k = 0; k < in->npeers; k++)
+            if (in->peers[k].ackable_items != in->peers[k].acked_items)
+                send_ack(in, &in->peers[k]);
+}
+
+/* Note what has been taken so far, to be acknowledged once the output has
+ * everything it made of it confirmed.  The output is flushed first: what
+ * waits in a batch has no sequence number yet. */
+static void checkpoint(edge_in_t *in)
+{
+    edge_out_flush(in->chain); /* a failure shows at the stage's next put */
+    int slot;
+    if (in->cp_count == CP_MAX) {
+        slot = (in->cp_head + CP_MAX - 1) % CP_MAX;
+    } else {
+        slot = (in->cp_head + in->cp_count) % CP_MAX;
+        in->cp_count++;
+    }
+    in->cp_seq[slot] = edge_out_seq(in->chain);
+    size_t at = (size_t)slot * (size_t)in->npeers;
+    for (int k = 0; k < in->npeers; k++) {
+        in_peer_t *p = &in->peers[k];
+        in->cp_items[at + k] = p->cp_items = p->taken_items;
+        in->cp_bytes[at + k] = p->cp_bytes = p->taken_bytes;
+    }
+    in->cp_at = in->now;
+    edge_in_settle(in);
+}
+
+static bool checkpoint_due(const edge_in_t *in)
+{
+    for (int k = 0; k < in->npeers; k++)
+        if (in->peers[k].taken_items != in->peers[k].cp_items)
+            return true;
+    return false;
 }
 
 static void count_taken(edge_in_t *in)
@@ -171,11 +260,19 @@ static void count_taken(edge_in_t *in)
     p->taken_bytes += in->taken_size;
     /* Credit returns after half a window (in items or bytes), and, while
      * items take long, every ACK_TICKS: that is how a producer learns the
-     * pace of a slow consumer. */
+     * pace of a slow consumer.  Chained, the same points make
+     * checkpoints. */
+    if (in->chain) {
+        if (p->taken_items - p->cp_items >= p->ack_every ||
+            p->taken_bytes - p->cp_bytes >= p->ack_every_bytes ||
+            (in->now && in->now - in->cp_at >= ACK_TICKS))
+            checkpoint(in);
+        return;
+    }
     if (p->taken_items - p->acked_items >= p->ack_every ||
         p->taken_bytes - p->acked_bytes >= p->ack_every_bytes ||
         (in->now && in->now - p->acked_at >= ACK_TICKS))
-        send_ack(in, p);
+        ack_taken(in, p);
 }
 
 static int parts_reserve(edge_in_t *in, size_t n)
@@ -337,6 +434,24 @@ static bool complete_mark(edge_in_t *in, edge_mark_t *mark)
 
 /* ---- taking records ----------------------------------------------------- */
 
+/* Producer k was replaced: its new stream counts from zero.  Checkpoints
+ * of the old stream release nothing of the new one. */
+static void new_generation(edge_in_t *in, int k, uint32_t gen)
+{
+    in_peer_t *p = &in->peers[k];
+    p->gen = gen;
+    if (p->eos) { /* not sent by the supervisor's rules; taken back if it happens */
+        p->eos = false;
+        in->eos_count--;
+    }
+    p->taken_items = p->taken_bytes = p->cp_items = p->cp_bytes = 0;
+    p->ackable_items = p->ackable_bytes = p->acked_items = p->acked_bytes = 0;
+    for (int c = 0; in->cp_items && c < CP_MAX; c++) {
+        in->cp_items[(size_t)c * (size_t)in->npeers + (size_t)k] = 0;
+        in->cp_bytes[(size_t)c * (size_t)in->npeers + (size_t)k] = 0;
+    }
+}
+
 int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, size_t errcap)
 {
     count_taken(in);
@@ -356,7 +471,11 @@ int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, s
             in->taken_size = size;
             if (--in->left == 0 && in->cur != in->data + in->len)
                 return proto_error(err, errcap, "data", (uint32_t)in->peers[in->cur_peer].id);
-            if (rec[12] | rec[13] | rec[14] | rec[15]) { /* flags: not an item */
+            in_peer_t *cp = &in->peers[in->cur_peer];
+            in->cur_rec = cp->taken_items;
+            uint32_t flags;
+            memcpy(&flags, rec + 12, 4);
+            if (flags & WIRE_REC_MARK) {
                 uint32_t origin;
                 uint64_t value;
                 if (wire_mark_get(rec, size, &origin, &value) != 1)
@@ -406,16 +525,31 @@ int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, s
         if (wire_head_get(data, len, &h) != 0)
             return proto_error(err, errcap, "header", 0);
         int k = h.sender < (uint32_t)in->plan->ninst ? in->slot[h.sender] : -1;
-        if (k < 0 || in->peers[k].eos)
+        if (k < 0)
             return proto_error(err, errcap, "unknown sender", h.sender);
         in_peer_t *p = &in->peers[k];
+        if (p->eos && h.gen == p->gen)
+            return proto_error(err, errcap, "message after end of stream", h.sender);
+        if (h.gen < p->gen) {
+            /* From a producer that died and was replaced: it never had what
+             * it made of its input confirmed, so that input is being sent
+             * again and what it made is dropped here. */
+            if (h.type == WIRE_DATA)
+                in->stale += h.count;
+            continue;
+        }
+        if (h.gen > p->gen)
+            new_generation(in, k, h.gen);
         if (h.type == WIRE_EOS && len == WIRE_HEAD) {
             p->eos = true;
             in->eos_count++;
             in->marks_check = true;
-            /* It sends nothing more, so it needs no more credit. */
-            zmq_close(p->ack);
-            p->ack = NULL;
+            /* It sends nothing more, so it needs no more credit; a chained
+             * input still acknowledges what it took. */
+            if (!in->chain) {
+                zmq_close(p->ack);
+                p->ack = NULL;
+            }
             continue;
         }
         if (h.type != WIRE_DATA || h.count == 0 ||
@@ -425,7 +559,7 @@ int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, s
             p->taken_items += h.count;
             p->taken_bytes += len - WIRE_HEAD;
             in->dropped += h.count;
-            send_ack(in, p);
+            ack_taken(in, p);
             continue;
         }
         in->cur = data + WIRE_HEAD;
@@ -443,9 +577,47 @@ bool edge_in_complete(const edge_in_t *in)
 void edge_in_idle(edge_in_t *in)
 {
     count_taken(in);
+    if (in->chain && !in->closed) {
+        if (checkpoint_due(in))
+            checkpoint(in);
+        else
+            edge_in_settle(in);
+        return;
+    }
     for (int k = 0; k < in->npeers; k++)
         if (in->peers[k].taken_items != in->peers[k].acked_items)
-            send_ack(in, &in->peers[k]);
+            ack_taken(in, &in->peers[k]);
+}
+
+void edge_in_chain(edge_in_t *in, edge_out_t *out)
+{
+    size_t n = (size_t)CP_MAX * (size_t)(in->npeers ? in->npeers : 1);
+    in->cp_items = calloc(n, sizeof *in->cp_items);
+    in->cp_bytes = calloc(n, sizeof *in->cp_bytes);
+    /* Without room for checkpoints the input simply is not chained. */
+    if (in->cp_items && in->cp_bytes)
+        in->chain = out;
+}
+
+bool edge_in_settling(const edge_in_t *in) { return in->chain && in->cp_count > 0; }
+
+void edge_in_settle_all(edge_in_t *in)
+{
+    count_taken(in);
+    if (!in->chain || in->closed)
+        return;
+    if (checkpoint_due(in))
+        checkpoint(in);
+    else
+        edge_in_settle(in);
+}
+
+void edge_in_current(const edge_in_t *in, int *producer, uint32_t *gen, uint64_t *rec)
+{
+    const in_peer_t *p = &in->peers[in->cur_peer];
+    *producer = p->id;
+    *gen = p->gen;
+    *rec = in->cur_rec;
 }
 
 void edge_in_close(edge_in_t *in)
@@ -463,13 +635,15 @@ void edge_in_close(edge_in_t *in)
         in->dropped += in->left;
         in->left = 0;
     }
+    /* A stopped stage is not recovered: what it took is acknowledged. */
+    in->cp_count = 0;
     for (int k = 0; k < in->npeers; k++)
-        send_ack(in, &in->peers[k]);
+        ack_taken(in, &in->peers[k]);
 }
 
 void edge_in_time(edge_in_t *in, uint64_t now) { in->now = now; }
 uint64_t edge_in_items(const edge_in_t *in) { return in->items; }
-uint64_t edge_in_dropped(const edge_in_t *in) { return in->dropped; }
+uint64_t edge_in_dropped(const edge_in_t *in) { return in->dropped + in->stale; }
 int edge_in_peers(const edge_in_t *in) { return in->npeers; }
 
 void edge_in_peer(const edge_in_t *in, int k, int *producer, uint64_t *taken)

@@ -11,8 +11,70 @@
 
 #include "edge.h"
 #include "edge_out_inline.h"
+#include "meta.h"
 #include "mpx/error.h"
 #include "ticks.h"
+
+/* ---- kept messages ------------------------------------------------------ */
+
+static kept_t *kept_at(const out_peer_t *p, size_t i)
+{
+    return &p->kept[(p->khead + i) % p->kcap];
+}
+
+static int keep(edge_out_t *o, out_peer_t *p, zmq_msg_t *msg, uint64_t k, int leaf)
+{
+    if (p->kcount == p->kcap) {
+        size_t cap = p->kcap ? 2 * p->kcap : 16;
+        kept_t *ring = malloc(cap * sizeof *ring);
+        if (!ring)
+            return MPX_ENOMEM;
+        for (size_t i = 0; i < p->kcount; i++) {
+            kept_t *from = kept_at(p, i);
+            ring[i] = *from;
+            zmq_msg_init(&ring[i].msg);
+            zmq_msg_move(&ring[i].msg, &from->msg);
+        }
+        free(p->kept);
+        p->kept = ring;
+        p->khead = 0;
+        p->kcap = cap;
+    }
+    kept_t *e = kept_at(p, p->kcount);
+    zmq_msg_init(&e->msg);
+    if (zmq_msg_copy(&e->msg, msg) != 0)
+        return MPX_ENOMEM;
+    e->seq = o->cur_seq;
+    e->end_items = p->sent_items;
+    e->k = (uint32_t)k;
+    e->leaf = leaf;
+    if (p->kcount > 0 && kept_at(p, p->kcount - 1)->seq > e->seq)
+        p->unsorted = true;
+    p->kcount++;
+    return 0;
+}
+
+/* Drop what the consumer has acknowledged. */
+static void release_kept(out_peer_t *p)
+{
+    while (p->kcount > 0 && p->kept[p->khead].end_items <= p->acked_items) {
+        zmq_msg_close(&p->kept[p->khead].msg);
+        p->khead = (p->khead + 1) % p->kcap;
+        p->kcount--;
+    }
+    if (p->kcount == 0)
+        p->unsorted = false;
+}
+
+static void free_kept(out_peer_t *p)
+{
+    for (size_t i = 0; i < p->kcount; i++)
+        zmq_msg_close(&kept_at(p, i)->msg);
+    free(p->kept);
+    p->kept = NULL;
+    p->khead = p->kcount = p->kcap = 0;
+    p->unsorted = false;
+}
 
 static out_peer_t *leaf_peer(const edge_out_t *o, const plan_dnode_t *dn)
 {
@@ -109,6 +171,8 @@ static int deliver(edge_out_t *o, int d, zmq_msg_t *msg, uint64_t k, uint64_t b,
             }
             p->sent_items += k;
             p->sent_bytes += b;
+            if ((o->keep_all || p->retain) && keep(o, p, msg, k, d) != 0)
+                return MPX_ENOMEM;
         }
         mark_delivered(o, d);
         return 1;
@@ -198,12 +262,20 @@ static int read_acks(edge_out_t *o)
             continue; /* not from a consumer of ours: ignore it */
         out_peer_t *p = &o->peers[o->slot[h.sender]];
         uint64_t items, bytes;
+        uint32_t prod_gen;
         memcpy(&items, buf + WIRE_HEAD, 8);
         memcpy(&bytes, buf + WIRE_HEAD + 8, 8);
+        memcpy(&prod_gen, buf + WIRE_HEAD + 16, 4);
+        /* From a consumer since replaced, or counting what a producer of
+         * ours that died sent: not about our stream to it. */
+        if (h.gen != p->gen || prod_gen != o->gen)
+            continue;
         /* Acks are cumulative; an old one arriving late changes nothing. */
         if (items <= p->sent_items && items >= p->acked_items) {
             p->acked_items = items;
             p->acked_bytes = bytes <= p->sent_bytes ? bytes : p->sent_bytes;
+            if (p->kcount)
+                release_kept(p);
         }
         if (h.flags & WIRE_ACK_CLOSED)
             p->closed = true;
@@ -223,6 +295,7 @@ static int read_acks(edge_out_t *o)
 static int send_through(edge_out_t *o, int root, zmq_msg_t *msg, uint64_t k, uint64_t b,
                         bool all, bool choice)
 {
+    o->sending = true;
     o->sent_at = ticks_now();
     /* Reading an empty zmq socket costs a system call, so acks are read
      * only when credit runs short, or once per batch when a parallel
@@ -244,6 +317,7 @@ static int send_through(edge_out_t *o, int root, zmq_msg_t *msg, uint64_t k, uin
     for (int i = 0; i < o->ntouched; i++)
         o->delivered[o->touched[i]] = 0;
     o->ntouched = 0;
+    o->sending = false;
     return rc < 0 ? rc : 0;
 }
 
@@ -255,6 +329,11 @@ static void free_buf(void *data, void *hint)
 
 static int flush_port(edge_out_t *o, out_port_t *pt)
 {
+    if (o->nredo && !o->sending) {
+        int rc = edge_out_recover(o);
+        if (rc < 0)
+            return rc;
+    }
     if (pt->count == 0)
         return 0;
     if (pt->root < 0 || pt->closed) {
@@ -263,7 +342,7 @@ static int flush_port(edge_out_t *o, out_port_t *pt)
         pt->len = WIRE_HEAD;
         return closed ? MPX_ESTOPPED : 0;
     }
-    wire_head_put(pt->buf, &(wire_head_t){WIRE_DATA, 0, (uint32_t)o->self, pt->count});
+    wire_head_put(pt->buf, &(wire_head_t){WIRE_DATA, 0, (uint32_t)o->self, pt->count, o->gen});
     zmq_msg_t msg;
     if (pt->len <= COPY_MAX) {
         if (zmq_msg_init_size(&msg, pt->len) != 0)
@@ -278,6 +357,7 @@ static int flush_port(edge_out_t *o, out_port_t *pt)
     uint64_t k = pt->count, b = pt->len - WIRE_HEAD;
     pt->count = 0;
     pt->len = WIRE_HEAD;
+    o->cur_seq = ++o->seq;
     int rc = send_through(o, pt->root, &msg, k, b, false, pt->choice);
     zmq_msg_close(&msg);
     if (rc < 0)
@@ -341,7 +421,19 @@ static int init_port(edge_out_t *o, out_port_t *pt, const char *name, int root)
     return 0;
 }
 
-edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, const char *dir,
+/* Parents of the dispatch nodes of tree d, for choosing where what a dead
+ * consumer held goes again. */
+static void note_parents(const plan_t *plan, int d, int *parent)
+{
+    const plan_dnode_t *dn = &plan->dn[d];
+    for (int i = 0; dn->kind != DN_LEAF && i < dn->count; i++) {
+        int c = plan->kids[dn->first + i];
+        parent[c] = d;
+        note_parents(plan, c, parent);
+    }
+}
+
+edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, uint32_t gen, const char *dir,
                          edge_wait_fn wait, void *owner, char *err, size_t errcap)
 {
     const plan_inst_t *pi = &plan->inst[self];
@@ -350,6 +442,9 @@ edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, const char *d
         goto oom;
     o->plan = plan;
     o->self = self;
+    o->gen = gen;
+    o->zctx = zctx;
+    o->dir = dir;
     o->wait = wait;
     o->owner = owner;
     o->slot = edge_slot_map(plan);
@@ -357,9 +452,16 @@ edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, const char *d
     o->delivered = calloc((size_t)plan->ndn, 1);
     o->touched = calloc((size_t)plan->ndn, sizeof *o->touched);
     o->ports = calloc((size_t)pi->nxouts + 1, sizeof *o->ports);
-    if (!o->slot || !o->peers || !o->delivered || !o->touched || !o->ports)
+    o->dn_parent = malloc((size_t)plan->ndn * sizeof *o->dn_parent);
+    if (!o->slot || !o->peers || !o->delivered || !o->touched || !o->ports || !o->dn_parent)
         goto oom;
-    o->ackin = edge_open_socket(zctx, ZMQ_PULL, dir, 'a', self, true, err, errcap);
+    for (int d = 0; d < plan->ndn; d++)
+        o->dn_parent[d] = -1;
+    if (pi->out >= 0)
+        note_parents(plan, pi->out, o->dn_parent);
+    for (int x = 0; x < pi->nxouts; x++)
+        note_parents(plan, pi->xouts[x].root, o->dn_parent);
+    o->ackin = edge_open_socket(zctx, ZMQ_PULL, dir, 'a', self, 0, true, err, errcap);
     if (!o->ackin)
         goto fail;
     for (int k = 0; k < pi->nconsumers; k++) {
@@ -368,8 +470,9 @@ edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, const char *d
         p->win_items = plan_window_items(plan, p->id);
         p->win_bytes = plan_window_bytes(plan, p->id);
         p->eff_items = p->win_items < EFF_START ? p->win_items : EFF_START;
+        p->retain = p->id < plan->ninst && plan->inst[p->id].recoverable;
         o->slot[p->id] = k;
-        p->sock = edge_open_socket(zctx, ZMQ_PUSH, dir, 'i', p->id, false, err, errcap);
+        p->sock = edge_open_socket(zctx, ZMQ_PUSH, dir, 'i', p->id, 0, false, err, errcap);
         o->npeers++;
         if (!p->sock)
             goto fail;
@@ -393,9 +496,15 @@ void edge_out_destroy(edge_out_t **op)
     edge_out_t *o = op ? *op : NULL;
     if (!o)
         return;
-    for (int k = 0; k < o->npeers; k++)
+    for (int k = 0; k < o->npeers; k++) {
         if (o->peers[k].sock)
             zmq_close(o->peers[k].sock);
+        free_kept(&o->peers[k]);
+    }
+    for (size_t i = 0; i < o->nredo; i++)
+        zmq_msg_close(&o->redo[i].msg);
+    free(o->redo);
+    free(o->dn_parent);
     if (o->ackin)
         zmq_close(o->ackin);
     for (int i = 0; o->ports && i < o->nports; i++)
@@ -503,11 +612,23 @@ int edge_out_mark(edge_out_t *o, uint32_t origin, uint64_t value)
     if (zmq_msg_init_size(&msg, WIRE_HEAD + WIRE_MARK_SIZE) != 0)
         return MPX_ENOMEM;
     uint8_t *p = zmq_msg_data(&msg);
-    wire_head_put(p, &(wire_head_t){WIRE_DATA, 0, (uint32_t)o->self, 1});
+    wire_head_put(p, &(wire_head_t){WIRE_DATA, 0, (uint32_t)o->self, 1, o->gen});
     wire_mark_put(p + WIRE_HEAD, origin, value);
+    o->cur_seq = ++o->seq;
     rc = send_through(o, pt->root, &msg, 1, WIRE_MARK_SIZE, true, false);
     zmq_msg_close(&msg);
     return rc;
+}
+
+static int send_eos(edge_out_t *o, out_peer_t *p)
+{
+    uint8_t buf[WIRE_HEAD];
+    wire_head_put(buf, &(wire_head_t){WIRE_EOS, 0, (uint32_t)o->self, 0, o->gen});
+    int n;
+    while ((n = zmq_send(p->sock, buf, sizeof buf, ZMQ_DONTWAIT)) < 0 && errno == EINTR)
+        ;
+    p->eos_due = false;
+    return n == (int)sizeof buf ? 0 : MPX_ESYS;
 }
 
 int edge_out_eos(edge_out_t *o)
@@ -515,15 +636,12 @@ int edge_out_eos(edge_out_t *o)
     int rc = edge_out_flush(o);
     if (rc < 0 && rc != MPX_ESTOPPED)
         return rc;
-    uint8_t buf[WIRE_HEAD];
-    wire_head_put(buf, &(wire_head_t){WIRE_EOS, 0, (uint32_t)o->self, 0});
     for (int k = 0; k < o->npeers; k++) {
-        int n;
-        while ((n = zmq_send(o->peers[k].sock, buf, sizeof buf, ZMQ_DONTWAIT)) < 0 && errno == EINTR)
-            ;
-        if (n != (int)sizeof buf)
-            return MPX_ESYS;
+        rc = send_eos(o, &o->peers[k]);
+        if (rc < 0)
+            return rc;
     }
+    o->eos_sent = true;
     return 0;
 }
 
@@ -536,4 +654,267 @@ void edge_out_peer(const edge_out_t *o, int k, int *consumer, uint64_t *sent)
 {
     *consumer = o->peers[k].id;
     *sent = o->peers[k].sent_items;
+}
+
+/* ---- recovery (edge.h) -------------------------------------------------- */
+
+void *edge_out_socket(edge_out_t *o) { return o->ackin; }
+void edge_out_keep_all(edge_out_t *o) { o->keep_all = true; }
+uint64_t edge_out_seq(const edge_out_t *o) { return o->seq; }
+uint64_t edge_out_resent(const edge_out_t *o) { return o->resent; }
+bool edge_out_recover_due(const edge_out_t *o)
+{
+    if (o->nredo)
+        return true;
+    for (int k = 0; k < o->npeers; k++)
+        if (o->peers[k].eos_due)
+            return true;
+    return false;
+}
+
+uint64_t edge_out_settled(const edge_out_t *o)
+{
+    uint64_t low = o->seq + 1;
+    for (int k = 0; k < o->npeers; k++) {
+        const out_peer_t *p = &o->peers[k];
+        size_t n = p->unsorted ? p->kcount : p->kcount ? 1 : 0;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t s = kept_at(p, i)->seq;
+            low = s < low ? s : low;
+        }
+    }
+    for (size_t i = 0; i < o->nredo; i++)
+        low = o->redo[i].seq < low ? o->redo[i].seq : low;
+    return low - 1;
+}
+
+/* Where what a dead consumer held goes again: up through parallel
+ * choices, so that its siblings may take it; never across a broadcast,
+ * whose other branches had their copy.  After our end of stream only the
+ * replacement may still receive. */
+static int redo_target(const edge_out_t *o, int leaf)
+{
+    int d = leaf;
+    if (o->eos_sent)
+        return d;
+    while (o->dn_parent[d] >= 0 && o->plan->dn[o->dn_parent[d]].kind == DN_ONE)
+        d = o->dn_parent[d];
+    return d;
+}
+
+static int64_t meta_i64_or(const meta_cur_t *m, const char *key, int64_t dflt)
+{
+    size_t len;
+    const void *v = meta_cur_get(m, key, &len);
+    int64_t x = dflt;
+    if (v && len == 8)
+        memcpy(&x, v, 8);
+    return x;
+}
+
+/* Rebuild the records of a kept message from index `skip` on, each
+ * flagged WIRE_REC_REDO and counted in its meta; record `hand` (or -1)
+ * was in the dead consumer's hands and failed with `why`.  Marks are not
+ * sent again.  *k is 0 when nothing is left to send. */
+static int rebuild(edge_out_t *o, zmq_msg_t *kept, uint64_t skip, int64_t hand, const char *why,
+                   size_t whylen, zmq_msg_t *out, uint32_t *k, uint64_t *bytes)
+{
+    *k = 0;
+    size_t len = zmq_msg_size(kept);
+    uint8_t *src = malloc(len ? len : 1); /* an aligned copy to decode from */
+    size_t cap = len + 256, used = WIRE_HEAD;
+    uint8_t *buf = malloc(cap);
+    mpx_part_t *parts = NULL;
+    size_t parts_cap = 0;
+    meta_cur_t m = {0};
+    int rc = MPX_ENOMEM;
+    wire_head_t h;
+    if (!src || !buf)
+        goto done;
+    memcpy(src, zmq_msg_data(kept), len);
+    rc = MPX_EPROTO;
+    if (wire_head_get(src, len, &h) != 0)
+        goto done;
+    const uint8_t *cur = src + WIRE_HEAD;
+    for (uint32_t i = 0; i < h.count; i++) {
+        uint32_t size;
+        uint16_t nparts;
+        if (wire_rec_peek(cur, (size_t)(src + len - cur), &size, &nparts) != 0)
+            goto done;
+        const uint8_t *rec = cur;
+        cur += size;
+        uint32_t flags;
+        memcpy(&flags, rec + 12, 4);
+        if (i < skip)
+            continue;
+        if (flags & WIRE_REC_MARK) {
+            o->marks_lost++;
+            continue;
+        }
+        if (nparts > parts_cap) {
+            mpx_part_t *np = realloc(parts, nparts * sizeof *np);
+            if (!np) {
+                rc = MPX_ENOMEM;
+                goto done;
+            }
+            parts = np;
+            parts_cap = nparts;
+        }
+        mpx_item_t it;
+        if (wire_rec_decode_full(rec, size, &it, parts) != 0)
+            goto done;
+        meta_cur_reset(&m, it.meta, it.meta_size, it.nmeta);
+        int64_t times = meta_i64_or(&m, "mpx.redelivered", 0) + 1;
+        rc = meta_cur_set(&m, "mpx.redelivered", &times, 8);
+        if (rc == 0 && (int64_t)i == hand) {
+            int64_t failures = meta_i64_or(&m, "mpx.failures", 0) + 1;
+            rc = meta_cur_set(&m, "mpx.failures", &failures, 8);
+            if (rc == 0)
+                rc = meta_cur_set(&m, "mpx.error", why, whylen);
+        }
+        if (rc != 0)
+            goto done;
+        size_t meta_size = meta_cur_size(&m);
+        size_t rsize = WIRE_REC_HEAD + meta_size;
+        for (uint16_t j = 0; j < it.nparts; j++)
+            rsize += wire_part_size(parts[j].size);
+        rc = MPX_ERANGE;
+        if (rsize > UINT32_MAX)
+            goto done;
+        if (used + rsize > cap) {
+            cap = 2 * (used + rsize);
+            uint8_t *nb = realloc(buf, cap);
+            rc = MPX_ENOMEM;
+            if (!nb)
+                goto done;
+            buf = nb;
+        }
+        uint8_t *p = wire_rec_head_put(buf + used, rsize, it.nparts, meta_cur_n(&m), meta_size);
+        uint32_t redo = WIRE_REC_REDO;
+        memcpy(buf + used + 12, &redo, 4);
+        meta_cur_encode(&m, p);
+        p += meta_size;
+        for (uint16_t j = 0; j < it.nparts; j++)
+            p = wire_part_put(p, parts[j].data, parts[j].size);
+        used += rsize;
+        (*k)++;
+    }
+    rc = 0;
+    if (*k == 0)
+        goto done;
+    wire_head_put(buf, &(wire_head_t){WIRE_DATA, 0, (uint32_t)o->self, *k, o->gen});
+    *bytes = used - WIRE_HEAD;
+    if (zmq_msg_init_data(out, buf, used, free_buf, NULL) != 0) {
+        rc = MPX_ENOMEM;
+        *k = 0;
+        goto done;
+    }
+    buf = NULL;
+done:
+    meta_cur_free(&m);
+    free(parts);
+    free(src);
+    free(buf);
+    return rc;
+}
+
+static int add_redo(edge_out_t *o, zmq_msg_t *msg, uint64_t seq, uint32_t k, uint64_t bytes,
+                    int target)
+{
+    if (o->nredo == o->capredo) {
+        size_t cap = o->capredo ? 2 * o->capredo : 16;
+        redo_t *r = malloc(cap * sizeof *r);
+        if (!r)
+            return MPX_ENOMEM;
+        for (size_t i = 0; i < o->nredo; i++) {
+            r[i] = o->redo[i];
+            zmq_msg_init(&r[i].msg);
+            zmq_msg_move(&r[i].msg, &o->redo[i].msg);
+        }
+        free(o->redo);
+        o->redo = r;
+        o->capredo = cap;
+    }
+    redo_t *r = &o->redo[o->nredo++];
+    zmq_msg_init(&r->msg);
+    zmq_msg_move(&r->msg, msg);
+    r->seq = seq;
+    r->k = k;
+    r->bytes = bytes;
+    r->target = target;
+    return 0;
+}
+
+int edge_out_restart(edge_out_t *o, const wire_restart_t *r, const char *why, size_t whylen)
+{
+    if (r->consumer > (uint32_t)o->plan->ninst || o->slot[r->consumer] < 0)
+        return 0;
+    out_peer_t *p = &o->peers[o->slot[r->consumer]];
+    if (r->gen <= p->gen)
+        return 0; /* old news */
+    int rc = 0;
+    for (size_t i = 0; i < p->kcount; i++) {
+        kept_t *e = kept_at(p, i);
+        uint64_t start = e->end_items - e->k;
+        uint64_t skip = p->acked_items > start ? p->acked_items - start : 0;
+        int64_t hand = -1;
+        if (r->has_hand && r->hand_gen == o->gen && r->hand_rec >= start &&
+            r->hand_rec < e->end_items)
+            hand = (int64_t)(r->hand_rec - start);
+        zmq_msg_t m;
+        uint32_t k = 0;
+        uint64_t bytes = 0;
+        int brc = rebuild(o, &e->msg, skip, hand, why, whylen, &m, &k, &bytes);
+        if (brc == 0 && k > 0) {
+            brc = add_redo(o, &m, e->seq, k, bytes, redo_target(o, e->leaf));
+            if (brc != 0)
+                zmq_msg_close(&m);
+        }
+        if (brc != 0 && rc == 0)
+            rc = brc;
+    }
+    free_kept(p);
+    /* What the old socket still queues for the dead process goes with it. */
+    zmq_close(p->sock);
+    char err[256];
+    p->sock = edge_open_socket(o->zctx, ZMQ_PUSH, o->dir, 'i', p->id, r->gen, false, err,
+                               sizeof err);
+    if (!p->sock)
+        return MPX_ESYS;
+    p->gen = r->gen;
+    p->sent_items = p->sent_bytes = p->acked_items = p->acked_bytes = 0;
+    p->eff_items = p->win_items < EFF_START ? p->win_items : EFF_START;
+    p->rate_at = p->rate_n = 0;
+    p->closed = false;
+    p->eos_due = o->eos_sent;
+    update_closed(o);
+    size_batches(o);
+    return rc;
+}
+
+int edge_out_recover(edge_out_t *o)
+{
+    if (o->sending || o->recovering)
+        return 0;
+    o->recovering = true;
+    int rc = 0;
+    while (o->nredo > 0 && rc == 0) {
+        /* Taken off the list first: a restart while this one waits for
+         * credit may add to it. */
+        redo_t r = o->redo[0];
+        zmq_msg_init(&r.msg);
+        zmq_msg_move(&r.msg, &o->redo[0].msg);
+        zmq_msg_close(&o->redo[0].msg);
+        memmove(o->redo, o->redo + 1, (o->nredo - 1) * sizeof *o->redo);
+        o->nredo--;
+        o->cur_seq = r.seq;
+        rc = send_through(o, r.target, &r.msg, r.k, r.bytes, false, true);
+        zmq_msg_close(&r.msg);
+        o->resent += r.k;
+    }
+    for (int k = 0; k < o->npeers && rc == 0; k++)
+        if (o->peers[k].eos_due)
+            rc = send_eos(o, &o->peers[k]);
+    o->recovering = false;
+    return rc;
 }

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <zmq.h>
+
 #include "edge.h"
 #include "ticks.h"
 
@@ -34,8 +36,27 @@
 #define EFF_START 256
 #define EFF_MIN 2
 
+/* A message kept until its consumer acknowledges it (edge.h, Recovery). */
+typedef struct kept {
+    zmq_msg_t msg;
+    uint64_t seq;       /* the producer's message number */
+    uint64_t end_items; /* the consumer's sent_items once it was sent */
+    uint32_t k;         /* records in it */
+    int leaf;           /* the dispatch leaf it went through */
+} kept_t;
+
+/* A message to send again, rebuilt from kept ones of a dead consumer. */
+typedef struct redo {
+    zmq_msg_t msg;
+    uint64_t seq;
+    uint32_t k;
+    uint64_t bytes;
+    int target; /* dispatch node to send it through */
+} redo_t;
+
 typedef struct out_peer {
     int id;
+    uint32_t gen;  /* the consumer's generation */
     void *sock;
     uint64_t sent_items, sent_bytes;
     uint64_t acked_items, acked_bytes;
@@ -43,6 +64,11 @@ typedef struct out_peer {
     uint64_t eff_items;      /* the window in force, at most win_items */
     uint64_t rate_at, rate_n; /* when the pace was last measured, and acked then */
     bool closed;
+    bool retain;   /* keep what it is sent until acknowledged */
+    bool unsorted; /* kept messages are not in seq order (after a redo) */
+    bool eos_due;  /* replaced after our end of stream: send it one */
+    kept_t *kept;  /* ring */
+    size_t khead, kcount, kcap;
 } out_peer_t;
 
 typedef struct out_port {
@@ -60,6 +86,17 @@ typedef struct out_port {
 struct edge_out {
     const plan_t *plan;
     int self;
+    uint32_t gen;
+    void *zctx;
+    const char *dir;
+    bool keep_all;    /* keep every message (a chained stage) */
+    bool sending, recovering, eos_sent;
+    uint64_t seq;     /* messages numbered so far */
+    uint64_t cur_seq; /* number of the message being sent */
+    redo_t *redo;
+    size_t nredo, capredo;
+    int *dn_parent;   /* per dispatch node, within this producer's trees */
+    uint64_t resent, marks_lost;
     edge_wait_fn wait;
     void *owner;
     void *ackin;

@@ -253,6 +253,9 @@ int mpx_graph_instance_info(const mpx_graph_t *g, size_t i, mpx_instance_info_t 
         .items_in = c->items_in,
         .items_out = c->items_out,
         .items_dropped = c->items_dropped,
+        .items_failed = c->items_failed,
+        .items_resent = c->items_resent,
+        .restarts = c->restarts,
     };
     return 0;
 }

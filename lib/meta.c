@@ -1,6 +1,8 @@
 /* lib/meta.c — the stage's current meta (see meta.h). */
 #include "meta.h"
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -186,4 +188,45 @@ void meta_cur_encode(const meta_cur_t *m, uint8_t *dst)
         wire_meta_entry_put(dst, e->key, e->klen, e->val, e->vlen);
         dst += wire_meta_entry_size(e->klen, e->vlen);
     }
+}
+
+/* One value as a reader would want it in a message: printable bytes as a
+ * quoted string, eight other bytes as the int64 they most likely are. */
+static size_t describe_value(char *buf, size_t cap, const uint8_t *v, size_t len)
+{
+    bool text = len > 0;
+    for (size_t i = 0; i < len && text; i++)
+        text = v[i] >= 0x20 && v[i] < 0x7f;
+    if (text)
+        return (size_t)snprintf(buf, cap, "\"%.*s%s\"", len > 60 ? 60 : (int)len, (const char *)v,
+                                len > 60 ? "..." : "");
+    if (len == 8) {
+        int64_t x;
+        memcpy(&x, v, 8);
+        return (size_t)snprintf(buf, cap, "%lld", (long long)x);
+    }
+    return (size_t)snprintf(buf, cap, "<%zu bytes>", len);
+}
+
+size_t meta_describe(const uint8_t *blk, uint32_t size, uint16_t n, char *buf, size_t cap)
+{
+    size_t len = 0;
+#define ADD(expr)                                                                          \
+    do {                                                                                   \
+        size_t w_ = (expr);                                                                \
+        len = len + w_ < cap ? len + w_ : (cap ? cap - 1 : 0);                            \
+    } while (0)
+    ADD((size_t)snprintf(buf, cap, "{"));
+    for (size_t i = 0; i < n && len + 1 < cap; i++) {
+        const char *key;
+        const void *val;
+        size_t vlen;
+        if (wire_meta_at(blk, size, n, i, &key, &val, &vlen) != 0)
+            break;
+        ADD((size_t)snprintf(buf + len, cap - len, "%s%s: ", i ? ", " : "", key));
+        ADD(describe_value(buf + len, cap - len, val, vlen));
+    }
+    ADD((size_t)snprintf(buf + len, cap - len, "}"));
+#undef ADD
+    return len;
 }

@@ -46,4 +46,8 @@ size_t meta_cur_size(const meta_cur_t *m);
 uint16_t meta_cur_n(const meta_cur_t *m);
 void meta_cur_encode(const meta_cur_t *m, uint8_t *dst);
 
+/* An encoded meta block as text for messages ("{id: 7, name: \"a\"}"),
+ * cut to fit `cap`; returns the length written. */
+size_t meta_describe(const uint8_t *blk, uint32_t size, uint16_t n, char *buf, size_t cap);
+
 #endif

@@ -42,6 +42,23 @@ static int record_time(child_rt_t *rt)
     return meta_cur_set(&rt->meta, key, &ns, sizeof ns);
 }
 
+/* A put larger than the stage's maximum: say so where the failure
+ * message will find it. */
+static int too_large(child_rt_t *rt, size_t size)
+{
+    snprintf(rt->put_err, sizeof rt->put_err,
+             "an item of %zu bytes is larger than the maximum of %zu (mpx_node_set_max_item)",
+             size, rt->st.pi->max_item);
+    return MPX_ERANGE;
+}
+
+static int put_on(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n);
+
+int stage_put_port(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n)
+{
+    return put_on(st, port, parts, n);
+}
+
 static int put_on(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n)
 {
     if (n && !parts)
@@ -63,8 +80,8 @@ static int put_on(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n)
             return MPX_ERANGE;
         size += wire_part_size(parts[i].size);
     }
-    if (size > UINT32_MAX)
-        return MPX_ERANGE;
+    if (size > rt->st.pi->max_item)
+        return too_large(rt, size);
     uint8_t *dst = edge_out_reserve(rt->out, port, size, &rc);
     if (!dst)
         return rc;
@@ -128,8 +145,8 @@ static inline __attribute__((always_inline)) int put_one(mpx_stage_t *st, const 
     meta_cur_t *m = &rt->meta;
     size_t meta_size = m->dirty ? meta_cur_size(m) : m->blk_size;
     size_t rec = WIRE_REC_HEAD + meta_size + wire_part_size(size);
-    if (size > UINT32_MAX || rec > UINT32_MAX)
-        return MPX_ERANGE;
+    if (size > UINT32_MAX || rec > rt->st.pi->max_item)
+        return too_large(rt, rec);
     uint8_t *dst = edge_out_reserve(rt->out, 0, rec, &rc);
     if (!dst)
         return rc;

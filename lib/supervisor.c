@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -28,6 +30,7 @@
 #include <zmq.h>
 
 #include "mpx/error.h"
+#include "meta.h"
 #include "mpx/monitor.h"
 #include "rundir.h"
 #include "wire.h"
@@ -73,17 +76,26 @@ static const char *inst_label(struct mpx_run *r, int i, char *buf, size_t cap)
     return buf;
 }
 
-static int ctl_send(struct mpx_run *r, int i, wire_type_t type)
+static int ctl_send_with(struct mpx_run *r, int i, wire_type_t type, const void *payload,
+                         size_t len)
 {
     uint8_t ident[5] = {'c'};
     uint32_t id = (uint32_t)i;
     memcpy(ident + 1, &id, 4);
-    uint8_t buf[WIRE_HEAD];
-    wire_head_put(buf, &(wire_head_t){(uint8_t)type, 0, (uint32_t)r->n, 0});
+    uint8_t buf[WIRE_HEAD + sizeof(wire_restart_t) + 512];
+    len = len < sizeof buf - WIRE_HEAD ? len : sizeof buf - WIRE_HEAD;
+    wire_head_put(buf, &(wire_head_t){(uint8_t)type, 0, (uint32_t)r->n, 0, 0});
+    if (len)
+        memcpy(buf + WIRE_HEAD, payload, len);
     if (zmq_send(r->ctl, ident, sizeof ident, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_send(r->ctl, buf, sizeof buf, ZMQ_DONTWAIT) < 0)
+        zmq_send(r->ctl, buf, WIRE_HEAD + len, ZMQ_DONTWAIT) < 0)
         return MPX_ESYS;
     return 0;
+}
+
+static int ctl_send(struct mpx_run *r, int i, wire_type_t type)
+{
+    return ctl_send_with(r, i, type, NULL, 0);
 }
 
 static void stop_child(struct mpx_run *r, int i)
@@ -130,6 +142,8 @@ static void on_ctl(struct mpx_run *r, int i, const uint8_t *data, size_t len)
                inst_label(r, i, label, sizeof label));
         return;
     }
+    if (h.gen != c->gen)
+        return; /* from a process since replaced */
     switch (h.type) {
     case WIRE_HELLO:
         c->hello = true;
@@ -140,13 +154,20 @@ static void on_ctl(struct mpx_run *r, int i, const uint8_t *data, size_t len)
         if (!c->ready) {
             c->ready = true;
             r->nready++;
+            /* A replacement joins a graph already under way. */
+            if (r->state == RUN_RUNNING)
+                ctl_send(r, i, WIRE_GO);
         }
         break;
     case WIRE_DONE:
-        if (len >= WIRE_HEAD + 24) {
-            memcpy(&c->items_in, data + WIRE_HEAD, 8);
-            memcpy(&c->items_out, data + WIRE_HEAD + 8, 8);
-            memcpy(&c->items_dropped, data + WIRE_HEAD + 16, 8);
+        if (len >= WIRE_HEAD + 40) {
+            uint64_t v[5];
+            memcpy(v, data + WIRE_HEAD, sizeof v);
+            c->items_in = v[0];
+            c->items_out = v[1];
+            c->items_dropped = v[2];
+            c->items_failed = v[3];
+            c->items_resent = v[4];
         }
         c->done = true;
         try_release(r, i);
@@ -206,6 +227,140 @@ static void describe_exit(char *buf, size_t cap, int status)
         snprintf(buf, cap, "exited with status %d before it finished", WEXITSTATUS(status));
 }
 
+static int fork_one(struct mpx_run *r, int i, const int *close_fds, int nclose);
+static void check_timeouts(struct mpx_run *r);
+
+/* "while processing item 7 {id: 6}", from what the child noted before it
+ * died; "" when it had no item in hand. */
+static const char *item_in_hand(const struct mpx_run *r, int i, char *buf, size_t cap)
+{
+    const blackbox_t *b = &r->boxes[i];
+    buf[0] = 0;
+    if (!__atomic_load_n(&b->busy, __ATOMIC_ACQUIRE))
+        return buf;
+    int n = snprintf(buf, cap, " while processing item %llu%s", (unsigned long long)b->item_no,
+                     b->nmeta || b->cut ? " " : "");
+    if (n <= 0 || (size_t)n >= cap || !(b->nmeta || b->cut))
+        return buf;
+    if (b->cut)
+        snprintf(buf + n, cap - (size_t)n, "(meta too large to show)");
+    else
+        meta_describe(b->meta, b->meta_size, b->nmeta, buf + n, cap - (size_t)n);
+    return buf;
+}
+
+/* The descriptors this process has open now that it had not when the
+ * stages were forked (its zmq context, pidfds, the application's later
+ * files): a replacement closes them, to start as its siblings did. */
+static int *fds_since_fork(const struct mpx_run *r, int *n)
+{
+    *n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return NULL;
+    size_t cap = 64;
+    int *out = malloc(cap * sizeof *out);
+    struct dirent *e;
+    while (out && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        int fd = atoi(e->d_name);
+        if (fd == dirfd(d))
+            continue;
+        bool old = false;
+        for (int k = 0; k < r->nfds_at_fork && !old; k++)
+            old = r->fds_at_fork[k] == fd;
+        if (old)
+            continue;
+        if ((size_t)*n == cap) {
+            int *more = realloc(out, 2 * cap * sizeof *more);
+            if (!more)
+                break;
+            out = more;
+            cap *= 2;
+        }
+        out[(*n)++] = fd;
+    }
+    closedir(d);
+    return out;
+}
+
+/* Fork a replacement for instance i and tell its producers, who send it
+ * (or its siblings) again what the dead process had not confirmed. */
+static void restart_child(struct mpx_run *r, int i, const char *why)
+{
+    run_child_t *c = &r->ch[i];
+    blackbox_t *b = &r->boxes[i];
+    wire_restart_t msg = {.consumer = (uint32_t)i, .gen = c->gen + 1};
+    if (__atomic_load_n(&b->busy, __ATOMIC_ACQUIRE)) {
+        msg.has_hand = 1;
+        msg.hand_gen = b->prod_gen;
+        msg.hand_rec = b->rec;
+    }
+    int hand_producer = msg.has_hand ? (int)b->producer : -1;
+    memset(b, 0, sizeof *b);
+    c->gen++;
+    c->restarts++;
+    if (c->ready)
+        r->nready--;
+    c->hello = c->ready = c->done = c->released = c->stop_sent = c->exited = false;
+    c->timed_out = false;
+    c->watch_no = UINT64_MAX;
+    int nclose = 0;
+    int *close_fds = fds_since_fork(r, &nclose);
+    int rc = fork_one(r, i, close_fds, nclose);
+    free(close_fds);
+    if (rc != 0) {
+        c->exited = true;
+        return;
+    }
+    uint8_t payload[sizeof msg + 400];
+    size_t wl = strlen(why) < 400 ? strlen(why) : 400;
+    const plan_inst_t *pi = &r->plan->inst[i];
+    for (int k = 0; k < pi->nproducers; k++) {
+        wire_restart_t m = msg;
+        m.has_hand = pi->producers[k] == hand_producer ? msg.has_hand : 0;
+        memcpy(payload, &m, sizeof m);
+        memcpy(payload + sizeof m, why, wl);
+        /* A producer that has exited had nothing left for it. */
+        ctl_send_with(r, pi->producers[k], WIRE_RESTART, payload, sizeof m + wl);
+    }
+}
+
+/* Child i died before it finished: replace it when its stage's policy
+ * asks for that and the run goes on, else the run fails saying how. */
+static void child_died(struct mpx_run *r, int i, const char *how)
+{
+    run_child_t *c = &r->ch[i];
+    const plan_inst_t *pi = &r->plan->inst[i];
+    char label[160], hand[700], what[300];
+    item_in_hand(r, i, hand, sizeof hand);
+    if (c->timed_out)
+        snprintf(what, sizeof what, "exceeded its per-item timeout of %d ms and was killed",
+                 pi->timeout_ms);
+    else
+        snprintf(what, sizeof what, "%s", how);
+    inst_label(r, i, label, sizeof label);
+    const blackbox_t *b = &r->boxes[i];
+    bool can = pi->recoverable && r->state == RUN_RUNNING && !r->failing && !r->stopping &&
+               !b->ended && !c->done;
+    /* One that dies again and again in setup would be replaced forever. */
+    c->barren = c->ready ? 0 : c->barren + 1;
+    if (can && c->barren >= 3) {
+        record(r, MPX_ECRASH, "%s (pid %ld) %s%s; it died %d times in a row before its "
+               "setup finished, so it is not replaced again",
+               label, (long)c->pid, what, hand, c->barren);
+        return;
+    }
+    if (!can) {
+        record(r, MPX_ECRASH, "%s (pid %ld) %s%s", label, (long)c->pid, what, hand);
+        return;
+    }
+    fprintf(stderr, "mpx: %s (pid %ld) %s%s; starting a replacement\n", label, (long)c->pid,
+            what, hand);
+    restart_child(r, i, what);
+}
+
 /* Reap child i if it has exited.  `wait` bounds how long to wait for it
  * (milliseconds; 0: not at all).  A child some other waitpid took — the
  * application ignores SIGCHLD, or reaps in a handler — is gone all the
@@ -257,8 +412,7 @@ static void reap(struct mpx_run *r, int i, int wait)
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (!(clean && (c->released || c->stop_sent))) {
         describe_exit(how, sizeof how, status);
-        record(r, MPX_ECRASH, "%s (pid %ld) %s", inst_label(r, i, label, sizeof label),
-               (long)c->pid, how);
+        child_died(r, i, how);
     }
 }
 
@@ -310,6 +464,8 @@ static void pump(struct mpx_run *r, bool want_sink, long timeout_ms)
     }
     if (fallback && (timeout_ms < 0 || timeout_ms > REAP_POLL_MS))
         timeout_ms = REAP_POLL_MS;
+    if (r->timeout_check_ms && (timeout_ms < 0 || timeout_ms > r->timeout_check_ms))
+        timeout_ms = r->timeout_check_ms;
     int n = zmq_poll(items, k, timeout_ms);
     if (n < 0 && errno != EINTR) {
         record(r, MPX_ESYS, "zmq_poll: %s", zmq_strerror(errno));
@@ -318,6 +474,8 @@ static void pump(struct mpx_run *r, bool want_sink, long timeout_ms)
     (void)sink_at;
     read_ctl(r);
     stats_tick(r);
+    if (r->timeout_check_ms)
+        check_timeouts(r);
     for (int j = first_fd; j < k; j++)
         if (items[j].revents)
             for (int i = 0; i < r->n; i++)
@@ -423,6 +581,48 @@ static int initialize_all(struct mpx_run *r)
     return 0;
 }
 
+/* Fork the process of instance i; it closes close_fds first. */
+static int fork_one(struct mpx_run *r, int i, const int *close_fds, int nclose)
+{
+    child_args_t a = {
+        .plan = r->plan,
+        .id = i,
+        .gen = r->ch[i].gen,
+        .box = &r->boxes[i],
+        .dir = r->dir,
+        .parent = getpid(),
+        .st = r->ch[i].st,
+        .close_fds = close_fds,
+        .nclose = nclose,
+        .stats_ms = r->root->mon.interval_ms > 0 ? r->root->mon.interval_ms
+                                                 : MPX_STATS_INTERVAL_MS,
+    };
+    /* Whatever stdio holds now would otherwise be written once per child. */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        child_main(&a);
+    if (pid < 0) {
+        record(r, MPX_ESYS, "fork: %s", strerror(errno));
+        return r->status;
+    }
+    r->ch[i].pid = pid;
+    r->ch[i].pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    return 0;
+}
+
+/* Descriptors open now, for fds_since_fork. */
+static void note_fds(struct mpx_run *r)
+{
+    free(r->fds_at_fork);
+    r->fds_at_fork = NULL;
+    r->nfds_at_fork = 0;
+    int n = 0;
+    int *all = fds_since_fork(r, &n); /* with nothing noted yet: every one */
+    r->fds_at_fork = all;
+    r->nfds_at_fork = all ? n : 0;
+}
+
 static int fork_all(struct mpx_run *r)
 {
     int *fds = malloc(((size_t)r->n + 1) * sizeof *fds);
@@ -430,32 +630,62 @@ static int fork_all(struct mpx_run *r)
         record(r, MPX_ENOMEM, "out of memory");
         return r->status;
     }
+    note_fds(r);
     int nfds = 0;
-    pid_t self = getpid();
-    /* Whatever stdio holds now would otherwise be written once per child. */
-    fflush(NULL);
     /* libzmq looks the tcp protocol up (through NSS) in every new context;
      * done once here, the children inherit the loaded modules instead of
      * each searching the library path for them (about 200 system calls). */
     getprotobyname("tcp");
     for (int i = 0; i < r->n; i++) {
-        child_args_t a = {r->plan, i, r->dir, self, r->ch[i].st, fds, nfds,
-                          r->root->mon.interval_ms > 0 ? r->root->mon.interval_ms
-                                                       : MPX_STATS_INTERVAL_MS};
-        pid_t pid = fork();
-        if (pid == 0)
-            child_main(&a);
-        if (pid < 0) {
-            record(r, MPX_ESYS, "fork: %s", strerror(errno));
+        if (fork_one(r, i, fds, nfds) != 0)
             break;
-        }
-        r->ch[i].pid = pid;
-        r->ch[i].pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
         if (r->ch[i].pidfd >= 0)
             fds[nfds++] = r->ch[i].pidfd;
     }
     free(fds);
     return r->status;
+}
+
+/* The memory the children note their item in hand in (child.h). */
+static int map_boxes(struct mpx_run *r)
+{
+    r->boxes_size = (size_t)(r->n ? r->n : 1) * sizeof(blackbox_t);
+    void *m = mmap(NULL, r->boxes_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+        record(r, MPX_ESYS, "mmap: %s", strerror(errno));
+        return r->status;
+    }
+    r->boxes = m;
+    for (int i = 0; i < r->n; i++)
+        r->ch[i].watch_no = UINT64_MAX;
+    return 0;
+}
+
+/* Kill a process that has spent longer than its stage's timeout on one
+ * item.  The first time an item is seen in hand stands for its start, so
+ * nothing is killed early; it may live up to one check longer. */
+static void check_timeouts(struct mpx_run *r)
+{
+    long now = now_ms();
+    for (int i = 0; i < r->n; i++) {
+        run_child_t *c = &r->ch[i];
+        int limit = r->plan->inst[i].timeout_ms;
+        if (limit <= 0 || c->exited || c->timed_out || c->pid <= 0)
+            continue;
+        const blackbox_t *b = &r->boxes[i];
+        if (!__atomic_load_n(&b->busy, __ATOMIC_ACQUIRE)) {
+            c->watch_no = UINT64_MAX;
+            continue;
+        }
+        uint64_t no = b->item_no;
+        if (no != c->watch_no) {
+            c->watch_no = no;
+            c->watch_since = now;
+        } else if (now - c->watch_since >= limit) {
+            c->timed_out = true;
+            kill_child(c, SIGKILL);
+        }
+    }
 }
 
 static int open_parent_sockets(struct mpx_run *r)
@@ -472,21 +702,24 @@ static int open_parent_sockets(struct mpx_run *r)
         zmq_ctx_set(r->zctx, ZMQ_MAX_SOCKETS, need);
     int one = 1;
     r->ctl = zmq_socket(r->zctx, ZMQ_ROUTER);
+    /* Handover: a replacement's channel has the identity of the process
+     * it replaces. */
     if (!r->ctl || edge_sockopts(r->ctl) != 0 ||
-        zmq_setsockopt(r->ctl, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0) {
+        zmq_setsockopt(r->ctl, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0 ||
+        zmq_setsockopt(r->ctl, ZMQ_ROUTER_HANDOVER, &one, sizeof one) != 0) {
         record(r, MPX_ESYS, "control channel: %s", zmq_strerror(errno));
         return r->status;
     }
     /* Each child bound its end as it started (child.c). */
     for (int i = 0; i < r->n; i++) {
         char ep[300];
-        edge_endpoint(ep, sizeof ep, r->dir, 'c', i);
+        edge_endpoint(ep, sizeof ep, r->dir, 'c', i, 0);
         if (zmq_connect(r->ctl, ep) != 0) {
             record(r, MPX_ESYS, "control channel %s: %s", ep, zmq_strerror(errno));
             return r->status;
         }
     }
-    r->sink = edge_in_new(r->zctx, r->plan, r->n, r->dir, r->err, sizeof r->err);
+    r->sink = edge_in_new(r->zctx, r->plan, r->n, 0, r->dir, r->err, sizeof r->err);
     if (!r->sink) {
         record(r, MPX_ESYS, "output: %s", r->err);
         return r->status;
@@ -573,7 +806,14 @@ int sup_start(struct mpx_run *r)
         return r->status;
     }
     r->have_dir = true;
-    if (initialize_all(r) != 0 || fork_all(r) != 0 || open_parent_sockets(r) != 0) {
+    for (int i = 0; i < r->n; i++) {
+        int t = r->plan->inst[i].timeout_ms;
+        int every = t / 8 > 5 ? t / 8 : 5;
+        if (t > 0 && (!r->timeout_check_ms || every < r->timeout_check_ms))
+            r->timeout_check_ms = every;
+    }
+    if (map_boxes(r) != 0 || initialize_all(r) != 0 || fork_all(r) != 0 ||
+        open_parent_sockets(r) != 0) {
         sup_stop(r, 0, NULL);
         return r->status;
     }
@@ -642,6 +882,9 @@ void sup_free(struct mpx_run *r)
         for (int i = 0; i < r->n; i++)
             free(r->ch[i].st.state);
     stats_free(r);
+    if (r->boxes)
+        munmap(r->boxes, r->boxes_size);
+    free(r->fds_at_fork);
     free(r->ch);
     plan_free(&r->plan);
     free(r->error);

@@ -23,6 +23,15 @@ typedef struct run_child {
     int wait_status;
     long max_rss_kib;
     uint64_t items_in, items_out, items_dropped;
+    /* Failures (see mpx_node_on_error): replacements so far, and the
+     * current process's generation; deaths in a row before an item was
+     * taken; the per-item timeout's watch. */
+    uint32_t gen;
+    int restarts, barren;
+    uint64_t items_failed, items_resent; /* from the DONE of the last process */
+    bool timed_out;
+    uint64_t watch_no;
+    long watch_since;
     mpx_stage_t st; /* args and state, for initialize/finalize */
     bool initialized;
 } run_child_t;
@@ -47,6 +56,11 @@ struct mpx_run {
     bool sink_complete;
     int nready;
     void *poll; /* zmq_pollitem_t[n + 3] */
+    blackbox_t *boxes;  /* n slots shared with the children (child.h) */
+    size_t boxes_size;
+    int *fds_at_fork;   /* descriptors open when the stages were forked */
+    int nfds_at_fork;
+    int timeout_check_ms; /* 0: no stage has a per-item timeout */
     struct stats *stats; /* the monitor's figures (lib/stats.c) */
     char err[256];
 };

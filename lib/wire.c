@@ -42,7 +42,7 @@ void wire_head_put(uint8_t *dst, const wire_head_t *h)
     dst[3] = h->flags;
     put32(dst + 4, h->sender);
     put32(dst + 8, h->count);
-    put32(dst + 12, 0);
+    put32(dst + 12, h->gen);
 }
 
 int wire_head_get(const uint8_t *src, size_t len, wire_head_t *h)
@@ -53,6 +53,7 @@ int wire_head_get(const uint8_t *src, size_t len, wire_head_t *h)
     h->flags = src[3];
     h->sender = get32(src + 4);
     h->count = get32(src + 8);
+    h->gen = get32(src + 12);
     return 0;
 }
 
@@ -86,7 +87,7 @@ void wire_mark_put(uint8_t *dst, uint32_t origin, uint64_t value)
 int wire_mark_get(const uint8_t *src, uint32_t size, uint32_t *origin, uint64_t *value)
 {
     uint32_t flags = get32(src + 12);
-    if (flags == 0)
+    if (flags == 0 || flags == WIRE_REC_REDO)
         return 0;
     if (flags != WIRE_REC_MARK || size != WIRE_MARK_SIZE || get16(src + 4) || get16(src + 6) ||
         get32(src + 8) || get32(src + 20))
@@ -126,7 +127,9 @@ int wire_rec_decode_full(const uint8_t *src, uint32_t size, mpx_item_t *it, mpx_
     uint16_t nparts = get16(src + 4);
     uint16_t nmeta = get16(src + 6);
     uint32_t meta_size = get32(src + 8);
-    if (get32(src + 12) != 0 || meta_size % 8 || meta_size > size - WIRE_REC_HEAD)
+    uint32_t flags = get32(src + 12);
+    if ((flags != 0 && flags != WIRE_REC_REDO) || meta_size % 8 ||
+        meta_size > size - WIRE_REC_HEAD)
         return MPX_EPROTO;
     const uint8_t *meta = src + WIRE_REC_HEAD;
     if (meta_check(meta, meta_size, nmeta) != 0)
@@ -148,6 +151,7 @@ int wire_rec_decode_full(const uint8_t *src, uint32_t size, mpx_item_t *it, mpx_
         return MPX_EPROTO;
     it->rec = src;
     it->size = size;
+    it->flags = flags;
     it->nparts = nparts;
     it->nmeta = nmeta;
     it->meta = meta;

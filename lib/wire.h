@@ -7,8 +7,9 @@
  *   u32 size        whole record, a multiple of 8
  *   u16 nparts      u16 nmeta
  *   u32 meta_size   bytes of meta entries that follow, a multiple of 8
- *   u32 flags       0 for an item; WIRE_REC_MARK for a mark record, which
- *                   has no parts or meta but u32 origin, u32 zero, u64 value
+ *   u32 flags       0 for an item (WIRE_REC_REDO: one sent again);
+ *                   WIRE_REC_MARK for a mark record, which has no parts
+ *                   or meta but u32 origin, u32 zero, u64 value
  *   nmeta entries:  u16 klen, u16 zero, u32 vlen, key, NUL, value, NUL, pad
  *   nparts parts:   u64 len, data, NUL, pad
  *
@@ -34,24 +35,37 @@
 #define WIRE_REC_HEAD 16
 #define WIRE_KEY_MAX 255
 #define WIRE_REC_MARK 1u
+#define WIRE_REC_REDO 2u /* an item sent again after its consumer died */
 #define WIRE_MARK_SIZE 32
 
 typedef enum wire_type {
     /* data edge */
     WIRE_DATA = 1,  /* count item records */
     WIRE_EOS = 2,   /* the sender will send nothing more */
-    WIRE_ACK = 3,   /* consumer -> producer: u64 items, u64 bytes consumed */
+    WIRE_ACK = 3,   /* consumer -> producer: u64 items, u64 bytes consumed,
+                     * u32 the producer generation they count, u32 zero */
     /* control channel, child -> parent */
     WIRE_HELLO = 16, /* u32 pid */
     WIRE_READY = 17, /* setup done (or first put in setup) */
-    WIRE_DONE = 18,  /* u64 in, u64 out, u64 dropped */
+    WIRE_DONE = 18,  /* u64 in, u64 out, u64 dropped, u64 failed */
     WIRE_ERROR = 19, /* u32 phase, text */
     WIRE_STATS = 20, /* counters for the monitor: wire_stats_t, then peers */
     /* control channel, parent -> child */
     WIRE_GO = 32,
     WIRE_RELEASE = 33,
     WIRE_STOP = 34,
+    WIRE_RESTART = 35, /* a consumer was replaced: wire_restart_t, then error text */
 } wire_type_t;
+
+/* The payload of WIRE_RESTART, sent to each producer of the instance
+ * that died.  The record it had in hand (when it came from this
+ * producer's current generation) failed with the text that follows. */
+typedef struct wire_restart {
+    uint32_t consumer, gen; /* the instance and its replacement's generation */
+    uint32_t hand_gen;      /* generation of the producer that sent the item in hand */
+    uint32_t has_hand;      /* 1: the next fields name a record of the receiver's */
+    uint64_t hand_rec;      /* its index among the records of that stream */
+} wire_restart_t;
 
 /* The payload of WIRE_STATS: fixed part, then nout pairs (u64 consumer,
  * u64 records sent to it) and nin pairs (u64 producer, u64 records taken
@@ -65,15 +79,20 @@ typedef struct wire_stats {
     uint64_t now;               /* the sender's CLOCK_MONOTONIC (ns) when sent */
     uint64_t wait_in, wait_out; /* ns spent waiting for input, for room */
     uint64_t progress_done, progress_total;
+    uint64_t failed; /* items given up on (skipped, dead-lettered) */
 } wire_stats_t;
 
 /* WIRE_ACK flags */
 #define WIRE_ACK_CLOSED 1u /* the consumer stopped: send it nothing more */
 
+/* `gen` is the sender's generation: 0, then one more each time its
+ * process was replaced after dying (lib/supervisor.c).  Receivers use it
+ * to tell what a dead process sent from what its replacement sends. */
 typedef struct wire_head {
     uint8_t type, flags;
     uint32_t sender;
     uint32_t count;
+    uint32_t gen;
 } wire_head_t;
 
 static inline size_t wire_pad8(size_t n) { return (n + 7) & ~(size_t)7; }
@@ -121,6 +140,7 @@ static inline uint8_t *wire_part_put(uint8_t *dst, const void *data, size_t len)
 struct mpx_item {
     const uint8_t *rec;
     uint32_t size;
+    uint32_t flags; /* WIRE_REC_REDO */
     uint16_t nparts, nmeta;
     const uint8_t *meta;
     uint32_t meta_size;
@@ -175,6 +195,7 @@ static inline int wire_rec_decode(const uint8_t *src, uint32_t size, mpx_item_t 
             parts[0].size = (size_t)len;
             it->rec = src;
             it->size = size;
+            it->flags = 0;
             it->nparts = 1;
             it->nmeta = 0;
             it->meta = src + WIRE_REC_HEAD;

@@ -58,7 +58,7 @@ static void stage_error_stops_graph(void)
     CHECK_EQ(rc, MPX_ESTAGE);
     const char *msg = mpx_graph_error(g);
     CHECK(strstr(msg, "stage 'boom' instance ") && strstr(msg, " of 3 (pid ") &&
-              strstr(msg, "process failed: bad item 500"),
+              strstr(msg, "process failed on item ") && strstr(msg, ": bad item 500"),
           "message: %s", msg);
     printf("error: %s (graph ended %.0f ms after start)\n", msg, (now_s() - t0) * 1000);
     expect_clean(g);

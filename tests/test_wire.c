@@ -107,10 +107,12 @@ static void meta_edit_roundtrip(void)
 static void header(void)
 {
     uint8_t h[WIRE_HEAD];
-    wire_head_put(h, &(wire_head_t){WIRE_DATA, 3, 77, 12});
+    wire_head_put(h, &(wire_head_t){WIRE_DATA, 3, 77, 12, 5});
     wire_head_t out;
     CHECK_EQ(wire_head_get(h, sizeof h, &out), 0);
-    CHECK(out.type == WIRE_DATA && out.flags == 3 && out.sender == 77 && out.count == 12, "fields");
+    CHECK(out.type == WIRE_DATA && out.flags == 3 && out.sender == 77 && out.count == 12 &&
+              out.gen == 5,
+          "fields");
     CHECK_EQ(wire_head_get(h, sizeof h - 1, &out), MPX_EPROTO);
     h[0] ^= 1;
     CHECK_EQ(wire_head_get(h, sizeof h, &out), MPX_EPROTO);

@@ -100,6 +100,66 @@ int mpx_node_setenv(mpx_node_t *node, const char *name, const char *value);
  * of the process call to the put.  Off by default; costs nothing when off. */
 int mpx_node_set_timing(mpx_node_t *node, bool on);
 
+/* ---- when a stage fails --------------------------------------------------
+ *
+ * What happens to an item whose processing failed: its process callback
+ * returned an error, or the stage process died while it was in hand (a
+ * signal, the OOM killer, an abort) or was killed for exceeding its
+ * per-item timeout.  Each setting applies to every stage inside `node`;
+ * set on the root it is the graph's default, and the nearest setting above
+ * a stage wins.
+ *
+ * First the item is processed again, up to `retries` times (default 0):
+ * after an error return, at once in the same process; after a death, by a
+ * worker of the same stage (another instance, or the replacement).  Then
+ * the policy applies:
+ *
+ *   MPX_ON_ERROR_STOP         (default) the graph stops; mpx_graph_error()
+ *                             names the stage, instance, error and the
+ *                             meta of the item.
+ *   MPX_ON_ERROR_SKIP         the item is dropped, counted (items_failed)
+ *                             and logged on stderr with the stage and meta.
+ *   MPX_ON_ERROR_DEAD_LETTER  the item (parts and meta) goes to the side
+ *                             graph `dead_letter` (see mpx_graph_xcut),
+ *                             with meta "mpx.error" (the error text),
+ *                             "mpx.stage" and "mpx.instance" added.
+ *
+ * With retries or a policy other than STOP, a stage that has input is
+ * also restarted when its process dies: a replacement is forked (setup
+ * runs again, in the new process) and the items the dead one held or had
+ * queued are sent again — to the other instances of a parallel group, or
+ * to the replacement.  Nothing is lost; an item the dead process had
+ * finished but not yet confirmed may arrive twice downstream (at least
+ * once, never silently dropped).  Re-sent items carry meta
+ * "mpx.redelivered" (int64: times re-sent); the item in hand also
+ * "mpx.failures" (int64) and "mpx.error".  Sources (stages nobody feeds)
+ * are never restarted: their death stops the graph.  Items a stage keeps
+ * across calls (as Batch and Zip do) die with it.
+ *
+ * Returns 0, MPX_EINVAL (bad value; a DEAD_LETTER without a name), or
+ * MPX_ESTATE once the graph has started.  A dead-letter name that no
+ * side graph visible to the stage has is refused by mpx_graph_check. */
+typedef enum mpx_on_error {
+    MPX_ON_ERROR_STOP = 1,
+    MPX_ON_ERROR_SKIP = 2,
+    MPX_ON_ERROR_DEAD_LETTER = 3,
+} mpx_on_error_t;
+int mpx_node_on_error(mpx_node_t *node, mpx_on_error_t policy, const char *dead_letter);
+#define MPX_MAX_RETRIES 1000
+int mpx_node_set_retries(mpx_node_t *node, int retries); /* 0 .. MPX_MAX_RETRIES */
+/* Per-item time limit of process, in milliseconds (0: none, the
+ * default).  A process still busy with one item after that long is killed
+ * (SIGKILL) and the item has failed: it is retried or handled by the
+ * policy as above, and under STOP the graph stops.  The supervisor checks
+ * while the application is inside mpx_graph_next / join / collect. */
+int mpx_node_set_timeout(mpx_node_t *node, int ms);
+/* The largest item a stage inside `node` may put: its parts, meta and
+ * framing together, in bytes (default MPX_DEFAULT_MAX_ITEM).  A larger
+ * put returns MPX_ERANGE and, if the stage fails with it, the graph's
+ * error says how large the item was and what the limit is. */
+#define MPX_DEFAULT_MAX_ITEM ((size_t)1 << 30)
+int mpx_node_set_max_item(mpx_node_t *node, size_t bytes);
+
 /* Attach `side` to graph `g` under `name` (mpyx's xcut): every stage of g
  * can put into it with mpx_put_to(st, name, ...).  The side graph starts
  * with g, receives from all of g's stages, and ends after all of them
@@ -179,6 +239,11 @@ typedef struct mpx_instance_info {
     int wait_status;   /* as from waitpid, once exited */
     long max_rss_kib;  /* peak resident set size, once exited */
     unsigned long long items_in, items_out, items_dropped;
+    /* Under a policy other than stop (see mpx_node_on_error): items its
+     * last process gave up on, items it sent again after a consumer died
+     * (its last process), and how many times it was replaced. */
+    unsigned long long items_failed, items_resent;
+    int restarts;
 } mpx_instance_info_t;
 
 /* Number of stage processes of a started (or checked) graph. */

@@ -1,0 +1,628 @@
+/* tests/test_faults.c — what happens when a stage fails: error policies
+ * (stop, skip, dead letter, retries), a process killed by a signal (the
+ * report, the replacement, nothing lost), per-item timeouts, failing
+ * setup and teardown, items over the size limit, and malformed messages
+ * on an edge or the control channel.  Every case ends with the harness's
+ * check that no process and no file is left.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "harness.h"
+#include "stages.h"
+
+/* ---- stages ------------------------------------------------------------- */
+
+/* Fails (returns an error through mpx_fail) on ids divisible by `every`,
+ * the first `times` attempts at each such item in this process (times < 0:
+ * always). */
+typedef struct flaky_args {
+    int64_t every;
+    int times;
+} flaky_args_t;
+typedef struct flaky_state {
+    int64_t last_id;
+    int attempts;
+} flaky_state_t;
+
+static int flaky_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    const flaky_args_t *a = mpx_args(st);
+    flaky_state_t *s = mpx_state(st);
+    int64_t id = mpx_item_i64(it);
+    if (id % a->every == 0) {
+        s->attempts = s->last_id == id ? s->attempts + 1 : 1;
+        s->last_id = id;
+        if (a->times < 0 || s->attempts <= a->times)
+            return mpx_fail(st, "cannot handle %lld (attempt %d)", (long long)id, s->attempts);
+    }
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t Flaky = {.name = "flaky",
+                                      .args_size = sizeof(flaky_args_t),
+                                      .state_size = sizeof(flaky_state_t),
+                                      .process = flaky_process};
+
+/* Dies by `sig` on item `id`: only once over the run (the event is set by
+ * the process that dies) unless `always`. */
+typedef struct crash_args {
+    mpx_event_t *once;
+    int64_t id;
+    int sig;
+    bool always;
+} crash_args_t;
+
+static int crash_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    const crash_args_t *a = mpx_args(st);
+    if (mpx_item_i64(it) == a->id && (a->always || !mpx_event_is_set(a->once))) {
+        if (a->once)
+            mpx_event_set(a->once);
+        raise(a->sig);
+    }
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t Crash = {.name = "crash",
+                                      .args_size = sizeof(crash_args_t),
+                                      .process = crash_process};
+
+/* Hangs on item `*(int64_t *)args`. */
+static int hang_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    if (mpx_item_i64(it) == *(const int64_t *)mpx_args(st))
+        for (;;)
+            pause();
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t Hang = {.name = "hang", .args_size = sizeof(int64_t),
+                                     .process = hang_process};
+
+/* Appends "<id> <mpx.stage> <mpx.instance> <mpx.error>" to the file named
+ * by args for every item: the end of a dead-letter side graph. */
+static int letters_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    FILE *f = fopen(mpx_args(st), "a");
+    if (!f)
+        return mpx_fail(st, "%s: %s", (const char *)mpx_args(st), strerror(errno));
+    int64_t index = -1;
+    mpx_item_meta_i64(it, "mpx.instance", &index);
+    const char *stage = mpx_item_meta_str(it, "mpx.stage");
+    const char *error = mpx_item_meta_str(it, "mpx.error");
+    fprintf(f, "%lld %s %lld %s\n", (long long)mpx_item_i64(it), stage ? stage : "-",
+            (long long)index, error ? error : "-");
+    fclose(f);
+    return 0;
+}
+static const mpx_stage_def_t Letters = {.name = "letters", .args_size = 256,
+                                        .process = letters_process};
+
+static mpx_node_t *letters_node(char *path, size_t cap, const char *name)
+{
+    snprintf(path, cap, "%s/%s", harness_tmpdir(), name);
+    char args[256] = {0};
+    REQUIRE(strlen(path) < sizeof args, "path too long: %s", path);
+    memcpy(args, path, strlen(path));
+    return mpx_stage(&Letters, args);
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return strdup("");
+    char *text = NULL;
+    size_t cap = 0;
+    if (getdelim(&text, &cap, '\0', f) < 0) {
+        free(text);
+        text = strdup("");
+    }
+    fclose(f);
+    return text;
+}
+
+/* Run fn with stderr going to a file; returns what was written. */
+static char *capture_stderr(void (*fn)(void *), void *arg)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/stderr.txt", harness_tmpdir());
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    REQUIRE(saved >= 0 && fd >= 0, "%s", strerror(errno));
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+    fn(arg);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    char *text = slurp(path);
+    unlink(path);
+    return text;
+}
+
+/* Count how often each id in [0, n) arrives; the output's ids must all be
+ * in range.  Returns the counts (malloc'd); *total gets all arrivals and
+ * *redelivered those marked as sent again. */
+static unsigned char *collect_ids(mpx_graph_t *g, int64_t n, int64_t *total,
+                                  int64_t *redelivered)
+{
+    unsigned char *seen = calloc((size_t)n, 1);
+    REQUIRE(seen, "out of memory");
+    *total = 0;
+    if (redelivered)
+        *redelivered = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        int64_t id = mpx_item_i64(it);
+        REQUIRE(id >= 0 && id < n, "id %lld out of range", (long long)id);
+        if (seen[id] < 255)
+            seen[id]++;
+        (*total)++;
+        if (redelivered && mpx_item_meta(it, "mpx.redelivered", NULL))
+            (*redelivered)++;
+    }
+    return seen;
+}
+
+static long long sum_info(mpx_graph_t *g, const char *name, int what)
+{
+    long long v = 0;
+    for (size_t i = 0; i < mpx_graph_instance_count(g); i++) {
+        mpx_instance_info_t info;
+        if (mpx_graph_instance_info(g, i, &info) != 0 || strcmp(info.name, name) != 0)
+            continue;
+        v += what == 0 ? info.restarts : what == 1 ? (long long)info.items_failed
+                                                   : (long long)info.items_resent;
+    }
+    return v;
+}
+#define RESTARTS 0
+#define FAILED 1
+#define RESENT 2
+
+/* ---- error returns ------------------------------------------------------ */
+
+static void stop_names_stage_instance_and_meta(void)
+{
+    mpx_graph_t *g = MPX_EZ(range_node(1, 1000),
+                            mpx_as(2, &Flaky, &(flaky_args_t){.every = 700, .times = -1}));
+    CHECK_EQ(mpx_graph_join(g), MPX_ESTAGE);
+    const char *msg = mpx_graph_error(g);
+    CHECK(strstr(msg, "stage 'flaky' instance ") && strstr(msg, " of 2 (pid ") &&
+              strstr(msg, "process failed on item ") && strstr(msg, "{i: 700}") &&
+              strstr(msg, "cannot handle 700 (attempt 1)"),
+          "message: %s", msg);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+static void skip_drops_counts_and_logs(void)
+{
+    mpx_graph_t *g = MPX_EZ(range_node(0, 1000),
+                            mpx_as(3, &Flaky, &(flaky_args_t){.every = 10, .times = -1}));
+    CHECK_EQ(mpx_node_on_error(g, MPX_ON_ERROR_SKIP, NULL), 0);
+    int64_t total;
+    char *err = NULL;
+    unsigned char *seen = NULL;
+    {
+        /* Run with stderr captured (the stage processes inherit it): the
+         * skipped items are logged. */
+        fflush(stderr);
+        char path[512];
+        snprintf(path, sizeof path, "%s/skips.txt", harness_tmpdir());
+        int saved = dup(STDERR_FILENO);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        REQUIRE(saved >= 0 && fd >= 0, "%s", strerror(errno));
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+        REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+        seen = collect_ids(g, 1000, &total, NULL);
+        mpx_graph_join(g);
+        fflush(stderr);
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+        err = slurp(path);
+        unlink(path);
+    }
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(total, 900);
+    for (int64_t id = 0; id < 1000; id++)
+        if (seen[id] != (id % 10 ? 1 : 0)) {
+            CHECK(false, "id %lld arrived %d times", (long long)id, seen[id]);
+            break;
+        }
+    CHECK_EQ(sum_info(g, "flaky", FAILED), 100);
+    CHECK(strstr(err, "mpx: stage 'flaky' instance ") && strstr(err, " skipped item ") &&
+              strstr(err, "{i: 990}: cannot handle 990 (attempt 1)"),
+          "stderr: %.300s", err);
+    free(err);
+    free(seen);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+static void retries_then_success(void)
+{
+    /* Every tenth item fails twice; two retries see each through. */
+    mpx_graph_t *g = MPX_EZ(range_node(0, 500),
+                            mpx_as(2, &Flaky, &(flaky_args_t){.every = 10, .times = 2}));
+    CHECK_EQ(mpx_node_set_retries(g, 2), 0);
+    int64_t total;
+    unsigned char *seen = collect_ids(g, 500, &total, NULL);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(total, 500);
+    for (int64_t id = 0; id < 500; id++)
+        CHECK(seen[id] == 1, "id %lld arrived %d times", (long long)id, seen[id]);
+    free(seen);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+
+    /* One retry is not enough: the policy (stop) applies. */
+    g = MPX_EZ(range_node(0, 500), mpx_stage(&Flaky, &(flaky_args_t){.every = 10, .times = 2}));
+    CHECK_EQ(mpx_node_set_retries(g, 1), 0);
+    CHECK_EQ(mpx_graph_join(g), MPX_ESTAGE);
+    CHECK(strstr(mpx_graph_error(g), "cannot handle 0 (attempt 2)"), "message: %s",
+          mpx_graph_error(g));
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+static void dead_letter_gets_item_meta_and_error(void)
+{
+    char path[512];
+    mpx_node_t *flaky = mpx_as(2, &Flaky, &(flaky_args_t){.every = 100, .times = -1});
+    mpx_graph_t *g = MPX_EZ(range_node(0, 1000), flaky, mpx_stage(&Inc, NULL));
+    CHECK_EQ(mpx_graph_xcut(g, "dead", MPX_EZ(letters_node(path, sizeof path, "dead.txt"))), 0);
+    /* Set on the stage's node: the nearest setting wins over the root's. */
+    CHECK_EQ(mpx_node_on_error(g, MPX_ON_ERROR_SKIP, NULL), 0);
+    CHECK_EQ(mpx_node_on_error(flaky, MPX_ON_ERROR_DEAD_LETTER, "dead"), 0);
+    CHECK_EQ(mpx_node_set_retries(flaky, 1), 0);
+    int64_t count;
+    drain_sum(g, &count);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(count, 990);
+    CHECK_EQ(sum_info(g, "flaky", FAILED), 10);
+    char *text = slurp(path);
+    int lines = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        long long id, index;
+        char stage[64], error[256];
+        REQUIRE(sscanf(line, "%lld %63s %lld %255[^\n]", &id, stage, &index, error) == 4,
+                "line: %s", line);
+        char want[128];
+        snprintf(want, sizeof want, "cannot handle %lld (attempt 2)", id);
+        CHECK(id % 100 == 0 && strcmp(stage, "flaky") == 0 && (index == 0 || index == 1) &&
+                  strcmp(error, want) == 0,
+              "line: %s", line);
+        lines++;
+    }
+    CHECK_EQ(lines, 10);
+    free(text);
+    unlink(path);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+static void policy_settings_checked(void)
+{
+    mpx_graph_t *g = MPX_EZ(range_node(0, 10), mpx_stage(&Inc, NULL));
+    CHECK_EQ(mpx_node_on_error(g, MPX_ON_ERROR_DEAD_LETTER, NULL), MPX_EINVAL);
+    CHECK_EQ(mpx_node_on_error(g, (mpx_on_error_t)9, NULL), MPX_EINVAL);
+    CHECK_EQ(mpx_node_set_retries(g, -1), MPX_EINVAL);
+    CHECK_EQ(mpx_node_set_retries(g, MPX_MAX_RETRIES + 1), MPX_EINVAL);
+    CHECK_EQ(mpx_node_set_timeout(g, -5), MPX_EINVAL);
+    CHECK_EQ(mpx_node_set_max_item(g, 1), MPX_EINVAL);
+    /* A dead-letter graph nobody attached is refused before any fork. */
+    CHECK_EQ(mpx_node_on_error(g, MPX_ON_ERROR_DEAD_LETTER, "nowhere"), 0);
+    CHECK_EQ(mpx_graph_check(g), MPX_EGRAPH);
+    CHECK(strstr(mpx_graph_error(g), "dead-letter side graph 'nowhere'"), "message: %s",
+          mpx_graph_error(g));
+    CHECK_EQ(mpx_graph_start(g), MPX_EGRAPH);
+    for (size_t i = 0; i < mpx_graph_instance_count(g); i++) {
+        mpx_instance_info_t info;
+        CHECK(mpx_graph_instance_info(g, i, &info) != 0 || info.pid == 0, "forked %s",
+              info.name);
+    }
+    mpx_node_destroy(&g);
+}
+
+/* ---- processes that die ------------------------------------------------- */
+
+static void crash_under_stop_names_signal_and_item(void)
+{
+    /* The source never ends: only a crash noticed at once ends this run. */
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Endless, NULL), mpx_stage(&Inc, NULL),
+                            mpx_as(2, &Crash, &(crash_args_t){NULL, 5000, SIGSEGV, true}));
+    int rc = mpx_graph_join(g);
+    CHECK_EQ(rc, MPX_ECRASH);
+    const char *msg = mpx_graph_error(g);
+    CHECK(strstr(msg, "stage 'crash' instance ") && strstr(msg, " of 2 (pid ") &&
+              strstr(msg, "was killed by signal 11") &&
+              strstr(msg, "while processing item "),
+          "message: %s", msg);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+static void crashed_worker_is_replaced_nothing_lost(void)
+{
+    mpx_event_t *once = mpx_event_new();
+    REQUIRE(once, "event");
+    const int64_t n = 20000;
+    mpx_graph_t *g = MPX_EZ(range_node(0, n),
+                            mpx_as(3, &Crash, &(crash_args_t){once, 777, SIGKILL, false}),
+                            mpx_stage(&Inc, NULL));
+    CHECK_EQ(mpx_node_set_retries(g, 2), 0);
+    int64_t total, redelivered;
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    unsigned char *seen = collect_ids(g, n + 1, &total, &redelivered);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    int64_t dups = 0;
+    for (int64_t id = 1; id <= n; id++) {
+        CHECK(seen[id] >= 1, "id %lld lost", (long long)id);
+        dups += seen[id] > 1 ? seen[id] - 1 : 0;
+    }
+    CHECK(seen[0] == 0, "id 0 arrived");
+    CHECK(mpx_event_is_set(once), "the crash happened");
+    CHECK_EQ(sum_info(g, "crash", RESTARTS), 1);
+    long long resent = sum_info(g, "range", RESENT);
+    CHECK(resent >= 1, "items sent again: %lld", resent);
+    CHECK(dups <= redelivered && redelivered <= resent,
+          "duplicates %lld, redelivered arrivals %lld, resent %lld", (long long)dups,
+          (long long)redelivered, resent);
+    printf("%lld items, %lld duplicates, %lld sent again\n", (long long)total, (long long)dups,
+           resent);
+    free(seen);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+    mpx_event_destroy(&once);
+}
+
+static void poison_item_handled_by_policy(void)
+{
+    /* Item 13 kills whoever takes it: retried once (a second death), then
+     * skipped; everything else arrives. */
+    const int64_t n = 2000;
+    mpx_graph_t *g = MPX_EZ(range_node(0, n),
+                            mpx_as(2, &Crash, &(crash_args_t){NULL, 13, SIGABRT, true}));
+    CHECK_EQ(mpx_node_set_retries(g, 1), 0);
+    CHECK_EQ(mpx_node_on_error(g, MPX_ON_ERROR_SKIP, NULL), 0);
+    int64_t total;
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    unsigned char *seen = collect_ids(g, n, &total, NULL);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    for (int64_t id = 0; id < n; id++)
+        if (id != 13)
+            CHECK(seen[id] >= 1, "id %lld lost", (long long)id);
+    CHECK(seen[13] == 0, "the poison item arrived");
+    CHECK_EQ(sum_info(g, "crash", RESTARTS), 2);
+    CHECK_EQ(sum_info(g, "crash", FAILED), 1);
+    free(seen);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+static void timeout_kills_and_replaces(void)
+{
+    /* Under skip: the hung item is given up, the rest arrive. */
+    const int64_t n = 300;
+    mpx_graph_t *g = MPX_EZ(range_node(0, n), mpx_as(2, &Hang, &(int64_t){42}));
+    CHECK_EQ(mpx_node_set_timeout(g, 200), 0);
+    CHECK_EQ(mpx_node_on_error(g, MPX_ON_ERROR_SKIP, NULL), 0);
+    int64_t total;
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    unsigned char *seen = collect_ids(g, n, &total, NULL);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    for (int64_t id = 0; id < n; id++)
+        CHECK(seen[id] == (id == 42 ? 0 : 1) || (id != 42 && seen[id] >= 1),
+              "id %lld arrived %d times", (long long)id, seen[id]);
+    CHECK_EQ(sum_info(g, "hang", RESTARTS), 1);
+    free(seen);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+
+    /* Under stop: the run ends, saying so. */
+    g = MPX_EZ(range_node(0, n), mpx_stage(&Hang, &(int64_t){42}));
+    CHECK_EQ(mpx_node_set_timeout(g, 200), 0);
+    CHECK_EQ(mpx_graph_join(g), MPX_ECRASH);
+    CHECK(strstr(mpx_graph_error(g), "exceeded its per-item timeout of 200 ms") &&
+              strstr(mpx_graph_error(g), "while processing item 43 {i: 42}"),
+          "message: %s", mpx_graph_error(g));
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* ---- setup, teardown, sizes, bad messages -------------------------------- */
+
+static int counting_setup(mpx_stage_t *st)
+{
+    for (int64_t v = 0; v < 100; v++) {
+        int rc = mpx_put_i64(st, v);
+        if (rc != 0)
+            return rc;
+    }
+    return mpx_stop(st);
+}
+static const mpx_stage_def_t Counting = {.name = "counting", .setup = counting_setup};
+
+static int pass(mpx_stage_t *st, mpx_item_t *it) { return mpx_put_item(st, it); }
+
+static int bad_setup(mpx_stage_t *st) { return mpx_fail(st, "no model file"); }
+static const mpx_stage_def_t BadSetup = {.name = "badsetup", .setup = bad_setup,
+                                         .process = pass};
+
+static int bad_teardown(mpx_stage_t *st) { return mpx_fail(st, "cannot flush the index"); }
+static const mpx_stage_def_t BadTeardown = {.name = "badteardown", .teardown = bad_teardown,
+                                            .process = pass};
+
+static void setup_failure_fails_before_items(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Counting, NULL), mpx_as(2, &BadSetup, NULL));
+    CHECK_EQ(mpx_graph_start(g), MPX_ESTAGE);
+    CHECK(strstr(mpx_graph_error(g), "stage 'badsetup' instance ") &&
+              strstr(mpx_graph_error(g), "setup failed: no model file"),
+          "message: %s", mpx_graph_error(g));
+    CHECK(mpx_graph_next(g) == NULL, "an item flowed");
+    for (size_t i = 0; i < mpx_graph_instance_count(g); i++) {
+        mpx_instance_info_t info;
+        mpx_graph_instance_info(g, i, &info);
+        CHECK(info.items_out == 0 && info.items_in == 0, "%s moved items", info.name);
+    }
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+static void teardown_failure_reported(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Counting, NULL), mpx_stage(&BadTeardown, NULL));
+    CHECK_EQ(mpx_graph_join(g), MPX_ESTAGE);
+    CHECK(strstr(mpx_graph_error(g), "stage 'badteardown'") &&
+              strstr(mpx_graph_error(g), "teardown failed: cannot flush the index"),
+          "message: %s", mpx_graph_error(g));
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+static int big_setup(mpx_stage_t *st)
+{
+    static char buf[4096];
+    int rc = mpx_put(st, buf, 100);
+    if (rc == 0)
+        rc = mpx_put(st, buf, sizeof buf);
+    return rc;
+}
+static const mpx_stage_def_t Big = {.name = "big", .setup = big_setup};
+
+static void oversize_item_refused(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Big, NULL), mpx_stage(&Drop, NULL));
+    CHECK_EQ(mpx_node_set_max_item(g, 1024), 0);
+    CHECK_EQ(mpx_graph_join(g), MPX_ESTAGE);
+    CHECK(strstr(mpx_graph_error(g), "stage 'big'") &&
+              strstr(mpx_graph_error(g), "an item of 4128 bytes is larger than the maximum "
+                                         "of 1024"),
+          "message: %s", mpx_graph_error(g));
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* Send raw bytes to a socket of a running graph, as a stray or hostile
+ * process could. */
+static void send_raw(mpx_graph_t *g, int type, const char *name, const void *data, size_t len)
+{
+    void *ctx = zmq_ctx_new();
+    void *s = zmq_socket(ctx, type);
+    char ep[600];
+    snprintf(ep, sizeof ep, "ipc://%s/%s", mpx_graph_runtime_dir(g), name);
+    int zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    REQUIRE(zmq_connect(s, ep) == 0, "connect %s", ep);
+    REQUIRE(zmq_send(s, data, len, 0) == (int)len, "send");
+    /* Wait until the bytes are written: the peer then has them. */
+    zmq_pollitem_t none[1] = {{NULL, -1, 0, 0}};
+    zmq_poll(none, 0, 200);
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+}
+
+static void malformed_edge_message_reported(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Endless, NULL), mpx_stage(&Inc, NULL));
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    REQUIRE(mpx_graph_next(g), "first item");
+    /* Into the inbox of 'inc' (instance 1): garbage, then a header from a
+     * sender that does not feed it. */
+    static const char junk[] = "this is not an mpx message";
+    send_raw(g, ZMQ_PUSH, "i1", junk, sizeof junk);
+    while (mpx_graph_next(g))
+        ;
+    CHECK_EQ(mpx_graph_join(g), MPX_ESTAGE);
+    CHECK(strstr(mpx_graph_error(g), "stage 'inc'") &&
+              strstr(mpx_graph_error(g), "malformed message on an edge"),
+          "message: %s", mpx_graph_error(g));
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+typedef struct ctl_ctx {
+    mpx_graph_t *g;
+    int64_t count;
+} ctl_ctx_t;
+
+static void garbage_then_drain(void *arg)
+{
+    ctl_ctx_t *c = arg;
+    REQUIRE(mpx_graph_start(c->g) == 0, "%s", mpx_graph_error(c->g));
+    /* The control channel of 'spin' is a DEALER: a stray DEALER can talk
+     * to it.  Unknown and malformed messages are reported and ignored. */
+    uint8_t unknown[16] = {0x6d, 1, 99};
+    send_raw(c->g, ZMQ_DEALER, "c1", unknown, sizeof unknown);
+    send_raw(c->g, ZMQ_DEALER, "c1", "xx", 2);
+    drain_sum(c->g, &c->count);
+    mpx_graph_join(c->g);
+}
+
+static void malformed_control_message_reported(void)
+{
+    long spins = 20000;
+    ctl_ctx_t c = {MPX_EZ(range_node(0, 3000), mpx_stage(&Spin, &spins)), 0};
+    char *err = capture_stderr(garbage_then_drain, &c);
+    CHECK_EQ(mpx_graph_join(c.g), 0);
+    CHECK_EQ(c.count, 3000);
+    CHECK(strstr(err, "stage spin[0]: ignored control message 99") &&
+              strstr(err, "stage spin[0]: ignored a malformed control message"),
+          "stderr: %s", err);
+    free(err);
+    expect_clean(c.g);
+    mpx_node_destroy(&c.g);
+}
+
+static void no_faults_exactly_once_with_recovery_on(void)
+{
+    const int64_t n = 200000;
+    mpx_graph_t *g = MPX_EZ(range_node(0, n), mpx_as(4, &Inc, NULL), mpx_as(2, &Inc, NULL));
+    CHECK_EQ(mpx_node_set_retries(g, 3), 0);
+    int64_t total;
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    unsigned char *seen = collect_ids(g, n + 2, &total, NULL);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(total, n);
+    for (int64_t id = 2; id < n + 2; id++)
+        if (seen[id] != 1) {
+            CHECK(false, "id %lld arrived %d times", (long long)id, seen[id]);
+            break;
+        }
+    CHECK_EQ(sum_info(g, "inc", RESTARTS), 0);
+    free(seen);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+int main(int argc, char **argv)
+{
+    static const test_case_t cases[] = {
+        TEST_CASE(stop_names_stage_instance_and_meta),
+        TEST_CASE(skip_drops_counts_and_logs),
+        TEST_CASE(retries_then_success),
+        TEST_CASE(dead_letter_gets_item_meta_and_error),
+        TEST_CASE(policy_settings_checked),
+        TEST_CASE(crash_under_stop_names_signal_and_item),
+        TEST_CASE(crashed_worker_is_replaced_nothing_lost),
+        TEST_CASE(poison_item_handled_by_policy),
+        TEST_CASE(timeout_kills_and_replaces),
+        TEST_CASE(setup_failure_fails_before_items),
+        TEST_CASE(teardown_failure_reported),
+        TEST_CASE(oversize_item_refused),
+        TEST_CASE(malformed_edge_message_reported),
+        TEST_CASE(malformed_control_message_reported),
+        TEST_CASE(no_faults_exactly_once_with_recovery_on),
+    };
+    return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
+}
