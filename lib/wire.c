@@ -107,10 +107,13 @@ static int meta_check(const uint8_t *blk, uint32_t size, uint16_t n)
             return MPX_EPROTO;
         size_t klen = get16(blk + off);
         size_t vlen = get32(blk + off + 4);
-        if (klen == 0 || get16(blk + off + 2) != 0)
+        /* Keys no put could have made are refused; the value is checked
+         * against the block before any sum that could wrap a 32-bit
+         * size_t. */
+        if (klen == 0 || klen > WIRE_KEY_MAX || get16(blk + off + 2) != 0)
             return MPX_EPROTO;
         size_t body = size - off - 8;
-        if (wire_pad8(klen + 1 + vlen + 1) > body)
+        if (vlen > body || klen + 1 + vlen + 1 > body || wire_pad8(klen + 1 + vlen + 1) > body)
             return MPX_EPROTO;
         const uint8_t *k = blk + off + 8;
         if (k[klen] != 0 || memchr(k, 0, klen) || k[klen + 1 + vlen] != 0)
@@ -165,8 +168,9 @@ const void *wire_meta_find(const uint8_t *blk, uint32_t size, uint16_t n, const 
 {
     size_t klen = strlen(key);
     size_t off = 0;
-    (void)size;
-    for (uint16_t i = 0; i < n; i++) {
+    /* The block was validated; the bound only guards against a caller
+     * that passes one that was not. */
+    for (uint16_t i = 0; i < n && off + 8 <= size; i++) {
         size_t kl = get16(blk + off);
         size_t vl = get32(blk + off + 4);
         const uint8_t *k = blk + off + 8;
@@ -184,11 +188,12 @@ int wire_meta_at(const uint8_t *blk, uint32_t size, uint16_t n, size_t i, const 
                  const void **val, size_t *vlen)
 {
     size_t off = 0;
-    (void)size;
     if (i >= n)
         return MPX_ERANGE;
-    for (size_t j = 0; j < i; j++)
+    for (size_t j = 0; j < i && off + 8 <= size; j++)
         off += wire_meta_entry_size(get16(blk + off), get32(blk + off + 4));
+    if (off + 8 > size)
+        return MPX_ERANGE;
     size_t kl = get16(blk + off);
     const uint8_t *k = blk + off + 8;
     if (key)

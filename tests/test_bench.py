@@ -82,7 +82,7 @@ def main():
         check(r.get("value", 0) > 0 and r.get("baseline", 0) > 0, f"figures are positive: {r}")
         by.setdefault(r.get("bench"), []).append(r)
 
-    expect = {"small_items": "items/s", "memory": "KiB", "latency": "us", "scaling": "x",
+    expect = {"small_items": "items/s", "small_items_recoverable": "items/s", "memory": "KiB", "latency": "us", "scaling": "x",
               "large_items": "MB/s", "startup": "ms", "chain": "items/s",
               "parallel": "items/s"}
     check(set(by) == set(expect), f"the benchmarks are {sorted(expect)}: got {sorted(by)}")
