@@ -90,9 +90,9 @@ echo "== mpx-top --json alongside, and two monitors that come and go"
 "${run_env[@]}" "$top" --json "$demo_pid" >"$tmp/json.out" 2>"$tmp/json.err" &
 json_pid=$!
 # These two run while the tmux one starts; checked below.
-"${run_env[@]}" timeout 1 "$top" --json "$rundir" >/dev/null 2>&1 &
+"${run_env[@]}" timeout -k 5 1 "$top" --json "$rundir" >/dev/null 2>&1 &
 brief1=$!
-"${run_env[@]}" timeout 1 "$top" --json "$demo_pid" >/dev/null 2>&1 &
+"${run_env[@]}" timeout -k 5 1 "$top" --json "$demo_pid" >/dev/null 2>&1 &
 brief2=$!
 
 echo "== mpx-top in a detached tmux session, 120x40"
