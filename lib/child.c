@@ -797,6 +797,15 @@ static void settle_all(child_rt_t *rt)
     recover(rt);
 }
 
+static void report_done(child_rt_t *rt)
+{
+    uint64_t counts[5] = {rt->in ? edge_in_items(rt->in) : 0, edge_out_items(rt->out),
+                          rt->in ? edge_in_dropped(rt->in) : 0, rt->failed,
+                          edge_out_resent(rt->out)};
+    if (ctl_send(rt, WIRE_DONE, counts, sizeof counts) != 0)
+        leave(CHILD_EXIT_SETUP_FAILED);
+}
+
 _Noreturn void child_main(const child_args_t *a)
 {
     take_identity(a);
@@ -853,16 +862,15 @@ _Noreturn void child_main(const child_args_t *a)
     fflush(stdout);
     fflush(stderr);
     set_state(rt, MPX_STATE_DONE);
-    uint64_t counts[5] = {rt->in ? edge_in_items(rt->in) : 0, edge_out_items(rt->out),
-                          rt->in ? edge_in_dropped(rt->in) : 0, rt->failed,
-                          edge_out_resent(rt->out)};
-    if (ctl_send(rt, WIRE_DONE, counts, sizeof counts) != 0)
-        leave(CHILD_EXIT_SETUP_FAILED);
+    report_done(rt);
     /* A consumer replaced meanwhile still needs what it had not confirmed,
-     * and our end of stream. */
+     * and our end of stream; the counts change with that. */
     while (!rt->released) {
         wait_on(rt, NULL, 0, NULL);
+        uint64_t resent = edge_out_resent(rt->out);
         recover(rt);
+        if (edge_out_resent(rt->out) != resent)
+            report_done(rt);
     }
     /* Released: everything this process sent has been confirmed, so
      * nothing is left for zmq to do; the kernel closes the rest. */

@@ -35,6 +35,13 @@
 #include "rundir.h"
 #include "wire.h"
 
+/* A replacement is forked from this process, whose zmq threads may hold
+ * a lock at that moment that the child then waits on forever (seen with
+ * AddressSanitizer's allocator).  One that has not said hello, which it
+ * does before any code of the stage runs, after this long is killed and
+ * replaced again. */
+#define REPLACEMENT_START_MS 5000
+
 /* How long stopped stages get to leave before they are killed. */
 #define STOP_GRACE_MS 300
 /* Without pidfds, how often children are checked for. */
@@ -304,8 +311,9 @@ static void restart_child(struct mpx_run *r, int i, const char *why)
     if (c->ready)
         r->nready--;
     c->hello = c->ready = c->done = c->released = c->stop_sent = c->exited = false;
-    c->timed_out = false;
+    c->timed_out = c->wedged = false;
     c->watch_no = UINT64_MAX;
+    c->forked_ms = now_ms();
     int nclose = 0;
     int *close_fds = fds_since_fork(r, &nclose);
     int rc = fork_one(r, i, close_fds, nclose);
@@ -338,6 +346,9 @@ static void child_died(struct mpx_run *r, int i, const char *how)
     if (c->timed_out)
         snprintf(what, sizeof what, "exceeded its per-item timeout of %d ms and was killed",
                  pi->timeout_ms);
+    else if (c->wedged)
+        snprintf(what, sizeof what, "was killed: it had not started %d ms after it was forked",
+                 REPLACEMENT_START_MS);
     else
         snprintf(what, sizeof what, "%s", how);
     inst_label(r, i, label, sizeof label);
@@ -464,8 +475,12 @@ static void pump(struct mpx_run *r, bool want_sink, long timeout_ms)
     }
     if (fallback && (timeout_ms < 0 || timeout_ms > REAP_POLL_MS))
         timeout_ms = REAP_POLL_MS;
-    if (r->timeout_check_ms && (timeout_ms < 0 || timeout_ms > r->timeout_check_ms))
-        timeout_ms = r->timeout_check_ms;
+    int check_ms = r->timeout_check_ms;
+    for (int i = 0; i < r->n && check_ms != 100; i++)
+        if (r->ch[i].restarts && !r->ch[i].hello && !r->ch[i].exited)
+            check_ms = check_ms && check_ms < 100 ? check_ms : 100;
+    if (check_ms && (timeout_ms < 0 || timeout_ms > check_ms))
+        timeout_ms = check_ms;
     int n = zmq_poll(items, k, timeout_ms);
     if (n < 0 && errno != EINTR) {
         record(r, MPX_ESYS, "zmq_poll: %s", zmq_strerror(errno));
@@ -474,7 +489,7 @@ static void pump(struct mpx_run *r, bool want_sink, long timeout_ms)
     (void)sink_at;
     read_ctl(r);
     stats_tick(r);
-    if (r->timeout_check_ms)
+    if (check_ms)
         check_timeouts(r);
     for (int j = first_fd; j < k; j++)
         if (items[j].revents)
@@ -669,6 +684,11 @@ static void check_timeouts(struct mpx_run *r)
     long now = now_ms();
     for (int i = 0; i < r->n; i++) {
         run_child_t *c = &r->ch[i];
+        if (c->restarts && !c->hello && !c->exited && !c->wedged && c->pid > 0 &&
+            now - c->forked_ms >= REPLACEMENT_START_MS) {
+            c->wedged = true;
+            kill_child(c, SIGKILL);
+        }
         int limit = r->plan->inst[i].timeout_ms;
         if (limit <= 0 || c->exited || c->timed_out || c->pid <= 0)
             continue;

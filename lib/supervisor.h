@@ -30,6 +30,8 @@ typedef struct run_child {
     int restarts, barren;
     uint64_t items_failed, items_resent; /* from the DONE of the last process */
     bool timed_out;
+    bool wedged;      /* a replacement killed for not starting */
+    long forked_ms;   /* when a replacement was forked */
     uint64_t watch_no;
     long watch_since;
     mpx_stage_t st; /* args and state, for initialize/finalize */

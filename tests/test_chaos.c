@@ -104,7 +104,9 @@ static void chaos_every_id_at_least_once(void)
            "again\n",
            o.kills, o.restarts, (long long)o.total, (long long)o.dups, o.resent);
     CHECK(o.kills >= 3, "only %lld kills: the run was too short to test anything", o.kills);
-    CHECK_EQ(o.restarts, o.kills);
+    /* More restarts than kills when a replacement had to be replaced
+     * again (one that does not start in time is). */
+    CHECK(o.restarts >= o.kills, "%lld restarts for %lld kills", o.restarts, o.kills);
     CHECK_EQ(o.lost, 0);
     CHECK_EQ(o.dup_unmarked, 0);
     CHECK(o.dups <= o.resent, "%lld duplicates but only %lld items sent again",

@@ -373,7 +373,7 @@ static void crashed_worker_is_replaced_nothing_lost(void)
     }
     CHECK(seen[0] == 0, "id 0 arrived");
     CHECK(mpx_event_is_set(once), "the crash happened");
-    CHECK_EQ(sum_info(g, "crash", RESTARTS), 1);
+    CHECK(sum_info(g, "crash", RESTARTS) >= 1, "no restart");
     long long resent = sum_info(g, "range", RESENT);
     CHECK(resent >= 1, "items sent again: %lld", resent);
     CHECK(dups <= redelivered && redelivered <= resent,
