@@ -448,3 +448,12 @@ size_t plan_window_bytes(const plan_t *plan, int c)
     size_t w = in->cap_bytes / n;
     return w ? w : 1;
 }
+
+const char *plan_inst_label(const plan_inst_t *pi, char *buf, size_t cap)
+{
+    if (pi->count > 1)
+        snprintf(buf, cap, "stage '%s' instance %d of %d", pi->name, pi->index, pi->count);
+    else
+        snprintf(buf, cap, "stage '%s'", pi->name);
+    return buf;
+}

@@ -69,6 +69,9 @@ typedef struct plan {
 int plan_build(mpx_node_t *root, plan_t **out, char **msg);
 void plan_free(plan_t **plan);
 
+/* "stage 'x'", or "stage 'x' instance 2 of 4": how messages name it. */
+const char *plan_inst_label(const plan_inst_t *pi, char *buf, size_t cap);
+
 /* The sink's id. */
 static inline int plan_sink(const plan_t *p) { return p->ninst; }
 

@@ -477,37 +477,17 @@ static void check_rc(child_rt_t *rt, int rc)
     fail(rt, "%s failed: %s", phase_name(rt->phase), why_failed(rt, rc, buf, sizeof buf));
 }
 
-/* "item 42 {id: 41}": the item's number at this instance and its meta. */
-static const char *describe_item(const child_rt_t *rt, const mpx_item_t *it, char *buf,
-                                 size_t cap)
-{
-    int n = snprintf(buf, cap, "item %llu", (unsigned long long)edge_in_items(rt->in));
-    if (it->nmeta && n > 0 && (size_t)n + 1 < cap) {
-        buf[n++] = ' ';
-        meta_describe(it->meta, it->meta_size, it->nmeta, buf + n, cap - (size_t)n);
-    }
-    return buf;
-}
-
-static const char *label(const child_rt_t *rt, char *buf, size_t cap)
-{
-    const plan_inst_t *pi = rt->st.pi;
-    if (pi->count > 1)
-        snprintf(buf, cap, "stage '%s' instance %d of %d", pi->name, pi->index, pi->count);
-    else
-        snprintf(buf, cap, "stage '%s'", pi->name);
-    return buf;
-}
 
 /* Processing the item failed for good: the stage's policy decides. */
 static void item_failed(child_rt_t *rt, const mpx_item_t *it, const char *why, size_t whylen)
 {
     const plan_inst_t *pi = rt->st.pi;
     char desc[640], who[160];
-    describe_item(rt, it, desc, sizeof desc);
+    meta_describe_item(edge_in_items(rt->in), it->meta, it->meta_size, it->nmeta, false, desc,
+                       sizeof desc);
     if (pi->on_error == MPX_ON_ERROR_SKIP) {
         rt->failed++;
-        fprintf(stderr, "mpx: %s skipped %s: %.*s\n", label(rt, who, sizeof who), desc,
+        fprintf(stderr, "mpx: %s skipped %s: %.*s\n", plan_inst_label(pi, who, sizeof who), desc,
                 (int)whylen, why);
         return;
     }
@@ -594,18 +574,18 @@ static void handle_item(child_rt_t *rt, mpx_item_t *it, uint64_t now)
             rt->st.stop_self = true;
             return;
         }
-        if (attempt >= pi->retries || rt->st.stop_self) {
+        bool last = attempt >= pi->retries || rt->st.stop_self;
+        if (last) {
             char buf[64];
             const char *why = why_failed(rt, rc, buf, sizeof buf);
             item_failed(rt, it, why, strlen(why));
-            free(rt->st.fail_msg);
-            rt->st.fail_msg = NULL;
-            rt->put_err[0] = 0;
-            return;
         }
+        /* The next attempt, or item, starts with no failure noted. */
         free(rt->st.fail_msg);
         rt->st.fail_msg = NULL;
         rt->put_err[0] = 0;
+        if (last)
+            return;
         meta_cur_reset(&rt->meta, it->meta, it->meta_size, it->nmeta);
     }
 }

@@ -230,3 +230,14 @@ size_t meta_describe(const uint8_t *blk, uint32_t size, uint16_t n, char *buf, s
 #undef ADD
     return len;
 }
+
+void meta_describe_item(uint64_t no, const uint8_t *blk, uint32_t size, uint16_t n, bool cut,
+                        char *buf, size_t cap)
+{
+    int w = snprintf(buf, cap, "item %llu%s", (unsigned long long)no,
+                     cut ? " (meta too large to show)" : "");
+    if (!cut && n && w > 0 && (size_t)w + 1 < cap) {
+        buf[w++] = ' ';
+        meta_describe(blk, size, n, buf + w, cap - (size_t)w);
+    }
+}

@@ -49,5 +49,9 @@ void meta_cur_encode(const meta_cur_t *m, uint8_t *dst);
 /* An encoded meta block as text for messages ("{id: 7, name: \"a\"}"),
  * cut to fit `cap`; returns the length written. */
 size_t meta_describe(const uint8_t *blk, uint32_t size, uint16_t n, char *buf, size_t cap);
+/* "item 42 {id: 41}": an item's number at a stage and its meta ("item
+ * 42" without meta; `cut`: the meta was too large to keep). */
+void meta_describe_item(uint64_t no, const uint8_t *blk, uint32_t size, uint16_t n, bool cut,
+                        char *buf, size_t cap);
 
 #endif

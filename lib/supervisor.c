@@ -75,12 +75,7 @@ static void record(struct mpx_run *r, int status, const char *fmt, ...)
 
 static const char *inst_label(struct mpx_run *r, int i, char *buf, size_t cap)
 {
-    const plan_inst_t *pi = &r->plan->inst[i];
-    if (pi->count > 1)
-        snprintf(buf, cap, "stage '%s' instance %d of %d", pi->name, pi->index, pi->count);
-    else
-        snprintf(buf, cap, "stage '%s'", pi->name);
-    return buf;
+    return plan_inst_label(&r->plan->inst[i], buf, cap);
 }
 
 static int ctl_send_with(struct mpx_run *r, int i, wire_type_t type, const void *payload,
@@ -245,14 +240,10 @@ static const char *item_in_hand(const struct mpx_run *r, int i, char *buf, size_
     buf[0] = 0;
     if (!__atomic_load_n(&b->busy, __ATOMIC_ACQUIRE))
         return buf;
-    int n = snprintf(buf, cap, " while processing item %llu%s", (unsigned long long)b->item_no,
-                     b->nmeta || b->cut ? " " : "");
-    if (n <= 0 || (size_t)n >= cap || !(b->nmeta || b->cut))
-        return buf;
-    if (b->cut)
-        snprintf(buf + n, cap - (size_t)n, "(meta too large to show)");
-    else
-        meta_describe(b->meta, b->meta_size, b->nmeta, buf + n, cap - (size_t)n);
+    int n = snprintf(buf, cap, " while processing ");
+    if (n > 0 && (size_t)n < cap)
+        meta_describe_item(b->item_no, b->meta, b->meta_size, b->nmeta, b->cut, buf + n,
+                           cap - (size_t)n);
     return buf;
 }
 

@@ -74,5 +74,9 @@ int run_in_child(void (*fn)(void *), void *arg);
 
 /* Number of entries in a directory, or -1 when it does not exist. */
 int dir_entries(const char *path);
+/* Run fn(arg) with stderr going to a file in the case's directory (stage
+ * processes forked meanwhile inherit it); returns what was written
+ * (malloc'd, "" when nothing). */
+char *capture_stderr(void (*fn)(void *), void *arg);
 
 #endif

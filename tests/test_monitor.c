@@ -36,35 +36,6 @@ static int crash_at_50(mpx_stage_t *st, mpx_item_t *it)
 }
 static const mpx_stage_def_t CrashAt50 = {.name = "crasher", .process = crash_at_50};
 
-/* Run fn with stderr going to a file; returns what was written (malloc'd). */
-static char *capture_stderr(void (*fn)(void *), void *arg)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s/stderr.txt", harness_tmpdir());
-    fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    REQUIRE(saved >= 0 && fd >= 0, "%s", strerror(errno));
-    dup2(fd, STDERR_FILENO);
-    close(fd);
-    fn(arg);
-    fflush(stderr);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    FILE *f = fopen(path, "r");
-    REQUIRE(f, "%s", strerror(errno));
-    char *text = NULL;
-    size_t cap = 0;
-    ssize_t n = getdelim(&text, &cap, '\0', f);
-    fclose(f);
-    unlink(path);
-    if (n < 0) {
-        free(text);
-        return strdup("");
-    }
-    return text;
-}
-
 static int count_of(const char *hay, const char *needle)
 {
     int n = 0;
