@@ -486,13 +486,13 @@ static void item_failed(child_rt_t *rt, const mpx_item_t *it, const char *why, s
     meta_describe_item(edge_in_items(rt->in), it->meta, it->meta_size, it->nmeta, false, desc,
                        sizeof desc);
     if (pi->on_error == MPX_ON_ERROR_SKIP) {
-        rt->failed++;
+        rt->box->failed = ++rt->failed;
         fprintf(stderr, "mpx: %s skipped %s: %.*s\n", plan_inst_label(pi, who, sizeof who), desc,
                 (int)whylen, why);
         return;
     }
     if (pi->on_error == MPX_ON_ERROR_DEAD_LETTER) {
-        rt->failed++;
+        rt->box->failed = ++rt->failed;
         int64_t index = pi->index;
         meta_cur_reset(&rt->meta, it->meta, it->meta_size, it->nmeta);
         int rc = meta_cur_set(&rt->meta, "mpx.error", why, whylen);
@@ -590,7 +590,7 @@ static void handle_item(child_rt_t *rt, mpx_item_t *it, uint64_t now)
     }
 }
 
-static void open_sockets(child_rt_t *rt)
+static void open_sockets(child_rt_t *rt, const child_args_t *a)
 {
     rt->zctx = zmq_ctx_new();
     if (!rt->zctx) {
@@ -619,16 +619,17 @@ static void open_sockets(child_rt_t *rt)
         fprintf(stderr, "mpx: stage %s: control channel: %s\n", pi->name, zmq_strerror(errno));
         leave(CHILD_EXIT_SETUP_FAILED);
     }
-    if (pi->nproducers > 0) {
-        rt->in = edge_in_new(rt->zctx, rt->plan, rt->id, rt->gen, rt->dir, rt->err,
+    if (pi->nproducers > 0 && a->resume != CHILD_FINISHED) {
+        rt->in = edge_in_new(rt->zctx, rt->plan, rt->id, rt->gen, a->gens, rt->dir, rt->err,
                              sizeof rt->err);
         if (!rt->in)
             fail(rt, "cannot open input: %s", rt->err);
     }
-    rt->out = edge_out_new(rt->zctx, rt->plan, rt->id, rt->gen, rt->dir, wait_sock, rt, rt->err,
-                           sizeof rt->err);
+    rt->out = edge_out_new(rt->zctx, rt->plan, rt->id, rt->gen, a->gens, rt->dir, wait_sock, rt,
+                           rt->err, sizeof rt->err);
     if (!rt->out)
         fail(rt, "cannot open output: %s", rt->err);
+    edge_out_mirror_resent(rt->out, &rt->box->resent);
     if (rt->in && pi->recoverable) {
         edge_out_keep_all(rt->out);
         edge_in_chain(rt->in, rt->out);
@@ -786,51 +787,19 @@ static void report_done(child_rt_t *rt)
         leave(CHILD_EXIT_SETUP_FAILED);
 }
 
-_Noreturn void child_main(const child_args_t *a)
+/* For the parent, should this process die with its work done. */
+static void note_counts(child_rt_t *rt)
 {
-    take_identity(a);
-    child_rt_t *rt = calloc(1, sizeof *rt);
-    if (!rt)
-        leave(CHILD_EXIT_SETUP_FAILED);
-    rt->plan = a->plan;
-    rt->id = a->id;
-    rt->gen = a->gen;
-    rt->box = a->box;
-    rt->dir = a->dir;
-    rt->st = a->st;
-    rt->st.rt = rt;
-    rt->state = MPX_STATE_STARTING;
-    rt->stats_ns = a->stats_ms > 0 ? (uint64_t)a->stats_ms * 1000000u : 0;
-    rt->stats_at = mono_ns();
-    const mpx_stage_def_t *def = rt->st.pi->def;
-    apply_env(rt->st.pi);
-    open_sockets(rt);
+    rt->box->items_in = rt->in ? edge_in_items(rt->in) : 0;
+    rt->box->items_out = edge_out_items(rt->out);
+    rt->box->items_dropped = rt->in ? edge_in_dropped(rt->in) : 0;
+}
 
-    rt->phase = PHASE_SETUP;
-    if (def->setup)
-        check_rc(rt, def->setup(&rt->st));
-    /* Nothing leaves before every stage is set up, not even an end of
-     * stream: a graph that puts nothing must not finish before start()
-     * has let it go. */
-    if (child_before_put(rt) != 0)
-        leave(CHILD_EXIT_SETUP_FAILED);
-
-    rt->phase = PHASE_PROCESS;
-    if (rt->in)
-        process_all(rt);
-
-    /* A stage that stopped early closes its input before tearing down, so
-     * that producers stop sending to it at once. */
-    if (rt->in && !edge_in_complete(rt->in))
-        edge_in_close(rt->in);
-
-    rt->phase = PHASE_TEARDOWN;
-    set_state(rt, MPX_STATE_TEARDOWN);
-    meta_cur_reset(&rt->meta, NULL, 0, 0);
-    if (def->teardown)
-        check_rc(rt, def->teardown(&rt->st));
-    if (rt->in && rt->st.pi->recoverable)
-        settle_all(rt);
+/* End the output's stream, report, and wait to be let go. */
+static _Noreturn void finish(child_rt_t *rt)
+{
+    if (!rt->box->stopped)
+        note_counts(rt);
     rt->box->ended = 1;
     int rc = edge_out_eos(rt->out);
     if (rc < 0)
@@ -855,4 +824,77 @@ _Noreturn void child_main(const child_args_t *a)
     /* Released: everything this process sent has been confirmed, so
      * nothing is left for zmq to do; the kernel closes the rest. */
     leave(0);
+}
+
+/* The process this one replaces had finished, or had stopped: what it
+ * took was processed and confirmed (or given up on purpose), so only its
+ * end of stream may have been lost with it.  Setup and teardown do not
+ * run again for nothing. */
+static _Noreturn void end_again(child_rt_t *rt)
+{
+    if (child_before_put(rt) != 0)
+        leave(CHILD_EXIT_SETUP_FAILED);
+    if (rt->in) {
+        rt->box->stopped = 1;
+        edge_in_close(rt->in);
+    }
+    rt->phase = PHASE_TEARDOWN;
+    set_state(rt, MPX_STATE_TEARDOWN);
+    finish(rt);
+}
+
+_Noreturn void child_main(const child_args_t *a)
+{
+    take_identity(a);
+    child_rt_t *rt = calloc(1, sizeof *rt);
+    if (!rt)
+        leave(CHILD_EXIT_SETUP_FAILED);
+    rt->plan = a->plan;
+    rt->id = a->id;
+    rt->gen = a->gen;
+    rt->box = a->box;
+    rt->dir = a->dir;
+    rt->st = a->st;
+    rt->st.rt = rt;
+    rt->state = MPX_STATE_STARTING;
+    rt->stats_ns = a->stats_ms > 0 ? (uint64_t)a->stats_ms * 1000000u : 0;
+    rt->stats_at = mono_ns();
+    const mpx_stage_def_t *def = rt->st.pi->def;
+    apply_env(rt->st.pi);
+    open_sockets(rt, a);
+    if (a->resume != CHILD_FRESH)
+        end_again(rt);
+
+    rt->phase = PHASE_SETUP;
+    if (def->setup)
+        check_rc(rt, def->setup(&rt->st));
+    /* Nothing leaves before every stage is set up, not even an end of
+     * stream: a graph that puts nothing must not finish before start()
+     * has let it go. */
+    if (child_before_put(rt) != 0)
+        leave(CHILD_EXIT_SETUP_FAILED);
+
+    rt->phase = PHASE_PROCESS;
+    if (rt->in)
+        process_all(rt);
+
+    /* A stage that stopped early closes its input before tearing down, so
+     * that producers stop sending to it at once.  What it put is confirmed
+     * first: after the close, what it took is no longer sent again. */
+    if (rt->in && !edge_in_complete(rt->in)) {
+        if (rt->st.pi->recoverable)
+            settle_all(rt);
+        note_counts(rt);
+        rt->box->stopped = 1;
+        edge_in_close(rt->in);
+    }
+
+    rt->phase = PHASE_TEARDOWN;
+    set_state(rt, MPX_STATE_TEARDOWN);
+    meta_cur_reset(&rt->meta, NULL, 0, 0);
+    if (def->teardown)
+        check_rc(rt, def->teardown(&rt->st));
+    if (rt->in && rt->st.pi->recoverable)
+        settle_all(rt);
+    finish(rt);
 }

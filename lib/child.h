@@ -32,7 +32,11 @@ struct mpx_stage {
 typedef struct blackbox {
     volatile uint32_t busy;    /* process is running on the item below */
     volatile uint32_t ended;   /* end of stream sent: nothing to recover */
+    volatile uint32_t stopped; /* the stage called mpx_stop */
+    /* Items in, out and dropped, noted when it ended or stopped. */
+    uint64_t items_in, items_out, items_dropped;
     volatile uint64_t item_no; /* items taken so far; the one in hand is the last */
+    volatile uint64_t failed, resent; /* as in DONE, kept up to date */
     uint32_t producer, prod_gen;
     uint64_t rec;              /* its index in the producer's stream */
     uint32_t meta_size;        /* 0 with cut set: too large to keep */
@@ -83,6 +87,17 @@ typedef struct child_rt {
     char err[256];
 } child_rt_t;
 
+/* What a replacement takes up from the process it replaces. */
+typedef enum child_resume {
+    CHILD_FRESH,    /* the whole life of the stage, setup first */
+    /* The process had finished its input (and had its output confirmed)
+     * and died before it was let go: only end the stream again. */
+    CHILD_FINISHED,
+    /* The stage had stopped itself (mpx_stop): take nothing more, only
+     * drain the input to its end and end the stream. */
+    CHILD_STOPPED,
+} child_resume_t;
+
 /* Everything a child needs from the parent at fork time. */
 typedef struct child_args {
     const plan_t *plan;
@@ -92,6 +107,8 @@ typedef struct child_args {
     const char *dir;
     pid_t parent;
     mpx_stage_t st;
+    const uint32_t *gens; /* every instance's generation now, by id */
+    child_resume_t resume;
     const int *close_fds; /* the parent's descriptors the child must drop */
     int nclose;
     int stats_ms; /* how often to report to the monitor */

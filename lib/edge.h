@@ -69,8 +69,10 @@ typedef struct edge_mark {
     uint64_t value;
 } edge_mark_t;
 
-edge_in_t *edge_in_new(void *zctx, const plan_t *plan, int self, uint32_t gen, const char *dir,
-                       char *err, size_t errcap);
+/* peer_gens (NULL: all 0): the generation each producer runs in now, by
+ * instance id, as for edge_out_new. */
+edge_in_t *edge_in_new(void *zctx, const plan_t *plan, int self, uint32_t gen,
+                       const uint32_t *peer_gens, const char *dir, char *err, size_t errcap);
 void edge_in_destroy(edge_in_t **in);
 void *edge_in_socket(edge_in_t *in);
 
@@ -115,8 +117,12 @@ void edge_in_current(const edge_in_t *in, int *producer, uint32_t *gen, uint64_t
 
 /* ---- producer side ------------------------------------------------------ */
 
-edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, uint32_t gen, const char *dir,
-                         edge_wait_fn wait, void *owner, char *err, size_t errcap);
+/* peer_gens (NULL: all 0) gives, by instance id, the generation each
+ * consumer runs in now: a replacement sends to the consumers' current
+ * processes, not to ones that were replaced before it started. */
+edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, uint32_t gen,
+                         const uint32_t *peer_gens, const char *dir, edge_wait_fn wait, void *owner,
+                         char *err, size_t errcap);
 void edge_out_destroy(edge_out_t **out);
 
 /* The port leading into the side graph `name`, or -1. */
@@ -166,5 +172,8 @@ int edge_out_restart(edge_out_t *out, const wire_restart_t *r, const char *why, 
 bool edge_out_recover_due(const edge_out_t *out);
 int edge_out_recover(edge_out_t *out);
 uint64_t edge_out_resent(const edge_out_t *out); /* records sent again */
+/* Keep a copy of the resent count at `to` as well, updated before each
+ * sending again (memory the parent reads after a death). */
+void edge_out_mirror_resent(edge_out_t *out, volatile uint64_t *to);
 
 #endif

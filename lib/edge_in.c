@@ -90,8 +90,8 @@ struct edge_in {
     uint64_t marks_seen;
 };
 
-edge_in_t *edge_in_new(void *zctx, const plan_t *plan, int self, uint32_t gen, const char *dir,
-                       char *err, size_t errcap)
+edge_in_t *edge_in_new(void *zctx, const plan_t *plan, int self, uint32_t gen,
+                       const uint32_t *peer_gens, const char *dir, char *err, size_t errcap)
 {
     const plan_inst_t *pi = &plan->inst[self];
     edge_in_t *in = calloc(1, sizeof *in);
@@ -118,6 +118,7 @@ edge_in_t *edge_in_new(void *zctx, const plan_t *plan, int self, uint32_t gen, c
         p->ack_every = win / 2 ? win / 2 : 1;
         p->ack_every_bytes = win_bytes / 2 ? win_bytes / 2 : 1;
         in->slot[p->id] = k;
+        p->gen = peer_gens ? peer_gens[p->id] : 0;
         p->ack = edge_open_socket(zctx, ZMQ_PUSH, dir, 'a', p->id, 0, false, err, errcap);
         in->npeers++;
         if (!p->ack)

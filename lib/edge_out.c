@@ -433,8 +433,9 @@ static void note_parents(const plan_t *plan, int d, int *parent)
     }
 }
 
-edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, uint32_t gen, const char *dir,
-                         edge_wait_fn wait, void *owner, char *err, size_t errcap)
+edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, uint32_t gen,
+                         const uint32_t *peer_gens, const char *dir, edge_wait_fn wait, void *owner,
+                         char *err, size_t errcap)
 {
     const plan_inst_t *pi = &plan->inst[self];
     edge_out_t *o = calloc(1, sizeof *o);
@@ -472,7 +473,8 @@ edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, uint32_t gen,
         p->eff_items = p->win_items < EFF_START ? p->win_items : EFF_START;
         p->retain = p->id < plan->ninst && plan->inst[p->id].recoverable;
         o->slot[p->id] = k;
-        p->sock = edge_open_socket(zctx, ZMQ_PUSH, dir, 'i', p->id, 0, false, err, errcap);
+        p->gen = peer_gens && p->id < plan->ninst ? peer_gens[p->id] : 0;
+        p->sock = edge_open_socket(zctx, ZMQ_PUSH, dir, 'i', p->id, p->gen, false, err, errcap);
         o->npeers++;
         if (!p->sock)
             goto fail;
@@ -662,6 +664,8 @@ void *edge_out_socket(edge_out_t *o) { return o->ackin; }
 void edge_out_keep_all(edge_out_t *o) { o->keep_all = true; }
 uint64_t edge_out_seq(const edge_out_t *o) { return o->seq; }
 uint64_t edge_out_resent(const edge_out_t *o) { return o->resent; }
+
+void edge_out_mirror_resent(edge_out_t *o, volatile uint64_t *to) { o->resent_mirror = to; }
 bool edge_out_recover_due(const edge_out_t *o)
 {
     if (o->nredo)
@@ -908,9 +912,13 @@ int edge_out_recover(edge_out_t *o)
         memmove(o->redo, o->redo + 1, (o->nredo - 1) * sizeof *o->redo);
         o->nredo--;
         o->cur_seq = r.seq;
+        /* Counted before it goes: a process that dies while sending has
+         * still sent some of it. */
+        o->resent += r.k;
+        if (o->resent_mirror)
+            *o->resent_mirror = o->resent;
         rc = send_through(o, r.target, &r.msg, r.k, r.bytes, false, true);
         zmq_msg_close(&r.msg);
-        o->resent += r.k;
     }
     for (int k = 0; k < o->npeers && rc == 0; k++)
         if (o->peers[k].eos_due)

@@ -97,6 +97,7 @@ struct edge_out {
     size_t nredo, capredo;
     int *dn_parent;   /* per dispatch node, within this producer's trees */
     uint64_t resent, marks_lost;
+    volatile uint64_t *resent_mirror; /* a copy of resent kept there too */
     edge_wait_fn wait;
     void *owner;
     void *ackin;

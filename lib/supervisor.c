@@ -23,6 +23,7 @@
 #include <dirent.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -134,6 +135,8 @@ static void release_producers_of(struct mpx_run *r, int c)
         try_release(r, pi->producers[k]);
 }
 
+static void send_restarts_to(struct mpx_run *r, int p);
+
 static void on_ctl(struct mpx_run *r, int i, const uint8_t *data, size_t len)
 {
     run_child_t *c = &r->ch[i];
@@ -151,6 +154,8 @@ static void on_ctl(struct mpx_run *r, int i, const uint8_t *data, size_t len)
         c->hello = true;
         if (r->stopping)
             stop_child(r, i);
+        else if (c->gen > 0 || c->owe_restarts)
+            send_restarts_to(r, i); /* before its GO: it has sent nothing yet */
         break;
     case WIRE_READY:
         if (!c->ready) {
@@ -162,14 +167,14 @@ static void on_ctl(struct mpx_run *r, int i, const uint8_t *data, size_t len)
         }
         break;
     case WIRE_DONE:
-        if (len >= WIRE_HEAD + 40) {
+        if (len >= WIRE_HEAD + 40 && c->resume == CHILD_FRESH) {
             uint64_t v[5];
             memcpy(v, data + WIRE_HEAD, sizeof v);
             c->items_in = v[0];
             c->items_out = v[1];
             c->items_dropped = v[2];
-            c->items_failed = v[3];
-            c->items_resent = v[4];
+            c->items_failed = c->failed_before + v[3];
+            c->items_resent = c->resent_before + v[4];
         }
         c->done = true;
         try_release(r, i);
@@ -229,7 +234,8 @@ static void describe_exit(char *buf, size_t cap, int status)
         snprintf(buf, cap, "exited with status %d before it finished", WEXITSTATUS(status));
 }
 
-static int fork_one(struct mpx_run *r, int i, const int *close_fds, int nclose);
+static int fork_one(struct mpx_run *r, int i, const int *close_fds, int nclose,
+                    child_resume_t resume);
 static void check_timeouts(struct mpx_run *r);
 
 /* "while processing item 7 {id: 6}", from what the child noted before it
@@ -247,10 +253,18 @@ static const char *item_in_hand(const struct mpx_run *r, int i, char *buf, size_
     return buf;
 }
 
+/* A descriptor as it was at fork time: its number may be reused since. */
+struct fd_id {
+    int fd;
+    dev_t dev;
+    ino_t ino;
+};
+
 /* The descriptors this process has open now that it had not when the
  * stages were forked (its zmq context, pidfds, the application's later
- * files): a replacement closes them, to start as its siblings did. */
-static int *fds_since_fork(const struct mpx_run *r, int *n)
+ * files, also under a number reused since): a replacement closes them, to
+ * start as its siblings did.  With `ids`, every one is noted there. */
+static int *fds_since_fork(const struct mpx_run *r, int *n, struct fd_id **ids)
 {
     *n = 0;
     DIR *d = opendir("/proc/self/fd");
@@ -258,16 +272,19 @@ static int *fds_since_fork(const struct mpx_run *r, int *n)
         return NULL;
     size_t cap = 64;
     int *out = malloc(cap * sizeof *out);
+    struct fd_id *all = ids ? malloc(cap * sizeof *all) : NULL;
     struct dirent *e;
-    while (out && (e = readdir(d)) != NULL) {
+    while (out && (!ids || all) && (e = readdir(d)) != NULL) {
         if (e->d_name[0] < '0' || e->d_name[0] > '9')
             continue;
         int fd = atoi(e->d_name);
-        if (fd == dirfd(d))
+        struct stat st;
+        if (fd == dirfd(d) || fstat(fd, &st) != 0)
             continue;
         bool old = false;
         for (int k = 0; k < r->nfds_at_fork && !old; k++)
-            old = r->fds_at_fork[k] == fd;
+            old = r->fds_at_fork[k].fd == fd && r->fds_at_fork[k].dev == st.st_dev &&
+                  r->fds_at_fork[k].ino == st.st_ino;
         if (old)
             continue;
         if ((size_t)*n == cap) {
@@ -275,17 +292,57 @@ static int *fds_since_fork(const struct mpx_run *r, int *n)
             if (!more)
                 break;
             out = more;
+            if (ids) {
+                struct fd_id *m = realloc(all, 2 * cap * sizeof *m);
+                if (!m)
+                    break;
+                all = m;
+            }
             cap *= 2;
         }
+        if (ids)
+            all[*n] = (struct fd_id){fd, st.st_dev, st.st_ino};
         out[(*n)++] = fd;
     }
     closedir(d);
+    if (ids)
+        *ids = all;
     return out;
 }
 
+/* Tell producer p of consumer k's latest restart.  One that cannot hear
+ * it now (a replacement not yet connected) is told again when it says
+ * hello. */
+static void send_restart(struct mpx_run *r, int p, int k)
+{
+    const run_child_t *ck = &r->ch[k];
+    uint8_t payload[sizeof ck->restart + sizeof ck->restart_why];
+    wire_restart_t m = ck->restart;
+    if (ck->restart_hand != p)
+        m.has_hand = 0;
+    size_t wl = strlen(ck->restart_why);
+    memcpy(payload, &m, sizeof m);
+    memcpy(payload + sizeof m, ck->restart_why, wl);
+    if (ctl_send_with(r, p, WIRE_RESTART, payload, sizeof m + wl) != 0)
+        r->ch[p].owe_restarts = true;
+}
+
+/* Every restart of p's consumers, again: producers ignore what they knew. */
+static void send_restarts_to(struct mpx_run *r, int p)
+{
+    const plan_inst_t *pi = &r->plan->inst[p];
+    r->ch[p].owe_restarts = false;
+    for (int k = 0; k < pi->nconsumers; k++)
+        if (pi->consumers[k] < r->n && r->ch[pi->consumers[k]].gen > 0)
+            send_restart(r, p, pi->consumers[k]);
+}
+
 /* Fork a replacement for instance i and tell its producers, who send it
- * (or its siblings) again what the dead process had not confirmed. */
-static void restart_child(struct mpx_run *r, int i, const char *why)
+ * (or its siblings) again what the dead process had not confirmed.  A
+ * process that had finished needs nothing from them (child_args_t); what
+ * was sent to one that had stopped is dropped by its replacement, or taken
+ * by its siblings. */
+static void restart_child(struct mpx_run *r, int i, const char *why, child_resume_t resume)
 {
     run_child_t *c = &r->ch[i];
     blackbox_t *b = &r->boxes[i];
@@ -295,7 +352,16 @@ static void restart_child(struct mpx_run *r, int i, const char *why)
         msg.hand_gen = b->prod_gen;
         msg.hand_rec = b->rec;
     }
-    int hand_producer = msg.has_hand ? (int)b->producer : -1;
+    c->restart = msg;
+    c->restart_hand = msg.has_hand ? (int)b->producer : -1;
+    snprintf(c->restart_why, sizeof c->restart_why, "%s", why);
+    c->items_failed = c->failed_before += b->failed;
+    c->items_resent = c->resent_before += b->resent;
+    if (resume != CHILD_FRESH) {
+        c->items_in = b->items_in;
+        c->items_out = b->items_out;
+        c->items_dropped = b->items_dropped;
+    }
     memset(b, 0, sizeof *b);
     c->gen++;
     c->restarts++;
@@ -303,27 +369,23 @@ static void restart_child(struct mpx_run *r, int i, const char *why)
         r->nready--;
     c->hello = c->ready = c->done = c->released = c->stop_sent = c->exited = false;
     c->timed_out = c->wedged = false;
+    c->resume = resume;
     c->watch_no = UINT64_MAX;
     c->forked_ms = now_ms();
     int nclose = 0;
-    int *close_fds = fds_since_fork(r, &nclose);
-    int rc = fork_one(r, i, close_fds, nclose);
+    int *close_fds = fds_since_fork(r, &nclose, NULL);
+    int rc = fork_one(r, i, close_fds, nclose, resume);
     free(close_fds);
     if (rc != 0) {
         c->exited = true;
         return;
     }
-    uint8_t payload[sizeof msg + 400];
-    size_t wl = strlen(why) < 400 ? strlen(why) : 400;
+    if (resume == CHILD_FINISHED)
+        return;
     const plan_inst_t *pi = &r->plan->inst[i];
-    for (int k = 0; k < pi->nproducers; k++) {
-        wire_restart_t m = msg;
-        m.has_hand = pi->producers[k] == hand_producer ? msg.has_hand : 0;
-        memcpy(payload, &m, sizeof m);
-        memcpy(payload + sizeof m, why, wl);
-        /* A producer that has exited had nothing left for it. */
-        ctl_send_with(r, pi->producers[k], WIRE_RESTART, payload, sizeof m + wl);
-    }
+    /* A producer that has exited had nothing left for it. */
+    for (int k = 0; k < pi->nproducers; k++)
+        send_restart(r, pi->producers[k], i);
 }
 
 /* Child i died before it finished: replace it when its stage's policy
@@ -344,8 +406,10 @@ static void child_died(struct mpx_run *r, int i, const char *how)
         snprintf(what, sizeof what, "%s", how);
     inst_label(r, i, label, sizeof label);
     const blackbox_t *b = &r->boxes[i];
-    bool can = pi->recoverable && r->state == RUN_RUNNING && !r->failing && !r->stopping &&
-               !b->ended && !c->done;
+    bool can = pi->recoverable && r->state == RUN_RUNNING && !r->failing && !r->stopping;
+    child_resume_t resume = b->ended || c->done ? CHILD_FINISHED
+                            : b->stopped          ? CHILD_STOPPED
+                                                  : CHILD_FRESH;
     /* One that dies again and again in setup would be replaced forever. */
     c->barren = c->ready ? 0 : c->barren + 1;
     if (can && c->barren >= 3) {
@@ -360,7 +424,7 @@ static void child_died(struct mpx_run *r, int i, const char *how)
     }
     fprintf(stderr, "mpx: %s (pid %ld) %s%s; starting a replacement\n", label, (long)c->pid,
             what, hand);
-    restart_child(r, i, what);
+    restart_child(r, i, what, resume);
 }
 
 /* Reap child i if it has exited.  `wait` bounds how long to wait for it
@@ -479,6 +543,9 @@ static void pump(struct mpx_run *r, bool want_sink, long timeout_ms)
     }
     (void)sink_at;
     read_ctl(r);
+    for (int i = 0; i < r->n; i++)
+        if (r->ch[i].owe_restarts && r->ch[i].hello && !r->ch[i].exited)
+            send_restarts_to(r, i);
     stats_tick(r);
     if (check_ms)
         check_timeouts(r);
@@ -588,8 +655,16 @@ static int initialize_all(struct mpx_run *r)
 }
 
 /* Fork the process of instance i; it closes close_fds first. */
-static int fork_one(struct mpx_run *r, int i, const int *close_fds, int nclose)
+static int fork_one(struct mpx_run *r, int i, const int *close_fds, int nclose,
+                    child_resume_t resume)
 {
+    uint32_t *gens = malloc((size_t)(r->n ? r->n : 1) * sizeof *gens);
+    if (!gens) {
+        record(r, MPX_ENOMEM, "out of memory");
+        return r->status;
+    }
+    for (int k = 0; k < r->n; k++)
+        gens[k] = r->ch[k].gen;
     child_args_t a = {
         .plan = r->plan,
         .id = i,
@@ -598,6 +673,8 @@ static int fork_one(struct mpx_run *r, int i, const int *close_fds, int nclose)
         .dir = r->dir,
         .parent = getpid(),
         .st = r->ch[i].st,
+        .gens = gens,
+        .resume = resume,
         .close_fds = close_fds,
         .nclose = nclose,
         .stats_ms = r->root->mon.interval_ms > 0 ? r->root->mon.interval_ms
@@ -608,6 +685,7 @@ static int fork_one(struct mpx_run *r, int i, const int *close_fds, int nclose)
     pid_t pid = fork();
     if (pid == 0)
         child_main(&a);
+    free(gens);
     if (pid < 0) {
         record(r, MPX_ESYS, "fork: %s", strerror(errno));
         return r->status;
@@ -624,9 +702,11 @@ static void note_fds(struct mpx_run *r)
     r->fds_at_fork = NULL;
     r->nfds_at_fork = 0;
     int n = 0;
-    int *all = fds_since_fork(r, &n); /* with nothing noted yet: every one */
-    r->fds_at_fork = all;
-    r->nfds_at_fork = all ? n : 0;
+    struct fd_id *ids = NULL;
+    /* With nothing noted yet: every one. */
+    free(fds_since_fork(r, &n, &ids));
+    r->fds_at_fork = ids;
+    r->nfds_at_fork = ids ? n : 0;
 }
 
 static int fork_all(struct mpx_run *r)
@@ -643,7 +723,7 @@ static int fork_all(struct mpx_run *r)
      * each searching the library path for them (about 200 system calls). */
     getprotobyname("tcp");
     for (int i = 0; i < r->n; i++) {
-        if (fork_one(r, i, fds, nfds) != 0)
+        if (fork_one(r, i, fds, nfds, CHILD_FRESH) != 0)
             break;
         if (r->ch[i].pidfd >= 0)
             fds[nfds++] = r->ch[i].pidfd;
@@ -730,7 +810,7 @@ static int open_parent_sockets(struct mpx_run *r)
             return r->status;
         }
     }
-    r->sink = edge_in_new(r->zctx, r->plan, r->n, 0, r->dir, r->err, sizeof r->err);
+    r->sink = edge_in_new(r->zctx, r->plan, r->n, 0, NULL, r->dir, r->err, sizeof r->err);
     if (!r->sink) {
         record(r, MPX_ESYS, "output: %s", r->err);
         return r->status;

@@ -28,7 +28,21 @@ typedef struct run_child {
      * taken; the per-item timeout's watch. */
     uint32_t gen;
     int restarts, barren;
-    uint64_t items_failed, items_resent; /* from the DONE of the last process */
+    /* Over every process of the instance: the dead ones' from their
+     * black boxes, plus the DONE of the last. */
+    uint64_t items_failed, items_resent;
+    uint64_t failed_before, resent_before; /* of the processes that died */
+    /* What the current process took up from the one it replaced
+     * (child_args_t): when not all of it, its own counts are nothing and
+     * the dead one's stand. */
+    child_resume_t resume;
+    /* The restart last announced for this instance, for producers that
+     * did not hear it (forked meanwhile, or the send failed); and
+     * whether this one, as a producer, missed one. */
+    wire_restart_t restart;
+    int restart_hand; /* the producer the item in hand came from, or -1 */
+    char restart_why[300];
+    bool owe_restarts;
     bool timed_out;
     bool wedged;      /* a replacement killed for not starting */
     long forked_ms;   /* when a replacement was forked */
@@ -60,7 +74,7 @@ struct mpx_run {
     void *poll; /* zmq_pollitem_t[n + 3] */
     blackbox_t *boxes;  /* n slots shared with the children (child.h) */
     size_t boxes_size;
-    int *fds_at_fork;   /* descriptors open when the stages were forked */
+    struct fd_id *fds_at_fork; /* descriptors open when the stages were forked */
     int nfds_at_fork;
     int timeout_check_ms; /* 0: no stage has a per-item timeout */
     struct stats *stats; /* the monitor's figures (lib/stats.c) */

@@ -8,6 +8,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,8 @@
 #include "stages.h"
 
 /* ---- stages ------------------------------------------------------------- */
+
+static int pass(mpx_stage_t *st, mpx_item_t *it) { return mpx_put_item(st, it); }
 
 /* Fails (returns an error through mpx_fail) on ids divisible by `every`,
  * the first `times` attempts at each such item in this process (times < 0:
@@ -50,19 +54,22 @@ static const mpx_stage_def_t Flaky = {.name = "flaky",
                                       .state_size = sizeof(flaky_state_t),
                                       .process = flaky_process};
 
-/* Dies by `sig` on item `id`: only once over the run (the event is set by
- * the process that dies) unless `always`. */
+/* Dies by `sig` on item `id` (any item when id < 0): only once over the
+ * run (the event is set by the process that dies) unless `always`, and
+ * only once `after` is set when there is one. */
 typedef struct crash_args {
     mpx_event_t *once;
     int64_t id;
     int sig;
     bool always;
+    mpx_event_t *after;
 } crash_args_t;
 
 static int crash_process(mpx_stage_t *st, mpx_item_t *it)
 {
     const crash_args_t *a = mpx_args(st);
-    if (mpx_item_i64(it) == a->id && (a->always || !mpx_event_is_set(a->once))) {
+    if ((a->id < 0 || mpx_item_i64(it) == a->id) &&
+        (a->always || !mpx_event_is_set(a->once)) && (!a->after || mpx_event_is_set(a->after))) {
         if (a->once)
             mpx_event_set(a->once);
         raise(a->sig);
@@ -322,7 +329,7 @@ static void crash_under_stop_names_signal_and_item(void)
      * an exit with status 1. */
     /* The source never ends: only a crash noticed at once ends this run. */
     mpx_graph_t *g = MPX_EZ(mpx_stage(&Endless, NULL), mpx_stage(&Inc, NULL),
-                            mpx_as(2, &Crash, &(crash_args_t){NULL, 5000, SIGABRT, true}));
+                            mpx_as(2, &Crash, &(crash_args_t){NULL, 5000, SIGABRT, true, NULL}));
     EXPECT_ERROR(g, MPX_ECRASH, "stage 'crash' instance ", " of 2 (pid ",
                  "was killed by signal 6 (Aborted)", "while processing item ");
 }
@@ -333,7 +340,7 @@ static void crashed_worker_is_replaced_nothing_lost(void)
     REQUIRE(once, "event");
     const int64_t n = 20000;
     mpx_graph_t *g = MPX_EZ(range_node(0, n),
-                            mpx_as(3, &Crash, &(crash_args_t){once, 777, SIGKILL, false}),
+                            mpx_as(3, &Crash, &(crash_args_t){once, 777, SIGKILL, false, NULL}),
                             mpx_stage(&Inc, NULL));
     CHECK_EQ(mpx_node_set_retries(g, 2), 0);
     int64_t total, redelivered;
@@ -367,7 +374,7 @@ static void poison_item_handled_by_policy(void)
      * skipped; everything else arrives. */
     const int64_t n = 2000;
     mpx_graph_t *g = MPX_EZ(range_node(0, n),
-                            mpx_as(2, &Crash, &(crash_args_t){NULL, 13, SIGABRT, true}));
+                            mpx_as(2, &Crash, &(crash_args_t){NULL, 13, SIGABRT, true, NULL}));
     CHECK_EQ(mpx_node_set_retries(g, 1), 0);
     CHECK_EQ(mpx_node_on_error(g, MPX_ON_ERROR_SKIP, NULL), 0);
     int64_t total;
@@ -381,6 +388,202 @@ static void poison_item_handled_by_policy(void)
     CHECK_EQ(sum_info(g, "crash", RESTARTS), 2);
     CHECK_EQ(sum_info(g, "crash", FAILED), 1);
     free(seen);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* Two recoverable stages in a row, one process each.  The consumer dies
+ * first and is replaced; then the producer dies: its replacement must send
+ * to the consumer's replacement, not to the process that died before it
+ * was forked. */
+static void replaced_producer_finds_replaced_consumer(void)
+{
+    mpx_event_t *second_died = mpx_event_new(), *first_died = mpx_event_new();
+    REQUIRE(second_died && first_died, "event");
+    const int64_t n = 100000;
+    mpx_graph_t *g =
+        MPX_EZ(range_node(0, n),
+               mpx_stage(&Crash, &(crash_args_t){first_died, -1, SIGKILL, false, second_died}),
+               mpx_stage(&Crash, &(crash_args_t){second_died, 100, SIGKILL, false, NULL}));
+    CHECK_EQ(mpx_node_set_retries(g, 2), 0);
+    int64_t total;
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    unsigned char *seen = collect_ids(g, n, &total, NULL);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    for (int64_t id = 0; id < n; id++)
+        if (seen[id] < 1) {
+            CHECK(false, "id %lld lost", (long long)id);
+            break;
+        }
+    CHECK(mpx_event_is_set(second_died) && mpx_event_is_set(first_died), "both crashed");
+    CHECK_EQ(sum_info(g, "crash", RESTARTS), 2);
+    free(seen);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+    mpx_event_destroy(&second_died);
+    mpx_event_destroy(&first_died);
+}
+
+/* Notes its pid on a pipe in setup, then passes items on. */
+static int note_pid_setup(mpx_stage_t *st)
+{
+    pid_t pid = getpid();
+    if (write(*(const int *)mpx_args(st), &pid, sizeof pid) != (ssize_t)sizeof pid)
+        return mpx_fail(st, "pid pipe: %s", strerror(errno));
+    return 0;
+}
+static const mpx_stage_def_t NotePid = {.name = "notepid", .args_size = sizeof(int),
+                                        .setup = note_pid_setup, .process = pass};
+
+/* In teardown: says so on one pipe, then waits for a byte on another. */
+typedef struct gate_args {
+    int said, hold;
+} gate_args_t;
+static int gate_teardown(mpx_stage_t *st)
+{
+    const gate_args_t *a = mpx_args(st);
+    char c = 't';
+    if (write(a->said, &c, 1) != 1 || read(a->hold, &c, 1) != 1)
+        return mpx_fail(st, "gate pipes: %s", strerror(errno));
+    return 0;
+}
+static const mpx_stage_def_t Gate = {.name = "gate", .args_size = sizeof(gate_args_t),
+                                     .teardown = gate_teardown, .process = pass};
+
+typedef struct killer {
+    int pids, said, hold;
+    pid_t victim;
+    bool saw_gate;
+} killer_t;
+
+/* Once the gate is in its teardown, every worker before it has ended its
+ * stream and waits to be let go: kill one, then open the gate. */
+static void *kill_after_end(void *arg)
+{
+    killer_t *k = arg;
+    struct pollfd p = {k->said, POLLIN, 0};
+    char c;
+    k->saw_gate = poll(&p, 1, 60000) == 1 && read(k->said, &c, 1) == 1;
+    if (k->saw_gate && read(k->pids, &k->victim, sizeof k->victim) == sizeof k->victim)
+        kill(k->victim, SIGKILL);
+    c = 'o';
+    if (write(k->hold, &c, 1) != 1)
+        k->saw_gate = false;
+    return NULL;
+}
+
+/* A recoverable worker killed after its end of stream, while it waits to
+ * be let go, is replaced by one that only ends its stream again: the run
+ * goes on, and every item arrives exactly once. */
+static void worker_killed_after_its_end_is_replaced(void)
+{
+    int pids[2], said[2], hold[2];
+    REQUIRE(pipe(pids) == 0 && pipe(said) == 0 && pipe(hold) == 0, "pipe");
+    const int64_t n = 5000;
+    mpx_graph_t *g = MPX_EZ(range_node(0, n), mpx_as(2, &NotePid, &pids[1]),
+                            mpx_stage(&Gate, &(gate_args_t){said[1], hold[0]}));
+    CHECK_EQ(mpx_node_set_retries(g, 1), 0);
+    killer_t k = {pids[0], said[0], hold[1], 0, false};
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, kill_after_end, &k) == 0, "thread");
+    int64_t total;
+    unsigned char *seen = collect_ids(g, n, &total, NULL);
+    int rc = mpx_graph_join(g);
+    pthread_join(t, NULL);
+    CHECK(k.saw_gate, "the gate was not reached");
+    CHECK_EQ(rc, 0);
+    if (rc != 0)
+        printf("error: %s\n", mpx_graph_error(g));
+    CHECK_EQ(total, n);
+    for (int64_t id = 0; id < n; id++)
+        if (seen[id] != 1) {
+            CHECK(false, "id %lld arrived %d times", (long long)id, seen[id]);
+            break;
+        }
+    CHECK_EQ(sum_info(g, "notepid", RESTARTS), 1);
+    /* The replacement counts nothing of its own: the counts stay those of
+     * the process that did the work. */
+    long long in = 0;
+    for (size_t i = 0; i < mpx_graph_instance_count(g); i++) {
+        mpx_instance_info_t info;
+        if (mpx_graph_instance_info(g, i, &info) == 0 && strcmp(info.name, "notepid") == 0)
+            in += (long long)info.items_in;
+    }
+    CHECK_EQ(in, n);
+    free(seen);
+    for (int i = 0; i < 2; i++) {
+        close(pids[i]);
+        close(said[i]);
+        close(hold[i]);
+    }
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* Passes ids up to `at`, then stops itself; its teardown waits at a gate
+ * like Gate's. */
+typedef struct stop_at_args {
+    int pids; /* first, for note_pid_setup */
+    int64_t at;
+    gate_args_t gate;
+} stop_at_args_t;
+static int stop_at_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    const stop_at_args_t *a = mpx_args(st);
+    int rc = mpx_put_item(st, it);
+    if (rc == 0 && mpx_item_i64(it) >= a->at)
+        rc = mpx_stop(st);
+    return rc;
+}
+static int stop_at_teardown(mpx_stage_t *st)
+{
+    const stop_at_args_t *a = mpx_args(st);
+    char c = 't';
+    if (write(a->gate.said, &c, 1) != 1 || read(a->gate.hold, &c, 1) != 1)
+        return mpx_fail(st, "gate pipes: %s", strerror(errno));
+    return 0;
+}
+static const mpx_stage_def_t StopAt = {.name = "stopat", .args_size = sizeof(stop_at_args_t),
+                                       .setup = note_pid_setup, .process = stop_at_process,
+                                       .teardown = stop_at_teardown};
+
+/* A recoverable stage that stopped itself and is killed afterwards stays
+ * stopped: its replacement takes nothing more, and what it put before it
+ * stopped arrives once. */
+static void stopped_stage_killed_stays_stopped(void)
+{
+    int pids[2], said[2], hold[2];
+    REQUIRE(pipe(pids) == 0 && pipe(said) == 0 && pipe(hold) == 0, "pipe");
+    const int64_t n = 100000, at = 500;
+    stop_at_args_t args = {pids[1], at, {said[1], hold[0]}};
+    mpx_graph_t *g = MPX_EZ(range_node(0, n), mpx_stage(&StopAt, &args));
+    CHECK_EQ(mpx_node_set_retries(g, 1), 0);
+    killer_t k = {pids[0], said[0], hold[1], 0, false};
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, kill_after_end, &k) == 0, "thread");
+    int64_t total;
+    unsigned char *seen = collect_ids(g, n, &total, NULL);
+    int rc = mpx_graph_join(g);
+    pthread_join(t, NULL);
+    CHECK(k.saw_gate, "the gate was not reached");
+    CHECK_EQ(rc, 0);
+    if (rc != 0)
+        printf("error: %s\n", mpx_graph_error(g));
+    CHECK_EQ(total, at + 1);
+    for (int64_t id = 0; id <= at; id++)
+        if (seen[id] != 1) {
+            CHECK(false, "id %lld arrived %d times", (long long)id, seen[id]);
+            break;
+        }
+    CHECK_EQ(sum_info(g, "stopat", RESTARTS), 1);
+    free(seen);
+    for (int i = 0; i < 2; i++) {
+        close(pids[i]);
+        close(said[i]);
+        close(hold[i]);
+    }
     expect_clean(g);
     mpx_node_destroy(&g);
 }
@@ -412,8 +615,6 @@ static void timeout_kills_and_replaces(void)
 }
 
 /* ---- setup, teardown, sizes, bad messages -------------------------------- */
-
-static int pass(mpx_stage_t *st, mpx_item_t *it) { return mpx_put_item(st, it); }
 
 static int bad_setup(mpx_stage_t *st) { return mpx_fail(st, "no model file"); }
 static const mpx_stage_def_t BadSetup = {.name = "badsetup", .setup = bad_setup,
@@ -562,6 +763,9 @@ int main(int argc, char **argv)
         TEST_CASE(crash_under_stop_names_signal_and_item),
         TEST_CASE(crashed_worker_is_replaced_nothing_lost),
         TEST_CASE(poison_item_handled_by_policy),
+        TEST_CASE(replaced_producer_finds_replaced_consumer),
+        TEST_CASE(worker_killed_after_its_end_is_replaced),
+        TEST_CASE(stopped_stage_killed_stays_stopped),
         TEST_CASE(timeout_kills_and_replaces),
         TEST_CASE(setup_failure_fails_before_items),
         TEST_CASE(teardown_failure_reported),

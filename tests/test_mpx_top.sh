@@ -90,9 +90,9 @@ echo "== mpx-top --json alongside, and two monitors that come and go"
 "${run_env[@]}" "$top" --json "$demo_pid" >"$tmp/json.out" 2>"$tmp/json.err" &
 json_pid=$!
 # These two run while the tmux one starts; checked below.
-"${run_env[@]}" timeout -k 5 1 "$top" --json "$rundir" >/dev/null 2>&1 &
+"${run_env[@]}" timeout -k 5 1 "$top" --json "$rundir" >/dev/null 2>"$tmp/brief1.err" &
 brief1=$!
-"${run_env[@]}" timeout -k 5 1 "$top" --json "$demo_pid" >/dev/null 2>&1 &
+"${run_env[@]}" timeout -k 5 1 "$top" --json "$demo_pid" >/dev/null 2>"$tmp/brief2.err" &
 brief2=$!
 
 echo "== mpx-top in a detached tmux session, 120x40"
@@ -149,8 +149,10 @@ rc1=$?
 wait "$brief2"
 rc2=$?
 brief1='' brief2=''
-((rc1 == 124 && rc2 == 124)) ||
+if ((rc1 != 124 || rc2 != 124)); then
+    cat "$tmp/brief1.err" "$tmp/brief2.err" >&2
     fail "monitors run for 1 s under timeout exited with status $rc1 and $rc2, not 124"
+fi
 ok "two more monitors attached and left while the graph ran"
 
 echo "== the demo finishes on its own"

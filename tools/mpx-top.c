@@ -414,7 +414,10 @@ static cJSON *parse(const char *data, size_t size)
 static int receive(top_t *t, FILE *json)
 {
     int n = 0;
-    while (!t->ended) {
+    /* Snapshots may come faster than they are parsed (a short interval,
+     * a slow machine): a signal must still end the program, and the screen
+     * be drawn now and then. */
+    for (int taken = 0; !t->ended && !stop_signal && taken < 256; taken++) {
         zmq_msg_t m;
         zmq_msg_init(&m);
         if (zmq_msg_recv(&m, t->sub, ZMQ_DONTWAIT) < 0) {

@@ -239,9 +239,10 @@ typedef struct mpx_instance_info {
     int wait_status;   /* as from waitpid, once exited */
     long max_rss_kib;  /* peak resident set size, once exited */
     unsigned long long items_in, items_out, items_dropped;
-    /* Under a policy other than stop (see mpx_node_on_error): items its
-     * last process gave up on, items it sent again after a consumer died
-     * (its last process), and how many times it was replaced. */
+    /* Under a policy other than stop (see mpx_node_on_error), over all
+     * the processes the instance had: items given up on, items sent again
+     * after a consumer died, and how many times it was replaced.  The
+     * other counts are those of its last process. */
     unsigned long long items_failed, items_resent;
     int restarts;
 } mpx_instance_info_t;
