@@ -189,6 +189,8 @@ static void handle_ctl(child_rt_t *rt)
                     rt->st.pi->name, rt->st.pi->index);
             continue;
         }
+        if (h.gen != rt->gen)
+            continue; /* meant for the process this one replaces */
         switch (h.type) {
         case WIRE_GO: rt->go = true; break;
         case WIRE_RELEASE: rt->released = true; break;

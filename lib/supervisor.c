@@ -87,7 +87,10 @@ static int ctl_send_with(struct mpx_run *r, int i, wire_type_t type, const void 
     memcpy(ident + 1, &id, 4);
     uint8_t buf[WIRE_HEAD + sizeof(wire_restart_t) + 512];
     len = len < sizeof buf - WIRE_HEAD ? len : sizeof buf - WIRE_HEAD;
-    wire_head_put(buf, &(wire_head_t){(uint8_t)type, 0, (uint32_t)r->n, 0, 0});
+    /* Addressed to the current process: zmq keeps a connecting socket's
+     * queue across reconnects, so what was queued for a process that died
+     * reaches its replacement, which must ignore it. */
+    wire_head_put(buf, &(wire_head_t){(uint8_t)type, 0, (uint32_t)r->n, 0, r->ch[i].gen});
     if (len)
         memcpy(buf + WIRE_HEAD, payload, len);
     if (zmq_send(r->ctl, ident, sizeof ident, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
