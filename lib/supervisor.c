@@ -360,7 +360,9 @@ static void restart_child(struct mpx_run *r, int i, const char *why, child_resum
     snprintf(c->restart_why, sizeof c->restart_why, "%s", why);
     c->items_failed = c->failed_before += b->failed;
     c->items_resent = c->resent_before += b->resent;
-    if (resume != CHILD_FRESH) {
+    /* The counts of the process that did the work; a replacement that only
+     * ended the stream again has none of its own. */
+    if (resume != CHILD_FRESH && c->resume == CHILD_FRESH) {
         c->items_in = b->items_in;
         c->items_out = b->items_out;
         c->items_dropped = b->items_dropped;
@@ -410,9 +412,14 @@ static void child_died(struct mpx_run *r, int i, const char *how)
     inst_label(r, i, label, sizeof label);
     const blackbox_t *b = &r->boxes[i];
     bool can = pi->recoverable && r->state == RUN_RUNNING && !r->failing && !r->stopping;
-    child_resume_t resume = b->ended || c->done ? CHILD_FINISHED
-                            : b->stopped          ? CHILD_STOPPED
-                                                  : CHILD_FRESH;
+    /* Once done it may have no producer left; a stopped one that is not
+     * done still has them (it drains until their end of stream).  A
+     * replacement that dies takes up the same part as it had. */
+    child_resume_t resume = c->done                                  ? CHILD_FINISHED
+                            : c->resume == CHILD_FINISHED              ? CHILD_FINISHED
+                            : b->stopped || c->resume == CHILD_STOPPED ? CHILD_STOPPED
+                            : b->ended                                 ? CHILD_FINISHED
+                                                                       : CHILD_FRESH;
     /* One that dies again and again in setup would be replaced forever. */
     c->barren = c->ready ? 0 : c->barren + 1;
     if (can && c->barren >= 3) {

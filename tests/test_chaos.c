@@ -197,7 +197,7 @@ static void no_kills_exactly_once(void)
 static void chaos_two_levels(void)
 {
     outcome_t o;
-    run(two_levels, N / 4, 1.0, &o);
+    run(two_levels, N / 2, 1.0, &o);
     check_survived("4 then 2 workers", &o);
 }
 
@@ -205,14 +205,14 @@ static void chaos_two_levels(void)
 static void chaos_chain_of_single_processes(void)
 {
     outcome_t o;
-    run(chain, N / 4, 1.0, &o);
+    run(chain, N / 2, 1.0, &o);
     check_survived("3 single processes in a row", &o);
 }
 
 static void chaos_broadcast_branch(void)
 {
     outcome_t o;
-    run(broadcast, N / 4, 1.0, &o);
+    run(broadcast, N / 2, 1.0, &o);
     check_survived("broadcast to 3 workers and a plain stage", &o);
 }
 

@@ -452,38 +452,72 @@ static const mpx_stage_def_t Gate = {.name = "gate", .args_size = sizeof(gate_ar
 
 typedef struct killer {
     int pids, said, hold;
-    pid_t victim;
+    int again; /* replacements to kill as soon as they appear */
+    int killed;
     bool saw_gate;
 } killer_t;
 
-/* Once the gate is in its teardown, every worker before it has ended its
- * stream and waits to be let go: kill one, then open the gate. */
+/* The processes the main thread forked (it starts the graph). */
+static int children(pid_t *out, int cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
+    FILE *f = fopen(path, "r");
+    int n = 0;
+    long v;
+    while (f && n < cap && fscanf(f, "%ld", &v) == 1)
+        out[n++] = (pid_t)v;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* Once the gate is in its teardown, every stage before it has ended its
+ * stream (or stopped) and waits to be let go: kill one, and `again`
+ * replacements as soon as each is forked; then open the gate. */
 static void *kill_after_end(void *arg)
 {
     killer_t *k = arg;
     struct pollfd p = {k->said, POLLIN, 0};
     char c;
+    pid_t victim, known[64];
     k->saw_gate = poll(&p, 1, 60000) == 1 && read(k->said, &c, 1) == 1;
-    if (k->saw_gate && read(k->pids, &k->victim, sizeof k->victim) == sizeof k->victim)
-        kill(k->victim, SIGKILL);
+    int nknown = children(known, 60);
+    if (k->saw_gate && read(k->pids, &victim, sizeof victim) == sizeof victim &&
+        kill(victim, SIGKILL) == 0)
+        k->killed++;
+    for (int tries = 0; k->killed > 0 && k->killed <= k->again && tries < 20000; tries++) {
+        pid_t now[64];
+        int n = children(now, 64);
+        for (int i = 0; i < n && nknown < 64; i++) {
+            bool seen = false;
+            for (int j = 0; j < nknown && !seen; j++)
+                seen = known[j] == now[i];
+            if (!seen) {
+                known[nknown++] = now[i];
+                if (kill(now[i], SIGKILL) == 0)
+                    k->killed++;
+                break;
+            }
+        }
+        usleep(500);
+    }
     c = 'o';
     if (write(k->hold, &c, 1) != 1)
         k->saw_gate = false;
     return NULL;
 }
 
-/* A recoverable worker killed after its end of stream, while it waits to
- * be let go, is replaced by one that only ends its stream again: the run
- * goes on, and every item arrives exactly once. */
-static void worker_killed_after_its_end_is_replaced(void)
+/* Run g, in which stage `name` notes its pid on fds[1] and a later stage
+ * (or its own teardown) holds at the gate fds[2..5]; kill a process of
+ * `name` there, and `again` of its replacements.  Ids [0, expect) must
+ * arrive once each, and `name`'s instances must count `in` items taken:
+ * those of the processes that did the work. */
+static void run_killed_at_gate(mpx_graph_t *g, const int fds[6], const char *name, int again,
+                               int64_t n, int64_t expect, long long in)
 {
-    int pids[2], said[2], hold[2];
-    REQUIRE(pipe(pids) == 0 && pipe(said) == 0 && pipe(hold) == 0, "pipe");
-    const int64_t n = 5000;
-    mpx_graph_t *g = MPX_EZ(range_node(0, n), mpx_as(2, &NotePid, &pids[1]),
-                            mpx_stage(&Gate, &(gate_args_t){said[1], hold[0]}));
-    CHECK_EQ(mpx_node_set_retries(g, 1), 0);
-    killer_t k = {pids[0], said[0], hold[1], 0, false};
+    CHECK_EQ(mpx_node_set_retries(g, 3), 0);
+    killer_t k = {fds[0], fds[2], fds[5], again, 0, false};
     REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
     pthread_t t;
     REQUIRE(pthread_create(&t, NULL, kill_after_end, &k) == 0, "thread");
@@ -492,33 +526,45 @@ static void worker_killed_after_its_end_is_replaced(void)
     int rc = mpx_graph_join(g);
     pthread_join(t, NULL);
     CHECK(k.saw_gate, "the gate was not reached");
+    CHECK_EQ(k.killed, 1 + again);
     CHECK_EQ(rc, 0);
     if (rc != 0)
         printf("error: %s\n", mpx_graph_error(g));
-    CHECK_EQ(total, n);
-    for (int64_t id = 0; id < n; id++)
+    CHECK_EQ(total, expect);
+    for (int64_t id = 0; id < expect; id++)
         if (seen[id] != 1) {
             CHECK(false, "id %lld arrived %d times", (long long)id, seen[id]);
             break;
         }
-    CHECK_EQ(sum_info(g, "notepid", RESTARTS), 1);
-    /* The replacement counts nothing of its own: the counts stay those of
-     * the process that did the work. */
-    long long in = 0;
+    CHECK_EQ(sum_info(g, name, RESTARTS), 1 + again);
+    long long got = 0;
     for (size_t i = 0; i < mpx_graph_instance_count(g); i++) {
         mpx_instance_info_t info;
-        if (mpx_graph_instance_info(g, i, &info) == 0 && strcmp(info.name, "notepid") == 0)
-            in += (long long)info.items_in;
+        if (mpx_graph_instance_info(g, i, &info) == 0 && strcmp(info.name, name) == 0)
+            got += (long long)info.items_in;
     }
-    CHECK_EQ(in, n);
+    CHECK_EQ(got, in);
     free(seen);
-    for (int i = 0; i < 2; i++) {
-        close(pids[i]);
-        close(said[i]);
-        close(hold[i]);
-    }
+    for (int i = 0; i < 6; i++)
+        close(fds[i]);
     expect_clean(g);
     mpx_node_destroy(&g);
+}
+
+/* A recoverable worker killed after its end of stream, while it waits to
+ * be let go, is replaced by one that only ends its stream again (and so
+ * is a replacement of that one killed at once): the run goes on, and
+ * every item arrives exactly once. */
+static void worker_killed_after_its_end_is_replaced(void)
+{
+    for (int again = 0; again <= 2; again += 2) {
+        int fds[6]; /* pids, said, hold: read and write ends */
+        REQUIRE(pipe(fds) == 0 && pipe(fds + 2) == 0 && pipe(fds + 4) == 0, "pipe");
+        const int64_t n = 5000;
+        mpx_graph_t *g = MPX_EZ(range_node(0, n), mpx_as(2, &NotePid, &fds[1]),
+                                mpx_stage(&Gate, &(gate_args_t){fds[3], fds[4]}));
+        run_killed_at_gate(g, fds, "notepid", again, n, n, n);
+    }
 }
 
 /* Passes ids up to `at`, then stops itself; its teardown waits at a gate
@@ -549,43 +595,18 @@ static const mpx_stage_def_t StopAt = {.name = "stopat", .args_size = sizeof(sto
                                        .teardown = stop_at_teardown};
 
 /* A recoverable stage that stopped itself and is killed afterwards stays
- * stopped: its replacement takes nothing more, and what it put before it
- * stopped arrives once. */
+ * stopped, and so do its replacements: none takes an item, and what it
+ * put before it stopped arrives once. */
 static void stopped_stage_killed_stays_stopped(void)
 {
-    int pids[2], said[2], hold[2];
-    REQUIRE(pipe(pids) == 0 && pipe(said) == 0 && pipe(hold) == 0, "pipe");
-    const int64_t n = 100000, at = 500;
-    stop_at_args_t args = {pids[1], at, {said[1], hold[0]}};
-    mpx_graph_t *g = MPX_EZ(range_node(0, n), mpx_stage(&StopAt, &args));
-    CHECK_EQ(mpx_node_set_retries(g, 1), 0);
-    killer_t k = {pids[0], said[0], hold[1], 0, false};
-    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
-    pthread_t t;
-    REQUIRE(pthread_create(&t, NULL, kill_after_end, &k) == 0, "thread");
-    int64_t total;
-    unsigned char *seen = collect_ids(g, n, &total, NULL);
-    int rc = mpx_graph_join(g);
-    pthread_join(t, NULL);
-    CHECK(k.saw_gate, "the gate was not reached");
-    CHECK_EQ(rc, 0);
-    if (rc != 0)
-        printf("error: %s\n", mpx_graph_error(g));
-    CHECK_EQ(total, at + 1);
-    for (int64_t id = 0; id <= at; id++)
-        if (seen[id] != 1) {
-            CHECK(false, "id %lld arrived %d times", (long long)id, seen[id]);
-            break;
-        }
-    CHECK_EQ(sum_info(g, "stopat", RESTARTS), 1);
-    free(seen);
-    for (int i = 0; i < 2; i++) {
-        close(pids[i]);
-        close(said[i]);
-        close(hold[i]);
+    for (int again = 0; again <= 2; again += 2) {
+        int fds[6];
+        REQUIRE(pipe(fds) == 0 && pipe(fds + 2) == 0 && pipe(fds + 4) == 0, "pipe");
+        const int64_t n = 100000, at = 500;
+        stop_at_args_t args = {fds[1], at, {fds[3], fds[4]}};
+        mpx_graph_t *g = MPX_EZ(range_node(0, n), mpx_stage(&StopAt, &args));
+        run_killed_at_gate(g, fds, "stopat", again, n, at + 1, at + 1);
     }
-    expect_clean(g);
-    mpx_node_destroy(&g);
 }
 
 static void timeout_kills_and_replaces(void)
