@@ -360,9 +360,10 @@ static void restart_child(struct mpx_run *r, int i, const char *why, child_resum
     snprintf(c->restart_why, sizeof c->restart_why, "%s", why);
     c->items_failed = c->failed_before += b->failed;
     c->items_resent = c->resent_before += b->resent;
-    /* The counts of the process that did the work; a replacement that only
-     * ended the stream again has none of its own. */
-    if (resume != CHILD_FRESH && c->resume == CHILD_FRESH) {
+    /* The counts of the process that did the work (from its DONE when it
+     * got that far); a replacement that only ends the stream again has
+     * none of its own. */
+    if (resume != CHILD_FRESH && c->resume == CHILD_FRESH && !c->done) {
         c->items_in = b->items_in;
         c->items_out = b->items_out;
         c->items_dropped = b->items_dropped;
