@@ -33,14 +33,15 @@
 #include "mpx/error.h"
 #include "meta.h"
 #include "mpx/monitor.h"
+#include "forksrv.h"
 #include "rundir.h"
 #include "wire.h"
 
-/* A replacement is forked from this process, whose zmq threads may hold
- * a lock at that moment that the child then waits on forever (seen with
- * AddressSanitizer's allocator).  One that has not said hello, which it
- * does before any code of the stage runs, after this long is killed and
- * replaced again. */
+/* A replacement the fork server could not make is forked from this
+ * process, whose zmq threads may hold a lock at that moment that the child
+ * then waits on forever (seen with AddressSanitizer's allocator).  One
+ * that has not said hello, which it does before any code of the stage
+ * runs, after this long is killed and replaced again. */
 #define REPLACEMENT_START_MS 5000
 
 /* How long stopped stages get to leave before they are killed. */
@@ -239,6 +240,7 @@ static void describe_exit(char *buf, size_t cap, int status)
 
 static int fork_one(struct mpx_run *r, int i, const int *close_fds, int nclose,
                     child_resume_t resume);
+static int spawn_one(struct mpx_run *r, int i, child_resume_t resume);
 static void check_timeouts(struct mpx_run *r);
 
 /* "while processing item 7 {id: 6}", from what the child noted before it
@@ -378,10 +380,13 @@ static void restart_child(struct mpx_run *r, int i, const char *why, child_resum
     c->resume = resume;
     c->watch_no = UINT64_MAX;
     c->forked_ms = now_ms();
-    int nclose = 0;
-    int *close_fds = fds_since_fork(r, &nclose, NULL);
-    int rc = fork_one(r, i, close_fds, nclose, resume);
-    free(close_fds);
+    int rc = spawn_one(r, i, resume);
+    if (rc != 0) {
+        int nclose = 0;
+        int *close_fds = fds_since_fork(r, &nclose, NULL);
+        rc = fork_one(r, i, close_fds, nclose, resume);
+        free(close_fds);
+    }
     if (rc != 0) {
         c->exited = true;
         return;
@@ -585,6 +590,7 @@ static void end_run(struct mpx_run *r)
         zmq_ctx_term(r->zctx);
         r->zctx = NULL;
     }
+    forksrv_stop(&r->forks);
     if (r->have_dir) {
         rundir_remove(r->dir);
         r->have_dir = false;
@@ -665,24 +671,19 @@ static int initialize_all(struct mpx_run *r)
     return 0;
 }
 
-/* Fork the process of instance i; it closes close_fds first. */
-static int fork_one(struct mpx_run *r, int i, const int *close_fds, int nclose,
-                    child_resume_t resume)
+/* What the process of instance i starts from; parent: the supervisor's
+ * pid. */
+static child_args_t args_for(const struct mpx_run *r, int i, uint32_t gen, child_resume_t resume,
+                             const uint32_t *gens, pid_t parent, const int *close_fds,
+                             int nclose)
 {
-    uint32_t *gens = malloc((size_t)(r->n ? r->n : 1) * sizeof *gens);
-    if (!gens) {
-        record(r, MPX_ENOMEM, "out of memory");
-        return r->status;
-    }
-    for (int k = 0; k < r->n; k++)
-        gens[k] = r->ch[k].gen;
-    child_args_t a = {
+    return (child_args_t){
         .plan = r->plan,
         .id = i,
-        .gen = r->ch[i].gen,
+        .gen = gen,
         .box = &r->boxes[i],
         .dir = r->dir,
-        .parent = getpid(),
+        .parent = parent,
         .st = r->ch[i].st,
         .gens = gens,
         .resume = resume,
@@ -691,6 +692,34 @@ static int fork_one(struct mpx_run *r, int i, const int *close_fds, int nclose,
         .stats_ms = r->root->mon.interval_ms > 0 ? r->root->mon.interval_ms
                                                  : MPX_STATS_INTERVAL_MS,
     };
+}
+
+static uint32_t *current_gens(struct mpx_run *r)
+{
+    uint32_t *gens = malloc((size_t)(r->n ? r->n : 1) * sizeof *gens);
+    if (!gens) {
+        record(r, MPX_ENOMEM, "out of memory");
+        return NULL;
+    }
+    for (int k = 0; k < r->n; k++)
+        gens[k] = r->ch[k].gen;
+    return gens;
+}
+
+static void note_pid(struct mpx_run *r, int i, pid_t pid)
+{
+    r->ch[i].pid = pid;
+    r->ch[i].pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* Fork the process of instance i; it closes close_fds first. */
+static int fork_one(struct mpx_run *r, int i, const int *close_fds, int nclose,
+                    child_resume_t resume)
+{
+    uint32_t *gens = current_gens(r);
+    if (!gens)
+        return r->status;
+    child_args_t a = args_for(r, i, r->ch[i].gen, resume, gens, getpid(), close_fds, nclose);
     /* Whatever stdio holds now would otherwise be written once per child. */
     fflush(NULL);
     pid_t pid = fork();
@@ -701,8 +730,35 @@ static int fork_one(struct mpx_run *r, int i, const int *close_fds, int nclose,
         record(r, MPX_ESYS, "fork: %s", strerror(errno));
         return r->status;
     }
-    r->ch[i].pid = pid;
-    r->ch[i].pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    note_pid(r, i, pid);
+    return 0;
+}
+
+/* In a process the fork server made (lib/forksrv.h), whose memory is the
+ * server's: what the parent's was when the stages were forked. */
+static void become_replacement(void *ctx, const forksrv_req_t *q, const int *fds, int nfds)
+{
+    const struct mpx_run *r = ctx;
+    child_args_t a = args_for(r, q->id, q->gen, (child_resume_t)q->resume, q->gens, getppid(),
+                              fds, nfds);
+    child_main(&a);
+}
+
+/* Have the fork server make the process of instance i: 0, or -1 when it
+ * could not (the caller forks it then). */
+static int spawn_one(struct mpx_run *r, int i, child_resume_t resume)
+{
+    if (!r->forks)
+        return -1;
+    uint32_t *gens = current_gens(r);
+    if (!gens)
+        return -1;
+    forksrv_req_t q = {i, r->ch[i].gen, (int32_t)resume, r->n, gens};
+    pid_t pid = forksrv_spawn(r->forks, &q);
+    free(gens);
+    if (pid <= 0)
+        return -1;
+    note_pid(r, i, pid);
     return 0;
 }
 
@@ -729,6 +785,14 @@ static int fork_all(struct mpx_run *r)
     }
     note_fds(r);
     int nfds = 0;
+    /* Replacements come from the fork server, started first: it has none
+     * of the stages' pidfds to close. */
+    bool recoverable = false;
+    for (int i = 0; i < r->n; i++)
+        recoverable |= r->plan->inst[i].recoverable;
+    int server_fd = -1;
+    if (recoverable && (r->forks = forksrv_start(become_replacement, r, r->n, &server_fd)))
+        fds[nfds++] = server_fd;
     /* libzmq looks the tcp protocol up (through NSS) in every new context;
      * done once here, the children inherit the loaded modules instead of
      * each searching the library path for them (about 200 system calls). */

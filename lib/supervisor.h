@@ -78,6 +78,7 @@ struct mpx_run {
     int nfds_at_fork;
     int timeout_check_ms; /* 0: no stage has a per-item timeout */
     struct stats *stats; /* the monitor's figures (lib/stats.c) */
+    struct forksrv *forks; /* makes replacements (lib/forksrv.h); may be NULL */
     char err[256];
 };
 

@@ -609,6 +609,49 @@ static void stopped_stage_killed_stays_stopped(void)
     }
 }
 
+/* The application holds a lock while a replacement is made.  A process
+ * forked from the application's would copy it held and wait on it forever
+ * in setup; the fork server's copy is the state the stages were first
+ * forked in, unlocked. */
+static pthread_mutex_t app_lock = PTHREAD_MUTEX_INITIALIZER;
+static int lock_setup(mpx_stage_t *st)
+{
+    pthread_mutex_lock(&app_lock);
+    pthread_mutex_unlock(&app_lock);
+    return 0;
+}
+static const mpx_stage_def_t LockSetup = {.name = "locksetup", .args_size = sizeof(crash_args_t),
+                                          .setup = lock_setup, .process = crash_process};
+
+static void replacement_does_not_inherit_held_locks(void)
+{
+    mpx_event_t *once = mpx_event_new();
+    REQUIRE(once, "event");
+    const int64_t n = 20000;
+    mpx_graph_t *g = MPX_EZ(range_node(0, n), mpx_as(2, &LockSetup,
+                                                     &(crash_args_t){once, 777, SIGKILL, false,
+                                                                     NULL}));
+    CHECK_EQ(mpx_node_set_retries(g, 2), 0);
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    pthread_mutex_lock(&app_lock);
+    int64_t total;
+    unsigned char *seen = collect_ids(g, n, &total, NULL);
+    int rc = mpx_graph_join(g);
+    pthread_mutex_unlock(&app_lock);
+    CHECK_EQ(rc, 0);
+    for (int64_t id = 0; id < n; id++)
+        if (seen[id] < 1) {
+            CHECK(false, "id %lld lost", (long long)id);
+            break;
+        }
+    CHECK(mpx_event_is_set(once), "the crash happened");
+    CHECK_EQ(sum_info(g, "locksetup", RESTARTS), 1);
+    free(seen);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+    mpx_event_destroy(&once);
+}
+
 static void timeout_kills_and_replaces(void)
 {
     /* Under skip: the hung item is given up, the rest arrive. */
@@ -787,6 +830,7 @@ int main(int argc, char **argv)
         TEST_CASE(replaced_producer_finds_replaced_consumer),
         TEST_CASE(worker_killed_after_its_end_is_replaced),
         TEST_CASE(stopped_stage_killed_stays_stopped),
+        TEST_CASE(replacement_does_not_inherit_held_locks),
         TEST_CASE(timeout_kills_and_replaces),
         TEST_CASE(setup_failure_fails_before_items),
         TEST_CASE(teardown_failure_reported),

@@ -1,0 +1,252 @@
+/* lib/forksrv.c — the fork server (see forksrv.h).
+ *
+ * Requests and replies go over one SOCK_SEQPACKET pair, a message each:
+ * the request is four int32 (id, generation, resume, count) and the
+ * generations; the reply one int32, the new pid or -errno.
+ *
+ * The new process is made with a raw clone, not fork(): fork() cannot
+ * give it another parent.  glibc's fork also writes the child's thread id
+ * into the thread's descriptor, where calls that act on "this thread" by
+ * id (pthread_setaffinity_np on pthread_self(), for one) read it; the
+ * server has the kernel do the same (CLONE_CHILD_SETTID) at the place it
+ * found that id in, checked once by a real fork.  Where the place cannot
+ * be found, or the kernel refuses the clone, the server answers -errno
+ * and the caller forks the replacement itself, as it would without it.
+ */
+#define _GNU_SOURCE
+#include "forksrv.h"
+
+#include <errno.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+struct forksrv {
+    pid_t pid;
+    int fd;
+};
+
+/* How long the parent waits for a reply, and for the server to leave. */
+#define REPLY_MS 5000
+#define LEAVE_MS 1000
+
+/* Where this thread's id sits in its glibc descriptor, in pid_t units,
+ * or -1.  Candidates are the words holding the id; a forked child, whose
+ * id glibc rewrites, tells which one it is. */
+static long tid_slot(void)
+{
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    const volatile pid_t *self = (const volatile pid_t *)(void *)pthread_self();
+    long cand[8];
+    int nc = 0;
+    /* The id lies well within the first KiB of the descriptor, which is
+     * several KiB long. */
+    for (long i = 0; i < 256 && nc < 8; i++)
+        if (self[i] == tid)
+            cand[nc++] = i;
+    if (nc == 0)
+        return -1;
+    int p[2];
+    if (pipe(p) != 0)
+        return -1;
+    pid_t c = fork();
+    if (c == 0) {
+        pid_t me = (pid_t)syscall(SYS_gettid);
+        long found = -1;
+        int hits = 0;
+        for (int i = 0; i < nc; i++)
+            if (self[cand[i]] == me) {
+                found = cand[i];
+                hits++;
+            }
+        if (hits != 1)
+            found = -1;
+        if (write(p[1], &found, sizeof found) != (ssize_t)sizeof found)
+            _exit(1);
+        _exit(0);
+    }
+    close(p[1]);
+    long found = -1;
+    if (c < 0 || read(p[0], &found, sizeof found) != (ssize_t)sizeof found)
+        found = -1;
+    close(p[0]);
+    if (c > 0)
+        while (waitpid(c, NULL, 0) < 0 && errno == EINTR)
+            ;
+    return found;
+}
+
+/* A child of our parent, with its own id where glibc keeps it. */
+static pid_t clone_sibling(long slot)
+{
+    pid_t *ctid = (pid_t *)(void *)pthread_self() + slot;
+    /* No exit signal of its own: with CLONE_PARENT the kernel gives it
+     * ours (SIGCHLD, to the same parent), and clone3 refuses another. */
+    struct clone_args ca = {
+        .flags = CLONE_PARENT | CLONE_CHILD_SETTID,
+        .child_tid = (uint64_t)(uintptr_t)ctid,
+    };
+    long pid = syscall(SYS_clone3, &ca, sizeof ca);
+#if defined(__x86_64__)
+    /* clone3 is newer than some kernels, and some sandboxes refuse it. */
+    if (pid < 0 && (errno == ENOSYS || errno == EPERM))
+        pid = syscall(SYS_clone, (unsigned long)(CLONE_PARENT | CLONE_CHILD_SETTID), NULL, NULL,
+                      ctid, NULL);
+#endif
+    return (pid_t)pid;
+}
+
+static _Noreturn void serve(int fd, pid_t parent, forksrv_fn fn, void *ctx, int ngens)
+{
+    prctl(PR_SET_NAME, "mpx-forks", 0, 0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (getppid() != parent)
+        _exit(0);
+    /* The application's handlers mean nothing here (its new processes
+     * set their own); Ctrl-C reaches the process group, and the parent
+     * decides. */
+    static const int dfl[] = {SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGCHLD};
+    struct sigaction sa = {.sa_handler = SIG_DFL};
+    for (size_t i = 0; i < sizeof dfl / sizeof *dfl; i++)
+        sigaction(dfl[i], &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGPIPE, &sa, NULL);
+
+    long slot = tid_slot();
+    size_t cap = 16 + 4 * (size_t)ngens;
+    uint8_t *buf = malloc(cap);
+    uint32_t *gens = malloc(4 * (size_t)(ngens ? ngens : 1));
+    if (!buf || !gens)
+        _exit(1);
+    for (;;) {
+        ssize_t n = recv(fd, buf, cap, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            _exit(0); /* the parent closed its end: the run is over */
+        int32_t head[4] = {0, 0, 0, -1};
+        if (n >= 16)
+            memcpy(head, buf, 16);
+        int32_t reply = -EINVAL;
+        if (head[3] >= 0 && head[3] <= ngens && (size_t)n == 16 + 4 * (size_t)head[3]) {
+            memcpy(gens, buf + 16, 4 * (size_t)head[3]);
+            forksrv_req_t q = {head[0], (uint32_t)head[1], head[2], head[3], gens};
+            pid_t pid = -1;
+            errno = ENOSYS;
+            if (slot >= 0)
+                pid = clone_sibling(slot);
+            if (pid == 0) {
+                fn(ctx, &q, &fd, 1);
+                _exit(127);
+            }
+            reply = pid > 0 ? pid : -errno;
+        }
+        while (send(fd, &reply, sizeof reply, MSG_NOSIGNAL) < 0 && errno == EINTR)
+            ;
+    }
+}
+
+forksrv_t *forksrv_start(forksrv_fn fn, void *ctx, int ngens, int *fd)
+{
+    *fd = -1;
+    forksrv_t *s = calloc(1, sizeof *s);
+    int sv[2];
+    if (!s || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+        free(s);
+        return NULL;
+    }
+    pid_t parent = getpid();
+    /* Whatever stdio holds now would otherwise be written by the server's
+     * children too. */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(sv[0]);
+        serve(sv[1], parent, fn, ctx, ngens);
+    }
+    close(sv[1]);
+    if (pid < 0) {
+        close(sv[0]);
+        free(s);
+        return NULL;
+    }
+    s->pid = pid;
+    s->fd = sv[0];
+    *fd = sv[0];
+    return s;
+}
+
+pid_t forksrv_spawn(forksrv_t *s, const forksrv_req_t *req)
+{
+    if (!s || s->fd < 0 || req->ngens < 0)
+        return -1;
+    size_t len = 16 + 4 * (size_t)req->ngens;
+    uint8_t *buf = malloc(len);
+    if (!buf)
+        return -1;
+    int32_t head[4] = {req->id, (int32_t)req->gen, req->resume, req->ngens};
+    memcpy(buf, head, 16);
+    memcpy(buf + 16, req->gens, 4 * (size_t)req->ngens);
+    ssize_t n;
+    while ((n = send(s->fd, buf, len, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        ;
+    free(buf);
+    if (n != (ssize_t)len)
+        return -1;
+    struct pollfd p = {s->fd, POLLIN, 0};
+    int32_t reply = 0;
+    while ((n = poll(&p, 1, REPLY_MS)) < 0 && errno == EINTR)
+        ;
+    if (n == 1)
+        while ((n = recv(s->fd, &reply, sizeof reply, 0)) < 0 && errno == EINTR)
+            ;
+    if (n != (ssize_t)sizeof reply || reply <= 0) {
+        /* A server that does not answer is of no further use; one that
+         * answered -errno may serve the next request. */
+        if (n != (ssize_t)sizeof reply) {
+            close(s->fd);
+            s->fd = -1;
+        }
+        return -1;
+    }
+    return (pid_t)reply;
+}
+
+void forksrv_stop(forksrv_t **sp)
+{
+    forksrv_t *s = sp ? *sp : NULL;
+    if (!s)
+        return;
+    if (s->fd >= 0)
+        close(s->fd);
+    /* It leaves on the end of its socket; without a pidfd, a short poll
+     * on waitpid, then SIGKILL. */
+    int pidfd = (int)syscall(SYS_pidfd_open, s->pid, 0);
+    if (pidfd >= 0) {
+        struct pollfd p = {pidfd, POLLIN, 0};
+        while (poll(&p, 1, LEAVE_MS) < 0 && errno == EINTR)
+            ;
+        close(pidfd);
+    }
+    pid_t r = 0;
+    for (int i = 0; i < LEAVE_MS && (r = waitpid(s->pid, NULL, WNOHANG)) == 0; i++)
+        usleep(1000);
+    if (r == 0) {
+        kill(s->pid, SIGKILL);
+        while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    free(s);
+    *sp = NULL;
+}
