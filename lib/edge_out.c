@@ -638,6 +638,15 @@ int edge_out_eos(edge_out_t *o)
     int rc = edge_out_flush(o);
     if (rc < 0 && rc != MPX_ESTOPPED)
         return rc;
+    /* What a replaced consumer held goes out before our end of stream:
+     * after it, a sibling it went to may have ended already, and would
+     * never take it.  Restarts heard while this waits for credit add to
+     * the list; none can come between its end and the ends below. */
+    while (o->nredo > 0 && !o->recovering && !o->sending) {
+        rc = edge_out_recover(o);
+        if (rc < 0 && rc != MPX_ESTOPPED)
+            return rc;
+    }
     for (int k = 0; k < o->npeers; k++) {
         rc = send_eos(o, &o->peers[k]);
         if (rc < 0)

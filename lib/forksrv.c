@@ -21,7 +21,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +28,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 struct forksrv {
@@ -36,9 +36,29 @@ struct forksrv {
     int fd;
 };
 
-/* How long the parent waits for a reply, and for the server to leave. */
-#define REPLY_MS 5000
+/* How long the parent waits for a reply (a server that has not answered
+ * by then is killed: what it would make later nobody would know of), and
+ * for the server to leave. */
+#define REPLY_MS 2000
 #define LEAVE_MS 1000
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* poll() until `deadline` (now_ms), whatever signals interrupt it. */
+static int poll_until(struct pollfd *p, nfds_t n, long deadline)
+{
+    for (;;) {
+        long left = deadline - now_ms();
+        int r = poll(p, n, left > 0 ? (int)left : 0);
+        if (r >= 0 || errno != EINTR)
+            return r;
+    }
+}
 
 /* Where this thread's id sits in its glibc descriptor, in pid_t units,
  * or -1.  Candidates are the words holding the id; a forked child, whose
@@ -109,7 +129,13 @@ static pid_t clone_sibling(long slot)
 static _Noreturn void serve(int fd, pid_t parent, forksrv_fn fn, void *ctx, int ngens)
 {
     prctl(PR_SET_NAME, "mpx-forks", 0, 0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    /* The parent's death closes its end of the socket, unless a child of
+     * its own holds a copy; its pidfd turns readable then in any case.
+     * (The parent-death signal would also come when the thread that
+     * forked us ends, with the process alive: only without pidfds.) */
+    int parent_fd = (int)syscall(SYS_pidfd_open, parent, 0);
+    if (parent_fd < 0)
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (getppid() != parent)
         _exit(0);
     /* The application's handlers mean nothing here (its new processes
@@ -130,11 +156,18 @@ static _Noreturn void serve(int fd, pid_t parent, forksrv_fn fn, void *ctx, int 
     if (!buf || !gens)
         _exit(1);
     for (;;) {
-        ssize_t n = recv(fd, buf, cap, 0);
-        if (n < 0 && errno == EINTR)
+        struct pollfd p[2] = {{fd, POLLIN, 0}, {parent_fd, POLLIN, 0}};
+        if (poll(p, parent_fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
+            _exit(1);
+        if (p[1].revents)
+            _exit(0); /* the parent died */
+        if (!p[0].revents)
+            continue;
+        ssize_t n = recv(fd, buf, cap, MSG_DONTWAIT);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (n <= 0)
-            _exit(0); /* the parent closed its end: the run is over */
+            _exit(0); /* the parent shut its end: the run is over */
         int32_t head[4] = {0, 0, 0, -1};
         if (n >= 16)
             memcpy(head, buf, 16);
@@ -147,7 +180,8 @@ static _Noreturn void serve(int fd, pid_t parent, forksrv_fn fn, void *ctx, int 
             if (slot >= 0)
                 pid = clone_sibling(slot);
             if (pid == 0) {
-                fn(ctx, &q, &fd, 1);
+                int fds[2] = {fd, parent_fd};
+                fn(ctx, &q, fds, parent_fd >= 0 ? 2 : 1);
                 _exit(127);
             }
             reply = pid > 0 ? pid : -errno;
@@ -206,21 +240,21 @@ pid_t forksrv_spawn(forksrv_t *s, const forksrv_req_t *req)
         return -1;
     struct pollfd p = {s->fd, POLLIN, 0};
     int32_t reply = 0;
-    while ((n = poll(&p, 1, REPLY_MS)) < 0 && errno == EINTR)
-        ;
+    n = poll_until(&p, 1, now_ms() + REPLY_MS);
     if (n == 1)
         while ((n = recv(s->fd, &reply, sizeof reply, 0)) < 0 && errno == EINTR)
             ;
-    if (n != (ssize_t)sizeof reply || reply <= 0) {
-        /* A server that does not answer is of no further use; one that
-         * answered -errno may serve the next request. */
-        if (n != (ssize_t)sizeof reply) {
-            close(s->fd);
-            s->fd = -1;
-        }
+    if (n != (ssize_t)sizeof reply) {
+        /* Stopped, or gone: of no further use, and it must not make the
+         * process later (forksrv_stop reaps it). */
+        kill(s->pid, SIGKILL);
+        shutdown(s->fd, SHUT_RDWR);
+        close(s->fd);
+        s->fd = -1;
         return -1;
     }
-    return (pid_t)reply;
+    /* -errno: the clone was refused; the next one may not be. */
+    return reply > 0 ? (pid_t)reply : -1;
 }
 
 void forksrv_stop(forksrv_t **sp)
@@ -228,19 +262,21 @@ void forksrv_stop(forksrv_t **sp)
     forksrv_t *s = sp ? *sp : NULL;
     if (!s)
         return;
-    if (s->fd >= 0)
+    /* It leaves at the end of its socket: shut, not only closed, since a
+     * child the application forked meanwhile may hold a copy of our end. */
+    if (s->fd >= 0) {
+        shutdown(s->fd, SHUT_RDWR);
         close(s->fd);
-    /* It leaves on the end of its socket; without a pidfd, a short poll
-     * on waitpid, then SIGKILL. */
+    }
+    long deadline = now_ms() + LEAVE_MS;
     int pidfd = (int)syscall(SYS_pidfd_open, s->pid, 0);
     if (pidfd >= 0) {
         struct pollfd p = {pidfd, POLLIN, 0};
-        while (poll(&p, 1, LEAVE_MS) < 0 && errno == EINTR)
-            ;
+        poll_until(&p, 1, deadline);
         close(pidfd);
     }
-    pid_t r = 0;
-    for (int i = 0; i < LEAVE_MS && (r = waitpid(s->pid, NULL, WNOHANG)) == 0; i++)
+    pid_t r;
+    while ((r = waitpid(s->pid, NULL, WNOHANG)) == 0 && now_ms() < deadline)
         usleep(1000);
     if (r == 0) {
         kill(s->pid, SIGKILL);

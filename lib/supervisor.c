@@ -379,7 +379,6 @@ static void restart_child(struct mpx_run *r, int i, const char *why, child_resum
     c->timed_out = c->wedged = false;
     c->resume = resume;
     c->watch_no = UINT64_MAX;
-    c->forked_ms = now_ms();
     int rc = spawn_one(r, i, resume);
     if (rc != 0) {
         int nclose = 0;
@@ -387,6 +386,7 @@ static void restart_child(struct mpx_run *r, int i, const char *why, child_resum
         rc = fork_one(r, i, close_fds, nclose, resume);
         free(close_fds);
     }
+    c->forked_ms = now_ms(); /* after a server that did not answer */
     if (rc != 0) {
         c->exited = true;
         return;

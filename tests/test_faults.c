@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -623,29 +624,83 @@ static int lock_setup(mpx_stage_t *st)
 static const mpx_stage_def_t LockSetup = {.name = "locksetup", .args_size = sizeof(crash_args_t),
                                           .setup = lock_setup, .process = crash_process};
 
+static void *start_graph(void *g) { return (void *)(intptr_t)mpx_graph_start(g); }
+
+/* Also with the graph started from a thread that has ended since (the
+ * kernel's parent-death signal would come then, for the whole process). */
 static void replacement_does_not_inherit_held_locks(void)
+{
+    for (int from_thread = 0; from_thread < 2; from_thread++) {
+        mpx_event_t *once = mpx_event_new();
+        REQUIRE(once, "event");
+        const int64_t n = 20000;
+        mpx_graph_t *g =
+            MPX_EZ(range_node(0, n),
+                   mpx_as(2, &LockSetup, &(crash_args_t){once, 777, SIGKILL, false, NULL}));
+        CHECK_EQ(mpx_node_set_retries(g, 2), 0);
+        if (from_thread) {
+            pthread_t t;
+            void *rc;
+            REQUIRE(pthread_create(&t, NULL, start_graph, g) == 0, "thread");
+            pthread_join(t, &rc);
+            REQUIRE(rc == 0, "%s", mpx_graph_error(g));
+        } else {
+            REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+        }
+        pthread_mutex_lock(&app_lock);
+        int64_t total;
+        unsigned char *seen = collect_ids(g, n, &total, NULL);
+        int rc = mpx_graph_join(g);
+        pthread_mutex_unlock(&app_lock);
+        CHECK_EQ(rc, 0);
+        for (int64_t id = 0; id < n; id++)
+            if (seen[id] < 1) {
+                CHECK(false, "id %lld lost", (long long)id);
+                break;
+            }
+        CHECK(mpx_event_is_set(once), "the crash happened");
+        CHECK_EQ(sum_info(g, "locksetup", RESTARTS), 1);
+        free(seen);
+        expect_clean(g);
+        mpx_node_destroy(&g);
+        mpx_event_destroy(&once);
+    }
+}
+
+/* The fork server does not answer (stopped here): it is killed, and the
+ * replacement is forked from the application's process instead, once. */
+static void stopped_fork_server_is_replaced_by_fork(void)
 {
     mpx_event_t *once = mpx_event_new();
     REQUIRE(once, "event");
     const int64_t n = 20000;
-    mpx_graph_t *g = MPX_EZ(range_node(0, n), mpx_as(2, &LockSetup,
-                                                     &(crash_args_t){once, 777, SIGKILL, false,
-                                                                     NULL}));
+    mpx_graph_t *g = MPX_EZ(range_node(0, n), mpx_as(2, &Crash, &(crash_args_t){once, 777, SIGKILL,
+                                                                              false, NULL}));
     CHECK_EQ(mpx_node_set_retries(g, 2), 0);
     REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
-    pthread_mutex_lock(&app_lock);
+    pid_t kids[64], server = 0;
+    int nkids = children(kids, 64);
+    for (int i = 0; i < nkids && !server; i++) {
+        char path[64], comm[32] = "";
+        snprintf(path, sizeof path, "/proc/%d/comm", (int)kids[i]);
+        FILE *f = fopen(path, "r");
+        if (f && fgets(comm, sizeof comm, f) && strcmp(comm, "mpx-forks\n") == 0)
+            server = kids[i];
+        if (f)
+            fclose(f);
+    }
+    REQUIRE(server > 0, "no fork server among %d children", nkids);
+    CHECK_EQ(kill(server, SIGSTOP), 0);
     int64_t total;
     unsigned char *seen = collect_ids(g, n, &total, NULL);
-    int rc = mpx_graph_join(g);
-    pthread_mutex_unlock(&app_lock);
-    CHECK_EQ(rc, 0);
+    CHECK_EQ(mpx_graph_join(g), 0);
     for (int64_t id = 0; id < n; id++)
         if (seen[id] < 1) {
             CHECK(false, "id %lld lost", (long long)id);
             break;
         }
     CHECK(mpx_event_is_set(once), "the crash happened");
-    CHECK_EQ(sum_info(g, "locksetup", RESTARTS), 1);
+    CHECK_EQ(sum_info(g, "crash", RESTARTS), 1);
     free(seen);
     expect_clean(g);
     mpx_node_destroy(&g);
@@ -831,6 +886,7 @@ int main(int argc, char **argv)
         TEST_CASE(worker_killed_after_its_end_is_replaced),
         TEST_CASE(stopped_stage_killed_stays_stopped),
         TEST_CASE(replacement_does_not_inherit_held_locks),
+        TEST_CASE(stopped_fork_server_is_replaced_by_fork),
         TEST_CASE(timeout_kills_and_replaces),
         TEST_CASE(setup_failure_fails_before_items),
         TEST_CASE(teardown_failure_reported),
