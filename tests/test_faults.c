@@ -610,6 +610,25 @@ static void stopped_stage_killed_stays_stopped(void)
     }
 }
 
+/* After a run in which one process of `name` died once (setting *once):
+ * every id in [0, n) arrived and one replacement was made; then the run
+ * must have left nothing, and is destroyed with the rest. */
+static void expect_one_restart(mpx_graph_t *g, unsigned char *seen, int64_t n, mpx_event_t **once,
+                               const char *name)
+{
+    for (int64_t id = 0; id < n; id++)
+        if (seen[id] < 1) {
+            CHECK(false, "id %lld lost", (long long)id);
+            break;
+        }
+    CHECK(mpx_event_is_set(*once), "the crash happened");
+    CHECK_EQ(sum_info(g, name, RESTARTS), 1);
+    free(seen);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+    mpx_event_destroy(once);
+}
+
 /* The application holds a lock while a replacement is made.  A process
  * forked from the application's would copy it held and wait on it forever
  * in setup; the fork server's copy is the state the stages were first
@@ -653,17 +672,7 @@ static void replacement_does_not_inherit_held_locks(void)
         int rc = mpx_graph_join(g);
         pthread_mutex_unlock(&app_lock);
         CHECK_EQ(rc, 0);
-        for (int64_t id = 0; id < n; id++)
-            if (seen[id] < 1) {
-                CHECK(false, "id %lld lost", (long long)id);
-                break;
-            }
-        CHECK(mpx_event_is_set(once), "the crash happened");
-        CHECK_EQ(sum_info(g, "locksetup", RESTARTS), 1);
-        free(seen);
-        expect_clean(g);
-        mpx_node_destroy(&g);
-        mpx_event_destroy(&once);
+        expect_one_restart(g, seen, n, &once, "locksetup");
     }
 }
 
@@ -694,17 +703,7 @@ static void stopped_fork_server_is_replaced_by_fork(void)
     int64_t total;
     unsigned char *seen = collect_ids(g, n, &total, NULL);
     CHECK_EQ(mpx_graph_join(g), 0);
-    for (int64_t id = 0; id < n; id++)
-        if (seen[id] < 1) {
-            CHECK(false, "id %lld lost", (long long)id);
-            break;
-        }
-    CHECK(mpx_event_is_set(once), "the crash happened");
-    CHECK_EQ(sum_info(g, "crash", RESTARTS), 1);
-    free(seen);
-    expect_clean(g);
-    mpx_node_destroy(&g);
-    mpx_event_destroy(&once);
+    expect_one_restart(g, seen, n, &once, "crash");
 }
 
 static void timeout_kills_and_replaces(void)
