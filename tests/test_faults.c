@@ -611,10 +611,11 @@ static void stopped_stage_killed_stays_stopped(void)
 }
 
 /* After a run in which one process of `name` died once (setting *once):
- * every id in [0, n) arrived and one replacement was made; then the run
- * must have left nothing, and is destroyed with the rest. */
-static void expect_one_restart(mpx_graph_t *g, unsigned char *seen, int64_t n, mpx_event_t **once,
-                               const char *name)
+ * every id in [0, n) arrived and `restarts` replacements were made (0: at
+ * least one); then the run must have left nothing, and is destroyed with
+ * the rest. */
+static void expect_restarts(mpx_graph_t *g, unsigned char *seen, int64_t n, mpx_event_t **once,
+                            const char *name, int restarts)
 {
     for (int64_t id = 0; id < n; id++)
         if (seen[id] < 1) {
@@ -622,7 +623,10 @@ static void expect_one_restart(mpx_graph_t *g, unsigned char *seen, int64_t n, m
             break;
         }
     CHECK(mpx_event_is_set(*once), "the crash happened");
-    CHECK_EQ(sum_info(g, name, RESTARTS), 1);
+    if (restarts)
+        CHECK_EQ(sum_info(g, name, RESTARTS), restarts);
+    else
+        CHECK(sum_info(g, name, RESTARTS) >= 1, "no restart");
     free(seen);
     expect_clean(g);
     mpx_node_destroy(&g);
@@ -672,12 +676,13 @@ static void replacement_does_not_inherit_held_locks(void)
         int rc = mpx_graph_join(g);
         pthread_mutex_unlock(&app_lock);
         CHECK_EQ(rc, 0);
-        expect_one_restart(g, seen, n, &once, "locksetup");
+        expect_restarts(g, seen, n, &once, "locksetup", 1);
     }
 }
 
 /* The fork server does not answer (stopped here): it is killed, and the
- * replacement is forked from the application's process instead, once. */
+ * replacement is forked from the application's process instead; the
+ * server can make nothing later that the run would not know of. */
 static void stopped_fork_server_is_replaced_by_fork(void)
 {
     mpx_event_t *once = mpx_event_new();
@@ -703,7 +708,10 @@ static void stopped_fork_server_is_replaced_by_fork(void)
     int64_t total;
     unsigned char *seen = collect_ids(g, n, &total, NULL);
     CHECK_EQ(mpx_graph_join(g), 0);
-    expect_one_restart(g, seen, n, &once, "crash");
+    /* Forked from this threaded process, a replacement may wait forever on
+     * a lock (AddressSanitizer's allocator does that now and then), and is
+     * then replaced again after 5 s. */
+    expect_restarts(g, seen, n, &once, "crash", 0);
 }
 
 static void timeout_kills_and_replaces(void)
