@@ -42,6 +42,13 @@ typedef struct blackbox {
     uint32_t meta_size;        /* 0 with cut set: too large to keep */
     uint16_t nmeta, cut;
     uint8_t meta[BLACKBOX_META];
+    /* Kept across replacements (everything above is cleared then).  A
+     * process the fork server makes claims its place in `spawn`: the
+     * generation in the high half, its pid in the low, where the parent
+     * left 0 (wanted).  If the parent gave up on the server first (all
+     * ones), it leaves at once and notes its pid in `late`, to be reaped. */
+    volatile uint64_t spawn;
+    volatile int32_t late;
 } blackbox_t;
 
 typedef enum child_phase {

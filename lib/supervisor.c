@@ -17,6 +17,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,6 +242,7 @@ static void describe_exit(char *buf, size_t cap, int status)
 static int fork_one(struct mpx_run *r, int i, const int *close_fds, int nclose,
                     child_resume_t resume);
 static int spawn_one(struct mpx_run *r, int i, child_resume_t resume);
+static void reap_late(struct mpx_run *r, int wait_ms);
 static void check_timeouts(struct mpx_run *r);
 
 /* "while processing item 7 {id: 6}", from what the child noted before it
@@ -370,7 +372,7 @@ static void restart_child(struct mpx_run *r, int i, const char *why, child_resum
         c->items_out = b->items_out;
         c->items_dropped = b->items_dropped;
     }
-    memset(b, 0, sizeof *b);
+    memset(b, 0, offsetof(blackbox_t, spawn));
     c->gen++;
     c->restarts++;
     if (c->ready)
@@ -562,6 +564,8 @@ static void pump(struct mpx_run *r, bool want_sink, long timeout_ms)
     for (int i = 0; i < r->n; i++)
         if (r->ch[i].owe_restarts && r->ch[i].hello && !r->ch[i].exited)
             send_restarts_to(r, i);
+    if (r->forks)
+        reap_late(r, 0);
     stats_tick(r);
     if (check_ms)
         check_timeouts(r);
@@ -591,6 +595,7 @@ static void end_run(struct mpx_run *r)
         r->zctx = NULL;
     }
     forksrv_stop(&r->forks);
+    reap_late(r, 1000);
     if (r->have_dir) {
         rundir_remove(r->dir);
         r->have_dir = false;
@@ -739,6 +744,13 @@ static int fork_one(struct mpx_run *r, int i, const int *close_fds, int nclose,
 static void become_replacement(void *ctx, const forksrv_req_t *q, const int *fds, int nfds)
 {
     const struct mpx_run *r = ctx;
+    blackbox_t *b = &r->boxes[q->id];
+    uint64_t want = (uint64_t)q->gen << 32;
+    if (!__atomic_compare_exchange_n(&b->spawn, &want, want | (uint32_t)getpid(), false,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        __atomic_store_n(&b->late, (int32_t)getpid(), __ATOMIC_RELEASE);
+        _exit(0);
+    }
     child_args_t a = args_for(r, q->id, q->gen, (child_resume_t)q->resume, q->gens, getppid(),
                               fds, nfds);
     child_main(&a);
@@ -753,13 +765,39 @@ static int spawn_one(struct mpx_run *r, int i, child_resume_t resume)
     uint32_t *gens = current_gens(r);
     if (!gens)
         return -1;
+    blackbox_t *b = &r->boxes[i];
+    uint64_t want = (uint64_t)r->ch[i].gen << 32;
+    __atomic_store_n(&b->spawn, want, __ATOMIC_RELEASE);
     forksrv_req_t q = {i, r->ch[i].gen, (int32_t)resume, r->n, gens};
     pid_t pid = forksrv_spawn(r->forks, &q);
     free(gens);
-    if (pid <= 0)
-        return -1;
+    if (pid <= 0) {
+        /* No answer, or a refusal.  A process the server made all the same
+         * has either claimed its place, and is the replacement, or will
+         * find it given up and leave. */
+        if (__atomic_compare_exchange_n(&b->spawn, &want, UINT64_MAX, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            return -1;
+        pid = (pid_t)(uint32_t)want;
+    }
     note_pid(r, i, pid);
     return 0;
+}
+
+/* Reap the processes that found their place given up (blackbox_t.late);
+ * wait_ms > 0: wait that long for each (they leave at once). */
+static void reap_late(struct mpx_run *r, int wait_ms)
+{
+    for (int i = 0; r->boxes && i < r->n; i++) {
+        pid_t pid = __atomic_load_n(&r->boxes[i].late, __ATOMIC_ACQUIRE);
+        if (pid <= 0)
+            continue;
+        pid_t got;
+        for (int t = 0; (got = waitpid(pid, NULL, WNOHANG)) == 0 && t < wait_ms; t++)
+            usleep(1000);
+        if (got != 0) /* reaped, or not ours to reap (SIGCHLD ignored) */
+            __atomic_store_n(&r->boxes[i].late, 0, __ATOMIC_RELEASE);
+    }
 }
 
 /* Descriptors open now, for fds_since_fork. */
