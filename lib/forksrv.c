@@ -153,21 +153,21 @@ static _Noreturn void serve(int fd, pid_t parent, forksrv_fn fn, void *ctx, int 
     size_t cap = 16 + 4 * (size_t)ngens;
     uint8_t *buf = malloc(cap);
     uint32_t *gens = malloc(4 * (size_t)(ngens ? ngens : 1));
-    if (!buf || !gens)
-        _exit(1);
-    for (;;) {
+    int code = 1;
+    while (buf && gens) {
         struct pollfd p[2] = {{fd, POLLIN, 0}, {parent_fd, POLLIN, 0}};
         if (poll(p, parent_fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
-            _exit(1);
+            break;
+        code = 0;
         if (p[1].revents)
-            _exit(0); /* the parent died */
+            break; /* the parent died */
         if (!p[0].revents)
             continue;
         ssize_t n = recv(fd, buf, cap, MSG_DONTWAIT);
         if (n < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (n <= 0)
-            _exit(0); /* the parent shut its end: the run is over */
+            break; /* the parent shut its end: the run is over */
         int32_t head[4] = {0, 0, 0, -1};
         if (n >= 16)
             memcpy(head, buf, 16);
@@ -180,6 +180,7 @@ static _Noreturn void serve(int fd, pid_t parent, forksrv_fn fn, void *ctx, int 
             if (slot >= 0)
                 pid = clone_sibling(slot);
             if (pid == 0) {
+                free(buf);
                 int fds[2] = {fd, parent_fd};
                 fn(ctx, &q, fds, parent_fd >= 0 ? 2 : 1);
                 _exit(127);
@@ -189,6 +190,9 @@ static _Noreturn void serve(int fd, pid_t parent, forksrv_fn fn, void *ctx, int 
         while (send(fd, &reply, sizeof reply, MSG_NOSIGNAL) < 0 && errno == EINTR)
             ;
     }
+    free(buf);
+    free(gens);
+    _exit(code);
 }
 
 forksrv_t *forksrv_start(forksrv_fn fn, void *ctx, int ngens, int *fd)
