@@ -44,6 +44,7 @@ demo_pid='' json_pid='' brief1='' brief2='' tmux_pid='' stage_pids=''
 cleanup() {
     local p
     for p in $demo_pid $json_pid $brief1 $brief2; do
+        pkill -P "$p" 2>/dev/null # a brief monitor's mpx-top
         kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
     done
     tm kill-server 2>/dev/null
@@ -90,9 +91,33 @@ echo "== mpx-top --json alongside, and two monitors that come and go"
 "${run_env[@]}" "$top" --json "$demo_pid" >"$tmp/json.out" 2>"$tmp/json.err" &
 json_pid=$!
 # These two run while the tmux one starts; checked below.
-"${run_env[@]}" timeout -k 5 1 "$top" --json "$rundir" >/dev/null 2>"$tmp/brief1.err" &
+# A monitor that watches for 1 s, is sent SIGTERM, and must leave within
+# 20 s with status 0 (in the sanitizer build, under the load of the other
+# tests, one took more than 5 s twice in eleven suite runs: the leak check
+# at exit is the suspect); one that does not is described on its stderr
+# file (its threads, their states, whether something traces it) and killed.
+brief() { # target, name
+    "${run_env[@]}" "$top" --json "$1" >/dev/null 2>"$tmp/$2.err" &
+    local pid=$! tries=200 t
+    sleep 1
+    kill -TERM "$pid" 2>/dev/null
+    while ((tries-- > 0)) && alive "$pid"; do sleep 0.1; done
+    if alive "$pid"; then
+        {
+            echo "mpx-top (pid $pid) still runs 20 s after SIGTERM:"
+            grep -E '^(State|TracerPid|Threads|SigBlk|SigCgt)' "/proc/$pid/status"
+            for t in /proc/"$pid"/task/*; do
+                echo "  thread ${t##*/} $(cat "$t/comm") state $(cut -d' ' -f3 "$t/stat")" \
+                    "wchan $(cat "$t/wchan" 2>/dev/null)"
+            done
+        } >>"$tmp/$2.err" 2>&1
+        kill -KILL "$pid"
+    fi
+    wait "$pid"
+}
+brief "$rundir" brief1 &
 brief1=$!
-"${run_env[@]}" timeout -k 5 1 "$top" --json "$demo_pid" >/dev/null 2>"$tmp/brief2.err" &
+brief "$demo_pid" brief2 &
 brief2=$!
 
 echo "== mpx-top in a detached tmux session, 120x40"
@@ -149,9 +174,9 @@ rc1=$?
 wait "$brief2"
 rc2=$?
 brief1='' brief2=''
-if ((rc1 != 124 || rc2 != 124)); then
+if ((rc1 != 0 || rc2 != 0)); then
     cat "$tmp/brief1.err" "$tmp/brief2.err" >&2
-    fail "monitors run for 1 s under timeout exited with status $rc1 and $rc2, not 124"
+    fail "monitors sent SIGTERM after 1 s exited with status $rc1 and $rc2, not 0"
 fi
 ok "two more monitors attached and left while the graph ran"
 
