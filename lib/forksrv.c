@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ticks.h"
+
 struct forksrv {
     pid_t pid;
     int fd;
@@ -42,18 +44,11 @@ struct forksrv {
 #define REPLY_MS 2000
 #define LEAVE_MS 1000
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-/* poll() until `deadline` (now_ms), whatever signals interrupt it. */
+/* poll() until `deadline` (mono_ms), whatever signals interrupt it. */
 static int poll_until(struct pollfd *p, nfds_t n, long deadline)
 {
     for (;;) {
-        long left = deadline - now_ms();
+        long left = deadline - mono_ms();
         int r = poll(p, n, left > 0 ? (int)left : 0);
         if (r >= 0 || errno != EINTR)
             return r;
@@ -244,7 +239,7 @@ pid_t forksrv_spawn(forksrv_t *s, const forksrv_req_t *req)
         return -1;
     struct pollfd p = {s->fd, POLLIN, 0};
     int32_t reply = 0;
-    n = poll_until(&p, 1, now_ms() + REPLY_MS);
+    n = poll_until(&p, 1, mono_ms() + REPLY_MS);
     if (n == 1)
         while ((n = recv(s->fd, &reply, sizeof reply, 0)) < 0 && errno == EINTR)
             ;
@@ -272,7 +267,7 @@ void forksrv_stop(forksrv_t **sp)
         shutdown(s->fd, SHUT_RDWR);
         close(s->fd);
     }
-    long deadline = now_ms() + LEAVE_MS;
+    long deadline = mono_ms() + LEAVE_MS;
     int pidfd = (int)syscall(SYS_pidfd_open, s->pid, 0);
     if (pidfd >= 0) {
         struct pollfd p = {pidfd, POLLIN, 0};
@@ -280,7 +275,7 @@ void forksrv_stop(forksrv_t **sp)
         close(pidfd);
     }
     pid_t r;
-    while ((r = waitpid(s->pid, NULL, WNOHANG)) == 0 && now_ms() < deadline)
+    while ((r = waitpid(s->pid, NULL, WNOHANG)) == 0 && mono_ms() < deadline)
         usleep(1000);
     if (r == 0) {
         kill(s->pid, SIGKILL);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "mpx/wiring.h"
+#include "ticks.h"
 
 struct mpx_queue {
     int put_fd, get_fd;
@@ -45,13 +46,6 @@ mpx_queue_t *mpx_queue_new(size_t capacity, size_t max_message)
 
 size_t mpx_queue_max_message(const mpx_queue_t *q) { return q ? q->max_message : 0; }
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 /* Wait for fd to be ready for `events` until `deadline` (-1: none).
  * 0 ready, MPX_ETIMEDOUT, MPX_ESYS. */
 static int await(int fd, short events, long deadline)
@@ -59,7 +53,7 @@ static int await(int fd, short events, long deadline)
     for (;;) {
         int timeout = -1;
         if (deadline >= 0) {
-            long left = deadline - now_ms();
+            long left = deadline - mono_ms();
             timeout = left > 0 ? (int)left : 0;
         }
         struct pollfd p = {fd, events, 0};
@@ -79,7 +73,7 @@ int mpx_queue_put(mpx_queue_t *q, const void *data, size_t size, int timeout_ms)
         return MPX_EINVAL;
     if (size > q->max_message)
         return MPX_ERANGE;
-    long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    long deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
     for (;;) {
         ssize_t n = send(q->put_fd, data, size, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n >= 0)
@@ -98,7 +92,7 @@ long mpx_queue_get(mpx_queue_t *q, void *buf, size_t cap, int timeout_ms)
 {
     if (!q || !buf || cap < q->max_message)
         return MPX_EINVAL;
-    long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    long deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
     for (;;) {
         /* Another reader may take the message between poll and recv: then
          * this one waits again. */

@@ -36,6 +36,7 @@
 #include "mpx/monitor.h"
 #include "forksrv.h"
 #include "rundir.h"
+#include "ticks.h"
 #include "wire.h"
 
 /* A replacement the fork server could not make is forked from this
@@ -49,13 +50,6 @@
 #define STOP_GRACE_MS 300
 /* Without pidfds, how often children are checked for. */
 #define REAP_POLL_MS 50
-
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 /* Record the first failure; later ones are its consequences. */
 static void record(struct mpx_run *r, int status, const char *fmt, ...)
@@ -388,7 +382,7 @@ static void restart_child(struct mpx_run *r, int i, const char *why, child_resum
         rc = fork_one(r, i, close_fds, nclose, resume);
         free(close_fds);
     }
-    c->forked_ms = now_ms(); /* after a server that did not answer */
+    c->forked_ms = mono_ms(); /* after a server that did not answer */
     if (rc != 0) {
         c->exited = true;
         return;
@@ -464,12 +458,12 @@ static void reap(struct mpx_run *r, int i, int wait)
     int status = 0;
     struct rusage ru = {0};
     pid_t p;
-    long deadline = now_ms() + wait;
+    long deadline = mono_ms() + wait;
     for (;;) {
         p = wait4(c->pid, &status, WNOHANG, &ru);
         if (p != 0 && !(p < 0 && errno == EINTR))
             break;
-        if (p == 0 && (c->pidfd >= 0 || now_ms() >= deadline))
+        if (p == 0 && (c->pidfd >= 0 || mono_ms() >= deadline))
             return; /* still running */
         if (p == 0)
             usleep(1000);
@@ -627,8 +621,8 @@ void sup_stop(struct mpx_run *r, int status, const char *msg)
     if (r->ctl) {
         for (int i = 0; i < r->n; i++)
             stop_child(r, i);
-        long deadline = now_ms() + STOP_GRACE_MS;
-        for (long left; !all_exited(r) && (left = deadline - now_ms()) > 0;) {
+        long deadline = mono_ms() + STOP_GRACE_MS;
+        for (long left; !all_exited(r) && (left = deadline - mono_ms()) > 0;) {
             pump(r, false, left);
             for (int i = 0; i < r->n; i++)
                 stop_child(r, i); /* those that said hello meanwhile */
@@ -865,7 +859,7 @@ static int map_boxes(struct mpx_run *r)
  * nothing is killed early; it may live up to one check longer. */
 static void check_timeouts(struct mpx_run *r)
 {
-    long now = now_ms();
+    long now = mono_ms();
     for (int i = 0; i < r->n; i++) {
         run_child_t *c = &r->ch[i];
         if (c->restarts && !c->hello && !c->exited && !c->wedged && c->pid > 0 &&

@@ -7,13 +7,21 @@
 #define MPX_LIB_TICKS_H
 
 #include <stdint.h>
+#include <time.h>
+
+/* Milliseconds of CLOCK_MONOTONIC, for deadlines off the hot path. */
+static inline long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <x86intrin.h>
 static inline uint64_t ticks_now(void) { return __rdtsc(); }
 #define TICKS_PER_US 3000u
 #else
-#include <time.h>
 static inline uint64_t ticks_now(void)
 {
     struct timespec ts;
