@@ -3,6 +3,7 @@
 #include "raw.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,6 +128,34 @@ raw_result_t raw_stream(uint64_t n, size_t size)
         exit(1);
     }
     return (raw_result_t){t1 - t0, ru.ru_maxrss, (long)reply[1]};
+}
+
+double raw_stream_heap_kept(uint64_t n, size_t size, size_t keep)
+{
+    int fd[2];
+    if (pipe(fd) != 0)
+        die("pipe");
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        size_t block = keep < ((size_t)32 << 20) ? keep : (size_t)32 << 20;
+        mallopt(M_MMAP_THRESHOLD, (int)block);
+        mallopt(M_TRIM_THRESHOLD, (int)keep);
+        double t = raw_stream(n, size).seconds;
+        _exit(write(fd[1], &t, sizeof t) == (ssize_t)sizeof t ? 0 : 1);
+    }
+    close(fd[1]);
+    double t = 0;
+    ssize_t got = read(fd[0], &t, sizeof t);
+    close(fd[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    if (got != (ssize_t)sizeof t || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "raw baseline (heap kept) failed\n");
+        exit(1);
+    }
+    return t;
 }
 
 static _Noreturn void echo_server(const char *dir, uint64_t n)

@@ -17,6 +17,12 @@ typedef struct raw_result {
 /* n messages of `size` bytes, PUSH -> PULL, one edge. */
 raw_result_t raw_stream(uint64_t n, size_t size);
 
+/* raw_stream in a process of its own whose malloc keeps `keep` bytes of
+ * freed heap and serves blocks up to 32 MiB from it, as an mpx stage
+ * process does (lib/child.c, keep_heap): what hand-written code tuned the
+ * same way gets.  Seconds, as raw_stream's. */
+double raw_stream_heap_kept(uint64_t n, size_t size, size_t keep);
+
 /* n round trips of 8 bytes, REQ <-> REP; fills rtt_us[n]. */
 void raw_pingpong(uint64_t n, double *rtt_us);
 

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -642,6 +643,40 @@ static void open_sockets(child_rt_t *rt, const child_args_t *a)
         leave(CHILD_EXIT_SETUP_FAILED);
 }
 
+/* Large items arrive in buffers zmq allocates for each message, and leave
+ * in batches as large.  With glibc's defaults those buffers go back to the
+ * kernel soon after they are freed (trimming starts at twice the largest
+ * block freed), so a stream of large items, several in flight at once,
+ * has every page of every item faulted in and zeroed anew: a third of the
+ * CPU time of 1 MiB items (README, Benchmarks).  So a stage process keeps
+ * as much freed heap as its edges may hold in flight (what its input may
+ * hold and its consumers' windows), and serves blocks up to that size, at
+ * most 32 MiB, from the heap.  A malloc setting the user made for the
+ * program (GLIBC_TUNABLES, MALLOC_*_ variables) is left alone: it was
+ * read when the program started, which is why this looks at the
+ * environment before the stage's own is applied. */
+#define HEAP_KEEP_MAX ((size_t)256 << 20)
+#define HEAP_BLOCK_MAX ((size_t)32 << 20) /* glibc's own limit on the mmap threshold */
+
+static void keep_heap(const plan_t *plan, int self)
+{
+    const char *t = getenv("GLIBC_TUNABLES");
+    if ((t && strstr(t, "glibc.malloc.")) || getenv("MALLOC_TRIM_THRESHOLD_") ||
+        getenv("MALLOC_MMAP_THRESHOLD_") || getenv("MALLOC_TOP_PAD_"))
+        return;
+    const plan_inst_t *pi = &plan->inst[self];
+    size_t keep = pi->nproducers > 0 ? pi->cap_bytes : 0;
+    for (int i = 0; i < pi->nconsumers; i++)
+        keep += plan_window_bytes(plan, pi->consumers[i]);
+    if (keep > HEAP_KEEP_MAX)
+        keep = HEAP_KEEP_MAX;
+    if (keep <= 256 * 1024) /* glibc's defaults do as well */
+        return;
+    /* Either setting turns glibc's adjustment of the other off: both. */
+    mallopt(M_MMAP_THRESHOLD, (int)(keep < HEAP_BLOCK_MAX ? keep : HEAP_BLOCK_MAX));
+    mallopt(M_TRIM_THRESHOLD, (int)keep);
+}
+
 /* The stage's environment, outermost setting first, so the nearest wins. */
 static void apply_env(const plan_inst_t *pi)
 {
@@ -862,6 +897,7 @@ _Noreturn void child_main(const child_args_t *a)
     rt->stats_ns = a->stats_ms > 0 ? (uint64_t)a->stats_ms * 1000000u : 0;
     rt->stats_at = mono_ns();
     const mpx_stage_def_t *def = rt->st.pi->def;
+    keep_heap(rt->plan, rt->id);
     apply_env(rt->st.pi);
     open_sockets(rt, a);
     if (a->resume != CHILD_FRESH)
