@@ -7,7 +7,13 @@
  * (on a separate ack socket the producer binds), and a producer never has
  * more than the consumer's window outstanding.  That gives exact
  * capacities, sends each parallel item to the least loaded consumer with
- * room, and tells a producer when a consumer has stopped.  While an edge
+ * room, and tells a producer when a consumer has stopped.  Credit returns
+ * after half a window; a producer that chooses among consumers (or one
+ * on an edge with a recoverable end) also hears of every pause of its
+ * consumer, and of a slow consumer's pace every RATE_TICKS; any other
+ * hears of a pause only when a sixteenth of its window is unacknowledged,
+ * and asks (WIRE_ASK) when it waits with too little outstanding for
+ * credit to come back by itself.  While an edge
  * is busy, items are batched into one message; when a producer has been
  * quiet an item leaves at once.  End of stream is a message of its own on
  * every connection, after the last item; marks are records in the stream

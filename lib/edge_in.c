@@ -10,10 +10,17 @@
 #include <zmq.h>
 
 #include "edge.h"
+#include "edge_out_inline.h"
 #include "mpx/error.h"
 #include "ticks.h"
 
-#define ACK_TICKS TICKS_US(500)
+/* A producer that chooses among consumers measures the pace of each over
+ * RATE_TICKS: one acknowledgement per such stretch from a consumer of slow
+ * items is all it needs (each costs a wake-up of both processes).  A
+ * chained input checkpoints more often, so that less is sent again after
+ * a death. */
+#define ACK_TICKS RATE_TICKS
+#define CP_TICKS TICKS_US(500)
 
 typedef struct in_peer {
     int id;
@@ -27,6 +34,8 @@ typedef struct in_peer {
     uint64_t acked_bytes;
     uint64_t acked_at;    /* ticks of the last ack */
     uint64_t ack_every, ack_every_bytes;
+    uint64_t idle_every, idle_every_bytes; /* at a pause, when not prompt */
+    bool prompt; /* credit on every pause too (plan_prompt_credit) */
     bool eos;
 } in_peer_t;
 
@@ -117,6 +126,9 @@ edge_in_t *edge_in_new(void *zctx, const plan_t *plan, int self, uint32_t gen,
          * otherwise wait until the consumer went idle. */
         p->ack_every = win / 2 ? win / 2 : 1;
         p->ack_every_bytes = win_bytes / 2 ? win_bytes / 2 : 1;
+        p->prompt = plan_prompt_credit(plan, p->id, self);
+        p->idle_every = p->ack_every / 8 ? p->ack_every / 8 : 1;
+        p->idle_every_bytes = p->ack_every_bytes / 8 ? p->ack_every_bytes / 8 : 1;
         in->slot[p->id] = k;
         p->gen = peer_gens ? peer_gens[p->id] : 0;
         p->ack = edge_open_socket(zctx, ZMQ_PUSH, dir, 'a', p->id, 0, false, err, errcap);
@@ -259,20 +271,20 @@ static void count_taken(edge_in_t *in)
     in_peer_t *p = &in->peers[in->cur_peer];
     p->taken_items++;
     p->taken_bytes += in->taken_size;
-    /* Credit returns after half a window (in items or bytes), and, while
-     * items take long, every ACK_TICKS: that is how a producer learns the
-     * pace of a slow consumer.  Chained, the same points make
-     * checkpoints. */
+    /* Credit returns after half a window (in items or bytes), and, to a
+     * producer that chooses between consumers, every ACK_TICKS while items
+     * take long: that is how it learns the pace of a slow consumer.
+     * Chained, the same points make checkpoints. */
     if (in->chain) {
         if (p->taken_items - p->cp_items >= p->ack_every ||
             p->taken_bytes - p->cp_bytes >= p->ack_every_bytes ||
-            (in->now && in->now - in->cp_at >= ACK_TICKS))
+            (in->now && in->now - in->cp_at >= CP_TICKS))
             checkpoint(in);
         return;
     }
     if (p->taken_items - p->acked_items >= p->ack_every ||
         p->taken_bytes - p->acked_bytes >= p->ack_every_bytes ||
-        (in->now && in->now - p->acked_at >= ACK_TICKS))
+        (p->prompt && in->now && in->now - p->acked_at >= ACK_TICKS))
         ack_taken(in, p);
 }
 
@@ -541,6 +553,13 @@ int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, s
         }
         if (h.gen > p->gen)
             new_generation(in, k, h.gen);
+        if (h.type == WIRE_ASK && len == WIRE_HEAD) {
+            /* The producer waits for credit it would not get otherwise:
+             * everything it sent before has been taken by now. */
+            if (!in->chain)
+                ack_taken(in, p);
+            continue;
+        }
         if (h.type == WIRE_EOS && len == WIRE_HEAD) {
             p->eos = true;
             in->eos_count++;
@@ -585,9 +604,18 @@ void edge_in_idle(edge_in_t *in)
             edge_in_settle(in);
         return;
     }
-    for (int k = 0; k < in->npeers; k++)
-        if (in->peers[k].taken_items != in->peers[k].acked_items)
-            ack_taken(in, &in->peers[k]);
+    /* A producer that needs it hears of every pause (plan_prompt_credit).
+     * Another hears of one only when a sixteenth of its window or more
+     * waits to be acknowledged: a stream that outruns us gets its credit
+     * early, while an edge carrying an item at a time (whose producer has
+     * credit to spare) carries no acknowledgement per item. */
+    for (int k = 0; k < in->npeers; k++) {
+        in_peer_t *p = &in->peers[k];
+        if (p->taken_items != p->acked_items &&
+            (p->prompt || p->taken_items - p->acked_items >= p->idle_every ||
+             p->taken_bytes - p->acked_bytes >= p->idle_every_bytes))
+            ack_taken(in, p);
+    }
 }
 
 void edge_in_chain(edge_in_t *in, edge_out_t *out)

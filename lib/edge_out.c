@@ -140,6 +140,26 @@ static uint64_t dn_load(const edge_out_t *o, int d)
     return v;
 }
 
+/* A consumer that returns credit only after half a window is asked for
+ * it when we wait with less than that outstanding, or it would never come:
+ * a record larger than a quarter of the byte window can leave us so. */
+static int ask_credit(edge_out_t *o, out_peer_t *p)
+{
+    uint64_t half = p->win_items / 2 ? p->win_items / 2 : 1;
+    uint64_t half_bytes = p->win_bytes / 2 ? p->win_bytes / 2 : 1;
+    if (p->asked || outstanding(p) >= half || p->sent_bytes - p->acked_bytes >= half_bytes)
+        return 0;
+    uint8_t buf[WIRE_HEAD];
+    wire_head_put(buf, &(wire_head_t){WIRE_ASK, 0, (uint32_t)o->self, 0, o->gen});
+    int rc;
+    while ((rc = zmq_send(p->sock, buf, sizeof buf, ZMQ_DONTWAIT)) < 0 && errno == EINTR)
+        ;
+    if (rc != (int)sizeof buf)
+        return MPX_ESYS;
+    p->asked = true;
+    return 0;
+}
+
 static void mark_delivered(edge_out_t *o, int d)
 {
     o->delivered[d] = 1;
@@ -158,7 +178,7 @@ static int deliver(edge_out_t *o, int d, zmq_msg_t *msg, uint64_t k, uint64_t b,
         out_peer_t *p = leaf_peer(o, dn);
         if (!p->closed) {
             if (!peer_room(p, k, b))
-                return 0;
+                return p->prompt ? 0 : ask_credit(o, p);
             zmq_msg_t copy;
             zmq_msg_init(&copy);
             zmq_msg_copy(&copy, msg);
@@ -272,6 +292,7 @@ static int read_acks(edge_out_t *o)
             continue;
         /* Acks are cumulative; an old one arriving late changes nothing. */
         if (items <= p->sent_items && items >= p->acked_items) {
+            p->asked = false;
             p->acked_items = items;
             p->acked_bytes = bytes <= p->sent_bytes ? bytes : p->sent_bytes;
             if (p->kcount)
@@ -279,9 +300,11 @@ static int read_acks(edge_out_t *o)
         }
         if (h.flags & WIRE_ACK_CLOSED)
             p->closed = true;
-        if (!now)
-            now = ticks_now();
-        resized |= adapt_window(p, now);
+        if (p->prompt) {
+            if (!now)
+                now = ticks_now();
+            resized |= adapt_window(p, now);
+        }
         n++;
     }
     if (n)
@@ -470,8 +493,12 @@ edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, uint32_t gen,
         p->id = pi->consumers[k];
         p->win_items = plan_window_items(plan, p->id);
         p->win_bytes = plan_window_bytes(plan, p->id);
-        p->eff_items = p->win_items < EFF_START ? p->win_items : EFF_START;
         p->retain = p->id < plan->ninst && plan->inst[p->id].recoverable;
+        /* A consumer with prompt credit (one we choose among, or either
+         * end recoverable) gets a window that follows its pace; another's
+         * is its capacity. */
+        p->prompt = plan_prompt_credit(plan, self, p->id);
+        p->eff_items = p->win_items < EFF_START || !p->prompt ? p->win_items : EFF_START;
         o->slot[p->id] = k;
         p->gen = peer_gens && p->id < plan->ninst ? peer_gens[p->id] : 0;
         p->sock = edge_open_socket(zctx, ZMQ_PUSH, dir, 'i', p->id, p->gen, false, err, errcap);

@@ -64,6 +64,8 @@ typedef struct out_peer {
     uint64_t eff_items;      /* the window in force, at most win_items */
     uint64_t rate_at, rate_n; /* when the pace was last measured, and acked then */
     bool closed;
+    bool prompt;   /* it returns credit on every pause (plan_prompt_credit) */
+    bool asked;    /* it was asked for credit (WIRE_ASK) and has not answered */
     bool retain;   /* keep what it is sent until acknowledged */
     bool unsorted; /* kept messages are not in seq order (after a redo) */
     bool eos_due;  /* replaced after our end of stream: send it one */

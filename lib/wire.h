@@ -44,6 +44,8 @@ typedef enum wire_type {
     WIRE_EOS = 2,   /* the sender will send nothing more */
     WIRE_ACK = 3,   /* consumer -> producer: u64 items, u64 bytes consumed,
                      * u32 the producer generation they count, u32 zero */
+    WIRE_ASK = 4,   /* producer -> consumer: out of credit, acknowledge what
+                     * you have taken (header only; lib/edge.h) */
     /* control channel, child -> parent */
     WIRE_HELLO = 16, /* u32 pid */
     WIRE_READY = 17, /* setup done (or first put in setup) */

@@ -195,6 +195,45 @@ static void large_items_not_starved(void)
     mpx_node_destroy(&g);
 }
 
+/* A small item, then one larger than the whole byte window: the producer
+ * must wait with almost nothing outstanding, less than would make the
+ * consumer return credit by itself (half a window, or a sixteenth of it
+ * at a pause).  It asks for credit, and every item arrives, in order. */
+#define ASK_ROUNDS 50
+#define ASK_BIG (96 * 1024)
+static int small_then_big_setup(mpx_stage_t *st)
+{
+    static char block[ASK_BIG];
+    for (int i = 0; i < ASK_ROUNDS; i++) {
+        int rc = mpx_put_i64(st, i);
+        if (rc == 0)
+            rc = mpx_put(st, block, sizeof block);
+        if (rc != 0)
+            return rc;
+    }
+    return mpx_stop(st);
+}
+static const mpx_stage_def_t SmallThenBig = {.name = "smallbig", .setup = small_then_big_setup};
+static void credit_asked_for(void)
+{
+    mpx_node_t *pass = mpx_stage(&Spin, &(long){1000});
+    mpx_node_set_capacity(pass, 0, 64 * 1024);
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&SmallThenBig, NULL), pass);
+    mpx_item_t *it;
+    int64_t index = 0, wrong = 0;
+    while ((it = mpx_graph_next(g))) {
+        size_t want = index % 2 ? ASK_BIG : sizeof(int64_t);
+        wrong += mpx_item_size(it, 0) != want ||
+                 (index % 2 == 0 && mpx_item_i64(it) != index / 2);
+        index++;
+    }
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(index, 2 * ASK_ROUNDS);
+    CHECK_EQ(wrong, 0);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
 int main(int argc, char **argv)
 {
     static const test_case_t cases[] = {
@@ -204,6 +243,7 @@ int main(int argc, char **argv)
         TEST_CASE(capacity_default),
         TEST_CASE(capacity_in_bytes),
         TEST_CASE(large_items_not_starved),
+        TEST_CASE(credit_asked_for),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
 }

@@ -126,6 +126,30 @@ static void capacities_and_windows(void)
     mpx_node_destroy(&g);
 }
 
+/* Prompt credit where a producer chooses among consumers, or either end
+ * is recoverable; not on a plain chain or a broadcast. */
+static void prompt_credit(void)
+{
+    /* 0: range -> 1: inc -> B(2, 3) -> P(4, 5) -> 6: recoverable -> 7: sink */
+    mpx_node_t *last = mpx_stage(&Inc, NULL);
+    mpx_node_set_retries(last, 1);
+    mpx_graph_t *g = MPX_EZ(range_node(0, 1), mpx_stage(&Inc, NULL),
+                            MPX_B(mpx_stage(&Inc, NULL), mpx_stage(&Inc, NULL)),
+                            MPX_P(mpx_stage(&Inc, NULL), mpx_stage(&Drop, NULL)), last);
+    plan_t *p = plan_of(g);
+    CHECK_EQ(p->ninst, 7);
+    expect_route(p, 1, "ALL(2,3)");
+    expect_route(p, 2, "ONE(4,5)");
+    expect_route(p, 4, "6");
+    CHECK(!plan_prompt_credit(p, 0, 1), "a plain chain");
+    CHECK(!plan_prompt_credit(p, 1, 2) && !plan_prompt_credit(p, 1, 3), "a broadcast");
+    CHECK(plan_prompt_credit(p, 2, 4) && plan_prompt_credit(p, 3, 5), "a parallel choice");
+    CHECK(plan_prompt_credit(p, 4, 6) && plan_prompt_credit(p, 5, 6), "a recoverable consumer");
+    CHECK(plan_prompt_credit(p, 6, 7), "a recoverable producer (to the sink)");
+    plan_free(&p);
+    mpx_node_destroy(&g);
+}
+
 int main(int argc, char **argv)
 {
     static const test_case_t cases[] = {
@@ -133,6 +157,7 @@ int main(int argc, char **argv)
         TEST_CASE(parallel_and_broadcast),
         TEST_CASE(nested_groups_flatten),
         TEST_CASE(capacities_and_windows),
+        TEST_CASE(prompt_credit),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
 }
