@@ -108,9 +108,16 @@ def main():
     for r in by.get("large_items", []):
         check(r.get("item_bytes") == 1 << 20 and r.get("stages") == 3,
               f"large items are 1 MiB through 3 stages: {r}")
+        check(r.get("cpu_us_per_item", 0) > 0 and r.get("baseline_cpu_us_per_item", 0) > 0,
+              f"large_items says its CPU per item: {r}")
+        kept = r.get("baseline_heap_kept", 0)
+        check(kept > 0 and abs(r.get("ratio_heap_kept", 0) - r["value"] / kept) <=
+              0.001 * r["value"] / kept + 1e-4, f"ratio_heap_kept = value/baseline_heap_kept: {r}")
     for r in by.get("startup", []):
         check(r.get("processes") == 17 and r.get("items") == 100,
               f"startup runs 17 processes carrying 100 items: {r}")
+        check(r.get("cpu_ms", 0) > 0 and r.get("baseline_cpu_ms", 0) > 0,
+              f"startup says the CPU its run took: {r}")
     check(sorted(r.get("stages") for r in by.get("chain", [])) == [1, 4, 16],
           "chain of 1, 4, 16 stages")
     check(sorted(r.get("workers") for r in by.get("parallel", [])) == [1, 4, 16],
