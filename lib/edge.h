@@ -42,6 +42,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <zmq.h>
 
 #include "graph/plan.h"
 #include "wire.h"
@@ -117,6 +118,12 @@ void edge_in_settle(edge_in_t *in);
 /* At the end: checkpoint everything taken (flushing the output); then
  * settle until edge_in_settling turns false. */
 void edge_in_settle_all(edge_in_t *in);
+/* The message `it` came in, when it can leave again as it is: `it` is the
+ * record in hand, alone in its message, whose bytes zmq received in place
+ * (not copied for alignment), and not forwarded before.  NULL otherwise.
+ * The caller passes the message to edge_out_forward, which rewrites its
+ * header: the input has no further use for it. */
+zmq_msg_t *edge_in_forwardable(edge_in_t *in, const mpx_item_t *it);
 /* The record last handed out: who sent it, in which generation, and its
  * index among that stream's records. */
 void edge_in_current(const edge_in_t *in, int *producer, uint32_t *gen, uint64_t *rec);
@@ -145,6 +152,11 @@ int edge_out_tick(edge_out_t *out, uint64_t now);
 /* edge_out_time(out, now): the time puts that follow may take as theirs
  * (0: none, read the clock), for a caller that reads the clock anyway
  * (inline, in edge_out_inline.h). */
+/* Put the one record that message `msg` (received by edge_in, see
+ * edge_in_forwardable) carries, by sending that message itself on: a
+ * large record is not copied.  What waits in the port's batch goes
+ * first. */
+int edge_out_forward(edge_out_t *out, int port, zmq_msg_t *msg);
 /* Send every batch now, waiting for credit as needed. */
 int edge_out_flush(edge_out_t *out);
 /* Send a mark behind everything put on port 0, to every consumer of it. */

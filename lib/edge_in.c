@@ -85,6 +85,7 @@ struct edge_in {
     size_t aligned_cap;
     const uint8_t *cur;
     uint32_t left; /* records not yet taken from msg */
+    bool forwarded; /* msg was sent on (edge_in_forwardable) */
     int cur_peer;
 
     bool taken;    /* a record was handed out and is not yet counted */
@@ -534,6 +535,7 @@ int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, s
         }
         in->data = data;
         in->len = len;
+        in->forwarded = false;
         wire_head_t h;
         if (wire_head_get(data, len, &h) != 0)
             return proto_error(err, errcap, "header", 0);
@@ -639,6 +641,16 @@ void edge_in_settle_all(edge_in_t *in)
         checkpoint(in);
     else
         edge_in_settle(in);
+}
+
+zmq_msg_t *edge_in_forwardable(edge_in_t *in, const mpx_item_t *it)
+{
+    if (it != &in->item || !in->taken || in->closed || in->forwarded ||
+        in->data != zmq_msg_data(&in->msg) || it->rec != in->data + WIRE_HEAD ||
+        (size_t)it->size != in->len - WIRE_HEAD)
+        return NULL;
+    in->forwarded = true;
+    return &in->msg;
 }
 
 void edge_in_current(const edge_in_t *in, int *producer, uint32_t *gen, uint64_t *rec)

@@ -604,6 +604,36 @@ int edge_out_commit_slow(edge_out_t *o, int port)
     return now - pt->first_at >= DEFER_TICKS ? flush_port(o, pt) : 0;
 }
 
+int edge_out_forward(edge_out_t *o, int port, zmq_msg_t *msg)
+{
+    out_port_t *pt = &o->ports[port];
+    if (pt->closed)
+        return MPX_ESTOPPED;
+    int rc = flush_port(o, pt);
+    if (rc < 0)
+        return rc;
+    o->items += port == 0;
+    if (pt->root < 0)
+        return 0;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_copy(&m, msg) != 0)
+        return MPX_ENOMEM;
+    /* The message becomes ours: our header, and the record's flags as a
+     * put would write them (a record sent again to us is new to our
+     * consumers). */
+    uint8_t *d = zmq_msg_data(&m);
+    size_t len = zmq_msg_size(&m);
+    wire_head_put(d, &(wire_head_t){WIRE_DATA, 0, (uint32_t)o->self, 1, o->gen});
+    memset(d + WIRE_HEAD + 12, 0, 4);
+    o->cur_seq = ++o->seq;
+    rc = send_through(o, pt->root, &m, 1, len - WIRE_HEAD, false, pt->choice);
+    zmq_msg_close(&m);
+    if (rc < 0)
+        return rc;
+    return pt->closed ? MPX_ESTOPPED : 0;
+}
+
 int edge_out_tick(edge_out_t *o, uint64_t now)
 {
     for (int i = 0; i < o->nports; i++) {

@@ -169,10 +169,30 @@ int mpx_put_str(mpx_stage_t *st, const char *s)
 int mpx_put_i64(mpx_stage_t *st, int64_t v) { return put_one(st, &v, sizeof v); }
 int mpx_put_f64(mpx_stage_t *st, double v) { return put_one(st, &v, sizeof v); }
 
+/* An item passed on unchanged (its meta untouched, no timing to add) that
+ * would travel in a message of its own anyway leaves in the message it
+ * came in: a large item is not copied again (README, Benchmarks). */
+static int forward(child_rt_t *rt, const mpx_item_t *item)
+{
+    if (item->size < BATCH_BYTES_MAX || !rt->in || !rt->in_process || rt->meta.dirty ||
+        rt->st.pi->timing || item->size > rt->st.pi->max_item)
+        return 1;
+    zmq_msg_t *msg = edge_in_forwardable(rt->in, item);
+    if (!msg)
+        return 1;
+    int rc = child_put_check(rt);
+    return rc != 0 ? rc : edge_out_forward(rt->out, 0, msg);
+}
+
 int mpx_put_item(mpx_stage_t *st, const mpx_item_t *item)
 {
     if (!item)
         return MPX_EINVAL;
+    if (can_put(st)) {
+        int rc = forward(st->rt, item);
+        if (rc != 1)
+            return rc;
+    }
     return mpx_put_parts(st, item->parts, item->nparts);
 }
 

@@ -96,7 +96,9 @@ int mpx_put_str(mpx_stage_t *st, const char *s);
 int mpx_put_i64(mpx_stage_t *st, int64_t v);
 int mpx_put_f64(mpx_stage_t *st, double v);
 int mpx_put_parts(mpx_stage_t *st, const mpx_part_t *parts, size_t n);
-/* Send the parts of `item` (typically the input item) unchanged. */
+/* Send the parts of `item` (typically the input item) unchanged, with the
+ * current meta.  The input item in hand, 64 KiB or more and with its meta
+ * untouched, leaves in the message it came in, without being copied. */
 int mpx_put_item(mpx_stage_t *st, const mpx_item_t *item);
 
 /* Put into the side graph attached under `name` with mpx_graph_xcut()
