@@ -103,6 +103,8 @@ def main():
     check(workers == list(range(1, max(2, os.cpu_count() or 1) + 1))[:16],
           f"scaling has a line per worker count from 1: {workers}")
     for r in by.get("scaling", []):
+        check(0 < r.get("seconds", 0) <= r.get("wall_seconds", 0),
+              f"scaling's timed span lies within the run: {r}")
         if r.get("workers") == 1:
             check(r["value"] == 1 and r["baseline"] == 1, f"1 worker is the unit: {r}")
     for r in by.get("large_items", []):
