@@ -345,11 +345,20 @@ double raw_farm(int workers, uint64_t n, double work)
             got++;
     }
     double t1 = bench_now();
+    /* Every worker must get an end.  PUSH deals them to whichever worker
+     * has room, so one worker may take two while another gets none: send
+     * ends until every worker has left (one that left takes no more). */
     v = UINT64_MAX;
-    for (int k = 0; k < workers; k++)
-        zmq_send(tasks, &v, sizeof v, 0);
-    for (int k = 0; k < workers; k++)
-        waitpid(pids[k], NULL, 0);
+    int left = workers;
+    while (left > 0) {
+        zmq_send(tasks, &v, sizeof v, ZMQ_DONTWAIT);
+        usleep(1000);
+        for (int k = 0; k < workers; k++)
+            if (pids[k] > 0 && waitpid(pids[k], NULL, WNOHANG) == pids[k]) {
+                pids[k] = 0;
+                left--;
+            }
+    }
     zmq_close(tasks);
     zmq_close(results);
     zmq_ctx_term(ctx);
