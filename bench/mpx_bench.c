@@ -384,10 +384,10 @@ static void large_items(void)
     int64_t n = quick ? 50 : 2000;
     double base = raw_msgs_per_s((uint64_t)n, size, NULL, NULL) * (double)size / 1e6;
     /* The same edge with malloc keeping what mpx's stage processes keep
-     * (the 16 MiB input capacity and one consumer's window). */
+     * (an edge's default capacity). */
     double kt[8];
     for (int r = 0; r < reps; r++)
-        kt[r] = raw_stream_heap_kept((uint64_t)n, size, 2 * MPX_DEFAULT_CAPACITY_BYTES);
+        kt[r] = raw_stream_heap_kept((uint64_t)n, size, MPX_DEFAULT_CAPACITY_BYTES);
     double kept = (double)n * (double)size / 1e6 / bench_median(kt, (size_t)reps);
     double t[8], c[8];
     for (int r = 0; r < reps; r++) {

@@ -649,14 +649,14 @@ static void open_sockets(child_rt_t *rt, const child_args_t *a)
  * block freed), so a stream of large items, several in flight at once,
  * has every page of every item faulted in and zeroed anew: a third of the
  * CPU time of 1 MiB items (README, Benchmarks).  So a stage process keeps
- * as much freed heap as its edges may hold in flight (what its input may
- * hold and its consumers' windows), and serves blocks up to that size, at
- * most 32 MiB, from the heap.  A malloc setting the user made for the
- * program (GLIBC_TUNABLES, MALLOC_*_ variables) is left alone: it was
- * read when the program started, which is why this looks at the
- * environment before the stage's own is applied. */
-#define HEAP_KEEP_MAX ((size_t)256 << 20)
-#define HEAP_BLOCK_MAX ((size_t)32 << 20) /* glibc's own limit on the mmap threshold */
+ * as much freed heap as one of its edges may hold in flight (its input's
+ * capacity, or its largest consumer window), at most HEAP_KEEP_MAX, and
+ * serves blocks up to that size from the heap.  A malloc setting the user
+ * made for the program (GLIBC_TUNABLES, MALLOC_*_ variables) is left
+ * alone: it was read when the program started, which is why this looks at
+ * the environment before the stage's own is applied.  (A mallopt() the
+ * application called itself cannot be seen, and is overridden.) */
+#define HEAP_KEEP_MAX ((size_t)32 << 20) /* glibc's own limit on the mmap threshold */
 
 static void keep_heap(const plan_t *plan, int self)
 {
@@ -666,14 +666,16 @@ static void keep_heap(const plan_t *plan, int self)
         return;
     const plan_inst_t *pi = &plan->inst[self];
     size_t keep = pi->nproducers > 0 ? pi->cap_bytes : 0;
-    for (int i = 0; i < pi->nconsumers; i++)
-        keep += plan_window_bytes(plan, pi->consumers[i]);
+    for (int i = 0; i < pi->nconsumers; i++) {
+        size_t w = plan_window_bytes(plan, pi->consumers[i]);
+        keep = w > keep ? w : keep;
+    }
     if (keep > HEAP_KEEP_MAX)
         keep = HEAP_KEEP_MAX;
     if (keep <= 256 * 1024) /* glibc's defaults do as well */
         return;
     /* Either setting turns glibc's adjustment of the other off: both. */
-    mallopt(M_MMAP_THRESHOLD, (int)(keep < HEAP_BLOCK_MAX ? keep : HEAP_BLOCK_MAX));
+    mallopt(M_MMAP_THRESHOLD, (int)keep);
     mallopt(M_TRIM_THRESHOLD, (int)keep);
 }
 

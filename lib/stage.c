@@ -169,12 +169,16 @@ int mpx_put_str(mpx_stage_t *st, const char *s)
 int mpx_put_i64(mpx_stage_t *st, int64_t v) { return put_one(st, &v, sizeof v); }
 int mpx_put_f64(mpx_stage_t *st, double v) { return put_one(st, &v, sizeof v); }
 
-/* An item passed on unchanged (its meta untouched, no timing to add) that
- * would travel in a message of its own anyway leaves in the message it
- * came in: a large item is not copied again (README, Benchmarks). */
+/* An item passed on unchanged (the current meta still its own block, no
+ * timing to add) that would travel in a message of its own anyway leaves
+ * in the message it came in: a large item is not copied again (README,
+ * Benchmarks).  Meta cleared or loaded from elsewhere is clean too, but
+ * another block. */
 static int forward(child_rt_t *rt, const mpx_item_t *item)
 {
-    if (item->size < BATCH_BYTES_MAX || !rt->in || !rt->in_process || rt->meta.dirty ||
+    const meta_cur_t *m = &rt->meta;
+    if (item->size < BATCH_BYTES_MAX || !rt->in || !rt->in_process || m->dirty ||
+        m->blk != item->meta || m->blk_size != item->meta_size || m->blk_n != item->nmeta ||
         rt->st.pi->timing || item->size > rt->st.pi->max_item)
         return 1;
     zmq_msg_t *msg = edge_in_forwardable(rt->in, item);

@@ -47,6 +47,14 @@ static int tag(mpx_stage_t *st, mpx_item_t *it)
 }
 static const mpx_stage_def_t Tag = {.name = "tag", .process = tag};
 
+/* Clears the meta, then puts the item: it leaves without any. */
+static int clear_pass(mpx_stage_t *st, mpx_item_t *it)
+{
+    mpx_meta_clear(st);
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t ClearPass = {.name = "clear", .process = clear_pass};
+
 /* Puts every item twice: once as it came, once more copied. */
 static int twice(mpx_stage_t *st, mpx_item_t *it)
 {
@@ -142,6 +150,26 @@ static void changed_meta_goes_on(void)
     CHECK_EQ(s.tagged, s.bigs + s.smalls);
 }
 
+/* Meta cleared before the put is gone from large items as from small. */
+static void cleared_meta_is_gone(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Bigs, NULL), mpx_stage(&ClearPass, NULL));
+    int64_t items = 0, with_meta = 0, big = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        items++;
+        big += mpx_item_size(it, 0) == BIG;
+        with_meta += mpx_item_meta_count(it) != 0;
+    }
+    int rc = mpx_graph_join(g);
+    CHECK(rc == 0, "join: %d %s", rc, mpx_graph_error(g));
+    CHECK_EQ(items, ROUNDS + (ROUNDS + 2) / 3);
+    CHECK_EQ(big, ROUNDS);
+    CHECK_EQ(with_meta, 0);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
 /* The same item put twice: the second put copies it. */
 static void put_twice(void)
 {
@@ -179,6 +207,7 @@ int main(int argc, char **argv)
     static const test_case_t cases[] = {
         TEST_CASE(passed_on_whole_and_in_order),
         TEST_CASE(changed_meta_goes_on),
+        TEST_CASE(cleared_meta_is_gone),
         TEST_CASE(put_twice),
         TEST_CASE(parallel_and_broadcast),
         TEST_CASE(recoverable_pass),
