@@ -90,6 +90,25 @@ static unsigned char *random_bytes(size_t n, uint64_t seed)
 
 /* Processes (anywhere on the system) whose command line contains marker:
  * a command left running by Exec is found even if it was not ours. */
+/* Whether process pid's command line starts with `prefix`. */
+static bool cmdline_starts(long pid, const char *prefix)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t len = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (len <= 0)
+        return false;
+    for (ssize_t i = 0; i < len; i++)
+        if (buf[i] == 0)
+            buf[i] = ' ';
+    buf[len] = 0;
+    return strncmp(buf, prefix, strlen(prefix)) == 0;
+}
+
 static int processes_with(const char *marker)
 {
     DIR *d = opendir("/proc");
@@ -1022,8 +1041,10 @@ static void exec_stop_kills_command(void)
     char *text = slurp(pidfile, &len);
     pid = strtol(text, NULL, 10);
     free(text);
-    for (int i = 0; i < 5000 && processes_with(marker) == 0; i++)
-        usleep(1000); /* until sh has become sleep */
+    /* Until sh has become sleep: sh's own command line holds the marker
+     * too, and while it execs its command line reads empty. */
+    for (int i = 0; i < 5000 && !cmdline_starts(pid, marker); i++)
+        usleep(1000);
     CHECK_EQ(processes_with(marker), 1);
     CHECK_EQ(mpx_graph_stop(g), 0);
     CHECK_EQ(mpx_graph_join(g), MPX_ESTOPPED);
