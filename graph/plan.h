@@ -80,11 +80,11 @@ static inline int plan_sink(const plan_t *p) { return p->ninst; }
 size_t plan_window_items(const plan_t *plan, int c);
 size_t plan_window_bytes(const plan_t *plan, int c);
 
-/* Whether producer p must return credit to consumer c on every pause (and
- * to a slow consumer every half millisecond), rather than only after half
- * a window: c is one of several that p chooses between (its pace sets
- * how much p sends it ahead), or either end is recoverable (acknowledged
- * delivery waits on it).  Both ends of the edge ask, and get the same
+/* Whether consumer c must return credit to producer p on every pause (and,
+ * while its items are slow, every 2 ms), rather than only after half a
+ * window or when asked: c is one of several that p chooses between (p
+ * needs fresh loads and paces to choose), or either end is recoverable
+ * (acknowledged delivery waits on it).  Both ends of the edge ask, and get the same
  * answer (lib/edge_in.c, lib/edge_out.c). */
 bool plan_prompt_credit(const plan_t *plan, int p, int c);
 

@@ -13,7 +13,9 @@
  * consumer, and of a slow consumer's pace every RATE_TICKS; any other
  * hears of a pause only when a sixteenth of its window is unacknowledged,
  * and asks (WIRE_ASK) when it waits with too little outstanding for
- * credit to come back by itself.  While an edge
+ * credit to come back by itself, or has sent half of a window cut down
+ * to a slow consumer's pace (cut only while it waits for that consumer).
+ * While an edge
  * is busy, items are batched into one message; when a producer has been
  * quiet an item leaves at once.  End of stream is a message of its own on
  * every connection, after the last item; marks are records in the stream

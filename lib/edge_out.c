@@ -140,15 +140,13 @@ static uint64_t dn_load(const edge_out_t *o, int d)
     return v;
 }
 
-/* A consumer that returns credit only after half a window is asked for
- * it when we wait with less than that outstanding, or it would never come:
- * a record larger than a quarter of the byte window can leave us so. */
-static int ask_credit(edge_out_t *o, out_peer_t *p)
+/* Credit from a consumer without prompt credit (plan_prompt_credit)
+ * comes by itself once half its window, in items or bytes, was taken:
+ * half_items and half of win_bytes, as edge_in.c counts them. */
+static uint64_t half_items(const out_peer_t *p) { return p->win_items / 2 ? p->win_items / 2 : 1; }
+
+static int send_ask(edge_out_t *o, out_peer_t *p)
 {
-    uint64_t half = p->win_items / 2 ? p->win_items / 2 : 1;
-    uint64_t half_bytes = p->win_bytes / 2 ? p->win_bytes / 2 : 1;
-    if (p->asked || outstanding(p) >= half || p->sent_bytes - p->acked_bytes >= half_bytes)
-        return 0;
     uint8_t buf[WIRE_HEAD];
     wire_head_put(buf, &(wire_head_t){WIRE_ASK, 0, (uint32_t)o->self, 0, o->gen});
     int rc;
@@ -158,6 +156,30 @@ static int ask_credit(edge_out_t *o, out_peer_t *p)
         return MPX_ESYS;
     p->asked = true;
     return 0;
+}
+
+/* Such a consumer is asked for credit when we wait with less than that
+ * outstanding, or it would never come: a record larger than a quarter of
+ * the byte window can leave us so, and so can a window cut down to a slow
+ * consumer's pace. */
+static int ask_credit(edge_out_t *o, out_peer_t *p)
+{
+    uint64_t half_bytes = p->win_bytes / 2 ? p->win_bytes / 2 : 1;
+    if (p->asked || outstanding(p) >= half_items(p) ||
+        p->sent_bytes - p->acked_bytes >= half_bytes)
+        return 0;
+    return send_ask(o, p);
+}
+
+/* ...and, when its window was cut below that, asked as soon as half the
+ * window is out, behind the message that fills it so far: the credit
+ * comes back while the consumer still has the other half to work on. */
+static int ask_ahead(edge_out_t *o, out_peer_t *p)
+{
+    uint64_t half = p->eff_items / 2 ? p->eff_items / 2 : 1;
+    if (p->asked || half >= half_items(p) || outstanding(p) < half)
+        return 0;
+    return send_ask(o, p);
 }
 
 static void mark_delivered(edge_out_t *o, int d)
@@ -177,8 +199,12 @@ static int deliver(edge_out_t *o, int d, zmq_msg_t *msg, uint64_t k, uint64_t b,
     if (dn->kind == DN_LEAF) {
         out_peer_t *p = leaf_peer(o, dn);
         if (!p->closed) {
-            if (!peer_room(p, k, b))
-                return p->prompt ? 0 : ask_credit(o, p);
+            if (!peer_room(p, k, b)) {
+                if (p->prompt)
+                    return 0;
+                p->waited = true;
+                return ask_credit(o, p);
+            }
             zmq_msg_t copy;
             zmq_msg_init(&copy);
             zmq_msg_copy(&copy, msg);
@@ -193,6 +219,8 @@ static int deliver(edge_out_t *o, int d, zmq_msg_t *msg, uint64_t k, uint64_t b,
             p->sent_bytes += b;
             if ((o->keep_all || p->retain) && keep(o, p, msg, k, d) != 0)
                 return MPX_ENOMEM;
+            if (!p->prompt && ask_ahead(o, p) != 0)
+                return MPX_ESYS;
         }
         mark_delivered(o, d);
         return 1;
@@ -300,10 +328,22 @@ static int read_acks(edge_out_t *o)
         }
         if (h.flags & WIRE_ACK_CLOSED)
             p->closed = true;
+        if (!now)
+            now = ticks_now();
         if (p->prompt) {
-            if (!now)
-                now = ticks_now();
             resized |= adapt_window(p, now);
+        } else if (now - p->rate_at >= RATE_TICKS) {
+            /* Without prompt credit the window follows the consumer's
+             * pace only while we wait for it: a consumer that keeps up is
+             * paced by us, and its few acknowledgements say nothing of
+             * how fast it could go. */
+            if (p->waited) {
+                resized |= adapt_window(p, now);
+            } else {
+                p->rate_at = now;
+                p->rate_n = p->acked_items;
+            }
+            p->waited = false;
         }
         n++;
     }
@@ -494,11 +534,8 @@ edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, uint32_t gen,
         p->win_items = plan_window_items(plan, p->id);
         p->win_bytes = plan_window_bytes(plan, p->id);
         p->retain = p->id < plan->ninst && plan->inst[p->id].recoverable;
-        /* A consumer with prompt credit (one we choose among, or either
-         * end recoverable) gets a window that follows its pace; another's
-         * is its capacity. */
         p->prompt = plan_prompt_credit(plan, self, p->id);
-        p->eff_items = p->win_items < EFF_START || !p->prompt ? p->win_items : EFF_START;
+        p->eff_items = p->win_items < EFF_START ? p->win_items : EFF_START;
         o->slot[p->id] = k;
         p->gen = peer_gens && p->id < plan->ninst ? peer_gens[p->id] : 0;
         p->sock = edge_open_socket(zctx, ZMQ_PUSH, dir, 'i', p->id, p->gen, false, err, errcap);

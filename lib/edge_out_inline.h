@@ -66,6 +66,7 @@ typedef struct out_peer {
     bool closed;
     bool prompt;   /* it returns credit on every pause (plan_prompt_credit) */
     bool asked;    /* it was asked for credit (WIRE_ASK) and has not answered */
+    bool waited;   /* we waited for its credit since its pace was last measured */
     bool retain;   /* keep what it is sent until acknowledged */
     bool unsorted; /* kept messages are not in seq order (after a redo) */
     bool eos_due;  /* replaced after our end of stream: send it one */

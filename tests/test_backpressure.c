@@ -195,6 +195,48 @@ static void large_items_not_starved(void)
     mpx_node_destroy(&g);
 }
 
+/* A slow stage in a chain: once its pace is known its producer keeps
+ * only a few of its items in flight, not its whole capacity (1024 items
+ * here), so items do not wait long in front of it.  The producer puts
+ * 600 items as fast as it can; by the 400th taken, it has not got more
+ * than a batch or two beyond that (the first 256, sent before the pace
+ * was known, are long processed). */
+#define SLOW_ITEMS 600
+#define SLOW_AT 400
+static int counted_setup(mpx_stage_t *st)
+{
+    for (int64_t v = 0; v < SLOW_ITEMS; v++) {
+        int rc = mpx_put_i64(st, v);
+        if (rc != 0)
+            return rc;
+        __atomic_add_fetch(&shared[0], 1, __ATOMIC_SEQ_CST);
+    }
+    return mpx_stop(st);
+}
+static const mpx_stage_def_t Counted = {.name = "counted", .setup = counted_setup};
+static int slow(mpx_stage_t *st, mpx_item_t *it)
+{
+    usleep(1000);
+    if (mpx_item_i64(it) == SLOW_AT)
+        shared[1] = __atomic_load_n(&shared[0], __ATOMIC_SEQ_CST);
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t Slow = {.name = "slow", .process = slow};
+static void slow_stage_short_queue(void)
+{
+    map_shared();
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Counted, NULL), mpx_stage(&Slow, NULL));
+    int64_t count;
+    drain_sum(g, &count);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(count, SLOW_ITEMS);
+    printf("at item %d the producer had put %lld\n", SLOW_AT, (long long)shared[1]);
+    CHECK(shared[1] > SLOW_AT && shared[1] <= SLOW_AT + 64, "%lld puts at item %d",
+          (long long)shared[1], SLOW_AT);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
 /* A small item, then one larger than the whole byte window: the producer
  * must wait with almost nothing outstanding, less than would make the
  * consumer return credit by itself (half a window, or a sixteenth of it
@@ -244,6 +286,7 @@ int main(int argc, char **argv)
         TEST_CASE(capacity_in_bytes),
         TEST_CASE(large_items_not_starved),
         TEST_CASE(credit_asked_for),
+        TEST_CASE(slow_stage_short_queue),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
 }

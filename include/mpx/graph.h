@@ -36,11 +36,9 @@ typedef struct mpx_node mpx_graph_t;
  * what its producers have sent it and it has not yet processed.  The
  * capacity is shared among the producers (each gets an equal window, at
  * least one item), and a producer waits while its window is full; one
- * item always fits, however large.  A producer that deals items among
- * parallel workers keeps only a few milliseconds of each one's work in
- * flight; on other edges it may run the whole window ahead, so a smaller
- * capacity is what keeps items from waiting long in front of a slow
- * stage. */
+ * item always fits, however large.  Within that, a producer keeps only a
+ * few milliseconds of a slow consumer's work in flight, once it has seen
+ * its pace. */
 #define MPX_DEFAULT_CAPACITY 1024
 #define MPX_DEFAULT_CAPACITY_BYTES (16u * 1024u * 1024u)
 
