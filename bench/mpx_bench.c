@@ -105,26 +105,26 @@ static const mpx_stage_def_t Work = {.name = "work", .args_size = sizeof(double)
 
 static double mpx_switches; /* context switches of the last run() */
 
-static double cpu_of(const struct rusage *ru)
+/* CPU seconds used so far by this process and its reaped children. */
+static double cpu_all(void)
 {
-    return (double)ru->ru_utime.tv_sec + (double)ru->ru_utime.tv_usec / 1e6 +
-           (double)ru->ru_stime.tv_sec + (double)ru->ru_stime.tv_usec / 1e6;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6 + bench_children_cpu();
 }
 
 /* Runs g to the end; seconds from start to the end of join.  The CPU time
  * of every process of the run (the parent's too) goes to *cpu. */
 static double run_cpu(mpx_graph_t *g, double *cpu)
 {
-    struct rusage self0, self1;
-    getrusage(RUSAGE_SELF, &self0);
-    double c0 = bench_children_cpu(), s0 = bench_children_switches();
+    double c0 = cpu_all(), s0 = bench_children_switches();
     double t0 = bench_now();
     if (mpx_graph_join(g) != 0)
         fail(g, "run");
     double t = bench_now() - t0;
-    getrusage(RUSAGE_SELF, &self1);
     if (cpu)
-        *cpu = bench_children_cpu() - c0 + cpu_of(&self1) - cpu_of(&self0);
+        *cpu = cpu_all() - c0;
     mpx_switches = bench_children_switches() - s0;
     return t;
 }
@@ -144,13 +144,10 @@ static double raw_msgs_per_s(uint64_t n, size_t size, long *rss, long *priv)
     double t[8], c[8];
     long peak = 0, peak_priv = 0;
     for (int r = 0; r < reps; r++) {
-        struct rusage self0, self1;
-        getrusage(RUSAGE_SELF, &self0);
-        double c0 = bench_children_cpu(), s0 = bench_children_switches();
+        double c0 = cpu_all(), s0 = bench_children_switches();
         raw_result_t res = raw_stream(n, size);
         raw_switches = (bench_children_switches() - s0) / (double)n * 1000;
-        getrusage(RUSAGE_SELF, &self1);
-        c[r] = bench_children_cpu() - c0 + cpu_of(&self1) - cpu_of(&self0);
+        c[r] = cpu_all() - c0;
         t[r] = res.seconds;
         peak = res.rss_kib > peak ? res.rss_kib : peak;
         peak_priv = res.private_kib > peak_priv ? res.private_kib : peak_priv;
@@ -420,12 +417,9 @@ static void startup(void)
         t[r] = run_cpu(g, &c[r]) * 1e3;
         c[r] *= 1e3;
         mpx_node_destroy(&g);
-        struct rusage self0, self1;
-        getrusage(RUSAGE_SELF, &self0);
-        double c0 = bench_children_cpu();
+        double c0 = cpu_all();
         rt[r] = raw_chain_startup(17, 100) * 1e3;
-        getrusage(RUSAGE_SELF, &self1);
-        rc[r] = (bench_children_cpu() - c0 + cpu_of(&self1) - cpu_of(&self0)) * 1e3;
+        rc[r] = (cpu_all() - c0) * 1e3;
     }
     char extra[200];
     snprintf(extra, sizeof extra,

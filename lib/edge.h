@@ -68,6 +68,9 @@ void *edge_open_socket(void *zctx, int type, const char *dir, char kind, int id,
                        bool bind, char *err, size_t errcap);
 int *edge_slot_map(const plan_t *plan);
 #define EDGE_ACK_SIZE (WIRE_HEAD + 24)
+/* Half a window (never 0): where credit comes back by itself.  Both ends
+ * must agree on it (see the credit rules above). */
+static inline uint64_t edge_half(uint64_t window) { return window / 2 ? window / 2 : 1; }
 
 /* ---- consumer side ------------------------------------------------------ */
 

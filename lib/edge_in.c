@@ -125,8 +125,8 @@ edge_in_t *edge_in_new(void *zctx, const plan_t *plan, int self, uint32_t gen,
         /* Credit returns when half a window is used, counted in items or
          * in bytes, whichever comes first: a producer of large items would
          * otherwise wait until the consumer went idle. */
-        p->ack_every = win / 2 ? win / 2 : 1;
-        p->ack_every_bytes = win_bytes / 2 ? win_bytes / 2 : 1;
+        p->ack_every = edge_half(win);
+        p->ack_every_bytes = edge_half(win_bytes);
         p->prompt = plan_prompt_credit(plan, p->id, self);
         p->idle_every = p->ack_every / 8 ? p->ack_every / 8 : 1;
         p->idle_every_bytes = p->ack_every_bytes / 8 ? p->ack_every_bytes / 8 : 1;

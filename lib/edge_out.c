@@ -141,10 +141,8 @@ static uint64_t dn_load(const edge_out_t *o, int d)
 }
 
 /* Credit from a consumer without prompt credit (plan_prompt_credit)
- * comes by itself once half its window, in items or bytes, was taken:
- * half_items and half of win_bytes, as edge_in.c counts them. */
-static uint64_t half_items(const out_peer_t *p) { return p->win_items / 2 ? p->win_items / 2 : 1; }
-
+ * comes by itself once half its window (edge_half), in items or bytes,
+ * was taken. */
 static int send_ask(edge_out_t *o, out_peer_t *p)
 {
     uint8_t buf[WIRE_HEAD];
@@ -164,9 +162,8 @@ static int send_ask(edge_out_t *o, out_peer_t *p)
  * consumer's pace. */
 static int ask_credit(edge_out_t *o, out_peer_t *p)
 {
-    uint64_t half_bytes = p->win_bytes / 2 ? p->win_bytes / 2 : 1;
-    if (p->asked || outstanding(p) >= half_items(p) ||
-        p->sent_bytes - p->acked_bytes >= half_bytes)
+    if (p->asked || outstanding(p) >= edge_half(p->win_items) ||
+        p->sent_bytes - p->acked_bytes >= edge_half(p->win_bytes))
         return 0;
     return send_ask(o, p);
 }
@@ -176,8 +173,8 @@ static int ask_credit(edge_out_t *o, out_peer_t *p)
  * comes back while the consumer still has the other half to work on. */
 static int ask_ahead(edge_out_t *o, out_peer_t *p)
 {
-    uint64_t half = p->eff_items / 2 ? p->eff_items / 2 : 1;
-    if (p->asked || half >= half_items(p) || outstanding(p) < half)
+    uint64_t half = edge_half(p->eff_items);
+    if (p->asked || half >= edge_half(p->win_items) || outstanding(p) < half)
         return 0;
     return send_ask(o, p);
 }
@@ -384,6 +381,17 @@ static int send_through(edge_out_t *o, int root, zmq_msg_t *msg, uint64_t k, uin
     return rc < 0 ? rc : 0;
 }
 
+/* Number msg as our next message (checkpoints and kept messages go by
+ * that number), send it through tree `root` and let it go. */
+static int send_numbered(edge_out_t *o, int root, zmq_msg_t *msg, uint64_t k, uint64_t b,
+                         bool all, bool choice)
+{
+    o->cur_seq = ++o->seq;
+    int rc = send_through(o, root, msg, k, b, all, choice);
+    zmq_msg_close(msg);
+    return rc;
+}
+
 static void free_buf(void *data, void *hint)
 {
     (void)hint;
@@ -420,9 +428,7 @@ static int flush_port(edge_out_t *o, out_port_t *pt)
     uint64_t k = pt->count, b = pt->len - WIRE_HEAD;
     pt->count = 0;
     pt->len = WIRE_HEAD;
-    o->cur_seq = ++o->seq;
-    int rc = send_through(o, pt->root, &msg, k, b, false, pt->choice);
-    zmq_msg_close(&msg);
+    int rc = send_numbered(o, pt->root, &msg, k, b, false, pt->choice);
     if (rc < 0)
         return rc;
     return pt->closed ? MPX_ESTOPPED : 0;
@@ -663,9 +669,7 @@ int edge_out_forward(edge_out_t *o, int port, zmq_msg_t *msg)
     size_t len = zmq_msg_size(&m);
     wire_head_put(d, &(wire_head_t){WIRE_DATA, 0, (uint32_t)o->self, 1, o->gen});
     memset(d + WIRE_HEAD + 12, 0, 4);
-    o->cur_seq = ++o->seq;
-    rc = send_through(o, pt->root, &m, 1, len - WIRE_HEAD, false, pt->choice);
-    zmq_msg_close(&m);
+    rc = send_numbered(o, pt->root, &m, 1, len - WIRE_HEAD, false, pt->choice);
     if (rc < 0)
         return rc;
     return pt->closed ? MPX_ESTOPPED : 0;
@@ -710,10 +714,7 @@ int edge_out_mark(edge_out_t *o, uint32_t origin, uint64_t value)
     uint8_t *p = zmq_msg_data(&msg);
     wire_head_put(p, &(wire_head_t){WIRE_DATA, 0, (uint32_t)o->self, 1, o->gen});
     wire_mark_put(p + WIRE_HEAD, origin, value);
-    o->cur_seq = ++o->seq;
-    rc = send_through(o, pt->root, &msg, 1, WIRE_MARK_SIZE, true, false);
-    zmq_msg_close(&msg);
-    return rc;
+    return send_numbered(o, pt->root, &msg, 1, WIRE_MARK_SIZE, true, false);
 }
 
 static int send_eos(edge_out_t *o, out_peer_t *p)
