@@ -130,7 +130,8 @@ static int order_process(mpx_stage_t *st, mpx_item_t *it)
         return mpx_fail(st, "process after teardown");
     if (mpx_item_size(it, 0) == 8)
         s->processed++;
-    return 0;
+    /* Forwarded, so that an item processed after teardown would show. */
+    return mpx_put_item(st, it);
 }
 
 static int order_teardown(mpx_stage_t *st)
@@ -146,32 +147,46 @@ static const mpx_stage_def_t Order = {
     .name = "order", .state_size = sizeof(order_state_t), .setup = order_setup,
     .process = order_process, .teardown = order_teardown};
 
-/* Three parallel sources feed one stage: its teardown runs once, after all
- * three ended and it processed all 3 x 500 items, and its teardown item is
- * the last it sends. */
+/* Three parallel sources feed one stage: its setup item comes first, its
+ * teardown runs once, after all three ended and it processed all 3 x 500
+ * items, and its teardown item is the last it sends: every input it
+ * forwards arrives before it. */
 static void teardown_once_after_drain(void)
 {
     mpx_graph_t *g = MPX_EZ(MPX_P(range_node(0, 500), range_node(1000, 500), range_node(5000, 500)),
                             mpx_stage(&Order, NULL));
-    int64_t teardowns = 0, setups = 0, after_teardown = 0;
+    int64_t teardowns = 0, setups = 0, after_teardown = 0, forwarded = 0, sum = 0, other = 0;
+    int64_t pos = 0, setup_pos = 0;
     mpx_item_t *it;
     while ((it = mpx_graph_next(g))) {
-        if (strcmp(mpx_item_str(it), "setup") == 0) {
-            setups++;
-        } else if (mpx_item_parts(it) == 3) {
+        pos++;
+        if (mpx_item_parts(it) == 3) {
             int64_t processed, nsetup;
             mpx_item_get_i64(it, 1, &processed);
             mpx_item_get_i64(it, 2, &nsetup);
             CHECK_EQ(processed, 1500);
             CHECK_EQ(nsetup, 1);
             teardowns++;
+            continue;
+        }
+        after_teardown += teardowns > 0;
+        if (mpx_item_parts(it) == 1 && mpx_item_size(it, 0) == 8) {
+            forwarded++;
+            sum += mpx_item_i64(it);
+        } else if (strcmp(mpx_item_str(it), "setup") == 0) {
+            setups++;
+            setup_pos = pos;
         } else {
-            after_teardown += teardowns > 0;
+            other++;
         }
     }
     CHECK_EQ(mpx_graph_join(g), 0);
     CHECK_EQ(setups, 1);
+    CHECK_EQ(setup_pos, 1);
     CHECK_EQ(teardowns, 1);
+    CHECK_EQ(forwarded, 1500);
+    CHECK_EQ(sum, 124750 + (500 * 1000 + 124750) + (500 * 5000 + 124750));
+    CHECK_EQ(other, 0);
     CHECK_EQ(after_teardown, 0);
     expect_clean(g);
     mpx_node_destroy(&g);
