@@ -6,6 +6,7 @@
  * this length must produce. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <pty.h>
 #include <sys/wait.h>
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -270,12 +272,88 @@ static void failure_in_figures(void)
     mpx_node_destroy(&g);
 }
 
+/* ---- the stats socket ----------------------------------------------------- *
+ * A subscriber thread reads snapshots while the test's main thread drives
+ * the graph (the parent publishes only from inside mpx calls).  The stage
+ * holds its first item until the subscriber has a snapshot, so at least
+ * one arrives while the graph runs, whatever the machine's pace; the
+ * subscriber then reads until the snapshot that says the graph ended.  Its
+ * time limit only catches a snapshot that never comes. */
+
+#define SUB_GUARD_S 30
+
+typedef struct subscriber {
+    const char *ep;
+    mpx_event_t *first; /* set at the first snapshot */
+    int connected, got, bad, ended;
+    char bad_head[64];
+} subscriber_t;
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *subscribe(void *arg)
+{
+    subscriber_t *s = arg;
+    void *ctx = zmq_ctx_new();
+    void *sub = ctx ? zmq_socket(ctx, ZMQ_SUB) : NULL;
+    int zero = 0;
+    if (sub && zmq_setsockopt(sub, ZMQ_LINGER, &zero, sizeof zero) == 0 &&
+        zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0) == 0 && zmq_connect(sub, s->ep) == 0)
+        s->connected = 1;
+    double deadline = mono_s() + SUB_GUARD_S;
+    char buf[8192];
+    while (s->connected && !s->ended) {
+        long left = (long)((deadline - mono_s()) * 1000);
+        if (left <= 0)
+            break;
+        zmq_pollitem_t pi = {sub, 0, ZMQ_POLLIN, 0};
+        int rc = zmq_poll(&pi, 1, left);
+        if (rc < 0 && errno != EINTR)
+            break;
+        int n = rc > 0 ? zmq_recv(sub, buf, sizeof buf - 1, ZMQ_DONTWAIT) : -1;
+        if (n < 0)
+            continue;
+        buf[n < (int)sizeof buf - 1 ? n : (int)sizeof buf - 1] = 0;
+        if (strncmp(buf, "{\"mpx_stats\": 1", 15) != 0 && s->bad++ == 0)
+            snprintf(s->bad_head, sizeof s->bad_head, "%.60s", buf);
+        if (++s->got == 1)
+            mpx_event_set(s->first);
+        s->ended = strstr(buf, "\"ended\": true") != NULL;
+    }
+    if (sub)
+        zmq_close(sub);
+    if (ctx)
+        zmq_ctx_term(ctx);
+    return NULL;
+}
+
+/* Passes items on once `*(mpx_event_t **)args` is set. */
+static int gated(mpx_stage_t *st, mpx_item_t *it)
+{
+    bool *open = mpx_state(st);
+    if (!*open) {
+        if (mpx_event_wait(*(mpx_event_t *const *)mpx_args(st), SUB_GUARD_S * 1000) != 1)
+            return mpx_fail(st, "no snapshot reached the subscriber");
+        *open = true;
+    }
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t Gated = {.name = "gated", .args_size = sizeof(mpx_event_t *),
+                                      .state_size = sizeof(bool), .process = gated};
+
 /* The stats socket lives in the runtime directory, which only the
- * graph's user may enter, and serves snapshots to a subscriber. */
+ * graph's user may enter, and serves snapshots to a subscriber while the
+ * graph runs, the last of them saying it ended. */
 static void stats_socket_serves_owner(void)
 {
-    int us = 2000;
-    mpx_graph_t *g = MPX_EZ(range_node(0, 300), mpx_stage(&Nap, &us));
+    mpx_event_t *first = mpx_event_new();
+    REQUIRE(first, "mpx_event_new: %s", strerror(errno));
+    mpx_graph_t *g = MPX_EZ(range_node(0, 300), mpx_stage(&Gated, &first));
     CHECK_EQ(mpx_graph_set_stats_interval(g, 20), 0);
     REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
     const char *dir = mpx_graph_runtime_dir(g);
@@ -286,44 +364,26 @@ static void stats_socket_serves_owner(void)
     snprintf(sock, sizeof sock, "%s/stats", dir);
     REQUIRE(stat(sock, &sb) == 0 && S_ISSOCK(sb.st_mode), "%s: no socket", sock);
 
-    void *ctx = zmq_ctx_new();
-    void *sub = zmq_socket(ctx, ZMQ_SUB);
-    int zero = 0;
-    zmq_setsockopt(sub, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0);
     char ep[620];
     snprintf(ep, sizeof ep, "ipc://%s", sock);
-    REQUIRE(zmq_connect(sub, ep) == 0, "%s", zmq_strerror(errno));
-    int got = 0, ended = 0;
-    char buf[8192];
-    mpx_item_t *it;
-    while ((it = mpx_graph_next(g))) {
-        int n;
-        while ((n = zmq_recv(sub, buf, sizeof buf - 1, ZMQ_DONTWAIT)) >= 0) {
-            buf[n < (int)sizeof buf - 1 ? n : (int)sizeof buf - 1] = 0;
-            CHECK(strncmp(buf, "{\"mpx_stats\": 1", 15) == 0, "%.60s", buf);
-            got++;
-        }
-    }
+    subscriber_t s = {.ep = ep, .first = first};
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, subscribe, &s) == 0, "pthread_create");
+    int64_t n;
+    drain_sum(g, &n);
     CHECK_EQ(mpx_graph_join(g), 0);
-    /* The last snapshot was sent before the socket closed. */
-    zmq_pollitem_t pi = {sub, 0, ZMQ_POLLIN, 0};
-    while (zmq_poll(&pi, 1, 1000) > 0) {
-        int n = zmq_recv(sub, buf, sizeof buf - 1, 0);
-        if (n < 0)
-            break;
-        buf[n < (int)sizeof buf - 1 ? n : (int)sizeof buf - 1] = 0;
-        got++;
-        ended += strstr(buf, "\"ended\": true") != NULL;
-        if (ended)
-            break;
-    }
-    zmq_close(sub);
-    zmq_ctx_term(ctx);
-    CHECK(got >= 2, "snapshots received: %d", got);
-    CHECK_EQ(ended, 1);
+    CHECK(strcmp(mpx_graph_error(g), "") == 0, "%s", mpx_graph_error(g));
+    CHECK_EQ(n, 300);
+    pthread_join(t, NULL);
+    CHECK(s.connected, "cannot connect to %s", ep);
+    CHECK(s.bad == 0, "%d snapshots not JSON of the documented form, the first: %.60s", s.bad,
+          s.bad_head);
+    /* One while the stage waited for it, and the last. */
+    CHECK(s.got >= 2, "snapshots received: %d", s.got);
+    CHECK(s.ended, "no snapshot saying the graph ended (%d received)", s.got);
     expect_clean(g);
     mpx_node_destroy(&g);
+    mpx_event_destroy(&first);
 }
 
 static void progress_from_stage_api(void)
