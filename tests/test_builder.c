@@ -2,6 +2,7 @@
  * plain functions, and every mistake refused before anything forks. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -11,6 +12,11 @@
 #include "stages.h"
 
 static int initialized; /* initialize runs in this process */
+
+/* Every fork() of this process, the library's included: "nothing forked"
+ * holds even for a child that was reaped before the check could see it. */
+static int forks;
+static void count_fork(void) { forks++; }
 
 static int count_init(mpx_stage_t *st)
 {
@@ -32,6 +38,7 @@ static void expect_refused(mpx_graph_t *g, const char *expect)
 {
     REQUIRE(g != NULL, "builder returned NULL");
     initialized = 0;
+    int forks_before = forks;
     int rc = mpx_graph_start(g);
     CHECK_EQ(rc, MPX_EGRAPH);
     const char *msg = mpx_graph_error(g);
@@ -42,6 +49,7 @@ static void expect_refused(mpx_graph_t *g, const char *expect)
     CHECK(!mpx_graph_started(g), "refused graph counts as started");
     /* join reports the same refusal */
     CHECK_EQ(mpx_graph_join(g), MPX_EGRAPH);
+    CHECK_EQ(forks - forks_before, 0);
     mpx_node_destroy(&g);
 }
 
@@ -110,12 +118,14 @@ static void refuse_source_without_setup(void)
 
 static void refuse_part_of_other_graph(void)
 {
+    int forks_before = forks;
     mpx_node_t *inner = mpx_stage(&Pass, NULL);
     mpx_graph_t *g = MPX_EZ(range_node(0, 3), inner);
     CHECK_EQ(mpx_graph_start(inner), MPX_EGRAPH);
     CHECK(strstr(mpx_graph_error(inner), "part of another graph") != NULL, "%s",
           mpx_graph_error(inner));
     CHECK_EQ(waitpid(-1, NULL, WNOHANG), -1);
+    CHECK_EQ(forks - forks_before, 0);
     mpx_node_destroy(&inner); /* ignored: it belongs to g */
     CHECK(inner != NULL, "destroying a member node must not free it");
     mpx_node_destroy(&g);
@@ -123,10 +133,12 @@ static void refuse_part_of_other_graph(void)
 
 static void check_passes(void)
 {
+    int forks_before = forks;
     mpx_graph_t *g = MPX_EZ(range_node(0, 3), mpx_as(2, &Pass, NULL));
     CHECK_EQ(mpx_graph_check(g), 0);
     CHECK_EQ(mpx_graph_instance_count(g), 3);
     CHECK_EQ(waitpid(-1, NULL, WNOHANG), -1);
+    CHECK_EQ(forks - forks_before, 0);
     mpx_node_destroy(&g);
 }
 
@@ -325,6 +337,39 @@ static void instances_of_any_stage(void)
     expect_refused(MPX_EZ(range_node(0, 3), mpx_instances(NULL, 2)), "the node is NULL");
 }
 
+/* mpx_instances on a node that already belongs to a graph, or on a graph
+ * that has run, gives a node that makes the check fail; the node and its
+ * graph are left as they were, each still freed by its owner. */
+static void refuse_instances_of_member(void)
+{
+    mpx_node_t *inner = mpx_stage(&Pass, NULL);
+    mpx_graph_t *g = MPX_EZ(range_node(0, 3), inner);
+    mpx_node_t *bad = mpx_instances(inner, 2);
+    REQUIRE(bad != NULL && bad != inner, "mpx_instances gave back the member node");
+    expect_refused(MPX_EZ(range_node(0, 3), bad),
+                   "mpx_instances(2, 'pass'): the node is already part of a graph");
+    /* g still has one pass instance, and runs. */
+    CHECK_EQ(mpx_graph_check(g), 0);
+    CHECK_EQ(mpx_graph_instance_count(g), 2);
+    int64_t n;
+    CHECK_EQ(drain_sum(g, &n), 0 + 1 + 2);
+    CHECK_EQ(n, 3);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+
+    mpx_graph_t *ran = range_node(0, 3);
+    CHECK_EQ(mpx_graph_join(ran), 0);
+    bad = mpx_instances(ran, 2);
+    REQUIRE(bad != NULL && bad != ran, "mpx_instances gave back a graph that has run");
+    expect_refused(MPX_EZ(range_node(0, 3), bad),
+                   "mpx_instances(2, 'range'): the node is already part of a graph");
+    CHECK_EQ(mpx_graph_instance_count(ran), 1);
+    CHECK_EQ(mpx_graph_join(ran), 0); /* the outcome again */
+    expect_clean(ran);
+    mpx_node_destroy(&ran);
+}
+
 static void node_names(void)
 {
     mpx_node_t *s = mpx_stage(&Inc, NULL);
@@ -362,6 +407,8 @@ int main(int argc, char **argv)
         TEST_CASE(arrays_and_short_names),
         TEST_CASE(node_names),
         TEST_CASE(instances_of_any_stage),
+        TEST_CASE(refuse_instances_of_member),
     };
+    pthread_atfork(count_fork, NULL, NULL);
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
 }
