@@ -3,6 +3,7 @@
  * drained, puts of zero or many items, mpx_stop from any stage, and
  * finalize back in the parent. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -438,13 +439,23 @@ static void initialize_fails(void)
     mpx_node_destroy(&g);
 }
 
-static int bad_setup(mpx_stage_t *st) { return mpx_fail(st, "cannot open %s", "/nonexistent"); }
-static const mpx_stage_def_t BadSetup = {.name = "badsetup", .setup = bad_setup, .process = copies};
+/* Fails its setup, but only once the source is at its first put (an
+ * event the source sets), so that the put has had its chance to go
+ * through before start learns of the failure. */
+static int bad_setup(mpx_stage_t *st)
+{
+    if (mpx_event_wait(*(mpx_event_t *const *)mpx_args(st), 30000) != 1)
+        return mpx_fail(st, "the source never reached its first put");
+    return mpx_fail(st, "cannot open %s", "/nonexistent");
+}
+static const mpx_stage_def_t BadSetup = {.name = "badsetup", .args_size = sizeof(mpx_event_t *),
+                                         .setup = bad_setup, .process = copies};
 
 /* Counts, in memory shared with the test, the puts that returned. */
 static volatile int64_t *puts_done;
 static int counting_setup(mpx_stage_t *st)
 {
+    mpx_event_set(*(mpx_event_t *const *)mpx_args(st));
     for (;;) {
         int rc = mpx_put_i64(st, 1);
         if (rc != 0)
@@ -452,14 +463,17 @@ static int counting_setup(mpx_stage_t *st)
         __atomic_add_fetch(puts_done, 1, __ATOMIC_SEQ_CST);
     }
 }
-static const mpx_stage_def_t Counting = {.name = "counting", .setup = counting_setup};
+static const mpx_stage_def_t Counting = {.name = "counting", .args_size = sizeof(mpx_event_t *),
+                                         .setup = counting_setup};
 
 static void setup_fails(void)
 {
     puts_done = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     REQUIRE(puts_done != MAP_FAILED, "mmap");
-    mpx_graph_t *g = MPX_EZ(mpx_stage(&Counting, NULL), mpx_stage(&Inc, NULL),
-                            mpx_stage(&BadSetup, NULL));
+    mpx_event_t *at_put = mpx_event_new();
+    REQUIRE(at_put, "mpx_event_new: %s", strerror(errno));
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Counting, &at_put), mpx_stage(&Inc, NULL),
+                            mpx_stage(&BadSetup, &at_put));
     CHECK_EQ(mpx_graph_start(g), MPX_ESTAGE);
     const char *msg = mpx_graph_error(g);
     CHECK(strstr(msg, "stage 'badsetup'") && strstr(msg, "setup failed: cannot open /nonexistent"),
@@ -470,6 +484,7 @@ static void setup_fails(void)
     CHECK(mpx_graph_next(g) == NULL, "items after a failed start");
     expect_clean(g);
     mpx_node_destroy(&g);
+    mpx_event_destroy(&at_put);
     munmap((void *)puts_done, 4096);
 }
 
