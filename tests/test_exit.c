@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,19 +105,38 @@ static void unexpected_exit_is_reported(void)
     mpx_node_destroy(&g);
 }
 
+/* Counts its teardowns in memory shared with the test. */
+static volatile int *teardowns_run;
+static int count_teardown(mpx_stage_t *st)
+{
+    (void)st;
+    __atomic_add_fetch(teardowns_run, 1, __ATOMIC_SEQ_CST);
+    return 0;
+}
+static int pass_on(mpx_stage_t *st, mpx_item_t *it) { return mpx_put_item(st, it); }
+static const mpx_stage_def_t Tally = {.name = "tally", .process = pass_on,
+                                      .teardown = count_teardown};
+
+/* README "Stop": every process is asked to end at once, and teardown does
+ * not run. */
 static void stop_endless_graph(void)
 {
+    teardowns_run = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(teardowns_run != MAP_FAILED, "mmap");
     mpx_graph_t *g = MPX_EZ(mpx_stage(&Endless, NULL), mpx_as(2, &Inc, NULL),
-                            mpx_stage(&Inc, NULL));
+                            mpx_stage(&Tally, NULL));
     int64_t n = 0;
     while (n < 5000 && mpx_graph_next(g))
         n++;
+    CHECK_EQ(n, 5000);
     double t0 = now_s();
     CHECK_EQ(mpx_graph_stop(g), 0);
     printf("stop took %.1f ms\n", (now_s() - t0) * 1000);
     CHECK_EQ(mpx_graph_join(g), MPX_ESTOPPED);
+    CHECK_EQ(*teardowns_run, 0);
     expect_clean(g);
     mpx_node_destroy(&g);
+    munmap((void *)teardowns_run, 4096);
 }
 
 /* A stage busy in its own code does not see the stop: README "Stop" says
