@@ -9,6 +9,12 @@
 # tree).  CASEs: count_addx wordfreq compress meta_filename monitor_demo
 # (only its picture: its own test is elsewhere); none means all that are
 # built.  Exits non-zero at the first mismatch.
+#
+# Every example runs under no_leftovers (built at the top of the build
+# tree; $MPX_NO_LEFTOVERS names it when set): with a private TMPDIR, as a
+# child subreaper, so that a stage process or a runtime directory the
+# example leaves behind fails the case, as tests/harness.c does for the C
+# tests.
 set -uo pipefail
 export LC_ALL=C # wc -w, tr and sort must see bytes, as the examples do
 
@@ -19,6 +25,11 @@ fi
 bin=$1
 shift
 licenses=/usr/share/common-licenses
+guard=${MPX_NO_LEFTOVERS:-$bin/../no_leftovers}
+if [[ ! -x $guard ]]; then
+    echo "FAIL: no $guard (build the tree, or set MPX_NO_LEFTOVERS)" >&2
+    exit 1
+fi
 
 fail() {
     echo "FAIL: $*" >&2
@@ -26,13 +37,17 @@ fail() {
 }
 ok() { echo "  ok: $*"; }
 
-# Run an example; its stdout goes to the file named by $1.  A non-zero exit
-# is a failure in every case.
+# Run an example under the guard; its stdout goes to the file named by $1.
+# A non-zero exit is a failure in every case; 125 is the guard's: the
+# example left a process or a file behind (named on stderr above).
 run() {
-    local out=$1
+    local out=$1 rc
     shift
     echo "running: $*"
-    "$@" >"$out" || fail "$* exited with status $?"
+    "$guard" "$@" >"$out"
+    rc=$?
+    ((rc == 125)) && fail "$* left a process or a file behind, or could not be run (see above)"
+    ((rc == 0)) || fail "$* exited with status $rc"
 }
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/test_examples.XXXXXX") || exit 1
@@ -164,7 +179,9 @@ check_dot() {
     local name=$1
     rm -f "$tmp/x.png"
     echo "running: $bin/$name --dot | dot -Tpng"
-    "$bin/$name" --dot | dot -Tpng -o "$tmp/x.png" 2>"$tmp/dot.err" ||
+    "$guard" "$bin/$name" --dot >"$tmp/x.dot" ||
+        fail "$name --dot exited with status $? (125: it left something behind, see above)"
+    dot -Tpng -o "$tmp/x.png" "$tmp/x.dot" 2>"$tmp/dot.err" ||
         fail "$name --dot | dot -Tpng failed: $(cat "$tmp/dot.err")"
     [[ -s $tmp/dot.err ]] && fail "dot warned about $name --dot: $(cat "$tmp/dot.err")"
     [[ -s $tmp/x.png && $(head -c 4 "$tmp/x.png" | tail -c 3) == PNG ]] ||
