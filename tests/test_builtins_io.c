@@ -88,28 +88,38 @@ static unsigned char *random_bytes(size_t n, uint64_t seed)
     return b;
 }
 
-/* Processes (anywhere on the system) whose command line contains marker:
- * a command left running by Exec is found even if it was not ours. */
-/* Whether process pid's command line starts with `prefix`. */
-static bool cmdline_starts(long pid, const char *prefix)
+/* Process pid's command line, arguments joined by spaces ("" when it
+ * cannot be read: gone, or between fork and exec). */
+static void read_cmdline(long pid, char *buf, size_t cap)
 {
-    char path[64], buf[1024];
+    char path[64];
     snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+    buf[0] = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return false;
-    ssize_t len = read(fd, buf, sizeof buf - 1);
+        return;
+    ssize_t len = read(fd, buf, cap - 1);
     close(fd);
     if (len <= 0)
-        return false;
+        return;
     for (ssize_t i = 0; i < len; i++)
         if (buf[i] == 0)
             buf[i] = ' ';
     buf[len] = 0;
+}
+
+/* Whether process pid's command line starts with `prefix`. */
+static bool cmdline_starts(long pid, const char *prefix)
+{
+    char buf[1024];
+    read_cmdline(pid, buf, sizeof buf);
     return strncmp(buf, prefix, strlen(prefix)) == 0;
 }
 
-static int processes_with(const char *marker)
+/* Processes (anywhere on the system) whose command line contains marker,
+ * or with at_start, begins with it: a command left running by Exec is
+ * found even if it was not ours. */
+static int processes_matching(const char *marker, bool at_start)
 {
     DIR *d = opendir("/proc");
     int n = 0;
@@ -119,26 +129,17 @@ static int processes_with(const char *marker)
         long pid = strtol(e->d_name, &end, 10);
         if (*end || pid <= 0 || pid == (long)getpid())
             continue;
-        char path[64], buf[1024];
-        snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        ssize_t len = read(fd, buf, sizeof buf - 1);
-        close(fd);
-        if (len <= 0)
-            continue;
-        for (ssize_t i = 0; i < len; i++)
-            if (buf[i] == 0)
-                buf[i] = ' ';
-        buf[len] = 0;
-        if (strstr(buf, marker))
+        char buf[1024];
+        read_cmdline(pid, buf, sizeof buf);
+        if (at_start ? strncmp(buf, marker, strlen(marker)) == 0 : strstr(buf, marker) != NULL)
             n++;
     }
     if (d)
         closedir(d);
     return n;
 }
+
+static int processes_with(const char *marker) { return processes_matching(marker, false); }
 
 /* Every stage process of a started graph was never forked. */
 static bool nothing_forked(const mpx_graph_t *g)
@@ -1068,9 +1069,15 @@ static void exec_stop_kills_pipeline(void)
     mpx_graph_t *g = MPX_EZ(lines_node(3, short_line, false), mpx_exec(command, MPX_EXEC_LINES),
                             mpx_stage(&Drop, NULL));
     REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
-    for (int i = 0; i < 5000 && processes_with(marker) == 0; i++)
-        usleep(1000); /* until the pipeline runs */
-    CHECK(processes_with(marker) >= 1, "the pipeline did not start"); /* sh and sleep */
+    /* Until sleep itself runs: its own command line starts with the
+     * marker.  sh's holds the marker too, from before it has forked
+     * sleep; a stop then would leave no sleep behind to find, and the
+     * case would pass with only sh killed.  (10 s: a guard against a
+     * hang, not a measure of time.) */
+    for (int i = 0; i < 10000 && processes_matching(marker, true) == 0; i++)
+        usleep(1000);
+    REQUIRE(processes_matching(marker, true) == 1, "sleep did not start: %d process(es) hold '%s'",
+            processes_with(marker), marker);
     CHECK_EQ(mpx_graph_stop(g), 0);
     CHECK(no_children_left(5), "processes left");
     CHECK_EQ(processes_with(marker), 0);
