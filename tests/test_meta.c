@@ -77,6 +77,11 @@ static void meta_through_graph(void)
                             visit_node("g"));
     int64_t items = 0, bad = 0;
     int copies[3000] = {0};
+    /* Per item, how many of its copies went through d and through e or f,
+     * and the prefix of each copy's path: the broadcast hands one copy to
+     * each branch, after the item took one way through P(a, S(b, c)). */
+    int via_d[3000] = {0}, via_ef[3000] = {0};
+    char first_way[3000] = {0};
     mpx_item_t *it;
     while ((it = mpx_graph_next(g))) {
         int64_t v = mpx_item_i64(it);
@@ -98,6 +103,14 @@ static void meta_through_graph(void)
         bad += !path || !(strcmp(path, "adg") == 0 || strcmp(path, "bcdg") == 0 ||
                           strcmp(path, "aeg") == 0 || strcmp(path, "afg") == 0 ||
                           strcmp(path, "bceg") == 0 || strcmp(path, "bcfg") == 0);
+        if (path) {
+            via_d[v] += strchr(path, 'd') != NULL;
+            via_ef[v] += strpbrk(path, "ef") != NULL;
+            if (!first_way[v])
+                first_way[v] = path[0];
+            else
+                bad += first_way[v] != path[0];
+        }
         for (const char *p = path ? path : ""; *p; p++) {
             char key[2] = {*p, 0};
             const char *val = mpx_item_meta_str(it, key);
@@ -113,6 +126,12 @@ static void meta_through_graph(void)
     for (int64_t v = 0; v < n; v++)
         if (copies[v] != 2) {
             CHECK_EQ(copies[v], 2);
+            break;
+        }
+    for (int64_t v = 0; v < n; v++)
+        if (via_d[v] != 1 || via_ef[v] != 1) {
+            CHECK(false, "item %lld: %d copies through d, %d through e or f (one each wanted)",
+                  (long long)v, via_d[v], via_ef[v]);
             break;
         }
     expect_clean(g);
