@@ -68,9 +68,16 @@ typedef struct seen {
     int64_t count[ROUNDS];
 } seen_t;
 
+/* Where an item comes in the stream Bigs puts: large item v at 2v, the
+ * small one after it (v a multiple of 3) at 2v + 1. */
+static int64_t rank_of(int64_t v, bool small) { return 2 * v + small; }
+
 static void take(mpx_graph_t *g, seen_t *s, bool ordered)
 {
     memset(s, 0, sizeof *s);
+    /* In order means in the order of every put, small items among the
+     * large ones: a large item passed on in its own message must not
+     * overtake a small one still in the batch before it. */
     int64_t last = -1;
     mpx_item_t *it;
     while ((it = mpx_graph_next(g))) {
@@ -84,8 +91,14 @@ static void take(mpx_graph_t *g, seen_t *s, bool ordered)
             memcpy(&seen, m, sizeof seen);
         s->tagged += seen == 1;
         if (v == -1) {
+            int64_t of = -1;
             s->smalls++;
-            s->bad += mpx_item_size(it, 0) != sizeof(int64_t);
+            if (mpx_item_get_i64(it, 0, &of) != 0 || of < 0 || of >= ROUNDS || of % 3 != 0) {
+                s->bad++;
+                continue;
+            }
+            s->out_of_order += ordered && rank_of(of, true) < last;
+            last = rank_of(of, true);
             continue;
         }
         if (v < 0 || v >= ROUNDS || mpx_item_parts(it) != 1 || mpx_item_size(it, 0) != BIG) {
@@ -98,8 +111,8 @@ static void take(mpx_graph_t *g, seen_t *s, bool ordered)
                 s->bad++;
                 break;
             }
-        s->out_of_order += ordered && v < last;
-        last = v;
+        s->out_of_order += ordered && rank_of(v, false) < last;
+        last = rank_of(v, false);
         s->count[v]++;
         s->bigs++;
     }
