@@ -420,8 +420,8 @@ static void zip_filter_branch_fails(void)
                             MPX_ZIP(mpx_stage(&Inc, NULL), mpx_stage(&Odd, NULL)));
     expect_failure(g, "zip: branch 1 put 0 items for input 0", "exactly one item per input");
 
-    /* The only dropped input is the last one: found at a pause or at
-     * the end. */
+    /* The only dropped input is the last one: found at the end (at a
+     * pause: zip_fails_at_a_pause). */
     g = MPX_EZ(range_node(1, 2), MPX_ZIP(mpx_stage(&Odd, NULL), mpx_stage(&Inc, NULL)));
     expect_failure(g, "zip: branch 0 put 0 items for input 1", NULL);
 
@@ -432,6 +432,43 @@ static void zip_filter_branch_fails(void)
     expect_failure(g, "zip: branch 2 put 0 items for input 0", NULL);
 }
 
+/* Puts the values of *args (-1 ends them) and then keeps its stream
+ * open: what Zip finds wrong it must find at this pause, for the end of
+ * the stream does not come (Zip never waits forever).  The run's failure
+ * stops this stage; the 30 s are a guard against a hang, not a measure. */
+static mpx_event_t *never_set;
+
+static int then_pause_setup(mpx_stage_t *st)
+{
+    for (const int64_t *v = mpx_args(st); *v >= 0; v++) {
+        int rc = mpx_put_i64(st, *v);
+        if (rc != 0)
+            return rc;
+    }
+    int rc = mpx_flush(st);
+    if (rc != 0)
+        return rc;
+    mpx_event_wait(never_set, 30000);
+    return mpx_fail(st, "the run did not fail while the stream paused");
+}
+static const mpx_stage_def_t ThenPause = {.name = "then-pause", .args_size = 4 * sizeof(int64_t),
+                                          .setup = then_pause_setup};
+
+static void zip_fails_at_a_pause(void)
+{
+    never_set = mpx_event_new();
+    REQUIRE(never_set, "event");
+    /* A filter drops the last input before the pause. */
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&ThenPause, (int64_t[4]){1, 3, 4, -1}),
+                            MPX_ZIP(mpx_stage(&Inc, NULL), mpx_stage(&Odd, NULL)));
+    expect_failure(g, "zip: branch 1 put 0 items for input 2", NULL);
+    /* A branch puts two items for the only input. */
+    g = MPX_EZ(mpx_stage(&ThenPause, (int64_t[4]){5, -1, -1, -1}),
+               MPX_ZIP(mpx_stage(&Twice, NULL), mpx_stage(&Inc, NULL)));
+    expect_failure(g, "zip: branch 0 put 2 items for input 0", NULL);
+    mpx_event_destroy(&never_set);
+}
+
 static void zip_duplicating_branch_fails(void)
 {
     mpx_graph_t *g = MPX_EZ(range_node(0, 5000),
@@ -439,7 +476,8 @@ static void zip_duplicating_branch_fails(void)
                                     mpx_stage(&Twice, NULL)));
     expect_failure(g, "zip: branch 2 put 2 items for input 0", "exactly one item per input");
 
-    /* Detected at once, even when no mark follows for a long time. */
+    /* The only input, and the end right after it (a stream that stays
+     * open instead: zip_fails_at_a_pause). */
     g = MPX_EZ(range_node(0, 1), MPX_ZIP(mpx_stage(&Twice, NULL), mpx_stage(&Inc, NULL)));
     expect_failure(g, "zip: branch 0 put 2 items for input 0", NULL);
 }
@@ -1002,6 +1040,7 @@ int main(int argc, char **argv)
         TEST_CASE(zip_parallel_branches_uneven_speeds),
         TEST_CASE(zip_filter_branch_fails),
         TEST_CASE(zip_duplicating_branch_fails),
+        TEST_CASE(zip_fails_at_a_pause),
         TEST_CASE(zip_teardown_item_fails),
         TEST_CASE(empty_input),
         TEST_CASE(endless_input_stopped_downstream),
