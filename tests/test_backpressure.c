@@ -81,7 +81,10 @@ static void map_shared(int64_t lo, int64_t hi)
     sh->hi = hi;
 }
 
-static int64_t puts_of(volatile watched_t *w) { return __atomic_load_n(&w->puts, __ATOMIC_SEQ_CST); }
+static int64_t puts_of(volatile watched_t *w)
+{
+    return __atomic_load_n(&w->puts, __ATOMIC_SEQ_CST);
+}
 static void count_put(volatile watched_t *w) { __atomic_add_fetch(&w->puts, 1, __ATOMIC_SEQ_CST); }
 static void note_pid(volatile watched_t *w)
 {
