@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 double bench_now(void); /* seconds, monotonic */
 /* CPU seconds (user + system) of this process's reaped children so far. */
@@ -23,6 +24,13 @@ long bench_private_kib(void);
  * machine's CPUs drifts (other guests on the host), and the work of an
  * item should not. */
 void bench_burn(double seconds);
+/* Work of a fixed size for fine grains, where reading a CPU clock per item
+ * would cost as much as the work: bench_spin(n) turns a loop n times and
+ * returns a value that depends on every turn (so it cannot be optimised
+ * away); bench_spin_per_us() measures how many turns take a microsecond of
+ * CPU on this machine now (median of a few tries). */
+uint64_t bench_spin(uint64_t turns, uint64_t seed);
+double bench_spin_per_us(void);
 double bench_median(double *v, size_t n); /* sorts v */
 double bench_percentile(double *v, size_t n, double p); /* v sorted */
 

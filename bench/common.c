@@ -33,6 +33,29 @@ void bench_burn(double seconds)
             __asm__ volatile("" ::: "memory");
 }
 
+uint64_t bench_spin(uint64_t turns, uint64_t seed)
+{
+    /* A chain of dependent multiply-adds: one turn takes the same few
+     * cycles on every run, whatever the compiler does around it. */
+    uint64_t x = seed | 1;
+    for (uint64_t i = 0; i < turns; i++)
+        x = x * 6364136223846793005u + 1442695040888963407u;
+    return x;
+}
+
+double bench_spin_per_us(void)
+{
+    double v[5];
+    uint64_t turns = 1000000, sink = 0;
+    for (int k = 0; k < 5; k++) {
+        double t0 = thread_cpu();
+        sink += bench_spin(turns, (uint64_t)k);
+        v[k] = (double)turns / ((thread_cpu() - t0) * 1e6);
+    }
+    __asm__ volatile("" ::"r"(sink));
+    return bench_median(v, 5);
+}
+
 char *bench_mkdtemp(char *dir, size_t cap)
 {
     const char *tmp = getenv("TMPDIR");

@@ -467,6 +467,161 @@ static void growth(void)
     }
 }
 
+/* ---- grain: a parallel map at every grain of work ------------------------ *
+ * MPX_EZ(mpx_range(0, n, 1), mpx_instances(MPX_MAP(f), w)) read with
+ * mpx_graph_next in the parent, where f spins for a fixed number of turns
+ * (1 us to 1 ms of CPU).  Its speed-up over a single-process loop doing
+ * the same work is set against the speed-up of w forked processes that
+ * split the loop statically (raw_split): the best a parallel map can do.
+ * Whole runs are timed, start-up and exit included, as a user would see
+ * them; runs are long enough (about a second of work) that start-up is a
+ * small part.  Each repetition runs the loop, the split and mpx back to
+ * back, and the speed-ups are taken within it. */
+
+static uint64_t grain_turns; /* set before each graph is built: its processes inherit it */
+
+static int64_t grain_work(int64_t i) { return (int64_t)bench_spin(grain_turns, (uint64_t)i); }
+
+static double grain_mpx(int workers, int64_t n, uint64_t *sum, double *cpu)
+{
+    double c0 = cpu_all(), t0 = bench_now();
+    mpx_graph_t *g = MPX_EZ(mpx_range(0, n, 1), mpx_instances(MPX_MAP(grain_work), workers));
+    if (mpx_graph_start(g) != 0)
+        fail(g, "grain");
+    uint64_t s = 0;
+    int64_t got = 0;
+    for (mpx_item_t *it; (it = mpx_graph_next(g)) != NULL; got++)
+        s += (uint64_t)mpx_item_i64(it);
+    if (mpx_graph_join(g) != 0)
+        fail(g, "grain");
+    double t = bench_now() - t0;
+    *cpu = cpu_all() - c0;
+    mpx_node_destroy(&g);
+    if (got != n) {
+        fprintf(stderr, "mpx-bench: grain: %lld items of %lld came out\n", (long long)got,
+                (long long)n);
+        exit(1);
+    }
+    *sum = s;
+    return t;
+}
+
+static void grain_line(double us, int workers, double per_us)
+{
+    grain_turns = (uint64_t)(us * per_us + 0.5);
+    double work_s = quick ? 0.05 : 1.0;
+    int64_t n = (int64_t)(work_s * 1e6 / us);
+    int r_max = quick ? 1 : 3;
+    double up[8], rup[8], over[8], t_mpx[8];
+    for (int r = 0; r < r_max; r++) {
+        double t0 = bench_now();
+        uint64_t s1 = 0, s2, s3;
+        for (int64_t i = 0; i < n; i++)
+            s1 += bench_spin(grain_turns, (uint64_t)i);
+        double t_one = bench_now() - t0;
+        double t_raw = raw_split(workers, (uint64_t)n, grain_turns, &s2);
+        double cpu;
+        t_mpx[r] = grain_mpx(workers, n, &s3, &cpu);
+        if (s1 != s2 || s1 != s3) {
+            fprintf(stderr, "mpx-bench: grain: the results differ\n");
+            exit(1);
+        }
+        up[r] = t_one / t_mpx[r];
+        rup[r] = t_one / t_raw;
+        /* CPU of every process beyond the work itself (the loop's time is
+         * the work's), per item. */
+        over[r] = (cpu - t_one) / (double)n * 1e6;
+    }
+    char extra[200];
+    snprintf(extra, sizeof extra,
+             "\"us_per_item\": %g, \"workers\": %d, \"items\": %lld, \"seconds\": %.3f, "
+             "\"overhead_cpu_us_per_item\": %.2f",
+             us, workers, (long long)n, bench_median(t_mpx, (size_t)r_max),
+             bench_median(over, (size_t)r_max));
+    bench_emit("grain", bench_median(up, (size_t)r_max), "x", bench_median(rup, (size_t)r_max),
+               extra);
+}
+
+static void grain(void)
+{
+    double per_us = bench_spin_per_us();
+    int cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    static const double grains[] = {1, 10, 40, 1000};
+    for (size_t i = 0; i < sizeof grains / sizeof *grains; i++) {
+        grain_line(grains[i], 2, per_us);
+        if (cpus > 2)
+            grain_line(grains[i], cpus, per_us);
+    }
+}
+
+/* ---- pachinko: mpyx's 42-process demo graph --------------------------------- *
+ * Const -> 8 parallel groups of 5 in series -> sink, 5 items, from the
+ * first builder call to the end of join, against a raw chain of as many
+ * processes carrying as many items. */
+
+static void pachinko(void)
+{
+    int runs = quick ? 3 : 9;
+    double t[16], rt[16], c[16];
+    for (int r = 0; r < runs; r++) {
+        double c0 = cpu_all(), t0 = bench_now();
+        mpx_node_t *steps[10];
+        steps[0] = mpx_const_i64(1, 5);
+        for (int s = 1; s <= 8; s++)
+            steps[s] = mpx_as(5, &Pass, NULL);
+        steps[9] = mpx_stage(&Sink, NULL);
+        mpx_graph_t *g = mpx_serial_v(steps, 10);
+        if (mpx_graph_join(g) != 0)
+            fail(g, "pachinko");
+        mpx_node_destroy(&g);
+        t[r] = (bench_now() - t0) * 1e3;
+        c[r] = (cpu_all() - c0) * 1e3;
+        rt[r] = raw_chain_startup(42, 5) * 1e3;
+    }
+    char extra[200];
+    snprintf(extra, sizeof extra,
+             "\"processes\": 42, \"items\": 5, \"baseline_shape\": \"a chain of 42\", "
+             "\"cpu_ms\": %.1f",
+             bench_median(c, (size_t)runs));
+    bench_emit("pachinko", bench_median(t, (size_t)runs), "ms", bench_median(rt, (size_t)runs),
+               extra);
+}
+
+/* ---- wide: start-up and exit of one wide parallel group ------------------ *
+ * source -> w pass workers -> sink with 1000 items, for w = 16, 64, 256:
+ * milliseconds per worker from the first builder call to the end of join.
+ * The baseline is a raw chain of as many processes, per process: what
+ * forking, connecting and exiting cost anyway. */
+
+static void wide(void)
+{
+    static const int widths[] = {16, 64, 256};
+    int runs = quick ? 1 : 3;
+    for (size_t i = 0; i < sizeof widths / sizeof *widths; i++) {
+        int w = widths[i];
+        if (quick && w > 64)
+            break;
+        double t[8], rt[8], c[8];
+        for (int r = 0; r < runs; r++) {
+            double c0 = cpu_all(), t0 = bench_now();
+            mpx_graph_t *g = MPX_EZ(source(1000), mpx_as(w, &Pass, NULL), mpx_stage(&Sink, NULL));
+            if (mpx_graph_join(g) != 0)
+                fail(g, "wide");
+            mpx_node_destroy(&g);
+            t[r] = (bench_now() - t0) * 1e3 / w;
+            c[r] = (cpu_all() - c0) * 1e3 / w;
+            rt[r] = raw_chain_startup(w + 2, 1000) * 1e3 / (w + 2);
+        }
+        char extra[200];
+        snprintf(extra, sizeof extra,
+                 "\"workers\": %d, \"processes\": %d, \"items\": 1000, \"cpu_ms_per_worker\": %.2f, "
+                 "\"baseline_shape\": \"a chain of %d, per process\"",
+                 w, w + 2, bench_median(c, (size_t)runs), w + 2);
+        bench_emit("wide", bench_median(t, (size_t)runs), "ms", bench_median(rt, (size_t)runs),
+                   extra);
+    }
+}
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -477,6 +632,9 @@ static const struct {
     {"large_items", large_items},
     {"startup", startup},
     {"growth", growth}, /* prints "chain" and "parallel" */
+    {"grain", grain},
+    {"pachinko", pachinko},
+    {"wide", wide},
 };
 
 int main(int argc, char **argv)

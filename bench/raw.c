@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -265,8 +266,10 @@ double raw_chain_startup(int procs, uint64_t n)
         got += r >= 0;
     }
     zmq_msg_close(&m);
-    void *rel[64];
-    int nrel = procs < 64 ? procs : 64;
+    void **rel = calloc((size_t)procs, sizeof *rel);
+    if (!rel)
+        die("calloc");
+    int nrel = procs;
     for (int k = 0; k < nrel; k++) {
         char name[32];
         snprintf(name, sizeof name, "release%d", k);
@@ -278,6 +281,7 @@ double raw_chain_startup(int procs, uint64_t n)
     double t1 = bench_now();
     for (int k = 0; k < nrel; k++)
         zmq_close(rel[k]);
+    free(rel);
     zmq_close(out);
     zmq_close(done);
     zmq_ctx_term(ctx);
@@ -365,4 +369,37 @@ double raw_farm(int workers, uint64_t n, double work)
     free(pids);
     bench_rmdir(dir);
     return t1 - t0;
+}
+
+double raw_split(int workers, uint64_t n, uint64_t turns, uint64_t *sum)
+{
+    uint64_t *part = mmap(NULL, (size_t)workers * sizeof *part, PROT_READ | PROT_WRITE,
+                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    pid_t *pids = calloc((size_t)workers, sizeof *pids);
+    if (part == MAP_FAILED || !pids)
+        die("mmap");
+    fflush(NULL);
+    double t0 = bench_now();
+    for (int k = 0; k < workers; k++) {
+        pids[k] = fork();
+        if (pids[k] < 0)
+            die("fork");
+        if (pids[k] == 0) {
+            uint64_t from = n * (uint64_t)k / (uint64_t)workers;
+            uint64_t to = n * (uint64_t)(k + 1) / (uint64_t)workers, s = 0;
+            for (uint64_t i = from; i < to; i++)
+                s += bench_spin(turns, i);
+            part[k] = s;
+            _exit(0);
+        }
+    }
+    for (int k = 0; k < workers; k++)
+        waitpid(pids[k], NULL, 0);
+    double t = bench_now() - t0;
+    *sum = 0;
+    for (int k = 0; k < workers; k++)
+        *sum += part[k];
+    munmap(part, (size_t)workers * sizeof *part);
+    free(pids);
+    return t;
 }

@@ -36,4 +36,11 @@ double raw_chain_startup(int procs, uint64_t n);
  * last result. */
 double raw_farm(int workers, uint64_t n, double work);
 
+/* `workers` forked processes split items 0..n-1 statically (worker k takes
+ * a contiguous share) and each applies bench_spin(turns, i) to its items:
+ * the best a parallel map can do without moving items at all.  Seconds
+ * from the first fork to the last exit; the sum of the results goes to
+ * *sum. */
+double raw_split(int workers, uint64_t n, uint64_t turns, uint64_t *sum);
+
 #endif

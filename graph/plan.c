@@ -449,30 +449,11 @@ size_t plan_window_bytes(const plan_t *plan, int c)
     return w ? w : 1;
 }
 
-/* A leaf of tree d for consumer c lies under a ONE (within_one: d itself
- * does). */
-static bool leaf_in_choice(const plan_t *plan, int d, int c, bool within_one)
-{
-    const plan_dnode_t *dn = &plan->dn[d];
-    if (dn->kind == DN_LEAF)
-        return within_one && dn->target == c;
-    for (int i = 0; i < dn->count; i++)
-        if (leaf_in_choice(plan, plan->kids[dn->first + i], c, within_one || dn->kind == DN_ONE))
-            return true;
-    return false;
-}
-
-bool plan_prompt_credit(const plan_t *plan, int p, int c)
+bool plan_confirms(const plan_t *plan, int p, int c)
 {
     const plan_inst_t *pi = &plan->inst[p];
-    if (pi->recoverable || (c < plan->ninst && plan->inst[c].recoverable))
-        return true;
-    if (pi->out >= 0 && leaf_in_choice(plan, pi->out, c, false))
-        return true;
-    for (int x = 0; x < pi->nxouts; x++)
-        if (leaf_in_choice(plan, pi->xouts[x].root, c, false))
-            return true;
-    return false;
+    /* A recoverable stage always has input: sources are never replaced. */
+    return (c < plan->ninst && plan->inst[c].recoverable) || pi->recoverable;
 }
 
 const char *plan_inst_label(const plan_inst_t *pi, char *buf, size_t cap)

@@ -80,12 +80,12 @@ static inline int plan_sink(const plan_t *p) { return p->ninst; }
 size_t plan_window_items(const plan_t *plan, int c);
 size_t plan_window_bytes(const plan_t *plan, int c);
 
-/* Whether consumer c must return credit to producer p on every pause (and,
- * while its items are slow, every 2 ms), rather than only after half a
- * window or when asked: c is one of several that p chooses between (p
- * needs fresh loads and paces to choose), or either end is recoverable
- * (acknowledged delivery waits on it).  Both ends of the edge ask, and get the same
- * answer (lib/edge_in.c, lib/edge_out.c). */
-bool plan_prompt_credit(const plan_t *plan, int p, int c);
+/* Whether consumer c tells producer p which records it is done with for
+ * good (lib/edge.h, Recovery): p keeps what it sends c until then, because
+ * c is recoverable (p sends again what c held when it dies) or because p
+ * is a recoverable stage with input (it confirms its own input only once
+ * what it made of it is confirmed).  Both ends ask, and get the same
+ * answer. */
+bool plan_confirms(const plan_t *plan, int p, int c);
 
 #endif

@@ -36,26 +36,73 @@ int edge_sockopts(void *sock)
     return 0;
 }
 
-void *edge_open_socket(void *zctx, int type, const char *dir, char kind, int id, uint32_t gen,
-                       bool bind, char *err, size_t errcap)
+void edge_rid(uint8_t rid[EDGE_RID_SIZE], int id, uint32_t gen)
 {
-    char ep[256];
-    if (edge_endpoint(ep, sizeof ep, dir, kind, id, gen) != 0) {
-        snprintf(err, errcap, "endpoint path too long in %s", dir);
-        return NULL;
-    }
-    void *s = zmq_socket(zctx, type);
+    /* zmq keeps ids starting with a zero byte for those it makes up. */
+    uint32_t v = (uint32_t)id;
+    rid[0] = 'm';
+    memcpy(rid + 1, &v, 4);
+    memcpy(rid + 5, &gen, 4);
+}
+
+/* A ROUTER with mpx's options, our routing id, and every send to a peer
+ * that is not connected refused (EHOSTUNREACH) rather than dropped. */
+static void *open_router(void *zctx, int self, uint32_t gen, char *err, size_t errcap)
+{
+    void *s = zmq_socket(zctx, ZMQ_ROUTER);
     if (!s) {
         snprintf(err, errcap, "zmq_socket: %s", zmq_strerror(errno));
         return NULL;
     }
-    if (edge_sockopts(s) != 0 || (bind ? zmq_bind(s, ep) : zmq_connect(s, ep)) != 0) {
-        snprintf(err, errcap, "%s %s: %s", bind ? "bind" : "connect", ep,
-                 zmq_strerror(errno));
+    uint8_t rid[EDGE_RID_SIZE];
+    edge_rid(rid, self, gen);
+    int one = 1;
+    if (edge_sockopts(s) != 0 || zmq_setsockopt(s, ZMQ_ROUTING_ID, rid, sizeof rid) != 0 ||
+        zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0) {
+        snprintf(err, errcap, "socket options: %s", zmq_strerror(errno));
         zmq_close(s);
         return NULL;
     }
     return s;
+}
+
+void *edge_open_inbox(void *zctx, const char *dir, int self, uint32_t gen, char *err,
+                      size_t errcap)
+{
+    char ep[256];
+    if (edge_endpoint(ep, sizeof ep, dir, 'i', self, gen) != 0) {
+        snprintf(err, errcap, "endpoint path too long in %s", dir);
+        return NULL;
+    }
+    void *s = open_router(zctx, self, gen, err, errcap);
+    if (s && zmq_bind(s, ep) != 0) {
+        snprintf(err, errcap, "bind %s: %s", ep, zmq_strerror(errno));
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+void *edge_open_outbox(void *zctx, int self, uint32_t gen, char *err, size_t errcap)
+{
+    return open_router(zctx, self, gen, err, errcap);
+}
+
+int edge_connect(void *sock, const char *dir, int id, uint32_t gen, bool connect)
+{
+    char ep[256];
+    if (edge_endpoint(ep, sizeof ep, dir, 'i', id, gen) != 0)
+        return MPX_ERANGE;
+    if (!connect)
+        return zmq_disconnect(sock, ep) == 0 ? 0 : MPX_ESYS;
+    /* Under the consumer's routing id: the pipe exists from now on, and
+     * what is sent waits in it until the consumer has bound. */
+    uint8_t rid[EDGE_RID_SIZE];
+    edge_rid(rid, id, gen);
+    if (zmq_setsockopt(sock, ZMQ_CONNECT_ROUTING_ID, rid, sizeof rid) != 0 ||
+        zmq_connect(sock, ep) != 0)
+        return MPX_ESYS;
+    return 0;
 }
 
 int *edge_slot_map(const plan_t *plan)

@@ -1,40 +1,63 @@
 /* lib/edge.h — moving items between processes: the only code that knows
  * how an edge is made.
  *
- * A consumer binds one inbox; each producer connects one socket to every
- * consumer its dispatch trees reach, so that it can address each one.
- * Flow control is by credit: a consumer acknowledges what it has processed
- * (on a separate ack socket the producer binds), and a producer never has
- * more than the consumer's window outstanding.  That gives exact
- * capacities, sends each parallel item to the least loaded consumer with
- * room, and tells a producer when a consumer has stopped.  Credit returns
- * after half a window; a producer that chooses among consumers (or one
- * on an edge with a recoverable end) also hears of every pause of its
- * consumer, and of a slow consumer's pace every RATE_TICKS; any other
- * hears of a pause only when a sixteenth of its window is unacknowledged,
- * and asks (WIRE_ASK) when it waits with too little outstanding for
- * credit to come back by itself, or has sent half of a window cut down
- * to a slow consumer's pace (cut only while it waits for that consumer).
- * While an edge
- * is busy, items are batched into one message; when a producer has been
- * quiet an item leaves at once.  End of stream is a message of its own on
- * every connection, after the last item; marks are records in the stream
- * sent to every consumer, and a consumer hands a mark on only once it has
- * come through every path from the stage that made it.
+ * Connections.  Every process that consumes binds one ZeroMQ ROUTER (its
+ * inbox); every process that produces has one ROUTER of its own that
+ * connects to the inbox of each consumer its dispatch trees reach, under
+ * that consumer's routing id, so that it can address each one.  A
+ * producer–consumer pair thus shares exactly one connection: records and
+ * end of stream go one way, credit comes back the other way, and nothing
+ * on it can overtake anything else on it.
+ *
+ * Credit, the one rule.  A consumer allows each producer a number of
+ * records (and bytes) beyond what it has taken from it: its *target*, as
+ * many as it processes in EDGE_TARGET_TICKS (about two milliseconds) at
+ * its measured pace, shared among its producers, at least EDGE_TARGET_MIN
+ * and at most the producer's window (the consumer's capacity shared among
+ * its producers).  Whenever, after taking a record, what a producer may
+ * still send falls to half the target or less (or its byte allowance to
+ * half the byte window), the consumer grants it up to the target again,
+ * in one WIRE_CREDIT.  Both ends start from the same allowance
+ * (edge_start_items), so no credit is needed before the first record.
+ * A producer sends a message only with item credit for all its records
+ * and some byte credit left (the message may overrun that by itself, so
+ * any item fits an idle edge); a batch larger than the credit goes in
+ * pieces.  So a slow consumer gets about a millisecond of its work per
+ * message and returns one credit per such message, a fast one gets large
+ * batches, and no consumer ever holds more than a couple of milliseconds
+ * of work that a sibling could have taken.  A parallel (ONE) choice sends
+ * to the branch with the most credit: the one that asked for most.
+ *
+ * Batching.  While an edge is busy, items are batched into one message
+ * (at most a quarter of the smallest window behind the port); when a
+ * producer has been quiet an item leaves at once.  End of stream is a
+ * message of its own on every connection, after the last item; marks are
+ * records in the stream sent to every consumer, and a consumer hands a
+ * mark on only once it has come through every path from the stage that
+ * made it.
  *
  * A producer has ports: port 0 is its place in the graph, the others lead
  * into the side graphs (xcut) it may put into.
  *
  * Recovery.  A producer keeps what it sent a recoverable consumer (one the
- * supervisor replaces when it dies) until that consumer acknowledges it.
- * When told the consumer was replaced, it sends the unacknowledged records
- * again, marked, to the consumer's parallel siblings or to the
- * replacement.  A recoverable stage chains its acknowledgements: it
- * acknowledges an input only once everything it put before then has been
- * acknowledged downstream, so that nothing acknowledged upstream exists
- * only in a process that may die.  Each process incarnation has a
- * generation; messages and acknowledgements carry it, and what a dead
- * incarnation sent is told apart from what its replacement sends.
+ * supervisor replaces when it dies) until that consumer confirms it; a
+ * recoverable producer that has input (a chained one) keeps everything it
+ * sends, to know when it is confirmed.  Confirmations ride on the credit
+ * messages (plan_confirms says which pairs need them): they go out with
+ * every grant, at every pause, and within EDGE_CONFIRM_TICKS of a change.
+ * When told a consumer was replaced, the producer sends the unconfirmed
+ * records again, marked, to the consumer's parallel siblings or to the
+ * replacement.  A recoverable stage chains its confirmations: it confirms
+ * an input only once everything it put before then has been confirmed
+ * downstream, so that nothing confirmed upstream exists only in a process
+ * that may die; it never grants more than a window beyond what it
+ * confirmed, which bounds what its producers keep.  Each process
+ * incarnation has a generation; messages and credit carry it, and what a
+ * dead incarnation sent is told apart from what its replacement sends.
+ *
+ * The protocol is modelled in edge.pml (Promela, checked by SPIN in the
+ * test suite); its header says which part of this code each process of
+ * the model stands for.
  *
  * zmq sockets are created in the context passed in, never before fork.
  */
@@ -47,6 +70,7 @@
 #include <zmq.h>
 
 #include "graph/plan.h"
+#include "ticks.h"
 #include "wire.h"
 
 /* Called when the edge must block until `sock` is ready for `events`
@@ -55,22 +79,42 @@
  * code to abandon the wait. */
 typedef int (*edge_wait_fn)(void *owner, void *sock, short events);
 
-/* Path of an endpoint in the runtime directory: 'i' inbox, 'a' ack inbox,
- * 'c' control.  A replacement's inbox has a name of its own generation
- * (gen > 0), so that nothing sent to the process it replaces reaches it. */
+/* Path of an endpoint in the runtime directory: 'i' inbox, 'c' control.
+ * A replacement's inbox has a name of its own generation (gen > 0), so
+ * that nothing sent to the process it replaces reaches it. */
 int edge_endpoint(char *buf, size_t cap, const char *dir, char kind, int id, uint32_t gen);
 
 /* Apply the options every mpx socket uses. */
 int edge_sockopts(void *sock);
 
-/* Shared by edge_in.c and edge_out.c. */
-void *edge_open_socket(void *zctx, int type, const char *dir, char kind, int id, uint32_t gen,
-                       bool bind, char *err, size_t errcap);
+/* A process's routing id on the edges: its instance and generation. */
+#define EDGE_RID_SIZE 9
+void edge_rid(uint8_t rid[EDGE_RID_SIZE], int id, uint32_t gen);
+
+/* The inbox of `self` (a ROUTER, bound), or a producer's socket (a ROUTER
+ * with its own routing id, connected to nothing yet). */
+void *edge_open_inbox(void *zctx, const char *dir, int self, uint32_t gen, char *err,
+                      size_t errcap);
+void *edge_open_outbox(void *zctx, int self, uint32_t gen, char *err, size_t errcap);
+/* Connect a producer's socket to consumer `id`'s inbox of generation
+ * `gen`, or disconnect from it. */
+int edge_connect(void *sock, const char *dir, int id, uint32_t gen, bool connect);
+
 int *edge_slot_map(const plan_t *plan);
-#define EDGE_ACK_SIZE (WIRE_HEAD + 24)
-/* Half a window (never 0): where credit comes back by itself.  Both ends
- * must agree on it (see the credit rules above). */
-static inline uint64_t edge_half(uint64_t window) { return window / 2 ? window / 2 : 1; }
+#define EDGE_CREDIT_SIZE (WIRE_HEAD + (int)sizeof(wire_credit_t))
+
+/* The credit rule's constants (see above). */
+#define EDGE_TARGET_TICKS TICKS_US(2000)
+#define EDGE_TARGET_MIN 2
+#define EDGE_START 256
+#define EDGE_CONFIRM_TICKS TICKS_US(1000)
+/* What a producer may send a consumer before it hears from it: the same
+ * figure at both ends. */
+static inline uint64_t edge_start_items(const plan_t *plan, int c)
+{
+    uint64_t w = plan_window_items(plan, c);
+    return w < EDGE_START ? w : EDGE_START;
+}
 
 /* ---- consumer side ------------------------------------------------------ */
 
@@ -91,17 +135,19 @@ void *edge_in_socket(edge_in_t *in);
 /* Next item or mark: 1 and *it set (valid until the next call), 2 and
  * *mark set for a mark that has come through every path, 0 when nothing
  * is waiting (or input is complete), negative on a malformed message (err
- * filled).  Taking an item marks the previous one processed. */
+ * filled).  Taking an item counts against its producer's credit at once,
+ * and marks the previous one processed. */
 int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, size_t errcap);
 /* Every producer has sent its end of stream and every item was taken. */
 bool edge_in_complete(const edge_in_t *in);
-/* About to block: acknowledge everything processed so far. */
+/* About to block: confirm what was processed to producers that want
+ * confirmations (credit needs nothing at a pause). */
 void edge_in_idle(edge_in_t *in);
 /* Stop consuming: producers are told; items still arriving are discarded
  * (and counted) by edge_in_next, which then returns only 0. */
 void edge_in_close(edge_in_t *in);
-/* The caller's time (ticks, lib/ticks.h; 0: none), for acknowledging
- * slow work on time. */
+/* The caller's time (ticks, lib/ticks.h; 0: none: the edge reads the
+ * clock), for measuring the pace and confirming on time. */
 void edge_in_time(edge_in_t *in, uint64_t now);
 uint64_t edge_in_items(const edge_in_t *in);   /* items taken */
 /* For the monitor: producer k (0 <= k < edge_in_peers) and what was taken
@@ -111,14 +157,14 @@ void edge_in_peer(const edge_in_t *in, int k, int *producer, uint64_t *taken);
 uint64_t edge_in_dropped(const edge_in_t *in); /* items discarded after close */
 
 typedef struct edge_out edge_out_t;
-/* Chain acknowledgements to `out` (see Recovery above). */
+/* Chain confirmations to `out` (see Recovery above). */
 void edge_in_chain(edge_in_t *in, edge_out_t *out);
-/* Some acknowledgement waits for `out` to be confirmed: the caller should
- * wake up for the output's acknowledgements too (edge_out_socket) and call
+/* Some confirmation waits for `out` to be confirmed: the caller should
+ * wake up for the output's credit too (edge_out_socket) and call
  * edge_in_settle. */
 bool edge_in_settling(const edge_in_t *in);
-/* Read the output's acknowledgements and send the input's that they
- * release. */
+/* Read the output's credit and send the input's confirmations that it
+ * releases. */
 void edge_in_settle(edge_in_t *in);
 /* At the end: checkpoint everything taken (flushing the output); then
  * settle until edge_in_settling turns false. */
@@ -179,17 +225,17 @@ uint64_t edge_out_items(const edge_out_t *out);
 int edge_out_peers(const edge_out_t *out);
 void edge_out_peer(const edge_out_t *out, int k, int *consumer, uint64_t *sent);
 
-/* The socket acknowledgements arrive on (to wait on it). */
+/* The socket credit arrives on (to wait on it). */
 void *edge_out_socket(edge_out_t *out);
-/* Keep every message until acknowledged, for edge_in_chain. */
+/* Keep every message until confirmed, for edge_in_chain. */
 void edge_out_keep_all(edge_out_t *out);
 /* Sequence number of the last message sent, and the highest such that it
- * and everything before it have been acknowledged. */
+ * and everything before it have been confirmed. */
 uint64_t edge_out_seq(const edge_out_t *out);
 uint64_t edge_out_settled(const edge_out_t *out);
 /* A consumer died and was replaced (the payload of WIRE_RESTART, and the
  * error of the record it had in hand): reconnect to the replacement, and
- * queue what it had not acknowledged to be sent again.  Sends nothing:
+ * queue what it had not confirmed to be sent again.  Sends nothing:
  * edge_out_recover does, at a point where sending is safe. */
 int edge_out_restart(edge_out_t *out, const wire_restart_t *r, const char *why, size_t whylen);
 bool edge_out_recover_due(const edge_out_t *out);

@@ -1,6 +1,6 @@
 /* lib/edge_in.c — the consumer side of edges (see edge.h): one inbox for
- * every producer, acknowledgements that return credit, end of stream, and
- * the alignment of marks across the paths they come by.
+ * every producer, the credit rule, confirmations, end of stream, and the
+ * alignment of marks across the paths they come by.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -14,29 +14,24 @@
 #include "mpx/error.h"
 #include "ticks.h"
 
-/* A producer that chooses among consumers measures the pace of each over
- * RATE_TICKS: one acknowledgement per such stretch from a consumer of slow
- * items is all it needs (each costs a wake-up of both processes).  A
- * chained input checkpoints more often, so that less is sent again after
- * a death. */
-#define ACK_TICKS RATE_TICKS
-#define CP_TICKS TICKS_US(500)
+/* A chained input checkpoints every quarter window, or this often while
+ * items are slow, so that less is sent again after a death. */
+#define CP_TICKS TICKS_US(1000)
 
 typedef struct in_peer {
     int id;
-    uint32_t gen;         /* the producer's generation its stream comes from */
-    void *ack;            /* to the producer's ack inbox; NULL after its EOS */
-    uint64_t taken_items; /* records processed (or discarded) so far */
-    uint64_t taken_bytes;
-    uint64_t cp_items, cp_bytes;         /* taken at the last checkpoint (chained) */
-    uint64_t ackable_items, ackable_bytes; /* what may be acknowledged */
-    uint64_t acked_items; /* what the producer was last told */
-    uint64_t acked_bytes;
-    uint64_t acked_at;    /* ticks of the last ack */
-    uint64_t ack_every, ack_every_bytes;
-    uint64_t idle_every, idle_every_bytes; /* at a pause, when not prompt */
-    bool prompt; /* credit on every pause too (plan_prompt_credit) */
+    uint32_t gen;  /* the producer's generation its stream comes from */
+    uint8_t rid[EDGE_RID_SIZE];
+    bool heard;    /* it has sent something in this generation: replies reach it */
+    bool confirms; /* it keeps what it sends until confirmed (plan_confirms) */
     bool eos;
+    uint64_t taken_items, taken_bytes; /* records taken (or discarded): for credit */
+    uint64_t grant_items, grant_bytes; /* what it may send, as it was told */
+    uint64_t done_items;  /* records processed (taken, but for the one in hand) */
+    uint64_t cp_items;    /* done at the last checkpoint (chained) */
+    uint64_t confirmable; /* what may be confirmed now */
+    uint64_t confirmed;   /* what it was last told */
+    uint64_t told_at;     /* ticks of the last credit message */
 } in_peer_t;
 
 /* The marks of one origin: the k-th mark it put arrives once through each
@@ -52,9 +47,9 @@ typedef struct mark_track {
     size_t nvals, capvals;
 } mark_track_t;
 
-/* Checkpoints of a chained input (see edge.h): what had been taken from
- * each producer when the output had sent message `seq`; released, and
- * acknowledged, once the output has everything up to seq confirmed.  When
+/* Checkpoints of a chained input (see edge.h): what had been processed of
+ * each producer's stream when the output had sent message `seq`; they may
+ * be confirmed once the output has everything up to seq confirmed.  When
  * the ring is full the newest absorbs the next, which only delays it. */
 #define CP_MAX 32
 
@@ -64,9 +59,10 @@ struct edge_in {
     uint32_t gen;
     edge_out_t *chain;
     uint64_t cp_seq[CP_MAX];
-    uint64_t *cp_items, *cp_bytes; /* CP_MAX x npeers */
+    uint64_t *cp_items;            /* CP_MAX x npeers */
     int cp_head, cp_count;
     uint64_t cp_at;                /* ticks of the last checkpoint */
+    uint64_t cp_every;             /* records between checkpoints */
     uint64_t cur_rec;              /* index of the record handed out in its stream */
     void *sock;
     in_peer_t *peers;
@@ -76,7 +72,14 @@ struct edge_in {
     bool closed;
     uint64_t items, dropped;
     uint64_t stale; /* records from producers since replaced, dropped */
-    uint64_t now; /* the caller's time (ticks), 0 when it gives none */
+    uint64_t now;   /* the caller's time (ticks), 0 when it gives none */
+    uint64_t clock; /* the time of the last take */
+
+    /* The credit rule (edge.h). */
+    uint64_t win_items, win_bytes; /* each producer's window */
+    uint64_t start_items;
+    uint64_t pace;      /* ticks per item, smoothed; 0 until measured */
+    uint64_t last_take; /* ticks of the last item taken while busy; 0 after a pause */
 
     zmq_msg_t msg;
     const uint8_t *data; /* the message's bytes: in msg, or in `aligned` */
@@ -88,8 +91,8 @@ struct edge_in {
     bool forwarded; /* msg was sent on (edge_in_forwardable) */
     int cur_peer;
 
-    bool taken;    /* a record was handed out and is not yet counted */
-    uint32_t taken_size;
+    bool in_hand;  /* an item was handed out and is not yet counted done */
+    int hand_peer;
     mpx_item_t item;
     mpx_part_t *parts;
     size_t parts_cap;
@@ -99,6 +102,17 @@ struct edge_in {
     bool marks_check; /* a mark or an end of stream came: look for complete marks */
     uint64_t marks_seen;
 };
+
+static void fresh_peer(edge_in_t *in, in_peer_t *p, uint32_t gen)
+{
+    p->gen = gen;
+    edge_rid(p->rid, p->id, gen);
+    p->heard = p->eos = false;
+    p->taken_items = p->taken_bytes = p->done_items = p->cp_items = 0;
+    p->confirmable = p->confirmed = 0;
+    p->grant_items = in->start_items;
+    p->grant_bytes = in->win_bytes;
+}
 
 edge_in_t *edge_in_new(void *zctx, const plan_t *plan, int self, uint32_t gen,
                        const uint32_t *peer_gens, const char *dir, char *err, size_t errcap)
@@ -115,27 +129,20 @@ edge_in_t *edge_in_new(void *zctx, const plan_t *plan, int self, uint32_t gen,
     if (!in->slot || !in->peers)
         goto oom;
     zmq_msg_init(&in->msg);
-    in->sock = edge_open_socket(zctx, ZMQ_PULL, dir, 'i', self, gen, true, err, errcap);
+    in->sock = edge_open_inbox(zctx, dir, self, gen, err, errcap);
     if (!in->sock)
         goto fail;
-    uint64_t win = plan_window_items(plan, self), win_bytes = plan_window_bytes(plan, self);
+    in->win_items = plan_window_items(plan, self);
+    in->win_bytes = plan_window_bytes(plan, self);
+    in->start_items = edge_start_items(plan, self);
+    in->cp_every = in->win_items / 4 ? in->win_items / 4 : 1;
     for (int k = 0; k < pi->nproducers; k++) {
         in_peer_t *p = &in->peers[k];
         p->id = pi->producers[k];
-        /* Credit returns when half a window is used, counted in items or
-         * in bytes, whichever comes first: a producer of large items would
-         * otherwise wait until the consumer went idle. */
-        p->ack_every = edge_half(win);
-        p->ack_every_bytes = edge_half(win_bytes);
-        p->prompt = plan_prompt_credit(plan, p->id, self);
-        p->idle_every = p->ack_every / 8 ? p->ack_every / 8 : 1;
-        p->idle_every_bytes = p->ack_every_bytes / 8 ? p->ack_every_bytes / 8 : 1;
+        p->confirms = plan_confirms(plan, p->id, self);
         in->slot[p->id] = k;
-        p->gen = peer_gens ? peer_gens[p->id] : 0;
-        p->ack = edge_open_socket(zctx, ZMQ_PUSH, dir, 'a', p->id, 0, false, err, errcap);
+        fresh_peer(in, p, peer_gens ? peer_gens[p->id] : 0);
         in->npeers++;
-        if (!p->ack)
-            goto fail;
     }
     return in;
 oom:
@@ -150,9 +157,6 @@ void edge_in_destroy(edge_in_t **inp)
     edge_in_t *in = inp ? *inp : NULL;
     if (!in)
         return;
-    for (int k = 0; k < in->npeers; k++)
-        if (in->peers[k].ack)
-            zmq_close(in->peers[k].ack);
     if (in->sock)
         zmq_close(in->sock);
     zmq_msg_close(&in->msg);
@@ -164,7 +168,6 @@ void edge_in_destroy(edge_in_t **inp)
     }
     free(in->tracks);
     free(in->cp_items);
-    free(in->cp_bytes);
     free(in->peers);
     free(in->slot);
     free(in->parts);
@@ -175,34 +178,72 @@ void edge_in_destroy(edge_in_t **inp)
 
 void *edge_in_socket(edge_in_t *in) { return in->sock; }
 
-static void send_ack(edge_in_t *in, in_peer_t *p)
+/* ---- credit and confirmations ------------------------------------------- */
+
+static void send_credit(edge_in_t *in, in_peer_t *p)
 {
-    if (!p->ack)
+    /* One that has not sent anything yet needs nothing: it starts with
+     * credit, and we cannot reach it before it has. */
+    if (!p->heard)
         return;
-    uint8_t buf[EDGE_ACK_SIZE];
-    wire_head_put(buf, &(wire_head_t){WIRE_ACK, in->closed ? WIRE_ACK_CLOSED : 0,
+    uint8_t buf[EDGE_CREDIT_SIZE];
+    wire_head_put(buf, &(wire_head_t){WIRE_CREDIT, in->closed ? WIRE_CREDIT_CLOSED : 0,
                                       (uint32_t)in->self, 0, in->gen});
-    uint32_t gens[2] = {p->gen, 0};
-    memcpy(buf + WIRE_HEAD, &p->ackable_items, 8);
-    memcpy(buf + WIRE_HEAD + 8, &p->ackable_bytes, 8);
-    memcpy(buf + WIRE_HEAD + 16, gens, 8);
-    /* No high-water mark: this never blocks, and acks are tiny. */
+    wire_credit_t c = {p->grant_items, p->grant_bytes, p->confirmable, p->gen, 0};
+    memcpy(buf + WIRE_HEAD, &c, sizeof c);
+    /* No high-water mark: this never blocks.  A producer that died since
+     * is unreachable (EHOSTUNREACH): its replacement starts afresh. */
     int rc;
-    while ((rc = zmq_send(p->ack, buf, sizeof buf, ZMQ_DONTWAIT)) < 0 && errno == EINTR)
+    while ((rc = zmq_send(in->sock, p->rid, EDGE_RID_SIZE, ZMQ_SNDMORE | ZMQ_DONTWAIT)) < 0 &&
+           errno == EINTR)
         ;
-    if (rc == (int)sizeof buf) {
-        p->acked_items = p->ackable_items;
-        p->acked_bytes = p->ackable_bytes;
-        p->acked_at = in->now;
+    if (rc >= 0)
+        while ((rc = zmq_send(in->sock, buf, sizeof buf, ZMQ_DONTWAIT)) < 0 && errno == EINTR)
+            ;
+    if (rc >= 0) {
+        p->confirmed = p->confirmable;
+        p->told_at = in->clock;
     }
 }
 
-/* Everything taken may be acknowledged (not chained, or closed). */
-static void ack_taken(edge_in_t *in, in_peer_t *p)
+/* The credit rule's target: the records each producer may have sent
+ * beyond what we took, EDGE_TARGET_TICKS of our work at our pace. */
+static uint64_t target(const edge_in_t *in)
 {
-    p->ackable_items = p->taken_items;
-    p->ackable_bytes = p->taken_bytes;
-    send_ack(in, p);
+    if (!in->pace)
+        return in->start_items;
+    uint64_t t = EDGE_TARGET_TICKS / in->pace / (uint64_t)(in->npeers ? in->npeers : 1);
+    t = t > EDGE_TARGET_MIN ? t : EDGE_TARGET_MIN;
+    return t < in->win_items ? t : in->win_items;
+}
+
+/* The rule (edge.h): once what producer p may still send is down to half
+ * the target, or its byte allowance to half the window, grant up to the
+ * target again.  A chained input never grants more than a window beyond
+ * what it can confirm: that bounds what its producers keep.  With
+ * `confirm`, a credit message goes out anyway when there is something
+ * new to confirm. */
+static void grant(edge_in_t *in, in_peer_t *p, bool confirm)
+{
+    uint64_t t = target(in);
+    uint64_t left = p->grant_items > p->taken_items ? p->grant_items - p->taken_items : 0;
+    int64_t left_bytes = (int64_t)(p->grant_bytes - p->taken_bytes);
+    bool more = false;
+    if (left <= t / 2 || left_bytes <= (int64_t)(in->win_bytes / 2) || in->closed) {
+        uint64_t items = p->taken_items + t, bytes = p->taken_bytes + in->win_bytes;
+        if (in->chain && !in->closed && items > p->confirmable + in->win_items)
+            items = p->confirmable + in->win_items;
+        if (items > p->grant_items) {
+            p->grant_items = items;
+            more = true;
+        }
+        if (bytes > p->grant_bytes) {
+            p->grant_bytes = bytes;
+            more = true;
+        }
+    }
+    if (more || (confirm && p->confirms && p->confirmable != p->confirmed))
+        send_credit(in, p);
 }
 
 void edge_in_settle(edge_in_t *in)
@@ -217,10 +258,8 @@ void edge_in_settle(edge_in_t *in)
         for (int k = 0; k < in->npeers; k++) {
             in_peer_t *p = &in->peers[k];
             /* A snapshot from before the producer's replacement is 0. */
-            if (in->cp_items[at + k] > p->ackable_items) {
-                p->ackable_items = in->cp_items[at + k];
-                p->ackable_bytes = in->cp_bytes[at + k];
-            }
+            if (in->cp_items[at + k] > p->confirmable)
+                p->confirmable = in->cp_items[at + k];
         }
         in->cp_head = (in->cp_head + 1) % CP_MAX;
         in->cp_count--;
@@ -228,13 +267,12 @@ void edge_in_settle(edge_in_t *in)
     }
     if (released)
         for (int k = 0; k < in->npeers; k++)
-            if (in->peers[k].ackable_items != in->peers[k].acked_items)
-                send_ack(in, &in->peers[k]);
+            grant(in, &in->peers[k], true);
 }
 
-/* Note what has been taken so far, to be acknowledged once the output has
- * everything it made of it confirmed.  The output is flushed first: what
- * waits in a batch has no sequence number yet. */
+/* Note what has been processed so far, to be confirmed once the output
+ * has everything it made of it confirmed.  The output is flushed first:
+ * what waits in a batch has no sequence number yet. */
 static void checkpoint(edge_in_t *in)
 {
     edge_out_flush(in->chain); /* a failure shows at the stage's next put */
@@ -249,44 +287,42 @@ static void checkpoint(edge_in_t *in)
     size_t at = (size_t)slot * (size_t)in->npeers;
     for (int k = 0; k < in->npeers; k++) {
         in_peer_t *p = &in->peers[k];
-        in->cp_items[at + k] = p->cp_items = p->taken_items;
-        in->cp_bytes[at + k] = p->cp_bytes = p->taken_bytes;
+        in->cp_items[at + k] = p->cp_items = p->done_items;
     }
-    in->cp_at = in->now;
+    in->cp_at = in->clock;
     edge_in_settle(in);
 }
 
 static bool checkpoint_due(const edge_in_t *in)
 {
     for (int k = 0; k < in->npeers; k++)
-        if (in->peers[k].taken_items != in->peers[k].cp_items)
+        if (in->peers[k].done_items != in->peers[k].cp_items)
             return true;
     return false;
 }
 
-static void count_taken(edge_in_t *in)
+/* One more record of p's stream is processed. */
+static void done_one(edge_in_t *in, in_peer_t *p)
 {
-    if (!in->taken)
-        return;
-    in->taken = false;
-    in_peer_t *p = &in->peers[in->cur_peer];
-    p->taken_items++;
-    p->taken_bytes += in->taken_size;
-    /* Credit returns after half a window (in items or bytes), and, to a
-     * producer that chooses between consumers, every ACK_TICKS while items
-     * take long: that is how it learns the pace of a slow consumer.
-     * Chained, the same points make checkpoints. */
+    p->done_items++;
     if (in->chain) {
-        if (p->taken_items - p->cp_items >= p->ack_every ||
-            p->taken_bytes - p->cp_bytes >= p->ack_every_bytes ||
-            (in->now && in->now - in->cp_at >= CP_TICKS))
+        if (p->done_items - p->cp_items >= in->cp_every || in->clock - in->cp_at >= CP_TICKS)
             checkpoint(in);
         return;
     }
-    if (p->taken_items - p->acked_items >= p->ack_every ||
-        p->taken_bytes - p->acked_bytes >= p->ack_every_bytes ||
-        (p->prompt && in->now && in->now - p->acked_at >= ACK_TICKS))
-        ack_taken(in, p);
+    if (p->confirms) {
+        p->confirmable = p->done_items;
+        if (in->clock - p->told_at >= EDGE_CONFIRM_TICKS)
+            send_credit(in, p);
+    }
+}
+
+static void count_done(edge_in_t *in)
+{
+    if (!in->in_hand)
+        return;
+    in->in_hand = false;
+    done_one(in, &in->peers[in->hand_peer]);
 }
 
 static int parts_reserve(edge_in_t *in, size_t n)
@@ -453,22 +489,45 @@ static bool complete_mark(edge_in_t *in, edge_mark_t *mark)
 static void new_generation(edge_in_t *in, int k, uint32_t gen)
 {
     in_peer_t *p = &in->peers[k];
-    p->gen = gen;
-    if (p->eos) { /* not sent by the supervisor's rules; taken back if it happens */
-        p->eos = false;
+    if (p->eos) /* not sent by the supervisor's rules; taken back if it happens */
         in->eos_count--;
-    }
-    p->taken_items = p->taken_bytes = p->cp_items = p->cp_bytes = 0;
-    p->ackable_items = p->ackable_bytes = p->acked_items = p->acked_bytes = 0;
-    for (int c = 0; in->cp_items && c < CP_MAX; c++) {
+    fresh_peer(in, p, gen);
+    for (int c = 0; in->cp_items && c < CP_MAX; c++)
         in->cp_items[(size_t)c * (size_t)in->npeers + (size_t)k] = 0;
-        in->cp_bytes[(size_t)c * (size_t)in->npeers + (size_t)k] = 0;
+}
+
+/* Receive the next message (its routing frame, then its body, which must
+ * be the last frame) into in->msg.  0 when one came, 1 when none is
+ * waiting, negative on an error. */
+static int receive(edge_in_t *in, uint8_t *rid, int *ridlen, char *err, size_t errcap)
+{
+    *ridlen = zmq_recv(in->sock, rid, 16, ZMQ_DONTWAIT);
+    if (*ridlen < 0) {
+        if (errno == EAGAIN || errno == EINTR)
+            return 1;
+        snprintf(err, errcap, "receive: %s", zmq_strerror(errno));
+        return MPX_ESYS;
     }
+    int more = 0;
+    size_t ms = sizeof more;
+    zmq_getsockopt(in->sock, ZMQ_RCVMORE, &more, &ms);
+    if (!more || zmq_msg_recv(&in->msg, in->sock, ZMQ_DONTWAIT) < 0)
+        return proto_error(err, errcap, "no body", 0);
+    if (zmq_msg_more(&in->msg)) {
+        zmq_msg_t rest;
+        zmq_msg_init(&rest);
+        while (zmq_msg_recv(&rest, in->sock, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&rest))
+            ;
+        zmq_msg_close(&rest);
+        return proto_error(err, errcap, "frames", 0);
+    }
+    return 0;
 }
 
 int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, size_t errcap)
 {
-    count_taken(in);
+    in->clock = in->now ? in->now : ticks_now();
+    count_done(in);
     for (;;) {
         if (!in->closed && complete_mark(in, mark))
             return 2;
@@ -478,23 +537,24 @@ int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, s
             const uint8_t *rec = in->cur;
             uint32_t size;
             uint16_t nparts;
+            in_peer_t *p = &in->peers[in->cur_peer];
             if (wire_rec_peek(rec, (size_t)(in->data + in->len - rec), &size, &nparts) != 0)
-                return proto_error(err, errcap, "record", (uint32_t)in->peers[in->cur_peer].id);
+                return proto_error(err, errcap, "record", (uint32_t)p->id);
             in->cur += size;
-            in->taken = true;
-            in->taken_size = size;
             if (--in->left == 0 && in->cur != in->data + in->len)
-                return proto_error(err, errcap, "data", (uint32_t)in->peers[in->cur_peer].id);
-            in_peer_t *cp = &in->peers[in->cur_peer];
-            in->cur_rec = cp->taken_items;
+                return proto_error(err, errcap, "data", (uint32_t)p->id);
+            in->cur_rec = p->taken_items;
+            p->taken_items++;
+            p->taken_bytes += size;
+            grant(in, p, false);
             uint32_t flags;
             memcpy(&flags, rec + 12, 4);
             if (flags & WIRE_REC_MARK) {
                 uint32_t origin;
                 uint64_t value;
                 if (wire_mark_get(rec, size, &origin, &value) != 1)
-                    return proto_error(err, errcap, "mark", (uint32_t)in->peers[in->cur_peer].id);
-                count_taken(in); /* a mark is processed on arrival */
+                    return proto_error(err, errcap, "mark", (uint32_t)p->id);
+                done_one(in, p); /* a mark is processed on arrival */
                 int rc = note_mark(in, in->cur_peer, origin, value, err, errcap);
                 if (rc < 0)
                     return rc;
@@ -505,17 +565,24 @@ int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, s
                 return MPX_ENOMEM;
             }
             if (wire_rec_decode(rec, size, &in->item, in->parts) != 0)
-                return proto_error(err, errcap, "record", (uint32_t)in->peers[in->cur_peer].id);
+                return proto_error(err, errcap, "record", (uint32_t)p->id);
+            in->in_hand = true;
+            in->hand_peer = in->cur_peer;
             in->items++;
+            /* Our pace: the time from one item to the next while busy. */
+            if (in->last_take) {
+                uint64_t dt = in->clock - in->last_take;
+                in->pace = in->pace ? in->pace - in->pace / 8 + dt / 8 : dt ? dt : 1;
+            }
+            in->last_take = in->clock;
             *it = &in->item;
             return 1;
         }
-        if (zmq_msg_recv(&in->msg, in->sock, ZMQ_DONTWAIT) < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                return 0;
-            snprintf(err, errcap, "receive: %s", zmq_strerror(errno));
-            return MPX_ESYS;
-        }
+        uint8_t rid[16];
+        int ridlen;
+        int rc = receive(in, rid, &ridlen, err, errcap);
+        if (rc != 0)
+            return rc > 0 ? 0 : rc;
         const uint8_t *data = zmq_msg_data(&in->msg);
         size_t len = zmq_msg_size(&in->msg);
         if ((uintptr_t)data & 7) {
@@ -542,9 +609,11 @@ int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, s
         int k = h.sender < (uint32_t)in->plan->ninst ? in->slot[h.sender] : -1;
         if (k < 0)
             return proto_error(err, errcap, "unknown sender", h.sender);
+        uint8_t want[EDGE_RID_SIZE];
+        edge_rid(want, (int)h.sender, h.gen);
+        if (ridlen != EDGE_RID_SIZE || memcmp(rid, want, EDGE_RID_SIZE) != 0)
+            return proto_error(err, errcap, "not from its sender's connection", h.sender);
         in_peer_t *p = &in->peers[k];
-        if (p->eos && h.gen == p->gen)
-            return proto_error(err, errcap, "message after end of stream", h.sender);
         if (h.gen < p->gen) {
             /* From a producer that died and was replaced: it never had what
              * it made of its input confirmed, so that input is being sent
@@ -555,23 +624,13 @@ int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, s
         }
         if (h.gen > p->gen)
             new_generation(in, k, h.gen);
-        if (h.type == WIRE_ASK && len == WIRE_HEAD) {
-            /* The producer waits for credit it would not get otherwise:
-             * everything it sent before has been taken by now. */
-            if (!in->chain)
-                ack_taken(in, p);
-            continue;
-        }
+        if (p->eos)
+            return proto_error(err, errcap, "message after end of stream", h.sender);
+        p->heard = true;
         if (h.type == WIRE_EOS && len == WIRE_HEAD) {
             p->eos = true;
             in->eos_count++;
             in->marks_check = true;
-            /* It sends nothing more, so it needs no more credit; a chained
-             * input still acknowledges what it took. */
-            if (!in->chain) {
-                zmq_close(p->ack);
-                p->ack = NULL;
-            }
             continue;
         }
         if (h.type != WIRE_DATA || h.count == 0 ||
@@ -580,8 +639,9 @@ int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, s
         if (in->closed) {
             p->taken_items += h.count;
             p->taken_bytes += len - WIRE_HEAD;
+            p->confirmable = p->taken_items;
             in->dropped += h.count;
-            ack_taken(in, p);
+            grant(in, p, true);
             continue;
         }
         in->cur = data + WIRE_HEAD;
@@ -598,7 +658,9 @@ bool edge_in_complete(const edge_in_t *in)
 
 void edge_in_idle(edge_in_t *in)
 {
-    count_taken(in);
+    in->clock = in->now ? in->now : ticks_now();
+    count_done(in);
+    in->last_take = 0; /* the wait is not our work */
     if (in->chain && !in->closed) {
         if (checkpoint_due(in))
             checkpoint(in);
@@ -606,17 +668,12 @@ void edge_in_idle(edge_in_t *in)
             edge_in_settle(in);
         return;
     }
-    /* A producer that needs it hears of every pause (plan_prompt_credit).
-     * Another hears of one only when a sixteenth of its window or more
-     * waits to be acknowledged: a stream that outruns us gets its credit
-     * early, while an edge carrying an item at a time (whose producer has
-     * credit to spare) carries no acknowledgement per item. */
+    /* Credit needs nothing at a pause (edge.h); confirmations do: whoever
+     * waits for them would wait for our next item. */
     for (int k = 0; k < in->npeers; k++) {
         in_peer_t *p = &in->peers[k];
-        if (p->taken_items != p->acked_items &&
-            (p->prompt || p->taken_items - p->acked_items >= p->idle_every ||
-             p->taken_bytes - p->acked_bytes >= p->idle_every_bytes))
-            ack_taken(in, p);
+        if (p->confirms && p->confirmable != p->confirmed)
+            send_credit(in, p);
     }
 }
 
@@ -624,9 +681,8 @@ void edge_in_chain(edge_in_t *in, edge_out_t *out)
 {
     size_t n = (size_t)CP_MAX * (size_t)(in->npeers ? in->npeers : 1);
     in->cp_items = calloc(n, sizeof *in->cp_items);
-    in->cp_bytes = calloc(n, sizeof *in->cp_bytes);
     /* Without room for checkpoints the input simply is not chained. */
-    if (in->cp_items && in->cp_bytes)
+    if (in->cp_items)
         in->chain = out;
 }
 
@@ -634,7 +690,8 @@ bool edge_in_settling(const edge_in_t *in) { return in->chain && in->cp_count > 
 
 void edge_in_settle_all(edge_in_t *in)
 {
-    count_taken(in);
+    in->clock = in->now ? in->now : ticks_now();
+    count_done(in);
     if (!in->chain || in->closed)
         return;
     if (checkpoint_due(in))
@@ -645,7 +702,7 @@ void edge_in_settle_all(edge_in_t *in)
 
 zmq_msg_t *edge_in_forwardable(edge_in_t *in, const mpx_item_t *it)
 {
-    if (it != &in->item || !in->taken || in->closed || in->forwarded ||
+    if (it != &in->item || !in->in_hand || in->closed || in->forwarded ||
         in->data != zmq_msg_data(&in->msg) || it->rec != in->data + WIRE_HEAD ||
         (size_t)it->size != in->len - WIRE_HEAD)
         return NULL;
@@ -663,7 +720,8 @@ void edge_in_current(const edge_in_t *in, int *producer, uint32_t *gen, uint64_t
 
 void edge_in_close(edge_in_t *in)
 {
-    count_taken(in);
+    in->clock = in->now ? in->now : ticks_now();
+    count_done(in);
     if (in->closed)
         return;
     in->closed = true;
@@ -676,10 +734,15 @@ void edge_in_close(edge_in_t *in)
         in->dropped += in->left;
         in->left = 0;
     }
-    /* A stopped stage is not recovered: what it took is acknowledged. */
+    /* A stopped stage is not recovered: what it took is confirmed, and
+     * producers hear that it stopped. */
     in->cp_count = 0;
-    for (int k = 0; k < in->npeers; k++)
-        ack_taken(in, &in->peers[k]);
+    for (int k = 0; k < in->npeers; k++) {
+        in_peer_t *p = &in->peers[k];
+        p->confirmable = p->taken_items;
+        grant(in, p, false);
+        send_credit(in, p);
+    }
 }
 
 void edge_in_time(edge_in_t *in, uint64_t now) { in->now = now; }

@@ -1,6 +1,7 @@
 /* lib/edge_out.c — the producer side of edges (see edge.h): ports, the
  * batch being built for each, credit, dispatch over parallel (ONE) and
- * broadcast (ALL) branches, marks and end of stream.
+ * broadcast (ALL) branches, marks, end of stream, and sending again what
+ * a replaced consumer had not confirmed.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,7 +23,7 @@ static kept_t *kept_at(const out_peer_t *p, size_t i)
     return &p->kept[(p->khead + i) % p->kcap];
 }
 
-static int keep(edge_out_t *o, out_peer_t *p, zmq_msg_t *msg, uint64_t k, int leaf)
+static int keep(out_peer_t *p, zmq_msg_t *msg, uint64_t seq, uint32_t k, int leaf)
 {
     if (p->kcount == p->kcap) {
         size_t cap = p->kcap ? 2 * p->kcap : 16;
@@ -44,9 +45,9 @@ static int keep(edge_out_t *o, out_peer_t *p, zmq_msg_t *msg, uint64_t k, int le
     zmq_msg_init(&e->msg);
     if (zmq_msg_copy(&e->msg, msg) != 0)
         return MPX_ENOMEM;
-    e->seq = o->cur_seq;
+    e->seq = seq;
     e->end_items = p->sent_items;
-    e->k = (uint32_t)k;
+    e->k = k;
     e->leaf = leaf;
     if (p->kcount > 0 && kept_at(p, p->kcount - 1)->seq > e->seq)
         p->unsorted = true;
@@ -54,10 +55,10 @@ static int keep(edge_out_t *o, out_peer_t *p, zmq_msg_t *msg, uint64_t k, int le
     return 0;
 }
 
-/* Drop what the consumer has acknowledged. */
+/* Drop what the consumer has confirmed. */
 static void release_kept(out_peer_t *p)
 {
-    while (p->kcount > 0 && p->kept[p->khead].end_items <= p->acked_items) {
+    while (p->kcount > 0 && p->kept[p->khead].end_items <= p->confirmed) {
         zmq_msg_close(&p->kept[p->khead].msg);
         p->khead = (p->khead + 1) % p->kcap;
         p->kcount--;
@@ -76,6 +77,8 @@ static void free_kept(out_peer_t *p)
     p->unsorted = false;
 }
 
+/* ---- dispatch ------------------------------------------------------------ */
+
 static out_peer_t *leaf_peer(const edge_out_t *o, const plan_dnode_t *dn)
 {
     return &o->peers[o->slot[dn->target]];
@@ -92,310 +95,307 @@ static bool dn_closed(const edge_out_t *o, int d)
     return true;
 }
 
-static inline uint64_t outstanding(const out_peer_t *p) { return p->sent_items - p->acked_items; }
-
-static bool peer_room(const out_peer_t *p, uint64_t k, uint64_t b)
-{
-    uint64_t oi = outstanding(p);
-    if (oi == 0)
-        return true; /* one message always fits, however large */
-    return oi + k <= p->eff_items && (p->sent_bytes - p->acked_bytes) + b <= p->win_bytes;
-}
-
-static bool dn_room(const edge_out_t *o, int d, uint64_t k, uint64_t b)
-{
-    if (o->delivered[d])
-        return true;
-    const plan_dnode_t *dn = &o->plan->dn[d];
-    if (dn->kind == DN_LEAF) {
-        const out_peer_t *p = leaf_peer(o, dn);
-        return p->closed || peer_room(p, k, b);
-    }
-    for (int i = 0; i < dn->count; i++) {
-        int c = o->plan->kids[dn->first + i];
-        bool r = !dn_closed(o, c) && dn_room(o, c, k, b);
-        if (dn->kind == DN_ONE && r)
-            return true;
-        if (dn->kind == DN_ALL && !r && !dn_closed(o, c))
-            return false;
-    }
-    return dn->kind == DN_ALL;
-}
-
-/* How busy a branch is: its least busy consumer for ONE, its busiest for
- * ALL (a broadcast goes as fast as its slowest branch). */
-static uint64_t dn_load(const edge_out_t *o, int d)
-{
-    const plan_dnode_t *dn = &o->plan->dn[d];
-    if (dn->kind == DN_LEAF)
-        return outstanding(leaf_peer(o, dn));
-    uint64_t v = dn->kind == DN_ONE ? UINT64_MAX : 0;
-    for (int i = 0; i < dn->count; i++) {
-        int c = o->plan->kids[dn->first + i];
-        if (dn_closed(o, c))
-            continue;
-        uint64_t l = dn_load(o, c);
-        v = dn->kind == DN_ONE ? (l < v ? l : v) : (l > v ? l : v);
-    }
-    return v;
-}
-
-/* Credit from a consumer without prompt credit (plan_prompt_credit)
- * comes by itself once half its window (edge_half), in items or bytes,
- * was taken. */
-static int send_ask(edge_out_t *o, out_peer_t *p)
-{
-    uint8_t buf[WIRE_HEAD];
-    wire_head_put(buf, &(wire_head_t){WIRE_ASK, 0, (uint32_t)o->self, 0, o->gen});
-    int rc;
-    while ((rc = zmq_send(p->sock, buf, sizeof buf, ZMQ_DONTWAIT)) < 0 && errno == EINTR)
-        ;
-    if (rc != (int)sizeof buf)
-        return MPX_ESYS;
-    p->asked = true;
-    return 0;
-}
-
-/* Such a consumer is asked for credit when we wait with less than that
- * outstanding, or it would never come: a record larger than a quarter of
- * the byte window can leave us so, and so can a window cut down to a slow
- * consumer's pace. */
-static int ask_credit(edge_out_t *o, out_peer_t *p)
-{
-    if (p->asked || outstanding(p) >= edge_half(p->win_items) ||
-        p->sent_bytes - p->acked_bytes >= edge_half(p->win_bytes))
-        return 0;
-    return send_ask(o, p);
-}
-
-/* ...and, when its window was cut below that, asked as soon as half the
- * window is out, behind the message that fills it so far: the credit
- * comes back while the consumer still has the other half to work on. */
-static int ask_ahead(edge_out_t *o, out_peer_t *p)
-{
-    uint64_t half = edge_half(p->eff_items);
-    if (p->asked || half >= edge_half(p->win_items) || outstanding(p) < half)
-        return 0;
-    return send_ask(o, p);
-}
-
-static void mark_delivered(edge_out_t *o, int d)
-{
-    o->delivered[d] = 1;
-    o->touched[o->ntouched++] = d;
-}
-
-/* Deliver `msg` through dispatch node d (every branch when `all`, as for a
- * mark).  1 when delivered (or nowhere to go: every consumer there
- * stopped), 0 when some consumer lacks credit. */
-static int deliver(edge_out_t *o, int d, zmq_msg_t *msg, uint64_t k, uint64_t b, bool all)
-{
-    if (o->delivered[d])
-        return 1;
-    const plan_dnode_t *dn = &o->plan->dn[d];
-    if (dn->kind == DN_LEAF) {
-        out_peer_t *p = leaf_peer(o, dn);
-        if (!p->closed) {
-            if (!peer_room(p, k, b)) {
-                if (p->prompt)
-                    return 0;
-                p->waited = true;
-                return ask_credit(o, p);
-            }
-            zmq_msg_t copy;
-            zmq_msg_init(&copy);
-            zmq_msg_copy(&copy, msg);
-            int rc;
-            while ((rc = zmq_msg_send(&copy, p->sock, ZMQ_DONTWAIT)) < 0 && errno == EINTR)
-                ;
-            if (rc < 0) {
-                zmq_msg_close(&copy);
-                return MPX_ESYS;
-            }
-            p->sent_items += k;
-            p->sent_bytes += b;
-            if ((o->keep_all || p->retain) && keep(o, p, msg, k, d) != 0)
-                return MPX_ENOMEM;
-            if (!p->prompt && ask_ahead(o, p) != 0)
-                return MPX_ESYS;
-        }
-        mark_delivered(o, d);
-        return 1;
-    }
-    if (dn->kind == DN_ALL || all) {
-        int every = 1;
-        for (int i = 0; i < dn->count; i++) {
-            int r = deliver(o, o->plan->kids[dn->first + i], msg, k, b, all);
-            if (r < 0)
-                return r;
-            every &= r;
-        }
-        if (every)
-            mark_delivered(o, d);
-        return every;
-    }
-    int best = -1;
-    uint64_t best_load = UINT64_MAX;
-    bool open = false;
-    for (int i = 0; i < dn->count; i++) {
-        int c = o->plan->kids[dn->first + i];
-        if (dn_closed(o, c))
-            continue;
-        open = true;
-        if (!dn_room(o, c, k, b))
-            continue;
-        uint64_t l = dn_load(o, c);
-        if (best < 0 || l < best_load) {
-            best = c;
-            best_load = l;
-        }
-    }
-    if (!open) {
-        mark_delivered(o, d);
-        return 1;
-    }
-    if (best < 0)
-        return 0;
-    int r = deliver(o, best, msg, k, b, all);
-    if (r == 1)
-        mark_delivered(o, d);
-    return r;
-}
-
 static void update_closed(edge_out_t *o)
 {
     for (int i = 0; i < o->nports; i++)
         o->ports[i].closed = o->ports[i].root >= 0 && dn_closed(o, o->ports[i].root);
 }
 
-/* Read every ack waiting; returns how many were read. */
-static void size_batches(edge_out_t *o);
+/* A run of records to send: the n records at recs (len bytes in all). */
+typedef struct run {
+    const uint8_t *recs;
+    size_t len;
+    uint32_t n;
+    bool all; /* to every consumer (a mark), not one branch of each choice */
+} run_t;
 
-/* The consumer's pace over the last stretch sets its window: twice what
- * it processed in RATE_TICKS. */
-static bool adapt_window(out_peer_t *p, uint64_t now)
+/* Bytes of the first k records of a run. */
+static size_t prefix_bytes(const run_t *r, uint32_t k)
 {
-    if (now - p->rate_at < RATE_TICKS)
-        return false;
-    uint64_t done = p->acked_items - p->rate_n;
-    uint64_t want = (uint64_t)((double)done * 2.0 * (double)RATE_TICKS / (double)(now - p->rate_at));
-    if (want < EFF_MIN)
-        want = EFF_MIN;
-    if (want > p->win_items)
-        want = p->win_items;
-    p->rate_at = now;
-    p->rate_n = p->acked_items;
-    if (want == p->eff_items)
-        return false;
-    p->eff_items = want;
-    return true;
+    if (k == r->n)
+        return r->len;
+    size_t at = 0;
+    for (uint32_t i = 0; i < k; i++) {
+        uint32_t size;
+        memcpy(&size, r->recs + at, 4);
+        at += size;
+    }
+    return at;
 }
 
-static int read_acks(edge_out_t *o)
+/* How many of the run's first records consumer p's credit lets us send
+ * now: as many as it has item credit for, while some byte credit is left
+ * before each (so the last may overrun it). */
+static uint32_t peer_fit(const out_peer_t *p, const run_t *r)
+{
+    if (p->closed)
+        return r->n; /* nothing goes to it: nothing waits for it */
+    uint64_t items = p->grant_items > p->sent_items ? p->grant_items - p->sent_items : 0;
+    uint64_t bytes = p->grant_bytes > p->sent_bytes ? p->grant_bytes - p->sent_bytes : 0;
+    if (items == 0 || bytes == 0)
+        return 0;
+    uint32_t k = items < r->n ? (uint32_t)items : r->n;
+    if (bytes >= r->len)
+        return k;
+    uint64_t at = 0;
+    uint32_t i = 0;
+    while (i < k && at < bytes) {
+        uint32_t size;
+        memcpy(&size, r->recs + at, 4);
+        at += size;
+        i++;
+    }
+    return i;
+}
+
+/* The same for dispatch tree d: the most any branch of a choice can take,
+ * the least every branch of a broadcast can. */
+static uint32_t tree_fit(const edge_out_t *o, int d, const run_t *r)
+{
+    const plan_dnode_t *dn = &o->plan->dn[d];
+    if (dn->kind == DN_LEAF)
+        return peer_fit(leaf_peer(o, dn), r);
+    bool every = dn->kind == DN_ALL || r->all;
+    uint32_t k = every ? r->n : 0;
+    for (int i = 0; i < dn->count; i++) {
+        int c = o->plan->kids[dn->first + i];
+        if (dn_closed(o, c))
+            continue;
+        uint32_t f = tree_fit(o, c, r);
+        k = every ? (f < k ? f : k) : (f > k ? f : k);
+    }
+    return dn_closed(o, d) ? r->n : k;
+}
+
+/* Item credit left in tree d, as a choice compares branches: the most of
+ * any branch of a choice, the least of a broadcast's. */
+static uint64_t tree_room(const edge_out_t *o, int d)
+{
+    const plan_dnode_t *dn = &o->plan->dn[d];
+    if (dn->kind == DN_LEAF) {
+        const out_peer_t *p = leaf_peer(o, dn);
+        return p->grant_items > p->sent_items ? p->grant_items - p->sent_items : 0;
+    }
+    uint64_t v = dn->kind == DN_ONE ? 0 : UINT64_MAX;
+    for (int i = 0; i < dn->count; i++) {
+        int c = o->plan->kids[dn->first + i];
+        if (dn_closed(o, c))
+            continue;
+        uint64_t x = tree_room(o, c);
+        v = dn->kind == DN_ONE ? (x > v ? x : v) : (x < v ? x : v);
+    }
+    return v;
+}
+
+static int send_to(edge_out_t *o, out_peer_t *p, zmq_msg_t *msg)
+{
+    zmq_msg_t copy;
+    zmq_msg_init(&copy);
+    if (zmq_msg_copy(&copy, msg) != 0)
+        return MPX_ENOMEM;
+    int rc;
+    while ((rc = zmq_send(o->sock, p->rid, EDGE_RID_SIZE, ZMQ_SNDMORE | ZMQ_DONTWAIT)) < 0 &&
+           errno == EINTR)
+        ;
+    if (rc >= 0)
+        while ((rc = zmq_msg_send(&copy, o->sock, ZMQ_DONTWAIT)) < 0 && errno == EINTR)
+            ;
+    if (rc < 0) {
+        zmq_msg_close(&copy);
+        return MPX_ESYS;
+    }
+    return 0;
+}
+
+/* A message of the run's first k records (`bytes` of them), numbered
+ * `seq`, through dispatch node d, which tree_fit found can take k. */
+typedef struct piece {
+    const run_t *run;
+    zmq_msg_t *msg;
+    uint32_t k;
+    uint64_t bytes, seq;
+} piece_t;
+
+static int deliver(edge_out_t *o, int d, const piece_t *pc)
+{
+    const plan_dnode_t *dn = &o->plan->dn[d];
+    if (dn->kind == DN_LEAF) {
+        out_peer_t *p = leaf_peer(o, dn);
+        if (p->closed)
+            return 0;
+        int rc = send_to(o, p, pc->msg);
+        if (rc < 0)
+            return rc;
+        p->sent_items += pc->k;
+        p->sent_bytes += pc->bytes;
+        if ((o->keep_all || p->retain) && keep(p, pc->msg, pc->seq, pc->k, d) != 0)
+            return MPX_ENOMEM;
+        return 0;
+    }
+    if (dn->kind == DN_ALL || pc->run->all) {
+        for (int i = 0; i < dn->count; i++) {
+            int rc = deliver(o, o->plan->kids[dn->first + i], pc);
+            if (rc < 0)
+                return rc;
+        }
+        return 0;
+    }
+    /* A choice: of the branches that can take it, the one with the most
+     * credit left, which is the one that asked for the most work. */
+    int best = -1;
+    uint64_t best_room = 0;
+    for (int i = 0; i < dn->count; i++) {
+        int c = o->plan->kids[dn->first + i];
+        if (dn_closed(o, c) || tree_fit(o, c, pc->run) < pc->k)
+            continue;
+        uint64_t room = tree_room(o, c);
+        if (best < 0 || room > best_room) {
+            best = c;
+            best_room = room;
+        }
+    }
+    return best < 0 ? 0 : deliver(o, best, pc);
+}
+
+static void fit_batches(const edge_out_t *o);
+static void fit_batch(const edge_out_t *o, out_port_t *pt);
+
+/* Read every credit message waiting; returns how many were read. */
+static int read_credit(edge_out_t *o)
 {
     int n = 0;
-    bool resized = false;
-    uint64_t now = 0;
-    uint8_t buf[EDGE_ACK_SIZE];
+    bool closed = false;
     for (;;) {
-        int len = zmq_recv(o->ackin, buf, sizeof buf, ZMQ_DONTWAIT);
-        if (len < 0)
+        uint8_t rid[16], buf[EDGE_CREDIT_SIZE + 1];
+        if (zmq_recv(o->sock, rid, sizeof rid, ZMQ_DONTWAIT) < 0)
             break;
+        int more = 0, len = -1;
+        size_t ms = sizeof more;
+        zmq_getsockopt(o->sock, ZMQ_RCVMORE, &more, &ms);
+        if (more)
+            len = zmq_recv(o->sock, buf, sizeof buf, ZMQ_DONTWAIT);
+        /* Anything else is not from a consumer of ours: ignore it, and
+         * whatever frames follow it. */
+        for (more = len >= 0; more;) {
+            zmq_getsockopt(o->sock, ZMQ_RCVMORE, &more, &ms);
+            if (more && zmq_recv(o->sock, rid, sizeof rid, ZMQ_DONTWAIT) < 0)
+                break;
+            len = more ? -1 : len;
+        }
         wire_head_t h;
-        if (len != EDGE_ACK_SIZE || wire_head_get(buf, (size_t)len, &h) != 0 ||
-            h.type != WIRE_ACK || h.sender > (uint32_t)o->plan->ninst || o->slot[h.sender] < 0)
-            continue; /* not from a consumer of ours: ignore it */
-        out_peer_t *p = &o->peers[o->slot[h.sender]];
-        uint64_t items, bytes;
-        uint32_t prod_gen;
-        memcpy(&items, buf + WIRE_HEAD, 8);
-        memcpy(&bytes, buf + WIRE_HEAD + 8, 8);
-        memcpy(&prod_gen, buf + WIRE_HEAD + 16, 4);
-        /* From a consumer since replaced, or counting what a producer of
-         * ours that died sent: not about our stream to it. */
-        if (h.gen != p->gen || prod_gen != o->gen)
+        if (len != EDGE_CREDIT_SIZE || wire_head_get(buf, (size_t)len, &h) != 0 ||
+            h.type != WIRE_CREDIT || h.sender > (uint32_t)o->plan->ninst || o->slot[h.sender] < 0)
             continue;
-        /* Acks are cumulative; an old one arriving late changes nothing. */
-        if (items <= p->sent_items && items >= p->acked_items) {
-            p->asked = false;
-            p->acked_items = items;
-            p->acked_bytes = bytes <= p->sent_bytes ? bytes : p->sent_bytes;
+        out_peer_t *p = &o->peers[o->slot[h.sender]];
+        wire_credit_t c;
+        memcpy(&c, buf + WIRE_HEAD, sizeof c);
+        /* From a consumer since replaced, or about the stream of a process
+         * of ours that died: not about our stream to it. */
+        if (h.gen != p->gen || c.prod_gen != o->gen)
+            continue;
+        /* Counts are cumulative: one arriving late changes nothing. */
+        if (c.items > p->grant_items)
+            p->grant_items = c.items;
+        if (c.bytes > p->grant_bytes)
+            p->grant_bytes = c.bytes;
+        if (c.confirmed > p->confirmed && c.confirmed <= p->sent_items) {
+            p->confirmed = c.confirmed;
             if (p->kcount)
                 release_kept(p);
         }
-        if (h.flags & WIRE_ACK_CLOSED)
-            p->closed = true;
-        if (!now)
-            now = ticks_now();
-        if (p->prompt) {
-            resized |= adapt_window(p, now);
-        } else if (now - p->rate_at >= RATE_TICKS) {
-            /* Without prompt credit the window follows the consumer's
-             * pace only while we wait for it: a consumer that keeps up is
-             * paced by us, and its few acknowledgements say nothing of
-             * how fast it could go. */
-            if (p->waited) {
-                resized |= adapt_window(p, now);
-            } else {
-                p->rate_at = now;
-                p->rate_n = p->acked_items;
-            }
-            p->waited = false;
-        }
+        if ((h.flags & WIRE_CREDIT_CLOSED) && !p->closed)
+            closed = p->closed = true;
         n++;
     }
-    if (n)
+    if (closed)
         update_closed(o);
-    if (resized)
-        size_batches(o);
+    if (n)
+        fit_batches(o);
     return n;
-}
-
-/* Send msg (k records, b bytes) through tree `root`, waiting for credit. */
-static int send_through(edge_out_t *o, int root, zmq_msg_t *msg, uint64_t k, uint64_t b,
-                        bool all, bool choice)
-{
-    o->sending = true;
-    o->sent_at = ticks_now();
-    /* Reading an empty zmq socket costs a system call, so acks are read
-     * only when credit runs short, or once per batch when a parallel
-     * choice needs fresh loads. */
-    if (choice)
-        read_acks(o);
-    int rc;
-    for (;;) {
-        rc = deliver(o, root, msg, k, b, all);
-        if (rc != 0)
-            break;
-        if (read_acks(o) > 0)
-            continue;
-        rc = o->wait(o->owner, o->ackin, ZMQ_POLLIN);
-        if (rc < 0)
-            break;
-        read_acks(o);
-    }
-    for (int i = 0; i < o->ntouched; i++)
-        o->delivered[o->touched[i]] = 0;
-    o->ntouched = 0;
-    o->sending = false;
-    return rc < 0 ? rc : 0;
-}
-
-/* Number msg as our next message (checkpoints and kept messages go by
- * that number), send it through tree `root` and let it go. */
-static int send_numbered(edge_out_t *o, int root, zmq_msg_t *msg, uint64_t k, uint64_t b,
-                         bool all, bool choice)
-{
-    o->cur_seq = ++o->seq;
-    int rc = send_through(o, root, msg, k, b, all, choice);
-    zmq_msg_close(msg);
-    return rc;
 }
 
 static void free_buf(void *data, void *hint)
 {
     (void)hint;
     free(data);
+}
+
+/* The port's whole batch as one message: copied when small, handed to
+ * zmq as it is when large (the port then starts a new buffer). */
+static int batch_message(out_port_t *pt, zmq_msg_t *msg)
+{
+    if (pt->len <= COPY_MAX) {
+        if (zmq_msg_init_size(msg, pt->len) != 0)
+            return MPX_ENOMEM;
+        memcpy(zmq_msg_data(msg), pt->buf, pt->len);
+        return 0;
+    }
+    if (zmq_msg_init_data(msg, pt->buf, pt->len, free_buf, NULL) != 0)
+        return MPX_ENOMEM;
+    pt->buf = NULL;
+    pt->cap = 0;
+    return 0;
+}
+
+/* Send run r through tree `root`: as one message when credit allows, else
+ * in pieces, each as large as the credit then allows, waiting for credit
+ * between them.  The message for the whole run, when it fits at once, is
+ * `whole` (holding a header and exactly these records), or the batch of
+ * port `pt`; a piece is copied.  Every message gets a new number, or all
+ * get `seq` (a message sent again keeps its number). */
+static int send_run(edge_out_t *o, int root, run_t *r, zmq_msg_t *whole, out_port_t *pt,
+                    uint64_t seq)
+{
+    o->sending = true;
+    o->sent_at = ticks_now();
+    int rc = 0;
+    bool fresh = false; /* credit was read since the last wait */
+    bool first = true;
+    while (r->n > 0) {
+        uint32_t k = tree_fit(o, root, r);
+        if (k == 0) {
+            /* Reading an empty zmq socket costs system calls: credit is
+             * read only when it is short. */
+            if (!fresh) {
+                read_credit(o);
+                fresh = true;
+                continue;
+            }
+            rc = o->wait(o->owner, o->sock, ZMQ_POLLIN);
+            if (rc < 0)
+                break;
+            fresh = false;
+            continue;
+        }
+        piece_t pc = {r, NULL, k, prefix_bytes(r, k), seq ? seq : ++o->seq};
+        zmq_msg_t msg;
+        if (k == r->n && first && (whole || pt)) {
+            zmq_msg_init(&msg);
+            rc = whole ? zmq_msg_move(&msg, whole) : batch_message(pt, &msg);
+        } else {
+            rc = zmq_msg_init_size(&msg, WIRE_HEAD + pc.bytes);
+            if (rc == 0) {
+                uint8_t *d = zmq_msg_data(&msg);
+                wire_head_put(d, &(wire_head_t){WIRE_DATA, 0, (uint32_t)o->self, k, o->gen});
+                memcpy(d + WIRE_HEAD, r->recs, pc.bytes);
+            }
+        }
+        if (rc != 0) {
+            rc = MPX_ENOMEM;
+            break;
+        }
+        pc.msg = &msg;
+        rc = deliver(o, root, &pc);
+        zmq_msg_close(&msg);
+        if (rc < 0)
+            break;
+        r->recs += pc.bytes;
+        r->len -= pc.bytes;
+        r->n -= k;
+        first = false;
+    }
+    o->sending = false;
+    return rc;
 }
 
 static int flush_port(edge_out_t *o, out_port_t *pt)
@@ -414,35 +414,14 @@ static int flush_port(edge_out_t *o, out_port_t *pt)
         return closed ? MPX_ESTOPPED : 0;
     }
     wire_head_put(pt->buf, &(wire_head_t){WIRE_DATA, 0, (uint32_t)o->self, pt->count, o->gen});
-    zmq_msg_t msg;
-    if (pt->len <= COPY_MAX) {
-        if (zmq_msg_init_size(&msg, pt->len) != 0)
-            return MPX_ENOMEM;
-        memcpy(zmq_msg_data(&msg), pt->buf, pt->len);
-    } else {
-        if (zmq_msg_init_data(&msg, pt->buf, pt->len, free_buf, NULL) != 0)
-            return MPX_ENOMEM;
-        pt->buf = NULL;
-        pt->cap = 0;
-    }
-    uint64_t k = pt->count, b = pt->len - WIRE_HEAD;
+    run_t r = {pt->buf + WIRE_HEAD, pt->len - WIRE_HEAD, pt->count, false};
+    int rc = send_run(o, pt->root, &r, NULL, pt, 0);
     pt->count = 0;
     pt->len = WIRE_HEAD;
-    int rc = send_numbered(o, pt->root, &msg, k, b, false, pt->choice);
+    fit_batch(o, pt);
     if (rc < 0)
         return rc;
     return pt->closed ? MPX_ESTOPPED : 0;
-}
-
-static bool has_choice(const plan_t *plan, int d)
-{
-    const plan_dnode_t *dn = &plan->dn[d];
-    if (dn->kind == DN_ONE)
-        return true;
-    for (int i = 0; dn->kind == DN_ALL && i < dn->count; i++)
-        if (has_choice(plan, plan->kids[dn->first + i]))
-            return true;
-    return false;
 }
 
 /* The smallest windows among the consumers of tree d. */
@@ -450,9 +429,10 @@ static void min_windows(const edge_out_t *o, int d, uint64_t *items, uint64_t *b
 {
     const plan_dnode_t *dn = &o->plan->dn[d];
     if (dn->kind == DN_LEAF) {
-        const out_peer_t *p = leaf_peer(o, dn);
-        *items = p->eff_items < *items ? p->eff_items : *items;
-        *bytes = p->win_bytes < *bytes ? p->win_bytes : *bytes;
+        uint64_t wi = plan_window_items(o->plan, dn->target);
+        uint64_t wb = plan_window_bytes(o->plan, dn->target);
+        *items = wi < *items ? wi : *items;
+        *bytes = wb < *bytes ? wb : *bytes;
         return;
     }
     for (int i = 0; i < dn->count; i++)
@@ -465,14 +445,23 @@ static void size_port(edge_out_t *o, out_port_t *pt)
     uint64_t items = BATCH_ITEMS_MAX * 4, bytes = BATCH_BYTES_MAX * 4;
     if (pt->root >= 0)
         min_windows(o, pt->root, &items, &bytes);
-    pt->batch_items = items / 4 ? items / 4 : 1;
+    pt->batch_max = pt->batch_items = items / 4 ? items / 4 : 1;
     pt->batch_bytes = bytes / 4 ? bytes / 4 : 1;
 }
 
-static void size_batches(edge_out_t *o)
+/* Batches are sent at the size the credit allows now (out_port_t). */
+static void fit_batch(const edge_out_t *o, out_port_t *pt)
+{
+    if (pt->root < 0)
+        return;
+    uint64_t room = tree_room(o, pt->root);
+    pt->batch_items = room < 1 ? 1 : room < pt->batch_max ? room : pt->batch_max;
+}
+
+static void fit_batches(const edge_out_t *o)
 {
     for (int i = 0; i < o->nports; i++)
-        size_port(o, &o->ports[i]);
+        fit_batch(o, &o->ports[i]);
 }
 
 static int init_port(edge_out_t *o, out_port_t *pt, const char *name, int root)
@@ -484,8 +473,6 @@ static int init_port(edge_out_t *o, out_port_t *pt, const char *name, int root)
     if (!pt->buf)
         return MPX_ENOMEM;
     pt->len = WIRE_HEAD;
-    if (root >= 0)
-        pt->choice = has_choice(o->plan, root);
     size_port(o, pt);
     return 0;
 }
@@ -500,6 +487,18 @@ static void note_parents(const plan_t *plan, int d, int *parent)
         parent[c] = d;
         note_parents(plan, c, parent);
     }
+}
+
+/* A consumer's credit as it stands before it has said anything, in its
+ * generation `gen`: both ends start from the same figures. */
+static void fresh_peer(edge_out_t *o, out_peer_t *p, uint32_t gen)
+{
+    p->gen = gen;
+    edge_rid(p->rid, p->id, gen);
+    p->sent_items = p->sent_bytes = p->confirmed = 0;
+    p->grant_items = edge_start_items(o->plan, p->id);
+    p->grant_bytes = plan_window_bytes(o->plan, p->id);
+    p->closed = false;
 }
 
 edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, uint32_t gen,
@@ -519,11 +518,9 @@ edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, uint32_t gen,
     o->owner = owner;
     o->slot = edge_slot_map(plan);
     o->peers = calloc((size_t)(pi->nconsumers ? pi->nconsumers : 1), sizeof *o->peers);
-    o->delivered = calloc((size_t)plan->ndn, 1);
-    o->touched = calloc((size_t)plan->ndn, sizeof *o->touched);
     o->ports = calloc((size_t)pi->nxouts + 1, sizeof *o->ports);
     o->dn_parent = malloc((size_t)plan->ndn * sizeof *o->dn_parent);
-    if (!o->slot || !o->peers || !o->delivered || !o->touched || !o->ports || !o->dn_parent)
+    if (!o->slot || !o->peers || !o->ports || !o->dn_parent)
         goto oom;
     for (int d = 0; d < plan->ndn; d++)
         o->dn_parent[d] = -1;
@@ -531,23 +528,20 @@ edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, uint32_t gen,
         note_parents(plan, pi->out, o->dn_parent);
     for (int x = 0; x < pi->nxouts; x++)
         note_parents(plan, pi->xouts[x].root, o->dn_parent);
-    o->ackin = edge_open_socket(zctx, ZMQ_PULL, dir, 'a', self, 0, true, err, errcap);
-    if (!o->ackin)
+    o->sock = edge_open_outbox(zctx, self, gen, err, errcap);
+    if (!o->sock)
         goto fail;
     for (int k = 0; k < pi->nconsumers; k++) {
         out_peer_t *p = &o->peers[k];
         p->id = pi->consumers[k];
-        p->win_items = plan_window_items(plan, p->id);
-        p->win_bytes = plan_window_bytes(plan, p->id);
         p->retain = p->id < plan->ninst && plan->inst[p->id].recoverable;
-        p->prompt = plan_prompt_credit(plan, self, p->id);
-        p->eff_items = p->win_items < EFF_START ? p->win_items : EFF_START;
         o->slot[p->id] = k;
-        p->gen = peer_gens && p->id < plan->ninst ? peer_gens[p->id] : 0;
-        p->sock = edge_open_socket(zctx, ZMQ_PUSH, dir, 'i', p->id, p->gen, false, err, errcap);
+        fresh_peer(o, p, peer_gens && p->id < plan->ninst ? peer_gens[p->id] : 0);
         o->npeers++;
-        if (!p->sock)
+        if (edge_connect(o->sock, dir, p->id, p->gen, true) != 0) {
+            snprintf(err, errcap, "connect to consumer %d: %s", p->id, zmq_strerror(errno));
             goto fail;
+        }
     }
     o->nports = pi->nxouts + 1;
     if (init_port(o, &o->ports[0], NULL, pi->out) != 0)
@@ -568,24 +562,19 @@ void edge_out_destroy(edge_out_t **op)
     edge_out_t *o = op ? *op : NULL;
     if (!o)
         return;
-    for (int k = 0; k < o->npeers; k++) {
-        if (o->peers[k].sock)
-            zmq_close(o->peers[k].sock);
+    for (int k = 0; k < o->npeers; k++)
         free_kept(&o->peers[k]);
-    }
     for (size_t i = 0; i < o->nredo; i++)
         zmq_msg_close(&o->redo[i].msg);
     free(o->redo);
     free(o->dn_parent);
-    if (o->ackin)
-        zmq_close(o->ackin);
+    if (o->sock)
+        zmq_close(o->sock);
     for (int i = 0; o->ports && i < o->nports; i++)
         free(o->ports[i].buf);
     free(o->ports);
     free(o->peers);
     free(o->slot);
-    free(o->delivered);
-    free(o->touched);
     free(o);
     *op = NULL;
 }
@@ -669,7 +658,9 @@ int edge_out_forward(edge_out_t *o, int port, zmq_msg_t *msg)
     size_t len = zmq_msg_size(&m);
     wire_head_put(d, &(wire_head_t){WIRE_DATA, 0, (uint32_t)o->self, 1, o->gen});
     memset(d + WIRE_HEAD + 12, 0, 4);
-    rc = send_numbered(o, pt->root, &m, 1, len - WIRE_HEAD, false, pt->choice);
+    run_t r = {d + WIRE_HEAD, len - WIRE_HEAD, 1, false};
+    rc = send_run(o, pt->root, &r, &m, NULL, 0);
+    zmq_msg_close(&m);
     if (rc < 0)
         return rc;
     return pt->closed ? MPX_ESTOPPED : 0;
@@ -714,18 +705,22 @@ int edge_out_mark(edge_out_t *o, uint32_t origin, uint64_t value)
     uint8_t *p = zmq_msg_data(&msg);
     wire_head_put(p, &(wire_head_t){WIRE_DATA, 0, (uint32_t)o->self, 1, o->gen});
     wire_mark_put(p + WIRE_HEAD, origin, value);
-    return send_numbered(o, pt->root, &msg, 1, WIRE_MARK_SIZE, true, false);
+    run_t r = {p + WIRE_HEAD, WIRE_MARK_SIZE, 1, true};
+    rc = send_run(o, pt->root, &r, &msg, NULL, 0);
+    zmq_msg_close(&msg);
+    return rc;
 }
 
 static int send_eos(edge_out_t *o, out_peer_t *p)
 {
-    uint8_t buf[WIRE_HEAD];
-    wire_head_put(buf, &(wire_head_t){WIRE_EOS, 0, (uint32_t)o->self, 0, o->gen});
-    int n;
-    while ((n = zmq_send(p->sock, buf, sizeof buf, ZMQ_DONTWAIT)) < 0 && errno == EINTR)
-        ;
+    zmq_msg_t msg;
+    if (zmq_msg_init_size(&msg, WIRE_HEAD) != 0)
+        return MPX_ENOMEM;
+    wire_head_put(zmq_msg_data(&msg), &(wire_head_t){WIRE_EOS, 0, (uint32_t)o->self, 0, o->gen});
+    int rc = send_to(o, p, &msg);
+    zmq_msg_close(&msg);
     p->eos_due = false;
-    return n == (int)sizeof buf ? 0 : MPX_ESYS;
+    return rc;
 }
 
 int edge_out_eos(edge_out_t *o)
@@ -751,7 +746,7 @@ int edge_out_eos(edge_out_t *o)
     return 0;
 }
 
-void edge_out_poll(edge_out_t *o) { read_acks(o); }
+void edge_out_poll(edge_out_t *o) { read_credit(o); }
 
 uint64_t edge_out_items(const edge_out_t *o) { return o->items; }
 int edge_out_peers(const edge_out_t *o) { return o->npeers; }
@@ -764,7 +759,7 @@ void edge_out_peer(const edge_out_t *o, int k, int *consumer, uint64_t *sent)
 
 /* ---- recovery (edge.h) -------------------------------------------------- */
 
-void *edge_out_socket(edge_out_t *o) { return o->ackin; }
+void *edge_out_socket(edge_out_t *o) { return o->sock; }
 void edge_out_keep_all(edge_out_t *o) { o->keep_all = true; }
 uint64_t edge_out_seq(const edge_out_t *o) { return o->seq; }
 uint64_t edge_out_resent(const edge_out_t *o) { return o->resent; }
@@ -825,7 +820,7 @@ static int64_t meta_i64_or(const meta_cur_t *m, const char *key, int64_t dflt)
  * was in the dead consumer's hands and failed with `why`.  Marks are not
  * sent again.  *k is 0 when nothing is left to send. */
 static int rebuild(edge_out_t *o, zmq_msg_t *kept, uint64_t skip, int64_t hand, const char *why,
-                   size_t whylen, zmq_msg_t *out, uint32_t *k, uint64_t *bytes)
+                   size_t whylen, zmq_msg_t *out, uint32_t *k)
 {
     *k = 0;
     size_t len = zmq_msg_size(kept);
@@ -911,7 +906,6 @@ static int rebuild(edge_out_t *o, zmq_msg_t *kept, uint64_t skip, int64_t hand, 
     if (*k == 0)
         goto done;
     wire_head_put(buf, &(wire_head_t){WIRE_DATA, 0, (uint32_t)o->self, *k, o->gen});
-    *bytes = used - WIRE_HEAD;
     if (zmq_msg_init_data(out, buf, used, free_buf, NULL) != 0) {
         rc = MPX_ENOMEM;
         *k = 0;
@@ -926,8 +920,7 @@ done:
     return rc;
 }
 
-static int add_redo(edge_out_t *o, zmq_msg_t *msg, uint64_t seq, uint32_t k, uint64_t bytes,
-                    int target)
+static int add_redo(edge_out_t *o, zmq_msg_t *msg, uint64_t seq, uint32_t k, int target)
 {
     if (o->nredo == o->capredo) {
         size_t cap = o->capredo ? 2 * o->capredo : 16;
@@ -948,7 +941,6 @@ static int add_redo(edge_out_t *o, zmq_msg_t *msg, uint64_t seq, uint32_t k, uin
     zmq_msg_move(&r->msg, msg);
     r->seq = seq;
     r->k = k;
-    r->bytes = bytes;
     r->target = target;
     return 0;
 }
@@ -964,17 +956,16 @@ int edge_out_restart(edge_out_t *o, const wire_restart_t *r, const char *why, si
     for (size_t i = 0; i < p->kcount; i++) {
         kept_t *e = kept_at(p, i);
         uint64_t start = e->end_items - e->k;
-        uint64_t skip = p->acked_items > start ? p->acked_items - start : 0;
+        uint64_t skip = p->confirmed > start ? p->confirmed - start : 0;
         int64_t hand = -1;
         if (r->has_hand && r->hand_gen == o->gen && r->hand_rec >= start &&
             r->hand_rec < e->end_items)
             hand = (int64_t)(r->hand_rec - start);
         zmq_msg_t m;
         uint32_t k = 0;
-        uint64_t bytes = 0;
-        int brc = rebuild(o, &e->msg, skip, hand, why, whylen, &m, &k, &bytes);
+        int brc = rebuild(o, &e->msg, skip, hand, why, whylen, &m, &k);
         if (brc == 0 && k > 0) {
-            brc = add_redo(o, &m, e->seq, k, bytes, redo_target(o, e->leaf));
+            brc = add_redo(o, &m, e->seq, k, redo_target(o, e->leaf));
             if (brc != 0)
                 zmq_msg_close(&m);
         }
@@ -982,21 +973,15 @@ int edge_out_restart(edge_out_t *o, const wire_restart_t *r, const char *why, si
             rc = brc;
     }
     free_kept(p);
-    /* What the old socket still queues for the dead process goes with it. */
-    zmq_close(p->sock);
-    char err[256];
-    p->sock = edge_open_socket(o->zctx, ZMQ_PUSH, o->dir, 'i', p->id, r->gen, false, err,
-                               sizeof err);
-    if (!p->sock)
+    /* What the connection still queues for the dead process goes with it
+     * (zmq drops a disconnected pipe's queue: linger is 0). */
+    edge_connect(o->sock, o->dir, p->id, p->gen, false);
+    fresh_peer(o, p, r->gen);
+    if (edge_connect(o->sock, o->dir, p->id, p->gen, true) != 0)
         return MPX_ESYS;
-    p->gen = r->gen;
-    p->sent_items = p->sent_bytes = p->acked_items = p->acked_bytes = 0;
-    p->eff_items = p->win_items < EFF_START ? p->win_items : EFF_START;
-    p->rate_at = p->rate_n = 0;
-    p->closed = false;
     p->eos_due = o->eos_sent;
     update_closed(o);
-    size_batches(o);
+    fit_batches(o);
     return rc;
 }
 
@@ -1015,13 +1000,14 @@ int edge_out_recover(edge_out_t *o)
         zmq_msg_close(&o->redo[0].msg);
         memmove(o->redo, o->redo + 1, (o->nredo - 1) * sizeof *o->redo);
         o->nredo--;
-        o->cur_seq = r.seq;
         /* Counted before it goes: a process that dies while sending has
          * still sent some of it. */
         o->resent += r.k;
         if (o->resent_mirror)
             *o->resent_mirror = o->resent;
-        rc = send_through(o, r.target, &r.msg, r.k, r.bytes, false, true);
+        uint8_t *d = zmq_msg_data(&r.msg);
+        run_t run = {d + WIRE_HEAD, zmq_msg_size(&r.msg) - WIRE_HEAD, r.k, false};
+        rc = send_run(o, r.target, &run, &r.msg, NULL, r.seq);
         zmq_msg_close(&r.msg);
     }
     for (int k = 0; k < o->npeers && rc == 0; k++)

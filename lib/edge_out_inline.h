@@ -16,7 +16,7 @@
 #include "ticks.h"
 
 /* Batches stay below this many items and bytes (and below a quarter of
- * the smallest window), so that a busy edge still spreads work evenly. */
+ * the smallest window); credit may cut one into smaller messages. */
 #define BATCH_ITEMS_MAX 256
 #define BATCH_BYTES_MAX (64 * 1024)
 /* Batches up to this size are copied into a fresh zmq message and the
@@ -27,16 +27,7 @@
 /* ...and the first item after this long without a send leaves at once. */
 #define QUIET_TICKS TICKS_US(200)
 
-/* How much a producer sends a consumer ahead is its window (the capacity
- * it was given) cut down to what the consumer processes in about two
- * milliseconds, measured from its acknowledgements: a worker of slow
- * items is not handed hundreds of them while another runs dry.  It starts
- * small and grows as acknowledgements show the pace. */
-#define RATE_TICKS TICKS_US(2000)
-#define EFF_START 256
-#define EFF_MIN 2
-
-/* A message kept until its consumer acknowledges it (edge.h, Recovery). */
+/* A message kept until its consumer confirms it (edge.h, Recovery). */
 typedef struct kept {
     zmq_msg_t msg;
     uint64_t seq;       /* the producer's message number */
@@ -50,24 +41,18 @@ typedef struct redo {
     zmq_msg_t msg;
     uint64_t seq;
     uint32_t k;
-    uint64_t bytes;
     int target; /* dispatch node to send it through */
 } redo_t;
 
 typedef struct out_peer {
     int id;
     uint32_t gen;  /* the consumer's generation */
-    void *sock;
+    uint8_t rid[EDGE_RID_SIZE];
     uint64_t sent_items, sent_bytes;
-    uint64_t acked_items, acked_bytes;
-    uint64_t win_items, win_bytes;
-    uint64_t eff_items;      /* the window in force, at most win_items */
-    uint64_t rate_at, rate_n; /* when the pace was last measured, and acked then */
+    uint64_t grant_items, grant_bytes; /* credit: how far we may send */
+    uint64_t confirmed;                /* records it is done with for good */
     bool closed;
-    bool prompt;   /* it returns credit on every pause (plan_prompt_credit) */
-    bool asked;    /* it was asked for credit (WIRE_ASK) and has not answered */
-    bool waited;   /* we waited for its credit since its pace was last measured */
-    bool retain;   /* keep what it is sent until acknowledged */
+    bool retain;   /* keep what it is sent until confirmed */
     bool unsorted; /* kept messages are not in seq order (after a redo) */
     bool eos_due;  /* replaced after our end of stream: send it one */
     kept_t *kept;  /* ring */
@@ -77,12 +62,15 @@ typedef struct out_peer {
 typedef struct out_port {
     const char *name; /* the side graph's name; NULL for port 0 */
     int root;         /* dispatch tree; -1: what is put is discarded */
-    bool choice;      /* the tree has a parallel choice: loads matter */
     bool closed;      /* every consumer behind it has stopped */
     uint8_t *buf;     /* batch being built, header first */
     size_t len, cap;
     uint32_t count;
-    size_t batch_items, batch_bytes;
+    size_t batch_max, batch_bytes; /* a batch's size at most (size_port) */
+    /* The size it is sent at: at most what the consumers behind the port
+     * have credit for (at least one), so that a producer does not put
+     * far ahead of a slow consumer (fit_batches). */
+    size_t batch_items;
     uint64_t first_at; /* ticks when the batch's first item came */
 } out_port_t;
 
@@ -92,10 +80,10 @@ struct edge_out {
     uint32_t gen;
     void *zctx;
     const char *dir;
+    void *sock;       /* our ROUTER, connected to every consumer's inbox */
     bool keep_all;    /* keep every message (a chained stage) */
     bool sending, recovering, eos_sent;
     uint64_t seq;     /* messages numbered so far */
-    uint64_t cur_seq; /* number of the message being sent */
     redo_t *redo;
     size_t nredo, capredo;
     int *dn_parent;   /* per dispatch node, within this producer's trees */
@@ -103,7 +91,6 @@ struct edge_out {
     volatile uint64_t *resent_mirror; /* a copy of resent kept there too */
     edge_wait_fn wait;
     void *owner;
-    void *ackin;
     out_peer_t *peers;
     int npeers;
     int *slot;
@@ -112,10 +99,6 @@ struct edge_out {
     uint64_t items;
     uint64_t sent_at; /* ticks of the last send */
     uint64_t now;     /* the caller's idea of the time, 0 when it has none */
-
-    uint8_t *delivered; /* per dispatch node, for the message being sent */
-    int *touched;
-    int ntouched;
 };
 
 uint8_t *edge_out_reserve_slow(edge_out_t *o, int port, size_t size, int *rc);

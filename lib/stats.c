@@ -61,13 +61,6 @@ struct stats {
     size_t latest_len;
 };
 
-static long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 const char *mpx_stage_state_name(mpx_stage_state_t s)
 {
     switch (s) {

@@ -42,10 +42,8 @@ typedef enum wire_type {
     /* data edge */
     WIRE_DATA = 1,  /* count item records */
     WIRE_EOS = 2,   /* the sender will send nothing more */
-    WIRE_ACK = 3,   /* consumer -> producer: u64 items, u64 bytes consumed,
-                     * u32 the producer generation they count, u32 zero */
-    WIRE_ASK = 4,   /* producer -> consumer: out of credit, acknowledge what
-                     * you have taken (header only; lib/edge.h) */
+    WIRE_CREDIT = 3, /* consumer -> producer, on the same connection as the
+                      * data: wire_credit_t (lib/edge.h says when) */
     /* control channel, child -> parent */
     WIRE_HELLO = 16, /* u32 pid */
     WIRE_READY = 17, /* setup done (or first put in setup) */
@@ -84,8 +82,20 @@ typedef struct wire_stats {
     uint64_t failed; /* items given up on (skipped, dead-lettered) */
 } wire_stats_t;
 
-/* WIRE_ACK flags */
-#define WIRE_ACK_CLOSED 1u /* the consumer stopped: send it nothing more */
+/* The payload of WIRE_CREDIT.  Counts are cumulative over the stream of
+ * one producer process (its generation): the producer may have sent up to
+ * `items` records and, while it has sent fewer than `bytes` bytes of
+ * records, one more message; `confirmed` records are done with for good
+ * (processed, and what they made confirmed downstream when the consumer
+ * is recoverable), so the producer may drop its copies. */
+typedef struct wire_credit {
+    uint64_t items, bytes, confirmed;
+    uint32_t prod_gen; /* the producer generation the counts are about */
+    uint32_t zero;
+} wire_credit_t;
+
+/* WIRE_CREDIT flags */
+#define WIRE_CREDIT_CLOSED 1u /* the consumer stopped: send it nothing more */
 
 /* `gen` is the sender's generation: 0, then one more each time its
  * process was replaced after dying (lib/supervisor.c).  Receivers use it

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/edge.h" /* EDGE_ACK_SIZE */
 #include "lib/wire.h"
 
 /* The largest seed; the fuzzer runs with -max_len=4096. */
@@ -154,17 +153,14 @@ int main(int argc, char **argv)
     item(&s, NULL, 0, (mpx_part_t[]){{"extra", 5}}, 1);
     bad |= save(dir, "bad_data_trailing_record", &s);
 
-    /* Acks: u64 items, u64 bytes; whatever follows up to EDGE_ACK_SIZE
-     * (a generation, ...) is zero. */
-    uint64_t counts[2] = {5, 320};
-    head(&s, WIRE_ACK, 0, 0);
-    payload(&s, counts, sizeof counts);
-    s.len = EDGE_ACK_SIZE;
-    bad |= save(dir, "ack", &s);
-    head(&s, WIRE_ACK, WIRE_ACK_CLOSED, 0);
-    payload(&s, counts, sizeof counts);
-    s.len = EDGE_ACK_SIZE;
-    bad |= save(dir, "ack_closed", &s);
+    /* Credit: wire_credit_t, exactly EDGE_CREDIT_SIZE with the header. */
+    wire_credit_t credit = {64, 1 << 20, 5, 0, 0};
+    head(&s, WIRE_CREDIT, 0, 0);
+    payload(&s, &credit, sizeof credit);
+    bad |= save(dir, "credit", &s);
+    head(&s, WIRE_CREDIT, WIRE_CREDIT_CLOSED, 0);
+    payload(&s, &credit, sizeof credit);
+    bad |= save(dir, "credit_closed", &s);
 
     /* Control, child -> parent. */
     uint32_t pid = 4242;

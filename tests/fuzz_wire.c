@@ -1,7 +1,7 @@
 /* tests/fuzz_wire.c — a libFuzzer target for the wire decoder (lib/wire.c):
  * each input is one message as it arrives on a data edge or on the control
  * channel, decoded the way its receiver does (lib/edge_in.c, edge_out.c
- * read_acks, supervisor.c on_ctl, child.c handle_ctl).  Besides the
+ * read_credit, supervisor.c on_ctl, child.c handle_ctl).  Besides the
  * sanitizers' checks it asserts what must hold of anything the decoder
  * accepts, and aborts when that fails.  Run it with tests/test_fuzz.sh.
  *
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/edge.h" /* EDGE_ACK_SIZE: an ack is exactly that long */
+#include "lib/edge.h" /* EDGE_CREDIT_SIZE: a credit message is exactly that long */
 #include "lib/wire.h"
 #include "mpx/monitor.h" /* MPX_STATE_FAILED, the last state a stats report may give */
 
@@ -282,13 +282,14 @@ static const char *data_message(const uint8_t *msg, size_t len, const wire_head_
     return NULL;
 }
 
-/* An ack, as edge_out.c read_acks takes it. */
-static const char *ack_message(const uint8_t *msg, size_t len)
+/* A credit message, as edge_out.c read_credit takes it. */
+static const char *credit_message(const uint8_t *msg, size_t len)
 {
-    if (len != EDGE_ACK_SIZE)
-        return "ack of the wrong size";
-    uint64_t items = rd64(msg + WIRE_HEAD), bytes = rd64(msg + WIRE_HEAD + 8);
-    __asm__ volatile("" : : "r"(items), "r"(bytes));
+    if (len != (size_t)EDGE_CREDIT_SIZE)
+        return "credit of the wrong size";
+    wire_credit_t c;
+    memcpy(&c, msg + WIRE_HEAD, sizeof c);
+    __asm__ volatile("" : : "r"(c.items), "r"(c.bytes), "r"(c.confirmed), "r"(c.prod_gen));
     touch(msg + WIRE_HEAD, len - WIRE_HEAD);
     return NULL;
 }
@@ -364,7 +365,7 @@ static const char *fuzz_message(const uint8_t *msg, size_t len)
     switch (h.type) {
     case WIRE_DATA:
     case WIRE_EOS: return data_message(msg, len, &h);
-    case WIRE_ACK: return ack_message(msg, len);
+    case WIRE_CREDIT: return credit_message(msg, len);
     default: return ctl_message(msg, len, &h);
     }
 }

@@ -84,7 +84,7 @@ def main():
 
     expect = {"small_items": "items/s", "small_items_recoverable": "items/s", "memory": "KiB", "latency": "us", "scaling": "x",
               "large_items": "MB/s", "startup": "ms", "chain": "items/s",
-              "parallel": "items/s"}
+              "parallel": "items/s", "grain": "x", "pachinko": "ms", "wide": "ms"}
     check(set(by) == set(expect), f"the benchmarks are {sorted(expect)}: got {sorted(by)}")
     for name, unit in expect.items():
         for r in by.get(name, []):
@@ -120,6 +120,23 @@ def main():
               f"startup runs 17 processes carrying 100 items: {r}")
         check(r.get("cpu_ms", 0) > 0 and r.get("baseline_cpu_ms", 0) > 0,
               f"startup says the CPU its run took: {r}")
+    cpus = os.cpu_count() or 1
+    counts = [2] + ([cpus] if cpus > 2 else [])
+    want = sorted((g, w) for g in (1, 10, 40, 1000) for w in counts)
+    got = sorted((r.get("us_per_item"), r.get("workers")) for r in by.get("grain", []))
+    check(got == want, f"grain has a line per grain and worker count {want}: got {got}")
+    for r in by.get("grain", []):
+        check(r.get("items", 0) > 0 and r.get("seconds", 0) > 0 and
+              isinstance(r.get("overhead_cpu_us_per_item"), (int, float)),
+              f"grain says its items, time and CPU beyond the work: {r}")
+    for r in by.get("pachinko", []):
+        check(r.get("processes") == 42 and r.get("items") == 5 and r.get("cpu_ms", 0) > 0,
+              f"pachinko runs 42 processes carrying 5 items: {r}")
+    widths = sorted(r.get("workers") for r in by.get("wide", []))
+    check(widths == [16, 64], f"wide runs groups of 16 and 64 workers with --quick: {widths}")
+    for r in by.get("wide", []):
+        check(r.get("processes") == r.get("workers", 0) + 2 and r.get("cpu_ms_per_worker", 0) > 0,
+              f"wide says its processes and CPU per worker: {r}")
     check(sorted(r.get("stages") for r in by.get("chain", [])) == [1, 4, 16],
           "chain of 1, 4, 16 stages")
     check(sorted(r.get("workers") for r in by.get("parallel", [])) == [1, 4, 16],

@@ -818,7 +818,7 @@ static void malformed_edge_message_reported(void)
     /* Into the inbox of 'inc' (instance 1): garbage, then a header from a
      * sender that does not feed it. */
     static const char junk[] = "this is not an mpx message";
-    send_raw(g, ZMQ_PUSH, "i1", junk, sizeof junk);
+    send_raw(g, ZMQ_DEALER, "i1", junk, sizeof junk);
     while (mpx_graph_next(g))
         ;
     EXPECT_ERROR(g, MPX_ESTAGE, "stage 'inc'", "malformed message on an edge");

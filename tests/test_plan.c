@@ -126,9 +126,10 @@ static void capacities_and_windows(void)
     mpx_node_destroy(&g);
 }
 
-/* Prompt credit where a producer chooses among consumers, or either end
- * is recoverable; not on a plain chain or a broadcast. */
-static void prompt_credit(void)
+/* Confirmations where the consumer is recoverable, or the producer is a
+ * recoverable stage with input; not on a plain chain, a broadcast or a
+ * choice, nor from a recoverable source. */
+static void confirms(void)
 {
     /* 0: range -> 1: inc -> B(2, 3) -> P(4, 5) -> 6: recoverable -> 7: sink */
     mpx_node_t *last = mpx_stage(&Inc, NULL);
@@ -141,11 +142,19 @@ static void prompt_credit(void)
     expect_route(p, 1, "ALL(2,3)");
     expect_route(p, 2, "ONE(4,5)");
     expect_route(p, 4, "6");
-    CHECK(!plan_prompt_credit(p, 0, 1), "a plain chain");
-    CHECK(!plan_prompt_credit(p, 1, 2) && !plan_prompt_credit(p, 1, 3), "a broadcast");
-    CHECK(plan_prompt_credit(p, 2, 4) && plan_prompt_credit(p, 3, 5), "a parallel choice");
-    CHECK(plan_prompt_credit(p, 4, 6) && plan_prompt_credit(p, 5, 6), "a recoverable consumer");
-    CHECK(plan_prompt_credit(p, 6, 7), "a recoverable producer (to the sink)");
+    CHECK(!plan_confirms(p, 0, 1), "a plain chain");
+    CHECK(!plan_confirms(p, 1, 2) && !plan_confirms(p, 1, 3), "a broadcast");
+    CHECK(!plan_confirms(p, 2, 4) && !plan_confirms(p, 3, 5), "a parallel choice");
+    CHECK(plan_confirms(p, 4, 6) && plan_confirms(p, 5, 6), "a recoverable consumer");
+    CHECK(plan_confirms(p, 6, 7), "a recoverable producer with input (to the sink)");
+    plan_free(&p);
+    mpx_node_destroy(&g);
+    /* A recoverable source has no input to confirm. */
+    mpx_node_t *src = range_node(0, 1);
+    mpx_node_set_retries(src, 1);
+    g = MPX_EZ(src, mpx_stage(&Inc, NULL));
+    p = plan_of(g);
+    CHECK(!plan_confirms(p, 0, 1), "a recoverable source");
     plan_free(&p);
     mpx_node_destroy(&g);
 }
@@ -157,7 +166,7 @@ int main(int argc, char **argv)
         TEST_CASE(parallel_and_broadcast),
         TEST_CASE(nested_groups_flatten),
         TEST_CASE(capacities_and_windows),
-        TEST_CASE(prompt_credit),
+        TEST_CASE(confirms),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
 }
