@@ -299,7 +299,7 @@ static int poll_serving(child_rt_t *rt, zmq_pollitem_t *items, int n, uint64_t *
         uint64_t t0 = mono_ns();
         if (rt->stats_ns && t0 - rt->stats_at >= rt->stats_ns)
             child_report(rt);
-        int rc = zmq_poll(items, n, report_timeout(rt, t0));
+        int rc = edge_poll(items, n, report_timeout(rt, t0));
         if (waited)
             *waited += mono_ns() - t0;
         if (rc < 0) {

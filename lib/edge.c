@@ -6,6 +6,7 @@
 #include "edge.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,3 +115,88 @@ int *edge_slot_map(const plan_t *plan)
     return slot;
 }
 
+
+/* What a zmq socket is ready for now (ZMQ_POLLIN/ZMQ_POLLOUT), of `want`. */
+static short zsock_ready(void *sock, short want)
+{
+    uint32_t ev = 0;
+    size_t len = sizeof ev;
+    if (zmq_getsockopt(sock, ZMQ_EVENTS, &ev, &len) != 0)
+        return ZMQ_POLLERR;
+    return (short)(ev & (uint32_t)want);
+}
+
+static short fd_ready(short revents)
+{
+    short r = 0;
+    if (revents & POLLIN)
+        r |= ZMQ_POLLIN;
+    if (revents & POLLOUT)
+        r |= ZMQ_POLLOUT;
+    if (revents & POLLPRI)
+        r |= ZMQ_POLLPRI;
+    if (revents & ~(POLLIN | POLLOUT | POLLPRI))
+        r |= ZMQ_POLLERR;
+    return r;
+}
+
+int edge_poll(zmq_pollitem_t *items, int n, long timeout_ms)
+{
+    struct pollfd local[16];
+    struct pollfd *pfd = n <= 16 ? local : malloc((size_t)n * sizeof *pfd);
+    if (!pfd) {
+        errno = ENOMEM;
+        return -1;
+    }
+    int ready = 0, nfds = 0;
+    for (int i = 0; i < n; i++) {
+        items[i].revents = 0;
+        if (items[i].socket) {
+            items[i].revents = zsock_ready(items[i].socket, items[i].events);
+            size_t len = sizeof pfd[i].fd;
+            if (zmq_getsockopt(items[i].socket, ZMQ_FD, &pfd[i].fd, &len) != 0)
+                pfd[i].fd = -1;
+            pfd[i].events = POLLIN; /* commands arrived */
+            if (items[i].revents) {
+                pfd[i].fd = -1; /* known already: poll skips it */
+                ready++;
+            }
+        } else {
+            pfd[i].fd = items[i].fd;
+            pfd[i].events = (short)((items[i].events & ZMQ_POLLIN ? POLLIN : 0) |
+                                    (items[i].events & ZMQ_POLLOUT ? POLLOUT : 0) |
+                                    (items[i].events & ZMQ_POLLPRI ? POLLPRI : 0));
+            nfds++;
+        }
+    }
+    long wait = ready ? 0 : timeout_ms;
+    /* Descriptors are looked at even when a socket is ready: a process
+     * that always has input must still notice a child's exit. */
+    if (wait == 0 && nfds == 0)
+        goto out;
+    long deadline = wait > 0 ? mono_ms() + wait : 0;
+    for (;;) {
+        int rc = poll(pfd, (nfds_t)n, (int)(wait > INT32_MAX ? INT32_MAX : wait));
+        if (rc < 0) {
+            ready = -1;
+            goto out;
+        }
+        for (int i = 0; i < n; i++) {
+            if (!pfd[i].revents)
+                continue;
+            short r = items[i].socket ? zsock_ready(items[i].socket, items[i].events)
+                                      : fd_ready(pfd[i].revents);
+            ready += r && !items[i].revents;
+            items[i].revents |= r;
+        }
+        if (ready || rc == 0 || wait == 0)
+            break;
+        /* Only commands that made nothing ready: sleep again. */
+        if (wait > 0 && (wait = deadline - mono_ms()) <= 0)
+            break;
+    }
+out:
+    if (pfd != local)
+        free(pfd);
+    return ready;
+}

@@ -27,6 +27,9 @@ typedef struct in_peer {
     bool eos;
     uint64_t taken_items, taken_bytes; /* records taken (or discarded): for credit */
     uint64_t grant_items, grant_bytes; /* what it may send, as it was told */
+    /* Taken this far, the rule is looked at again (half the target, or of
+     * the byte window, before the grant). */
+    uint64_t regrant_items, regrant_bytes;
     uint64_t done_items;  /* records processed (taken, but for the one in hand) */
     uint64_t cp_items;    /* done at the last checkpoint (chained) */
     uint64_t confirmable; /* what may be confirmed now */
@@ -112,6 +115,8 @@ static void fresh_peer(edge_in_t *in, in_peer_t *p, uint32_t gen)
     p->confirmable = p->confirmed = 0;
     p->grant_items = in->start_items;
     p->grant_bytes = in->win_bytes;
+    p->regrant_items = p->grant_items - p->grant_items / 2;
+    p->regrant_bytes = p->grant_bytes - in->win_bytes / 2;
 }
 
 edge_in_t *edge_in_new(void *zctx, const plan_t *plan, int self, uint32_t gen,
@@ -242,8 +247,17 @@ static void grant(edge_in_t *in, in_peer_t *p, bool confirm)
             more = true;
         }
     }
+    p->regrant_items = p->grant_items > t / 2 ? p->grant_items - t / 2 : 0;
+    p->regrant_bytes = p->grant_bytes - in->win_bytes / 2;
     if (more || (confirm && p->confirms && p->confirmable != p->confirmed))
         send_credit(in, p);
+}
+
+/* The rule's test, as cheap as it can be for every record taken. */
+static inline void grant_due(edge_in_t *in, in_peer_t *p)
+{
+    if (p->taken_items >= p->regrant_items || (int64_t)(p->taken_bytes - p->regrant_bytes) >= 0)
+        grant(in, p, false);
 }
 
 void edge_in_settle(edge_in_t *in)
@@ -546,7 +560,7 @@ int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, s
             in->cur_rec = p->taken_items;
             p->taken_items++;
             p->taken_bytes += size;
-            grant(in, p, false);
+            grant_due(in, p);
             uint32_t flags;
             memcpy(&flags, rec + 12, 4);
             if (flags & WIRE_REC_MARK) {

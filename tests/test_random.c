@@ -3,7 +3,10 @@
  *
  * Each graph is a source of N numbers followed by a random tree of depth
  * at least 3 mixing serial, parallel and broadcast groups, mpx_as/mpx_by
- * and small capacities.  Every stage maps an input to 0..3 outputs by a
+ * and small capacities, with slow stages (a sleep per item, for the first
+ * 30 ms of each process's work) among fast ones, so that slow consumers
+ * get their work in small batches and fast ones in large ones.  Every
+ * stage maps an input to 0..3 outputs by a
  * hash of (stage function, value), appends its function id to the item's
  * meta trace, and some put one more item in teardown.  The branches of a
  * parallel group compute the same function (they are clones that differ
@@ -18,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "stages.h"
@@ -42,7 +46,9 @@ static uint32_t rnd(uint32_t n) { return (uint32_t)((rng_state = mix(rng_state))
 typedef struct fn_args {
     int fid;
     int teardown; /* puts one item in teardown */
+    int delay_us; /* a slow stage sleeps this long per item... */
 } fn_args_t;
+#define SLOW_BUDGET_US 30000 /* ...until it has slept this long in all */
 
 static int outputs(int fid, int64_t x) { return (int)(mix((uint64_t)fid * 1000003u + (uint64_t)x) % 4); }
 static int64_t output(int fid, int64_t x, int j)
@@ -62,6 +68,11 @@ static int trace_append(mpx_stage_t *st, int fid)
 static int fn_process(mpx_stage_t *st, mpx_item_t *it)
 {
     const fn_args_t *a = mpx_args(st);
+    int *slept = mpx_state(st);
+    if (a->delay_us && *slept < SLOW_BUDGET_US) {
+        usleep((useconds_t)a->delay_us);
+        *slept += a->delay_us;
+    }
     int64_t x = mpx_item_i64(it);
     int rc = trace_append(st, a->fid);
     for (int j = 0; rc == 0 && j < outputs(a->fid, x); j++)
@@ -79,7 +90,8 @@ static int fn_teardown(mpx_stage_t *st)
 }
 
 static const mpx_stage_def_t Fn = {.name = "rfn", .args_size = sizeof(fn_args_t),
-                                   .process = fn_process, .teardown = fn_teardown};
+                                   .state_size = sizeof(int), .process = fn_process,
+                                   .teardown = fn_teardown};
 
 static int source_setup(mpx_stage_t *st)
 {
@@ -98,7 +110,7 @@ typedef enum { SP_STAGE, SP_SERIAL, SP_PARALLEL, SP_BROADCAST } sp_kind_t;
 
 typedef struct spec {
     sp_kind_t kind;
-    int fid, teardown, count, by; /* stage */
+    int fid, teardown, count, by, delay_us; /* stage */
     size_t cap;                   /* 0: inherit */
     struct spec *kids[3];
     int nkids;
@@ -142,6 +154,7 @@ static spec_t *sp_gen(int depth)
         spec_t *s = sp_new(SP_STAGE);
         s->fid = ++next_fid;
         s->teardown = rnd(3) == 0;
+        s->delay_us = rnd(4) == 0 ? 20 + 20 * (int)rnd(10) : 0;
         s->by = rnd(6) == 0;
         s->count = 1 + (rnd(3) == 0);
         s->cap = rnd(5) == 0 ? 2 + rnd(6) : 0;
@@ -183,7 +196,10 @@ static int sp_procs(const spec_t *s)
 static void sp_print(const spec_t *s, FILE *f)
 {
     if (s->kind == SP_STAGE) {
-        fprintf(f, "%s%d(f%d%s)", s->by ? "by" : "as", s->count, s->fid, s->teardown ? ",td" : "");
+        fprintf(f, "%s%d(f%d%s", s->by ? "by" : "as", s->count, s->fid, s->teardown ? ",td" : "");
+        if (s->delay_us)
+            fprintf(f, ",slow %dus", s->delay_us);
+        fputc(')', f);
     } else {
         fputs(s->kind == SP_SERIAL ? "S(" : s->kind == SP_PARALLEL ? "P(" : "B(", f);
         for (int i = 0; i < s->nkids; i++) {
@@ -201,7 +217,7 @@ static mpx_node_t *sp_build(const spec_t *s)
 {
     mpx_node_t *n;
     if (s->kind == SP_STAGE) {
-        fn_args_t a = {s->fid, s->teardown};
+        fn_args_t a = {s->fid, s->teardown, s->delay_us};
         n = s->by ? mpx_by(s->count, &Fn, &a) : mpx_as(s->count, &Fn, &a);
     } else {
         mpx_node_t *kids[3];
