@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -57,23 +59,29 @@ static const mpx_stage_def_t Flaky = {.name = "flaky",
 
 /* Dies by `sig` on item `id` (any item when id < 0): only once over the
  * run (the event is set by the process that dies) unless `always`, and
- * only once `after` is set when there is one. */
+ * only once `after` is set when there is one.  With `hold`, the process
+ * that takes the item waits for `after` instead of passing the item on,
+ * so that the death comes at a moment the test chose. */
 typedef struct crash_args {
     mpx_event_t *once;
     int64_t id;
     int sig;
     bool always;
     mpx_event_t *after;
+    bool hold;
 } crash_args_t;
 
 static int crash_process(mpx_stage_t *st, mpx_item_t *it)
 {
     const crash_args_t *a = mpx_args(st);
-    if ((a->id < 0 || mpx_item_i64(it) == a->id) &&
-        (a->always || !mpx_event_is_set(a->once)) && (!a->after || mpx_event_is_set(a->after))) {
-        if (a->once)
-            mpx_event_set(a->once);
-        raise(a->sig);
+    if ((a->id < 0 || mpx_item_i64(it) == a->id) && (a->always || !mpx_event_is_set(a->once))) {
+        if (a->after && a->hold)
+            mpx_event_wait(a->after, -1);
+        if (!a->after || mpx_event_is_set(a->after)) {
+            if (a->once)
+                mpx_event_set(a->once);
+            raise(a->sig);
+        }
     }
     return mpx_put_item(st, it);
 }
@@ -330,7 +338,8 @@ static void crash_under_stop_names_signal_and_item(void)
      * an exit with status 1. */
     /* The source never ends: only a crash noticed at once ends this run. */
     mpx_graph_t *g = MPX_EZ(mpx_stage(&Endless, NULL), mpx_stage(&Inc, NULL),
-                            mpx_as(2, &Crash, &(crash_args_t){NULL, 5000, SIGABRT, true, NULL}));
+                            mpx_as(2, &Crash,
+                                   &(crash_args_t){.id = 5000, .sig = SIGABRT, .always = true}));
     EXPECT_ERROR(g, MPX_ECRASH, "stage 'crash' instance ", " of 2 (pid ",
                  "was killed by signal 6 (Aborted)", "while processing item ");
 }
@@ -341,7 +350,8 @@ static void crashed_worker_is_replaced_nothing_lost(void)
     REQUIRE(once, "event");
     const int64_t n = 20000;
     mpx_graph_t *g = MPX_EZ(range_node(0, n),
-                            mpx_as(3, &Crash, &(crash_args_t){once, 777, SIGKILL, false, NULL}),
+                            mpx_as(3, &Crash,
+                                   &(crash_args_t){.once = once, .id = 777, .sig = SIGKILL}),
                             mpx_stage(&Inc, NULL));
     CHECK_EQ(mpx_node_set_retries(g, 2), 0);
     int64_t total, redelivered;
@@ -375,7 +385,8 @@ static void poison_item_handled_by_policy(void)
      * skipped; everything else arrives. */
     const int64_t n = 2000;
     mpx_graph_t *g = MPX_EZ(range_node(0, n),
-                            mpx_as(2, &Crash, &(crash_args_t){NULL, 13, SIGABRT, true, NULL}));
+                            mpx_as(2, &Crash,
+                                   &(crash_args_t){.id = 13, .sig = SIGABRT, .always = true}));
     CHECK_EQ(mpx_node_set_retries(g, 1), 0);
     CHECK_EQ(mpx_node_on_error(g, MPX_ON_ERROR_SKIP, NULL), 0);
     int64_t total;
@@ -404,8 +415,9 @@ static void replaced_producer_finds_replaced_consumer(void)
     const int64_t n = 100000;
     mpx_graph_t *g =
         MPX_EZ(range_node(0, n),
-               mpx_stage(&Crash, &(crash_args_t){first_died, -1, SIGKILL, false, second_died}),
-               mpx_stage(&Crash, &(crash_args_t){second_died, 100, SIGKILL, false, NULL}));
+               mpx_stage(&Crash, &(crash_args_t){.once = first_died, .id = -1, .sig = SIGKILL,
+                                                  .after = second_died}),
+               mpx_stage(&Crash, &(crash_args_t){.once = second_died, .id = 100, .sig = SIGKILL}));
     CHECK_EQ(mpx_node_set_retries(g, 2), 0);
     int64_t total;
     REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
@@ -634,13 +646,15 @@ static void expect_restarts(mpx_graph_t *g, unsigned char *seen, int64_t n, mpx_
 }
 
 /* The application holds a lock while a replacement is made.  A process
- * forked from the application's would copy it held and wait on it forever
- * in setup; the fork server's copy is the state the stages were first
- * forked in, unlocked. */
+ * forked from the application's would copy it held (and wait on it
+ * forever in a real program); the fork server's copy is the state the
+ * stages were first forked in, unlocked.  Setup tries the lock rather than
+ * waiting on it, so that a copy held fails the run at once, saying so. */
 static pthread_mutex_t app_lock = PTHREAD_MUTEX_INITIALIZER;
 static int lock_setup(mpx_stage_t *st)
 {
-    pthread_mutex_lock(&app_lock);
+    if (pthread_mutex_trylock(&app_lock) != 0)
+        return mpx_fail(st, "this process started with the application's lock held");
     pthread_mutex_unlock(&app_lock);
     return 0;
 }
@@ -650,16 +664,20 @@ static const mpx_stage_def_t LockSetup = {.name = "locksetup", .args_size = size
 static void *start_graph(void *g) { return (void *)(intptr_t)mpx_graph_start(g); }
 
 /* Also with the graph started from a thread that has ended since (the
- * kernel's parent-death signal would come then, for the whole process). */
+ * kernel's parent-death signal would come then, for the whole process).
+ * The process that takes item 777 waits until the lock is held before it
+ * dies, and the replacement is made inside mpx_graph_next, which runs only
+ * while the lock is held. */
 static void replacement_does_not_inherit_held_locks(void)
 {
     for (int from_thread = 0; from_thread < 2; from_thread++) {
-        mpx_event_t *once = mpx_event_new();
-        REQUIRE(once, "event");
+        mpx_event_t *once = mpx_event_new(), *locked = mpx_event_new();
+        REQUIRE(once && locked, "event");
         const int64_t n = 20000;
-        mpx_graph_t *g =
-            MPX_EZ(range_node(0, n),
-                   mpx_as(2, &LockSetup, &(crash_args_t){once, 777, SIGKILL, false, NULL}));
+        mpx_graph_t *g = MPX_EZ(
+            range_node(0, n),
+            mpx_as(2, &LockSetup, &(crash_args_t){.once = once, .id = 777, .sig = SIGKILL,
+                                                     .after = locked, .hold = true}));
         CHECK_EQ(mpx_node_set_retries(g, 2), 0);
         if (from_thread) {
             pthread_t t;
@@ -671,43 +689,153 @@ static void replacement_does_not_inherit_held_locks(void)
             REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
         }
         pthread_mutex_lock(&app_lock);
+        mpx_event_set(locked);
         int64_t total;
         unsigned char *seen = collect_ids(g, n, &total, NULL);
         int rc = mpx_graph_join(g);
         pthread_mutex_unlock(&app_lock);
         CHECK_EQ(rc, 0);
+        if (rc != 0)
+            printf("error: %s\n", mpx_graph_error(g));
+        mpx_event_destroy(&locked);
         expect_restarts(g, seen, n, &once, "locksetup", 1);
     }
 }
 
-/* The fork server does not answer (stopped here): it is killed, and the
- * replacement is forked from the application's process instead; the
- * server can make nothing later that the run would not know of. */
+/* What the application's memory says: 0 until its graph started, 1 after.
+ * The fork server, and every process it clones, has the 0 it was forked
+ * with; a process forked from the application's later has the 1. */
+static volatile int app_epoch;
+
+typedef struct fallback_args {
+    crash_args_t crash; /* first: crash_process reads it */
+    int notes, hold;    /* pipe ends */
+} fallback_args_t;
+typedef struct fallback_note {
+    pid_t pid;
+    int epoch;
+} fallback_note_t;
+
+/* Notes its pid and app_epoch; a replacement (the crash has happened)
+ * then waits for a byte on `hold`, so that the run is still under way
+ * while the test looks at the fork server. */
+static int fallback_setup(mpx_stage_t *st)
+{
+    const fallback_args_t *a = mpx_args(st);
+    fallback_note_t note = {getpid(), app_epoch};
+    char c;
+    if (write(a->notes, &note, sizeof note) != (ssize_t)sizeof note ||
+        (mpx_event_is_set(a->crash.once) && read(a->hold, &c, 1) != 1))
+        return mpx_fail(st, "note pipes: %s", strerror(errno));
+    return 0;
+}
+static const mpx_stage_def_t FallbackCrash = {.name = "crash",
+                                              .args_size = sizeof(fallback_args_t),
+                                              .setup = fallback_setup,
+                                              .process = crash_process};
+
+typedef struct server_watch {
+    int notes, hold, pidfd;
+    pid_t server;
+    fallback_note_t note; /* the replacement's */
+    bool noted, gone;
+    siginfo_t how; /* how the server ended */
+} server_watch_t;
+
+/* Once a replacement is in its setup, look whether the server has been
+ * killed; then let the replacement go on.  The parent kills the server
+ * before it forks the replacement, but the kernel ends the server only
+ * when it next runs it: its pidfd says when.  The time limits only guard
+ * against a hang. */
+static void *watch_server(void *arg)
+{
+    server_watch_t *w = arg;
+    struct pollfd p = {w->notes, POLLIN, 0};
+    w->noted = poll(&p, 1, 60000) == 1 &&
+               read(w->notes, &w->note, sizeof w->note) == (ssize_t)sizeof w->note;
+    if (w->noted) {
+        struct pollfd q = {w->pidfd, POLLIN, 0};
+        w->how.si_pid = 0;
+        /* WNOWAIT: the server stays the library's to reap. */
+        w->gone = poll(&q, 1, 30000) == 1 &&
+                  waitid(P_PID, (id_t)w->server, &w->how, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+                  w->how.si_pid == w->server;
+    }
+    char c = 'o';
+    if (write(w->hold, &c, 1) != 1)
+        w->noted = false;
+    return NULL;
+}
+
+/* The fork server does not answer (it is stopped before the crash):
+ * the parent kills it, and forks the replacement from the application's
+ * process instead.  The replacement's memory tells which of the two made
+ * it. */
 static void stopped_fork_server_is_replaced_by_fork(void)
 {
-    mpx_event_t *once = mpx_event_new();
-    REQUIRE(once, "event");
+    mpx_event_t *once = mpx_event_new(), *stopped = mpx_event_new();
+    REQUIRE(once && stopped, "event");
+    int fds[4]; /* notes, hold: read and write ends */
+    REQUIRE(pipe(fds) == 0 && pipe(fds + 2) == 0, "pipe");
     const int64_t n = 20000;
-    mpx_graph_t *g = MPX_EZ(range_node(0, n), mpx_as(2, &Crash, &(crash_args_t){once, 777, SIGKILL,
-                                                                              false, NULL}));
+    fallback_args_t args = {
+        {.once = once, .id = 777, .sig = SIGKILL, .after = stopped, .hold = true}, fds[1], fds[2]};
+    mpx_graph_t *g = MPX_EZ(range_node(0, n), mpx_as(2, &FallbackCrash, &args));
     CHECK_EQ(mpx_node_set_retries(g, 2), 0);
+    app_epoch = 0;
     REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
-    pid_t kids[64], server = 0;
-    int nkids = children(kids, 64);
-    for (int i = 0; i < nkids && !server; i++) {
-        char path[64], comm[32] = "";
-        snprintf(path, sizeof path, "/proc/%d/comm", (int)kids[i]);
-        FILE *f = fopen(path, "r");
-        if (f && fgets(comm, sizeof comm, f) && strcmp(comm, "mpx-forks\n") == 0)
-            server = kids[i];
-        if (f)
-            fclose(f);
+    app_epoch = 1;
+    /* Both ran their setup before the start returned. */
+    fallback_note_t first[2];
+    for (int i = 0; i < 2; i++) {
+        REQUIRE(read(fds[0], &first[i], sizeof first[i]) == (ssize_t)sizeof first[i], "notes");
+        CHECK_EQ(first[i].epoch, 0);
     }
-    REQUIRE(server > 0, "no fork server among %d children", nkids);
-    CHECK_EQ(kill(server, SIGSTOP), 0);
+    /* The server is the one child that is not a stage process. */
+    pid_t kids[64], server = 0;
+    int nkids = children(kids, 64), others = 0;
+    for (int i = 0; i < nkids; i++) {
+        bool stage = false;
+        for (size_t k = 0; k < mpx_graph_instance_count(g) && !stage; k++) {
+            mpx_instance_info_t info;
+            stage = mpx_graph_instance_info(g, k, &info) == 0 && info.pid == kids[i];
+        }
+        if (!stage) {
+            server = kids[i];
+            others++;
+        }
+    }
+    REQUIRE(others == 1, "%d children besides the stages", others);
+    int pidfd = (int)syscall(SYS_pidfd_open, server, 0);
+    REQUIRE(pidfd >= 0, "pidfd_open: %s", strerror(errno));
+    REQUIRE(kill(server, SIGSTOP) == 0, "SIGSTOP: %s", strerror(errno));
+    siginfo_t si = {0};
+    REQUIRE(waitid(P_PID, (id_t)server, &si, WSTOPPED | WNOWAIT) == 0 && si.si_code == CLD_STOPPED,
+            "the server did not stop");
+    mpx_event_set(stopped);
+    server_watch_t w = {.notes = fds[0], .hold = fds[3], .pidfd = pidfd, .server = server};
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, watch_server, &w) == 0, "thread");
     int64_t total;
     unsigned char *seen = collect_ids(g, n, &total, NULL);
     CHECK_EQ(mpx_graph_join(g), 0);
+    pthread_join(t, NULL);
+    CHECK(w.noted, "no replacement ran its setup");
+    if (w.noted) {
+        CHECK(w.note.pid != first[0].pid && w.note.pid != first[1].pid, "pid %d noted again",
+              (int)w.note.pid);
+        CHECK(w.note.epoch == 1,
+              "the replacement has the fork server's memory: it was not forked from the "
+              "application's process");
+    }
+    CHECK(w.gone && w.how.si_code == CLD_KILLED && w.how.si_status == SIGKILL,
+          "the server was not killed before the replacement started (ended: %d, code %d, "
+          "status %d)",
+          w.gone, w.how.si_code, w.how.si_status);
+    close(pidfd);
+    for (int i = 0; i < 4; i++)
+        close(fds[i]);
+    mpx_event_destroy(&stopped);
     /* Forked from this threaded process, a replacement may wait forever on
      * a lock (AddressSanitizer's allocator does that now and then), and is
      * then replaced again after 5 s. */
