@@ -307,6 +307,10 @@ static void dead_letter_gets_item_meta_and_error(void)
     mpx_node_destroy(&g);
 }
 
+/* Forks made by this process (pthread_atfork), whoever made them. */
+static int forks_seen;
+static void count_fork(void) { forks_seen++; }
+
 static void policy_settings_checked(void)
 {
     mpx_graph_t *g = MPX_EZ(range_node(0, 10), mpx_stage(&Inc, NULL));
@@ -321,7 +325,9 @@ static void policy_settings_checked(void)
     CHECK_EQ(mpx_graph_check(g), MPX_EGRAPH);
     CHECK(strstr(mpx_graph_error(g), "dead-letter side graph 'nowhere'"), "message: %s",
           mpx_graph_error(g));
+    REQUIRE(pthread_atfork(count_fork, NULL, NULL) == 0, "pthread_atfork");
     CHECK_EQ(mpx_graph_start(g), MPX_EGRAPH);
+    CHECK_EQ(forks_seen, 0);
     for (size_t i = 0; i < mpx_graph_instance_count(g); i++) {
         mpx_instance_info_t info;
         CHECK(mpx_graph_instance_info(g, i, &info) != 0 || info.pid == 0, "forked %s",
@@ -404,20 +410,39 @@ static void poison_item_handled_by_policy(void)
     mpx_node_destroy(&g);
 }
 
+/* Crash, whose replacement (the crash has happened) sets `replaced` in
+ * its setup. */
+typedef struct crash_then_args {
+    crash_args_t crash; /* first: crash_process reads it */
+    mpx_event_t *replaced;
+} crash_then_args_t;
+static int crash_then_setup(mpx_stage_t *st)
+{
+    const crash_then_args_t *a = mpx_args(st);
+    if (mpx_event_is_set(a->crash.once))
+        mpx_event_set(a->replaced);
+    return 0;
+}
+static const mpx_stage_def_t CrashThen = {.name = "crash", .args_size = sizeof(crash_then_args_t),
+                                          .setup = crash_then_setup, .process = crash_process};
+
 /* Two recoverable stages in a row, one process each.  The consumer dies
  * first and is replaced; then the producer dies: its replacement must send
  * to the consumer's replacement, not to the process that died before it
- * was forked. */
+ * was forked.  The producer dies on its first item after the consumer's
+ * replacement ran its setup: had it died as soon as the consumer had,
+ * both could be replaced in one go.  It has items left then: credit keeps
+ * it within a few windows of the consumer, which died at item 100. */
 static void replaced_producer_finds_replaced_consumer(void)
 {
-    mpx_event_t *second_died = mpx_event_new(), *first_died = mpx_event_new();
-    REQUIRE(second_died && first_died, "event");
+    mpx_event_t *second_died = mpx_event_new(), *first_died = mpx_event_new(),
+                *replaced = mpx_event_new();
+    REQUIRE(second_died && first_died && replaced, "event");
     const int64_t n = 100000;
-    mpx_graph_t *g =
-        MPX_EZ(range_node(0, n),
-               mpx_stage(&Crash, &(crash_args_t){.once = first_died, .id = -1, .sig = SIGKILL,
-                                                  .after = second_died}),
-               mpx_stage(&Crash, &(crash_args_t){.once = second_died, .id = 100, .sig = SIGKILL}));
+    crash_args_t producer = {.once = first_died, .id = -1, .sig = SIGKILL, .after = replaced};
+    crash_then_args_t consumer = {{.once = second_died, .id = 100, .sig = SIGKILL}, replaced};
+    mpx_graph_t *g = MPX_EZ(range_node(0, n), mpx_stage(&Crash, &producer),
+                            mpx_stage(&CrashThen, &consumer));
     CHECK_EQ(mpx_node_set_retries(g, 2), 0);
     int64_t total;
     REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
@@ -435,6 +460,7 @@ static void replaced_producer_finds_replaced_consumer(void)
     mpx_node_destroy(&g);
     mpx_event_destroy(&second_died);
     mpx_event_destroy(&first_died);
+    mpx_event_destroy(&replaced);
 }
 
 /* Notes its pid on a pipe in setup, then passes items on. */
@@ -902,9 +928,10 @@ static void setup_failure_fails_before_items(void)
               strstr(mpx_graph_error(g), "setup failed: no model file"),
           "message: %s", mpx_graph_error(g));
     CHECK(mpx_graph_next(g) == NULL, "an item flowed");
+    CHECK_EQ(mpx_graph_instance_count(g), 3);
     for (size_t i = 0; i < mpx_graph_instance_count(g); i++) {
         mpx_instance_info_t info;
-        mpx_graph_instance_info(g, i, &info);
+        REQUIRE(mpx_graph_instance_info(g, i, &info) == 0, "instance %zu", i);
         CHECK(info.items_out == 0 && info.items_in == 0, "%s moved items", info.name);
     }
     expect_clean(g);
