@@ -289,17 +289,26 @@ static long report_timeout(const child_rt_t *rt, uint64_t now)
 }
 
 /* Poll items[0] (the control channel, always served) and the rest;
- * return once one of the rest is ready, or, with n == 1, once a control
- * message was handled.  Reports stay on time meanwhile, and the time
- * spent here is added to *waited. */
-static int poll_serving(child_rt_t *rt, zmq_pollitem_t *items, int n, uint64_t *waited)
+ * return 0 once one of the rest is ready, or, with n == 1, once a control
+ * message was handled; 1 once `limit_ms` (-1: none) has passed.  Reports
+ * stay on time meanwhile, and the time spent here is added to *waited. */
+static int poll_serving(child_rt_t *rt, zmq_pollitem_t *items, int n, uint64_t *waited,
+                        long limit_ms)
 {
     unsigned restarts = rt->restarts_seen;
+    long until = limit_ms >= 0 ? mono_ms() + limit_ms : 0;
     for (;;) {
         uint64_t t0 = mono_ns();
         if (rt->stats_ns && t0 - rt->stats_at >= rt->stats_ns)
             child_report(rt);
-        int rc = edge_poll(items, n, report_timeout(rt, t0));
+        long timeout = report_timeout(rt, t0);
+        if (limit_ms >= 0) {
+            long left = until - mono_ms();
+            if (left <= 0)
+                return 1;
+            timeout = timeout < 0 || left < timeout ? left : timeout;
+        }
+        int rc = edge_poll(items, n, timeout);
         if (waited)
             *waited += mono_ns() - t0;
         if (rc < 0) {
@@ -352,7 +361,7 @@ static void poll_ctl_at(child_rt_t *rt, uint64_t now)
 static int wait_on(child_rt_t *rt, void *sock, short events, uint64_t *waited)
 {
     zmq_pollitem_t items[2] = {{rt->ctl, 0, ZMQ_POLLIN, 0}, {sock, 0, events, 0}};
-    return poll_serving(rt, items, sock ? 2 : 1, waited);
+    return poll_serving(rt, items, sock ? 2 : 1, waited, -1);
 }
 
 /* edge_wait_fn: the output waits for credit. */
@@ -363,7 +372,9 @@ static int wait_sock(void *owner, void *sock, short events)
 }
 
 /* Wait for input, or for a descriptor the stage watches (then its idle
- * hook runs again), serving the control channel meanwhile. */
+ * hook runs again), serving the control channel meanwhile; 1 when
+ * confirmations became due first (edge_in_due_ms), and nothing else
+ * happened. */
 static int wait_input(child_rt_t *rt)
 {
     zmq_pollitem_t items[3 + CHILD_WATCH_MAX] = {{rt->ctl, 0, ZMQ_POLLIN, 0},
@@ -375,7 +386,7 @@ static int wait_input(child_rt_t *rt)
         items[n++] = (zmq_pollitem_t){edge_out_socket(rt->out), 0, ZMQ_POLLIN, 0};
     for (int i = 0; i < rt->nwatch; i++)
         items[n++] = (zmq_pollitem_t){NULL, rt->watch[i], ZMQ_POLLIN, 0};
-    int rc = poll_serving(rt, items, n, &rt->wait_in);
+    int rc = poll_serving(rt, items, n, &rt->wait_in, edge_in_due_ms(rt->in));
     if (settling)
         edge_in_settle(rt->in);
     return rc;
@@ -775,7 +786,10 @@ static void process_all(child_rt_t *rt)
             return;
         }
         edge_in_idle(rt->in);
-        if (wait_input(rt) != 0)
+        int w;
+        while ((w = wait_input(rt)) == 1)
+            edge_in_idle(rt->in);
+        if (w < 0)
             fail(rt, "waiting for input: %s", zmq_strerror(errno));
         recover(rt);
         now = ticks_now();

@@ -152,8 +152,12 @@ int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, s
 /* Every producer has sent its end of stream and every item was taken. */
 bool edge_in_complete(const edge_in_t *in);
 /* About to block: confirm what was processed to producers that want
- * confirmations (credit needs nothing at a pause). */
+ * confirmations, when the last word to them is EDGE_CONFIRM_TICKS old
+ * (credit needs nothing at a pause). */
 void edge_in_idle(edge_in_t *in);
+/* Milliseconds until an unsent confirmation is due (-1: none): how long
+ * the caller may block before calling edge_in_idle again. */
+long edge_in_due_ms(const edge_in_t *in);
 /* Stop consuming: producers are told; items still arriving are discarded
  * (and counted) by edge_in_next, which then returns only 0. */
 void edge_in_close(edge_in_t *in);

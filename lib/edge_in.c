@@ -205,7 +205,9 @@ static void send_credit(edge_in_t *in, in_peer_t *p)
     if (rc >= 0)
         while ((rc = zmq_send(in->sock, buf, sizeof buf, ZMQ_DONTWAIT)) < 0 && errno == EINTR)
             ;
-    if (rc >= 0) {
+    /* Told, or gone (its stream ends with it): either way nothing is
+     * owed to this stream until it has more. */
+    if (rc >= 0 || errno == EHOSTUNREACH) {
         p->confirmed = p->confirmable;
         p->told_at = in->clock;
     }
@@ -232,22 +234,28 @@ static void grant(edge_in_t *in, in_peer_t *p, bool confirm)
 {
     uint64_t t = target(in);
     uint64_t left = p->grant_items > p->taken_items ? p->grant_items - p->taken_items : 0;
-    int64_t left_bytes = (int64_t)(p->grant_bytes - p->taken_bytes);
-    bool more = false;
-    if (left <= t / 2 || left_bytes <= (int64_t)(in->win_bytes / 2) || in->closed) {
+    bool low_bytes = (int64_t)(p->grant_bytes - p->taken_bytes) <= (int64_t)(in->win_bytes / 2);
+    bool more = false, capped = false;
+    if (left <= t / 2 || low_bytes || in->closed) {
         uint64_t items = p->taken_items + t, bytes = p->taken_bytes + in->win_bytes;
-        if (in->chain && !in->closed && items > p->confirmable + in->win_items)
-            items = p->confirmable + in->win_items;
+        if (in->chain && !in->closed && items > p->confirmable + 2 * in->win_items) {
+            items = p->confirmable + 2 * in->win_items;
+            capped = true;
+        }
         if (items > p->grant_items) {
             p->grant_items = items;
             more = true;
         }
-        if (bytes > p->grant_bytes) {
+        /* Bytes go with items, or alone once they run low: not for every
+         * record while the cap holds the items back. */
+        if (bytes > p->grant_bytes && (more || low_bytes || in->closed)) {
             p->grant_bytes = bytes;
             more = true;
         }
     }
-    p->regrant_items = p->grant_items > t / 2 ? p->grant_items - t / 2 : 0;
+    /* Held back by the cap, the rule has nothing to add until more can be
+     * confirmed: edge_in_settle looks again then. */
+    p->regrant_items = capped ? UINT64_MAX : p->grant_items > t / 2 ? p->grant_items - t / 2 : 0;
     p->regrant_bytes = p->grant_bytes - in->win_bytes / 2;
     if (more || (confirm && p->confirms && p->confirmable != p->confirmed))
         send_credit(in, p);
@@ -326,7 +334,8 @@ static void done_one(edge_in_t *in, in_peer_t *p)
     }
     if (p->confirms) {
         p->confirmable = p->done_items;
-        if (in->clock - p->told_at >= EDGE_CONFIRM_TICKS)
+        if (p->confirmable - p->confirmed >= in->cp_every ||
+            in->clock - p->told_at >= EDGE_CONFIRM_TICKS)
             send_credit(in, p);
     }
 }
@@ -672,23 +681,42 @@ bool edge_in_complete(const edge_in_t *in)
 
 void edge_in_idle(edge_in_t *in)
 {
-    in->clock = in->now ? in->now : ticks_now();
+    in->clock = ticks_now(); /* the caller's time is that of its last item */
     count_done(in);
     in->last_take = 0; /* the wait is not our work */
     if (in->chain && !in->closed) {
+        /* Confirmations go out as checkpoints are released (settle). */
         if (checkpoint_due(in))
             checkpoint(in);
         else
             edge_in_settle(in);
-        return;
     }
-    /* Credit needs nothing at a pause (edge.h); confirmations do: whoever
-     * waits for them would wait for our next item. */
+    /* Credit needs nothing at a pause (edge.h); confirmations go out once
+     * EDGE_CONFIRM_TICKS have passed since the last word to that producer
+     * (the caller wakes up for that: edge_in_due_ms), so that a consumer
+     * that pauses after every message does not send one back each time. */
     for (int k = 0; k < in->npeers; k++) {
         in_peer_t *p = &in->peers[k];
-        if (p->confirms && p->confirmable != p->confirmed)
+        if (p->confirms && p->confirmable != p->confirmed &&
+            (p->confirmable - p->confirmed >= in->cp_every ||
+             in->clock - p->told_at >= EDGE_CONFIRM_TICKS))
             send_credit(in, p);
     }
+}
+
+long edge_in_due_ms(const edge_in_t *in)
+{
+    uint64_t due = UINT64_MAX;
+    for (int k = 0; k < in->npeers; k++) {
+        const in_peer_t *p = &in->peers[k];
+        if (p->confirms && p->heard && p->confirmable != p->confirmed &&
+            p->told_at + EDGE_CONFIRM_TICKS < due)
+            due = p->told_at + EDGE_CONFIRM_TICKS;
+    }
+    if (due == UINT64_MAX)
+        return -1;
+    uint64_t now = ticks_now();
+    return now >= due ? 0 : (long)((due - now) / TICKS_US(1000)) + 1;
 }
 
 void edge_in_chain(edge_in_t *in, edge_out_t *out)

@@ -1065,7 +1065,8 @@ mpx_item_t *sup_next(struct mpx_run *r)
             end_run(r);
             return NULL;
         }
-        pump(r, true, -1);
+        /* Back in time for confirmations a producer may wait on. */
+        pump(r, true, r->sink_complete ? -1 : edge_in_due_ms(r->sink));
     }
     return NULL;
 }
