@@ -17,6 +17,7 @@
 #include "forksrv.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/sched.h>
 #include <poll.h>
 #include <pthread.h>
@@ -57,8 +58,13 @@ static int poll_until(struct pollfd *p, nfds_t n, long deadline)
 
 /* Where this thread's id sits in its glibc descriptor, in pid_t units,
  * or -1.  Candidates are the words holding the id; a forked child, whose
- * id glibc rewrites, tells which one it is. */
-static long tid_slot(void)
+ * id glibc rewrites, tells which one it is.  Found in the parent, before
+ * the server is forked from the same thread (so the same place): a probe
+ * forked by the server would be left behind if the server were killed
+ * while waiting for it, a zombie the application's process would inherit
+ * as a subreaper.  The place is the same in every thread and never
+ * changes, so it is found once per process. */
+static long find_tid_slot(void)
 {
     pid_t tid = (pid_t)syscall(SYS_gettid);
     const volatile pid_t *self = (const volatile pid_t *)(void *)pthread_self();
@@ -72,7 +78,7 @@ static long tid_slot(void)
     if (nc == 0)
         return -1;
     int p[2];
-    if (pipe(p) != 0)
+    if (pipe2(p, O_CLOEXEC) != 0)
         return -1;
     pid_t c = fork();
     if (c == 0) {
@@ -121,7 +127,22 @@ static pid_t clone_sibling(long slot)
     return (pid_t)pid;
 }
 
-static _Noreturn void serve(int fd, pid_t parent, forksrv_fn fn, void *ctx, int ngens)
+static long tid_slot(void)
+{
+    /* -1: not found yet (looked for again next time: the probe may have
+     * failed for want of a descriptor).  Two threads may both look: they
+     * find the same. */
+    static long slot = -1;
+    long v = __atomic_load_n(&slot, __ATOMIC_ACQUIRE);
+    if (v < 0) {
+        v = find_tid_slot();
+        __atomic_store_n(&slot, v, __ATOMIC_RELEASE);
+    }
+    return v;
+}
+
+static _Noreturn void serve(int fd, pid_t parent, forksrv_fn fn, void *ctx, int ngens,
+                            long slot)
 {
     prctl(PR_SET_NAME, "mpx-forks", 0, 0, 0);
     /* The parent's death closes its end of the socket, unless a child of
@@ -144,7 +165,6 @@ static _Noreturn void serve(int fd, pid_t parent, forksrv_fn fn, void *ctx, int 
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGPIPE, &sa, NULL);
 
-    long slot = tid_slot();
     size_t cap = 16 + 4 * (size_t)ngens;
     uint8_t *buf = malloc(cap);
     uint32_t *gens = malloc(4 * (size_t)(ngens ? ngens : 1));
@@ -200,13 +220,14 @@ forksrv_t *forksrv_start(forksrv_fn fn, void *ctx, int ngens, int *fd)
         return NULL;
     }
     pid_t parent = getpid();
+    long slot = tid_slot();
     /* Whatever stdio holds now would otherwise be written by the server's
      * children too. */
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
         close(sv[0]);
-        serve(sv[1], parent, fn, ctx, ngens);
+        serve(sv[1], parent, fn, ctx, ngens, slot);
     }
     close(sv[1]);
     if (pid < 0) {
