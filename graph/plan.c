@@ -272,16 +272,25 @@ static void fill_instances(plan_t *p, mpx_node_t *n)
     }
 }
 
-/* Mark every leaf of dispatch tree d in `seen`. */
-static void mark_leaves(const plan_t *p, int d, char *seen)
+/* Add every leaf of dispatch tree d not yet stamped `mark` to list. */
+static void collect_leaves(const plan_t *p, int d, int *stamp, int mark, int *list, int *n)
 {
     const plan_dnode_t *dn = &p->dn[d];
     if (dn->kind == DN_LEAF) {
-        seen[dn->target] = 1;
+        if (stamp[dn->target] != mark) {
+            stamp[dn->target] = mark;
+            list[(*n)++] = dn->target;
+        }
         return;
     }
     for (int i = 0; i < dn->count; i++)
-        mark_leaves(p, p->kids[dn->first + i], seen);
+        collect_leaves(p, p->kids[dn->first + i], stamp, mark, list, n);
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
 }
 
 static size_t inherited(const mpx_node_t *n, bool bytes)
@@ -294,31 +303,35 @@ static size_t inherited(const mpx_node_t *n, bool bytes)
     return bytes ? MPX_DEFAULT_CAPACITY_BYTES : MPX_DEFAULT_CAPACITY;
 }
 
+/* Consumers and producers of every instance.  Each producer's trees are
+ * walked once, with a stamp per consumer instead of a table cleared per
+ * producer, so the work is that of the pairs, not instances squared. */
 static int link_routes(plan_t *p, const mpx_node_t *root)
 {
     int total = p->ninst + 1;
-    char *seen = malloc((size_t)total);
+    int *stamp = malloc((size_t)total * sizeof *stamp);
+    int *list = malloc((size_t)total * sizeof *list);
     int *nprod = calloc((size_t)total, sizeof *nprod);
-    if (!seen || !nprod)
+    if (!stamp || !list || !nprod)
         goto oom;
+    for (int c = 0; c < total; c++)
+        stamp[c] = -1;
     for (int i = 0; i < p->ninst; i++) {
         plan_inst_t *in = &p->inst[i];
-        memset(seen, 0, (size_t)total);
+        int n = 0;
         if (in->out >= 0)
-            mark_leaves(p, in->out, seen);
+            collect_leaves(p, in->out, stamp, i, list, &n);
         for (int k = 0; k < in->nxouts; k++)
-            mark_leaves(p, in->xouts[k].root, seen);
-        for (int c = 0; c < total; c++)
-            in->nconsumers += seen[c];
-        in->consumers = malloc((size_t)(in->nconsumers ? in->nconsumers : 1) * sizeof(int));
+            collect_leaves(p, in->xouts[k].root, stamp, i, list, &n);
+        qsort(list, (size_t)n, sizeof *list, cmp_int);
+        in->nconsumers = n;
+        in->consumers = malloc((size_t)(n ? n : 1) * sizeof(int));
         if (!in->consumers)
             goto oom;
-        int k = 0;
-        for (int c = 0; c < total; c++)
-            if (seen[c]) {
-                in->consumers[k++] = c;
-                nprod[c]++;
-            }
+        for (int k = 0; k < n; k++) {
+            in->consumers[k] = list[k];
+            nprod[list[k]]++;
+        }
     }
     for (int c = 0; c < total; c++) {
         plan_inst_t *in = &p->inst[c];
@@ -333,11 +346,13 @@ static int link_routes(plan_t *p, const mpx_node_t *root)
             plan_inst_t *c = &p->inst[p->inst[i].consumers[k]];
             c->producers[c->nproducers++] = i;
         }
-    free(seen);
+    free(stamp);
+    free(list);
     free(nprod);
     return 0;
 oom:
-    free(seen);
+    free(stamp);
+    free(list);
     free(nprod);
     return -1;
 }
