@@ -627,13 +627,19 @@ static void open_sockets(child_rt_t *rt, const child_args_t *a)
     uint32_t id = (uint32_t)rt->id;
     memcpy(ident + 1, &id, 4);
     rt->ctl = zmq_socket(rt->zctx, ZMQ_DEALER);
+    /* A first process binds the socket the parent made for it before the
+     * fork (zmq owns it from then on). */
     if (!rt->ctl || edge_sockopts(rt->ctl) != 0 ||
         zmq_setsockopt(rt->ctl, ZMQ_ROUTING_ID, ident, sizeof ident) != 0 ||
+        (a->ctl_fd >= 0 &&
+         zmq_setsockopt(rt->ctl, ZMQ_USE_FD, &a->ctl_fd, sizeof a->ctl_fd) != 0) ||
         zmq_bind(rt->ctl, ep) != 0) {
         fprintf(stderr, "mpx: stage %s: control channel: %s\n", pi->name, zmq_strerror(errno));
         leave(CHILD_EXIT_SETUP_FAILED);
     }
     if (pi->nproducers > 0 && a->resume != CHILD_FINISHED) {
+        if (a->inbox_fd >= 0)
+            edge_adopt_inbox(rt->id, rt->gen, a->inbox_fd);
         rt->in = edge_in_new(rt->zctx, rt->plan, rt->id, rt->gen, a->gens, rt->dir, rt->err,
                              sizeof rt->err);
         if (!rt->in)

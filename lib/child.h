@@ -118,6 +118,9 @@ typedef struct child_args {
     child_resume_t resume;
     const int *close_fds; /* the parent's descriptors the child must drop */
     int nclose;
+    /* Listening sockets made for it before fork (supervisor.c fork_all),
+     * for its control channel and its inbox; -1: it binds its own. */
+    int ctl_fd, inbox_fd;
     int stats_ms; /* how often to report to the monitor */
 } child_args_t;
 

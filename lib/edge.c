@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "mpx/error.h"
@@ -67,15 +70,69 @@ static void *open_router(void *zctx, int self, uint32_t gen, char *err, size_t e
     return s;
 }
 
+int edge_listen(const char *dir, char kind, int id, int backlog)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    int n = snprintf(a.sun_path, sizeof a.sun_path, "%s/%c%d", dir, kind, id);
+    if (n < 0 || (size_t)n >= sizeof a.sun_path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    /* Non-blocking: zmq's I/O thread accepts when poll says a connection
+     * waits, and must not hang on one that is gone by then. */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    if (bind(fd, (const struct sockaddr *)&a, sizeof a) != 0 || listen(fd, backlog) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+/* Set by edge_adopt_inbox, taken by the next edge_open_inbox of the same
+ * instance and generation.  Per thread: two graphs may start at once in
+ * two threads of the application. */
+static _Thread_local struct {
+    int id, fd;
+    uint32_t gen;
+} adopt = {-1, -1, 0};
+
+void edge_adopt_inbox(int self, uint32_t gen, int fd)
+{
+    adopt.id = self;
+    adopt.gen = gen;
+    adopt.fd = fd;
+}
+
 void *edge_open_inbox(void *zctx, const char *dir, int self, uint32_t gen, char *err,
                       size_t errcap)
 {
     char ep[256];
+    int fd = -1;
+    if (adopt.fd >= 0 && adopt.id == self && adopt.gen == gen) {
+        fd = adopt.fd;
+        adopt.fd = -1;
+    }
     if (edge_endpoint(ep, sizeof ep, dir, 'i', self, gen) != 0) {
         snprintf(err, errcap, "endpoint path too long in %s", dir);
+        if (fd >= 0)
+            close(fd);
         return NULL;
     }
     void *s = open_router(zctx, self, gen, err, errcap);
+    /* zmq closes an adopted descriptor with the socket. */
+    if (s && fd >= 0 && zmq_setsockopt(s, ZMQ_USE_FD, &fd, sizeof fd) != 0) {
+        snprintf(err, errcap, "adopting the listening socket of %s: %s", ep,
+                 zmq_strerror(errno));
+        zmq_close(s);
+        close(fd);
+        return NULL;
+    }
+    if (!s && fd >= 0)
+        close(fd);
     if (s && zmq_bind(s, ep) != 0) {
         snprintf(err, errcap, "bind %s: %s", ep, zmq_strerror(errno));
         zmq_close(s);

@@ -84,6 +84,17 @@ typedef int (*edge_wait_fn)(void *owner, void *sock, short events);
  * that nothing sent to the process it replaces reaches it. */
 int edge_endpoint(char *buf, size_t cap, const char *dir, char kind, int id, uint32_t gen);
 
+/* A listening unix socket at the endpoint's path (generation 0), made
+ * before the process that accepts on it exists, so that its peers can
+ * connect from the moment they start: the kernel holds up to `backlog`
+ * connections until that process adopts the socket.  A descriptor, or -1
+ * with errno set. */
+int edge_listen(const char *dir, char kind, int id, int backlog);
+/* The next edge_open_inbox(.., self, gen, ..) in this thread binds its
+ * socket to `fd` (from edge_listen; zmq owns it from then on) instead of
+ * making one. */
+void edge_adopt_inbox(int self, uint32_t gen, int fd);
+
 /* Apply the options every mpx socket uses. */
 int edge_sockopts(void *sock);
 

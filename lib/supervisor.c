@@ -234,8 +234,10 @@ static void describe_exit(char *buf, size_t cap, int status)
 }
 
 static int fork_one(struct mpx_run *r, int i, const int *close_fds, int nclose,
-                    child_resume_t resume);
+                    child_resume_t resume, const uint32_t *gens, int ctl_fd, int inbox_fd);
+static uint32_t *current_gens(struct mpx_run *r);
 static int spawn_one(struct mpx_run *r, int i, child_resume_t resume);
+static void note_pid(struct mpx_run *r, int i);
 static void reap_late(struct mpx_run *r, int wait_ms);
 static void check_timeouts(struct mpx_run *r);
 
@@ -379,7 +381,11 @@ static void restart_child(struct mpx_run *r, int i, const char *why, child_resum
     if (rc != 0) {
         int nclose = 0;
         int *close_fds = fds_since_fork(r, &nclose, NULL);
-        rc = fork_one(r, i, close_fds, nclose, resume);
+        uint32_t *gens = current_gens(r);
+        rc = gens ? fork_one(r, i, close_fds, nclose, resume, gens, -1, -1) : r->status;
+        if (rc == 0)
+            note_pid(r, i);
+        free(gens);
         free(close_fds);
     }
     c->forked_ms = mono_ms(); /* after a server that did not answer */
@@ -594,6 +600,10 @@ static void end_run(struct mpx_run *r)
         rundir_remove(r->dir);
         r->have_dir = false;
     }
+    if (r->sink_listen >= 0) {
+        close(r->sink_listen);
+        r->sink_listen = -1;
+    }
     for (int i = 0; i < r->n; i++) {
         run_child_t *c = &r->ch[i];
         if (c->pidfd >= 0) {
@@ -688,6 +698,8 @@ static child_args_t args_for(const struct mpx_run *r, int i, uint32_t gen, child
         .resume = resume,
         .close_fds = close_fds,
         .nclose = nclose,
+        .ctl_fd = -1,
+        .inbox_fd = -1,
         .stats_ms = r->root->mon.interval_ms > 0 ? r->root->mon.interval_ms
                                                  : MPX_STATS_INTERVAL_MS,
     };
@@ -705,31 +717,30 @@ static uint32_t *current_gens(struct mpx_run *r)
     return gens;
 }
 
-static void note_pid(struct mpx_run *r, int i, pid_t pid)
+static void note_pid(struct mpx_run *r, int i)
 {
-    r->ch[i].pid = pid;
-    r->ch[i].pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    r->ch[i].pidfd = (int)syscall(SYS_pidfd_open, r->ch[i].pid, 0);
 }
 
-/* Fork the process of instance i; it closes close_fds first. */
+/* Fork the process of instance i (the caller opens its pidfd); it closes
+ * close_fds first, and binds the listening sockets made for it (-1:
+ * none).  gens: every instance's generation, NULL when all are 0. */
 static int fork_one(struct mpx_run *r, int i, const int *close_fds, int nclose,
-                    child_resume_t resume)
+                    child_resume_t resume, const uint32_t *gens, int ctl_fd, int inbox_fd)
 {
-    uint32_t *gens = current_gens(r);
-    if (!gens)
-        return r->status;
     child_args_t a = args_for(r, i, r->ch[i].gen, resume, gens, getpid(), close_fds, nclose);
+    a.ctl_fd = ctl_fd;
+    a.inbox_fd = inbox_fd;
     /* Whatever stdio holds now would otherwise be written once per child. */
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0)
         child_main(&a);
-    free(gens);
     if (pid < 0) {
         record(r, MPX_ESYS, "fork: %s", strerror(errno));
         return r->status;
     }
-    note_pid(r, i, pid);
+    r->ch[i].pid = pid;
     return 0;
 }
 
@@ -774,7 +785,8 @@ static int spawn_one(struct mpx_run *r, int i, child_resume_t resume)
             return -1;
         pid = (pid_t)(uint32_t)want;
     }
-    note_pid(r, i, pid);
+    r->ch[i].pid = pid;
+    note_pid(r, i);
     return 0;
 }
 
@@ -808,17 +820,72 @@ static void note_fds(struct mpx_run *r)
     r->nfds_at_fork = ids ? n : 0;
 }
 
+/* The order to fork in: every consumer before its producers (the plan is
+ * acyclic; anything left over would go last, in plan order), so that a
+ * producer's consumers are listening when it starts. */
+static int *fork_order(const plan_t *plan)
+{
+    int n = plan->ninst;
+    int *order = malloc((size_t)(n ? n : 1) * sizeof *order);
+    int *left = malloc((size_t)(n ? n : 1) * sizeof *left);
+    if (!order || !left) {
+        free(order);
+        free(left);
+        return NULL;
+    }
+    int tail = 0;
+    for (int i = 0; i < n; i++) {
+        const plan_inst_t *pi = &plan->inst[i];
+        left[i] = pi->nconsumers;
+        /* The sink is the parent, listening from before the first fork. */
+        if (pi->nconsumers > 0 && pi->consumers[pi->nconsumers - 1] == n)
+            left[i]--;
+        if (left[i] == 0)
+            order[tail++] = i;
+    }
+    for (int head = 0; head < tail; head++) {
+        const plan_inst_t *pc = &plan->inst[order[head]];
+        for (int k = 0; k < pc->nproducers; k++)
+            if (--left[pc->producers[k]] == 0)
+                order[tail++] = pc->producers[k];
+    }
+    for (int i = 0; i < n && tail < n; i++)
+        if (left[i] > 0)
+            order[tail++] = i;
+    free(left);
+    return order;
+}
+
+/* A listening socket for an endpoint of the run, or -1 with the failure
+ * recorded. */
+static int listen_at(struct mpx_run *r, char kind, int id, int backlog)
+{
+    int fd = edge_listen(r->dir, kind, id, backlog);
+    if (fd < 0)
+        record(r, MPX_ESYS, "cannot listen at %s/%c%d: %s", r->dir, kind, id, strerror(errno));
+    return fd;
+}
+
+/* Fork every stage.  Every endpoint a process binds (its control channel
+ * and its inbox) is made here, just before that process is forked, and
+ * the process adopts it: peers find each endpoint there from their first
+ * moment, so none of them waits on zmq's reconnect timer, which with
+ * hundreds of processes would retry hundreds of connections every
+ * millisecond while the rest are forked.  The parent closes its copies
+ * at once (a child forked later inherits none of them) and opens the
+ * pidfds only once all are forked: so each child inherits a few of the
+ * parent's descriptors, not a number growing with the graph. */
 static int fork_all(struct mpx_run *r)
 {
-    int *fds = malloc(((size_t)r->n + 1) * sizeof *fds);
-    if (!fds) {
+    int *order = fork_order(r->plan);
+    if (!order) {
         record(r, MPX_ENOMEM, "out of memory");
         return r->status;
     }
     note_fds(r);
-    int nfds = 0;
+    int fds[2], nfds = 0;
     /* Replacements come from the fork server, started first: it has none
-     * of the stages' pidfds to close. */
+     * of the stages' descriptors to close. */
     bool recoverable = false;
     for (int i = 0; i < r->n; i++)
         recoverable |= r->plan->inst[i].recoverable;
@@ -829,13 +896,32 @@ static int fork_all(struct mpx_run *r)
      * done once here, the children inherit the loaded modules instead of
      * each searching the library path for them (about 200 system calls). */
     getprotobyname("tcp");
-    for (int i = 0; i < r->n; i++) {
-        if (fork_one(r, i, fds, nfds, CHILD_FRESH) != 0)
-            break;
-        if (r->ch[i].pidfd >= 0)
-            fds[nfds++] = r->ch[i].pidfd;
+    const plan_inst_t *out = &r->plan->inst[r->n];
+    r->sink_listen = listen_at(r, 'i', r->n, out->nproducers + 8);
+    if (r->sink_listen >= 0)
+        fds[nfds++] = r->sink_listen;
+    for (int k = 0; k < r->n && r->status == 0; k++) {
+        int i = order[k];
+        const plan_inst_t *pi = &r->plan->inst[i];
+        int ctl_fd = listen_at(r, 'c', i, 8);
+        int inbox_fd = pi->nproducers > 0 && ctl_fd >= 0
+                           ? listen_at(r, 'i', i, pi->nproducers + 8)
+                           : -1;
+        if (ctl_fd >= 0 && (inbox_fd >= 0 || pi->nproducers == 0))
+            fork_one(r, i, fds, nfds, CHILD_FRESH, NULL, ctl_fd, inbox_fd);
+        if (ctl_fd >= 0)
+            close(ctl_fd);
+        if (inbox_fd >= 0)
+            close(inbox_fd);
     }
-    free(fds);
+    free(order);
+    /* The pidfds are made after the last fork (each child would otherwise
+     * inherit its elder siblings').  A child that died meanwhile is a
+     * zombie until reaped, and gets one all the same; one the application
+     * reaped (SIGCHLD ignored) is found gone by the waitpid poll. */
+    for (int i = 0; i < r->n; i++)
+        if (r->ch[i].pid > 0)
+            note_pid(r, i);
     return r->status;
 }
 
@@ -917,6 +1003,12 @@ static int open_parent_sockets(struct mpx_run *r)
             return r->status;
         }
     }
+    /* The output's inbox binds the socket the stages have been connecting
+     * to since they started (fork_all). */
+    if (r->sink_listen >= 0) {
+        edge_adopt_inbox(r->n, 0, r->sink_listen);
+        r->sink_listen = -1;
+    }
     r->sink = edge_in_new(r->zctx, r->plan, r->n, 0, NULL, r->dir, r->err, sizeof r->err);
     if (!r->sink) {
         record(r, MPX_ESYS, "output: %s", r->err);
@@ -978,6 +1070,7 @@ static int ensure_fd_limit(struct mpx_run *r)
 
 int sup_start(struct mpx_run *r)
 {
+    r->sink_listen = -1;
     char *msg = NULL;
     int rc = plan_build(r->root, &r->plan, &msg);
     if (rc != 0) {
@@ -997,6 +1090,9 @@ int sup_start(struct mpx_run *r)
         r->state = RUN_ENDED;
         return MPX_ENOMEM;
     }
+    /* Before anything can fail: end_run closes every pidfd. */
+    for (int i = 0; i < r->n; i++)
+        r->ch[i].pidfd = -1;
     r->state = RUN_STARTING;
     if (rundir_create(r->dir, sizeof r->dir, r->err, sizeof r->err) != 0) {
         record(r, MPX_ESYS, "%s", r->err);

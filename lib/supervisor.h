@@ -72,6 +72,7 @@ struct mpx_run {
     bool sink_complete;
     int nready;
     void *poll; /* zmq_pollitem_t[n + 3] */
+    int sink_listen; /* the output's listening socket until it is adopted, or -1 */
     blackbox_t *boxes;  /* n slots shared with the children (child.h) */
     size_t boxes_size;
     struct fd_id *fds_at_fork; /* descriptors open when the stages were forked */
