@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -70,6 +71,31 @@ static void record(struct mpx_run *r, int status, const char *fmt, ...)
     r->error = msg;
 }
 
+/* Watch the process of instance i for its exit: a pidfd in the epoll
+ * set, or, where the kernel has no pidfds, a poll of waitpid. */
+static void watch(struct mpx_run *r, int i)
+{
+    run_child_t *c = &r->ch[i];
+    c->pidfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
+    if (c->pidfd >= 0) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+        if (r->epfd >= 0 && epoll_ctl(r->epfd, EPOLL_CTL_ADD, c->pidfd, &ev) == 0)
+            return;
+        close(c->pidfd);
+        c->pidfd = -1;
+    }
+    r->polling = true;
+}
+
+static void unwatch(struct mpx_run *r, run_child_t *c)
+{
+    if (c->pidfd >= 0) {
+        epoll_ctl(r->epfd, EPOLL_CTL_DEL, c->pidfd, NULL);
+        close(c->pidfd);
+        c->pidfd = -1;
+    }
+}
+
 static const char *inst_label(struct mpx_run *r, int i, char *buf, size_t cap)
 {
     return plan_inst_label(&r->plan->inst[i], buf, cap);
@@ -109,29 +135,30 @@ static void stop_child(struct mpx_run *r, int i)
         c->stop_sent = true;
 }
 
-static bool consumer_done(struct mpx_run *r, int c)
-{
-    return c == r->n ? r->sink_complete : r->ch[c].done;
-}
-
+/* Each producer counts its consumers not yet done (run_child_t.pending),
+ * so that releasing is constant work per message: a source feeding
+ * hundreds of workers is not checked against all of them at each one's
+ * DONE. */
 static void try_release(struct mpx_run *r, int i)
 {
     run_child_t *c = &r->ch[i];
-    if (!c->done || c->released || c->exited || r->stopping)
+    if (!c->done || c->released || c->exited || r->stopping || c->pending > 0)
         return;
-    const plan_inst_t *pi = &r->plan->inst[i];
-    for (int k = 0; k < pi->nconsumers; k++)
-        if (!consumer_done(r, pi->consumers[k]))
-            return;
     if (ctl_send(r, i, WIRE_RELEASE) == 0)
         c->released = true;
 }
 
-static void release_producers_of(struct mpx_run *r, int c)
+/* Consumer c (r->n: the sink) became done, or (done false) a replacement
+ * took the place of one that was: its producers count it again. */
+static void consumer_done(struct mpx_run *r, int c, bool done)
 {
     const plan_inst_t *pi = &r->plan->inst[c];
-    for (int k = 0; k < pi->nproducers; k++)
-        try_release(r, pi->producers[k]);
+    for (int k = 0; k < pi->nproducers; k++) {
+        int p = pi->producers[k];
+        r->ch[p].pending += done ? -1 : 1;
+        if (done)
+            try_release(r, p);
+    }
 }
 
 static void send_restarts_to(struct mpx_run *r, int p);
@@ -175,9 +202,18 @@ static void on_ctl(struct mpx_run *r, int i, const uint8_t *data, size_t len)
             c->items_failed = c->failed_before + v[3];
             c->items_resent = c->resent_before + v[4];
         }
-        c->done = true;
-        try_release(r, i);
-        release_producers_of(r, i);
+        if (!c->done) {
+            c->done = true;
+            try_release(r, i);
+            consumer_done(r, i, true);
+        } else {
+            /* Again, after sending again (child.c finish): a release that
+             * could not be sent before is tried again. */
+            try_release(r, i);
+            const plan_inst_t *pi = &r->plan->inst[i];
+            for (int k = 0; k < pi->nproducers; k++)
+                try_release(r, pi->producers[k]);
+        }
         break;
     case WIRE_STATS:
         stats_report(r, i, data, len);
@@ -237,7 +273,6 @@ static int fork_one(struct mpx_run *r, int i, const int *close_fds, int nclose,
                     child_resume_t resume, const uint32_t *gens, int ctl_fd, int inbox_fd);
 static uint32_t *current_gens(struct mpx_run *r);
 static int spawn_one(struct mpx_run *r, int i, child_resume_t resume);
-static void note_pid(struct mpx_run *r, int i);
 static void reap_late(struct mpx_run *r, int wait_ms);
 static void check_timeouts(struct mpx_run *r);
 
@@ -327,7 +362,7 @@ static void send_restart(struct mpx_run *r, int p, int k)
     memcpy(payload, &m, sizeof m);
     memcpy(payload + sizeof m, ck->restart_why, wl);
     if (ctl_send_with(r, p, WIRE_RESTART, payload, sizeof m + wl) != 0)
-        r->ch[p].owe_restarts = true;
+        r->ch[p].owe_restarts = r->owing = true;
 }
 
 /* Every restart of p's consumers, again: producers ignore what they knew. */
@@ -373,6 +408,11 @@ static void restart_child(struct mpx_run *r, int i, const char *why, child_resum
     c->restarts++;
     if (c->ready)
         r->nready--;
+    if (c->done)
+        consumer_done(r, i, false);
+    if (c->exited)
+        r->nexited--;
+    r->restarted = true;
     c->hello = c->ready = c->done = c->released = c->stop_sent = c->exited = false;
     c->timed_out = c->wedged = false;
     c->resume = resume;
@@ -384,13 +424,14 @@ static void restart_child(struct mpx_run *r, int i, const char *why, child_resum
         uint32_t *gens = current_gens(r);
         rc = gens ? fork_one(r, i, close_fds, nclose, resume, gens, -1, -1) : r->status;
         if (rc == 0)
-            note_pid(r, i);
+            watch(r, i);
         free(gens);
         free(close_fds);
     }
     c->forked_ms = mono_ms(); /* after a server that did not answer */
     if (rc != 0) {
         c->exited = true;
+        r->nexited++;
         return;
     }
     if (resume == CHILD_FINISHED)
@@ -478,12 +519,10 @@ static void reap(struct mpx_run *r, int i, int wait)
     if (p != c->pid && !taken)
         return;
     c->exited = true;
+    r->nexited++;
     c->wait_status = status;
     c->max_rss_kib = ru.ru_maxrss;
-    if (c->pidfd >= 0) {
-        close(c->pidfd);
-        c->pidfd = -1;
-    }
+    unwatch(r, c);
     char label[160], how[200];
     if (taken) {
         if (!(c->released || c->stop_sent))
@@ -510,46 +549,37 @@ static void kill_child(run_child_t *c, int sig)
         kill(c->pid, sig);
 }
 
-static bool all_exited(const struct mpx_run *r)
-{
-    for (int i = 0; i < r->n; i++)
-        if (!r->ch[i].exited)
-            return false;
-    return true;
-}
+static bool all_exited(const struct mpx_run *r) { return r->nexited == r->n; }
 
 /* Wait up to timeout_ms (-1: no limit) for a control message, a child's
- * exit, or (want_sink) output, and handle what came. */
+ * exit, or (want_sink) output, and handle what came.  The children's
+ * pidfds are behind one epoll descriptor, so a wake-up costs the same
+ * whatever the number of children, and finds the ones that exited
+ * without looking at the others. */
 static void pump(struct mpx_run *r, bool want_sink, long timeout_ms)
 {
-    zmq_pollitem_t *items = r->poll;
+    zmq_pollitem_t items[4];
     int k = 0;
-    bool fallback = false;
     items[k++] = (zmq_pollitem_t){r->ctl, 0, ZMQ_POLLIN, 0};
-    int sink_at = -1;
-    if (want_sink && r->sink && !r->sink_complete) {
-        sink_at = k;
+    if (want_sink && r->sink && !r->sink_complete)
         items[k++] = (zmq_pollitem_t){edge_in_socket(r->sink), 0, ZMQ_POLLIN, 0};
-    }
     /* New monitors' subscriptions wake us: stats_tick answers them. */
     if (stats_socket(r))
         items[k++] = (zmq_pollitem_t){stats_socket(r), 0, ZMQ_POLLIN, 0};
+    int ep_at = -1;
+    if (r->epfd >= 0) {
+        ep_at = k;
+        items[k++] = (zmq_pollitem_t){NULL, r->epfd, ZMQ_POLLIN, 0};
+    }
     long due = stats_timeout(r);
     if (due >= 0 && (timeout_ms < 0 || due < timeout_ms))
         timeout_ms = due;
-    int first_fd = k;
-    for (int i = 0; i < r->n; i++) {
-        if (r->ch[i].exited)
-            continue;
-        if (r->ch[i].pidfd >= 0)
-            items[k++] = (zmq_pollitem_t){NULL, r->ch[i].pidfd, ZMQ_POLLIN, 0};
-        else
-            fallback = true;
-    }
-    if (fallback && (timeout_ms < 0 || timeout_ms > REAP_POLL_MS))
+    if (r->polling && (timeout_ms < 0 || timeout_ms > REAP_POLL_MS))
         timeout_ms = REAP_POLL_MS;
     int check_ms = r->timeout_check_ms;
-    for (int i = 0; i < r->n && check_ms != 100; i++)
+    /* Replacements that do not start are looked for only once there are
+     * replacements. */
+    for (int i = 0; r->restarted && i < r->n && check_ms != 100; i++)
         if (r->ch[i].restarts && !r->ch[i].hello && !r->ch[i].exited)
             check_ms = check_ms && check_ms < 100 ? check_ms : 100;
     if (check_ms && (timeout_ms < 0 || timeout_ms > check_ms))
@@ -559,24 +589,33 @@ static void pump(struct mpx_run *r, bool want_sink, long timeout_ms)
         record(r, MPX_ESYS, "zmq_poll: %s", zmq_strerror(errno));
         return;
     }
-    (void)sink_at;
     read_ctl(r);
-    for (int i = 0; i < r->n; i++)
-        if (r->ch[i].owe_restarts && r->ch[i].hello && !r->ch[i].exited)
-            send_restarts_to(r, i);
-    if (r->forks)
+    if (r->owing) {
+        r->owing = false;
+        for (int i = 0; i < r->n; i++)
+            if (r->ch[i].owe_restarts && r->ch[i].hello && !r->ch[i].exited)
+                send_restarts_to(r, i);
+            else if (r->ch[i].owe_restarts)
+                r->owing = true;
+    }
+    if (r->gave_up)
         reap_late(r, 0);
     stats_tick(r);
     if (check_ms)
         check_timeouts(r);
-    for (int j = first_fd; j < k; j++)
-        if (items[j].revents)
-            for (int i = 0; i < r->n; i++)
-                if (r->ch[i].pidfd == items[j].fd)
-                    reap(r, i, 0);
-    if (fallback)
+    if (n > 0 && ep_at >= 0 && items[ep_at].revents) {
+        struct epoll_event ev[64];
+        int got;
+        do {
+            while ((got = epoll_wait(r->epfd, ev, 64, 0)) < 0 && errno == EINTR)
+                ;
+            for (int j = 0; j < got; j++)
+                reap(r, (int)ev[j].data.u32, 0);
+        } while (got == 64);
+    }
+    if (r->polling)
         for (int i = 0; i < r->n; i++)
-            if (r->ch[i].pidfd < 0)
+            if (r->ch[i].pidfd < 0 && r->ch[i].pid > 0)
                 reap(r, i, 0);
 }
 
@@ -606,18 +645,17 @@ static void end_run(struct mpx_run *r)
     }
     for (int i = 0; i < r->n; i++) {
         run_child_t *c = &r->ch[i];
-        if (c->pidfd >= 0) {
-            close(c->pidfd);
-            c->pidfd = -1;
-        }
+        unwatch(r, c);
         if (c->initialized && c->st.pi->def->finalize)
             c->st.pi->def->finalize(&c->st);
         c->initialized = false;
         free(c->st.fail_msg);
         c->st.fail_msg = NULL;
     }
-    free(r->poll);
-    r->poll = NULL;
+    if (r->epfd >= 0) {
+        close(r->epfd);
+        r->epfd = -1;
+    }
     r->state = RUN_ENDED;
 }
 
@@ -717,12 +755,7 @@ static uint32_t *current_gens(struct mpx_run *r)
     return gens;
 }
 
-static void note_pid(struct mpx_run *r, int i)
-{
-    r->ch[i].pidfd = (int)syscall(SYS_pidfd_open, r->ch[i].pid, 0);
-}
-
-/* Fork the process of instance i (the caller opens its pidfd); it closes
+/* Fork the process of instance i (the caller watches it); it closes
  * close_fds first, and binds the listening sockets made for it (-1:
  * none).  gens: every instance's generation, NULL when all are 0. */
 static int fork_one(struct mpx_run *r, int i, const int *close_fds, int nclose,
@@ -781,12 +814,14 @@ static int spawn_one(struct mpx_run *r, int i, child_resume_t resume)
          * has either claimed its place, and is the replacement, or will
          * find it given up and leave. */
         if (__atomic_compare_exchange_n(&b->spawn, &want, UINT64_MAX, false, __ATOMIC_ACQ_REL,
-                                        __ATOMIC_ACQUIRE))
+                                        __ATOMIC_ACQUIRE)) {
+            r->gave_up = true;
             return -1;
+        }
         pid = (pid_t)(uint32_t)want;
     }
     r->ch[i].pid = pid;
-    note_pid(r, i);
+    watch(r, i);
     return 0;
 }
 
@@ -918,10 +953,12 @@ static int fork_all(struct mpx_run *r)
     /* The pidfds are made after the last fork (each child would otherwise
      * inherit its elder siblings').  A child that died meanwhile is a
      * zombie until reaped, and gets one all the same; one the application
-     * reaped (SIGCHLD ignored) is found gone by the waitpid poll. */
+     * reaped (SIGCHLD ignored) is found gone by the waitpid poll.  Without
+     * epoll, every child is polled that way. */
+    r->epfd = epoll_create1(EPOLL_CLOEXEC);
     for (int i = 0; i < r->n; i++)
         if (r->ch[i].pid > 0)
-            note_pid(r, i);
+            watch(r, i);
     return r->status;
 }
 
@@ -974,9 +1011,8 @@ static void check_timeouts(struct mpx_run *r)
 
 static int open_parent_sockets(struct mpx_run *r)
 {
-    r->poll = calloc((size_t)r->n + 3, sizeof(zmq_pollitem_t));
     r->zctx = zmq_ctx_new();
-    if (!r->poll || !r->zctx) {
+    if (!r->zctx) {
         record(r, MPX_ESYS, "cannot create the zmq context: %s", zmq_strerror(errno));
         return r->status;
     }
@@ -1070,7 +1106,7 @@ static int ensure_fd_limit(struct mpx_run *r)
 
 int sup_start(struct mpx_run *r)
 {
-    r->sink_listen = -1;
+    r->epfd = r->sink_listen = -1;
     char *msg = NULL;
     int rc = plan_build(r->root, &r->plan, &msg);
     if (rc != 0) {
@@ -1090,9 +1126,10 @@ int sup_start(struct mpx_run *r)
         r->state = RUN_ENDED;
         return MPX_ENOMEM;
     }
-    /* Before anything can fail: end_run closes every pidfd. */
-    for (int i = 0; i < r->n; i++)
+    for (int i = 0; i < r->n; i++) {
         r->ch[i].pidfd = -1;
+        r->ch[i].pending = r->plan->inst[i].nconsumers;
+    }
     r->state = RUN_STARTING;
     if (rundir_create(r->dir, sizeof r->dir, r->err, sizeof r->err) != 0) {
         record(r, MPX_ESYS, "%s", r->err);
@@ -1153,7 +1190,7 @@ mpx_item_t *sup_next(struct mpx_run *r)
             }
             if (edge_in_complete(r->sink)) {
                 r->sink_complete = true;
-                release_producers_of(r, r->n);
+                consumer_done(r, r->n, true);
                 continue;
             }
             edge_in_idle(r->sink);

@@ -20,6 +20,7 @@ typedef struct run_child {
     pid_t pid;
     int pidfd; /* -1 when pidfd_open is not available */
     bool hello, ready, done, released, stop_sent, exited;
+    int pending; /* consumers (the sink included) not done yet */
     int wait_status;
     long max_rss_kib;
     uint64_t items_in, items_out, items_dropped;
@@ -71,8 +72,13 @@ struct mpx_run {
     edge_in_t *sink;
     bool sink_complete;
     int nready;
-    void *poll; /* zmq_pollitem_t[n + 3] */
+    int nexited;     /* children with exited set */
+    int epfd;        /* epoll over the children's pidfds, or -1 */
+    bool polling;    /* some child is watched without a pidfd: poll waitpid */
     int sink_listen; /* the output's listening socket until it is adopted, or -1 */
+    bool restarted;  /* some instance was replaced: look for stuck replacements */
+    bool owing;      /* some producer missed a restart message */
+    bool gave_up;    /* a replacement was given up on: reap late arrivals */
     blackbox_t *boxes;  /* n slots shared with the children (child.h) */
     size_t boxes_size;
     struct fd_id *fds_at_fork; /* descriptors open when the stages were forked */
