@@ -48,6 +48,7 @@ struct stats {
     inst_stats_t *inst; /* n */
     stage_fig_t *stage;
     int nstages;
+    int *stage_of;      /* by instance: its stage's index in stage[] */
     uint64_t *sent_to, *taken_by; /* per consumer, scratch: n + 1 */
     void *pub;
     int interval_ms;
@@ -91,9 +92,10 @@ int stats_open(struct mpx_run *r, char *err, size_t errcap)
     const plan_t *plan = r->plan;
     s->inst = calloc((size_t)r->n, sizeof *s->inst);
     s->stage = calloc((size_t)r->n, sizeof *s->stage);
+    s->stage_of = calloc((size_t)r->n + 1, sizeof *s->stage_of);
     s->sent_to = calloc((size_t)r->n + 1, sizeof *s->sent_to);
     s->taken_by = calloc((size_t)r->n + 1, sizeof *s->taken_by);
-    if (!s->inst || !s->stage || !s->sent_to || !s->taken_by)
+    if (!s->inst || !s->stage || !s->stage_of || !s->sent_to || !s->taken_by)
         goto oom;
     /* A stage node's instances are consecutive in the plan. */
     for (int i = 0; i < r->n; i++) {
@@ -105,6 +107,7 @@ int stats_open(struct mpx_run *r, char *err, size_t errcap)
             sf->fig.instances = plan->inst[i].count;
         }
         s->stage[s->nstages - 1].count++;
+        s->stage_of[i] = s->nstages - 1;
         if (plan->inst[i].nproducers > 0) /* a source has no input queue */
             s->stage[s->nstages - 1].fig.capacity += plan->inst[i].cap_items;
     }
@@ -300,12 +303,11 @@ static void json_str(FILE *f, const char *v)
     fputc('"', f);
 }
 
+/* By the node's first instance, not by a search: a snapshot of a graph
+ * of many stage nodes would otherwise cost their number squared. */
 static int stage_index(const stats_t *s, const mpx_node_t *n)
 {
-    for (int k = 0; k < s->nstages; k++)
-        if (s->stage[k].node == n)
-            return k;
-    return -1;
+    return s->stage_of[n->plan_first];
 }
 
 static void json_tree(FILE *f, const stats_t *s, const mpx_node_t *n)
@@ -596,6 +598,7 @@ void stats_free(struct mpx_run *r)
     }
     free(s->inst);
     free(s->stage);
+    free(s->stage_of);
     free(s->sent_to);
     free(s->taken_by);
     free(s->latest);
