@@ -28,9 +28,13 @@ int edge_sockopts(void *sock)
 {
     /* Credit bounds every queue, so zmq's own limits are lifted; nothing
      * rests on linger (see DESIGN: the tail of a stream is confirmed by
-     * the protocol, never by linger).  Reconnects are quick because peers
-     * bind a few milliseconds apart at start. */
-    int zero = 0, ivl = 1, ivl_max = 0;
+     * the protocol, never by linger).  First processes find every peer
+     * listening from the start (supervisor.c fork_all), so a reconnect
+     * follows a peer's exit: quick at first (a replacement binds within
+     * milliseconds), then ever less often, up to every 100 ms, so that
+     * producers waiting their turn to exit after their consumer has gone
+     * do not try it again every millisecond. */
+    int zero = 0, ivl = 1, ivl_max = 100;
     if (zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero) ||
         zmq_setsockopt(sock, ZMQ_SNDHWM, &zero, sizeof zero) ||
         zmq_setsockopt(sock, ZMQ_RCVHWM, &zero, sizeof zero) ||

@@ -536,6 +536,13 @@ static void reap(struct mpx_run *r, int i, int wait)
     if (!(clean && (c->released || c->stop_sent))) {
         describe_exit(how, sizeof how, status);
         child_died(r, i, how);
+    } else if (r->ctl) {
+        /* Gone as told: left connected, zmq would try its endpoint again
+         * and again until the run ends (a dead one's stays, for its
+         * replacement). */
+        char ep[300];
+        if (edge_endpoint(ep, sizeof ep, r->dir, 'c', i, 0) == 0)
+            zmq_disconnect(r->ctl, ep);
     }
 }
 
