@@ -133,6 +133,8 @@ static void stop_child(struct mpx_run *r, int i)
         return;
     if (ctl_send(r, i, WIRE_STOP) == 0)
         c->stop_sent = true;
+    else
+        r->stop_owed = true;
 }
 
 /* Each producer counts its consumers not yet done (run_child_t.pending),
@@ -608,8 +610,12 @@ static void pump(struct mpx_run *r, bool want_sink, long timeout_ms)
     if (r->gave_up)
         reap_late(r, 0);
     stats_tick(r);
-    if (check_ms)
+    /* Every check_ms, not at every message: the check looks at every
+     * child. */
+    if (check_ms && mono_ms() >= r->next_check_ms) {
         check_timeouts(r);
+        r->next_check_ms = mono_ms() + check_ms;
+    }
     if (n > 0 && ep_at >= 0 && items[ep_at].revents) {
         struct epoll_event ev[64];
         int got;
@@ -677,10 +683,14 @@ void sup_stop(struct mpx_run *r, int status, const char *msg)
         for (int i = 0; i < r->n; i++)
             stop_child(r, i);
         long deadline = mono_ms() + STOP_GRACE_MS;
+        /* Those that say hello meanwhile are told at once (on_ctl); those
+         * a stop could not be sent to, again at each turn. */
         for (long left; !all_exited(r) && (left = deadline - mono_ms()) > 0;) {
             pump(r, false, left);
-            for (int i = 0; i < r->n; i++)
-                stop_child(r, i); /* those that said hello meanwhile */
+            bool owed = r->stop_owed;
+            r->stop_owed = false;
+            for (int i = 0; owed && i < r->n; i++)
+                stop_child(r, i);
         }
     }
     for (int i = 0; i < r->n; i++)

@@ -79,6 +79,8 @@ struct mpx_run {
     bool restarted;  /* some instance was replaced: look for stuck replacements */
     bool owing;      /* some producer missed a restart message */
     bool gave_up;    /* a replacement was given up on: reap late arrivals */
+    bool stop_owed;  /* a stop could not be sent to some child */
+    long next_check_ms; /* when check_timeouts is due */
     blackbox_t *boxes;  /* n slots shared with the children (child.h) */
     size_t boxes_size;
     struct fd_id *fds_at_fork; /* descriptors open when the stages were forked */
