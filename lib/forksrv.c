@@ -224,11 +224,18 @@ forksrv_t *forksrv_start(forksrv_fn fn, void *ctx, int ngens, int *fd)
     /* Whatever stdio holds now would otherwise be written by the server's
      * children too. */
     fflush(NULL);
+    /* The server bears its name from its first instant: the scheduler may
+     * run it only after every stage is up (seen on a loaded machine), and
+     * until then it would show as the application. */
+    char name[16] = "";
+    prctl(PR_GET_NAME, name, 0, 0, 0);
+    prctl(PR_SET_NAME, "mpx-forks", 0, 0, 0);
     pid_t pid = fork();
     if (pid == 0) {
         close(sv[0]);
         serve(sv[1], parent, fn, ctx, ngens, slot);
     }
+    prctl(PR_SET_NAME, name, 0, 0, 0);
     close(sv[1]);
     if (pid < 0) {
         close(sv[0]);
