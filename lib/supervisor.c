@@ -593,9 +593,9 @@ static void pump(struct mpx_run *r, bool want_sink, long timeout_ms)
             check_ms = check_ms && check_ms < 100 ? check_ms : 100;
     if (check_ms && (timeout_ms < 0 || timeout_ms > check_ms))
         timeout_ms = check_ms;
-    int n = zmq_poll(items, k, timeout_ms);
+    int n = edge_poll(items, k, timeout_ms);
     if (n < 0 && errno != EINTR) {
-        record(r, MPX_ESYS, "zmq_poll: %s", zmq_strerror(errno));
+        record(r, MPX_ESYS, "waiting: %s", zmq_strerror(errno));
         return;
     }
     read_ctl(r);
