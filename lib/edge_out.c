@@ -167,6 +167,34 @@ static uint32_t tree_fit(const edge_out_t *o, int d, const run_t *r)
     return dn_closed(o, d) ? r->n : k;
 }
 
+/* Until a consumer has returned credit, nothing says how fast it works:
+ * a choice among consumers gives each unheard one no more than an equal
+ * share of a run (the first batch of a short job must not all go to one
+ * worker).  The most the run may put in one piece, by that rule. */
+static uint32_t tree_share(const edge_out_t *o, int d, const run_t *r)
+{
+    const plan_dnode_t *dn = &o->plan->dn[d];
+    if (dn->kind == DN_LEAF)
+        return r->n;
+    uint32_t k = r->n, open = 0;
+    bool unheard = false;
+    for (int i = 0; i < dn->count; i++) {
+        int c = o->plan->kids[dn->first + i];
+        if (dn_closed(o, c))
+            continue;
+        open++;
+        uint32_t s = tree_share(o, c, r);
+        k = s < k ? s : k;
+        const plan_dnode_t *cn = &o->plan->dn[c];
+        unheard |= cn->kind == DN_LEAF && !leaf_peer(o, cn)->heard;
+    }
+    if (dn->kind == DN_ONE && !r->all && unheard && open > 1) {
+        uint32_t share = (r->n + open - 1) / open;
+        k = share < k ? share : k;
+    }
+    return k;
+}
+
 /* Item credit left in tree d, as a choice compares branches: the most of
  * any branch of a choice, the least of a broadcast's. */
 static uint64_t tree_room(const edge_out_t *o, int d)
@@ -294,6 +322,7 @@ static int read_credit(edge_out_t *o)
         if (h.gen != p->gen || c.prod_gen != o->gen)
             continue;
         /* Counts are cumulative: one arriving late changes nothing. */
+        p->heard = true;
         if (c.items > p->grant_items)
             p->grant_items = c.items;
         if (c.bytes > p->grant_bytes)
@@ -353,6 +382,10 @@ static int send_run(edge_out_t *o, int root, run_t *r, zmq_msg_t *whole, out_por
     bool first = true;
     while (r->n > 0) {
         uint32_t k = tree_fit(o, root, r);
+        if (k > 1) {
+            uint32_t share = tree_share(o, root, r);
+            k = share < k ? share : k;
+        }
         if (k == 0) {
             /* Reading an empty zmq socket costs system calls: credit is
              * read only when it is short. */
@@ -498,7 +531,7 @@ static void fresh_peer(edge_out_t *o, out_peer_t *p, uint32_t gen)
     p->sent_items = p->sent_bytes = p->confirmed = 0;
     p->grant_items = edge_start_items(o->plan, p->id);
     p->grant_bytes = plan_window_bytes(o->plan, p->id);
-    p->closed = false;
+    p->closed = p->heard = false;
 }
 
 edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, uint32_t gen,

@@ -57,6 +57,7 @@ typedef struct out_peer {
     uint64_t grant_items, grant_bytes; /* credit: how far we may send */
     uint64_t confirmed;                /* records it is done with for good */
     bool closed;
+    bool heard;    /* it has sent credit in this generation: its pace counts */
     bool retain;   /* keep what it is sent until confirmed */
     bool unsorted; /* kept messages are not in seq order (after a redo) */
     bool eos_due;  /* replaced after our end of stream: send it one */

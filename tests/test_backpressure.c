@@ -430,10 +430,11 @@ static void slow_stage_short_queue(void)
     mpx_node_destroy(&g);
 }
 
-/* A small item, then one larger than the whole byte window: the producer
- * must wait with almost nothing outstanding, less than would make the
- * consumer return credit by itself (half a window, or a sixteenth of it
- * at a pause).  It asks for credit, and every item arrives, in order. */
+/* A small item, then one larger than the whole byte window, again and
+ * again: the large one must go with almost nothing outstanding (one
+ * message may overrun the byte credit), and every item arrives, in
+ * order.  An edge that waited for a byte window the item cannot fit in
+ * would hang here. */
 #define ASK_ROUNDS 50
 #define ASK_BIG (96 * 1024)
 static int small_then_big_setup(mpx_stage_t *st)
@@ -449,7 +450,7 @@ static int small_then_big_setup(mpx_stage_t *st)
     return mpx_stop(st);
 }
 static const mpx_stage_def_t SmallThenBig = {.name = "smallbig", .setup = small_then_big_setup};
-static void credit_asked_for(void)
+static void item_larger_than_window(void)
 {
     mpx_node_t *pass = mpx_stage(&Spin, &(long){1000});
     mpx_node_set_capacity(pass, 0, 64 * 1024);
@@ -469,6 +470,36 @@ static void credit_asked_for(void)
     mpx_node_destroy(&g);
 }
 
+/* A short job of slow items over four workers: before any worker has
+ * said how fast it is, none may be handed the whole first batch (the
+ * source puts all 100 items in microseconds, and a worker asks for more
+ * only after 128).  Each worker takes its share, whatever the batches. */
+#define SHORT_JOB 100
+static int sleepy(mpx_stage_t *st, mpx_item_t *it)
+{
+    usleep(2000);
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t Sleepy = {.name = "sleepy", .process = sleepy};
+static void short_slow_job_spreads(void)
+{
+    mpx_graph_t *g = MPX_EZ(range_node(0, SHORT_JOB), mpx_as(4, &Sleepy, NULL));
+    int64_t n = 0;
+    while (mpx_graph_next(g))
+        n++;
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(n, SHORT_JOB);
+    for (int i = 1; i <= 4; i++) {
+        mpx_instance_info_t info;
+        REQUIRE(mpx_graph_instance_info(g, i, &info) == 0, "instance %d", i);
+        printf("worker %d took %llu\n", i - 1, info.items_in);
+        CHECK(info.items_in >= SHORT_JOB / 4 - 5 && info.items_in <= SHORT_JOB / 4 + 5,
+              "worker %d took %llu of %d items", i - 1, info.items_in, SHORT_JOB);
+    }
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
 int main(int argc, char **argv)
 {
     static const test_case_t cases[] = {
@@ -479,7 +510,8 @@ int main(int argc, char **argv)
         TEST_CASE(capacity_in_bytes),
         TEST_CASE(capacity_default_bytes),
         TEST_CASE(large_items_not_starved),
-        TEST_CASE(credit_asked_for),
+        TEST_CASE(item_larger_than_window),
+        TEST_CASE(short_slow_job_spreads),
         TEST_CASE(slow_stage_short_queue),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
