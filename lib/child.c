@@ -554,7 +554,8 @@ static void note_in_hand(child_rt_t *rt, const mpx_item_t *it)
     edge_in_current(rt->in, &producer, &b->prod_gen, &b->rec);
     b->producer = (uint32_t)producer;
     if (it->meta_size <= BLACKBOX_META) {
-        memcpy(b->meta, it->meta, it->meta_size);
+        if (it->meta_size)
+            memcpy(b->meta, it->meta, it->meta_size);
         b->meta_size = it->meta_size;
         b->nmeta = it->nmeta;
         b->cut = 0;

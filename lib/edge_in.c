@@ -81,12 +81,18 @@ struct edge_in {
     /* The credit rule (edge.h). */
     uint64_t win_items, win_bytes; /* each producer's window */
     uint64_t start_items;
+    /* Our pace, measured over stretches of at least PACE_ITEMS items: the
+     * time spent neither waiting for input nor paused, per item taken. */
     uint64_t pace;      /* ticks per item, smoothed; 0 until measured */
-    uint64_t last_take; /* ticks of the last item taken while busy; 0 after a pause */
+    uint64_t pace_at;   /* ticks when the current stretch began */
+    uint64_t pace_from; /* items taken then */
+    uint64_t idle_at;   /* ticks when the current pause began; 0: busy */
+    uint64_t idle_sum;  /* paused within the stretch */
 
     zmq_msg_t msg;
     const uint8_t *data; /* the message's bytes: in msg, or in `aligned` */
     size_t len;
+    const uint8_t *end;  /* data + len */
     uint8_t *aligned;    /* a copy of a message zmq placed off an 8-byte boundary */
     size_t aligned_cap;
     const uint8_t *cur;
@@ -105,6 +111,8 @@ struct edge_in {
     bool marks_check; /* a mark or an end of stream came: look for complete marks */
     uint64_t marks_seen;
 };
+
+static int parts_reserve(edge_in_t *in, size_t n);
 
 static void fresh_peer(edge_in_t *in, in_peer_t *p, uint32_t gen)
 {
@@ -141,6 +149,9 @@ edge_in_t *edge_in_new(void *zctx, const plan_t *plan, int self, uint32_t gen,
     in->win_bytes = plan_window_bytes(plan, self);
     in->start_items = edge_start_items(plan, self);
     in->cp_every = in->win_items / 4 ? in->win_items / 4 : 1;
+    in->pace_at = ticks_now();
+    if (parts_reserve(in, 4) != 0)
+        goto oom;
     for (int k = 0; k < pi->nproducers; k++) {
         in_peer_t *p = &in->peers[k];
         p->id = pi->producers[k];
@@ -213,10 +224,31 @@ static void send_credit(edge_in_t *in, in_peer_t *p)
     }
 }
 
+#define PACE_ITEMS 8
+
+/* Close the current stretch of measuring, when long enough. */
+static void measure(edge_in_t *in)
+{
+    uint64_t n = in->items - in->pace_from;
+    if (n < PACE_ITEMS)
+        return;
+    uint64_t span = in->clock - in->pace_at;
+    uint64_t idle = in->idle_sum + (in->idle_at ? in->clock - in->idle_at : 0);
+    uint64_t busy = span > idle ? span - idle : 0;
+    uint64_t sample = busy / n ? busy / n : 1;
+    in->pace = in->pace ? (in->pace + sample) / 2 : sample;
+    in->pace_at = in->clock;
+    in->pace_from = in->items;
+    in->idle_sum = 0;
+    if (in->idle_at)
+        in->idle_at = in->clock;
+}
+
 /* The credit rule's target: the records each producer may have sent
  * beyond what we took, EDGE_TARGET_TICKS of our work at our pace. */
-static uint64_t target(const edge_in_t *in)
+static uint64_t target(edge_in_t *in)
 {
+    measure(in);
     if (!in->pace)
         return in->start_items;
     uint64_t t = EDGE_TARGET_TICKS / in->pace / (uint64_t)(in->npeers ? in->npeers : 1);
@@ -547,10 +579,66 @@ static int receive(edge_in_t *in, uint8_t *rid, int *ridlen, char *err, size_t e
     return 0;
 }
 
+/* An item taken: counted for credit, and handed out. */
+static inline int take_item(edge_in_t *in, in_peer_t *p, uint32_t size, mpx_item_t **it)
+{
+    in->cur_rec = p->taken_items++;
+    p->taken_bytes += size;
+    grant_due(in, p);
+    in->in_hand = true;
+    in->hand_peer = in->cur_peer;
+    in->items++;
+    if (__builtin_expect(in->idle_at != 0, 0)) { /* the pause is over */
+        in->idle_sum += in->clock - in->idle_at;
+        in->idle_at = 0;
+    }
+    *it = &in->item;
+    return 1;
+}
+
+/* Everything but the common case: marks, records with meta or several
+ * parts, the next message, the end, and errors. */
+static int next_slow(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err,
+                     size_t errcap) __attribute__((noinline));
+
 int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, size_t errcap)
 {
     in->clock = in->now ? in->now : ticks_now();
     count_done(in);
+    /* The common case, checked in a few steps (as wire_rec_decode's fast
+     * path): the next record of the message in hand is a plain item of
+     * one part and no meta, and no mark is waiting to be handed on. */
+    const uint8_t *rec = in->cur;
+    if (__builtin_expect(in->left > 0 && !in->marks_check && in->end - rec >= WIRE_REC_HEAD + 16, 1)) {
+        uint32_t w[4];
+        uint64_t len;
+        memcpy(w, rec, sizeof w);
+        memcpy(&len, rec + WIRE_REC_HEAD, 8);
+        uint32_t size = w[0];
+        if (w[1] == 1 && w[2] == 0 && w[3] == 0 && size <= (size_t)(in->end - rec) &&
+            len <= size - WIRE_REC_HEAD - 8 && wire_part_size((size_t)len) == size - WIRE_REC_HEAD &&
+            rec[WIRE_REC_HEAD + 8 + len] == 0 &&
+            (in->left > 1 || rec + size == in->end)) {
+            in->cur = rec + size;
+            in->left--;
+            in->parts[0].data = rec + WIRE_REC_HEAD + 8;
+            in->parts[0].size = (size_t)len;
+            in->item.rec = rec;
+            in->item.size = size;
+            in->item.flags = 0;
+            in->item.nparts = 1;
+            in->item.nmeta = 0;
+            in->item.meta = rec + WIRE_REC_HEAD;
+            in->item.meta_size = 0;
+            in->item.parts = in->parts;
+            return take_item(in, &in->peers[in->cur_peer], size, it);
+        }
+    }
+    return next_slow(in, it, mark, err, errcap);
+}
+
+static int next_slow(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, size_t errcap)
+{
     for (;;) {
         if (!in->closed && complete_mark(in, mark))
             return 2;
@@ -561,20 +649,19 @@ int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, s
             uint32_t size;
             uint16_t nparts;
             in_peer_t *p = &in->peers[in->cur_peer];
-            if (wire_rec_peek(rec, (size_t)(in->data + in->len - rec), &size, &nparts) != 0)
+            if (wire_rec_peek(rec, (size_t)(in->end - rec), &size, &nparts) != 0)
                 return proto_error(err, errcap, "record", (uint32_t)p->id);
             in->cur += size;
-            if (--in->left == 0 && in->cur != in->data + in->len)
+            if (--in->left == 0 && in->cur != in->end)
                 return proto_error(err, errcap, "data", (uint32_t)p->id);
-            in->cur_rec = p->taken_items;
-            p->taken_items++;
-            p->taken_bytes += size;
-            grant_due(in, p);
             uint32_t flags;
             memcpy(&flags, rec + 12, 4);
             if (flags & WIRE_REC_MARK) {
                 uint32_t origin;
                 uint64_t value;
+                in->cur_rec = p->taken_items++;
+                p->taken_bytes += size;
+                grant_due(in, p);
                 if (wire_mark_get(rec, size, &origin, &value) != 1)
                     return proto_error(err, errcap, "mark", (uint32_t)p->id);
                 done_one(in, p); /* a mark is processed on arrival */
@@ -587,19 +674,9 @@ int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, s
                 snprintf(err, errcap, "out of memory");
                 return MPX_ENOMEM;
             }
-            if (wire_rec_decode(rec, size, &in->item, in->parts) != 0)
+            if (wire_rec_decode_full(rec, size, &in->item, in->parts) != 0)
                 return proto_error(err, errcap, "record", (uint32_t)p->id);
-            in->in_hand = true;
-            in->hand_peer = in->cur_peer;
-            in->items++;
-            /* Our pace: the time from one item to the next while busy. */
-            if (in->last_take) {
-                uint64_t dt = in->clock - in->last_take;
-                in->pace = in->pace ? in->pace - in->pace / 8 + dt / 8 : dt ? dt : 1;
-            }
-            in->last_take = in->clock;
-            *it = &in->item;
-            return 1;
+            return take_item(in, p, size, it);
         }
         uint8_t rid[16];
         int ridlen;
@@ -625,6 +702,7 @@ int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, s
         }
         in->data = data;
         in->len = len;
+        in->end = data + len;
         in->forwarded = false;
         wire_head_t h;
         if (wire_head_get(data, len, &h) != 0)
@@ -683,7 +761,8 @@ void edge_in_idle(edge_in_t *in)
 {
     in->clock = ticks_now(); /* the caller's time is that of its last item */
     count_done(in);
-    in->last_take = 0; /* the wait is not our work */
+    if (!in->idle_at) /* the wait is not our work */
+        in->idle_at = in->clock;
     if (in->chain && !in->closed) {
         /* Confirmations go out as checkpoints are released (settle). */
         if (checkpoint_due(in))
