@@ -759,14 +759,6 @@ static void process_all(child_rt_t *rt)
         if (r > 0) {
             if (edge_out_closed(rt->out, 0))
                 rt->st.stop_self = true;
-            /* What a message of input made leaves with its last record:
-             * as many items per message go on as came in, and an item
-             * that came alone goes on before we look for the next. */
-            if (edge_in_message_done(rt->in)) {
-                int rc = edge_out_flush(rt->out);
-                if (rc < 0 && rc != MPX_ESTOPPED)
-                    fail(rt, "sending: %s", mpx_strerror(rc));
-            }
             now = ticks_now();
             /* What waits in a batch is looked at every few microseconds,
              * the control channel every few milliseconds. */

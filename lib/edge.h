@@ -160,8 +160,6 @@ void *edge_in_socket(edge_in_t *in);
  * filled).  Taking an item counts against its producer's credit at once,
  * and marks the previous one processed. */
 int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, size_t errcap);
-/* The record last taken was the last of its message. */
-bool edge_in_message_done(const edge_in_t *in);
 /* Every producer has sent its end of stream and every item was taken. */
 bool edge_in_complete(const edge_in_t *in);
 /* About to block: confirm what was processed to producers that want

@@ -867,7 +867,6 @@ void edge_in_close(edge_in_t *in)
 }
 
 void edge_in_time(edge_in_t *in, uint64_t now) { in->now = now; }
-bool edge_in_message_done(const edge_in_t *in) { return in->left == 0; }
 uint64_t edge_in_items(const edge_in_t *in) { return in->items; }
 uint64_t edge_in_dropped(const edge_in_t *in) { return in->dropped + in->stale; }
 int edge_in_peers(const edge_in_t *in) { return in->npeers; }
