@@ -825,7 +825,8 @@ static void drain(child_rt_t *rt)
 
 /* A chained stage at its end: everything it put is confirmed downstream
  * before it acknowledges the last of its input, and only then does its
- * end of stream leave (after it, the supervisor no longer replaces it). */
+ * end of stream leave (after it, the supervisor no longer replaces it).
+ * (model: stage SETTLING in edge.pml's Consumer) */
 static void settle_all(child_rt_t *rt)
 {
     edge_in_settle_all(rt->in);

@@ -261,7 +261,7 @@ static uint64_t target(edge_in_t *in)
  * target again.  A chained input never grants more than a window beyond
  * what it can confirm: that bounds what its producers keep.  With
  * `confirm`, a credit message goes out anyway when there is something
- * new to confirm. */
+ * new to confirm.  (model: c_grant, s_grant in edge.pml) */
 static void grant(edge_in_t *in, in_peer_t *p, bool confirm)
 {
     uint64_t t = target(in);
@@ -326,7 +326,8 @@ void edge_in_settle(edge_in_t *in)
 
 /* Note what has been processed so far, to be confirmed once the output
  * has everything it made of it confirmed.  The output is flushed first:
- * what waits in a batch has no sequence number yet. */
+ * what waits in a batch has no sequence number yet.  (model: checkpoint,
+ * then settle, in edge.pml's Consumer) */
 static void checkpoint(edge_in_t *in)
 {
     edge_out_flush(in->chain); /* a failure shows at the stage's next put */

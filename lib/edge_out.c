@@ -371,7 +371,8 @@ static int batch_message(out_port_t *pt, zmq_msg_t *msg)
  * between them.  The message for the whole run, when it fits at once, is
  * `whole` (holding a header and exactly these records), or the batch of
  * port `pt`; a piece is copied.  Every message gets a new number, or all
- * get `seq` (a message sent again keeps its number). */
+ * get `seq` (a message sent again keeps its number).  (model: piece, FIT,
+ * PICK and the inrun steps in edge.pml's Producer) */
 static int send_run(edge_out_t *o, int root, run_t *r, zmq_msg_t *whole, out_port_t *pt,
                     uint64_t seq)
 {
@@ -764,7 +765,9 @@ int edge_out_eos(edge_out_t *o)
     /* What a replaced consumer held goes out before our end of stream:
      * after it, a sibling it went to may have ended already, and would
      * never take it.  Restarts heard while this waits for credit add to
-     * the list; none can come between its end and the ends below. */
+     * the list; none can come between its end and the ends below.
+     * (model: stage ENDING in edge.pml; BROKEN_EOS_FIRST, the other
+     * order, fails its check) */
     while (o->nredo > 0 && !o->recovering && !o->sending) {
         rc = edge_out_recover(o);
         if (rc < 0 && rc != MPX_ESTOPPED)
@@ -978,6 +981,7 @@ static int add_redo(edge_out_t *o, zmq_msg_t *msg, uint64_t seq, uint32_t k, int
     return 0;
 }
 
+/* (model: out_restart in edge.pml; edge_out_recover: the inrec steps) */
 int edge_out_restart(edge_out_t *o, const wire_restart_t *r, const char *why, size_t whylen)
 {
     if (r->consumer > (uint32_t)o->plan->ninst || o->slot[r->consumer] < 0)

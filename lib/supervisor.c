@@ -381,7 +381,7 @@ static void send_restarts_to(struct mpx_run *r, int p)
  * (or its siblings) again what the dead process had not confirmed.  A
  * process that had finished needs nothing from them (child_args_t); what
  * was sent to one that had stopped is dropped by its replacement, or taken
- * by its siblings. */
+ * by its siblings.  (model: the death step of edge.pml's Supervisor) */
 static void restart_child(struct mpx_run *r, int i, const char *why, child_resume_t resume)
 {
     run_child_t *c = &r->ch[i];
