@@ -101,6 +101,10 @@
  *     STOPPED resume mode), GO/HELLO/READY, owed restarts, statistics,
  *     timeouts, the item in hand (mpx.failures, and giving a poison item
  *     up: a loss on purpose), the fork server, and more than one port.
+ *     Only one level is recoverable: the consumers' consumer (the sink)
+ *     is not, so a chained producer never sends again (two recoverable
+ *     levels, with redo seqs counted in edge_out_settled, are left to
+ *     tests/test_chaos.c).
  *     P never dies (a source is not recoverable: its death fails the
  *     run), so its generation stays 0 and prod_gen never differs; the
  *     sink is the parent, which does not die either.
@@ -137,10 +141,14 @@
  * message is still on its way; P sends x again, flagged, to C0, which
  * puts it on; the sink reads C0's copy first, then C1's old one: it has
  * not heard from C1's replacement yet, so it takes it.  The later arrival
- * is the unflagged one.  SINK_FENCE models a fix for the parent's
- * collector: in restart_child, before any RESTART goes out, the sink stops
- * taking anything from the dead generation (the supervisor and the sink
- * are one thread); with it ORDERED holds there too.
+ * is the unflagged one (tests/test_model.sh SOURCE_ROOT ordered_forward
+ * shows it).  SINK_FENCE models a fix for the parent's collector: in
+ * restart_child, before any RESTART goes out, the sink stops taking
+ * anything from the dead generation (the supervisor and the sink are one
+ * thread); with it ORDERED holds there too (ordered_forward_fenced).  A
+ * consumer that is a stage would need the supervisor to wait for its
+ * acknowledgement of such a fence before the RESTART, the control channel
+ * not being ordered with the data.
  *
  * Broken variants, which the check must catch:
  *   BROKEN_EOS_FIRST      P sends its end of stream before the records a
