@@ -35,8 +35,10 @@ fail() {
 
 # Not a skip: a machine meant to run this test must have spin.
 command -v spin >/dev/null || fail "spin is not installed (Debian: apt-get install spin)"
-cc=${CC:-cc}
-command -v "$cc" >/dev/null || fail "no C compiler ($cc) to build pan"
+read -r -a cc <<<"${CC:-cc}"
+if ((${#cc[@]} == 0)) || ! command -v "${cc[0]}" >/dev/null; then
+    fail "no C compiler (${CC:-cc}) to build pan"
+fi
 [[ -f $model ]] || fail "no $model"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mpx-model.XXXXXX") || exit 1
@@ -164,7 +166,7 @@ for entry in "${configs[@]}"; do
             cflags=(-DNP)
             args=(-l -m1000000 -w24)
         fi
-        if ! $cc "${panflags[@]}" "${cflags[@]}" -o pan pan.c >cc.log 2>&1; then
+        if ! "${cc[@]}" "${panflags[@]}" "${cflags[@]}" -o pan pan.c >cc.log 2>&1; then
             cat "$dir/cc.log" >&2
             fail "$name: cannot build pan"
         fi
