@@ -11,7 +11,7 @@
  *
  * Credit, the one rule.  A consumer allows each producer a number of
  * records (and bytes) beyond what it has taken from it: its *target*, as
- * many as it processes in EDGE_TARGET_TICKS (about two milliseconds) at
+ * many as it processes in EDGE_TARGET_TICKS (four milliseconds) at
  * its measured pace, shared among its producers, at least EDGE_TARGET_MIN
  * and at most the producer's window (the consumer's capacity shared among
  * its producers).  Whenever, after taking a record, what a producer may
@@ -22,11 +22,17 @@
  * A producer sends a message only with item credit for all its records
  * and some byte credit left (the message may overrun that by itself, so
  * any item fits an idle edge); a batch larger than the credit goes in
- * pieces.  So a slow consumer gets about a millisecond of its work per
+ * pieces.  So a slow consumer gets about two milliseconds of its work per
  * message and returns one credit per such message, a fast one gets large
- * batches, and no consumer ever holds more than a couple of milliseconds
- * of work that a sibling could have taken.  A parallel (ONE) choice sends
- * to the branch with the most credit: the one that asked for most.
+ * batches, and no consumer ever holds more than a few milliseconds of
+ * work that a sibling could have taken.  (Four: a message costs both ends
+ * 20-30 us of CPU on this 2-core machine, and one every two milliseconds
+ * of work is about 2 % of it.)  A parallel (ONE) choice sends to the
+ * branch with the most credit: the one that asked for most.  Until a
+ * consumer has said anything, a choice gives it no more than an equal
+ * share of a batch, and a producer builds its batches no larger than the
+ * credit it has, or than one grant adds (so a producer waiting on a slow
+ * consumer holds about one message's worth, no more).
  *
  * Batching.  While an edge is busy, items are batched into one message
  * (at most a quarter of the smallest window behind the port); when a
@@ -126,7 +132,7 @@ int edge_poll(zmq_pollitem_t *items, int n, long timeout_ms);
 #define EDGE_CREDIT_SIZE (WIRE_HEAD + (int)sizeof(wire_credit_t))
 
 /* The credit rule's constants (see above). */
-#define EDGE_TARGET_TICKS TICKS_US(2000)
+#define EDGE_TARGET_TICKS TICKS_US(4000)
 #define EDGE_TARGET_MIN 2
 #define EDGE_START 256
 #define EDGE_CONFIRM_TICKS TICKS_US(1000)

@@ -215,6 +215,25 @@ static uint64_t tree_room(const edge_out_t *o, int d)
     return v;
 }
 
+/* What one grant adds in tree d, as a choice sees it (the most of any
+ * branch of a choice, the least of a broadcast's): about half of what the
+ * consumer asks for at its pace (edge.h). */
+static uint64_t tree_step(const edge_out_t *o, int d)
+{
+    const plan_dnode_t *dn = &o->plan->dn[d];
+    if (dn->kind == DN_LEAF)
+        return leaf_peer(o, dn)->step;
+    uint64_t v = dn->kind == DN_ONE ? 0 : UINT64_MAX;
+    for (int i = 0; i < dn->count; i++) {
+        int c = o->plan->kids[dn->first + i];
+        if (dn_closed(o, c))
+            continue;
+        uint64_t x = tree_step(o, c);
+        v = dn->kind == DN_ONE ? (x > v ? x : v) : (x < v ? x : v);
+    }
+    return v == UINT64_MAX ? 0 : v;
+}
+
 static int send_to(edge_out_t *o, out_peer_t *p, zmq_msg_t *msg)
 {
     zmq_msg_t copy;
@@ -323,8 +342,10 @@ static int read_credit(edge_out_t *o)
             continue;
         /* Counts are cumulative: one arriving late changes nothing. */
         p->heard = true;
-        if (c.items > p->grant_items)
+        if (c.items > p->grant_items) {
+            p->step = c.items - p->grant_items;
             p->grant_items = c.items;
+        }
         if (c.bytes > p->grant_bytes)
             p->grant_bytes = c.bytes;
         if (c.confirmed > p->confirmed && c.confirmed <= p->sent_items) {
@@ -377,7 +398,6 @@ static int send_run(edge_out_t *o, int root, run_t *r, zmq_msg_t *whole, out_por
                     uint64_t seq)
 {
     o->sending = true;
-    o->sent_at = ticks_now();
     int rc = 0;
     bool fresh = false; /* credit was read since the last wait */
     bool first = true;
@@ -421,6 +441,8 @@ static int send_run(edge_out_t *o, int root, run_t *r, zmq_msg_t *whole, out_por
         pc.msg = &msg;
         rc = deliver(o, root, &pc);
         zmq_msg_close(&msg);
+        /* When it left, not when we began to wait for the credit. */
+        o->sent_at = ticks_now();
         if (rc < 0)
             break;
         r->recs += pc.bytes;
@@ -488,7 +510,8 @@ static void fit_batch(const edge_out_t *o, out_port_t *pt)
 {
     if (pt->root < 0)
         return;
-    uint64_t room = tree_room(o, pt->root);
+    uint64_t room = tree_room(o, pt->root), step = tree_step(o, pt->root);
+    room = room > step ? room : step;
     pt->batch_items = room < 1 ? 1 : room < pt->batch_max ? room : pt->batch_max;
 }
 
@@ -533,6 +556,7 @@ static void fresh_peer(edge_out_t *o, out_peer_t *p, uint32_t gen)
     p->grant_items = edge_start_items(o->plan, p->id);
     p->grant_bytes = plan_window_bytes(o->plan, p->id);
     p->closed = p->heard = false;
+    p->step = 0;
 }
 
 edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, uint32_t gen,
@@ -656,8 +680,11 @@ int edge_out_commit_slow(edge_out_t *o, int port)
         return flush_port(o, pt);
     if (pt->count == 1) {
         pt->first_at = o->now ? o->now : ticks_now();
-        /* A producer that was quiet is probably sporadic: latency first. */
-        return pt->first_at - o->sent_at >= QUIET_TICKS ? flush_port(o, pt) : 0;
+        /* A producer that was quiet is probably sporadic: latency first.
+         * (The caller's time may be older than the last send.) */
+        return pt->first_at > o->sent_at && pt->first_at - o->sent_at >= QUIET_TICKS
+                   ? flush_port(o, pt)
+                   : 0;
     }
     /* Without the caller's time (puts in setup), the clock is read on
      * every fourth put only: it costs more than the rest of a put. */

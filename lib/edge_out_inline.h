@@ -24,11 +24,11 @@
 #define COPY_MAX 8192
 /* A batch leaves when its oldest item is this old (or at once when the
  * stage is about to wait for input, or the batch is full)...  A message
- * costs the processes on both sides about 10-20 us of CPU here (four
- * threads wake up), so a producer of an item every 40 us that sent every
- * 50 us paid a third of its work in messages; holding items for up to
- * half a millisecond keeps that near 5 % at any grain. */
-#define DEFER_TICKS TICKS_US(500)
+ * costs the processes on both sides 20-30 us of CPU here (four threads
+ * wake up), so a producer of an item every 40 us that sent every 50 us
+ * paid half its work in messages; holding items for up to a millisecond
+ * keeps that near 2-3 % at any grain. */
+#define DEFER_TICKS TICKS_US(1000)
 /* ...and the first item after this long without a send leaves at once. */
 #define QUIET_TICKS TICKS_US(200)
 
@@ -55,6 +55,7 @@ typedef struct out_peer {
     uint8_t rid[EDGE_RID_SIZE];
     uint64_t sent_items, sent_bytes;
     uint64_t grant_items, grant_bytes; /* credit: how far we may send */
+    uint64_t step;                     /* items its last grant added */
     uint64_t confirmed;                /* records it is done with for good */
     bool closed;
     bool heard;    /* it has sent credit in this generation: its pace counts */

@@ -36,9 +36,9 @@ typedef struct mpx_node mpx_graph_t;
  * what its producers have sent it and it has not yet processed.  The
  * capacity is shared among the producers (each gets an equal window, at
  * least one item), and a producer waits while its window is full; one
- * item always fits, however large.  Within that, a producer keeps only a
- * few milliseconds of a slow consumer's work in flight, once it has seen
- * its pace. */
+ * item always fits, however large.  Within that, a consumer asks each
+ * producer for about four milliseconds of its own work at its measured
+ * pace, so a slow consumer is sent only a few items at a time. */
 #define MPX_DEFAULT_CAPACITY 1024
 #define MPX_DEFAULT_CAPACITY_BYTES (16u * 1024u * 1024u)
 
