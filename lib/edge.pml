@@ -38,7 +38,7 @@
  *                       chained), and child.c process_all, settle_all,
  *                       finish, end_again (`fin`: CHILD_FINISHED).
  *     take, receive     edge_in_next (gens, "message after end of stream")
- *     c_grant           grant (the rule; chained: at most a window beyond
+ *     c_grant           grant (the rule; chained: at most two windows beyond
  *     c_send_credit     what it can confirm), send_credit (only when heard)
  *     in_hand step      count_done, done_one (a checkpoint when due)
  *     checkpoint        checkpoint (the flush is empty: every put has left)
@@ -180,7 +180,7 @@
 #define ROOT 255     /* the dispatch root (the choice) as a target */
 #define PID NC       /* P's index in ctl[] and in messages to the supervisor */
 #define DCAP (W + 1) /* a data channel: a window of messages, then EOS */
-#define CCAP (2 * N + 3)
+#define CCAP ((2 * N + 3) * NG) /* credit: a grant and a confirmation per record, per process */
 
 #define MIN(a, b) ((a) < (b) -> (a) : (b))
 #define MAX(a, b) ((a) > (b) -> (a) : (b))
@@ -532,15 +532,15 @@ proctype Consumer(byte c; byte g; bit fin)
     :: else -> skip                                                          \
     fi
 
-/* grant: the credit rule; chained, so never a window beyond what it can
- * confirm */
+/* grant: the credit rule; chained, so never more than two windows beyond
+ * what it can confirm */
 #define c_grant(confirm)                                                     \
     TARGET;                                                                  \
     tmore = false;                                                           \
     tx = (igr > taken -> igr - taken : 0);                                   \
     if                                                                       \
     :: tx <= tt / 2 ->                                                       \
-        ty = MIN(taken + tt, cfable + W);                                    \
+        ty = MIN(taken + tt, cfable + 2 * W);                                \
         if                                                                   \
         :: ty > igr -> igr = ty; tmore = true                                \
         :: else -> skip                                                      \
