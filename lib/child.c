@@ -380,7 +380,7 @@ static int wait_input(child_rt_t *rt)
     zmq_pollitem_t items[3 + CHILD_WATCH_MAX] = {{rt->ctl, 0, ZMQ_POLLIN, 0},
                                                  {edge_in_socket(rt->in), 0, ZMQ_POLLIN, 0}};
     int n = 2;
-    /* A chained input's acknowledgements wait on the output's. */
+    /* A chained input's confirmations wait on the output's credit. */
     bool settling = edge_in_settling(rt->in);
     if (settling)
         items[n++] = (zmq_pollitem_t){edge_out_socket(rt->out), 0, ZMQ_POLLIN, 0};
@@ -777,8 +777,8 @@ static void process_all(child_rt_t *rt)
         if (edge_in_complete(rt->in))
             return;
         /* About to block: the stage may act on the pause, what it made
-         * leaves now, what it processed is acknowledged, so that nobody
-         * waits on us while we wait. */
+         * leaves now, and what it processed is confirmed when due, so
+         * that nobody waits on us while we wait. */
         if (def->idle) {
             meta_cur_reset(&rt->meta, NULL, 0, 0);
             check_rc(rt, def->idle(&rt->st));
@@ -824,7 +824,7 @@ static void drain(child_rt_t *rt)
 }
 
 /* A chained stage at its end: everything it put is confirmed downstream
- * before it acknowledges the last of its input, and only then does its
+ * before it confirms the last of its input, and only then does its
  * end of stream leave (after it, the supervisor no longer replaces it).
  * (model: stage SETTLING in edge.pml's Consumer) */
 static void settle_all(child_rt_t *rt)
@@ -833,7 +833,7 @@ static void settle_all(child_rt_t *rt)
     while (edge_in_settling(rt->in)) {
         recover(rt);
         if (wait_on(rt, edge_out_socket(rt->out), ZMQ_POLLIN, &rt->wait_out) != 0)
-            fail(rt, "waiting for acknowledgements: %s", zmq_strerror(errno));
+            fail(rt, "waiting for confirmations: %s", zmq_strerror(errno));
         edge_in_settle(rt->in);
     }
     recover(rt);
