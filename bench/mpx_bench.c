@@ -182,12 +182,14 @@ static void small_items(void)
         t[r] = run_cpu(g, &c[r]);
         plain_switches = mpx_switches;
         mpx_instance_info_t info;
-        mpx_graph_instance_info(g, 1, &info);
+        if (mpx_graph_instance_info(g, 1, &info) != 0)
+            info.max_rss_kib = 0;
         rss = info.max_rss_kib > rss ? info.max_rss_kib : rss;
         priv = *shared > priv ? *shared : priv;
         mpx_node_destroy(&g);
         mpx_node_t *map = mpx_stage(&Plus, &shared);
-        mpx_node_set_retries(map, 1);
+        if (mpx_node_set_retries(map, 1) != 0)
+            fail(map, "cannot set retries");
         g = MPX_EZ(source(n), map, mpx_stage(&Sink, NULL));
         tr[r] = run_cpu(g, &cr[r]);
         mpx_node_destroy(&g);

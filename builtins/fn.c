@@ -24,8 +24,8 @@ mpx_node_t *mpx_fn(const char *name, mpx_process_fn fn)
     if (!fn)
         return mpx_stage(&fn_null_def, NULL);
     mpx_node_t *n = mpx_stage(&fn_def, &(fn_args_t){fn});
-    if (n && name)
-        mpx_node_set_name(n, name);
+    if (n && name && mpx_node_set_name(n, name) != 0)
+        mpx_node_destroy(&n); /* out of memory: the enclosing group reports the NULL */
     return n;
 }
 

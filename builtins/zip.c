@@ -363,8 +363,8 @@ mpx_node_t *mpx_zip_v(mpx_node_t *const *branches, size_t n)
         mpx_node_t *tag = mpx_stage(&tag_def, &a);
         char name[32];
         snprintf(name, sizeof name, "zip-branch%zu", i);
-        if (tag)
-            mpx_node_set_name(tag, name);
+        if (tag && mpx_node_set_name(tag, name) != 0)
+            mpx_node_destroy(&tag); /* out of memory: reported as a NULL node */
         kids[i] = MPX_S(branches[i], tag);
     }
     a.branch = -1;

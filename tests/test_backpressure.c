@@ -21,7 +21,7 @@ static void report_rss(mpx_graph_t *g)
 {
     for (size_t i = 0; i < mpx_graph_instance_count(g); i++) {
         mpx_instance_info_t info;
-        mpx_graph_instance_info(g, i, &info);
+        CHECK_EQ(mpx_graph_instance_info(g, i, &info), 0);
         printf("  %-8s peak RSS %6ld KiB, %llu items in, %llu out\n", info.name, info.max_rss_kib,
                info.items_in, info.items_out);
         CHECK(info.max_rss_kib > 0 && info.max_rss_kib <= RSS_BOUND_KIB,
@@ -222,7 +222,7 @@ static void capacity_of_graph(void)
 {
     map_shared(40, bound_hi(40));
     mpx_graph_t *g = MPX_EZ(filler(8), mpx_stage(&Gate, NULL));
-    mpx_node_set_capacity(g, 40, 0);
+    CHECK_EQ(mpx_node_set_capacity(g, 40, 0), 0);
     capacity_case(g, "capacity 40 set on the graph");
     expect_clean(g);
     mpx_node_destroy(&g);
@@ -232,9 +232,9 @@ static void capacity_of_node(void)
 {
     map_shared(8, bound_hi(8));
     mpx_node_t *gate = mpx_stage(&Gate, NULL);
-    mpx_node_set_capacity(gate, 8, 0);
+    CHECK_EQ(mpx_node_set_capacity(gate, 8, 0), 0);
     mpx_graph_t *g = MPX_EZ(filler(8), gate);
-    mpx_node_set_capacity(g, 100000, 0); /* the node's own setting wins */
+    CHECK_EQ(mpx_node_set_capacity(g, 100000, 0), 0); /* the node's own setting wins */
     capacity_case(g, "capacity 8 set on the node");
     expect_clean(g);
     mpx_node_destroy(&g);
@@ -266,7 +266,7 @@ static void capacity_in_bytes(void)
 {
     map_shared(16, 16 + 4 + 1);
     mpx_node_t *gate = mpx_stage(&Gate, NULL);
-    mpx_node_set_capacity(gate, 0, 1024 * 1024);
+    CHECK_EQ(mpx_node_set_capacity(gate, 0, 1024 * 1024), 0);
     mpx_graph_t *g = MPX_EZ(filler(64000), gate);
     capacity_case(g, "1 MiB capacity, 64,000-byte items");
     expect_clean(g);
@@ -416,7 +416,7 @@ static void slow_stage_short_queue(void)
 {
     map_shared(0, 0);
     mpx_node_t *s = mpx_stage(&Slow, NULL);
-    mpx_node_set_capacity(s, SLOW_CAPACITY, 0);
+    CHECK_EQ(mpx_node_set_capacity(s, SLOW_CAPACITY, 0), 0);
     mpx_graph_t *g = MPX_EZ(mpx_stage(&Counted, NULL), s);
     int64_t count;
     drain_sum(g, &count);
@@ -453,7 +453,7 @@ static const mpx_stage_def_t SmallThenBig = {.name = "smallbig", .setup = small_
 static void item_larger_than_window(void)
 {
     mpx_node_t *pass = mpx_stage(&Spin, &(long){1000});
-    mpx_node_set_capacity(pass, 0, 64 * 1024);
+    CHECK_EQ(mpx_node_set_capacity(pass, 0, 64 * 1024), 0);
     mpx_graph_t *g = MPX_EZ(mpx_stage(&SmallThenBig, NULL), pass);
     mpx_item_t *it;
     int64_t index = 0, wrong = 0;

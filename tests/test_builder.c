@@ -347,7 +347,7 @@ static void instances_of_any_stage(void)
     CHECK_EQ(n, 300);
     CHECK_EQ(mpx_graph_join(g), 0);
     mpx_instance_info_t info;
-    mpx_graph_instance_info(g, 3, &info);
+    CHECK_EQ(mpx_graph_instance_info(g, 3, &info), 0);
     CHECK(info.instance == 2 && info.instances == 3, "%d of %d", info.instance, info.instances);
     expect_clean(g);
     mpx_node_destroy(&g);

@@ -761,7 +761,7 @@ static void map_in_parallel_same_multiset(void)
     unsigned long long in = 0;
     for (size_t i = 1; i <= 3; i++) {
         mpx_instance_info_t info;
-        mpx_graph_instance_info(g, i, &info);
+        CHECK_EQ(mpx_graph_instance_info(g, i, &info), 0);
         in += info.items_in;
     }
     CHECK_EQ(in, N);
@@ -938,8 +938,8 @@ static void reduce_partials_add_up(void)
     CHECK_EQ(a + b, 20000);
     mpx_list_destroy(&list);
     mpx_instance_info_t i1, i2;
-    mpx_graph_instance_info(g, 1, &i1);
-    mpx_graph_instance_info(g, 2, &i2);
+    CHECK_EQ(mpx_graph_instance_info(g, 1, &i1), 0);
+    CHECK_EQ(mpx_graph_instance_info(g, 2, &i2), 0);
     CHECK(i1.items_in + i2.items_in == 20000, "items in %llu + %llu", i1.items_in, i2.items_in);
     expect_clean(g);
     mpx_node_destroy(&g);

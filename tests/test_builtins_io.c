@@ -582,7 +582,7 @@ static void write_parallel_whole_lines(void)
     int64_t per_branch[3] = {0};
     for (size_t i = 0; i < mpx_graph_instance_count(g) && i < 4; i++) {
         mpx_instance_info_t info;
-        mpx_graph_instance_info(g, i, &info);
+        CHECK_EQ(mpx_graph_instance_info(g, i, &info), 0);
         if (i > 0)
             per_branch[i - 1] = (int64_t)info.items_in;
     }
@@ -972,7 +972,7 @@ static void exec_head_one(void)
         CHECK(strcmp(mpx_item_str(mpx_list_at(out, 0)), "line 0 ") == 0, "got '%s'",
               mpx_item_str(mpx_list_at(out, 0)));
     mpx_instance_info_t info;
-    mpx_graph_instance_info(g, 0, &info);
+    CHECK_EQ(mpx_graph_instance_info(g, 0, &info), 0);
     printf("the source put %llu of %lld lines before it was stopped\n", info.items_out,
            (long long)n);
     mpx_list_destroy(&out);

@@ -42,7 +42,7 @@ static mpx_node_t *map_node(const char *name, int64_t (*f)(int64_t))
 {
     mpx_node_t *n = mpx_stage(&Map, &(map_args_t){f});
     if (n)
-        mpx_node_set_name(n, name);
+        CHECK_EQ(mpx_node_set_name(n, name), 0);
     return n;
 }
 
@@ -448,7 +448,7 @@ static int then_pause_setup(mpx_stage_t *st)
     int rc = mpx_flush(st);
     if (rc != 0)
         return rc;
-    mpx_event_wait(never_set, 30000);
+    rc = mpx_event_wait(never_set, 30000);
     return mpx_fail(st, "the run did not fail while the stream paused");
 }
 static const mpx_stage_def_t ThenPause = {.name = "then-pause", .args_size = 4 * sizeof(int64_t),
@@ -915,7 +915,7 @@ static bool random_seq_graph(void)
                             mpx_seq(random_chain(0, fids, &nf, &procs)));
     /* Small capacities: the marks and held items must not jam the flow. */
     if (rnd(3) == 0)
-        mpx_node_set_capacity(g, 1 + rnd(8), 0);
+        CHECK_EQ(mpx_node_set_capacity(g, 1 + rnd(8), 0), 0);
     mpx_item_t *it;
     while ((it = mpx_graph_next(g))) {
         out_rec_t r = {-1, mpx_item_i64(it)};
@@ -982,7 +982,7 @@ static bool random_zip_graph(void)
     }
     mpx_graph_t *g = MPX_EZ(mpx_stage(&Rsrc, &(rsrc_args_t){in, n}), mpx_zip_v(br, (size_t)nb));
     if (rnd(3) == 0)
-        mpx_node_set_capacity(g, 1 + rnd(8), 0);
+        CHECK_EQ(mpx_node_set_capacity(g, 1 + rnd(8), 0), 0);
     int64_t k = 0;
     mpx_item_t *it;
     while ((it = mpx_graph_next(g))) {

@@ -33,7 +33,7 @@ static void success_is_clean(void)
     CHECK(strcmp(mpx_graph_error(g), "") == 0, "%s", mpx_graph_error(g));
     for (size_t i = 0; i < mpx_graph_instance_count(g); i++) {
         mpx_instance_info_t info;
-        mpx_graph_instance_info(g, i, &info);
+        CHECK_EQ(mpx_graph_instance_info(g, i, &info), 0);
         CHECK(WIFEXITED(info.wait_status) && WEXITSTATUS(info.wait_status) == 0,
               "%s exited with %x", info.name, info.wait_status);
     }
@@ -189,7 +189,7 @@ static void destroy_while_running(void)
     pid_t pids[4];
     for (size_t i = 0; i < 4; i++) {
         mpx_instance_info_t info;
-        mpx_graph_instance_info(g, i, &info);
+        CHECK_EQ(mpx_graph_instance_info(g, i, &info), 0);
         pids[i] = info.pid;
     }
     char dir[256];
@@ -226,14 +226,14 @@ static const mpx_stage_def_t LongName = {.name = "a-very-long-stage-name", .proc
 static void processes_named_after_stages(void)
 {
     mpx_node_t *renamed = mpx_stage(&Inc, NULL);
-    mpx_node_set_name(renamed, "wordcount");
+    CHECK_EQ(mpx_node_set_name(renamed, "wordcount"), 0);
     mpx_graph_t *g = MPX_EZ(mpx_stage(&Endless, NULL), mpx_as(2, &Inc, NULL), renamed,
                             mpx_stage(&LongName, NULL));
     REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
     const char *want[] = {"endless", "inc", "inc", "wordcount", "a-very-long-sta"};
     for (size_t i = 0; i < 5; i++) {
         mpx_instance_info_t info;
-        mpx_graph_instance_info(g, i, &info);
+        CHECK_EQ(mpx_graph_instance_info(g, i, &info), 0);
         char path[64], comm[64] = "";
         snprintf(path, sizeof path, "/proc/%d/comm", (int)info.pid);
         FILE *f = fopen(path, "r");
@@ -379,14 +379,14 @@ static void app_main(int fd)
     r.n = (int)mpx_graph_instance_count(g);
     for (int i = 0; i < r.n && i < 8; i++) {
         mpx_instance_info_t info;
-        mpx_graph_instance_info(g, (size_t)i, &info);
+        if (mpx_graph_instance_info(g, (size_t)i, &info) != 0)
+            _exit(94);
         r.pids[i] = info.pid;
     }
     snprintf(r.dir, sizeof r.dir, "%s", mpx_graph_runtime_dir(g));
     if (write(fd, &r, sizeof r) != (ssize_t)sizeof r)
         _exit(91);
-    mpx_graph_join(g);
-    _exit(92); /* never: the graph is endless */
+    _exit(mpx_graph_join(g) == 0 ? 92 : 93); /* never: the graph is endless */
 }
 
 static void parent_killed_by(int sig)

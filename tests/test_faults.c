@@ -75,8 +75,8 @@ static int crash_process(mpx_stage_t *st, mpx_item_t *it)
 {
     const crash_args_t *a = mpx_args(st);
     if ((a->id < 0 || mpx_item_i64(it) == a->id) && (a->always || !mpx_event_is_set(a->once))) {
-        if (a->after && a->hold)
-            mpx_event_wait(a->after, -1);
+        if (a->after && a->hold && mpx_event_wait(a->after, -1) != 1)
+            return mpx_fail(st, "waiting for the gate failed");
         if (!a->after || mpx_event_is_set(a->after)) {
             if (a->once)
                 mpx_event_set(a->once);
@@ -108,7 +108,8 @@ static int letters_process(mpx_stage_t *st, mpx_item_t *it)
     if (!f)
         return mpx_fail(st, "%s: %s", (const char *)mpx_args(st), strerror(errno));
     int64_t index = -1;
-    mpx_item_meta_i64(it, "mpx.instance", &index);
+    if (mpx_item_meta_i64(it, "mpx.instance", &index) != 0)
+        index = -1; /* written as such, and the test says so */
     const char *stage = mpx_item_meta_str(it, "mpx.stage");
     const char *error = mpx_item_meta_str(it, "mpx.error");
     fprintf(f, "%lld %s %lld %s\n", (long long)mpx_item_i64(it), stage ? stage : "-",
@@ -171,6 +172,7 @@ typedef struct collected {
     mpx_graph_t *g;
     int64_t n, total;
     unsigned char *seen;
+    int outcome; /* of the join, which the caller may ask again */
 } collected_t;
 
 static void collect_all(void *arg)
@@ -178,7 +180,7 @@ static void collect_all(void *arg)
     collected_t *c = arg;
     REQUIRE(mpx_graph_start(c->g) == 0, "%s", mpx_graph_error(c->g));
     c->seen = collect_ids(c->g, c->n, &c->total, NULL);
-    mpx_graph_join(c->g);
+    c->outcome = mpx_graph_join(c->g);
 }
 
 /* Run g to its end, expect it to fail with `rc` and a message holding
@@ -228,7 +230,7 @@ static void skip_drops_counts_and_logs(void)
     CHECK_EQ(mpx_node_on_error(g, MPX_ON_ERROR_SKIP, NULL), 0);
     /* Stderr captured (the stage processes inherit it): the skipped
      * items are logged. */
-    collected_t c = {g, 1000, 0, NULL};
+    collected_t c = {g, 1000, 0, NULL, 0};
     char *err = capture_stderr(collect_all, &c);
     int64_t total = c.total;
     unsigned char *seen = c.seen;
@@ -1062,8 +1064,8 @@ static int gated_range_setup(mpx_stage_t *st)
 {
     const gated_range_args_t *a = mpx_args(st);
     for (int64_t v = 0; v < a->n; v++) {
-        if (v == a->at)
-            mpx_event_wait(a->go, -1);
+        if (v == a->at && mpx_event_wait(a->go, -1) != 1)
+            return mpx_fail(st, "waiting for the go-ahead failed");
         int rc = mpx_put_i64(st, v);
         if (rc != 0)
             return rc;

@@ -208,7 +208,7 @@ static void parallel_and_broadcast(void)
 static void recoverable_pass(void)
 {
     mpx_node_t *p = mpx_stage(&Pass, NULL);
-    mpx_node_set_retries(p, 1);
+    CHECK_EQ(mpx_node_set_retries(p, 1), 0);
     seen_t s;
     run_and_check(MPX_EZ(mpx_stage(&Bigs, NULL), p, mpx_stage(&Pass, NULL)), &s, true);
     expect_each(&s, 1);

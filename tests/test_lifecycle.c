@@ -92,9 +92,9 @@ static void initialize_in_parent(void)
             continue;
         }
         REQUIRE(mpx_item_parts(it) == 3, "parts");
-        mpx_item_get_i64(it, 0, &v);
-        mpx_item_get_i64(it, 1, &t);
-        mpx_item_get_i64(it, 2, &pid);
+        CHECK_EQ(mpx_item_get_i64(it, 0, &v), 0);
+        CHECK_EQ(mpx_item_get_i64(it, 1, &t), 0);
+        CHECK_EQ(mpx_item_get_i64(it, 2, &pid), 0);
         int inst = pid == pids[0] ? 0 : pid == pids[1] ? 1 : pid == pids[2] ? 2 : -1;
         CHECK(inst >= 0, "item from unknown pid %lld", (long long)pid);
         CHECK_EQ(t, (v % 4 + 1) * 1000 + inst);
@@ -163,8 +163,8 @@ static void teardown_once_after_drain(void)
         pos++;
         if (mpx_item_parts(it) == 3) {
             int64_t processed, nsetup;
-            mpx_item_get_i64(it, 1, &processed);
-            mpx_item_get_i64(it, 2, &nsetup);
+            CHECK_EQ(mpx_item_get_i64(it, 1, &processed), 0);
+            CHECK_EQ(mpx_item_get_i64(it, 2, &nsetup), 0);
             CHECK_EQ(processed, 1500);
             CHECK_EQ(nsetup, 1);
             teardowns++;
@@ -378,7 +378,7 @@ static void stop_through_sparse_filter(void)
     CHECK_EQ(mpx_graph_join(g), 0);
     CHECK_EQ(n, 2);
     mpx_instance_info_t src;
-    mpx_graph_instance_info(g, 0, &src);
+    CHECK_EQ(mpx_graph_instance_info(g, 0, &src), 0);
     printf("the source put %llu items before it was stopped\n", src.items_out);
     expect_clean(g);
     mpx_node_destroy(&g);

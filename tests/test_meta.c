@@ -208,11 +208,13 @@ static void meta_api(void)
  * with empty meta. */
 static int sticky_setup(mpx_stage_t *st)
 {
-    mpx_meta_set_str(st, "run", "r1");
+    if (mpx_meta_set_str(st, "run", "r1") != 0)
+        return -1;
     for (int i = 0; i < 3; i++)
         if (mpx_put_i64(st, i))
             return -1;
-    mpx_meta_set_str(st, "run", "r2");
+    if (mpx_meta_set_str(st, "run", "r2") != 0)
+        return -1;
     return mpx_put_i64(st, 3);
 }
 static int sticky_teardown(mpx_stage_t *st)

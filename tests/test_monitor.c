@@ -210,7 +210,7 @@ static void figures_while_running(void)
 {
     int us = 2000;
     mpx_graph_t *g = MPX_EZ(mpx_range(0, 400, 1), mpx_stage(&Nap, &us));
-    mpx_node_set_capacity(g, 64, 0);
+    CHECK_EQ(mpx_node_set_capacity(g, 64, 0), 0);
     CHECK_EQ(mpx_graph_set_stats_interval(g, 20), 0);
     REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
     CHECK_EQ(mpx_graph_stage_count(g), 2);
@@ -424,9 +424,9 @@ static char *on_terminal(int progress, const char *env)
             setenv("MPX_PROGRESS", env, 1);
         int us = 1000;
         mpx_graph_t *g = MPX_EZ(mpx_range(0, 300, 1), mpx_stage(&Nap, &us), mpx_stage(&Drop, NULL));
-        mpx_graph_set_stats_interval(g, 20);
+        CHECK_EQ(mpx_graph_set_stats_interval(g, 20), 0);
         if (progress)
-            mpx_graph_set_progress(g, progress > 0);
+            CHECK_EQ(mpx_graph_set_progress(g, progress > 0), 0);
         int rc = mpx_graph_join(g);
         mpx_node_destroy(&g);
         _exit(rc == 0 ? 0 : 1);

@@ -90,8 +90,8 @@ static void last_stage_puts_nothing(void)
     CHECK(mpx_graph_next(g) == NULL, "an item from a graph that puts none");
     CHECK_EQ(mpx_graph_join(g), 0);
     mpx_instance_info_t a, b;
-    mpx_graph_instance_info(g, 2, &a);
-    mpx_graph_instance_info(g, 3, &b);
+    CHECK_EQ(mpx_graph_instance_info(g, 2, &a), 0);
+    CHECK_EQ(mpx_graph_instance_info(g, 3, &b), 0);
     CHECK_EQ(a.items_in + b.items_in, 10000);
     expect_clean(g);
     mpx_node_destroy(&g);
@@ -168,7 +168,7 @@ static void join_discards_output(void)
     mpx_graph_t *g = MPX_EZ(range_node(0, 100000), mpx_stage(&Inc, NULL));
     CHECK_EQ(mpx_graph_join(g), 0);
     mpx_instance_info_t info;
-    mpx_graph_instance_info(g, 1, &info);
+    CHECK_EQ(mpx_graph_instance_info(g, 1, &info), 0);
     CHECK_EQ(info.items_out, 100000);
     expect_clean(g);
     mpx_node_destroy(&g);

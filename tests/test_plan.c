@@ -108,10 +108,10 @@ static void nested_groups_flatten(void)
 static void capacities_and_windows(void)
 {
     mpx_node_t *wide = mpx_as(2, &Inc, NULL);
-    mpx_node_set_capacity(wide, 10, 4096);
+    CHECK_EQ(mpx_node_set_capacity(wide, 10, 4096), 0);
     mpx_graph_t *g = MPX_EZ(MPX_P(range_node(0, 1), range_node(0, 1), range_node(0, 1)), wide,
                             mpx_stage(&Inc, NULL));
-    mpx_node_set_capacity(g, 300, 0);
+    CHECK_EQ(mpx_node_set_capacity(g, 300, 0), 0);
     plan_t *p = plan_of(g);
     CHECK_EQ(p->inst[3].cap_items, 10);
     CHECK_EQ(p->inst[3].cap_bytes, 4096);
@@ -133,7 +133,7 @@ static void confirms(void)
 {
     /* 0: range -> 1: inc -> B(2, 3) -> P(4, 5) -> 6: recoverable -> 7: sink */
     mpx_node_t *last = mpx_stage(&Inc, NULL);
-    mpx_node_set_retries(last, 1);
+    CHECK_EQ(mpx_node_set_retries(last, 1), 0);
     mpx_graph_t *g = MPX_EZ(range_node(0, 1), mpx_stage(&Inc, NULL),
                             MPX_B(mpx_stage(&Inc, NULL), mpx_stage(&Inc, NULL)),
                             MPX_P(mpx_stage(&Inc, NULL), mpx_stage(&Drop, NULL)), last);
@@ -151,7 +151,7 @@ static void confirms(void)
     mpx_node_destroy(&g);
     /* A recoverable source has no input to confirm. */
     mpx_node_t *src = range_node(0, 1);
-    mpx_node_set_retries(src, 1);
+    CHECK_EQ(mpx_node_set_retries(src, 1), 0);
     g = MPX_EZ(src, mpx_stage(&Inc, NULL));
     p = plan_of(g);
     CHECK(!plan_confirms(p, 0, 1), "a recoverable source");

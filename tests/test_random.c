@@ -228,7 +228,7 @@ static mpx_node_t *sp_build(const spec_t *s)
                                      : mpx_broadcast_v(kids, (size_t)s->nkids);
     }
     if (n && s->cap)
-        mpx_node_set_capacity(n, s->cap, 0);
+        CHECK_EQ(mpx_node_set_capacity(n, s->cap, 0), 0);
     return n;
 }
 
@@ -365,7 +365,7 @@ static bool one_graph(uint64_t seed, int index)
         kids[i + 1] = sp_build(body->kids[i]);
     mpx_graph_t *g = mpx_serial_v(kids, (size_t)body->nkids + 1);
     if (rnd(3) == 0)
-        mpx_node_set_capacity(g, 1 + rnd(16), 0);
+        CHECK_EQ(mpx_node_set_capacity(g, 1 + rnd(16), 0), 0);
 
     bag_t got = {0};
     mpx_item_t *it;

@@ -45,9 +45,9 @@ static void environment_per_stage(void)
     unsetenv("MPX_A");
     mpx_node_t *outer = mpx_stage(&Env, NULL), *inner = mpx_stage(&Env, NULL),
                *bare = mpx_stage(&Env, NULL);
-    mpx_node_set_name(outer, "outer");
-    mpx_node_set_name(inner, "inner");
-    mpx_node_set_name(bare, "bare");
+    CHECK_EQ(mpx_node_set_name(outer, "outer"), 0);
+    CHECK_EQ(mpx_node_set_name(inner, "inner"), 0);
+    CHECK_EQ(mpx_node_set_name(bare, "bare"), 0);
     mpx_node_t *group = MPX_S(inner, bare);
     CHECK_EQ(mpx_node_setenv(group, "MPX_A", "group"), 0);
     CHECK_EQ(mpx_node_setenv(inner, "MPX_A", "inner"), 0); /* nearer wins */
@@ -119,10 +119,10 @@ static void timing_in_meta(void)
 
     /* Off by default, and off where a nearer node says so. */
     mpx_node_t *quiet = mpx_stage(&Inc, NULL);
-    mpx_node_set_timing(quiet, false);
+    CHECK_EQ(mpx_node_set_timing(quiet, false), 0);
     g = MPX_EZ(range_node(0, 5), mpx_stage(&Inc, NULL), MPX_S(quiet));
     mpx_graph_t *g2 = MPX_EZ(range_node(0, 5), mpx_stage(&Inc, NULL));
-    mpx_node_set_timing(g, true);
+    CHECK_EQ(mpx_node_set_timing(g, true), 0);
     while ((it = mpx_graph_next(g))) {
         CHECK(mpx_item_meta(it, "time/inc", NULL) != NULL, "timing lost");
         CHECK(mpx_item_meta(it, "time/inc#2", NULL) == NULL, "timing where it was turned off");
@@ -164,7 +164,7 @@ static const mpx_stage_def_t HolderPass = {.name = "holder", .process = pass_on,
 static void timing_only_in_process(void)
 {
     mpx_graph_t *g = MPX_EZ(mpx_stage(&FiveAndMark, NULL), mpx_stage(&HolderPass, NULL));
-    mpx_node_set_timing(g, true);
+    CHECK_EQ(mpx_node_set_timing(g, true), 0);
     int64_t extra = 0, timed = 0;
     mpx_item_t *it;
     while ((it = mpx_graph_next(g))) {

@@ -8,6 +8,25 @@
 #ifndef MPX_ERROR_H
 #define MPX_ERROR_H
 
+/* MPX_MUST_CHECK marks the calls whose result a program must look at: a
+ * put that was refused, a graph that failed, a setting that was not taken.
+ * Ignoring one warns under -Wall (-Wunused-result).  To drop a result on
+ * purpose, test it (`if (mpx_put_i64(st, v) != 0) ...`): GCC does not
+ * accept a cast to void as doing so, except under C23 or C++17, where the
+ * standard [[nodiscard]] is used instead.  Define MPX_MUST_CHECK before
+ * including mpx.h to choose otherwise (empty turns the warnings off). */
+#ifndef MPX_MUST_CHECK
+#if defined(__cplusplus) && __cplusplus >= 201703L
+#define MPX_MUST_CHECK [[nodiscard]]
+#elif !defined(__cplusplus) && defined(__STDC_VERSION__) && __STDC_VERSION__ > 201710L
+#define MPX_MUST_CHECK [[nodiscard]]
+#elif defined(__GNUC__) || defined(__clang__)
+#define MPX_MUST_CHECK __attribute__((warn_unused_result))
+#else
+#define MPX_MUST_CHECK
+#endif
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif

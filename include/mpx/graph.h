@@ -84,23 +84,23 @@ mpx_node_t *mpx_instances(mpx_node_t *node, int n);
 const char *mpx_node_name(const mpx_node_t *node);
 
 /* Name shown in ps, errors and layouts instead of the definition's name. */
-int mpx_node_set_name(mpx_node_t *node, const char *name);
+MPX_MUST_CHECK int mpx_node_set_name(mpx_node_t *node, const char *name);
 /* Capacity of the edges into every stage inside `node` (items, bytes; 0
  * keeps the inherited value).  Set on the root it is the graph's default;
  * the nearest setting above a stage wins. */
-int mpx_node_set_capacity(mpx_node_t *node, size_t items, size_t bytes);
+MPX_MUST_CHECK int mpx_node_set_capacity(mpx_node_t *node, size_t items, size_t bytes);
 
 /* Environment variables of every stage process inside `node`, set in the
  * child before setup (the parent's environment is unchanged); value NULL
  * removes the variable.  Settings on outer nodes apply first, so the
  * nearest one wins. */
-int mpx_node_setenv(mpx_node_t *node, const char *name, const char *value);
+MPX_MUST_CHECK int mpx_node_setenv(mpx_node_t *node, const char *name, const char *value);
 
 /* Record in each item's meta how long every stage inside `node` spent on
  * it: the key "time/<stage name>" (then "time/<name>#2", ... when a name
  * repeats on the item's way) holds an int64 of nanoseconds, from the start
  * of the process call to the put.  Off by default; costs nothing when off. */
-int mpx_node_set_timing(mpx_node_t *node, bool on);
+MPX_MUST_CHECK int mpx_node_set_timing(mpx_node_t *node, bool on);
 
 /* ---- when a stage fails --------------------------------------------------
  *
@@ -146,21 +146,21 @@ typedef enum mpx_on_error {
     MPX_ON_ERROR_SKIP = 2,
     MPX_ON_ERROR_DEAD_LETTER = 3,
 } mpx_on_error_t;
-int mpx_node_on_error(mpx_node_t *node, mpx_on_error_t policy, const char *dead_letter);
+MPX_MUST_CHECK int mpx_node_on_error(mpx_node_t *node, mpx_on_error_t policy, const char *dead_letter);
 #define MPX_MAX_RETRIES 1000
-int mpx_node_set_retries(mpx_node_t *node, int retries); /* 0 .. MPX_MAX_RETRIES */
+MPX_MUST_CHECK int mpx_node_set_retries(mpx_node_t *node, int retries); /* 0 .. MPX_MAX_RETRIES */
 /* Per-item time limit of process, in milliseconds (0: none, the
  * default).  A process still busy with one item after that long is killed
  * (SIGKILL) and the item has failed: it is retried or handled by the
  * policy as above, and under STOP the graph stops.  The supervisor checks
  * while the application is inside mpx_graph_next / join / collect. */
-int mpx_node_set_timeout(mpx_node_t *node, int ms);
+MPX_MUST_CHECK int mpx_node_set_timeout(mpx_node_t *node, int ms);
 /* The largest item a stage inside `node` may put: its parts, meta and
  * framing together, in bytes (default MPX_DEFAULT_MAX_ITEM).  A larger
  * put returns MPX_ERANGE and, if the stage fails with it, the graph's
  * error says how large the item was and what the limit is. */
 #define MPX_DEFAULT_MAX_ITEM ((size_t)1 << 30)
-int mpx_node_set_max_item(mpx_node_t *node, size_t bytes);
+MPX_MUST_CHECK int mpx_node_set_max_item(mpx_node_t *node, size_t bytes);
 
 /* Attach `side` to graph `g` under `name` (mpyx's xcut): every stage of g
  * can put into it with mpx_put_to(st, name, ...).  The side graph starts
@@ -170,7 +170,7 @@ int mpx_node_set_max_item(mpx_node_t *node, size_t bytes);
  * graph may be attached to any node; its stages serve the stages inside
  * that node, and a nearer side graph hides an outer one of the same name.
  * A side graph's own stages see only the side graphs attached inside it. */
-int mpx_graph_xcut(mpx_graph_t *g, const char *name, mpx_graph_t *side);
+MPX_MUST_CHECK int mpx_graph_xcut(mpx_graph_t *g, const char *name, mpx_graph_t *side);
 
 /* Destroy a node and its subtree (stopping the graph first if it runs);
  * sets *node to NULL.  Do not destroy a node that belongs to a group. */
@@ -179,7 +179,7 @@ void mpx_node_destroy(mpx_node_t **node);
 /* ---- running ------------------------------------------------------------ */
 
 /* Validate without running: 0, or MPX_EGRAPH with mpx_graph_error() set. */
-int mpx_graph_check(mpx_graph_t *g);
+MPX_MUST_CHECK int mpx_graph_check(mpx_graph_t *g);
 
 /* Validate, call initialize for every instance, fork one process per
  * instance and return once every stage's setup has returned — or, for a
@@ -189,20 +189,20 @@ int mpx_graph_check(mpx_graph_t *g);
  * have), or the error of a failed initialize or setup (the graph is then
  * already cleaned up).  Raises the soft limit on open files when the
  * graph needs it. */
-int mpx_graph_start(mpx_graph_t *g);
+MPX_MUST_CHECK int mpx_graph_start(mpx_graph_t *g);
 
 /* Next item leaving the end of the graph, blocking until one does (starts
  * the graph when needed).  NULL once the graph has finished or failed:
  * then mpx_graph_join() gives the outcome.  The item is owned by the graph
  * and valid until the next call on the graph. */
-mpx_item_t *mpx_graph_next(mpx_graph_t *g);
+MPX_MUST_CHECK mpx_item_t *mpx_graph_next(mpx_graph_t *g);
 
 /* Wait until the graph ends, discarding items nobody took with
  * mpx_graph_next().  Every process has exited and the runtime directory is
  * removed when it returns.  Returns 0 on success, MPX_ESTAGE /
  * MPX_ECRASH / MPX_ESTOPPED / ... otherwise.  Starts the graph when needed;
  * once ended, returns the same outcome again. */
-int mpx_graph_join(mpx_graph_t *g);
+MPX_MUST_CHECK int mpx_graph_join(mpx_graph_t *g);
 
 /* Stop a running graph: every process is asked to end at once (teardown
  * does not run) and killed if it has not within a short grace period.
@@ -211,14 +211,14 @@ int mpx_graph_stop(mpx_graph_t *g);
 
 /* Run to the end and collect every output item (with its meta). */
 typedef struct mpx_list mpx_list_t;
-int mpx_graph_collect(mpx_graph_t *g, mpx_list_t **out);
+MPX_MUST_CHECK int mpx_graph_collect(mpx_graph_t *g, mpx_list_t **out);
 size_t mpx_list_size(const mpx_list_t *list);
 mpx_item_t *mpx_list_at(const mpx_list_t *list, size_t i);
 void mpx_list_destroy(mpx_list_t **list);
 
 /* Start, join and destroy `g`; prints the error to stderr when it fails.
  * Returns what join returned. */
-int mpx_run(mpx_graph_t *g);
+MPX_MUST_CHECK int mpx_run(mpx_graph_t *g);
 
 /* Message of the first failure ("" when none): the one that ended the
  * run; what failed after it is its consequence. */
@@ -251,7 +251,7 @@ typedef struct mpx_instance_info {
 
 /* Number of stage processes of a started (or checked) graph. */
 size_t mpx_graph_instance_count(const mpx_graph_t *g);
-int mpx_graph_instance_info(const mpx_graph_t *g, size_t i, mpx_instance_info_t *out);
+MPX_MUST_CHECK int mpx_graph_instance_info(const mpx_graph_t *g, size_t i, mpx_instance_info_t *out);
 
 #ifdef __cplusplus
 }

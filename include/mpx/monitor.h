@@ -29,7 +29,7 @@ extern "C" {
 
 /* How often stage processes report, in ms (10 .. 60000); before start.
  * The table, the stream and the bar are refreshed at this pace or slower. */
-int mpx_graph_set_stats_interval(mpx_graph_t *g, int interval_ms);
+MPX_MUST_CHECK int mpx_graph_set_stats_interval(mpx_graph_t *g, int interval_ms);
 
 typedef enum mpx_stage_state {
     MPX_STATE_STARTING, /* forked, setup not yet done */
@@ -65,23 +65,23 @@ typedef struct mpx_stage_stats {
 size_t mpx_graph_stage_count(const mpx_graph_t *g);
 /* Figures of stage node i as of the latest report (also after the end:
  * the final figures). */
-int mpx_graph_stage_stats(const mpx_graph_t *g, size_t i, mpx_stage_stats_t *out);
+MPX_MUST_CHECK int mpx_graph_stage_stats(const mpx_graph_t *g, size_t i, mpx_stage_stats_t *out);
 
 /* Print a table of every stage (one line each, graph order) to stderr
  * every interval_ms while the graph runs, and once more at its end;
  * interval_ms 0 takes the stats interval.  May be called before start or
  * while running.  mpx_graph_unwatch stops it. */
-int mpx_graph_watch(mpx_graph_t *g, int interval_ms);
+MPX_MUST_CHECK int mpx_graph_watch(mpx_graph_t *g, int interval_ms);
 int mpx_graph_unwatch(mpx_graph_t *g);
 
 /* Write every snapshot as one JSON line to `f` (flushed each time), the
  * last one with "ended": true.  NULL stops.  The graph does not close f. */
-int mpx_graph_stats_to(mpx_graph_t *g, FILE *f);
+MPX_MUST_CHECK int mpx_graph_stats_to(mpx_graph_t *g, FILE *f);
 
 /* Progress bar on stderr for a graph whose source knows its size: count,
  * rate and ETA on one line, redrawn each interval.  On by default when
  * stderr is a terminal (and MPX_PROGRESS is not "0"); never otherwise. */
-int mpx_graph_set_progress(mpx_graph_t *g, bool on);
+MPX_MUST_CHECK int mpx_graph_set_progress(mpx_graph_t *g, bool on);
 
 /* In a stage (setup, usually): the number of units this stage will
  * produce, for the progress bar.  Items out count as units unless the

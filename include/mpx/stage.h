@@ -6,7 +6,12 @@
  *   initialize  in the parent, before fork, once per instance.  May fill
  *               the instance's state or open files: the child inherits
  *               all of it.  Cannot put.
- *   setup       in the child, once.  A source produces its items here.
+ *   setup       in the child, once.  A source (a stage that no other
+ *               stage feeds) produces its items here: when its setup
+ *               returns, its output is complete (teardown may still put),
+ *               so a source needs no mpx_stop.  It returns 0 when it put
+ *               what it meant to, an error to fail the run, or the
+ *               MPX_ESTOPPED a put gave it when downstream stopped.
  *   process     in the child, once per input item (mpyx's `do`).
  *   teardown    in the child, once, after every upstream stage finished and
  *               this stage's input is drained.  May still put.
@@ -39,6 +44,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "error.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -91,21 +98,21 @@ int mpx_stage_instances(const mpx_stage_t *st); /* n of mpx_as/mpx_by, else 1 */
  * is being stopped or every consumer downstream has stopped (end the
  * callback and return the code), MPX_ESTATE outside setup/process/teardown,
  * MPX_ERANGE when the item is too large (over 4 GiB, or over 65535 parts). */
-int mpx_put(mpx_stage_t *st, const void *data, size_t size);
-int mpx_put_str(mpx_stage_t *st, const char *s);
-int mpx_put_i64(mpx_stage_t *st, int64_t v);
-int mpx_put_f64(mpx_stage_t *st, double v);
-int mpx_put_parts(mpx_stage_t *st, const mpx_part_t *parts, size_t n);
+MPX_MUST_CHECK int mpx_put(mpx_stage_t *st, const void *data, size_t size);
+MPX_MUST_CHECK int mpx_put_str(mpx_stage_t *st, const char *s);
+MPX_MUST_CHECK int mpx_put_i64(mpx_stage_t *st, int64_t v);
+MPX_MUST_CHECK int mpx_put_f64(mpx_stage_t *st, double v);
+MPX_MUST_CHECK int mpx_put_parts(mpx_stage_t *st, const mpx_part_t *parts, size_t n);
 /* Send the parts of `item` (typically the input item) unchanged, with the
  * current meta.  The input item in hand, 64 KiB or more and with its meta
  * untouched, leaves in the message it came in, without being copied. */
-int mpx_put_item(mpx_stage_t *st, const mpx_item_t *item);
+MPX_MUST_CHECK int mpx_put_item(mpx_stage_t *st, const mpx_item_t *item);
 
 /* Put into the side graph attached under `name` with mpx_graph_xcut()
  * (see graph.h), with the current meta.  MPX_EINVAL when the graph has no
  * side graph of that name. */
-int mpx_put_to(mpx_stage_t *st, const char *name, const void *data, size_t size);
-int mpx_put_parts_to(mpx_stage_t *st, const char *name, const mpx_part_t *parts, size_t n);
+MPX_MUST_CHECK int mpx_put_to(mpx_stage_t *st, const char *name, const void *data, size_t size);
+MPX_MUST_CHECK int mpx_put_parts_to(mpx_stage_t *st, const char *name, const mpx_part_t *parts, size_t n);
 
 /* Send a mark downstream: a punctuation that travels behind everything
  * this stage put before it.  A stage downstream sees it (its `mark` hook
@@ -116,14 +123,14 @@ int mpx_put_parts_to(mpx_stage_t *st, const char *name, const mpx_part_t *parts,
  * keeps items to put them later, as Batch does).  Then the mark goes on.
  * Marks cost one small message per consumer; stages without a `mark` hook
  * simply pass them on. */
-int mpx_put_mark(mpx_stage_t *st, uint64_t value);
+MPX_MUST_CHECK int mpx_put_mark(mpx_stage_t *st, uint64_t value);
 
 /* Have the idle hook run again whenever `fd` turns readable while the
  * stage waits for input — for a stage that gets data from elsewhere too,
  * like the output of a command it runs.  Up to 8 descriptors per stage;
  * meaningful only with an idle hook.  0, MPX_EINVAL, MPX_ERANGE (full),
  * MPX_ESTATE outside the stage process. */
-int mpx_watch_fd(mpx_stage_t *st, int fd);
+MPX_MUST_CHECK int mpx_watch_fd(mpx_stage_t *st, int fd);
 int mpx_unwatch_fd(mpx_stage_t *st, int fd);
 
 /* Items are sent in batches while an edge is busy; a stage that puts an
@@ -137,7 +144,8 @@ int mpx_flush(mpx_stage_t *st);
  * send to a stopped stage are received and discarded (counted as dropped),
  * so no producer ever waits on it; a producer all of whose consumers have
  * stopped is stopped in turn, like a writer into a closed pipe.  A source
- * calls this at the end of setup.  Returns 0 (MPX_ESTATE in initialize). */
+ * need not call it: its output ends when setup returns (see above).
+ * Returns 0 (MPX_ESTATE in initialize). */
 int mpx_stop(mpx_stage_t *st);
 /* True once the stage stopped itself or is being stopped. */
 bool mpx_stopping(const mpx_stage_t *st);
@@ -158,19 +166,19 @@ int mpx_fail(mpx_stage_t *st, const char *fmt, ...)
  * and keeps what the stage sets across puts.  Keys are C strings of at most
  * 255 bytes; values are bytes (a NUL byte is kept after each value).
  */
-int mpx_meta_set(mpx_stage_t *st, const char *key, const void *value, size_t size);
-int mpx_meta_set_str(mpx_stage_t *st, const char *key, const char *value);
-int mpx_meta_set_i64(mpx_stage_t *st, const char *key, int64_t value);
+MPX_MUST_CHECK int mpx_meta_set(mpx_stage_t *st, const char *key, const void *value, size_t size);
+MPX_MUST_CHECK int mpx_meta_set_str(mpx_stage_t *st, const char *key, const char *value);
+MPX_MUST_CHECK int mpx_meta_set_i64(mpx_stage_t *st, const char *key, int64_t value);
 /* The value, or NULL when the key is absent; *size (if not NULL) gets its
  * length.  Valid until the meta changes or the callback returns. */
 const void *mpx_meta_get(const mpx_stage_t *st, const char *key, size_t *size);
 const char *mpx_meta_str(const mpx_stage_t *st, const char *key);
 /* 0 and *out set, MPX_EINVAL when absent, MPX_ERANGE when not 8 bytes. */
-int mpx_meta_i64(const mpx_stage_t *st, const char *key, int64_t *out);
+MPX_MUST_CHECK int mpx_meta_i64(const mpx_stage_t *st, const char *key, int64_t *out);
 int mpx_meta_del(mpx_stage_t *st, const char *key); /* 0, or MPX_EINVAL if absent */
 void mpx_meta_clear(mpx_stage_t *st);
 size_t mpx_meta_count(const mpx_stage_t *st);
-int mpx_meta_at(const mpx_stage_t *st, size_t i, const char **key,
+MPX_MUST_CHECK int mpx_meta_at(const mpx_stage_t *st, size_t i, const char **key,
                 const void **value, size_t *size);
 
 /* ---- reading an item ---------------------------------------------------- */
@@ -185,25 +193,25 @@ int64_t mpx_item_i64(const mpx_item_t *it);
 double mpx_item_f64(const mpx_item_t *it);
 /* Part 0 as a C string ("" when the item has no part). */
 const char *mpx_item_str(const mpx_item_t *it);
-int mpx_item_get_i64(const mpx_item_t *it, size_t part, int64_t *out);
-int mpx_item_get_f64(const mpx_item_t *it, size_t part, double *out);
+MPX_MUST_CHECK int mpx_item_get_i64(const mpx_item_t *it, size_t part, int64_t *out);
+MPX_MUST_CHECK int mpx_item_get_f64(const mpx_item_t *it, size_t part, double *out);
 
 /* Make the current meta a copy of the meta `item` carries (typically an
  * item kept with mpx_item_dup, about to be put again). */
-int mpx_meta_load(mpx_stage_t *st, const mpx_item_t *item);
+MPX_MUST_CHECK int mpx_meta_load(mpx_stage_t *st, const mpx_item_t *item);
 
 /* The meta the item arrived with. */
 const void *mpx_item_meta(const mpx_item_t *it, const char *key, size_t *size);
 const char *mpx_item_meta_str(const mpx_item_t *it, const char *key);
-int mpx_item_meta_i64(const mpx_item_t *it, const char *key, int64_t *out);
+MPX_MUST_CHECK int mpx_item_meta_i64(const mpx_item_t *it, const char *key, int64_t *out);
 size_t mpx_item_meta_count(const mpx_item_t *it);
-int mpx_item_meta_at(const mpx_item_t *it, size_t i, const char **key,
+MPX_MUST_CHECK int mpx_item_meta_at(const mpx_item_t *it, size_t i, const char **key,
                      const void **value, size_t *size);
 
 /* A copy of an item, parts and meta, that outlives the callback: for
  * stages that keep items.  NULL when out of memory.  Free it with
  * mpx_item_free (which sets *it to NULL). */
-mpx_item_t *mpx_item_dup(const mpx_item_t *it);
+MPX_MUST_CHECK mpx_item_t *mpx_item_dup(const mpx_item_t *it);
 void mpx_item_free(mpx_item_t **it);
 
 #ifdef __cplusplus

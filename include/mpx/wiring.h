@@ -40,12 +40,12 @@ mpx_queue_t *mpx_queue_new(size_t capacity, size_t max_message);
 /* Add a message, waiting while the queue is full: at most timeout_ms
  * milliseconds (0: do not wait, -1: no limit).  0, MPX_ETIMEDOUT,
  * MPX_ERANGE (larger than max_message), MPX_EINVAL or MPX_ESYS. */
-int mpx_queue_put(mpx_queue_t *q, const void *data, size_t size, int timeout_ms);
+MPX_MUST_CHECK int mpx_queue_put(mpx_queue_t *q, const void *data, size_t size, int timeout_ms);
 
 /* Take the oldest message into buf (cap bytes, at least max_message),
  * waiting as for put.  Returns its size (0 is a valid, empty message),
  * MPX_ETIMEDOUT, MPX_EINVAL or MPX_ESYS. */
-long mpx_queue_get(mpx_queue_t *q, void *buf, size_t cap, int timeout_ms);
+MPX_MUST_CHECK long mpx_queue_get(mpx_queue_t *q, void *buf, size_t cap, int timeout_ms);
 
 /* The largest message this queue carries. */
 size_t mpx_queue_max_message(const mpx_queue_t *q);
@@ -61,7 +61,7 @@ int mpx_event_clear(mpx_event_t *ev);
 bool mpx_event_is_set(mpx_event_t *ev);
 /* Wait until set: 1 when set, 0 after timeout_ms (-1: no limit), or a
  * negative code. */
-int mpx_event_wait(mpx_event_t *ev, int timeout_ms);
+MPX_MUST_CHECK int mpx_event_wait(mpx_event_t *ev, int timeout_ms);
 void mpx_event_destroy(mpx_event_t **ev);
 
 #ifdef __cplusplus
