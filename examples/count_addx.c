@@ -20,10 +20,12 @@ typedef struct count_args {
 static int count_setup(mpx_stage_t *st)
 {
     const count_args *a = mpx_args(st);
-    for (long i = 1; i <= a->n; i++)
-        if (mpx_put_i64(st, i) != 0)
-            return -1;
-    return mpx_stop(st);
+    for (long i = 1; i <= a->n; i++) {
+        int rc = mpx_put_i64(st, i);
+        if (rc != 0)
+            return rc; /* MPX_ESTOPPED when downstream stopped: not an error */
+    }
+    return 0; /* a source's output ends when setup returns */
 }
 
 static const mpx_stage_def_t Count = {
