@@ -158,8 +158,11 @@ static mpx_node_t *group_new(node_kind_t kind, mpx_node_t *const *nodes, size_t 
     for (size_t i = 0; i < count; i++) {
         mpx_node_t *c = nodes[i];
         if (!c) {
-            node_fail(g, dup_printf("NULL node at position %zu of a %s (did a "
-                                    "builder call run out of memory?)",
+            /* Either the user wrote NULL or a call that makes nodes
+             * returned it: say both, since only the user knows which. */
+            node_fail(g, dup_printf("NULL node at position %zu of a %s (a NULL argument, "
+                                    "or a builder call that failed: out of memory or bad "
+                                    "arguments)",
                                     i + 1, node_kind_name(kind)));
             continue;
         }

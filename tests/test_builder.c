@@ -53,12 +53,16 @@ static void expect_refused(mpx_graph_t *g, const char *expect)
     mpx_node_destroy(&g);
 }
 
+/* A NULL may be written by the user or returned by a failed call: the
+ * message names both causes and does not blame memory alone. */
 static void refuse_null_node(void)
 {
     expect_refused(MPX_EZ(range_node(0, 3), NULL, mpx_stage(&Pass, NULL)),
-                   "NULL node at position 2 of a serial group");
+                   "NULL node at position 2 of a serial group (a NULL argument, or a builder "
+                   "call that failed: out of memory or bad arguments)");
     expect_refused(MPX_EZ(range_node(0, 3), MPX_P(mpx_stage(&Pass, NULL), NULL)),
-                   "NULL node at position 2 of a parallel group");
+                   "NULL node at position 2 of a parallel group (a NULL argument, or a "
+                   "builder call that failed: out of memory or bad arguments) (at root/2)");
 }
 
 static void refuse_empty_group(void)
