@@ -3,9 +3,11 @@
  * the node's args, so the caller's buffer may go away after the call. */
 #include <string.h>
 
+#include "graph/source.h"
 #include "mpx.h"
 
 typedef struct const_args {
+    source_opts_t opts; /* first: mpx_node_set_index writes it */
     uint64_t limit; /* 0: no limit */
     size_t size;
     unsigned char data[MPX_CONST_MAX];
@@ -14,9 +16,10 @@ typedef struct const_args {
 static int const_setup(mpx_stage_t *st)
 {
     const const_args_t *a = mpx_args(st);
+    const bool index = a->opts.index;
     int rc;
     for (uint64_t i = 0; a->limit == 0 || i < a->limit; i++)
-        if ((rc = mpx_put(st, a->data, a->size)) != 0)
+        if ((rc = source_index(st, index, i)) != 0 || (rc = mpx_put(st, a->data, a->size)) != 0)
             return rc; /* MPX_ESTOPPED ends an endless Const cleanly */
     return mpx_stop(st);
 }
@@ -36,7 +39,7 @@ static mpx_node_t *make(const char *caller, const void *data, size_t size, uint6
     const_args_t a = {.limit = limit, .size = size};
     if (size > 0)
         memcpy(a.data, data, size);
-    return mpx_stage(&const_def, &a);
+    return source_stage(&const_def, &a);
 }
 
 mpx_node_t *mpx_const(const void *data, size_t size, uint64_t limit)

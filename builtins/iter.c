@@ -3,9 +3,11 @@
  * Only pointers are copied: the forked source inherits what they point to. */
 #include <inttypes.h>
 
+#include "graph/source.h"
 #include "mpx.h"
 
 typedef struct iter_args {
+    source_opts_t opts; /* first: mpx_node_set_index writes it */
     const void *array;
     size_t n;
     mpx_gen_fn gen;
@@ -16,6 +18,7 @@ static int iter_parts(mpx_stage_t *st)
 {
     const iter_args_t *a = mpx_args(st);
     const mpx_part_t *parts = a->array;
+    const bool index = a->opts.index;
     int rc = mpx_progress_total(st, a->n);
     if (rc != 0)
         return rc;
@@ -23,7 +26,8 @@ static int iter_parts(mpx_stage_t *st)
         /* An empty part may come as {NULL, 0}; the put gets a valid pointer. */
         if (!parts[i].data && parts[i].size > 0)
             return mpx_fail(st, "element %zu: data is NULL but size is %zu", i, parts[i].size);
-        if ((rc = mpx_put(st, parts[i].data ? parts[i].data : "", parts[i].size)) != 0)
+        if ((rc = source_index(st, index, i)) != 0 ||
+            (rc = mpx_put(st, parts[i].data ? parts[i].data : "", parts[i].size)) != 0)
             return rc;
     }
     return mpx_stop(st);
@@ -33,11 +37,12 @@ static int iter_i64(mpx_stage_t *st)
 {
     const iter_args_t *a = mpx_args(st);
     const int64_t *values = a->array;
+    const bool index = a->opts.index;
     int rc = mpx_progress_total(st, a->n);
     if (rc != 0)
         return rc;
     for (size_t i = 0; i < a->n; i++)
-        if ((rc = mpx_put_i64(st, values[i])) != 0)
+        if ((rc = source_index(st, index, i)) != 0 || (rc = mpx_put_i64(st, values[i])) != 0)
             return rc;
     return mpx_stop(st);
 }
@@ -46,11 +51,12 @@ static int iter_f64(mpx_stage_t *st)
 {
     const iter_args_t *a = mpx_args(st);
     const double *values = a->array;
+    const bool index = a->opts.index;
     int rc = mpx_progress_total(st, a->n);
     if (rc != 0)
         return rc;
     for (size_t i = 0; i < a->n; i++)
-        if ((rc = mpx_put_f64(st, values[i])) != 0)
+        if ((rc = source_index(st, index, i)) != 0 || (rc = mpx_put_f64(st, values[i])) != 0)
             return rc;
     return mpx_stop(st);
 }
@@ -59,6 +65,7 @@ static int iter_str(mpx_stage_t *st)
 {
     const iter_args_t *a = mpx_args(st);
     const char *const *strings = a->array;
+    const bool index = a->opts.index;
     int rc = mpx_progress_total(st, a->n);
     if (rc != 0)
         return rc;
@@ -67,7 +74,7 @@ static int iter_str(mpx_stage_t *st)
          * filled in by the time the graph starts. */
         if (!strings[i])
             return mpx_fail(st, "string %zu of %zu is NULL", i, a->n);
-        if ((rc = mpx_put_str(st, strings[i])) != 0)
+        if ((rc = source_index(st, index, i)) != 0 || (rc = mpx_put_str(st, strings[i])) != 0)
             return rc;
     }
     return mpx_stop(st);
@@ -76,6 +83,7 @@ static int iter_str(mpx_stage_t *st)
 static int iter_gen(mpx_stage_t *st)
 {
     const iter_args_t *a = mpx_args(st);
+    const bool index = a->opts.index;
     int rc;
     for (uint64_t i = 0;; i++) {
         mpx_part_t item = {NULL, 0};
@@ -88,7 +96,8 @@ static int iter_gen(mpx_stage_t *st)
         if (!item.data && item.size > 0)
             return mpx_fail(st, "the generator gave item %" PRIu64 " with NULL data and size %zu",
                             i, item.size);
-        if ((rc = mpx_put(st, item.data ? item.data : "", item.size)) != 0)
+        if ((rc = source_index(st, index, i)) != 0 ||
+            (rc = mpx_put(st, item.data ? item.data : "", item.size)) != 0)
             return rc;
     }
     return mpx_stop(st);
@@ -110,7 +119,7 @@ static mpx_node_t *over_array(const char *caller, const mpx_stage_def_t *def, co
 {
     if (!array && n > 0)
         return mpx_invalid("%s: the array is NULL but n is %zu", caller, n);
-    return mpx_stage(def, &(iter_args_t){.array = array, .n = n});
+    return source_stage(def, &(iter_args_t){.array = array, .n = n});
 }
 
 mpx_node_t *mpx_iter(const mpx_part_t *items, size_t n)
@@ -137,7 +146,7 @@ mpx_node_t *mpx_iter_fn(const char *name, mpx_gen_fn gen, void *ctx)
 {
     if (!gen)
         return mpx_invalid("mpx_iter_fn '%s': the generator is NULL", name ? name : "iter");
-    mpx_node_t *n = mpx_stage(&iter_gen_def, &(iter_args_t){.gen = gen, .ctx = ctx});
+    mpx_node_t *n = source_stage(&iter_gen_def, &(iter_args_t){.gen = gen, .ctx = ctx});
     if (n && name && name[0] && mpx_node_set_name(n, name) != 0)
         mpx_node_destroy(&n); /* only out of memory: NULL says so */
     return n;

@@ -1,9 +1,11 @@
 /* builtins/range.c — Range: a source putting start, start+step, ... up to
  * but not including stop as i64 items, with Python's range semantics over
  * the whole int64 span (no overflow near INT64_MIN or INT64_MAX). */
+#include "graph/source.h"
 #include "mpx.h"
 
 typedef struct range_args {
+    source_opts_t opts; /* first: mpx_node_set_index writes it */
     int64_t start, step;
     uint64_t count; /* computed at build time, so the loop cannot overflow */
 } range_args_t;
@@ -11,6 +13,7 @@ typedef struct range_args {
 static int range_setup(mpx_stage_t *st)
 {
     const range_args_t *a = mpx_args(st);
+    const bool index = a->opts.index;
     /* Unsigned arithmetic wraps where int64 would overflow; the wrapped sum
      * is the right two's-complement value for every item in range. */
     uint64_t v = (uint64_t)a->start;
@@ -18,7 +21,7 @@ static int range_setup(mpx_stage_t *st)
     if (rc != 0)
         return rc;
     for (uint64_t i = 0; i < a->count; i++, v += (uint64_t)a->step)
-        if ((rc = mpx_put_i64(st, (int64_t)v)) != 0)
+        if ((rc = source_index(st, index, i)) != 0 || (rc = mpx_put_i64(st, (int64_t)v)) != 0)
             return rc;
     return mpx_stop(st);
 }
@@ -37,5 +40,6 @@ mpx_node_t *mpx_range(int64_t start, int64_t stop, int64_t step)
         count = ((uint64_t)stop - (uint64_t)start - 1) / (uint64_t)step + 1;
     else if (step < 0 && start > stop)
         count = ((uint64_t)start - (uint64_t)stop - 1) / (0 - (uint64_t)step) + 1;
-    return mpx_stage(&range_def, &(range_args_t){.start = start, .step = step, .count = count});
+    return source_stage(&range_def,
+                        &(range_args_t){.start = start, .step = step, .count = count});
 }

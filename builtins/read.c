@@ -1,10 +1,12 @@
 /* builtins/read.c — Read: a source that puts a file's lines, or fixed-size
- * chunks of it, one item each.  Written with the public API only.
+ * chunks of it, one item each.  Written with the public API only
+ * (and graph/source.h, which numbers the items).
  *
  * Besides what io.h promises, every item carries meta: "line" (int64, the
  * 1-based line number) in line mode, "offset" (int64, the byte offset of
  * the chunk in the file) in chunk mode — so a later stage can say where a
- * bad record came from.  It costs one small meta entry per item.
+ * bad record came from.  It costs one small meta entry per item.  With
+ * mpx_node_set_index, "mpx.index" (the 0-based count of items put) too.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "graph/source.h"
 #include "mpx.h"
 
 #define READ_CHUNK_MAX ((size_t)64 * 1024 * 1024)
@@ -22,6 +25,7 @@
 #define READ_BLOCK ((size_t)64 * 1024)
 
 typedef struct read_args {
+    source_opts_t opts; /* first: mpx_node_set_index writes it */
     char path[MPX_PATH_MAX];
     size_t chunk; /* 0: line mode */
 } read_args_t;
@@ -37,14 +41,16 @@ static ssize_t read_some(int fd, void *buf, size_t n)
 
 /* A put's failure is returned as it is: MPX_ESTOPPED (everything
  * downstream stopped) then ends the stage quietly, as a writer into a
- * closed pipe would end. */
-static int put_line(mpx_stage_t *st, int64_t line, const char *p, size_t n)
+ * closed pipe would end.  Line `line` (1-based) is item line - 1. */
+static int put_line(mpx_stage_t *st, bool index, int64_t line, const char *p, size_t n)
 {
     int rc = mpx_meta_set_i64(st, "line", line);
+    if (rc == 0)
+        rc = source_index(st, index, (uint64_t)line - 1);
     return rc != 0 ? rc : mpx_put(st, p, n);
 }
 
-static int read_lines(mpx_stage_t *st, int fd, const char *path)
+static int read_lines(mpx_stage_t *st, int fd, const char *path, bool index)
 {
     size_t cap = 2 * READ_BLOCK, len = 0;
     char *buf = malloc(cap);
@@ -73,7 +79,7 @@ static int read_lines(mpx_stage_t *st, int fd, const char *path)
         }
         if (r == 0) { /* a last line without its newline is a line too */
             if (len > 0)
-                rc = put_line(st, ++line, buf, len);
+                rc = put_line(st, index, ++line, buf, len);
             break;
         }
         len += (size_t)r;
@@ -82,7 +88,7 @@ static int read_lines(mpx_stage_t *st, int fd, const char *path)
         char *nl;
         while (rc == 0 && (nl = memchr(buf + scanned, '\n', len - scanned))) {
             size_t end = (size_t)(nl - buf);
-            rc = put_line(st, ++line, buf + start, end - start);
+            rc = put_line(st, index, ++line, buf + start, end - start);
             start = scanned = end + 1;
         }
         if (rc != 0)
@@ -94,12 +100,13 @@ static int read_lines(mpx_stage_t *st, int fd, const char *path)
     return rc;
 }
 
-static int read_chunks(mpx_stage_t *st, int fd, const char *path, size_t chunk)
+static int read_chunks(mpx_stage_t *st, int fd, const char *path, size_t chunk, bool index)
 {
     char *buf = malloc(chunk);
     if (!buf)
         return mpx_fail(st, "read: out of memory for chunks of %zu bytes", chunk);
     int64_t offset = 0;
+    uint64_t put = 0; /* chunks put so far */
     int rc = 0;
     for (bool eof = false; !eof && rc == 0;) {
         /* Fill the chunk whatever sizes the reads return (a pipe or a
@@ -120,6 +127,8 @@ static int read_chunks(mpx_stage_t *st, int fd, const char *path, size_t chunk)
         if (rc == 0 && len > 0) {
             mpx_progress_add(st, len);
             rc = mpx_meta_set_i64(st, "offset", offset);
+            if (rc == 0)
+                rc = source_index(st, index, put++);
             if (rc == 0)
                 rc = mpx_put(st, buf, len);
             offset += (int64_t)len;
@@ -142,7 +151,8 @@ static int read_setup(mpx_stage_t *st)
     struct stat sb;
     if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode))
         mpx_progress_total(st, (uint64_t)sb.st_size);
-    int rc = a->chunk ? read_chunks(st, fd, a->path, a->chunk) : read_lines(st, fd, a->path);
+    int rc = a->chunk ? read_chunks(st, fd, a->path, a->chunk, a->opts.index)
+                      : read_lines(st, fd, a->path, a->opts.index);
     close(fd); /* read-only: nothing to learn from close */
     return rc != 0 ? rc : mpx_stop(st);
 }
@@ -167,7 +177,7 @@ static mpx_node_t *make(const char *fn, const char *path, size_t chunk)
     memset(&a, 0, sizeof a);
     memcpy(a.path, path, n + 1);
     a.chunk = chunk;
-    return mpx_stage(&read_def, &a);
+    return source_stage(&read_def, &a);
 }
 
 mpx_node_t *mpx_read(const char *path) { return make("mpx_read", path, 0); }

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "node.h"
+#include "source.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -107,6 +108,15 @@ mpx_node_t *mpx_as(int n, const mpx_stage_def_t *def, const void *args)
 mpx_node_t *mpx_by(int n, const mpx_stage_def_t *def, const void *args)
 {
     return stage_new(n, true, def, args, "mpx_by");
+}
+
+mpx_node_t *source_stage(const mpx_stage_def_t *def, const void *args)
+{
+    mpx_node_t *n = stage_new(1, false, def, args, "mpx_stage");
+    /* Only a node that holds its args can carry the option in them. */
+    if (n && !n->error && n->args && def->args_size >= sizeof(source_opts_t))
+        n->indexable = true;
+    return n;
 }
 
 mpx_node_t *mpx_invalid(const char *fmt, ...)
@@ -302,6 +312,17 @@ int mpx_node_set_timing(mpx_node_t *node, bool on)
     if (started(node))
         return MPX_ESTATE;
     node->timing = on;
+    return 0;
+}
+
+int mpx_node_set_index(mpx_node_t *node, bool on)
+{
+    if (!node || node->kind != NODE_STAGE || !node->indexable)
+        return MPX_EINVAL;
+    if (started(node))
+        return MPX_ESTATE;
+    /* The node's private copy: the source's instances read it after fork. */
+    ((source_opts_t *)node->args)->index = on;
     return 0;
 }
 

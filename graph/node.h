@@ -62,6 +62,7 @@ struct mpx_node {
     void *args;     /* private copy of args_size bytes */
     int count;      /* instances */
     bool by;        /* instances in broadcast (mpx_by) rather than parallel */
+    bool indexable; /* made by source_stage: args begin with source_opts_t */
 
     /* groups */
     mpx_node_t **children;

@@ -102,6 +102,27 @@ MPX_MUST_CHECK int mpx_node_setenv(mpx_node_t *node, const char *name, const cha
  * of the process call to the put.  Off by default; costs nothing when off. */
 MPX_MUST_CHECK int mpx_node_set_timing(mpx_node_t *node, bool on);
 
+/* Number the items a built-in source puts.  With `on`, every item it puts
+ * carries meta "mpx.index": an int64 (8 bytes, native byte order, read it
+ * with mpx_item_meta_i64 / mpx_meta_i64) holding the item's 0-based
+ * position in the output of the source instance that put it (0, 1, 2, ...
+ * in the order put).  It travels with the item like any meta, so an error
+ * about the item shows it among the item's meta (see mpx_graph_error),
+ * and a reader of mpx_graph_next can tell where each item came from or
+ * restore the order after a parallel section.  A source run as several
+ * instances (mpx_instances) numbers each instance's output from 0: each
+ * index then occurs once per instance.  Off by default; off, no meta is
+ * set and the cost per item is one test of a flag the source read once.
+ *
+ * `node` must be the node of a built-in source: mpx_range, mpx_iter,
+ * mpx_iter_i64, mpx_iter_f64, mpx_iter_str, mpx_iter_fn, mpx_read,
+ * mpx_read_chunks, mpx_const, mpx_const_i64 or mpx_const_str (also after
+ * mpx_instances).  Returns 0; MPX_EINVAL for NULL or any other node (a
+ * group, a stage of yours, a built-in that is not a source, a source
+ * called with bad arguments, whose node the check refuses anyway);
+ * MPX_ESTATE once the graph has started. */
+int mpx_node_set_index(mpx_node_t *node, bool on);
+
 /* ---- when a stage fails --------------------------------------------------
  *
  * What happens to an item whose processing failed: its process callback

@@ -7,6 +7,7 @@
  * be opened fails mpx_graph_start() with a message naming the path (Write
  * opens it in initialize, in the parent; Read in setup).  Several Write
  * instances may share one file: each item is written in one append.
+ * mpx_node_set_index (graph.h) numbers Read's items in meta "mpx.index".
  *
  *     MPX_EZ(mpx_read("/usr/share/dict/words"), MPX_FILTER(long_word),
  *            MPX_MAP(with_newline), mpx_write("/tmp/long-words", "w"))

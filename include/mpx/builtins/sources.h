@@ -3,6 +3,7 @@
  * Each is one stage that produces in setup and ends itself.  A bad
  * argument (NULL array with n > 0, step 0, too large a value) gives a node
  * that the graph check refuses with a message saying so.
+ * mpx_node_set_index (graph.h) numbers what they put in meta "mpx.index".
  *
  *     MPX_EZ(mpx_range(0, 10, 2), mpx_print(NULL))          // 0 2 4 6 8
  *     MPX_EZ(mpx_const_str("tick", 3), mpx_print(NULL))     // tick tick tick
