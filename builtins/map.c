@@ -1,21 +1,41 @@
-/* builtins/map.c — Map: a plain function of part 0 (int64, double or C
- * string), with or without a context pointer, as a stage putting one item
- * per input with the input's meta.  mpx_fn_i64/mpx_fn_f64 are built on it. */
+/* builtins/map.c — Map: a plain function of part 0 (an integer as int,
+ * long, long long or int64_t; a double; a C string), with or without a
+ * context pointer, as a stage putting one item per input with the input's
+ * meta.  mpx_fn_i64/mpx_fn_f64 are built on it. */
+#include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 
 #include "mpx.h"
 
+/* MPX_MAP reaches an int64_t function through its long or long long
+ * association (map.h): that holds only if int64_t is one of the two. */
+_Static_assert(_Generic((int64_t)0, long: 1, long long: 1, default: 0),
+               "int64_t is neither long nor long long: MPX_MAP cannot select its functions");
+
+/* The C type an integer function takes: each is called through a pointer
+ * of its own type, the only defined way, even where two of them (int64_t
+ * and long, say) are the same size. */
+typedef enum map_int_kind { MAP_INT, MAP_LONG, MAP_LLONG, MAP_I64 } map_int_kind_t;
+
 typedef struct map_args {
-    union {
+    union { /* i, l, ll: int, long, long long */
+        int (*i)(int);
+        long (*l)(long);
+        long long (*ll)(long long);
         int64_t (*i64)(int64_t);
         double (*f64)(double);
         char *(*str)(const char *);
+        int (*i_ctx)(int, void *);
+        long (*l_ctx)(long, void *);
+        long long (*ll_ctx)(long long, void *);
         int64_t (*i64_ctx)(int64_t, void *);
         double (*f64_ctx)(double, void *);
         char *(*str_ctx)(const char *, void *);
     } fn;
     void *ctx;
     bool with_ctx;
+    map_int_kind_t kind; /* integer maps */
 } map_args_t;
 
 static int wrong_part(mpx_stage_t *st, const mpx_item_t *it, const char *expected)
@@ -25,15 +45,45 @@ static int wrong_part(mpx_stage_t *st, const mpx_item_t *it, const char *expecte
     return mpx_fail(st, "expected %s in part 0, got %zu bytes", expected, mpx_item_size(it, 0));
 }
 
+/* A value the function's parameter cannot hold fails the run rather than
+ * reach the function truncated.  Bounds as int64_t arguments, so that the
+ * comparisons are not "always false" where long is 64 bits. */
+static bool fits(int64_t v, int64_t lo, int64_t hi) { return v >= lo && v <= hi; }
+
+#define CALL(a, member, x)                                                     \
+    ((a)->with_ctx ? (a)->fn.member##_ctx((x), (a)->ctx) : (a)->fn.member(x))
+
 /* Each put below carries the current meta, which during process is the
  * input's: that is how Map keeps it. */
-static int map_i64(mpx_stage_t *st, mpx_item_t *it)
+static int map_int(mpx_stage_t *st, mpx_item_t *it)
 {
     const map_args_t *a = mpx_args(st);
-    int64_t v;
+    int64_t v, r;
     if (mpx_item_get_i64(it, 0, &v) != 0)
         return wrong_part(st, it, "an 8-byte integer");
-    return mpx_put_i64(st, a->with_ctx ? a->fn.i64_ctx(v, a->ctx) : a->fn.i64(v));
+    switch (a->kind) {
+    case MAP_INT:
+        if (!fits(v, INT_MIN, INT_MAX))
+            return mpx_fail(st, "input %" PRId64 " is outside the range of int, which the "
+                                "function takes",
+                            v);
+        r = CALL(a, i, (int)v);
+        break;
+    case MAP_LONG:
+        if (!fits(v, LONG_MIN, LONG_MAX))
+            return mpx_fail(st, "input %" PRId64 " is outside the range of long, which the "
+                                "function takes",
+                            v);
+        r = CALL(a, l, (long)v);
+        break;
+    case MAP_LLONG:
+        r = CALL(a, ll, (long long)v);
+        break;
+    default: /* MAP_I64 */
+        r = CALL(a, i64, v);
+        break;
+    }
+    return mpx_put_i64(st, r);
 }
 
 static int map_f64(mpx_stage_t *st, mpx_item_t *it)
@@ -42,14 +92,13 @@ static int map_f64(mpx_stage_t *st, mpx_item_t *it)
     double v;
     if (mpx_item_get_f64(it, 0, &v) != 0)
         return wrong_part(st, it, "an 8-byte double");
-    return mpx_put_f64(st, a->with_ctx ? a->fn.f64_ctx(v, a->ctx) : a->fn.f64(v));
+    return mpx_put_f64(st, CALL(a, f64, v));
 }
 
 static int map_str(mpx_stage_t *st, mpx_item_t *it)
 {
     const map_args_t *a = mpx_args(st);
-    const char *in = mpx_item_str(it);
-    char *out = a->with_ctx ? a->fn.str_ctx(in, a->ctx) : a->fn.str(in);
+    char *out = CALL(a, str, mpx_item_str(it));
     if (!out)
         return mpx_fail(st, "the function returned NULL");
     int rc = mpx_put_str(st, out);
@@ -57,8 +106,8 @@ static int map_str(mpx_stage_t *st, mpx_item_t *it)
     return rc;
 }
 
-static const mpx_stage_def_t map_i64_def = {
-    .name = "map", .args_size = sizeof(map_args_t), .process = map_i64};
+static const mpx_stage_def_t map_int_def = {
+    .name = "map", .args_size = sizeof(map_args_t), .process = map_int};
 static const mpx_stage_def_t map_f64_def = {
     .name = "map", .args_size = sizeof(map_args_t), .process = map_f64};
 static const mpx_stage_def_t map_str_def = {
@@ -77,9 +126,28 @@ static mpx_node_t *make(const char *caller, const char *name, const mpx_stage_de
     return n;
 }
 
+mpx_node_t *mpx_map_int(const char *name, int (*f)(int))
+{
+    return make("mpx_map_int", name, &map_int_def,
+                &(map_args_t){.fn.i = f, .kind = MAP_INT}, f != NULL);
+}
+
+mpx_node_t *mpx_map_long(const char *name, long (*f)(long))
+{
+    return make("mpx_map_long", name, &map_int_def,
+                &(map_args_t){.fn.l = f, .kind = MAP_LONG}, f != NULL);
+}
+
+mpx_node_t *mpx_map_llong(const char *name, long long (*f)(long long))
+{
+    return make("mpx_map_llong", name, &map_int_def,
+                &(map_args_t){.fn.ll = f, .kind = MAP_LLONG}, f != NULL);
+}
+
 mpx_node_t *mpx_map_i64(const char *name, int64_t (*f)(int64_t))
 {
-    return make("mpx_map_i64", name, &map_i64_def, &(map_args_t){.fn.i64 = f}, f != NULL);
+    return make("mpx_map_i64", name, &map_int_def,
+                &(map_args_t){.fn.i64 = f, .kind = MAP_I64}, f != NULL);
 }
 
 mpx_node_t *mpx_map_f64(const char *name, double (*f)(double))
@@ -92,10 +160,32 @@ mpx_node_t *mpx_map_str(const char *name, char *(*f)(const char *))
     return make("mpx_map_str", name, &map_str_def, &(map_args_t){.fn.str = f}, f != NULL);
 }
 
+mpx_node_t *mpx_map_int_ctx(const char *name, int (*f)(int, void *), void *ctx)
+{
+    return make("mpx_map_int_ctx", name, &map_int_def,
+                &(map_args_t){.fn.i_ctx = f, .ctx = ctx, .with_ctx = true, .kind = MAP_INT},
+                f != NULL);
+}
+
+mpx_node_t *mpx_map_long_ctx(const char *name, long (*f)(long, void *), void *ctx)
+{
+    return make("mpx_map_long_ctx", name, &map_int_def,
+                &(map_args_t){.fn.l_ctx = f, .ctx = ctx, .with_ctx = true, .kind = MAP_LONG},
+                f != NULL);
+}
+
+mpx_node_t *mpx_map_llong_ctx(const char *name, long long (*f)(long long, void *), void *ctx)
+{
+    return make("mpx_map_llong_ctx", name, &map_int_def,
+                &(map_args_t){.fn.ll_ctx = f, .ctx = ctx, .with_ctx = true, .kind = MAP_LLONG},
+                f != NULL);
+}
+
 mpx_node_t *mpx_map_i64_ctx(const char *name, int64_t (*f)(int64_t, void *), void *ctx)
 {
-    return make("mpx_map_i64_ctx", name, &map_i64_def,
-                &(map_args_t){.fn.i64_ctx = f, .ctx = ctx, .with_ctx = true}, f != NULL);
+    return make("mpx_map_i64_ctx", name, &map_int_def,
+                &(map_args_t){.fn.i64_ctx = f, .ctx = ctx, .with_ctx = true, .kind = MAP_I64},
+                f != NULL);
 }
 
 mpx_node_t *mpx_map_f64_ctx(const char *name, double (*f)(double, void *), void *ctx)

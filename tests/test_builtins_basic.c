@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -705,6 +706,127 @@ static void typed_forms_fail_on_wrong_input(void)
                    "mpx_filter_f64_ctx 'f': the predicate is NULL");
 }
 
+/* Functions of int, long and long long: what a C programmer writes first.
+ * MPX_MAP picks the right one by the function's type; the results are
+ * int64 items; the bounds of each type reach the function intact. */
+static int sq_int(int x) { return x * x; }
+static int flip_int(int x) { return -x - 1; } /* INT_MAX <-> INT_MIN */
+static long pred_long(long x) { return x - 1; }
+static long long half_llong(long long x) { return x / 2; }
+static int add_int_ctx(int x, void *ctx) { return x + *(const int *)ctx; }
+static long mul_long_ctx(long x, void *ctx) { return x * *(const long *)ctx; }
+static long long sub_llong_ctx(long long x, void *ctx) { return x - *(const long long *)ctx; }
+static bool odd_int(int x) { return x % 2 != 0; }
+static bool big_long(long x) { return x > 1000; }
+static bool negative_llong(long long x) { return x < 0; }
+static bool multiple_int_ctx(int x, void *ctx) { return x % *(const int *)ctx == 0; }
+static bool above_long_ctx(long x, void *ctx) { return x > *(const long *)ctx; }
+static bool below_llong_ctx(long long x, void *ctx) { return x < *(const long long *)ctx; }
+
+/* Runs g and checks its one-part int64 output. */
+static void expect_i64s(mpx_graph_t *g, const int64_t *want, size_t n, const char *what)
+{
+    mpx_list_t *list = collect_ok(g);
+    check_i64s(list, want, n, what);
+    mpx_list_destroy(&list);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+static void map_and_filter_take_int_long_long_long(void)
+{
+    static const int64_t small[] = {-46340, -3, 0, 7, 46340};
+    mpx_graph_t *g = MPX_EZ(mpx_iter_i64(small, 5), MPX_MAP(sq_int));
+    mpx_list_t *list = collect_ok(g);
+    check_i64s(list, (const int64_t[]){2147395600, 9, 0, 49, 2147395600}, 5, "sq_int");
+    mpx_list_destroy(&list);
+    CHECK(strcmp(instance_name(g, 1), "sq_int") == 0, "named '%s'", instance_name(g, 1));
+    expect_clean(g);
+    mpx_node_destroy(&g);
+
+    static const int64_t ints[] = {INT_MAX, INT_MIN, 0};
+    expect_i64s(MPX_EZ(mpx_iter_i64(ints, 3), MPX_MAP(flip_int)),
+                (const int64_t[]){INT_MIN, INT_MAX, -1}, 3, "flip_int at int's bounds");
+    static const int64_t longs[] = {LONG_MAX, 3000000000, 0};
+    expect_i64s(MPX_EZ(mpx_iter_i64(longs, 3), MPX_MAP(pred_long)),
+                (const int64_t[]){LONG_MAX - 1, 2999999999, -1}, 3, "pred_long");
+    static const int64_t wide[] = {INT64_MAX, INT64_MIN, -7};
+    expect_i64s(MPX_EZ(mpx_iter_i64(wide, 3), MPX_MAP(half_llong)),
+                (const int64_t[]){INT64_MAX / 2, INT64_MIN / 2, -3}, 3, "half_llong");
+
+    /* The _CTX forms, in one graph. */
+    int ten = 10;
+    long three = 3;
+    long long big = 1LL << 40;
+    expect_i64s(MPX_EZ(mpx_iter_i64(small, 5), MPX_MAP_CTX(add_int_ctx, &ten),
+                       MPX_MAP_CTX(mul_long_ctx, &three), MPX_MAP_CTX(sub_llong_ctx, &big)),
+                (const int64_t[]){-138990 - (1LL << 40), 21 - (1LL << 40), 30 - (1LL << 40),
+                                  51 - (1LL << 40), 139050 - (1LL << 40)},
+                5, "add_int_ctx, mul_long_ctx, sub_llong_ctx");
+
+    /* Filters of each type, then their _CTX forms; the items pass whole. */
+    static const int64_t mixed[] = {-5, -4, 1, 2, 1001, 2000, 3001, 3000000001};
+    g = MPX_EZ(mpx_iter_i64(mixed, 7), MPX_FILTER(odd_int));
+    expect_i64s(g, (const int64_t[]){-5, 1, 1001, 3001}, 4, "odd_int");
+    g = MPX_EZ(mpx_iter_i64(mixed, 8), MPX_FILTER(big_long), MPX_FILTER(negative_llong));
+    expect_i64s(g, NULL, 0, "big_long then negative_llong");
+    g = MPX_EZ(mpx_iter_i64(mixed, 8), MPX_FILTER(big_long));
+    expect_i64s(g, (const int64_t[]){1001, 2000, 3001, 3000000001}, 4, "big_long");
+    g = MPX_EZ(mpx_iter_i64(mixed, 8), MPX_FILTER(negative_llong));
+    expect_i64s(g, (const int64_t[]){-5, -4}, 2, "negative_llong");
+    int two = 2;
+    long limit = 0;
+    long long below = 3000;
+    g = MPX_EZ(mpx_iter_i64(mixed, 7), MPX_FILTER_CTX(multiple_int_ctx, &two),
+               MPX_FILTER_CTX(above_long_ctx, &limit), MPX_FILTER_CTX(below_llong_ctx, &below));
+    expect_i64s(g, (const int64_t[]){2, 2000}, 2, "multiple_int_ctx, above, below");
+
+    /* The functions called directly, with the default names; a NULL
+     * function is refused by name. */
+    g = MPX_EZ(mpx_iter_i64(small, 5), mpx_map_int(NULL, sq_int), mpx_filter_long(NULL, big_long),
+               mpx_map_int_ctx("", add_int_ctx, &ten),
+               mpx_map_llong_ctx("minus", sub_llong_ctx, &big));
+    list = collect_ok(g);
+    check_i64s(list, (const int64_t[]){2147395610 - (1LL << 40), 2147395610 - (1LL << 40)}, 2,
+               "called directly");
+    mpx_list_destroy(&list);
+    CHECK(strcmp(instance_name(g, 1), "map") == 0, "named '%s'", instance_name(g, 1));
+    CHECK(strcmp(instance_name(g, 2), "filter") == 0, "named '%s'", instance_name(g, 2));
+    CHECK(strcmp(instance_name(g, 3), "map") == 0, "named '%s'", instance_name(g, 3));
+    CHECK(strcmp(instance_name(g, 4), "minus") == 0, "named '%s'", instance_name(g, 4));
+    expect_clean(g);
+    mpx_node_destroy(&g);
+    expect_refused(MPX_EZ(mpx_range(0, 3, 1), mpx_map_long("l", NULL)),
+                   "mpx_map_long 'l': the function is NULL");
+    expect_refused(MPX_EZ(mpx_range(0, 3, 1), mpx_filter_llong_ctx(NULL, NULL, NULL)),
+                   "mpx_filter_llong_ctx 'filter': the predicate is NULL");
+}
+
+/* An int function never sees a truncated value: an input outside int's
+ * range fails the run, naming the stage and the value. */
+static void int_functions_refuse_values_outside_int(void)
+{
+    static const int64_t too_big[] = {1, 2, 3000000000};
+    expect_stage_failure(MPX_EZ(mpx_iter_i64(too_big, 3), MPX_MAP(sq_int)), "sq_int",
+                         "input 3000000000 is outside the range of int");
+    static const int64_t too_small[] = {(int64_t)INT_MIN - 1};
+    expect_stage_failure(MPX_EZ(mpx_iter_i64(too_small, 1), MPX_FILTER(odd_int)), "odd_int",
+                         "input -2147483649 is outside the range of int");
+    int ten = 10;
+    static const int64_t int_max_plus_1[] = {(int64_t)INT_MAX + 1};
+    expect_stage_failure(
+        MPX_EZ(mpx_iter_i64(int_max_plus_1, 1), MPX_MAP_CTX(add_int_ctx, &ten)), "add_int_ctx",
+        "input 2147483648 is outside the range of int");
+    expect_stage_failure(
+        MPX_EZ(mpx_iter_i64(too_small, 1), MPX_FILTER_CTX(multiple_int_ctx, &ten)),
+        "multiple_int_ctx", "input -2147483649 is outside the range of int");
+    /* The part's size is checked as for int64_t functions. */
+    expect_stage_failure(MPX_EZ(mpx_const_str("abc", 1), MPX_MAP(sq_int)), "sq_int",
+                         "expected an 8-byte integer in part 0, got 3 bytes");
+    expect_stage_failure(MPX_EZ(mpx_const_str("abc", 1), MPX_FILTER(big_long)), "big_long",
+                         "expected an 8-byte integer in part 0, got 3 bytes");
+}
+
 /* MPX_FN's typed forms are Maps named "fn" by default and report like them. */
 static void fn_typed_forms_are_maps(void)
 {
@@ -1180,6 +1302,8 @@ int main(int argc, char **argv)
         TEST_CASE(map_keeps_meta),
         TEST_CASE(filter_passes_the_right_items),
         TEST_CASE(typed_forms_fail_on_wrong_input),
+        TEST_CASE(map_and_filter_take_int_long_long_long),
+        TEST_CASE(int_functions_refuse_values_outside_int),
         TEST_CASE(fn_typed_forms_are_maps),
         TEST_CASE(map_in_parallel_same_multiset),
         TEST_CASE(string_map_frees_results),
