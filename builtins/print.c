@@ -84,7 +84,11 @@ static int print_process(mpx_stage_t *st, mpx_item_t *it)
     const print_args_t *a = mpx_args(st);
     print_state_t *s = mpx_state(st);
     size_t len = 0;
-    bool ok = append(s, &len, a->prefix, strlen(a->prefix));
+    bool ok = true;
+    /* mpyx's Print("A") prints "A 1": the prefix is a label, one space
+     * from the value, and no prefix is no space either. */
+    if (a->prefix[0])
+        ok = append(s, &len, a->prefix, strlen(a->prefix)) && append(s, &len, " ", 1);
     for (size_t i = 0; ok && i < mpx_item_parts(it); i++) {
         if (i > 0)
             ok = append(s, &len, " ", 1);

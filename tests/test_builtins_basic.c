@@ -118,7 +118,7 @@ static void const_puts_exactly_limit_items(void)
     expect_clean(g);
     mpx_node_destroy(&g);
 
-    g = MPX_EZ(mpx_const_str("tick", 4), mpx_print("const: "));
+    g = MPX_EZ(mpx_const_str("tick", 4), mpx_print("const:"));
     list = collect_ok(g);
     CHECK_EQ(mpx_list_size(list), 4);
     for (size_t i = 0; i < mpx_list_size(list); i++) {
@@ -261,7 +261,7 @@ static void iter_empty_gives_nothing(void)
     mpx_node_t *sources[] = {mpx_iter(NULL, 0), mpx_iter_i64(NULL, 0), mpx_iter_f64(NULL, 0),
                              mpx_iter_str(NULL, 0), mpx_iter_i64(one, 0)};
     for (size_t i = 0; i < sizeof sources / sizeof *sources; i++) {
-        mpx_graph_t *g = MPX_EZ(sources[i], mpx_print("never: "));
+        mpx_graph_t *g = MPX_EZ(sources[i], mpx_print("never:"));
         mpx_list_t *list = collect_ok(g);
         CHECK(mpx_list_size(list) == 0, "source %zu gave %zu items", i, mpx_list_size(list));
         mpx_list_destroy(&list);
@@ -1194,6 +1194,14 @@ static void print_child(void *arg)
     g = MPX_EZ(mpx_iter(items, 1), MPX_FN(add_seven_part), mpx_print("q:"));
     rc |= mpx_graph_join(g);
     mpx_node_destroy(&g);
+    /* No prefix, two ways (one graph each, so that the lines come in
+     * order): the value alone. */
+    g = MPX_EZ(mpx_iter(items, 2), mpx_print(NULL));
+    rc |= mpx_graph_join(g);
+    mpx_node_destroy(&g);
+    g = MPX_EZ(mpx_iter(items, 2), mpx_print(""));
+    rc |= mpx_graph_join(g);
+    mpx_node_destroy(&g);
     _exit(rc == 0 ? 0 : 21);
 }
 
@@ -1211,10 +1219,12 @@ static void print_formats_parts(void)
     close(fd);
     REQUIRE(n > 0, "nothing printed");
     buf[n] = 0;
-    /* Text as it is, 8-byte parts that are not text as integers (negative
-     * ones too), other binary parts in hex; parts separated by a space. */
-    const char *want = "p:hello\np:42\np:-1\np:abcdefgh\np:<3 bytes: 00 01 02>\n"
-                       "p:h\xc3\xa9llo\nq:hello 7\n";
+    /* The prefix and a space, as mpyx's Print("A") prints "A 1"; text as
+     * it is, 8-byte parts that are not text as integers (negative ones
+     * too), other binary parts in hex; parts separated by a space.  With
+     * no prefix, NULL or "", no space in front either. */
+    const char *want = "p: hello\np: 42\np: -1\np: abcdefgh\np: <3 bytes: 00 01 02>\n"
+                       "p: h\xc3\xa9llo\nq: hello 7\nhello\n42\nhello\n42\n";
     CHECK(strcmp(buf, want) == 0, "printed:\n%s", buf);
     CHECK(no_children_left(5), "children left");
 }

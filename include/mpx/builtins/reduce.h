@@ -9,7 +9,7 @@
  *         if ((int64_t)mpx_item_size(it, 0) > *best) *best = mpx_item_size(it, 0);
  *         return 0; }
  *     MPX_EZ(mpx_read("/etc/services"), mpx_reduce("longest", longest, &(int64_t){0}, 8, NULL),
- *            mpx_print("longest line: "))
+ *            mpx_print("longest line:"))
  */
 #ifndef MPX_BUILTINS_REDUCE_H
 #define MPX_BUILTINS_REDUCE_H
