@@ -9,7 +9,12 @@
 
 /* The C type an integer predicate takes: each is called through a pointer
  * of its own type (see map.c). */
-typedef enum filter_int_kind { FILTER_INT, FILTER_LONG, FILTER_LLONG, FILTER_I64 } filter_int_kind_t;
+typedef enum filter_int_kind {
+    FILTER_INT,
+    FILTER_LONG,
+    FILTER_LLONG,
+    FILTER_I64
+} filter_int_kind_t;
 
 typedef struct filter_args {
     union { /* i, l, ll: int, long, long long */

@@ -16,6 +16,13 @@
  * the stamp has delivered the mark, after everything it put before it,
  * so every input the mark covers is complete — or a branch gave it no
  * item or several, and the run fails saying so.
+ *
+ * MPX_ZIP_WITH_INPUT is the same graph whose manifest passes the input
+ * whole instead of empty, and whose zipper puts those parts first: the
+ * manifest already receives every input and already reaches the zipper,
+ * so carrying the input costs its bytes on that one edge, and no process
+ * or edge more than a zip has anyway (an identity branch would cost a
+ * process, a tag stage and two edges).
  */
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -43,8 +50,9 @@ static atomic_uint_fast32_t zip_counter;
 
 typedef struct zip_args {
     uint32_t tag;
-    int branch;    /* tag stages: their branch index */
-    int nbranches; /* zipper */
+    int branch;      /* tag stages: their branch index */
+    int nbranches;   /* zipper */
+    bool with_input; /* manifest and zipper: the input's parts come first */
     /* Keys are per zip so that a zip nested in a branch of another keeps
      * the outer one's numbers intact. */
     char seq_key[40];
@@ -125,12 +133,13 @@ static const mpx_stage_def_t tag_def = {
 
 static int manifest_process(mpx_stage_t *st, mpx_item_t *it)
 {
-    (void)it;
     const zip_args_t *a = mpx_args(st);
     int rc = mpx_meta_set_i64(st, a->branch_key, -1);
     if (rc != 0)
         return mpx_fail(st, "zip: cannot set meta: %s", mpx_strerror(rc));
-    return mpx_put_parts(st, NULL, 0);
+    /* Empty when only the meta is needed: the parts would be bytes sent
+     * for nothing. */
+    return a->with_input ? mpx_put_item(st, it) : mpx_put_parts(st, NULL, 0);
 }
 
 static const mpx_stage_def_t manifest_def = {
@@ -139,7 +148,8 @@ static const mpx_stage_def_t manifest_def = {
 /* ---- zipper ------------------------------------------------------------- */
 
 /* Inputs done .. seen-1 are open.  Input q has nbranches + 1 slots in the
- * ring at (q mod cap): its manifest, then one per branch. */
+ * ring at (q mod cap): its manifest, then one per branch.  The manifest
+ * holds the input's parts when the zip includes them, none otherwise. */
 typedef struct zipper_state {
     int64_t done, seen;
     size_t cap;
@@ -226,18 +236,20 @@ static int zipper_complete(mpx_stage_t *st, zipper_state_t *s, int64_t upto)
         if (q >= s->seen)
             return mpx_fail(st, "zip: input %" PRId64 " never reached the zipper", q);
         mpx_item_t **sl = slots(s, nb, q);
-        size_t nparts = 0;
-        for (int b = 0; b < nb; b++) {
+        for (int b = 0; b < nb; b++)
             if (!sl[b + 1])
                 return zip_fail_count(st, b, 0, q);
-            nparts += mpx_item_parts(sl[b + 1]);
-        }
         if (!sl[0])
             return mpx_fail(st, "zip: input %" PRId64 " came without its manifest", q);
+        /* Slot 0 first: the input's own parts, or none. */
+        size_t nparts = 0;
+        for (int b = 0; b <= nb; b++)
+            nparts += mpx_item_parts(sl[b]);
         if (nparts > UINT16_MAX)
-            return mpx_fail(st, "zip: the branches put %zu parts for input %" PRId64
+            return mpx_fail(st, "zip: the branches put %zu parts for input %" PRId64 "%s"
                                 ", more than the %u an item holds",
-                            nparts, q, (unsigned)UINT16_MAX);
+                            nparts, q, a->with_input ? " (with the input's own)" : "",
+                            (unsigned)UINT16_MAX);
         if (nparts > s->cap_parts) {
             size_t cap = s->cap_parts ? s->cap_parts : 16;
             while (cap < nparts)
@@ -249,10 +261,9 @@ static int zipper_complete(mpx_stage_t *st, zipper_state_t *s, int64_t upto)
             s->cap_parts = cap;
         }
         size_t n = 0;
-        for (int b = 0; b < nb; b++)
-            for (size_t i = 0; i < mpx_item_parts(sl[b + 1]); i++)
-                s->parts[n++] = (mpx_part_t){mpx_item_data(sl[b + 1], i),
-                                             mpx_item_size(sl[b + 1], i)};
+        for (int b = 0; b <= nb; b++)
+            for (size_t i = 0; i < mpx_item_parts(sl[b]); i++)
+                s->parts[n++] = (mpx_part_t){mpx_item_data(sl[b], i), mpx_item_size(sl[b], i)};
         /* The input's own meta, as the manifest saw it, without ours. */
         int rc = mpx_meta_load(st, sl[0]);
         if (rc != 0)
@@ -325,20 +336,22 @@ static mpx_node_t *refuse(mpx_node_t *const *branches, size_t n, const char *msg
     return g;
 }
 
-mpx_node_t *mpx_zip_v(mpx_node_t *const *branches, size_t n)
+/* `caller` names the call in refusals. */
+static mpx_node_t *build(const char *caller, mpx_node_t *const *branches, size_t n,
+                         bool with_input)
 {
     char msg[160];
     if (!branches || n == 0)
-        return mpx_invalid("mpx_zip: no branches (a zip takes 1 to %d)", ZIP_MAX_BRANCHES);
+        return mpx_invalid("%s: no branches (a zip takes 1 to %d)", caller, ZIP_MAX_BRANCHES);
     if (n > ZIP_MAX_BRANCHES) {
-        snprintf(msg, sizeof msg, "mpx_zip: %zu branches (a zip takes 1 to %d)", n,
+        snprintf(msg, sizeof msg, "%s: %zu branches (a zip takes 1 to %d)", caller, n,
                  ZIP_MAX_BRANCHES);
         return refuse(branches, n, msg);
     }
     for (size_t i = 0; i < n; i++) {
         if (!branches[i]) {
-            snprintf(msg, sizeof msg,
-                     "mpx_zip: branch %zu is NULL (did the call that built it fail?)", i);
+            snprintf(msg, sizeof msg, "%s: branch %zu is NULL (did the call that built it fail?)",
+                     caller, i);
             return refuse(branches, n, msg);
         }
         /* The core would say "used twice" about a group inside the zip;
@@ -346,13 +359,13 @@ mpx_node_t *mpx_zip_v(mpx_node_t *const *branches, size_t n)
         for (size_t j = 0; j < i; j++)
             if (branches[j] == branches[i]) {
                 snprintf(msg, sizeof msg,
-                         "mpx_zip: branches %zu and %zu are the same node; a node can "
+                         "%s: branches %zu and %zu are the same node; a node can "
                          "appear only once, build another one",
-                         j, i);
+                         caller, j, i);
                 return refuse(branches, n, msg);
             }
     }
-    zip_args_t a = {.nbranches = (int)n};
+    zip_args_t a = {.nbranches = (int)n, .with_input = with_input};
     a.tag = ZIP_KIND << 24 | ((uint32_t)atomic_fetch_add(&zip_counter, 1) & 0xFFFFFFu);
     snprintf(a.seq_key, sizeof a.seq_key, "mpx.zip.%08" PRIx32 ".seq", a.tag);
     snprintf(a.branch_key, sizeof a.branch_key, "mpx.zip.%08" PRIx32 ".branch", a.tag);
@@ -371,4 +384,14 @@ mpx_node_t *mpx_zip_v(mpx_node_t *const *branches, size_t n)
     kids[n] = mpx_stage(&manifest_def, &a);
     return MPX_S(mpx_stage(&stamp_def, &a), mpx_broadcast_v(kids, n + 1),
                  mpx_stage(&zipper_def, &a));
+}
+
+mpx_node_t *mpx_zip_v(mpx_node_t *const *branches, size_t n)
+{
+    return build("mpx_zip", branches, n, false);
+}
+
+mpx_node_t *mpx_zip_with_input_v(mpx_node_t *const *branches, size_t n)
+{
+    return build("mpx_zip_with_input", branches, n, true);
 }

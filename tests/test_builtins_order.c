@@ -527,6 +527,170 @@ static void endless_input_stopped_downstream(void)
     expect_success(g);
 }
 
+/* ---- Zip with the input ------------------------------------------------ */
+
+/* Puts {v, "item <v>"}: an input of two parts of different sizes. */
+static int label_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    int64_t v = mpx_item_i64(it);
+    char text[32];
+    int len = snprintf(text, sizeof text, "item %" PRId64, v);
+    mpx_part_t parts[2] = {{&v, 8}, {text, (size_t)len}};
+    return mpx_put_parts(st, parts, 2);
+}
+static const mpx_stage_def_t Label = {.name = "label", .process = label_process};
+
+/* Puts an item of no part (the meta stays the input's). */
+static int blank_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    (void)it;
+    return mpx_put_parts(st, NULL, 0);
+}
+static const mpx_stage_def_t Blank = {.name = "blank", .process = blank_process};
+
+/* Puts the input's meta "i" as an int64. */
+static int meta_i_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    int64_t i = -1;
+    if (mpx_item_meta_i64(it, "i", &i) != 0)
+        return mpx_fail(st, "no meta i");
+    return mpx_put_i64(st, i);
+}
+static const mpx_stage_def_t MetaI = {.name = "meta-i", .process = meta_i_process};
+
+static const mpx_stage_def_t Pass = {.name = "pass", .process = pass_process};
+
+static void check_text_part(const mpx_item_t *it, size_t i, const char *want, int64_t k)
+{
+    size_t n = strlen(want);
+    CHECK(mpx_item_parts(it) > i && mpx_item_size(it, i) == n &&
+              memcmp(mpx_item_data(it, i), want, n) == 0,
+          "output %" PRId64 ": part %zu is not '%s'", k, i, want);
+}
+
+/* The input's parts come first, as they were (one, several of different
+ * sizes, or none), then the branches', with the input's meta, in order. */
+static void zip_with_input_puts_input_first(void)
+{
+    enum { N = 1000 };
+    mpx_graph_t *g = MPX_EZ(range_node(0, N),
+                            MPX_ZIP_WITH_INPUT(map_node("square", square), mpx_stage(&Pair, NULL),
+                                               mpx_stage(&Remeta, NULL)));
+    int64_t k = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        int64_t want[5] = {k, k * k, k, -k, 7 * k}, m = -1;
+        check_parts(it, want, 5, "zip with the input");
+        CHECK(mpx_item_meta_i64(it, "i", &m) == 0 && m == k, "meta i = %" PRId64, m);
+        CHECK(mpx_item_meta_str(it, "branch") == NULL, "a branch's meta leaked into the output");
+        CHECK_EQ(mpx_item_meta_count(it), 1);
+        k++;
+    }
+    CHECK_EQ(k, N);
+    expect_success(g);
+
+    /* Two parts in: both come first, the text one intact. */
+    g = MPX_EZ(range_node(0, N), mpx_stage(&Label, NULL),
+               MPX_ZIP_WITH_INPUT(map_node("negate", negate)));
+    k = 0;
+    while ((it = mpx_graph_next(g))) {
+        char text[32];
+        snprintf(text, sizeof text, "item %" PRId64, k);
+        CHECK(mpx_item_parts(it) == 3, "output %" PRId64 ": %zu parts", k, mpx_item_parts(it));
+        CHECK(part_i64(it, 0) == k, "output %" PRId64 ": part 0 is %" PRId64, k, part_i64(it, 0));
+        check_text_part(it, 1, text, k);
+        CHECK(part_i64(it, 2) == -k, "output %" PRId64 ": part 2 is %" PRId64, k,
+              part_i64(it, 2));
+        check_no_internal_meta(it);
+        k++;
+    }
+    CHECK_EQ(k, N);
+    expect_success(g);
+
+    /* No part in: nothing comes first. */
+    g = MPX_EZ(range_node(0, N), mpx_stage(&Blank, NULL),
+               MPX_ZIP_WITH_INPUT(mpx_stage(&MetaI, NULL), mpx_stage(&Blank, NULL)));
+    k = 0;
+    while ((it = mpx_graph_next(g))) {
+        check_parts(it, (int64_t[]){k}, 1, "zip with an input of no part");
+        k++;
+    }
+    CHECK_EQ(k, N);
+    expect_success(g);
+}
+
+/* What the input costs: no process beyond MPX_ZIP's with the same
+ * branches, where an identity branch costs two (itself and its tag). */
+static void zip_with_input_adds_no_process(void)
+{
+    mpx_graph_t *plain = MPX_EZ(range_node(0, 10), MPX_ZIP(map_node("square", square)));
+    mpx_graph_t *with = MPX_EZ(range_node(0, 10), MPX_ZIP_WITH_INPUT(map_node("square", square)));
+    mpx_graph_t *identity = MPX_EZ(range_node(0, 10),
+                                   MPX_ZIP(mpx_stage(&Pass, NULL), map_node("square", square)));
+    int64_t k = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(with))) {
+        check_parts(it, (int64_t[]){k, k * k}, 2, "zip with the input");
+        k++;
+    }
+    CHECK_EQ(k, 10);
+    CHECK_EQ(mpx_graph_join(plain), 0);
+    CHECK_EQ(mpx_graph_join(identity), 0);
+    CHECK_EQ(mpx_graph_instance_count(plain), 6); /* range, stamp, square, tag, manifest, zip */
+    CHECK_EQ(mpx_graph_instance_count(with), mpx_graph_instance_count(plain));
+    CHECK_EQ(mpx_graph_instance_count(identity), mpx_graph_instance_count(plain) + 2);
+    expect_success(with);
+    expect_clean(plain);
+    mpx_node_destroy(&plain);
+    expect_clean(identity);
+    mpx_node_destroy(&identity);
+}
+
+static void zip_with_input_parallel_branches_in_order(void)
+{
+    enum { N = 2000 };
+    mpx_graph_t *g = MPX_EZ(
+        range_node(0, N), mpx_stage(&Pair, NULL),
+        MPX_ZIP_WITH_INPUT(MPX_S(mpx_as(4, &Delay, &(int){400}), map_node("square", square)),
+                           MPX_P(mpx_as(2, &Delay, &(int){50}), mpx_stage(&Inc, NULL))));
+    int64_t k = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        /* Inc and Delay put a one-part item made of part 0; Delay passes
+         * the pair whole. */
+        if (mpx_item_parts(it) == 4)
+            check_parts(it, (int64_t[]){k, -k, k * k, k + 1}, 4, "zip with input, Inc");
+        else
+            check_parts(it, (int64_t[]){k, -k, k * k, k, -k}, 5, "zip with input, Delay");
+        int64_t m = -1;
+        CHECK(mpx_item_meta_i64(it, "i", &m) == 0 && m == k, "meta i = %" PRId64, m);
+        k++;
+    }
+    CHECK_EQ(k, N);
+    expect_success(g);
+}
+
+/* Zip's checks hold with the input: the wrong count of items per input
+ * fails the run, bad arguments are refused naming the call. */
+static void zip_with_input_checks(void)
+{
+    mpx_graph_t *g = MPX_EZ(range_node(0, 5000),
+                            MPX_ZIP_WITH_INPUT(mpx_stage(&Inc, NULL), mpx_stage(&Odd, NULL)));
+    expect_failure(g, "zip: branch 1 put 0 items for input 0", "exactly one item per input");
+    g = MPX_EZ(range_node(0, 1), MPX_ZIP_WITH_INPUT(mpx_stage(&Twice, NULL)));
+    expect_failure(g, "zip: branch 0 put 2 items for input 0", NULL);
+    g = MPX_EZ(range_node(0, 300),
+               MPX_ZIP_WITH_INPUT(MPX_S(mpx_stage(&Inc, NULL), mpx_stage(&TeardownPut, NULL))));
+    expect_failure(g, "zip: branch 0 put an item that belongs to no input", "teardown");
+
+    expect_refused(mpx_zip_with_input_v(NULL, 0), "mpx_zip_with_input: no branches");
+    expect_refused(MPX_ZIP_WITH_INPUT(mpx_stage(&Inc, NULL), NULL),
+                   "mpx_zip_with_input: branch 1 is NULL");
+    mpx_node_t *inc = mpx_stage(&Inc, NULL);
+    expect_refused(MPX_ZIP_WITH_INPUT(inc, inc),
+                   "mpx_zip_with_input: branches 0 and 1 are the same node");
+}
+
 /* Zip in a branch of Zip, Seq in a branch of Zip, Zip inside Seq: each
  * one's marks pass the others' stages and never cross what they hold. */
 static void zip_and_seq_nested(void)
@@ -1045,6 +1209,10 @@ int main(int argc, char **argv)
         TEST_CASE(empty_input),
         TEST_CASE(endless_input_stopped_downstream),
         TEST_CASE(zip_and_seq_nested),
+        TEST_CASE(zip_with_input_puts_input_first),
+        TEST_CASE(zip_with_input_adds_no_process),
+        TEST_CASE(zip_with_input_parallel_branches_in_order),
+        TEST_CASE(zip_with_input_checks),
         TEST_CASE(seq_restores_order_of_uneven_workers),
         TEST_CASE(seq_zero_to_two_outputs_per_input),
         TEST_CASE(seq_teardown_items_come_last),

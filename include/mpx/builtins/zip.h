@@ -13,10 +13,26 @@
  *     MPX_EZ(mpx_range(1, 4, 1), MPX_ZIP(MPX_MAP(square), MPX_MAP(negate)), mpx_print(NULL))
  *     // 1 -1 / 4 -2 / 9 -3
  *
+ * MPX_ZIP_WITH_INPUT(b0, b1, ...) is the same, with the input's own parts
+ * first: x alongside what the branches make of it, as an identity branch
+ * would give, without the process such a branch would cost.
+ *
+ *     MPX_EZ(mpx_range(1, 4, 1), MPX_ZIP_WITH_INPUT(MPX_MAP(square)), mpx_print(NULL))
+ *     // 1 1 / 2 4 / 3 9
+ *
+ * An input of several parts (or none) contributes them all, in order.
+ * The input's bytes travel to the joining stage once more (so each output
+ * holds them), and an item still holds at most 65535 parts: more, with
+ * the input's, fails the run naming the input.
+ *
  * It is built from ordinary stages and marks (see mpx_put_mark): a stamp
  * before the broadcast numbers the inputs and puts a mark after every few
  * of them or when its input pauses; the zipper waits for the mark, by
- * which time every branch has answered for every input before it.
+ * which time every branch has answered for every input before it.  The
+ * processes it adds to its branches' are three (the stamp, a stage that
+ * passes the input's meta — and, in MPX_ZIP_WITH_INPUT, its parts — to
+ * the zipper, and the zipper) plus one per branch, which writes the
+ * branch's number into its items' meta.
  */
 #ifndef MPX_BUILTINS_ZIP_H
 #define MPX_BUILTINS_ZIP_H
@@ -29,9 +45,13 @@
 extern "C" {
 #endif
 
-/* Takes ownership of the branches; 1 <= n <= 255. */
+/* Both take ownership of the branches, refused ones included (the
+ * refusal is a node the graph check reports); 1 <= n <= 255. */
 mpx_node_t *mpx_zip_v(mpx_node_t *const *branches, size_t n);
+mpx_node_t *mpx_zip_with_input_v(mpx_node_t *const *branches, size_t n);
 #define MPX_ZIP(...) mpx_zip_v(MPX__NODES(__VA_ARGS__), MPX__COUNT(__VA_ARGS__))
+#define MPX_ZIP_WITH_INPUT(...)                                                \
+    mpx_zip_with_input_v(MPX__NODES(__VA_ARGS__), MPX__COUNT(__VA_ARGS__))
 
 #ifdef __cplusplus
 }
