@@ -21,8 +21,8 @@
  * whole instead of empty, and whose zipper puts those parts first: the
  * manifest already receives every input and already reaches the zipper,
  * so carrying the input costs its bytes on that one edge, and no process
- * or edge more than a zip has anyway (an identity branch would cost a
- * process, a tag stage and two edges).
+ * or edge more than a zip has anyway (an identity branch would cost two
+ * processes, itself and its tag stage, and their edges).
  */
 #include <inttypes.h>
 #include <stdatomic.h>

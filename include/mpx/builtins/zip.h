@@ -21,9 +21,10 @@
  *     // 1 1 / 2 4 / 3 9
  *
  * An input of several parts (or none) contributes them all, in order.
- * The input's bytes travel to the joining stage once more (so each output
- * holds them), and an item still holds at most 65535 parts: more, with
- * the input's, fails the run naming the input.
+ * The input's bytes travel once more, to the joining stage, which holds
+ * them with the branches' results until the input is complete.  An item
+ * still holds at most 65535 parts: more, with the input's, fails the run
+ * naming the input.
  *
  * It is built from ordinary stages and marks (see mpx_put_mark): a stamp
  * before the broadcast numbers the inputs and puts a mark after every few
