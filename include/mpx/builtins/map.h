@@ -26,10 +26,10 @@
  * from malloc that the stage frees, or NULL to fail the run.  A predicate
  * returns bool.
  *
- * An 8-byte part 0 of any other size fails the run, naming the stage.  So
- * does an integer that the function's type cannot hold — an int function
- * given 3000000000 fails with "input 3000000000 is outside the range of
- * int" rather than see a truncated value.
+ * A part 0 that should be 8 bytes and is not fails the run, naming the
+ * stage.  So does an integer that the function's type cannot hold: an int
+ * function given 3000000000 fails the run with "input 3000000000 is
+ * outside the range of int" rather than see a truncated value.
  *
  * A function of any other type does not compile: the error is a static
  * assertion naming the macro and the types above.  The functions below
