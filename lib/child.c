@@ -459,36 +459,33 @@ static _Noreturn void fail(child_rt_t *rt, const char *fmt, ...)
 
 /* A put refused because everything downstream stopped: the stage ends,
  * like a writer into a closed pipe.  A failure the stage reported itself
- * (mpx_fail) is still a failure. */
+ * (mpx_fail), or a put refused for another reason, is still a failure. */
 static bool downstream_stopped(const child_rt_t *rt, int rc)
 {
-    return rt->out && edge_out_closed(rt->out, 0) && !rt->st.fail_msg &&
+    return rt->out && edge_out_closed(rt->out, 0) && !rt->st.fail_msg && !rt->st.refused_rc &&
            (rc == MPX_ESTOPPED || rc == -1);
 }
 
-/* Why a callback failed, in words: its mpx_fail message, what a refused
- * put said, or the code. */
+/* Why a callback failed, in words: its mpx_fail message, the refused put,
+ * or the code; NULL when it did not. */
 static const char *why_failed(child_rt_t *rt, int rc, char *buf, size_t cap)
 {
-    if (rt->st.fail_msg)
-        return rt->st.fail_msg;
-    if (rc == MPX_ERANGE && rt->put_err[0])
-        return rt->put_err;
-    snprintf(buf, cap, "returned %d (%s)", rc, mpx_strerror(rc));
-    return buf;
+    return stage_failure(&rt->st, rc, buf, cap);
 }
 
-/* Apply the return value of setup, teardown, idle or mark. */
+/* Apply the return value of setup, teardown, idle or mark (whose name
+ * stage_begin gave). */
 static void check_rc(child_rt_t *rt, int rc)
 {
-    if (rc == 0)
+    if (rc == 0 && !rt->st.refused_rc)
         return;
     if (downstream_stopped(rt, rc)) {
         rt->st.stop_self = true;
         return;
     }
-    char buf[64];
-    fail(rt, "%s failed: %s", phase_name(rt->phase), why_failed(rt, rc, buf, sizeof buf));
+    char buf[512];
+    fail(rt, "%s failed: %s", rt->st.callback ? rt->st.callback : phase_name(rt->phase),
+         why_failed(rt, rc, buf, sizeof buf));
 }
 
 
@@ -580,10 +577,11 @@ static void handle_item(child_rt_t *rt, mpx_item_t *it, uint64_t now)
             clock_gettime(CLOCK_MONOTONIC, &rt->item_start);
         edge_out_time(rt->out, now);
         rt->in_process = true;
+        stage_begin(&rt->st, "process");
         int rc = def->process ? def->process(&rt->st, it) : mpx_put_item(&rt->st, it);
         rt->in_process = false;
         edge_out_time(rt->out, 0);
-        if (__builtin_expect(rc == 0, 1))
+        if (__builtin_expect(rc == 0 && !rt->st.refused_rc, 1))
             return;
         if (downstream_stopped(rt, rc)) {
             rt->st.stop_self = true;
@@ -591,14 +589,13 @@ static void handle_item(child_rt_t *rt, mpx_item_t *it, uint64_t now)
         }
         bool last = attempt >= pi->retries || rt->st.stop_self;
         if (last) {
-            char buf[64];
+            char buf[512];
             const char *why = why_failed(rt, rc, buf, sizeof buf);
             item_failed(rt, it, why, strlen(why));
         }
         /* The next attempt, or item, starts with no failure noted. */
         free(rt->st.fail_msg);
         rt->st.fail_msg = NULL;
-        rt->put_err[0] = 0;
         if (last)
             return;
         meta_cur_reset(&rt->meta, it->meta, it->meta_size, it->nmeta);
@@ -716,10 +713,11 @@ static void on_mark(child_rt_t *rt, const edge_mark_t *m)
     int rc = 0;
     if (def->mark) {
         meta_cur_reset(&rt->meta, NULL, 0, 0);
+        stage_begin(&rt->st, "mark");
         rc = def->mark(&rt->st, m->value);
+        check_rc(rt, rc == MPX_MARK_CONSUMED ? 0 : rc);
         if (rc == MPX_MARK_CONSUMED)
             return;
-        check_rc(rt, rc);
     }
     rc = edge_out_mark(rt->out, m->origin, m->value);
     if (rc < 0 && rc != MPX_ESTOPPED)
@@ -781,6 +779,7 @@ static void process_all(child_rt_t *rt)
          * that nobody waits on us while we wait. */
         if (def->idle) {
             meta_cur_reset(&rt->meta, NULL, 0, 0);
+            stage_begin(&rt->st, "idle");
             check_rc(rt, def->idle(&rt->st));
             if (rt->st.stop_self)
                 return;
@@ -928,8 +927,10 @@ _Noreturn void child_main(const child_args_t *a)
         end_again(rt);
 
     rt->phase = PHASE_SETUP;
-    if (def->setup)
+    if (def->setup) {
+        stage_begin(&rt->st, "setup");
         check_rc(rt, def->setup(&rt->st));
+    }
     /* Nothing leaves before every stage is set up, not even an end of
      * stream: a graph that puts nothing must not finish before start()
      * has let it go. */
@@ -954,8 +955,10 @@ _Noreturn void child_main(const child_args_t *a)
     rt->phase = PHASE_TEARDOWN;
     set_state(rt, MPX_STATE_TEARDOWN);
     meta_cur_reset(&rt->meta, NULL, 0, 0);
-    if (def->teardown)
+    if (def->teardown) {
+        stage_begin(&rt->st, "teardown");
         check_rc(rt, def->teardown(&rt->st));
+    }
     if (rt->in && rt->st.pi->recoverable)
         settle_all(rt);
     finish(rt);

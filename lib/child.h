@@ -22,7 +22,29 @@ struct mpx_stage {
     struct child_rt *rt; /* NULL in the parent */
     char *fail_msg;      /* from mpx_fail */
     bool stop_self;      /* mpx_stop was called */
+    /* A put refused for any reason but a stop is a failure of the callback
+     * that made it, even one that went on as if it had gone through: the
+     * item is lost.  The first such refusal in the running callback, named
+     * for the message (stage.c): the code, and the call and why, as in
+     * "mpx_put_i64 called in initialize". */
+    const char *callback; /* the callback running: "setup", "initialize"... */
+    int refused_rc;       /* 0: no put refused in it */
+    char refused[224];
+    char put_err[160];    /* why the put being made is refused, when it says more */
 };
+
+/* A callback begins: name it, with no refusal noted. */
+static inline void stage_begin(struct mpx_stage *st, const char *callback)
+{
+    st->callback = callback;
+    st->refused_rc = 0;
+}
+
+/* Why a callback that returned rc failed, in words (its mpx_fail message,
+ * the refused put it passed on or went on after, or the code); NULL when
+ * it did not fail: rc is 0 and no put was refused.  buf holds the words
+ * when they are made here; 512 bytes hold any. */
+const char *stage_failure(const struct mpx_stage *st, int rc, char *buf, size_t cap);
 
 /* What the supervisor can read of a stage process after it died: a slot
  * per instance in memory shared with the parent (mapped before fork),
@@ -68,7 +90,6 @@ typedef struct child_rt {
     bool recover_due;    /* a consumer was replaced: send again what it held */
     unsigned restarts_seen;
     uint64_t failed;     /* items given up on under skip / dead_letter */
-    char put_err[160];   /* why the last put was refused, when it says more */
     const char *dir;
     void *zctx;
     void *ctl;

@@ -26,6 +26,103 @@ static bool can_put(const mpx_stage_t *st)
     return st && st->rt && st->rt->phase >= PHASE_SETUP && st->rt->phase <= PHASE_TEARDOWN;
 }
 
+/* ---- refused puts ------------------------------------------------------- *
+ * A put is refused for a stop downstream (MPX_ESTOPPED: the stage ends, see
+ * stage.h), or for a mistake or a broken system: then the item is lost,
+ * and the callback fails when it ends whatever it returns (child.c,
+ * supervisor.c).  The first refusal is noted with the call's name and why,
+ * so that the message says which put it was.
+ */
+
+static const char *code_name(int rc)
+{
+    switch (rc) {
+    case MPX_EINVAL: return "MPX_EINVAL";
+    case MPX_ENOMEM: return "MPX_ENOMEM";
+    case MPX_EGRAPH: return "MPX_EGRAPH";
+    case MPX_ESTATE: return "MPX_ESTATE";
+    case MPX_ESYS: return "MPX_ESYS";
+    case MPX_ESTAGE: return "MPX_ESTAGE";
+    case MPX_ECRASH: return "MPX_ECRASH";
+    case MPX_ESTOPPED: return "MPX_ESTOPPED";
+    case MPX_EPROTO: return "MPX_EPROTO";
+    case MPX_ERANGE: return "MPX_ERANGE";
+    case MPX_ETIMEDOUT: return "MPX_ETIMEDOUT";
+    }
+    return NULL;
+}
+
+/* Why the put being made is refused, when the code alone would not say. */
+static int put_error(mpx_stage_t *st, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int put_error(mpx_stage_t *st, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st->put_err, sizeof st->put_err, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* Out of the way of the puts that go through. */
+static __attribute__((noinline, cold)) int refused(mpx_stage_t *st, const char *call, int rc)
+{
+    if (!st || rc == MPX_ESTOPPED)
+        return rc;
+    if (!st->refused_rc) {
+        st->refused_rc = rc;
+        if (rc == MPX_ESTATE)
+            snprintf(st->refused, sizeof st->refused,
+                     "%s called %s%s, where nothing can be put (only setup, process, "
+                     "teardown, idle and mark can)",
+                     call, st->callback ? "in " : "outside the stage's callbacks",
+                     st->callback ? st->callback : "");
+        else
+            snprintf(st->refused, sizeof st->refused, "%s: %s", call,
+                     st->put_err[0] ? st->put_err : mpx_strerror(rc));
+    }
+    st->put_err[0] = 0;
+    return rc;
+}
+
+/* The result of a put, noted when refused. */
+static inline __attribute__((always_inline)) int put_result(mpx_stage_t *st, const char *call,
+                                                            int rc)
+{
+    return __builtin_expect(rc != 0, 0) ? refused(st, call, rc) : 0;
+}
+
+const char *stage_failure(const mpx_stage_t *st, int rc, char *buf, size_t cap)
+{
+    if (rc == 0 && !st->refused_rc)
+        return NULL;
+    if (rc != 0 && st->fail_msg)
+        return st->fail_msg;
+    if (rc == 0) {
+        /* Went on as if the put had gone through. */
+        const char *code = code_name(st->refused_rc);
+        bool mark = strncmp(st->refused, "mpx_put_mark", strlen("mpx_put_mark")) == 0;
+        snprintf(buf, cap, "%s; %s ignored the %s it returned, and the %s was lost",
+                 st->refused, st->callback ? st->callback : "the stage", code ? code : "error",
+                 mark ? "mark" : "item");
+        return buf;
+    }
+    if (rc == st->refused_rc) {
+        /* Passed on what the put returned. */
+        snprintf(buf, cap, "returned %d (%s) from %s", rc, mpx_strerror(rc), st->refused);
+        return buf;
+    }
+    /* -1, as C functions fail, is also MPX_EINVAL: without a message, the
+     * stage's own failure is far likelier than an argument mpx refused. */
+    int n = code_name(rc) && rc != MPX_EINVAL
+                ? snprintf(buf, cap, "returned %d (%s)", rc, mpx_strerror(rc))
+                : snprintf(buf, cap, "returned %d without a message (call mpx_fail() to say why)",
+                           rc);
+    if (st->refused_rc && n > 0 && (size_t)n < cap)
+        snprintf(buf + n, cap - (size_t)n, ", after %s", st->refused);
+    return buf;
+}
+
 /* "time/<name>", or "time/<name>#k" for the k-th stage of that name on
  * the item's way. */
 static int record_time(child_rt_t *rt)
@@ -42,29 +139,32 @@ static int record_time(child_rt_t *rt)
     return meta_cur_set(&rt->meta, key, &ns, sizeof ns);
 }
 
-/* A put larger than the stage's maximum: say so where the failure
- * message will find it. */
+/* A put larger than the stage's maximum. */
 static int too_large(child_rt_t *rt, size_t size)
 {
-    snprintf(rt->put_err, sizeof rt->put_err,
-             "an item of %zu bytes is larger than the maximum of %zu (mpx_node_set_max_item)",
-             size, rt->st.pi->max_item);
-    return MPX_ERANGE;
+    return put_error(&rt->st, MPX_ERANGE,
+                     "an item of %zu bytes is larger than the maximum of %zu "
+                     "(mpx_node_set_max_item)",
+                     size, rt->st.pi->max_item);
 }
 
 static int put_on(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n);
 
+/* The library's own put (a dead letter): its caller reports a refusal. */
 int stage_put_port(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n)
 {
-    return put_on(st, port, parts, n);
+    int rc = put_on(st, port, parts, n);
+    st->put_err[0] = 0;
+    return rc;
 }
 
 static int put_on(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n)
 {
     if (n && !parts)
-        return MPX_EINVAL;
+        return put_error(st, MPX_EINVAL, "%zu parts at NULL", n);
     if (n > UINT16_MAX)
-        return MPX_ERANGE;
+        return put_error(st, MPX_ERANGE, "%zu parts, more than the %u an item may have", n,
+                         (unsigned)UINT16_MAX);
     child_rt_t *rt = st->rt;
     int rc = child_put_check(rt);
     if (rc != 0)
@@ -75,9 +175,11 @@ static int put_on(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n)
     size_t size = WIRE_REC_HEAD + meta_size;
     for (size_t i = 0; i < n; i++) {
         if (!parts[i].data && parts[i].size)
-            return MPX_EINVAL;
+            return put_error(st, MPX_EINVAL, "part %zu is NULL with a size of %zu", i,
+                             parts[i].size);
         if (parts[i].size > UINT32_MAX)
-            return MPX_ERANGE;
+            return put_error(st, MPX_ERANGE, "part %zu has %zu bytes, more than 4 GiB", i,
+                             parts[i].size);
         size += wire_part_size(parts[i].size);
     }
     if (size > rt->st.pi->max_item)
@@ -93,30 +195,41 @@ static int put_on(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n)
     return edge_out_commit(rt->out, port, size);
 }
 
-int mpx_put_parts(mpx_stage_t *st, const mpx_part_t *parts, size_t n)
+static int put_parts(mpx_stage_t *st, const mpx_part_t *parts, size_t n)
 {
     if (!can_put(st))
         return st ? MPX_ESTATE : MPX_EINVAL;
     return put_on(st, 0, parts, n);
 }
 
-int mpx_put_parts_to(mpx_stage_t *st, const char *name, const mpx_part_t *parts, size_t n)
+int mpx_put_parts(mpx_stage_t *st, const mpx_part_t *parts, size_t n)
+{
+    return put_result(st, "mpx_put_parts", put_parts(st, parts, n));
+}
+
+static int put_parts_to(mpx_stage_t *st, const char *name, const mpx_part_t *parts, size_t n)
 {
     if (!can_put(st))
         return st ? MPX_ESTATE : MPX_EINVAL;
     int port = edge_out_port(st->rt->out, name);
     if (port < 0)
-        return MPX_EINVAL;
+        return put_error(st, MPX_EINVAL, "no side graph named '%s' serves this stage",
+                         name ? name : "(NULL)");
     return put_on(st, port, parts, n);
+}
+
+int mpx_put_parts_to(mpx_stage_t *st, const char *name, const mpx_part_t *parts, size_t n)
+{
+    return put_result(st, "mpx_put_parts_to", put_parts_to(st, name, parts, n));
 }
 
 int mpx_put_to(mpx_stage_t *st, const char *name, const void *data, size_t size)
 {
     mpx_part_t part = {data, size};
-    return mpx_put_parts_to(st, name, &part, 1);
+    return put_result(st, "mpx_put_to", put_parts_to(st, name, &part, 1));
 }
 
-int mpx_put_mark(mpx_stage_t *st, uint64_t value)
+static int put_mark(mpx_stage_t *st, uint64_t value)
 {
     if (!can_put(st))
         return st ? MPX_ESTATE : MPX_EINVAL;
@@ -124,6 +237,11 @@ int mpx_put_mark(mpx_stage_t *st, uint64_t value)
     if (rc != 0)
         return rc;
     return edge_out_mark(st->rt->out, (uint32_t)st->id, value);
+}
+
+int mpx_put_mark(mpx_stage_t *st, uint64_t value)
+{
+    return put_result(st, "mpx_put_mark", put_mark(st, value));
 }
 
 /* The put of one part: the common case, encoded without the detour
@@ -135,7 +253,7 @@ static inline __attribute__((always_inline)) int put_one(mpx_stage_t *st, const 
     if (__builtin_expect(!can_put(st), 0))
         return st ? MPX_ESTATE : MPX_EINVAL;
     if (!data && size)
-        return MPX_EINVAL;
+        return put_error(st, MPX_EINVAL, "NULL data with a size of %zu", size);
     child_rt_t *rt = st->rt;
     int rc = child_put_check(rt);
     if (rc != 0)
@@ -157,17 +275,32 @@ static inline __attribute__((always_inline)) int put_one(mpx_stage_t *st, const 
     return edge_out_commit(rt->out, 0, rec);
 }
 
-int mpx_put(mpx_stage_t *st, const void *data, size_t size) { return put_one(st, data, size); }
+int mpx_put(mpx_stage_t *st, const void *data, size_t size)
+{
+    return put_result(st, "mpx_put", put_one(st, data, size));
+}
 
 int mpx_put_str(mpx_stage_t *st, const char *s)
 {
-    if (!s)
-        return MPX_EINVAL;
-    return mpx_put(st, s, strlen(s));
+    int rc;
+    if (s)
+        rc = put_one(st, s, strlen(s));
+    else if (can_put(st))
+        rc = put_error(st, MPX_EINVAL, "a NULL string");
+    else
+        rc = st ? MPX_ESTATE : MPX_EINVAL;
+    return put_result(st, "mpx_put_str", rc);
 }
 
-int mpx_put_i64(mpx_stage_t *st, int64_t v) { return put_one(st, &v, sizeof v); }
-int mpx_put_f64(mpx_stage_t *st, double v) { return put_one(st, &v, sizeof v); }
+int mpx_put_i64(mpx_stage_t *st, int64_t v)
+{
+    return put_result(st, "mpx_put_i64", put_one(st, &v, sizeof v));
+}
+
+int mpx_put_f64(mpx_stage_t *st, double v)
+{
+    return put_result(st, "mpx_put_f64", put_one(st, &v, sizeof v));
+}
 
 /* An item passed on unchanged (the current meta still its own block, no
  * timing to add) that would travel in a message of its own anyway leaves
@@ -188,16 +321,21 @@ static int forward(child_rt_t *rt, const mpx_item_t *item)
     return rc != 0 ? rc : edge_out_forward(rt->out, 0, msg);
 }
 
+static int put_item(mpx_stage_t *st, const mpx_item_t *item)
+{
+    if (!can_put(st))
+        return st ? MPX_ESTATE : MPX_EINVAL;
+    if (!item)
+        return put_error(st, MPX_EINVAL, "a NULL item");
+    int rc = forward(st->rt, item);
+    if (rc != 1)
+        return rc;
+    return put_on(st, 0, item->parts, item->nparts);
+}
+
 int mpx_put_item(mpx_stage_t *st, const mpx_item_t *item)
 {
-    if (!item)
-        return MPX_EINVAL;
-    if (can_put(st)) {
-        int rc = forward(st->rt, item);
-        if (rc != 1)
-            return rc;
-    }
-    return mpx_put_parts(st, item->parts, item->nparts);
+    return put_result(st, "mpx_put_item", put_item(st, item));
 }
 
 int mpx_flush(mpx_stage_t *st)

@@ -659,8 +659,17 @@ static void end_run(struct mpx_run *r)
     for (int i = 0; i < r->n; i++) {
         run_child_t *c = &r->ch[i];
         unwatch(r, c);
-        if (c->initialized && c->st.pi->def->finalize)
+        if (c->initialized && c->st.pi->def->finalize) {
+            stage_begin(&c->st, "finalize");
             c->st.pi->def->finalize(&c->st);
+            /* Too late to put: a run that succeeded fails with it. */
+            char label[160], buf[512];
+            const char *why = stage_failure(&c->st, 0, buf, sizeof buf);
+            c->st.callback = NULL;
+            if (why)
+                record(r, MPX_ESTAGE, "%s: finalize failed: %s",
+                       inst_label(r, i, label, sizeof label), why);
+        }
         c->initialized = false;
         free(c->st.fail_msg);
         c->st.fail_msg = NULL;
@@ -721,12 +730,16 @@ static int initialize_all(struct mpx_run *r)
             }
         }
         if (pi->def->initialize) {
+            stage_begin(&c->st, "initialize");
             int rc = pi->def->initialize(&c->st);
-            if (rc != 0) {
-                char label[160];
+            /* One that put and went on took what finalize releases. */
+            c->initialized = rc == 0;
+            char label[160], buf[512];
+            const char *why = stage_failure(&c->st, rc, buf, sizeof buf);
+            c->st.callback = NULL;
+            if (why) {
                 record(r, MPX_ESTAGE, "%s: initialize failed: %s",
-                       inst_label(r, i, label, sizeof label),
-                       c->st.fail_msg ? c->st.fail_msg : mpx_strerror(rc));
+                       inst_label(r, i, label, sizeof label), why);
                 return r->status;
             }
         }

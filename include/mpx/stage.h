@@ -5,7 +5,7 @@
  *
  *   initialize  in the parent, before fork, once per instance.  May fill
  *               the instance's state or open files: the child inherits
- *               all of it.  Cannot put.
+ *               all of it.  Cannot put (a put there fails the run).
  *   setup       in the child, once.  A source (a stage that no other
  *               stage feeds) produces its items here: when its setup
  *               returns, its output is complete (teardown may still put),
@@ -17,6 +17,8 @@
  *               this stage's input is drained.  May still put.
  *   finalize    in the parent, once per instance, after the graph ended
  *               (whatever the outcome), to release what initialize took.
+ *               Cannot put either: a put there fails a run that had
+ *               succeeded.
  *
  * Two optional hooks serve stages that keep items across calls (batching,
  * reordering, zipping):
@@ -28,10 +30,23 @@
  *
  * Each callback returns 0 on success and anything else on failure; a
  * failure ends the run and mpx_graph_error() names the stage, instance and
- * the message given to mpx_fail().  A callback that returns MPX_ESTOPPED
- * (or -1) after a put was refused because every consumer downstream had
- * stopped is not an error, unless it called mpx_fail(): the stage simply
- * ends.
+ * the message given to mpx_fail() (without one, the code: "returned -1
+ * without a message", or the MPX_E... code and the call that gave it).
+ *
+ * A refused put sends nothing, and no item is lost silently.  A put
+ * refused because every consumer downstream has stopped (MPX_ESTOPPED)
+ * ends the stage: a callback that then returns MPX_ESTOPPED, -1 or 0 is
+ * not an error, unless it called mpx_fail(); the stage simply ends, as a
+ * writer into a closed pipe.  A put refused for any other reason
+ * (MPX_ESTATE outside setup, process, teardown, idle and mark; MPX_ERANGE;
+ * MPX_EINVAL; a system error: each a mistake in the stage or a failure of
+ * the process, never a condition to work around) fails the callback that made it when the callback returns,
+ * whatever it returns, and the message names the call and why, e.g.
+ * "process failed on item 7: mpx_put_parts: 70000 parts, more than the
+ * 65535 an item may have; process ignored the MPX_ERANGE it returned, and
+ * the item was lost" or "initialize failed: mpx_put_i64 called in
+ * initialize, ...".  In process, that failure is the item's, under the
+ * stage's error policy (mpx_node_on_error) like any other.
  *
  * Items are one or more parts of bytes plus meta (string keys to byte
  * values).  Pointers an item hands out stay valid until the callback that
@@ -94,10 +109,20 @@ int mpx_stage_instances(const mpx_stage_t *st); /* n of mpx_as/mpx_by, else 1 */
 
 /* Send an item downstream, with the current meta (see below).  The bytes
  * are copied before the call returns.  A put blocks while every edge it
- * could use is full (backpressure).  Returns 0, MPX_ESTOPPED when the graph
- * is being stopped or every consumer downstream has stopped (end the
- * callback and return the code), MPX_ESTATE outside setup/process/teardown,
- * MPX_ERANGE when the item is too large (over 4 GiB, or over 65535 parts). */
+ * could use is full (backpressure).  Returns 0, or:
+ *   MPX_ESTOPPED  every consumer downstream has stopped: end the callback
+ *                 and return the code; the stage ends without error.
+ *   MPX_ESTATE    outside setup, process, teardown, idle and mark (in
+ *                 initialize or finalize, which run in the parent).
+ *   MPX_ERANGE    the item is too large: a part over 4 GiB, over 65535
+ *                 parts, or over the node's mpx_node_set_max_item.
+ *   MPX_EINVAL    NULL data with a nonzero size, a NULL string or item
+ *                 (or st NULL).
+ *   MPX_ENOMEM, MPX_ESYS  the stage process cannot send.
+ * Every code but MPX_ESTOPPED means the item was lost, and fails the
+ * running callback when it returns, even if it returns 0 (see the top of
+ * this file): check the result and return it, or return mpx_fail() to say
+ * more.  The message names the call and why it was refused. */
 MPX_MUST_CHECK int mpx_put(mpx_stage_t *st, const void *data, size_t size);
 MPX_MUST_CHECK int mpx_put_str(mpx_stage_t *st, const char *s);
 MPX_MUST_CHECK int mpx_put_i64(mpx_stage_t *st, int64_t v);
@@ -105,12 +130,15 @@ MPX_MUST_CHECK int mpx_put_f64(mpx_stage_t *st, double v);
 MPX_MUST_CHECK int mpx_put_parts(mpx_stage_t *st, const mpx_part_t *parts, size_t n);
 /* Send the parts of `item` (typically the input item) unchanged, with the
  * current meta.  The input item in hand, 64 KiB or more and with its meta
- * untouched, leaves in the message it came in, without being copied. */
+ * untouched, leaves in the message it came in, without being copied.
+ * Returns as mpx_put. */
 MPX_MUST_CHECK int mpx_put_item(mpx_stage_t *st, const mpx_item_t *item);
 
 /* Put into the side graph attached under `name` with mpx_graph_xcut()
- * (see graph.h), with the current meta.  MPX_EINVAL when the graph has no
- * side graph of that name. */
+ * (see graph.h), with the current meta.  As mpx_put, and MPX_EINVAL when
+ * the graph has no side graph of that name.  MPX_ESTOPPED when every
+ * consumer of that side graph has stopped: the item is not sent, and a
+ * stage that ignores the code goes on without error. */
 MPX_MUST_CHECK int mpx_put_to(mpx_stage_t *st, const char *name, const void *data, size_t size);
 MPX_MUST_CHECK int mpx_put_parts_to(mpx_stage_t *st, const char *name, const mpx_part_t *parts, size_t n);
 
@@ -122,7 +150,8 @@ MPX_MUST_CHECK int mpx_put_parts_to(mpx_stage_t *st, const char *name, const mpx
  * from those items, has been processed there (unless a stage in between
  * keeps items to put them later, as Batch does).  Then the mark goes on.
  * Marks cost one small message per consumer; stages without a `mark` hook
- * simply pass them on. */
+ * simply pass them on.  Returns as mpx_put (a refused mark fails the
+ * callback in the same way). */
 MPX_MUST_CHECK int mpx_put_mark(mpx_stage_t *st, uint64_t value);
 
 /* Have the idle hook run again whenever `fd` turns readable while the
