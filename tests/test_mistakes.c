@@ -39,8 +39,8 @@ static int pass(mpx_stage_t *st, mpx_item_t *it) { return mpx_put_item(st, it); 
 
 /* The put functions, by index; each puts one item (or mark). */
 static const char *const put_names[] = {
-    "mpx_put",  "mpx_put_str", "mpx_put_i64",      "mpx_put_f64", "mpx_put_parts",
-    "mpx_put_item", "mpx_put_to", "mpx_put_parts_to", "mpx_put_mark",
+    "mpx_put",      "mpx_put_str", "mpx_put_i64",      "mpx_put_f64",  "mpx_put_parts",
+    "mpx_put_item", "mpx_put_to",  "mpx_put_parts_to", "mpx_put_mark",
 };
 #define NPUTS (sizeof put_names / sizeof *put_names)
 
