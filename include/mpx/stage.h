@@ -40,8 +40,9 @@
  * writer into a closed pipe.  A put refused for any other reason
  * (MPX_ESTATE outside setup, process, teardown, idle and mark; MPX_ERANGE;
  * MPX_EINVAL; a system error: each a mistake in the stage or a failure of
- * the process, never a condition to work around) fails the callback that made it when the callback returns,
- * whatever it returns, and the message names the call and why, e.g.
+ * the process, never a condition to work around) fails the callback that
+ * made it when the callback returns, whatever it returns, and the message
+ * names the call and why, e.g.
  * "process failed on item 7: mpx_put_parts: 70000 parts, more than the
  * 65535 an item may have; process ignored the MPX_ERANGE it returned, and
  * the item was lost" or "initialize failed: mpx_put_i64 called in
