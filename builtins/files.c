@@ -5,13 +5,9 @@
  *
  * A directory that cannot be opened, read or looked into must not simply
  * be missing from the output, and whether that stops the run is the
- * user's error policy's to decide (mpx_node_on_error).  The policy applies
- * to items a process callback failed on, and a source has none, so the
- * node is two stages: the walker puts what it could not read as an item
- * of two parts (the path and the error), and a small stage behind it
- * fails on exactly those items and passes the rest on.  Each failure then
- * stops the run, is skipped and counted, or goes to the dead-letter side
- * graph, like any item's, and the walk goes on.
+ * user's error policy's to decide (mpx_node_on_error): the walker hands
+ * each such path to mpx_reject, which stops the run, or skips and counts
+ * it, or sends it to the dead-letter side graph, and the walk goes on.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -23,9 +19,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "graph/source.h"
 #include "mpx.h"
 
 typedef struct files_args {
+    source_opts_t opts; /* first: mpx_node_set_index */
     char root[MPX_PATH_MAX];
     bool follow; /* follow symbolic links (find -L) */
 } files_args_t;
@@ -39,6 +37,8 @@ typedef struct dir_id {
 typedef struct walk {
     mpx_stage_t *st;
     bool follow;
+    bool index;    /* number the files put (mpx.index) */
+    uint64_t next; /* the next file's number */
     char *path; /* the path of what is being looked at, NUL-terminated */
     size_t len, cap;
     dir_id_t *open; /* directories from the root down to the current one */
@@ -51,7 +51,9 @@ typedef struct walk {
 static int put_file(walk_t *w, const char *name, const struct stat *sb)
 {
     mpx_stage_t *st = w->st;
-    int rc = mpx_meta_set_str(st, "path", w->path);
+    int rc = source_index(st, w->index, w->next++);
+    if (rc == 0)
+        rc = mpx_meta_set_str(st, "path", w->path);
     if (rc == 0)
         rc = mpx_meta_set_str(st, "name", name);
     if (rc == 0)
@@ -61,9 +63,9 @@ static int put_file(walk_t *w, const char *name, const struct stat *sb)
     return rc;
 }
 
-/* What could not be read, as an item for files-check to fail on: part 0
- * the path, part 1 the message; meta "path" only, so that the error shows
- * which path it was. */
+/* What could not be read, to the stage's error policy: the path as the
+ * rejected item's part, and as its meta "path" (alone, so that a message
+ * shows which path it was). */
 static int report(walk_t *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int report(walk_t *w, const char *fmt, ...)
 {
@@ -76,8 +78,8 @@ static int report(walk_t *w, const char *fmt, ...)
     int rc = mpx_meta_set_str(w->st, "path", w->path);
     if (rc != 0)
         return rc;
-    mpx_part_t parts[2] = {{w->path, w->len}, {msg, strlen(msg)}};
-    return mpx_put_parts(w->st, parts, 2);
+    mpx_part_t part = {w->path, w->len};
+    return mpx_reject(w->st, &part, 1, "files: %s", msg);
 }
 
 /* ---- the walk ------------------------------------------------------------ */
@@ -287,13 +289,13 @@ static int walk_root(walk_t *w, const char *root)
 static int files_setup(mpx_stage_t *st)
 {
     const files_args_t *a = mpx_args(st);
-    walk_t w = {.st = st, .follow = a->follow};
+    walk_t w = {.st = st, .follow = a->follow, .index = a->opts.index};
     int rc = walk_root(&w, a->root);
     free(w.path);
     free(w.open);
     /* MPX_ESTOPPED from a put (everything downstream stopped) ends the
      * stage quietly. */
-    return rc != 0 ? rc : mpx_stop(st);
+    return rc;
 }
 
 static const mpx_stage_def_t files_def = {
@@ -301,17 +303,6 @@ static const mpx_stage_def_t files_def = {
     .args_size = sizeof(files_args_t),
     .setup = files_setup,
 };
-
-/* ---- the stage that turns reports into item failures -------------------- */
-
-static int check_process(mpx_stage_t *st, mpx_item_t *it)
-{
-    if (mpx_item_parts(it) == 2)
-        return mpx_fail(st, "files: %s", (const char *)mpx_item_data(it, 1));
-    return mpx_put_item(st, it);
-}
-
-static const mpx_stage_def_t check_def = {.name = "files-check", .process = check_process};
 
 /* ---- building ----------------------------------------------------------- */
 
@@ -329,7 +320,7 @@ static mpx_node_t *make(const char *fn, const char *root, bool follow)
     memset(&a, 0, sizeof a);
     memcpy(a.root, root, n + 1);
     a.follow = follow;
-    return MPX_S(mpx_stage(&files_def, &a), mpx_stage(&check_def, NULL));
+    return source_stage(&files_def, &a);
 }
 
 mpx_node_t *mpx_files(const char *root) { return make("mpx_files", root, false); }

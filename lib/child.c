@@ -489,37 +489,79 @@ static void check_rc(child_rt_t *rt, int rc)
 }
 
 
-/* Processing the item failed for good: the stage's policy decides. */
-static void item_failed(child_rt_t *rt, const mpx_item_t *it, const char *why, size_t whylen)
+/* What failed for good, described by `desc` (its number and meta), goes
+ * where the stage's policy says: a line on stderr (skip), the dead-letter
+ * side graph with the current meta and the reason (dead letter), or the
+ * end of the run (stop: false, for the caller to fail). */
+static bool apply_policy(child_rt_t *rt, const char *desc, const mpx_part_t *parts, size_t n,
+                         const char *why, size_t whylen)
 {
     const plan_inst_t *pi = rt->st.pi;
-    char desc[640], who[160];
-    meta_describe_item(edge_in_items(rt->in), it->meta, it->meta_size, it->nmeta, false, desc,
-                       sizeof desc);
     if (pi->on_error == MPX_ON_ERROR_SKIP) {
+        char who[160];
         rt->box->failed = ++rt->failed;
         fprintf(stderr, "mpx: %s skipped %s: %.*s\n", plan_inst_label(pi, who, sizeof who), desc,
                 (int)whylen, why);
-        return;
+        return true;
     }
     if (pi->on_error == MPX_ON_ERROR_DEAD_LETTER) {
         rt->box->failed = ++rt->failed;
         int64_t index = pi->index;
-        meta_cur_reset(&rt->meta, it->meta, it->meta_size, it->nmeta);
         int rc = meta_cur_set(&rt->meta, "mpx.error", why, whylen);
         if (rc == 0)
             rc = meta_cur_set(&rt->meta, "mpx.stage", pi->name, strlen(pi->name));
         if (rc == 0)
             rc = meta_cur_set(&rt->meta, "mpx.instance", &index, sizeof index);
         if (rc == 0)
-            rc = stage_put_port(&rt->st, pi->dead_port, it->parts, it->nparts);
+            rc = stage_put_port(&rt->st, pi->dead_port, parts, n);
         if (rc != 0)
             fail(rt, "%s failed (%.*s), and putting it into the dead-letter side graph '%s' "
                      "failed too: %s",
                  desc, (int)whylen, why, pi->xouts[pi->dead_port - 1].name, mpx_strerror(rc));
-        return;
+        return true;
     }
-    fail(rt, "process failed on %s: %.*s", desc, (int)whylen, why);
+    return false;
+}
+
+/* Processing the item failed for good: the stage's policy decides. */
+static void item_failed(child_rt_t *rt, const mpx_item_t *it, const char *why, size_t whylen)
+{
+    char desc[640];
+    meta_describe_item(edge_in_items(rt->in), it->meta, it->meta_size, it->nmeta, false, desc,
+                       sizeof desc);
+    meta_cur_reset(&rt->meta, it->meta, it->meta_size, it->nmeta);
+    if (!apply_policy(rt, desc, it->parts, it->nparts, why, whylen))
+        fail(rt, "process failed on %s: %.*s", desc, (int)whylen, why);
+}
+
+int child_reject(child_rt_t *rt, const mpx_part_t *parts, size_t n, const char *why)
+{
+    if (rt->st.pi->on_error == MPX_ON_ERROR_STOP)
+        return MPX_ESTAGE; /* the message is the stage's mpx_fail message */
+    /* The current meta describes what was rejected; the keys the dead
+     * letter adds are taken off again, as it goes on being the meta of
+     * what the stage puts next. */
+    char desc[640];
+    size_t size = meta_cur_size(&rt->meta);
+    uint8_t small[512], *blk = size <= sizeof small ? small : malloc(size);
+    if (blk) {
+        meta_cur_encode(&rt->meta, blk);
+        size_t len = meta_describe(blk, (uint32_t)size, meta_cur_n(&rt->meta), desc, sizeof desc);
+        if (blk != small)
+            free(blk);
+        if (len == 0 || strcmp(desc, "{}") == 0)
+            snprintf(desc, sizeof desc, "what %s could not handle", rt->st.pi->name);
+    } else {
+        snprintf(desc, sizeof desc, "what %s could not handle", rt->st.pi->name);
+    }
+    bool dead = rt->st.pi->on_error == MPX_ON_ERROR_DEAD_LETTER;
+    apply_policy(rt, desc, parts, n, why, strlen(why));
+    if (dead) {
+        (void)meta_cur_del(&rt->meta, "mpx.error");
+        (void)meta_cur_del(&rt->meta, "mpx.stage");
+        (void)meta_cur_del(&rt->meta, "mpx.instance");
+    }
+    return 0;
 }
 
 /* An item sent again after the death of the worker that had it in hand

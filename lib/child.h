@@ -155,6 +155,9 @@ int child_before_put(child_rt_t *rt);
 void child_poll_ctl(child_rt_t *rt);
 /* Report counters now (the state changed, or an interval passed). */
 void child_report(child_rt_t *rt);
+/* mpx_reject's work: the stage's error policy applied to `parts` with the
+ * current meta, as to an item that failed.  0 when the stage goes on. */
+int child_reject(child_rt_t *rt, const mpx_part_t *parts, size_t n, const char *why);
 /* Put on an output port (0: the graph, others: side graphs). */
 int stage_put_port(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n);
 

@@ -430,6 +430,30 @@ int mpx_fail(mpx_stage_t *st, const char *fmt, ...)
     return MPX_ESTAGE;
 }
 
+int mpx_reject(mpx_stage_t *st, const mpx_part_t *parts, size_t n, const char *fmt, ...)
+{
+    if (!st || (n && !parts) || !fmt)
+        return MPX_EINVAL;
+    if (!st->rt)
+        return MPX_ESTATE; /* initialize or finalize: no policy applies there */
+    char *msg = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&msg, fmt, ap) < 0)
+        msg = NULL;
+    va_end(ap);
+    if (!msg)
+        return mpx_fail(st, "out of memory while rejecting");
+    int rc = child_reject(st->rt, parts, n, msg);
+    if (rc == MPX_ESTAGE) {
+        free(st->fail_msg); /* stop: the message is the callback's failure */
+        st->fail_msg = msg;
+    } else {
+        free(msg);
+    }
+    return rc;
+}
+
 /* ---- current meta ------------------------------------------------------- */
 
 static meta_cur_t *cur(const mpx_stage_t *st)

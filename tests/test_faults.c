@@ -309,6 +309,99 @@ static void dead_letter_gets_item_meta_and_error(void)
     mpx_node_destroy(&g);
 }
 
+/* A source that finds every tenth of its values (3, 13, ...) bad and
+ * hands it to the error policy with mpx_reject, putting the others with
+ * the meta it set once ("run") and the value's ("v"). */
+static int picky_initialize(mpx_stage_t *st)
+{
+    int64_t v = 1;
+    mpx_part_t part = {&v, sizeof v};
+    if (mpx_reject(st, &part, 1, "in initialize") != MPX_ESTATE)
+        return mpx_fail(st, "mpx_reject in initialize did not give MPX_ESTATE");
+    return 0;
+}
+static int picky_setup(mpx_stage_t *st)
+{
+    int rc = mpx_meta_set_str(st, "run", "r");
+    for (int64_t v = 0; rc == 0 && v < 100; v++) {
+        rc = mpx_meta_set_i64(st, "v", v);
+        mpx_part_t part = {&v, sizeof v};
+        if (rc == 0)
+            rc = v % 10 == 3 ? mpx_reject(st, &part, 1, "bad %lld", (long long)v)
+                             : mpx_put_i64(st, v);
+    }
+    return rc;
+}
+static const mpx_stage_def_t Picky = {.name = "picky", .initialize = picky_initialize,
+                                      .setup = picky_setup};
+
+/* What the rejecting source put came through with its own meta only. */
+static void check_picky_output(mpx_graph_t *g)
+{
+    int n = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        int64_t v = mpx_item_i64(it), mv = -1;
+        const char *run = mpx_item_meta_str(it, "run");
+        CHECK(v % 10 != 3 && mpx_item_meta_i64(it, "v", &mv) == 0 && mv == v && run &&
+                  strcmp(run, "r") == 0 && !mpx_item_meta(it, "mpx.error", NULL) &&
+                  !mpx_item_meta(it, "mpx.stage", NULL),
+              "item %lld", (long long)v);
+        n++;
+    }
+    CHECK_EQ(n, 90);
+}
+
+static void reject_run(void *arg)
+{
+    mpx_graph_t *g = arg;
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    check_picky_output(g);
+    CHECK_EQ(mpx_graph_join(g), 0);
+}
+
+static void reject_follows_policy(void)
+{
+    /* Stop (the default): the first rejection ends the run with its
+     * message. */
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Picky, NULL));
+    EXPECT_ERROR(g, MPX_ESTAGE, "stage 'picky' (pid ", "setup failed: bad 3");
+
+    /* Skip: logged with the current meta, counted, and the source goes on. */
+    g = MPX_EZ(mpx_stage(&Picky, NULL));
+    CHECK_EQ(mpx_node_on_error(g, MPX_ON_ERROR_SKIP, NULL), 0);
+    char *err = capture_stderr(reject_run, g);
+    CHECK_EQ(sum_info(g, "picky", FAILED), 10);
+    CHECK(strstr(err, "mpx: stage 'picky' skipped ") &&
+              strstr(err, " skipped {run: \"r\", v: 93}: bad 93"),
+          "stderr: %.400s", err);
+    free(err);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+
+    /* Dead letter: the rejected parts with the reason; the source's own
+     * meta is as it was for what it puts next. */
+    char path[512];
+    mpx_node_t *picky = mpx_stage(&Picky, NULL);
+    g = MPX_EZ(picky);
+    CHECK_EQ(mpx_graph_xcut(g, "dead", MPX_EZ(letters_node(path, sizeof path, "rejected.txt"))), 0);
+    CHECK_EQ(mpx_node_on_error(picky, MPX_ON_ERROR_DEAD_LETTER, "dead"), 0);
+    reject_run(g);
+    CHECK_EQ(sum_info(g, "picky", FAILED), 10);
+    char *text = slurp(path);
+    int lines = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"), lines++) {
+        char want[64];
+        snprintf(want, sizeof want, "%d picky 0 bad %d", lines * 10 + 3, lines * 10 + 3);
+        CHECK(strcmp(line, want) == 0, "line %d: %s", lines, line);
+    }
+    CHECK_EQ(lines, 10);
+    free(text);
+    unlink(path);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
 /* Forks made by this process (pthread_atfork), whoever made them. */
 static int forks_seen;
 static void count_fork(void) { forks_seen++; }
@@ -1174,6 +1267,7 @@ int main(int argc, char **argv)
         TEST_CASE(retries_then_success),
         TEST_CASE(dead_letter_gets_item_meta_and_error),
         TEST_CASE(policy_settings_checked),
+        TEST_CASE(reject_follows_policy),
         TEST_CASE(crash_under_stop_names_signal_and_item),
         TEST_CASE(crashed_worker_is_replaced_nothing_lost),
         TEST_CASE(poison_item_handled_by_policy),

@@ -252,6 +252,36 @@ static void index_const(void)
     mpx_list_destroy(&list);
 }
 
+/* Files numbers the files it puts, in its (sorted) order; an unreadable
+ * entry, had there been one, is not numbered. */
+static void index_files(void)
+{
+    /* Not in the case's directory, which must be empty after each graph. */
+    char dir[] = "/tmp/mpxtest-index-files-XXXXXX", path[700];
+    REQUIRE(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+    const char *names[] = {"a", "b", "c"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        write_file(path, names[i]);
+    }
+    mpx_list_t *list = collect_ok(MPX_EZ(indexed(mpx_files(dir))));
+    check_numbered(list, 3, "mpx_files");
+    for (size_t i = 0; i < mpx_list_size(list); i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        CHECK(strcmp(mpx_item_str(mpx_list_at(list, i)), path) == 0, "file %zu: %s", i,
+              mpx_item_str(mpx_list_at(list, i)));
+    }
+    mpx_list_destroy(&list);
+    list = collect_ok(MPX_EZ(mpx_files(dir)));
+    check_unnumbered(list, 3, "mpx_files");
+    mpx_list_destroy(&list);
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
 /* Several instances of a source: each numbers its own output from 0. */
 static void index_per_instance(void)
 {
@@ -411,6 +441,7 @@ int main(int argc, char **argv)
         TEST_CASE(index_iter),
         TEST_CASE(index_read),
         TEST_CASE(index_const),
+        TEST_CASE(index_files),
         TEST_CASE(index_per_instance),
         TEST_CASE(index_off_by_default),
         TEST_CASE(index_in_error),

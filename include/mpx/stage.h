@@ -189,6 +189,27 @@ int mpx_fail(mpx_stage_t *st, const char *fmt, ...)
 #endif
     ;
 
+/* Hand what the stage could not handle, though it never came as an input
+ * item (a source's unreadable directory, a bad record inside a file), to
+ * the stage's error policy (mpx_node_on_error), as if an item of `parts`
+ * with the current meta had failed with this message:
+ *   stop (the default)  the message is recorded as by mpx_fail() and
+ *                       MPX_ESTAGE returned: return it from the callback
+ *                       and the run fails with that message;
+ *   skip                a line on stderr names the stage, the current meta
+ *                       and the message; counted in items_failed; returns 0;
+ *   dead letter         the parts go to the dead-letter side graph with the
+ *                       current meta plus mpx.error, mpx.stage and
+ *                       mpx.instance; counted; returns 0.
+ * After 0 the stage goes on, its current meta as it was.  Retries do not
+ * apply.  MPX_ESTATE in initialize and finalize, MPX_EINVAL for NULL. */
+MPX_MUST_CHECK int mpx_reject(mpx_stage_t *st, const mpx_part_t *parts, size_t n,
+                              const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
 /* ---- meta of the item being made ---------------------------------------- *
  * Every put carries the stage's current meta.  While process runs, the
  * current meta starts as the input item's meta, so a stage that does not

@@ -62,20 +62,15 @@ mpx_node_t *mpx_write(const char *path, const char *mode);
  * A root that does not exist (or cannot be looked at) fails the run at
  * mpx_graph_start(), naming it.  Anything that cannot be read on the way
  * (a directory that cannot be opened or read, an entry whose type cannot
- * be learned) is never skipped silently: it fails under the error policy
- * of the node (mpx_node_on_error), as an item whose processing failed.
- * Under the default policy the run fails with "files: cannot open
- * directory <path>: <error>" (mpx_graph_error names the stage
- * "files-check" and shows meta "path"); under SKIP the path is logged,
- * counted in items_failed of files-check, and the walk goes on; under
- * DEAD_LETTER an item goes to that side graph with part 0 the path, part 1
- * the message, meta "path" and "mpx.error".  Entries removed while the
+ * be learned) is never skipped silently: the walker hands it to the
+ * node's error policy (mpx_node_on_error) with mpx_reject().  Under the
+ * default policy the run fails with "files: cannot open directory <path>:
+ * <error>" (mpx_graph_error names the stage "files"); under SKIP the path
+ * is logged with meta "path", counted in the stage's items_failed, and the
+ * walk goes on; under DEAD_LETTER an item goes to that side graph with
+ * part 0 the path, meta "path" and "mpx.error".  Entries removed while the
  * walk runs are not files any more and are not reported.
- *
- * The node is a serial group of two stages, "files" (the walker) and
- * "files-check" (which turns what could not be read into failures and
- * passes the files on): set settings on the node itself, and do not give
- * it to mpx_instances().
+ * mpx_node_set_index(node, true) numbers the files put (mpx.index).
  *
  *     // mpyx's image example: every file under photos/, made smaller by
  *     // four Thumbnail processes, saved flat under thumbs/ by its name.
