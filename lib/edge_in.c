@@ -606,34 +606,19 @@ int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, s
 {
     in->clock = in->now ? in->now : ticks_now();
     count_done(in);
-    /* The common case, checked in a few steps (as wire_rec_decode's fast
-     * path): the next record of the message in hand is a plain item of
-     * one part and no meta, and no mark is waiting to be handed on. */
+    /* The common case, checked in a few steps (wire_rec_decode's): the
+     * next record of the message in hand is a plain item of one part and
+     * no meta, and no mark is waiting to be handed on. */
     const uint8_t *rec = in->cur;
-    if (__builtin_expect(in->left > 0 && !in->marks_check && in->end - rec >= WIRE_REC_HEAD + 16, 1)) {
-        uint32_t w[4];
-        uint64_t len;
-        memcpy(w, rec, sizeof w);
-        memcpy(&len, rec + WIRE_REC_HEAD, 8);
-        uint32_t size = w[0];
-        if (w[1] == 1 && w[2] == 0 && w[3] == 0 && size <= (size_t)(in->end - rec) &&
-            len <= size - WIRE_REC_HEAD - 8 && wire_part_size((size_t)len) == size - WIRE_REC_HEAD &&
-            rec[WIRE_REC_HEAD + 8 + len] == 0 &&
-            (in->left > 1 || rec + size == in->end)) {
-            in->cur = rec + size;
-            in->left--;
-            in->parts[0].data = rec + WIRE_REC_HEAD + 8;
-            in->parts[0].size = (size_t)len;
-            in->item.rec = rec;
-            in->item.size = size;
-            in->item.flags = 0;
-            in->item.nparts = 1;
-            in->item.nmeta = 0;
-            in->item.meta = rec + WIRE_REC_HEAD;
-            in->item.meta_size = 0;
-            in->item.parts = in->parts;
-            return take_item(in, &in->peers[in->cur_peer], size, it);
-        }
+    uint32_t size;
+    uint64_t len;
+    if (__builtin_expect(in->left > 0 && !in->marks_check, 1) &&
+        __builtin_expect(wire_rec_plain(rec, (size_t)(in->end - rec), &size, &len), 1) &&
+        (in->left > 1 || rec + size == in->end)) {
+        in->cur = rec + size;
+        in->left--;
+        wire_rec_plain_item(rec, size, len, &in->item, in->parts);
+        return take_item(in, &in->peers[in->cur_peer], size, it);
     }
     return next_slow(in, it, mark, err, errcap);
 }

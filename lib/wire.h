@@ -190,31 +190,53 @@ const void *wire_meta_find(const uint8_t *blk, uint32_t size, uint16_t n, const 
 int wire_meta_at(const uint8_t *blk, uint32_t size, uint16_t n, size_t i, const char **key,
                  const void **val, size_t *vlen);
 
+/* The common record, checked in a few steps: `src` holds at least
+ * `avail` bytes, and a record there that says it is one part and no meta
+ * (no flags) is whole and well formed within them.  The record's size
+ * goes to *size and its part's length to *len.  False for anything else,
+ * which the full check (wire_rec_decode_full) then judges.  Every
+ * subtraction below is guarded by the size check before it: a size under
+ * a header and a part's length would wrap. */
+static inline bool wire_rec_plain(const uint8_t *src, size_t avail, uint32_t *size, uint64_t *len)
+{
+    uint32_t w[4];
+    if (avail < WIRE_REC_HEAD + 16)
+        return false;
+    memcpy(w, src, sizeof w);
+    memcpy(len, src + WIRE_REC_HEAD, 8);
+    *size = w[0];
+    return w[0] >= WIRE_REC_HEAD + 16 && w[0] <= avail && w[1] == 1 && w[2] == 0 && w[3] == 0 &&
+           *len <= w[0] - WIRE_REC_HEAD - 8 &&
+           wire_part_size((size_t)*len) == w[0] - WIRE_REC_HEAD &&
+           src[WIRE_REC_HEAD + 8 + *len] == 0;
+}
+
+/* Fill `it` for a record wire_rec_plain accepted. */
+static inline void wire_rec_plain_item(const uint8_t *src, uint32_t size, uint64_t len,
+                                       mpx_item_t *it, mpx_part_t *parts)
+{
+    parts[0].data = src + WIRE_REC_HEAD + 8;
+    parts[0].size = (size_t)len;
+    it->rec = src;
+    it->size = size;
+    it->flags = 0;
+    it->nparts = 1;
+    it->nmeta = 0;
+    it->meta = src + WIRE_REC_HEAD;
+    it->meta_size = 0;
+    it->parts = parts;
+}
+
 /* wire_rec_decode with the common record (one part, no meta) checked
- * inline in a few steps; anything else takes the full check. */
+ * inline; anything else takes the full check. */
 static inline int wire_rec_decode(const uint8_t *src, uint32_t size, mpx_item_t *it,
                                   mpx_part_t *parts)
 {
-    uint32_t w[4];
+    uint32_t rsize;
     uint64_t len;
-    if (size >= WIRE_REC_HEAD + 16) {
-        memcpy(w, src, sizeof w);
-        memcpy(&len, src + WIRE_REC_HEAD, 8);
-        if (w[0] == size && w[1] == 1 && w[2] == 0 && w[3] == 0 &&
-            len <= size - WIRE_REC_HEAD - 8 && wire_part_size((size_t)len) == size - WIRE_REC_HEAD &&
-            src[WIRE_REC_HEAD + 8 + len] == 0) {
-            parts[0].data = src + WIRE_REC_HEAD + 8;
-            parts[0].size = (size_t)len;
-            it->rec = src;
-            it->size = size;
-            it->flags = 0;
-            it->nparts = 1;
-            it->nmeta = 0;
-            it->meta = src + WIRE_REC_HEAD;
-            it->meta_size = 0;
-            it->parts = parts;
-            return 0;
-        }
+    if (wire_rec_plain(src, size, &rsize, &len) && rsize == size) {
+        wire_rec_plain_item(src, size, len, it, parts);
+        return 0;
     }
     return wire_rec_decode_full(src, size, it, parts);
 }

@@ -1106,12 +1106,16 @@ static void put_header(uint8_t *buf, uint8_t type, uint32_t sender, uint32_t cou
  * feed it; a header of the real producer's from another connection (an
  * edge's messages come on its own connection, under the producer's
  * routing id); and a header of an unknown type from a connection with the
- * routing id a replacement of the producer would have.  The source never
- * ends, so inc takes messages until the stray one comes. */
+ * routing id a replacement of the producer would have; and from that
+ * connection, a DATA message of three records whose second says it is 8
+ * bytes long, too short for its own header and part (a length that wraps
+ * around when subtracted, to a part of 4 GiB): the first record is taken
+ * with the message, the second on the common record's short path.  The source never ends, so inc takes
+ * messages until the stray one comes. */
 static void malformed_edge_message_reported(void)
 {
     static const char junk[] = "this is not an mpx message";
-    uint8_t foreign[16 + 40] = {0}, impostor[16] = {0}, unknown[16] = {0};
+    uint8_t foreign[16 + 40] = {0}, impostor[16] = {0}, unknown[16] = {0}, shortrec[16 + 40 + 40] = {0};
     put_header(foreign, 1, 2, 1, 0);
     /* One record: size, one part and no meta, meta size, flags; the part:
      * its length, the i64, the NUL and padding. */
@@ -1121,6 +1125,13 @@ static void malformed_edge_message_reported(void)
     memcpy(foreign + 32, part, sizeof part);
     put_header(impostor, 2, 0, 0, 0);
     put_header(unknown, 99, 0, 0, 1);
+    put_header(shortrec, 1, 0, 3, 1);
+    memcpy(shortrec + 16, rec, sizeof rec);
+    memcpy(shortrec + 32, part, sizeof part);
+    const uint32_t tiny[4] = {8, 1, 0, 0};
+    const uint64_t huge = 0xFFFFFFE8u;
+    memcpy(shortrec + 56, tiny, sizeof tiny);
+    memcpy(shortrec + 72, &huge, sizeof huge);
     /* The routing id of instance 0 in generation 1 (lib/edge.c edge_rid). */
     const uint8_t replacement[9] = {'m', 0, 0, 0, 0, 1, 0, 0, 0};
     const struct {
@@ -1135,6 +1146,8 @@ static void malformed_edge_message_reported(void)
         {impostor, sizeof impostor, NULL,
          "malformed message on an edge (not from its sender's connection, sender 0)"},
         {unknown, sizeof unknown, replacement, "malformed message on an edge (data, sender 0)"},
+        {shortrec, sizeof shortrec, replacement,
+         "malformed message on an edge (record, sender 0)"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         mpx_graph_t *g =
