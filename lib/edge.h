@@ -240,8 +240,11 @@ int edge_out_tick(edge_out_t *out, uint64_t now);
  * large record is not copied.  What waits in the port's batch goes
  * first. */
 int edge_out_forward(edge_out_t *out, int port, zmq_msg_t *msg);
-/* Send every batch now, waiting for credit as needed. */
+/* Send every batch now, waiting for credit as needed.  An error that
+ * dropped a batch, now or before, is returned from then on. */
 int edge_out_flush(edge_out_t *out);
+/* That error (a batch was dropped: the stage must fail), or 0. */
+int edge_out_lost(const edge_out_t *out);
 /* Send a mark behind everything put on port 0, to every consumer of it. */
 int edge_out_mark(edge_out_t *out, uint32_t origin, uint64_t value);
 /* Flush, then send end of stream to every consumer. */

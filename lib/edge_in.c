@@ -330,7 +330,11 @@ void edge_in_settle(edge_in_t *in)
  * then settle, in edge.pml's Consumer) */
 static void checkpoint(edge_in_t *in)
 {
-    edge_out_flush(in->chain); /* a failure shows at the stage's next put */
+    /* A failure shows at the stage's next flush, which fails it.  Once a
+     * batch was dropped, nothing more is confirmed: what it came from is
+     * sent again after the stage's end. */
+    if (edge_out_flush(in->chain) < 0 && edge_out_lost(in->chain))
+        return;
     int slot;
     if (in->cp_count == CP_MAX) {
         slot = (in->cp_head + CP_MAX - 1) % CP_MAX;

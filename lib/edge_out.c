@@ -451,6 +451,11 @@ static int send_run(edge_out_t *o, int root, run_t *r, zmq_msg_t *whole, out_por
         first = false;
     }
     o->sending = false;
+    /* What was not sent is gone (the caller drops the batch): that is
+     * remembered, so that no checkpoint confirms the inputs it came from
+     * and the stage fails, even if nothing it puts later fails. */
+    if (rc < 0 && rc != MPX_ESTOPPED && !o->lost)
+        o->lost = rc;
     return rc;
 }
 
@@ -749,8 +754,10 @@ int edge_out_flush(edge_out_t *o)
         if (rc < 0 && !(rc == MPX_ESTOPPED && i > 0) && result == 0)
             result = rc;
     }
-    return result;
+    return result == 0 ? o->lost : result;
 }
+
+int edge_out_lost(const edge_out_t *o) { return o->lost; }
 
 int edge_out_mark(edge_out_t *o, uint32_t origin, uint64_t value)
 {
