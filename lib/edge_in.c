@@ -218,10 +218,11 @@ static void send_credit(edge_in_t *in, in_peer_t *p)
             ;
     /* Told, or gone (its stream ends with it): either way nothing is
      * owed to this stream until it has more. */
-    if (rc >= 0 || errno == EHOSTUNREACH) {
+    if (rc >= 0 || errno == EHOSTUNREACH)
         p->confirmed = p->confirmable;
-        p->told_at = in->clock;
-    }
+    /* Any other failure is tried again when the next word is due, not at
+     * once: edge_in_due_ms would have the caller spin on it. */
+    p->told_at = in->clock;
 }
 
 #define PACE_ITEMS 8
@@ -264,6 +265,11 @@ static uint64_t target(edge_in_t *in)
  * new to confirm.  (model: c_grant, s_grant in edge.pml) */
 static void grant(edge_in_t *in, in_peer_t *p, bool confirm)
 {
+    /* One not heard from keeps the credit it starts with: a grant raised
+     * now could not be told, and the threshold it sets would wait for
+     * takes that credit never allows. */
+    if (!p->heard)
+        return;
     uint64_t t = target(in);
     uint64_t left = p->grant_items > p->taken_items ? p->grant_items - p->taken_items : 0;
     bool low_bytes = (int64_t)(p->grant_bytes - p->taken_bytes) <= (int64_t)(in->win_bytes / 2);
