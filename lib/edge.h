@@ -50,14 +50,16 @@
  * recoverable producer that has input (a chained one) keeps everything it
  * sends, to know when it is confirmed.  Confirmations ride on the credit
  * messages (plan_confirms says which pairs need them): they go out with
- * every grant, at every pause, and within EDGE_CONFIRM_TICKS of a change.
+ * every grant, after every so many records processed, and otherwise once
+ * EDGE_CONFIRM_TICKS have passed since the last word to that producer
+ * (an idle consumer wakes up for it: edge_in_due_ms).
  * When told a consumer was replaced, the producer sends the unconfirmed
  * records again, marked, to the consumer's parallel siblings or to the
  * replacement.  A recoverable stage chains its confirmations: it confirms
  * an input only once everything it put before then has been confirmed
  * downstream, so that nothing confirmed upstream exists only in a process
- * that may die; it never grants more than a window beyond what it
- * confirmed, which bounds what its producers keep.  Each process
+ * that may die; it never grants more than two windows beyond what it can
+ * confirm, which bounds what its producers keep.  Each process
  * incarnation has a generation; messages and credit carry it, and what a
  * dead incarnation sent is told apart from what its replacement sends.
  *

@@ -54,7 +54,7 @@
  *                       recoverable), stale generations dropped,
  *                       new_generation.
  *   proctype Supervisor supervisor.c: on_ctl (DONE), try_release,
- *                       release_producers_of, child_died with its resume
+ *                       consumer_done, child_died with its resume
  *                       modes, restart_child, send_restart, reap (a clean
  *                       exit once released is no death).
  *   proctype Killer     a SIGKILL to a consumer, at any time.
@@ -1010,7 +1010,7 @@ proctype Supervisor()
        }
     :: atomic {
         sink_complete && !snoted ->
-            /* release_producers_of(sink) */
+            /* consumer_done(sink) */
             snoted = true;
             try_release_c(0);
 #if NC > 1
