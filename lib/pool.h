@@ -1,0 +1,119 @@
+/* lib/pool.h — a graph's shared-memory pool: blocks that every process of
+ * the graph sees at the same address, handed between them by a handle.
+ *
+ * The parent makes the pool before it forks (a memfd mapped shared, so
+ * nothing in the file system outlives the run); every stage process and
+ * the parent use it.  Memory is committed (fallocate) as blocks are first
+ * handed out, so a pool that cannot get memory gives an error, never a
+ * SIGBUS on a page touched later.
+ *
+ * Holders.  A block is held by processes, each hold counted: a holder is
+ * (slot, generation), slot being a stage instance's index in the plan (or
+ * the parent's, POOL_PARENT_SLOT(ninst)), generation its incarnation.
+ * Every change to a block's holders is one atomic compare-and-swap of one
+ * word, so whatever instant a process dies at, its holds are exactly the
+ * words that name it: pool_reclaim, run by the supervisor once the process
+ * is gone, takes them away and frees what nobody holds any more.  A block
+ * nobody holds is never held again (a hold is given only by a holder), so
+ * "no holder" is final and freeing it cannot race with a new hold.
+ *
+ * Handing a block to another process (a record sent on an edge) is: give
+ * the receiver a hold (pool_hold for it), send, then drop one's own
+ * (pool_release) unless the message is kept for sending again.  A hold
+ * given to an incarnation that died meanwhile would never be dropped by
+ * it: pool_hold checks, after giving it, whether that incarnation was
+ * reclaimed, and takes it back if so (pool_reclaim marks the incarnation
+ * dead before it looks at the blocks; see pool.c for why neither order of
+ * the two can leave a hold behind).
+ *
+ * Allocation takes a robust, process-shared mutex.  A process that dies
+ * holding it leaves the next locker EOWNERDEAD: the allocator's free map
+ * is rebuilt from the block headers, which are the truth and are written
+ * so that every state of them between two instructions is one the
+ * rebuild reads right.
+ *
+ * Sizes.  The pool is cut into granules (POOL_GRANULE bytes); a block is a
+ * run of granules.  A block has at most POOL_HOLDERS distinct holders at a
+ * time (a broadcast to more branches than that copies); counts per holder
+ * go to 2^32 - 1.
+ */
+#ifndef MPX_LIB_POOL_H
+#define MPX_LIB_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define POOL_GRANULE (64u * 1024u)
+#define POOL_HOLDERS 8
+/* The parent's slot, after every stage instance's. */
+#define POOL_PARENT_SLOT(ninst) ((uint32_t)(ninst))
+/* Largest slot a holder word can name. */
+#define POOL_MAX_SLOT ((1u << 24) - 2)
+
+typedef struct pool pool_t;
+
+/* Who holds: a slot (stage instance, or the parent) and its incarnation. */
+typedef struct pool_holder {
+    uint32_t slot;
+    uint32_t gen;
+} pool_holder_t;
+
+typedef struct pool_stats {
+    uint64_t capacity;     /* bytes the pool can hand out */
+    uint64_t bytes_in_use; /* in granules held by blocks */
+    uint64_t blocks_in_use;
+    uint64_t peak_bytes; /* most bytes in use at once */
+    uint64_t committed;  /* bytes of memory the pool has taken so far */
+    uint64_t allocs, frees, waits, reclaimed; /* counts since the start */
+} pool_stats_t;
+
+/* Make a pool of `bytes` (rounded up to granules) for `nslots` slots
+ * (stage instances plus the parent); in the parent, before fork.  NULL
+ * with the reason in err. */
+pool_t *pool_new(size_t bytes, uint32_t nslots, char *err, size_t errcap);
+/* Unmap and close; in the parent, after every stage process is gone. */
+void pool_destroy(pool_t **p);
+/* In a stage process after fork: nothing to attach, the mapping is
+ * inherited; the descriptor is close-on-exec (Exec's commands never see
+ * it). */
+
+/* A new block of at least `size` bytes (size > 0), held once by `self`.
+ * 0 with *blk set; POOL_FULL when the pool has no room now (pool_wait
+ * for a free); MPX_ERANGE when size exceeds the whole pool; MPX_ENOMEM
+ * when the system would not commit the memory; MPX_EINVAL. */
+#define POOL_FULL 1
+int pool_alloc(pool_t *p, pool_holder_t self, size_t size, uint32_t *blk);
+/* One more hold of blk for `who` (the caller holds blk).  0; MPX_ERANGE
+ * when the block has POOL_HOLDERS other holders already; MPX_ESTOPPED
+ * when `who` was reclaimed (dead): nothing was given. */
+int pool_hold(pool_t *p, uint32_t blk, pool_holder_t who);
+/* Drop one hold of `who`; the last hold frees the block.  0, or
+ * MPX_EINVAL when `who` holds none of blk (a bug, or reclaimed). */
+int pool_release(pool_t *p, uint32_t blk, pool_holder_t who);
+
+/* Every hold of `dead` (an incarnation that is gone and will not run
+ * again) is dropped and what nobody holds is freed; holds given to it
+ * later are refused.  Also frees blocks left with no holder by a process
+ * that died between dropping its last hold and freeing.  Returns the
+ * number of holds dropped.  In the parent (any process could). */
+uint64_t pool_reclaim(pool_t *p, pool_holder_t dead);
+
+/* Where a block's bytes are, and how many it has (granules' worth);
+ * NULL / 0 for a handle that does not name a live block (a malformed
+ * message must not crash: check before use). */
+void *pool_data(const pool_t *p, uint32_t blk);
+size_t pool_block_size(const pool_t *p, uint32_t blk);
+/* True when `who` holds blk at least once. */
+bool pool_holds(const pool_t *p, uint32_t blk, pool_holder_t who);
+
+/* Frees so far: what pool_wait waits to change. */
+uint32_t pool_frees(const pool_t *p);
+/* Wait until pool_frees() differs from `seen`, at most timeout_ms (-1: no
+ * limit): 0 (also when a signal ended the wait early: the caller looks
+ * again and decides), or MPX_ETIMEDOUT.  Counts a wait in the stats. */
+int pool_wait(pool_t *p, uint32_t seen, int timeout_ms);
+
+void pool_get_stats(const pool_t *p, pool_stats_t *out);
+
+#endif
