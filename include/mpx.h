@@ -5,6 +5,7 @@
  *   mpx/graph.h     building a graph (MPX_EZ, MPX_S/P/B, mpx_as/mpx_by) and
  *                   running it (start, next, join, stop, collect)
  *   mpx/monitor.h   figures while it runs, progress, pictures of the graph
+ *   mpx/shared.h    memory every stage process sees: arrays, mapped files
  *   mpx/error.h     status codes
  *   mpx/builtins/   ready-made stages
  *
@@ -22,6 +23,7 @@
 #include "mpx/graph.h"
 #include "mpx/wiring.h"
 #include "mpx/monitor.h"
+#include "mpx/shared.h"
 #include "mpx/builtins/batch.h"
 #include "mpx/builtins/exec.h"
 #include "mpx/builtins/fn.h"

@@ -75,7 +75,7 @@ for f in "$libdir/libmpx.so" "$libdir/libmpx.a"; do
   [ -e "$f" ] || { echo "missing $f"; exit 1; }
 done
 inc=$(find "$root" -path '*/include/mpx.h')
-for h in error.h graph.h stage.h short.h wiring.h builtins/fn.h builtins/print.h builtins/zip.h builtins/io.h; do
+for h in error.h graph.h stage.h short.h wiring.h shared.h builtins/fn.h builtins/print.h builtins/zip.h builtins/io.h; do
   [ -f "$(dirname "$inc")/mpx/$h" ] || { echo "missing header mpx/$h"; exit 1; }
 done
 echo "installed: $(cd "$root" && find . -name 'libmpx*' -o -name 'mpx.pc' -o -name 'mpx.h' -o -name 'mpx-top' | sort | tr '\n' ' ')"

@@ -114,10 +114,11 @@ MPX_MUST_CHECK int mpx_node_set_timing(mpx_node_t *node, bool on);
  * index then occurs once per instance.  Off by default; off, no meta is
  * set and the cost per item is one test of a flag the source read once.
  *
- * `node` must be the node of a built-in source: mpx_range, mpx_iter,
- * mpx_iter_i64, mpx_iter_f64, mpx_iter_str, mpx_iter_fn, mpx_read,
- * mpx_read_chunks, mpx_const, mpx_const_i64, mpx_const_str, mpx_files or
- * mpx_files_follow (also after mpx_instances).  Returns 0; MPX_EINVAL for NULL or any other node (a
+ * `node` must be the node of a built-in source: mpx_range, mpx_chunks,
+ * mpx_iter, mpx_iter_i64, mpx_iter_f64, mpx_iter_str, mpx_iter_fn,
+ * mpx_read, mpx_read_chunks, mpx_const, mpx_const_i64, mpx_const_str,
+ * mpx_files or mpx_files_follow (also after mpx_instances).  Returns 0;
+ * MPX_EINVAL for NULL or any other node (a
  * group, a stage of yours, a built-in that is not a source, a source
  * called with bad arguments, whose node the check refuses anyway);
  * MPX_ESTATE once the graph has started. */

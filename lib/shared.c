@@ -1,0 +1,123 @@
+/* lib/shared.c — mpx_shared: memory mapped MAP_SHARED in the parent before
+ * fork, so that every stage process inherits it at the same address.
+ *
+ * Owns the mapping and nothing else: no registry, no hook into the graph.
+ * fork() (and the fork server's clone) copy the mapping into each child,
+ * which is all the sharing needs.
+ *
+ * Why MAP_SHARED | MAP_ANONYMOUS and not a memfd: both are shmem pages
+ * that no file system shows, but a memfd is created with VM_NORESERVE, so
+ * its pages are charged only when first touched, and under strict
+ * overcommit a touch past the limit is a SIGBUS in whichever process made
+ * it; an anonymous shared mapping is charged whole at mmap, so the same
+ * shortage is an ENOMEM from mpx_shared_new.  It also needs no descriptor
+ * (none to leak into the stages' commands, none counted against their
+ * open-file limit).  What a memfd would add, handing the memory to an
+ * unrelated or exec'd program, the API does not offer.
+ */
+#define _GNU_SOURCE
+#include "mpx/shared.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct mpx_shared {
+    void *data;  /* NULL when size is 0: nothing is mapped */
+    size_t size;
+};
+
+mpx_shared_t *mpx_shared_new(size_t bytes)
+{
+    mpx_shared_t *s = malloc(sizeof *s);
+    if (!s)
+        return NULL;
+    *s = (mpx_shared_t){NULL, bytes};
+    if (bytes == 0)
+        return s;
+    /* Anonymous pages are zero; no MAP_NORESERVE, so that the size is
+     * charged now (see the top of the file). */
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        int err = errno; /* ENOMEM, for a length past the address space too */
+        free(s);
+        errno = err;
+        return NULL;
+    }
+    s->data = p;
+    return s;
+}
+
+/* The size of the regular file open at fd, or -1 with errno set. */
+static int file_size(int fd, size_t *size)
+{
+    struct stat sb;
+    if (fstat(fd, &sb) != 0)
+        return -1;
+    if (S_ISDIR(sb.st_mode)) {
+        errno = EISDIR;
+        return -1;
+    }
+    /* A device's or a pipe's st_size is not what mmap would map. */
+    if (!S_ISREG(sb.st_mode)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if ((uintmax_t)sb.st_size > SIZE_MAX) {
+        errno = EFBIG;
+        return -1;
+    }
+    *size = (size_t)sb.st_size;
+    return 0;
+}
+
+mpx_shared_t *mpx_shared_map(const char *path, bool writable)
+{
+    if (!path || !*path) {
+        errno = EINVAL;
+        return NULL;
+    }
+    /* O_NONBLOCK: opening a FIFO by mistake must not wait for a writer;
+     * it is refused as not a regular file. */
+    int fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return NULL;
+    size_t size = 0;
+    mpx_shared_t *s = NULL;
+    if (file_size(fd, &size) != 0 || !(s = malloc(sizeof *s)))
+        goto fail;
+    *s = (mpx_shared_t){NULL, size};
+    if (size > 0) {
+        int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+        void *p = mmap(NULL, size, prot, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED)
+            goto fail;
+        s->data = p;
+    }
+    close(fd); /* the mapping keeps the file */
+    return s;
+fail:;
+    int err = errno;
+    free(s);
+    close(fd);
+    errno = err;
+    return NULL;
+}
+
+void *mpx_shared_data(mpx_shared_t *s) { return s ? s->data : NULL; }
+
+size_t mpx_shared_size(const mpx_shared_t *s) { return s ? s->size : 0; }
+
+void mpx_shared_destroy(mpx_shared_t **s)
+{
+    if (!s || !*s)
+        return;
+    if ((*s)->data)
+        munmap((*s)->data, (*s)->size);
+    free(*s);
+    *s = NULL;
+}
