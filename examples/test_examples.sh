@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # examples/test_examples.sh — runs each example and checks what it prints
 # against the same figures computed independently with find, wc, tr, gzip,
-# and that its --dot picture is one Graphviz renders.
+# od, and that its --dot picture is one Graphviz renders.
 #
 #   test_examples.sh BUILD_DIR [CASE...]
 #
 # BUILD_DIR holds the example programs (meson passes examples/ of the build
-# tree).  CASEs: count_addx wordfreq compress meta_filename monitor_demo
-# (only its picture: its own test is elsewhere); none means all that are
-# built.  Exits non-zero at the first mismatch.
+# tree).  CASEs: count_addx wordfreq compress meta_filename chunk_stats
+# monitor_demo (only its picture: its own test is elsewhere); none means
+# all that are built.  Exits non-zero at the first mismatch.
 #
 # Every example runs under no_leftovers (built at the top of the build
 # tree; $MPX_NO_LEFTOVERS names it when set): with a private TMPDIR, as a
@@ -19,7 +19,7 @@ set -uo pipefail
 export LC_ALL=C # wc -w, tr and sort must see bytes, as the examples do
 
 if [[ $# -lt 1 || ! -d $1 ]]; then
-    echo "usage: $0 BUILD_DIR [count_addx|wordfreq|compress|meta_filename|monitor_demo]..." >&2
+    echo "usage: $0 BUILD_DIR [count_addx|wordfreq|compress|meta_filename|chunk_stats|monitor_demo]..." >&2
     exit 2
 fi
 bin=$1
@@ -172,6 +172,76 @@ case_meta_filename() {
     ok "$expect lines, one per file, each count equal to wc -l's"
 }
 
+# A file of every kind of byte for chunk_stats: the licenses' text many
+# times over (about 8 MB), each copy followed by the 256 byte values and
+# words glued by control bytes and bytes above 0x7f (which wc takes as
+# neither part of a word nor a separator), ending without a newline.
+make_stats_input() {
+    local f=$1 i all=$tmp/all256
+    for i in {0..255}; do printf "\\$(printf %03o "$i")"; done >"$all"
+    (($(wc -c <"$all") == 256)) || fail "could not make the 256 byte values"
+    for ((i = 0; i < 30; i++)); do
+        cat "$licenses"/*
+        cat "$all"
+        printf 'x\001y \200z\t\r\f\v\001\001w\377\n'
+    done >"$f"
+    printf 'the end, no newline' >>"$f"
+}
+
+# The line chunk_stats prints first, from wc.
+wc_line() {
+    echo "lines: $(wc -l <"$1")  words: $(wc -w <"$1")  bytes: $(wc -c <"$1")"
+}
+
+case_chunk_stats() {
+    local f=$tmp/stats.in expect got
+    make_stats_input "$f"
+    expect=$(wc_line "$f")
+
+    run "$tmp/out" "$bin/chunk_stats" "$f"
+    got=$(cat "$tmp/out")
+    [[ $got == "$expect" ]] || fail "chunk_stats printed '$got', wc says '$expect'"
+    ok "$(stat -c %s "$f") bytes, chunks chosen by mpx_chunks: $got, as wc"
+
+    # Many chunks, so that words and runs of control bytes straddle their
+    # boundaries everywhere.
+    run "$tmp/out" "$bin/chunk_stats" -j 3 -c 1000 "$f"
+    got=$(cat "$tmp/out")
+    [[ $got == "$expect" ]] || fail "chunk_stats -j 3 -c 1000 printed '$got', wc says '$expect'"
+    ok "-j 3 -c 1000: as wc"
+
+    # A chunk per byte.
+    head -c 3000 "$f" >"$tmp/small.in"
+    printf ' \001\001a\001' >>"$tmp/small.in"
+    expect=$(wc_line "$tmp/small.in")
+    run "$tmp/out" "$bin/chunk_stats" -j 4 -c 1 "$tmp/small.in"
+    got=$(cat "$tmp/out")
+    [[ $got == "$expect" ]] || fail "chunk_stats -j 4 -c 1 printed '$got', wc says '$expect'"
+    ok "-j 4 -c 1 on 3005 bytes: as wc"
+
+    # The histogram against od's bytes, counted by awk.
+    run "$tmp/out" "$bin/chunk_stats" --hist "$f"
+    od -An -v -tu1 "$f" | awk '{ for (i = 1; i <= NF; i++) c[$i]++ }
+        END { for (v in c) print v, c[v] }' | sort -n >"$tmp/od.hist"
+    tail -n +2 "$tmp/out" | diff -u "$tmp/od.hist" - >"$tmp/hist.diff" ||
+        fail "chunk_stats --hist differs from od's bytes: $(head -n 20 "$tmp/hist.diff")"
+    (($(wc -l <"$tmp/od.hist") == 256)) || fail "the input lacks some byte values"
+    ok "--hist: the 256 byte counts equal od's"
+
+    : >"$tmp/empty.in"
+    run "$tmp/out" "$bin/chunk_stats" "$tmp/empty.in"
+    got=$(cat "$tmp/out")
+    [[ $got == "lines: 0  words: 0  bytes: 0" ]] || fail "chunk_stats of an empty file printed '$got'"
+    ok "an empty file: $got"
+
+    local rc
+    "$guard" "$bin/chunk_stats" "$tmp/no-such-file" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    ((rc == 1)) && grep -q 'no-such-file: No such file or directory' "$tmp/err" ||
+        fail "chunk_stats of a missing file: status $rc, said '$(cat "$tmp/err")'"
+    ok "a missing file: $(cat "$tmp/err")"
+}
+
 # Every example takes --dot: it builds its graph, prints it in DOT and
 # exits without running it.  dot must render that to a PNG without a
 # warning (a warning means something is drawn wrong).
@@ -191,7 +261,7 @@ check_dot() {
 
 cases=("$@")
 if ((${#cases[@]} == 0)); then
-    cases=(count_addx wordfreq compress meta_filename)
+    cases=(count_addx wordfreq compress meta_filename chunk_stats)
     [[ -x $bin/monitor_demo ]] && cases+=(monitor_demo)
 fi
 for c in "${cases[@]}"; do
