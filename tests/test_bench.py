@@ -84,7 +84,8 @@ def main():
 
     expect = {"small_items": "items/s", "small_items_recoverable": "items/s", "memory": "KiB", "latency": "us", "scaling": "x",
               "large_items": "MB/s", "startup": "ms", "chain": "items/s",
-              "parallel": "items/s", "grain": "x", "pachinko": "ms", "wide": "ms"}
+              "parallel": "items/s", "grain": "x", "pachinko": "ms", "wide": "ms",
+              "chunks": "x"}
     check(set(by) == set(expect), f"the benchmarks are {sorted(expect)}: got {sorted(by)}")
     for name, unit in expect.items():
         for r in by.get(name, []):
@@ -137,6 +138,18 @@ def main():
     for r in by.get("wide", []):
         check(r.get("processes") == r.get("workers", 0) + 2 and r.get("cpu_ms_per_worker", 0) > 0,
               f"wide says its processes and CPU per worker: {r}")
+    check(len(by.get("chunks", [])) == 1, f"chunks is one line: {by.get('chunks')}")
+    for r in by.get("chunks", []):
+        check(r.get("workers") == 2 and r.get("bytes") == 32 << 20 and r.get("chunks", 0) >= 1,
+              f"chunks sums 32 MiB with --quick over 2 workers, in chunks: {r}")
+        check(all(r.get(k, 0) > 0 for k in ("seconds", "baseline_seconds", "loop_seconds",
+                                             "fork_split_x")),
+              f"chunks says its times and the fork split's speed-up: {r}")
+        if r.get("seconds", 0) > 0 and r.get("baseline_seconds", 0) > 0:
+            # value and baseline are the loop's time over mpx's and OpenMP's
+            check(abs(r["value"] * r["seconds"] - r["baseline"] * r["baseline_seconds"]) <=
+                  0.25 * r["value"] * r["seconds"],
+                  f"chunks' speed-ups agree with its times: {r}")
     check(sorted(r.get("stages") for r in by.get("chain", [])) == [1, 4, 16],
           "chain of 1, 4, 16 stages")
     check(sorted(r.get("workers") for r in by.get("parallel", [])) == [1, 4, 16],
