@@ -173,9 +173,10 @@ case_meta_filename() {
 }
 
 # A file of every kind of byte for chunk_stats: the licenses' text many
-# times over (about 8 MB), each copy followed by the 256 byte values and
-# words glued by control bytes and bytes above 0x7f (which wc takes as
-# neither part of a word nor a separator), ending without a newline.
+# times over (about 8 MB), each copy followed by the 256 byte values,
+# words glued by control bytes and bytes above 0x7e (which wc takes as
+# neither part of a word nor a separator) and such bytes alone between
+# spaces (no word), ending without a newline.
 make_stats_input() {
     local f=$1 i all=$tmp/all256
     for i in {0..255}; do printf "\\$(printf %03o "$i")"; done >"$all"
@@ -183,7 +184,7 @@ make_stats_input() {
     for ((i = 0; i < 30; i++)); do
         cat "$licenses"/*
         cat "$all"
-        printf 'x\001y \200z\t\r\f\v\001\001w\377\n'
+        printf 'x\001y \200z\t\r\f\v\001\001w\377\n \200 \001\001 \377\376 \177 a\n'
     done >"$f"
     printf 'the end, no newline' >>"$f"
 }
