@@ -465,6 +465,65 @@ static void chunks_sum_of_squares(void)
     sum_of_squares_case(0, 0);
 }
 
+/* A worker dies (SIGKILL) on its first try of chunk 3; with a retry its
+ * replacement, forked later from the fork server, sees the same memory and
+ * writes the chunk's slot: the result is still the single-process one. */
+typedef struct dying_args {
+    sq_args_t sq;
+    mpx_shared_t *died; /* an int: set by the worker that dies */
+} dying_args_t;
+
+static int dying_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    const dying_args_t *a = mpx_args(st);
+    int64_t k = -1;
+    if (mpx_item_meta_i64(it, "mpx.index", &k) == 0 && k == 3 &&
+        __atomic_exchange_n((int *)mpx_shared_data(a->died), 1, __ATOMIC_SEQ_CST) == 0)
+        kill(getpid(), SIGKILL);
+    return sq_process(st, it);
+}
+static const mpx_stage_def_t DyingSumSq = {
+    .name = "dying_sum_sq", .args_size = sizeof(dying_args_t), .process = dying_process};
+
+static void chunks_worker_replaced(void)
+{
+    enum { N = 1000003, CHUNK = 50000, NCHUNKS = N / CHUNK + 1 };
+    dying_args_t a = {{mpx_shared_new(N * sizeof(double)), mpx_shared_new(NCHUNKS * sizeof(double))},
+                      mpx_shared_new(sizeof(int))};
+    REQUIRE(a.sq.in && a.sq.out && a.died, "mpx_shared_new: %s", strerror(errno));
+    double *x = mpx_shared_data(a.sq.in), want = 0;
+    for (size_t i = 0; i < N; i++)
+        x[i] = value_at(i);
+    for (size_t k = 0; k < NCHUNKS; k++)
+        want += chunk_sum(x, (int64_t)(k * CHUNK), k + 1 < NCHUNKS ? CHUNK : N % CHUNK);
+
+    mpx_node_t *workers = mpx_as(2, &DyingSumSq, &a);
+    REQUIRE(workers != NULL, "mpx_as returned NULL");
+    CHECK_EQ(mpx_node_set_retries(workers, 1), 0);
+    mpx_graph_t *g = MPX_EZ(numbered_chunks(N, CHUNK), workers);
+    REQUIRE(g != NULL, "builder returned NULL");
+    int rc = mpx_graph_join(g);
+    CHECK(rc == 0, "join returned %s: %s", mpx_strerror(rc), mpx_graph_error(g));
+    int restarts = 0;
+    for (size_t i = 0; i < mpx_graph_instance_count(g); i++) {
+        mpx_instance_info_t info;
+        if (mpx_graph_instance_info(g, i, &info) == 0)
+            restarts += info.restarts;
+    }
+    CHECK(*(int *)mpx_shared_data(a.died) == 1 && restarts == 1,
+          "the worker died %d times, %d replacements", *(int *)mpx_shared_data(a.died), restarts);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+    const double *out = mpx_shared_data(a.sq.out);
+    double got = 0;
+    for (size_t k = 0; k < NCHUNKS; k++)
+        got += out[k];
+    CHECK(got == want, "sum of squares %.17g, single process %.17g", got, want);
+    mpx_shared_destroy(&a.sq.in);
+    mpx_shared_destroy(&a.sq.out);
+    mpx_shared_destroy(&a.died);
+}
+
 static void chunks_bad_args(void)
 {
     static const struct {
@@ -747,6 +806,7 @@ int main(int argc, char **argv)
         TEST_CASE(chunks_cover_once),
         TEST_CASE(chunks_auto_size),
         TEST_CASE(chunks_sum_of_squares),
+        TEST_CASE(chunks_worker_replaced),
         TEST_CASE(chunks_bad_args),
         TEST_CASE(map_read_only),
         TEST_CASE(map_read_only_refuses_writes),

@@ -24,6 +24,8 @@
  *             y[i] = x[i] * x[i];                                  // in place, no copy
  *         return 0;
  *     }
+ *     static const mpx_stage_def_t Square = {
+ *         .name = "square", .args_size = sizeof(sq_args), .process = sq_process};
  *     ...
  *     mpx_shared_t *in = mpx_shared_new(n * sizeof(double));   // fill it here
  *     mpx_shared_t *out = mpx_shared_new(n * sizeof(double));
@@ -38,7 +40,12 @@
  * use atomic operations.  What the stages wrote is all there for the
  * parent once mpx_graph_join() has returned (every stage process has then
  * exited); while the graph runs, a write reaches another process with no
- * promise of when, as between threads without a lock.
+ * promise of when, as between threads without a lock.  A worker replaced
+ * after it died (mpx_node_set_retries) sees the same memory, and the
+ * chunk it died on is handed out again, possibly after part of it was
+ * written: a worker that writes its results to places of their own (y[i],
+ * a slot per chunk) gives the same output either way; one that adds into
+ * a shared total would count that chunk twice.
  *
  * Lifetime.  Destroy it after join: the parent's view is gone at destroy
  * (reading it after is a use after free), while each stage process keeps
