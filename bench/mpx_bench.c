@@ -640,7 +640,7 @@ static void wide(void)
  * framework: two forked processes that split the array statically, with
  * no mpx at all (fork_split_x).  Threads share the parent's page tables;
  * a process maps every 4 KiB page of the array it reads anew (a fault per
- * 16 pages) and unmaps it at exit, which on this machine costs about 40 ms
+ * 16 pages) and unmaps it at exit, which on this machine costs 40–50 ms
  * per 512 MiB.  Each repetition runs the loop, OpenMP, the fork split and
  * mpx back to back, and the speed-ups are taken within it. */
 

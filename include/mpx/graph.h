@@ -118,10 +118,10 @@ MPX_MUST_CHECK int mpx_node_set_timing(mpx_node_t *node, bool on);
  * mpx_iter, mpx_iter_i64, mpx_iter_f64, mpx_iter_str, mpx_iter_fn,
  * mpx_read, mpx_read_chunks, mpx_const, mpx_const_i64, mpx_const_str,
  * mpx_files or mpx_files_follow (also after mpx_instances).  Returns 0;
- * MPX_EINVAL for NULL or any other node (a
- * group, a stage of yours, a built-in that is not a source, a source
- * called with bad arguments, whose node the check refuses anyway);
- * MPX_ESTATE once the graph has started. */
+ * MPX_EINVAL for NULL or any other node (a group, a stage of yours, a
+ * built-in that is not a source, a source called with bad arguments,
+ * whose node the check refuses anyway); MPX_ESTATE once the graph has
+ * started. */
 MPX_MUST_CHECK int mpx_node_set_index(mpx_node_t *node, bool on);
 
 /* ---- when a stage fails --------------------------------------------------

@@ -85,8 +85,7 @@ mpx_node_t *mpx_chunks(size_t total, size_t chunk);
 
 /* The chunk size mpx_chunks(total, chunk) uses (chunk itself when not 0),
  * and so ceil(total / it) chunks: to size an array of per-chunk results.
- * Called in the same process before the graph starts, it gives the size
- * the node got. */
+ * The same call with the same CPUs online gives the size the node got. */
 size_t mpx_chunks_size(size_t total, size_t chunk);
 
 #ifdef __cplusplus
