@@ -15,7 +15,9 @@
  * words that name it: pool_reclaim, run by the supervisor once the process
  * is gone, takes them away and frees what nobody holds any more.  A block
  * nobody holds is never held again (a hold is given only by a holder), so
- * "no holder" is final and freeing it cannot race with a new hold.
+ * "no holder" is final and freeing it cannot race with a new hold.  A
+ * process drops only its own holds (pool_release's `who` is the caller);
+ * a dead one's go with pool_reclaim.
  *
  * Handing a block to another process (a record sent on an edge) is: give
  * the receiver a hold (pool_hold for it), send, then drop one's own
@@ -24,7 +26,10 @@
  * it: pool_hold checks, after giving it, whether that incarnation was
  * reclaimed, and takes it back if so (pool_reclaim marks the incarnation
  * dead before it looks at the blocks; see pool.c for why neither order of
- * the two can leave a hold behind).
+ * the two can leave a hold behind).  A holder word keeps the low 8 bits of
+ * the generation: one slot's incarnations must run one at a time, each
+ * reclaimed before the next starts, with generations that grow by less
+ * than 128 from one to the next (the supervisor's count by one does).
  *
  * Allocation takes a robust, process-shared mutex.  A process that dies
  * holding it leaves the next locker EOWNERDEAD: the allocator's free map
@@ -64,8 +69,14 @@ typedef struct pool_stats {
     uint64_t bytes_in_use; /* in granules held by blocks */
     uint64_t blocks_in_use;
     uint64_t peak_bytes; /* most bytes in use at once */
-    uint64_t committed;  /* bytes of memory the pool has taken so far */
-    uint64_t allocs, frees, waits, reclaimed; /* counts since the start */
+    /* Bytes of block memory the pool has taken so far (never given back
+     * before pool_destroy); its bookkeeping, 128 bytes a granule, was
+     * taken at pool_new and is not counted. */
+    uint64_t committed;
+    /* Counts since the start: blocks allocated and freed, pool_wait
+     * calls, and holds pool_reclaim dropped.  A process killed inside
+     * the allocator may leave allocs or frees one short. */
+    uint64_t allocs, frees, waits, reclaimed;
 } pool_stats_t;
 
 /* Make a pool of `bytes` (rounded up to granules) for `nslots` slots
@@ -84,19 +95,23 @@ void pool_destroy(pool_t **p);
  * when the system would not commit the memory; MPX_EINVAL. */
 #define POOL_FULL 1
 int pool_alloc(pool_t *p, pool_holder_t self, size_t size, uint32_t *blk);
-/* One more hold of blk for `who` (the caller holds blk).  0; MPX_ERANGE
- * when the block has POOL_HOLDERS other holders already; MPX_ESTOPPED
- * when `who` was reclaimed (dead): nothing was given. */
+/* One more hold of blk for `who` (the caller holds blk, and keeps it
+ * until this returns).  0; MPX_ERANGE when the block has POOL_HOLDERS
+ * other holders already (or who's count is at its limit); MPX_ESTOPPED
+ * when `who` was reclaimed (dead): nothing was given; MPX_EINVAL. */
 int pool_hold(pool_t *p, uint32_t blk, pool_holder_t who);
-/* Drop one hold of `who`; the last hold frees the block.  0, or
- * MPX_EINVAL when `who` holds none of blk (a bug, or reclaimed). */
+/* Drop one hold of `who`, the caller; the last hold frees the block.  0,
+ * or MPX_EINVAL when `who` holds none of blk (a bug, or reclaimed). */
 int pool_release(pool_t *p, uint32_t blk, pool_holder_t who);
 
 /* Every hold of `dead` (an incarnation that is gone and will not run
  * again) is dropped and what nobody holds is freed; holds given to it
  * later are refused.  Also frees blocks left with no holder by a process
- * that died between dropping its last hold and freeing.  Returns the
- * number of holds dropped.  In the parent (any process could). */
+ * that died between dropping its last hold and freeing, and drops holds
+ * given to an incarnation reclaimed before by a process that died before
+ * it could take them back.  Returns the number of holds dropped.  In the
+ * parent (any process could).  Time: one pass over the block headers,
+ * about 0.1 ms for a GiB of pool. */
 uint64_t pool_reclaim(pool_t *p, pool_holder_t dead);
 
 /* Where a block's bytes are, and how many it has (granules' worth);
@@ -115,5 +130,46 @@ uint32_t pool_frees(const pool_t *p);
 int pool_wait(pool_t *p, uint32_t seen, int timeout_ms);
 
 void pool_get_stats(const pool_t *p, pool_stats_t *out);
+
+/* For tests (tests/test_pool.c) only.  A process that asked for a crash
+ * point kills itself with SIGKILL when it gets there: the points are
+ * every step of the allocator, of a free, of a hold, and of the rebuild,
+ * so that a test can check what every prefix of them leaves. */
+enum pool_crash_point {
+    POOL_CRASH_NONE,
+    POOL_CRASH_ALLOC_LOCKED,    /* the lock taken, nothing written */
+    POOL_CRASH_ALLOC_COMMITTED, /* memory committed, the mark not moved */
+    POOL_CRASH_ALLOC_MAPPED,    /* the run's bits set in the free map */
+    POOL_CRASH_ALLOC_HEADER,    /* size and holder written, still FREE */
+    POOL_CRASH_ALLOC_HELD,      /* the header says HELD */
+    POOL_CRASH_ALLOC_COUNTED,   /* the stats counted it, still locked */
+    POOL_CRASH_ALLOC_UNLOCKED,  /* unlocked, the handle not returned */
+    POOL_CRASH_RELEASE_DROPPED, /* the last hold dropped, not freed */
+    POOL_CRASH_FREE_LOCKED,     /* the lock taken to free */
+    POOL_CRASH_FREE_MARKED,     /* the header says FREEING */
+    POOL_CRASH_FREE_UNMAPPED,   /* the run's bits cleared */
+    POOL_CRASH_FREE_COUNTED,    /* the stats no longer count it */
+    POOL_CRASH_FREE_DONE,       /* the header says FREE */
+    POOL_CRASH_FREE_UNLOCKED,   /* unlocked, waiters not woken */
+    POOL_CRASH_HOLD_GIVEN,      /* a holder word given, epoch not moved */
+    POOL_CRASH_HOLD_BUMPED,     /* the epoch moved, dead-check not made */
+    POOL_CRASH_HOLD_REFUSED,    /* `who` found reclaimed, not taken back */
+    POOL_CRASH_REBUILD_START,   /* EOWNERDEAD seen, nothing rebuilt */
+    POOL_CRASH_REBUILD_HALF,    /* FREEING blocks finished, map not rebuilt */
+    POOL_CRASH_POINTS
+};
+void pool_test_crash_at(pool_t *p, int point);
+/* Make the next commits fail as fallocate would with ENOSPC. */
+void pool_test_fail_commit(pool_t *p, bool fail);
+/* Take and drop the allocation lock (recovering it as pool_alloc does). */
+int pool_test_lock(pool_t *p);
+void pool_test_unlock(pool_t *p);
+/* Under the lock: the free map, the counts and the headers agree, no
+ * block is FREEING; with `quiet` (nobody else is using the pool) also no
+ * block without a holder and no hold of a reclaimed incarnation.  0, or
+ * -1 with what is wrong in why. */
+int pool_test_check(pool_t *p, bool quiet, char *why, size_t cap);
+/* How often a locker found the lock's owner dead and rebuilt. */
+uint64_t pool_test_recoveries(const pool_t *p);
 
 #endif
