@@ -749,7 +749,7 @@ int pool_wait(pool_t *p, uint32_t seen, int timeout_ms)
                          timeout_ms >= 0 ? &until : NULL, NULL, FUTEX_BITSET_MATCH_ANY);
         if (r == 0 || errno == EAGAIN)
             continue; /* woken, or it moved: look again */
-        if (errno == ETIMEDOUT && atomic_load(&c->frees) == seen)
+        if (errno == ETIMEDOUT)
             rc = MPX_ETIMEDOUT;
         break; /* EINTR: the caller looks again and decides */
     }
