@@ -55,10 +55,16 @@
  * and falls in (t1, t2)).  If it was read before, G's hold was itself
  * given in (t1, t2) by another holder: the same argument again, about an
  * earlier give; the chain is finite, so a contradiction: at t2 no word is
- * nonzero.  And no holder is final: holds are given only by holders (the
- * caller of pool_hold holds the block), and released only by their own
- * holder or by pool_reclaim once it is dead.  A process dropping someone
- * else's live hold would break the argument: pool.h forbids it.
+ * nonzero.  (pool_reclaim also takes the lock once before it looks at the
+ * blocks, to recover a dead owner; that alone would put its clears after
+ * any free under way.  The epoch keeps the argument from resting on it:
+ * lib/pool.pml checks the epoch alone too, with LOCK_LATE.)  And no holder is final:
+ * holds are given only by holders (the caller of pool_hold holds the
+ * block), and released only by their own holder or by pool_reclaim once
+ * it is dead.  A process dropping someone else's live hold would break
+ * the argument: pool.h forbids it.  pool_release looks at the words
+ * before it takes the lock, only to skip the lock when someone else still
+ * holds; try_free looks again.
  *
  * WHY NO HOLD OUTLIVES A DEAD INCARNATION.  pool_hold (H1) gives, then
  * (H2) reads the dead table; pool_reclaim (R1) marks the incarnation dead
