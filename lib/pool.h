@@ -110,8 +110,9 @@ int pool_release(pool_t *p, uint32_t blk, pool_holder_t who);
  * that died between dropping its last hold and freeing, and drops holds
  * given to an incarnation reclaimed before by a process that died before
  * it could take them back.  Returns the number of holds dropped.  In the
- * parent (any process could).  Time: one pass over the block headers,
- * about 0.1 ms for a GiB of pool. */
+ * parent (any process could).  Time: one pass over the block headers
+ * (128 bytes a granule): for a GiB of pool, 0.25 ms, 0.4 ms when it frees
+ * thousands of blocks, 0.7 ms the first time a process reads them. */
 uint64_t pool_reclaim(pool_t *p, pool_holder_t dead);
 
 /* Where a block's bytes are, and how many it has (granules' worth);
