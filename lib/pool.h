@@ -35,7 +35,12 @@
  * holding it leaves the next locker EOWNERDEAD: the allocator's free map
  * is rebuilt from the block headers, which are the truth and are written
  * so that every state of them between two instructions is one the
- * rebuild reads right.
+ * rebuild reads right.  The kernel marks the owner dead only if the
+ * dying thread had registered its robust list: fork() does that (glibc),
+ * a raw clone does not, and a process made so (the fork server's
+ * replacements) must call set_robust_list with the list its parent's
+ * thread had (get_robust_list before the clone), or its death inside
+ * the allocator blocks every other process's allocations for good.
  *
  * Sizes.  The pool is cut into granules (POOL_GRANULE bytes); a block is a
  * run of granules.  A block has at most POOL_HOLDERS distinct holders at a
