@@ -17,6 +17,7 @@
 #include "forksrv.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <poll.h>
@@ -107,9 +108,17 @@ static long find_tid_slot(void)
     return found;
 }
 
-/* A child of our parent, with its own id where glibc keeps it. */
+/* A child of our parent, with its own id where glibc keeps it, and the
+ * thread's robust-mutex list registered again: the kernel keeps that per
+ * task and a raw clone does not carry it over (fork() re-registers it
+ * itself).  Without it, a replacement that died holding a robust,
+ * process-shared mutex (the graph's pool lock) would leave it held for
+ * ever instead of to the next locker as EOWNERDEAD. */
 static pid_t clone_sibling(long slot)
 {
+    void *robust = NULL;
+    size_t robust_len = 0;
+    bool have_robust = syscall(SYS_get_robust_list, 0, &robust, &robust_len) == 0;
     pid_t *ctid = (pid_t *)(void *)pthread_self() + slot;
     /* No exit signal of its own: with CLONE_PARENT the kernel gives it
      * ours (SIGCHLD, to the same parent), and clone3 refuses another. */
@@ -124,6 +133,8 @@ static pid_t clone_sibling(long slot)
         pid = syscall(SYS_clone, (unsigned long)(CLONE_PARENT | CLONE_CHILD_SETTID), NULL, NULL,
                       ctid, NULL);
 #endif
+    if (pid == 0 && have_robust)
+        (void)syscall(SYS_set_robust_list, robust, robust_len);
     return (pid_t)pid;
 }
 
