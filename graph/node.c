@@ -373,6 +373,27 @@ int mpx_node_set_max_item(mpx_node_t *node, size_t bytes)
     return 0;
 }
 
+int mpx_node_set_pool_threshold(mpx_node_t *node, size_t bytes)
+{
+    if (!node || bytes == 0)
+        return MPX_EINVAL;
+    if (started(node))
+        return MPX_ESTATE;
+    node->pool_min = bytes;
+    return 0;
+}
+
+int mpx_graph_set_pool(mpx_graph_t *g, size_t bytes)
+{
+    if (!g || g->parent || g->is_side)
+        return MPX_EINVAL;
+    if (started(g))
+        return MPX_ESTATE;
+    g->pool_bytes = bytes;
+    g->pool_set = true;
+    return 0;
+}
+
 int mpx_graph_xcut(mpx_graph_t *g, const char *name, mpx_graph_t *side)
 {
     if (!g || !name || !name[0] || !side || side == g)

@@ -51,6 +51,9 @@ struct mpx_node {
     char *dead_letter;           /* side graph for MPX_ON_ERROR_DEAD_LETTER */
     int retries, timeout_ms;     /* -1 inherit */
     size_t max_item;             /* 0 inherit */
+    size_t pool_min;             /* 0 inherit; SIZE_MAX never */
+    size_t pool_bytes;           /* the root's pool (mpx_graph_set_pool) */
+    bool pool_set;               /* ... when set: else the default */
     node_env_t *env;
     size_t nenv;
     node_xcut_t *xcuts; /* side graphs the stages inside may put into */

@@ -218,6 +218,7 @@ static int collect_policy(const mpx_node_t *stage, plan_inst_t *in, char **msg)
     in->on_error = 0;
     in->retries = in->timeout_ms = -1;
     in->max_item = 0;
+    in->pool_min = 0;
     const char *dead = NULL;
     for (const mpx_node_t *a = stage; a; a = a->parent) {
         if (!in->on_error && a->on_error) {
@@ -230,7 +231,10 @@ static int collect_policy(const mpx_node_t *stage, plan_inst_t *in, char **msg)
             in->timeout_ms = a->timeout_ms;
         if (!in->max_item)
             in->max_item = a->max_item;
+        if (!in->pool_min)
+            in->pool_min = a->pool_min;
     }
+    in->pool_min = in->pool_min ? in->pool_min : MPX_DEFAULT_POOL_THRESHOLD;
     in->on_error = in->on_error ? in->on_error : MPX_ON_ERROR_STOP;
     in->retries = in->retries < 0 ? 0 : in->retries;
     in->timeout_ms = in->timeout_ms < 0 ? 0 : in->timeout_ms;
@@ -467,8 +471,10 @@ size_t plan_window_bytes(const plan_t *plan, int c)
 bool plan_confirms(const plan_t *plan, int p, int c)
 {
     const plan_inst_t *pi = &plan->inst[p];
-    /* A recoverable stage always has input: sources are never replaced. */
-    return (c < plan->ninst && plan->inst[c].recoverable) || pi->recoverable;
+    /* A recoverable stage always has input: sources are never replaced.
+     * With a pool, a producer keeps each record that refers to blocks
+     * until its consumer has it (lib/edge.h), so every pair confirms. */
+    return (c < plan->ninst && plan->inst[c].recoverable) || pi->recoverable || plan->pool;
 }
 
 const char *plan_inst_label(const plan_inst_t *pi, char *buf, size_t cap)

@@ -45,6 +45,7 @@ typedef struct plan_inst {
     int dead_port;              /* output port of the dead-letter side graph, or -1 */
     int retries, timeout_ms;
     size_t max_item;
+    size_t pool_min; /* parts this large or larger travel in the pool */
     /* Restarted when its process dies: producers keep what they sent it
      * until it confirms, and it confirms an item only once what it made
      * of the item is confirmed downstream. */
@@ -61,6 +62,8 @@ typedef struct plan {
     int ndn, dncap;
     int *kids;
     int nkids, kidscap;
+    struct pool *pool; /* the graph's shared-memory pool, or NULL (lib/pool.h);
+                        * made by the supervisor before fork */
 } plan_t;
 
 /* Build the plan of a tree that node_check() accepted.  Returns 0, or

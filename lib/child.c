@@ -30,6 +30,7 @@
 
 #include "mpx/error.h"
 #include "mpx/monitor.h"
+#include "pool.h"
 #include "ticks.h"
 #include "wire.h"
 
@@ -356,6 +357,55 @@ static void poll_ctl_at(child_rt_t *rt, uint64_t now)
     }
 }
 
+static void recover(child_rt_t *rt);
+
+int child_pool_alloc(child_rt_t *rt, size_t size, int wait_ms, uint32_t *blk)
+{
+    pool_t *pool = rt->plan->pool;
+    pool_holder_t me = {(uint32_t)rt->id, rt->gen};
+    uint64_t start = 0;
+    int rc;
+    for (;;) {
+        uint32_t seen = pool_frees(pool);
+        rc = pool_alloc(pool, me, size, blk);
+        if (rc != POOL_FULL)
+            break;
+        uint64_t now = mono_ns();
+        if (!start) {
+            start = now;
+            /* What waits in our batches holds blocks that only their
+             * consumers can free: it goes first. */
+            if (rt->out) {
+                int frc = edge_out_flush(rt->out);
+                if (frc < 0 && frc != MPX_ESTOPPED) {
+                    rc = frc;
+                    break;
+                }
+            }
+        }
+        if (wait_ms >= 0 && now - start >= (uint64_t)wait_ms * 1000000u) {
+            rc = MPX_ETIMEDOUT;
+            break;
+        }
+        /* A free wakes us at once; the control channel (a stop) is looked
+         * at every few milliseconds meanwhile. */
+        (void)pool_wait(pool, seen, 5);
+        /* Confirmations free kept copies, and a replaced consumer needs
+         * what it held sent again before it can free anything. */
+        rt->ctl_at = 0;
+        poll_ctl_at(rt, ticks_now());
+        if (rt->recover_due)
+            recover(rt);
+        if (rt->st.stop_self) {
+            rc = MPX_ESTOPPED;
+            break;
+        }
+    }
+    if (start)
+        rt->wait_out += mono_ns() - start;
+    return rc;
+}
+
 /* Wait for `sock` (NULL: for a control message) while serving the
  * control channel; the time counts as waiting for input or for room. */
 static int wait_on(child_rt_t *rt, void *sock, short events, uint64_t *waited)
@@ -382,13 +432,18 @@ static int wait_input(child_rt_t *rt)
     int n = 2;
     /* A chained input's confirmations wait on the output's credit. */
     bool settling = edge_in_settling(rt->in);
-    if (settling)
+    /* Kept records that hold pool blocks are let go as their consumers
+     * confirm them: our producers may wait for those blocks. */
+    bool pooled = rt->plan->pool && edge_out_keeps(rt->out);
+    if (settling || pooled)
         items[n++] = (zmq_pollitem_t){edge_out_socket(rt->out), 0, ZMQ_POLLIN, 0};
     for (int i = 0; i < rt->nwatch; i++)
         items[n++] = (zmq_pollitem_t){NULL, rt->watch[i], ZMQ_POLLIN, 0};
     int rc = poll_serving(rt, items, n, &rt->wait_in, edge_in_due_ms(rt->in));
     if (settling)
         edge_in_settle(rt->in);
+    else if (pooled)
+        edge_out_poll(rt->out);
     return rc;
 }
 
@@ -960,6 +1015,8 @@ _Noreturn void child_main(const child_args_t *a)
     rt->st.rt = rt;
     rt->state = MPX_STATE_STARTING;
     rt->stats_ns = a->stats_ms > 0 ? (uint64_t)a->stats_ms * 1000000u : 0;
+    rt->pool_min = rt->plan->pool ? a->st.pi->pool_min : SIZE_MAX;
+    item_pool_identity(rt->plan->pool, (pool_holder_t){(uint32_t)rt->id, rt->gen});
     rt->stats_at = mono_ns();
     const mpx_stage_def_t *def = rt->st.pi->def;
     keep_heap(rt->plan, rt->id);

@@ -112,6 +112,9 @@ typedef struct child_rt {
     uint64_t wait_in, wait_out; /* ns spent waiting for input, for room */
     uint64_t progress_total, progress_done;
     bool progress_own;     /* the stage counts its own progress */
+    /* Parts of this many bytes or more travel in the graph's pool
+     * (SIZE_MAX: there is none). */
+    size_t pool_min;
     char err[256];
 } child_rt_t;
 
@@ -158,6 +161,11 @@ void child_report(child_rt_t *rt);
 /* mpx_reject's work: the stage's error policy applied to `parts` with the
  * current meta, as to an item that failed.  0 when the stage goes on. */
 int child_reject(child_rt_t *rt, const mpx_part_t *parts, size_t n, const char *why);
+/* A pool block of at least `size` bytes held by the stage, waiting while
+ * the pool is full: up to `wait_ms` (-1: until a stop), counted as time
+ * blocked on output.  0 with *blk; MPX_ESTOPPED, MPX_ETIMEDOUT, or the
+ * pool's error. */
+int child_pool_alloc(child_rt_t *rt, size_t size, int wait_ms, uint32_t *blk);
 /* Put on an output port (0: the graph, others: side graphs). */
 int stage_put_port(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n);
 

@@ -12,6 +12,7 @@
 #include "edge.h"
 #include "edge_out_inline.h"
 #include "mpx/error.h"
+#include "pool.h"
 #include "ticks.h"
 
 /* A chained input checkpoints every quarter window, or this often while
@@ -383,11 +384,70 @@ static void done_one(edge_in_t *in, in_peer_t *p)
     }
 }
 
+/* ---- holds of pool blocks ------------------------------------------------
+ * A record that refers to pool blocks (lib/pool.h) is kept, with its
+ * blocks held, by its producer until we confirm it (edge_out.c).  We take
+ * holds of our own when we read it (pool_hold_if: only while the
+ * producer's are there) and drop them when done with it; a record we
+ * discard unread needs nothing.  What we hold when we die the supervisor
+ * reclaims. */
+
+static void release_ref(void *ctx, uint32_t blk)
+{
+    edge_in_t *in = ctx;
+    (void)pool_release(in->plan->pool, blk, (pool_holder_t){(uint32_t)in->self, in->gen});
+}
+
+static void release_records(edge_in_t *in, const uint8_t *body, size_t len, uint32_t count)
+{
+    if (in->plan->pool)
+        wire_pool_refs(body, len, count, release_ref, in);
+}
+
+typedef struct take {
+    edge_in_t *in;
+    pool_holder_t giver;
+    int rc;
+    size_t taken;
+} take_t;
+
+static void take_ref(void *ctx, uint32_t blk)
+{
+    take_t *t = ctx;
+    if (t->rc == 0 && (t->rc = pool_hold_if(t->in->plan->pool, blk,
+                                            (pool_holder_t){(uint32_t)t->in->self, t->in->gen},
+                                            t->giver)) == 0)
+        t->taken++;
+}
+
+static void untake_ref(void *ctx, uint32_t blk)
+{
+    take_t *t = ctx;
+    if (t->taken > 0) {
+        t->taken--;
+        release_ref(t->in, blk);
+    }
+}
+
+/* Our holds of the blocks of the record at rec, from producer p: 0, or
+ * MPX_ESTOPPED when its producer died and the reference is stale (no hold
+ * taken), or another error. */
+static int take_record(edge_in_t *in, const in_peer_t *p, const uint8_t *rec, uint32_t size)
+{
+    take_t t = {in, {(uint32_t)p->id, p->gen}, 0, 0};
+    wire_pool_refs(rec, size, 1, take_ref, &t);
+    if (t.rc != 0)
+        wire_pool_refs(rec, size, 1, untake_ref, &t);
+    return t.rc;
+}
+
 static void count_done(edge_in_t *in)
 {
     if (!in->in_hand)
         return;
     in->in_hand = false;
+    if (__builtin_expect(in->item.flags & WIRE_REC_POOL, 0))
+        release_records(in, in->item.rec, in->item.size, 1);
     done_one(in, &in->peers[in->hand_peer]);
 }
 
@@ -670,8 +730,27 @@ static int next_slow(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *er
                 snprintf(err, errcap, "out of memory");
                 return MPX_ENOMEM;
             }
-            if (wire_rec_decode_full(rec, size, &in->item, in->parts) != 0)
+            pool_holder_t me = {(uint32_t)in->self, in->gen};
+            if (flags & WIRE_REC_POOL) {
+                if (!in->plan->pool)
+                    return proto_error(err, errcap, "record", (uint32_t)p->id);
+                int trc = take_record(in, p, rec, size);
+                if (trc == MPX_ESTOPPED) {
+                    /* Its producer died since: what it made is stale
+                     * (it is being made again), as in receive below. */
+                    in->cur_rec = p->taken_items++;
+                    p->taken_bytes += size;
+                    grant_due(in, p);
+                    in->stale++;
+                    done_one(in, p);
+                    continue;
+                }
+                if (trc != 0 ||
+                    wire_rec_decode_pool(rec, size, &in->item, in->parts, in->plan->pool, &me) != 0)
+                    return proto_error(err, errcap, "record", (uint32_t)p->id);
+            } else if (wire_rec_decode_full(rec, size, &in->item, in->parts) != 0) {
                 return proto_error(err, errcap, "record", (uint32_t)p->id);
+            }
             return take_item(in, p, size, it);
         }
         uint8_t rid[16];

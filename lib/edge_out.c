@@ -14,7 +14,65 @@
 #include "edge_out_inline.h"
 #include "meta.h"
 #include "mpx/error.h"
+#include "pool.h"
 #include "ticks.h"
+
+/* ---- holds of pool blocks ------------------------------------------------
+ * A record that refers to pool blocks (lib/pool.h) is held by us while it
+ * waits in a batch (the put's hold), while it waits to be sent again
+ * (redo), and while a copy is kept for its consumer: every such message is
+ * kept until the consumer confirms it (with a pool every pair confirms,
+ * plan_confirms), and the consumer takes a hold of its own when it reads
+ * the record, which ours, still there, keeps valid (pool_hold_if).  A
+ * message that dies with us in zmq's queue so never leaves a hold behind
+ * in a consumer.  The put's hold is dropped once the batch has gone out. */
+
+typedef struct pool_op {
+    edge_out_t *o;
+    pool_holder_t who;
+    bool hold;
+    int rc; /* the first failure of a hold */
+} pool_op_t;
+
+static void pool_op_one(void *ctx, uint32_t blk)
+{
+    pool_op_t *op = ctx;
+    if (!op->hold) {
+        (void)pool_release(op->o->plan->pool, blk, op->who);
+        return;
+    }
+    int rc = pool_hold(op->o->plan->pool, blk, op->who);
+    /* A consumer that died meanwhile (MPX_ESTOPPED) never reads it. */
+    if (rc != 0 && rc != MPX_ESTOPPED && op->rc == 0)
+        op->rc = rc;
+}
+
+/* Hold (or release) once for `who` every block the records of message
+ * `msg` refer to; nothing when it refers to none. */
+static int msg_pool(edge_out_t *o, const zmq_msg_t *msg, pool_holder_t who, bool hold)
+{
+    const uint8_t *d = zmq_msg_data((zmq_msg_t *)msg);
+    size_t len = zmq_msg_size((zmq_msg_t *)msg);
+    if (!o->plan->pool || len < WIRE_HEAD || !(d[3] & WIRE_DATA_POOL) || d[2] != WIRE_DATA)
+        return 0;
+    uint32_t count;
+    memcpy(&count, d + 8, 4);
+    pool_op_t op = {o, who, hold, 0};
+    wire_pool_refs(d + WIRE_HEAD, len - WIRE_HEAD, count, pool_op_one, &op);
+    return op.rc;
+}
+
+static bool msg_pooled(const zmq_msg_t *msg)
+{
+    const uint8_t *d = zmq_msg_data((zmq_msg_t *)msg);
+    return zmq_msg_size((zmq_msg_t *)msg) >= WIRE_HEAD && d[2] == WIRE_DATA &&
+           (d[3] & WIRE_DATA_POOL);
+}
+
+static inline pool_holder_t self_holder(const edge_out_t *o)
+{
+    return (pool_holder_t){(uint32_t)o->self, o->gen};
+}
 
 /* ---- kept messages ------------------------------------------------------ */
 
@@ -23,7 +81,8 @@ static kept_t *kept_at(const out_peer_t *p, size_t i)
     return &p->kept[(p->khead + i) % p->kcap];
 }
 
-static int keep(out_peer_t *p, zmq_msg_t *msg, uint64_t seq, uint32_t k, int leaf)
+static int keep(edge_out_t *o, out_peer_t *p, zmq_msg_t *msg, uint64_t seq, uint32_t k,
+                int leaf)
 {
     if (p->kcount == p->kcap) {
         size_t cap = p->kcap ? 2 * p->kcap : 16;
@@ -45,6 +104,11 @@ static int keep(out_peer_t *p, zmq_msg_t *msg, uint64_t seq, uint32_t k, int lea
     zmq_msg_init(&e->msg);
     if (zmq_msg_copy(&e->msg, msg) != 0)
         return MPX_ENOMEM;
+    int rc = msg_pool(o, &e->msg, self_holder(o), true);
+    if (rc != 0) {
+        zmq_msg_close(&e->msg);
+        return rc;
+    }
     e->seq = seq;
     e->end_items = p->sent_items;
     e->k = k;
@@ -56,9 +120,10 @@ static int keep(out_peer_t *p, zmq_msg_t *msg, uint64_t seq, uint32_t k, int lea
 }
 
 /* Drop what the consumer has confirmed. */
-static void release_kept(out_peer_t *p)
+static void release_kept(edge_out_t *o, out_peer_t *p)
 {
     while (p->kcount > 0 && p->kept[p->khead].end_items <= p->confirmed) {
+        (void)msg_pool(o, &p->kept[p->khead].msg, self_holder(o), false);
         zmq_msg_close(&p->kept[p->khead].msg);
         p->khead = (p->khead + 1) % p->kcap;
         p->kcount--;
@@ -67,10 +132,12 @@ static void release_kept(out_peer_t *p)
         p->unsorted = false;
 }
 
-static void free_kept(out_peer_t *p)
+static void free_kept(edge_out_t *o, out_peer_t *p)
 {
-    for (size_t i = 0; i < p->kcount; i++)
+    for (size_t i = 0; i < p->kcount; i++) {
+        (void)msg_pool(o, &kept_at(p, i)->msg, self_holder(o), false);
         zmq_msg_close(&kept_at(p, i)->msg);
+    }
     free(p->kept);
     p->kept = NULL;
     p->khead = p->kcount = p->kcap = 0;
@@ -106,7 +173,8 @@ typedef struct run {
     const uint8_t *recs;
     size_t len;
     uint32_t n;
-    bool all; /* to every consumer (a mark), not one branch of each choice */
+    bool all;    /* to every consumer (a mark), not one branch of each choice */
+    bool pooled; /* some record refers to pool blocks */
 } run_t;
 
 /* Bytes of the first k records of a run. */
@@ -275,8 +343,11 @@ static int deliver(edge_out_t *o, int d, const piece_t *pc)
             return rc;
         p->sent_items += pc->k;
         p->sent_bytes += pc->bytes;
-        if ((o->keep_all || p->retain) && keep(p, pc->msg, pc->seq, pc->k, d) != 0)
-            return MPX_ENOMEM;
+        if (o->keep_all || p->retain || msg_pooled(pc->msg)) {
+            rc = keep(o, p, pc->msg, pc->seq, pc->k, d);
+            if (rc != 0)
+                return rc;
+        }
         return 0;
     }
     if (dn->kind == DN_ALL || pc->run->all) {
@@ -351,7 +422,7 @@ static int read_credit(edge_out_t *o)
         if (c.confirmed > p->confirmed && c.confirmed <= p->sent_items) {
             p->confirmed = c.confirmed;
             if (p->kcount)
-                release_kept(p);
+                release_kept(o, p);
         }
         if ((h.flags & WIRE_CREDIT_CLOSED) && !p->closed)
             closed = p->closed = true;
@@ -430,7 +501,8 @@ static int send_run(edge_out_t *o, int root, run_t *r, zmq_msg_t *whole, out_por
             rc = zmq_msg_init_size(&msg, WIRE_HEAD + pc.bytes);
             if (rc == 0) {
                 uint8_t *d = zmq_msg_data(&msg);
-                wire_head_put(d, &(wire_head_t){WIRE_DATA, 0, (uint32_t)o->self, k, o->gen});
+                wire_head_put(d, &(wire_head_t){WIRE_DATA, r->pooled ? WIRE_DATA_POOL : 0,
+                                                (uint32_t)o->self, k, o->gen});
                 memcpy(d + WIRE_HEAD, r->recs, pc.bytes);
             }
         }
@@ -440,6 +512,11 @@ static int send_run(edge_out_t *o, int root, run_t *r, zmq_msg_t *whole, out_por
         }
         pc.msg = &msg;
         rc = deliver(o, root, &pc);
+        /* A batch put here: the put's holds end once its consumers have
+         * theirs (whether or not it went: what did not is lost, and the
+         * stage fails). */
+        if (pt && r->pooled)
+            (void)msg_pool(o, &msg, self_holder(o), false);
         zmq_msg_close(&msg);
         /* When it left, not when we began to wait for the credit. */
         o->sent_at = ticks_now();
@@ -469,16 +546,24 @@ static int flush_port(edge_out_t *o, out_port_t *pt)
     if (pt->count == 0)
         return 0;
     if (pt->root < 0 || pt->closed) {
+        /* Discarded: nobody will read it, and the put's holds end. */
         bool closed = pt->closed;
+        if (pt->pooled) {
+            pool_op_t op = {o, self_holder(o), false, 0};
+            wire_pool_refs(pt->buf + WIRE_HEAD, pt->len - WIRE_HEAD, pt->count, pool_op_one, &op);
+        }
         pt->count = 0;
         pt->len = WIRE_HEAD;
+        pt->pooled = false;
         return closed ? MPX_ESTOPPED : 0;
     }
-    wire_head_put(pt->buf, &(wire_head_t){WIRE_DATA, 0, (uint32_t)o->self, pt->count, o->gen});
-    run_t r = {pt->buf + WIRE_HEAD, pt->len - WIRE_HEAD, pt->count, false};
+    wire_head_put(pt->buf, &(wire_head_t){WIRE_DATA, pt->pooled ? WIRE_DATA_POOL : 0,
+                                          (uint32_t)o->self, pt->count, o->gen});
+    run_t r = {pt->buf + WIRE_HEAD, pt->len - WIRE_HEAD, pt->count, false, pt->pooled};
     int rc = send_run(o, pt->root, &r, NULL, pt, 0);
     pt->count = 0;
     pt->len = WIRE_HEAD;
+    pt->pooled = false;
     fit_batch(o, pt);
     if (rc < 0)
         return rc;
@@ -626,9 +711,11 @@ void edge_out_destroy(edge_out_t **op)
     if (!o)
         return;
     for (int k = 0; k < o->npeers; k++)
-        free_kept(&o->peers[k]);
-    for (size_t i = 0; i < o->nredo; i++)
+        free_kept(o, &o->peers[k]);
+    for (size_t i = 0; i < o->nredo; i++) {
+        (void)msg_pool(o, &o->redo[i].msg, self_holder(o), false);
         zmq_msg_close(&o->redo[i].msg);
+    }
     free(o->redo);
     free(o->dn_parent);
     if (o->sock)
@@ -722,9 +809,14 @@ int edge_out_forward(edge_out_t *o, int port, zmq_msg_t *msg)
      * consumers). */
     uint8_t *d = zmq_msg_data(&m);
     size_t len = zmq_msg_size(&m);
-    wire_head_put(d, &(wire_head_t){WIRE_DATA, 0, (uint32_t)o->self, 1, o->gen});
-    memset(d + WIRE_HEAD + 12, 0, 4);
-    run_t r = {d + WIRE_HEAD, len - WIRE_HEAD, 1, false};
+    uint32_t flags;
+    memcpy(&flags, d + WIRE_HEAD + 12, 4);
+    flags &= WIRE_REC_POOL; /* the parts stay where they are; no longer a redo */
+    bool pooled = flags != 0;
+    wire_head_put(d, &(wire_head_t){WIRE_DATA, pooled ? WIRE_DATA_POOL : 0, (uint32_t)o->self, 1,
+                                    o->gen});
+    memcpy(d + WIRE_HEAD + 12, &flags, 4);
+    run_t r = {d + WIRE_HEAD, len - WIRE_HEAD, 1, false, pooled};
     rc = send_run(o, pt->root, &r, &m, NULL, 0);
     zmq_msg_close(&m);
     if (rc < 0)
@@ -773,7 +865,7 @@ int edge_out_mark(edge_out_t *o, uint32_t origin, uint64_t value)
     uint8_t *p = zmq_msg_data(&msg);
     wire_head_put(p, &(wire_head_t){WIRE_DATA, 0, (uint32_t)o->self, 1, o->gen});
     wire_mark_put(p + WIRE_HEAD, origin, value);
-    run_t r = {p + WIRE_HEAD, WIRE_MARK_SIZE, 1, true};
+    run_t r = {p + WIRE_HEAD, WIRE_MARK_SIZE, 1, true, false};
     rc = send_run(o, pt->root, &r, &msg, NULL, 0);
     zmq_msg_close(&msg);
     return rc;
@@ -817,6 +909,14 @@ int edge_out_eos(edge_out_t *o)
 }
 
 void edge_out_poll(edge_out_t *o) { read_credit(o); }
+
+bool edge_out_keeps(const edge_out_t *o)
+{
+    for (int k = 0; k < o->npeers; k++)
+        if (o->peers[k].kcount > 0)
+            return true;
+    return false;
+}
 
 uint64_t edge_out_items(const edge_out_t *o) { return o->items; }
 int edge_out_peers(const edge_out_t *o) { return o->npeers; }
@@ -901,6 +1001,7 @@ static int rebuild(edge_out_t *o, zmq_msg_t *kept, uint64_t skip, int64_t hand, 
     size_t parts_cap = 0;
     meta_cur_t m = {0};
     int rc = MPX_ENOMEM;
+    bool any_pooled = false;
     wire_head_t h;
     if (!src || !buf)
         goto done;
@@ -934,7 +1035,10 @@ static int rebuild(edge_out_t *o, zmq_msg_t *kept, uint64_t skip, int64_t hand, 
             parts_cap = nparts;
         }
         mpx_item_t it;
-        if (wire_rec_decode_full(rec, size, &it, parts) != 0)
+        pool_holder_t me = self_holder(o);
+        if ((flags & WIRE_REC_POOL
+                 ? wire_rec_decode_pool(rec, size, &it, parts, o->plan->pool, &me)
+                 : wire_rec_decode_full(rec, size, &it, parts)) != 0)
             goto done;
         meta_cur_reset(&m, it.meta, it.meta_size, it.nmeta);
         int64_t times = meta_i64_or(&m, "mpx.redelivered", 0) + 1;
@@ -949,8 +1053,11 @@ static int rebuild(edge_out_t *o, zmq_msg_t *kept, uint64_t skip, int64_t hand, 
             goto done;
         size_t meta_size = meta_cur_size(&m);
         size_t rsize = WIRE_REC_HEAD + meta_size;
+        bool rec_pooled = (flags & WIRE_REC_POOL) != 0;
         for (uint16_t j = 0; j < it.nparts; j++)
-            rsize += wire_part_size(parts[j].size);
+            rsize += rec_pooled && pool_block_at(o->plan->pool, parts[j].data) != POOL_NONE
+                         ? WIRE_POOLED_PART_SIZE
+                         : wire_part_size(parts[j].size);
         rc = MPX_ERANGE;
         if (rsize > UINT32_MAX)
             goto done;
@@ -963,19 +1070,24 @@ static int rebuild(edge_out_t *o, zmq_msg_t *kept, uint64_t skip, int64_t hand, 
             buf = nb;
         }
         uint8_t *p = wire_rec_head_put(buf + used, rsize, it.nparts, meta_cur_n(&m), meta_size);
-        uint32_t redo = WIRE_REC_REDO;
+        uint32_t redo = WIRE_REC_REDO | (rec_pooled ? WIRE_REC_POOL : 0);
+        any_pooled |= rec_pooled;
         memcpy(buf + used + 12, &redo, 4);
         meta_cur_encode(&m, p);
         p += meta_size;
-        for (uint16_t j = 0; j < it.nparts; j++)
-            p = wire_part_put(p, parts[j].data, parts[j].size);
+        for (uint16_t j = 0; j < it.nparts; j++) {
+            uint32_t blk = rec_pooled ? pool_block_at(o->plan->pool, parts[j].data) : POOL_NONE;
+            p = blk != POOL_NONE ? wire_part_put_pooled(p, blk, parts[j].size)
+                                 : wire_part_put(p, parts[j].data, parts[j].size);
+        }
         used += rsize;
         (*k)++;
     }
     rc = 0;
     if (*k == 0)
         goto done;
-    wire_head_put(buf, &(wire_head_t){WIRE_DATA, 0, (uint32_t)o->self, *k, o->gen});
+    wire_head_put(buf, &(wire_head_t){WIRE_DATA, any_pooled ? WIRE_DATA_POOL : 0,
+                                      (uint32_t)o->self, *k, o->gen});
     if (zmq_msg_init_data(out, buf, used, free_buf, NULL) != 0) {
         rc = MPX_ENOMEM;
         *k = 0;
@@ -1006,6 +1118,9 @@ static int add_redo(edge_out_t *o, zmq_msg_t *msg, uint64_t seq, uint32_t k, int
         o->redo = r;
         o->capredo = cap;
     }
+    int rc = msg_pool(o, msg, self_holder(o), true);
+    if (rc != 0)
+        return rc;
     redo_t *r = &o->redo[o->nredo++];
     zmq_msg_init(&r->msg);
     zmq_msg_move(&r->msg, msg);
@@ -1043,7 +1158,7 @@ int edge_out_restart(edge_out_t *o, const wire_restart_t *r, const char *why, si
         if (brc != 0 && rc == 0)
             rc = brc;
     }
-    free_kept(p);
+    free_kept(o, p);
     /* What the connection still queues for the dead process goes with it
      * (zmq drops a disconnected pipe's queue: linger is 0). */
     edge_connect(o->sock, o->dir, p->id, p->gen, false);
@@ -1077,9 +1192,18 @@ int edge_out_recover(edge_out_t *o)
         if (o->resent_mirror)
             *o->resent_mirror = o->resent;
         uint8_t *d = zmq_msg_data(&r.msg);
-        run_t run = {d + WIRE_HEAD, zmq_msg_size(&r.msg) - WIRE_HEAD, r.k, false};
+        run_t run = {d + WIRE_HEAD, zmq_msg_size(&r.msg) - WIRE_HEAD, r.k, false,
+                     (d[3] & WIRE_DATA_POOL) != 0};
+        /* Its holds go with the message into send_run (which moves it):
+         * dropped from a copy of the bytes once it has gone. */
+        zmq_msg_t mine;
+        zmq_msg_init(&mine);
+        bool copied = run.pooled && zmq_msg_copy(&mine, &r.msg) == 0;
         rc = send_run(o, r.target, &run, &r.msg, NULL, r.seq);
         zmq_msg_close(&r.msg);
+        if (copied)
+            (void)msg_pool(o, &mine, self_holder(o), false);
+        zmq_msg_close(&mine);
     }
     for (int k = 0; k < o->npeers && rc == 0; k++)
         if (o->peers[k].eos_due)

@@ -73,6 +73,7 @@ typedef struct out_port {
     uint8_t *buf;     /* batch being built, header first */
     size_t len, cap;
     uint32_t count;
+    bool pooled;      /* some record of the batch refers to pool blocks */
     size_t batch_max, batch_bytes; /* a batch's size at most (size_port) */
     /* The size it is sent at: at most what the consumers behind the port
      * have credit for (at least one), so that a producer does not put
@@ -140,6 +141,8 @@ static inline int edge_out_commit(edge_out_t *o, int port, size_t size)
 }
 
 static inline bool edge_out_closed(const edge_out_t *o, int port) { return o->ports[port].closed; }
+/* The record just reserved on `port` refers to pool blocks. */
+static inline void edge_out_pooled(edge_out_t *o, int port) { o->ports[port].pooled = true; }
 static inline void edge_out_time(edge_out_t *o, uint64_t now) { o->now = now; }
 
 #endif

@@ -9,6 +9,8 @@
 
 #include "mpx/error.h"
 #include "mpx/graph.h"
+#include "mpx/monitor.h"
+#include "pool.h"
 #include "supervisor.h"
 
 static void set_check_error(mpx_graph_t *g, char *msg)
@@ -88,6 +90,19 @@ int mpx_graph_join(mpx_graph_t *g)
     return g->run->status;
 }
 
+int mpx_graph_pool_stats(const mpx_graph_t *g, mpx_pool_stats_t *out)
+{
+    if (!g || !out)
+        return MPX_EINVAL;
+    if (!g->run || !g->run->plan || !g->run->plan->pool)
+        return MPX_ESTATE;
+    pool_stats_t s;
+    pool_get_stats(g->run->plan->pool, &s);
+    *out = (mpx_pool_stats_t){s.capacity, s.bytes_in_use, s.blocks_in_use, s.peak_bytes,
+                              s.committed};
+    return 0;
+}
+
 int mpx_graph_stop(mpx_graph_t *g)
 {
     if (!g)
@@ -113,15 +128,19 @@ static int list_add(mpx_list_t *l, const mpx_item_t *it)
         l->items = items;
         l->cap = cap;
     }
-    uint8_t *rec = malloc(it->size);
+    /* The list may outlive the graph and its pool: a part in the pool is
+     * copied out of it. */
+    uint32_t size = it->size;
+    uint8_t *rec = it->flags & WIRE_REC_POOL ? wire_rec_inline(it, &size) : malloc(it->size);
     mpx_part_t *parts = malloc((it->nparts ? it->nparts : 1) * sizeof *parts);
     if (!rec || !parts) {
         free(rec);
         free(parts);
         return MPX_ENOMEM;
     }
-    memcpy(rec, it->rec, it->size);
-    if (wire_rec_decode(rec, it->size, &l->items[l->n], parts) != 0) {
+    if (!(it->flags & WIRE_REC_POOL))
+        memcpy(rec, it->rec, it->size);
+    if (wire_rec_decode(rec, size, &l->items[l->n], parts) != 0) {
         free(rec);
         free(parts);
         return MPX_EPROTO;

@@ -83,20 +83,77 @@ int mpx_item_meta_at(const mpx_item_t *it, size_t i, const char **key, const voi
     return wire_meta_at(it->meta, it->meta_size, it->nmeta, i, key, value, size);
 }
 
-/* A copy is one allocation: the item, its part table, then the record. */
+/* The stage process's pool and identity (never set in the parent). */
+static pool_t *dup_pool;
+static pool_holder_t dup_self;
+
+void item_pool_identity(pool_t *pool, pool_holder_t self)
+{
+    dup_pool = pool;
+    dup_self = self;
+}
+
+typedef struct refs {
+    int rc;
+    size_t left; /* holds to take (or drop) */
+} refs_t;
+
+static void hold_ref(void *ctx, uint32_t blk)
+{
+    refs_t *r = ctx;
+    if (r->rc == 0 && (r->rc = pool_hold(dup_pool, blk, dup_self)) == 0)
+        r->left++;
+}
+
+static void release_ref(void *ctx, uint32_t blk)
+{
+    refs_t *r = ctx;
+    if (r->left > 0) {
+        r->left--;
+        (void)pool_release(dup_pool, blk, dup_self);
+    }
+}
+
+/* A copy is one allocation: the item, its part table, then the record.
+ * A part in the pool stays there, held once more by the copy, in a stage
+ * process; the parent copies its bytes (its copy may outlive the pool). */
 mpx_item_t *mpx_item_dup(const mpx_item_t *it)
 {
     if (!it)
         return NULL;
+    bool pooled = (it->flags & WIRE_REC_POOL) != 0;
+    uint32_t size = it->size;
+    uint8_t *inl = NULL;
+    if (pooled && !dup_pool) {
+        if (!(inl = wire_rec_inline(it, &size)))
+            return NULL;
+        pooled = false;
+    }
     size_t head = sizeof(mpx_item_t) + (size_t)it->nparts * sizeof(mpx_part_t);
     head = (head + 7) & ~(size_t)7; /* parts stay 8-byte aligned */
-    uint8_t *mem = malloc(head + it->size);
-    if (!mem)
+    uint8_t *mem = malloc(head + size);
+    if (!mem) {
+        free(inl);
         return NULL;
+    }
     mpx_item_t *copy = (mpx_item_t *)(void *)mem;
     uint8_t *rec = mem + head;
-    memcpy(rec, it->rec, it->size);
-    if (wire_rec_decode(rec, it->size, copy, (mpx_part_t *)(void *)(mem + sizeof *copy)) != 0) {
+    memcpy(rec, inl ? inl : it->rec, size);
+    free(inl);
+    mpx_part_t *parts = (mpx_part_t *)(void *)(mem + sizeof *copy);
+    int rc = pooled ? wire_rec_decode_pool(rec, size, copy, parts, dup_pool, &dup_self)
+                    : wire_rec_decode(rec, size, copy, parts);
+    if (rc == 0 && pooled) {
+        refs_t r = {0, 0};
+        wire_pool_refs(rec, size, 1, hold_ref, &r);
+        if (r.rc != 0) {
+            /* The holds taken before the one refused go again. */
+            wire_pool_refs(rec, size, 1, release_ref, &r);
+            free(mem);
+            return NULL;
+        }
+    }
+    if (rc != 0) {
         free(mem);
         return NULL;
     }
@@ -107,6 +164,10 @@ void mpx_item_free(mpx_item_t **it)
 {
     if (!it)
         return;
+    if (*it && ((*it)->flags & WIRE_REC_POOL) && dup_pool) {
+        refs_t r = {0, SIZE_MAX};
+        wire_pool_refs((*it)->rec, (*it)->size, 1, release_ref, &r);
+    }
     free(*it);
     *it = NULL;
 }

@@ -653,6 +653,30 @@ int pool_hold(pool_t *p, uint32_t blk, pool_holder_t who)
     return 0;
 }
 
+int pool_hold_if(pool_t *p, uint32_t blk, pool_holder_t who, pool_holder_t giver)
+{
+    if (!live_block(p, blk) || !holder_ok(p, who) || !holder_ok(p, giver))
+        return MPX_EINVAL;
+    struct pool_hdr *h = &p->hdr[blk];
+    uint64_t name = h_name(who), gname = h_name(giver);
+    int r = give(h, name);
+    if (r)
+        return r;
+    /* Ours is given; the giver's, seen after it, kept the block HELD
+     * since before ours (it drops it only once we confirm the record), so
+     * the block is the one the reference meant.  Without it, the giver was
+     * reclaimed (it died) and the block may be anything: ours goes again. */
+    bool there = false;
+    for (int i = 0; i < POOL_HOLDERS && !there; i++)
+        there = h_names(atomic_load(&h->holders[i]), gname);
+    if (!there || !bump(h)) {
+        if (drop(h, name) == 0 && no_holder(h))
+            try_free(p, blk);
+        return MPX_ESTOPPED;
+    }
+    return 0;
+}
+
 int pool_release(pool_t *p, uint32_t blk, pool_holder_t who)
 {
     if (!live_block(p, blk) || !holder_ok(p, who))
@@ -881,4 +905,37 @@ int pool_test_check(pool_t *p, bool quiet, char *why, size_t cap)
     int r = check_locked(p, quiet, why, cap);
     unlock(p);
     return r;
+}
+
+uint32_t pool_block_at(const pool_t *p, const void *ptr)
+{
+    if (!p || !ptr)
+        return POOL_NONE;
+    const uint8_t *b = ptr;
+    if (b < p->data || b >= p->data + (size_t)p->ngran * POOL_GRANULE)
+        return POOL_NONE;
+    size_t off = (size_t)(b - p->data);
+    if (off % POOL_GRANULE)
+        return POOL_NONE;
+    uint32_t blk = (uint32_t)(off / POOL_GRANULE);
+    return live_block(p, blk) ? blk : POOL_NONE;
+}
+
+void pool_debug_dump(const pool_t *p);
+void pool_debug_dump(const pool_t *p)
+{
+    for (uint32_t g = 0; g < p->ngran; g++) {
+        if ((atomic_load(&p->hdr[g].state) & ST_MASK) != ST_HELD)
+            continue;
+        fprintf(stderr, "block %u:", g);
+        for (int i = 0; i < POOL_HOLDERS; i++) {
+            uint64_t w = atomic_load(&p->hdr[g].holders[i]);
+            if (w)
+                fprintf(stderr, " [slot %llu gen %llu count %llu]",
+                        (unsigned long long)((w >> H_SLOT_SHIFT) - 1),
+                        (unsigned long long)((w >> H_GEN_SHIFT) & 0xff),
+                        (unsigned long long)(w & H_COUNT));
+        }
+        fprintf(stderr, "\n");
+    }
 }

@@ -105,6 +105,16 @@ int pool_alloc(pool_t *p, pool_holder_t self, size_t size, uint32_t *blk);
  * other holders already (or who's count is at its limit); MPX_ESTOPPED
  * when `who` was reclaimed (dead): nothing was given; MPX_EINVAL. */
 int pool_hold(pool_t *p, uint32_t blk, pool_holder_t who);
+/* A hold for `who`, the caller, of a block it was sent a reference to by
+ * `giver`, which keeps its own hold until `who` has confirmed the record
+ * (lib/edge.h: with a pool every pair confirms).  `who` is not yet a
+ * holder, so this is the one exception to "only a holder gives": the
+ * giver's word, looked for after ours is given, stands for the giver,
+ * and the epoch moved after it makes a free that read the words before
+ * ours fail (pool.c).  0; MPX_ESTOPPED when the giver no longer holds it
+ * (it died and was reclaimed: the reference is stale and nothing was
+ * taken); MPX_ERANGE, MPX_EINVAL as pool_hold.  Not in lib/pool.pml yet. */
+int pool_hold_if(pool_t *p, uint32_t blk, pool_holder_t who, pool_holder_t giver);
 /* Drop one hold of `who`, the caller; the last hold frees the block.  0,
  * or MPX_EINVAL when `who` holds none of blk (a bug, or reclaimed). */
 int pool_release(pool_t *p, uint32_t blk, pool_holder_t who);
@@ -136,6 +146,12 @@ uint32_t pool_frees(const pool_t *p);
 int pool_wait(pool_t *p, uint32_t seen, int timeout_ms);
 
 void pool_get_stats(const pool_t *p, pool_stats_t *out);
+
+/* The block whose bytes start at `ptr`, or POOL_NONE when ptr is not the
+ * start of a live block (NULL pool included): how the edges tell that a
+ * part they are given lies in the pool and travels by reference. */
+#define POOL_NONE UINT32_MAX
+uint32_t pool_block_at(const pool_t *p, const void *ptr);
 
 /* For tests (tests/test_pool.c) only.  A process that asked for a crash
  * point kills itself with SIGKILL when it gets there: the points are

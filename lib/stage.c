@@ -13,6 +13,7 @@
 #include "edge_out_inline.h"
 #include "mpx/error.h"
 #include "mpx/monitor.h"
+#include "pool.h"
 #include "wire.h"
 
 const void *mpx_args(const mpx_stage_t *st) { return st ? st->pi->args : NULL; }
@@ -158,6 +159,105 @@ int stage_put_port(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n)
     return rc;
 }
 
+/* How long a large put waits for room in a full pool before its bytes go
+ * through the socket instead: waiting longer could wait on a stage that
+ * keeps blocks (Batch, Seq) until more come. */
+#define POOL_PUT_WAIT_MS 100
+
+static inline pool_holder_t self_of(const child_rt_t *rt)
+{
+    return (pool_holder_t){(uint32_t)rt->id, rt->gen};
+}
+
+/* Which parts travel in the pool: blk[i] is the block part i refers to,
+ * held once more by us for the record, or POOL_NONE for bytes put inline.
+ * A part already in a block we hold (a pool item passed on) is referred
+ * to; a large one is copied into a new block.  0, or an error after
+ * which no hold was taken. */
+static int pool_parts(child_rt_t *rt, const mpx_part_t *parts, size_t n, uint32_t *blk,
+                      bool *any)
+{
+    pool_t *pool = rt->plan->pool;
+    *any = false;
+    for (size_t i = 0; i < n; i++) {
+        blk[i] = pool_block_at(pool, parts[i].data);
+        int rc = 0;
+        if (blk[i] != POOL_NONE) {
+            if (!pool_holds(pool, blk[i], self_of(rt)))
+                rc = MPX_EINVAL;
+            else if (parts[i].size >= pool_block_size(pool, blk[i]))
+                rc = put_error(&rt->st, MPX_ERANGE, "part %zu runs past the end of its pool block",
+                               i);
+            else
+                rc = pool_hold(pool, blk[i], self_of(rt));
+            if (rc == MPX_EINVAL || rc == MPX_ESTOPPED)
+                rc = put_error(&rt->st, MPX_EINVAL,
+                               "part %zu is in a pool block this stage does not hold", i);
+            else if (rc == MPX_ERANGE && !rt->st.put_err[0])
+                rc = put_error(&rt->st, MPX_ERANGE, "part %zu's pool block has too many holders",
+                               i);
+        } else if (parts[i].size >= rt->pool_min) {
+            uint32_t b;
+            rc = child_pool_alloc(rt, parts[i].size + 1, POOL_PUT_WAIT_MS, &b);
+            if (rc == 0) {
+                uint8_t *d = pool_data(pool, b);
+                memcpy(d, parts[i].data, parts[i].size);
+                d[parts[i].size] = 0;
+                blk[i] = b;
+            } else if (rc != MPX_ESTOPPED) {
+                rc = 0; /* full for long, or too large: the bytes go inline */
+            }
+        }
+        if (rc != 0) {
+            for (size_t j = 0; j < i; j++)
+                if (blk[j] != POOL_NONE)
+                    (void)pool_release(pool, blk[j], self_of(rt));
+            return rc;
+        }
+        *any |= blk[i] != POOL_NONE;
+    }
+    return 0;
+}
+
+/* put_on's end with a pool: the parts that go in it are referred to. */
+static int put_pooled(child_rt_t *rt, int port, const mpx_part_t *parts, size_t n,
+                      size_t meta_size)
+{
+    uint32_t small[8], *blk = n <= 8 ? small : malloc(n * sizeof *blk);
+    if (!blk)
+        return put_error(&rt->st, MPX_ENOMEM, "out of memory for %zu parts", n);
+    bool any;
+    int rc = pool_parts(rt, parts, n, blk, &any);
+    if (rc != 0)
+        goto done;
+    size_t size = WIRE_REC_HEAD + meta_size;
+    for (size_t i = 0; i < n; i++)
+        size += blk[i] != POOL_NONE ? WIRE_POOLED_PART_SIZE : wire_part_size(parts[i].size);
+    uint8_t *dst = edge_out_reserve(rt->out, port, size, &rc);
+    if (!dst) {
+        for (size_t i = 0; i < n; i++)
+            if (blk[i] != POOL_NONE)
+                (void)pool_release(rt->plan->pool, blk[i], self_of(rt));
+        goto done;
+    }
+    uint8_t *p = wire_rec_head_put(dst, size, n, meta_cur_n(&rt->meta), meta_size);
+    if (any) {
+        uint32_t flags = WIRE_REC_POOL;
+        memcpy(dst + 12, &flags, 4);
+        edge_out_pooled(rt->out, port);
+    }
+    meta_cur_encode(&rt->meta, p);
+    p += meta_size;
+    for (size_t i = 0; i < n; i++)
+        p = blk[i] != POOL_NONE ? wire_part_put_pooled(p, blk[i], parts[i].size)
+                                : wire_part_put(p, parts[i].data, parts[i].size);
+    rc = edge_out_commit(rt->out, port, size);
+done:
+    if (blk != small)
+        free(blk);
+    return rc;
+}
+
 static int put_on(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n)
 {
     if (n && !parts)
@@ -184,6 +284,8 @@ static int put_on(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n)
     }
     if (size > rt->st.pi->max_item)
         return too_large(rt, size);
+    if (rt->plan->pool)
+        return put_pooled(rt, port, parts, n, meta_size);
     uint8_t *dst = edge_out_reserve(rt->out, port, size, &rc);
     if (!dst)
         return rc;
@@ -255,6 +357,10 @@ static inline __attribute__((always_inline)) int put_one(mpx_stage_t *st, const 
     if (!data && size)
         return put_error(st, MPX_EINVAL, "NULL data with a size of %zu", size);
     child_rt_t *rt = st->rt;
+    if (__builtin_expect(size >= rt->pool_min, 0)) {
+        mpx_part_t part = {data, size};
+        return put_on(st, 0, &part, 1);
+    }
     int rc = child_put_check(rt);
     if (rc != 0)
         return rc;
@@ -336,6 +442,54 @@ static int put_item(mpx_stage_t *st, const mpx_item_t *item)
 int mpx_put_item(mpx_stage_t *st, const mpx_item_t *item)
 {
     return put_result(st, "mpx_put_item", put_item(st, item));
+}
+
+void *mpx_alloc(mpx_stage_t *st, size_t size)
+{
+    if (!can_put(st) || !st->rt->plan->pool || size == 0 || size == SIZE_MAX)
+        return NULL;
+    uint32_t blk;
+    /* One byte more: the NUL every part is followed by. */
+    if (child_pool_alloc(st->rt, size + 1, -1, &blk) != 0)
+        return NULL;
+    return pool_data(st->rt->plan->pool, blk);
+}
+
+static int put_alloc(mpx_stage_t *st, void *block, size_t size)
+{
+    if (!can_put(st))
+        return st ? MPX_ESTATE : MPX_EINVAL;
+    child_rt_t *rt = st->rt;
+    pool_t *pool = rt->plan->pool;
+    uint32_t blk = pool_block_at(pool, block);
+    if (blk == POOL_NONE || !pool_holds(pool, blk, self_of(rt)))
+        return put_error(st, MPX_EINVAL, "%p is not a block from mpx_alloc that this stage holds",
+                         block);
+    if (size >= pool_block_size(pool, blk)) {
+        (void)pool_release(pool, blk, self_of(rt));
+        return put_error(st, MPX_ERANGE, "%zu bytes, more than the block holds", size);
+    }
+    ((uint8_t *)block)[size] = 0;
+    mpx_part_t part = {block, size};
+    /* The record takes a hold of its own; the stage's goes either way. */
+    int rc = put_on(st, 0, &part, 1);
+    (void)pool_release(pool, blk, self_of(rt));
+    return rc;
+}
+
+int mpx_put_alloc(mpx_stage_t *st, void *block, size_t size)
+{
+    return put_result(st, "mpx_put_alloc", put_alloc(st, block, size));
+}
+
+int mpx_free(mpx_stage_t *st, void *block)
+{
+    if (!st || !st->rt || !st->rt->plan->pool)
+        return st && !st->rt ? MPX_ESTATE : MPX_EINVAL;
+    uint32_t blk = pool_block_at(st->rt->plan->pool, block);
+    if (blk == POOL_NONE)
+        return MPX_EINVAL;
+    return pool_release(st->rt->plan->pool, blk, self_of(st->rt));
 }
 
 int mpx_flush(mpx_stage_t *st)

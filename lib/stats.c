@@ -407,6 +407,16 @@ static void json_snapshot(FILE *f, struct mpx_run *r, long now)
         fprintf(f, ", \"output\": {\"in\": %llu, \"depth\": %llu, \"capacity\": %zu}",
                 (unsigned long long)(r->sink ? edge_in_items(r->sink) : s->out_last),
                 (unsigned long long)s->out_depth, r->plan->inst[r->n].cap_items);
+    if (r->plan->pool) {
+        pool_stats_t p;
+        pool_get_stats(r->plan->pool, &p);
+        fprintf(f,
+                ", \"pool\": {\"capacity\": %llu, \"bytes_in_use\": %llu, \"blocks_in_use\": %llu, "
+                "\"peak_bytes\": %llu, \"committed\": %llu}",
+                (unsigned long long)p.capacity, (unsigned long long)p.bytes_in_use,
+                (unsigned long long)p.blocks_in_use, (unsigned long long)p.peak_bytes,
+                (unsigned long long)p.committed);
+    }
     fputc('}', f);
 }
 
@@ -446,6 +456,16 @@ static void print_table(struct mpx_run *r, long now)
         fprintf(f, "    %-26.26s %5s %-9s %9s %9s %8s %4.0f%% %llu/%llu\n", g->name, inst,
                 mpx_stage_state_name(g->state), in, out, rate, 100 * g->busy,
                 (unsigned long long)g->depth, (unsigned long long)g->capacity);
+    }
+    if (r->plan->pool) {
+        pool_stats_t p;
+        pool_get_stats(r->plan->pool, &p);
+        char used[16], cap[16], peak[16];
+        human(used, sizeof used, (double)p.bytes_in_use);
+        human(cap, sizeof cap, (double)p.capacity);
+        human(peak, sizeof peak, (double)p.peak_bytes);
+        fprintf(f, "    pool: %sB of %sB in %llu blocks (peak %sB)\n", used, cap,
+                (unsigned long long)p.blocks_in_use, peak);
     }
     funlockfile(f);
     fflush(f);

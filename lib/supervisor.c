@@ -36,6 +36,7 @@
 #include "meta.h"
 #include "mpx/monitor.h"
 #include "forksrv.h"
+#include "pool.h"
 #include "rundir.h"
 #include "ticks.h"
 #include "wire.h"
@@ -522,6 +523,10 @@ static void reap(struct mpx_run *r, int i, int wait)
         return;
     c->exited = true;
     r->nexited++;
+    /* Whatever it held of the pool, at whatever instant it ended, is let
+     * go now: before a replacement (a new generation) can start. */
+    if (r->plan->pool)
+        (void)pool_reclaim(r->plan->pool, (pool_holder_t){(uint32_t)i, c->gen});
     c->wait_status = status;
     c->max_rss_kib = ru.ru_maxrss;
     unwatch(r, c);
@@ -1173,6 +1178,15 @@ int sup_start(struct mpx_run *r)
         if (t > 0 && (!r->timeout_check_ms || every < r->timeout_check_ms))
             r->timeout_check_ms = every;
     }
+    if (r->root->pool_set && r->root->pool_bytes > 0) {
+        r->plan->pool = pool_new(r->root->pool_bytes, (uint32_t)r->n + 1, r->err, sizeof r->err);
+        if (!r->plan->pool) {
+            record(r, MPX_ESYS, "cannot make the graph's pool of %zu bytes: %s",
+                   r->root->pool_bytes, r->err);
+            end_run(r);
+            return r->status;
+        }
+    }
     if (map_boxes(r) != 0 || initialize_all(r) != 0 || fork_all(r) != 0 ||
         open_parent_sockets(r) != 0) {
         sup_stop(r, 0, NULL);
@@ -1248,6 +1262,8 @@ void sup_free(struct mpx_run *r)
         munmap(r->boxes, r->boxes_size);
     free(r->fds_at_fork);
     free(r->ch);
+    if (r->plan && r->plan->pool)
+        pool_destroy(&r->plan->pool);
     plan_free(&r->plan);
     free(r->error);
     free(r);

@@ -4,9 +4,11 @@
  */
 #include "wire.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "mpx/error.h"
+#include "pool.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the wire format is written for little-endian hosts"
@@ -87,7 +89,7 @@ void wire_mark_put(uint8_t *dst, uint32_t origin, uint64_t value)
 int wire_mark_get(const uint8_t *src, uint32_t size, uint32_t *origin, uint64_t *value)
 {
     uint32_t flags = get32(src + 12);
-    if (flags == 0 || flags == WIRE_REC_REDO)
+    if ((flags & ~(WIRE_REC_REDO | WIRE_REC_POOL)) == 0)
         return 0;
     if (flags != WIRE_REC_MARK || size != WIRE_MARK_SIZE || get16(src + 4) || get16(src + 6) ||
         get32(src + 8) || get32(src + 20))
@@ -123,7 +125,8 @@ static int meta_check(const uint8_t *blk, uint32_t size, uint16_t n)
     return off == size ? 0 : MPX_EPROTO;
 }
 
-int wire_rec_decode_full(const uint8_t *src, uint32_t size, mpx_item_t *it, mpx_part_t *parts)
+static int decode(const uint8_t *src, uint32_t size, mpx_item_t *it, mpx_part_t *parts,
+                  const pool_t *pool, const pool_holder_t *self)
 {
     if (size < WIRE_REC_HEAD || size % 8 || get32(src) != size)
         return MPX_EPROTO;
@@ -131,8 +134,8 @@ int wire_rec_decode_full(const uint8_t *src, uint32_t size, mpx_item_t *it, mpx_
     uint16_t nmeta = get16(src + 6);
     uint32_t meta_size = get32(src + 8);
     uint32_t flags = get32(src + 12);
-    if ((flags != 0 && flags != WIRE_REC_REDO) || meta_size % 8 ||
-        meta_size > size - WIRE_REC_HEAD)
+    uint32_t allowed = WIRE_REC_REDO | (pool ? WIRE_REC_POOL : 0);
+    if ((flags & ~allowed) != 0 || meta_size % 8 || meta_size > size - WIRE_REC_HEAD)
         return MPX_EPROTO;
     const uint8_t *meta = src + WIRE_REC_HEAD;
     if (meta_check(meta, meta_size, nmeta) != 0)
@@ -142,6 +145,22 @@ int wire_rec_decode_full(const uint8_t *src, uint32_t size, mpx_item_t *it, mpx_
         if (size - off < 8)
             return MPX_EPROTO;
         uint64_t len = get64(src + off);
+        if ((len & WIRE_PART_POOLED) && (flags & WIRE_REC_POOL)) {
+            /* A reference: the block must be one the receiver holds, and
+             * hold the bytes and the NUL after them. */
+            if (size - off < WIRE_POOLED_PART_SIZE || get32(src + off + 12) != 0)
+                return MPX_EPROTO;
+            uint32_t blk = get32(src + off + 8);
+            uint64_t n = len & ~WIRE_PART_POOLED;
+            const uint8_t *data = pool_data(pool, blk);
+            if (!data || n >= pool_block_size(pool, blk) || !pool_holds(pool, blk, *self) ||
+                data[n] != 0)
+                return MPX_EPROTO;
+            parts[i].data = data;
+            parts[i].size = (size_t)n;
+            off += WIRE_POOLED_PART_SIZE;
+            continue;
+        }
         if (len > size - off - 8 || wire_pad8((size_t)len + 1) > size - off - 8)
             return MPX_EPROTO;
         if (src[off + 8 + len] != 0)
@@ -161,6 +180,71 @@ int wire_rec_decode_full(const uint8_t *src, uint32_t size, mpx_item_t *it, mpx_
     it->meta_size = meta_size;
     it->parts = parts;
     return 0;
+}
+
+uint8_t *wire_rec_inline(const mpx_item_t *it, uint32_t *size)
+{
+    size_t total = WIRE_REC_HEAD + it->meta_size;
+    for (uint16_t i = 0; i < it->nparts; i++)
+        total += wire_part_size(it->parts[i].size);
+    if (total > UINT32_MAX)
+        return NULL;
+    uint8_t *rec = malloc(total);
+    if (!rec)
+        return NULL;
+    uint8_t *p = wire_rec_head_put(rec, total, it->nparts, it->nmeta, it->meta_size);
+    put32(rec + 12, it->flags & WIRE_REC_REDO);
+    if (it->meta_size)
+        memcpy(p, it->meta, it->meta_size);
+    p += it->meta_size;
+    for (uint16_t i = 0; i < it->nparts; i++)
+        p = wire_part_put(p, it->parts[i].data, it->parts[i].size);
+    *size = (uint32_t)total;
+    return rec;
+}
+
+size_t wire_pool_refs(const uint8_t *body, size_t len, uint32_t count,
+                      void (*fn)(void *ctx, uint32_t blk), void *ctx)
+{
+    size_t found = 0, off = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t size;
+        uint16_t nparts;
+        if (wire_rec_peek(body + off, len - off, &size, &nparts) != 0)
+            break;
+        const uint8_t *rec = body + off;
+        off += size;
+        uint32_t meta_size = get32(rec + 8);
+        if (!(get32(rec + 12) & WIRE_REC_POOL) || meta_size > size - WIRE_REC_HEAD)
+            continue;
+        size_t p = WIRE_REC_HEAD + (size_t)meta_size;
+        for (uint16_t j = 0; j < nparts && p + 8 <= size; j++) {
+            uint64_t plen = get64(rec + p);
+            if (plen & WIRE_PART_POOLED) {
+                if (p + WIRE_POOLED_PART_SIZE > size)
+                    break;
+                fn(ctx, get32(rec + p + 8));
+                found++;
+                p += WIRE_POOLED_PART_SIZE;
+            } else {
+                if (plen > size - p - 8 || p + wire_part_size((size_t)plen) > size)
+                    break;
+                p += wire_part_size((size_t)plen);
+            }
+        }
+    }
+    return found;
+}
+
+int wire_rec_decode_full(const uint8_t *src, uint32_t size, mpx_item_t *it, mpx_part_t *parts)
+{
+    return decode(src, size, it, parts, NULL, NULL);
+}
+
+int wire_rec_decode_pool(const uint8_t *src, uint32_t size, mpx_item_t *it, mpx_part_t *parts,
+                         const pool_t *pool, const pool_holder_t *self)
+{
+    return decode(src, size, it, parts, pool, self);
 }
 
 const void *wire_meta_find(const uint8_t *blk, uint32_t size, uint16_t n, const char *key,

@@ -7,11 +7,15 @@
  *   u32 size        whole record, a multiple of 8
  *   u16 nparts      u16 nmeta
  *   u32 meta_size   bytes of meta entries that follow, a multiple of 8
- *   u32 flags       0 for an item (WIRE_REC_REDO: one sent again);
+ *   u32 flags       0 for an item (WIRE_REC_REDO: one sent again;
+ *                   WIRE_REC_POOL: some parts are in the graph's pool);
  *                   WIRE_REC_MARK for a mark record, which has no parts
  *                   or meta but u32 origin, u32 zero, u64 value
  *   nmeta entries:  u16 klen, u16 zero, u32 vlen, key, NUL, value, NUL, pad
  *   nparts parts:   u64 len, data, NUL, pad
+ *                   or, for a part in the pool (lib/pool.h):
+ *                   u64 len | WIRE_PART_POOLED, u32 block, u32 zero —
+ *                   the bytes are the block's, followed by a NUL there
  *
  * Padding keeps every part 8-byte aligned relative to the message start
  * (and zmq message buffers are 8-byte aligned).  Integers are in host byte
@@ -28,6 +32,7 @@
 
 #include "mpx/error.h"
 #include "mpx/stage.h"
+#include "pool.h"
 
 #define WIRE_MAGIC 0x6d
 #define WIRE_VERSION 1
@@ -36,6 +41,9 @@
 #define WIRE_KEY_MAX 255
 #define WIRE_REC_MARK 1u
 #define WIRE_REC_REDO 2u /* an item sent again after its consumer died */
+#define WIRE_REC_POOL 4u /* some of its parts are references into the pool */
+#define WIRE_PART_POOLED (1ull << 63)
+#define WIRE_POOLED_PART_SIZE 16
 #define WIRE_MARK_SIZE 32
 
 typedef enum wire_type {
@@ -148,6 +156,16 @@ static inline uint8_t *wire_part_put(uint8_t *dst, const void *data, size_t len)
     return dst + 8 + body;
 }
 
+/* A part in the pool: its reference (WIRE_POOLED_PART_SIZE bytes). */
+static inline uint8_t *wire_part_put_pooled(uint8_t *dst, uint32_t blk, size_t len)
+{
+    uint64_t v = (uint64_t)len | WIRE_PART_POOLED;
+    uint32_t ref[2] = {blk, 0};
+    memcpy(dst, &v, 8);
+    memcpy(dst + 8, ref, 8);
+    return dst + WIRE_POOLED_PART_SIZE;
+}
+
 /* A decoded view of a record, pointing into the received bytes. */
 struct mpx_item {
     const uint8_t *rec;
@@ -158,6 +176,16 @@ struct mpx_item {
     uint32_t meta_size;
     mpx_part_t *parts; /* nparts entries, owned by whoever decoded */
 };
+
+/* In a stage process: the graph's pool and who we are in it, so that
+ * mpx_item_dup keeps a hold of a pool item's blocks instead of a copy
+ * (lib/item.c).  Never set in the parent, whose copies are of the bytes:
+ * they may outlive the graph and its pool. */
+void item_pool_identity(pool_t *pool, pool_holder_t self);
+
+/* A record of item `it` with every part's bytes in it (none in the pool),
+ * and the REDO flag kept: malloc'd, *size its length. */
+uint8_t *wire_rec_inline(const mpx_item_t *it, uint32_t *size);
 
 /* A mark record (WIRE_MARK_SIZE bytes). */
 void wire_mark_put(uint8_t *dst, uint32_t origin, uint64_t value);
@@ -181,8 +209,27 @@ static inline int wire_rec_peek(const uint8_t *src, size_t avail, uint32_t *size
     return 0;
 }
 /* Validate the record of `size` bytes at src and fill `it`; `parts` must
- * hold nparts entries.  Returns 0 or MPX_EPROTO. */
+ * hold nparts entries.  Returns 0 or MPX_EPROTO (a record with parts in a
+ * pool among them: decode those with wire_rec_decode_pool). */
 int wire_rec_decode_full(const uint8_t *src, uint32_t size, mpx_item_t *it, mpx_part_t *parts);
+
+/* As wire_rec_decode_full, and parts in `pool` are taken as well when
+ * `self` holds their blocks (a reference to a block the receiver does not
+ * hold is malformed): their data points into the pool.  *pooled (if not
+ * NULL) gets whether any part is in the pool. */
+int wire_rec_decode_pool(const uint8_t *src, uint32_t size, mpx_item_t *it, mpx_part_t *parts,
+                         const pool_t *pool, const pool_holder_t *self);
+
+/* WIRE_DATA header flag: some record of the message has parts in the
+ * pool (WIRE_REC_POOL), so its holds must be looked after. */
+#define WIRE_DATA_POOL 1u
+
+/* Call fn(ctx, block) for every part in the pool of the `count` records
+ * of a message body (`len` bytes).  Every step is bounded by the bytes:
+ * what cannot be read is skipped, and the walk stops there.  Returns the
+ * references found. */
+size_t wire_pool_refs(const uint8_t *body, size_t len, uint32_t count,
+                      void (*fn)(void *ctx, uint32_t blk), void *ctx);
 
 /* Walk a validated meta block. */
 const void *wire_meta_find(const uint8_t *blk, uint32_t size, uint16_t n, const char *key,

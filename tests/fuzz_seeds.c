@@ -130,6 +130,22 @@ int main(int argc, char **argv)
     memcpy(rec + 12, &redo, 4);
     bad |= save(dir, "data_redo_item", &s);
 
+    /* A part in the pool: a reference to the fuzzer's held block (the
+     * first one allocated), 14 bytes (its byte 14 is a NUL), after a part
+     * in the record. */
+    head(&s, WIRE_DATA, WIRE_DATA_POOL, 1);
+    {
+        uint8_t *r = bytes(&s) + s.len;
+        size_t size = WIRE_REC_HEAD + wire_part_size(2) + WIRE_POOLED_PART_SIZE;
+        uint8_t *p = wire_rec_head_put(r, size, 2, 0, 0);
+        uint32_t pooled = WIRE_REC_POOL;
+        memcpy(r + 12, &pooled, 4);
+        p = wire_part_put(p, "hi", 2);
+        wire_part_put_pooled(p, 0, 14);
+        s.len += size;
+    }
+    bad |= save(dir, "data_pooled_part", &s);
+
     /* Marks travel among items. */
     head(&s, WIRE_DATA, 0, 3);
     item(&s, NULL, 0, (mpx_part_t[]){{"before", 6}}, 1);

@@ -5,7 +5,8 @@
  * sanitizers' checks it asserts what must hold of anything the decoder
  * accepts, and aborts when that fails.  Run it with tests/test_fuzz.sh.
  *
- * Keeps nothing between inputs.  Built with -DFUZZ_WIRE_REPORT it also
+ * Keeps nothing between inputs but a small pool made once (records whose
+ * parts refer to pool blocks decode against it).  Built with -DFUZZ_WIRE_REPORT it also
  * prints, for each input, whether a receiver would accept it.
  */
 #define _GNU_SOURCE
@@ -140,6 +141,61 @@ static void check_item(const mpx_item_t *it, const uint8_t *rec, uint32_t size, 
     MUST(next == end);
 }
 
+/* A small pool for records whose parts refer to pool blocks: its first
+ * block is held by FUZZ_HOLDER and holds known bytes; everything else a
+ * reference names is not held, or not a block.  Made once; decoding never
+ * changes it. */
+static const pool_holder_t fuzz_holder = {1, 0};
+static pool_t *fuzz_pool;
+static uint32_t fuzz_blk = POOL_NONE;
+
+static void make_pool(void)
+{
+    if (fuzz_pool)
+        return;
+    char err[200];
+    fuzz_pool = pool_new(4 * POOL_GRANULE, 4, err, sizeof err);
+    MUST(fuzz_pool != NULL);
+    MUST(pool_alloc(fuzz_pool, fuzz_holder, 1000, &fuzz_blk) == 0);
+    uint8_t *d = pool_data(fuzz_pool, fuzz_blk);
+    for (size_t i = 0; i < pool_block_size(fuzz_pool, fuzz_blk); i++)
+        d[i] = (uint8_t)(i % 7); /* a NUL every 7 bytes */
+}
+
+/* What the pooled decoder accepted: each part is either in the record, as
+ * check_item requires, or a reference to a block the receiver holds, with
+ * its bytes and a NUL inside the block. */
+static void check_pooled_item(const mpx_item_t *it, const uint8_t *rec, uint32_t size)
+{
+    const uint8_t *end = rec + size;
+    MUST(it->rec == rec && it->size == size);
+    MUST((it->flags & ~(uint32_t)(WIRE_REC_REDO | WIRE_REC_POOL)) == 0);
+    const uint8_t *next = it->meta + it->meta_size;
+    for (size_t i = 0; i < it->nparts; i++) {
+        const uint8_t *d = it->parts[i].data;
+        size_t n = it->parts[i].size;
+        MUST(inside(next, 8, rec, end));
+        if (rd64(next) & WIRE_PART_POOLED) {
+            uint32_t blk = rd32(next + 8);
+            MUST(blk == fuzz_blk && d == pool_data(fuzz_pool, blk));
+            MUST(n < pool_block_size(fuzz_pool, blk) && d[n] == 0);
+            next += WIRE_POOLED_PART_SIZE;
+        } else {
+            MUST(d == next + 8 && inside(d, n + 1, rec, end) && d[n] == 0);
+            next += wire_part_size(n);
+        }
+        touch(d, n);
+        MUST(next <= end);
+    }
+    MUST(next == end);
+}
+
+static void count_ref(void *ctx, uint32_t blk)
+{
+    (void)blk;
+    (*(size_t *)ctx)++;
+}
+
 /* The two decoders agree on what they both read. */
 static void same_item(const mpx_item_t *a, const mpx_item_t *b)
 {
@@ -222,6 +278,29 @@ static const char *take_record(const uint8_t *rec, uint32_t size, uint16_t npart
     }
     if (m != 0)
         return "malformed mark";
+    if (flags & WIRE_REC_POOL) {
+        /* Parts in the pool: the plain decoders refuse it; the pooled one
+         * takes references only to a block the receiver holds. */
+        make_pool();
+        mpx_part_t *parts = malloc(nparts ? nparts * sizeof *parts : 1);
+        if (!parts)
+            return "out of memory";
+        mpx_item_t it;
+        MUST(wire_rec_decode_full(rec, size, &it, parts) == MPX_EPROTO);
+        int rc = wire_rec_decode_pool(rec, size, &it, parts, fuzz_pool, &fuzz_holder);
+        MUST(rc == 0 || rc == MPX_EPROTO);
+        size_t refs = 0;
+        wire_pool_refs(rec, size, 1, count_ref, &refs);
+        if (rc == 0) {
+            check_pooled_item(&it, rec, size);
+            size_t pooled = 0;
+            for (size_t i = 0; i < it.nparts; i++)
+                pooled += it.parts[i].data == pool_data(fuzz_pool, fuzz_blk);
+            MUST(refs == pooled);
+        }
+        free(parts);
+        return rc == 0 ? NULL : "malformed pooled item";
+    }
     /* An item (flags 0, or WIRE_REC_REDO for one sent again). */
     mpx_part_t *fast = malloc(nparts ? nparts * sizeof *fast : 1);
     mpx_part_t *full = malloc(nparts ? nparts * sizeof *full : 1);

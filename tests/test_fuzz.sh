@@ -33,7 +33,7 @@ ok() { echo "  ok: $*"; }
 
 # Not exit 77 (a skip): a machine meant to run this test must have clang.
 command -v clang >/dev/null || fail "clang is not installed (Debian: apt-get install clang libclang-rt-14-dev)"
-for f in tests/fuzz_wire.c tests/fuzz_seeds.c lib/wire.c; do
+for f in tests/fuzz_wire.c tests/fuzz_seeds.c lib/wire.c lib/pool.c; do
     [[ -f $src/$f ]] || fail "no $src/$f"
 done
 compgen -G "$src/tests/fuzz_corpus/*.bin" >/dev/null || fail "no seed corpus in $src/tests/fuzz_corpus"
@@ -54,12 +54,12 @@ trap 'exit 143' TERM HUP
 # ---- build ---------------------------------------------------------------
 
 # UBSan findings must stop the run, not scroll past.
-cflags=(-std=gnu17 -Wall -Wextra -Werror -g -O1 -fno-sanitize-recover=undefined
+cflags=(-std=gnu17 -Wall -Wextra -Werror -g -O1 -pthread -fno-sanitize-recover=undefined
         -I"$src" -I"$src/include")
 build() { # OUT SANITIZERS SOURCE [FLAGS...]
     local out=$1 san=$2 file=$3
     shift 3
-    if ! clang "${cflags[@]}" "$@" -fsanitize="$san" "$src/$file" "$src/lib/wire.c" \
+    if ! clang "${cflags[@]}" "$@" -fsanitize="$san" "$src/$file" "$src/lib/wire.c" "$src/lib/pool.c" \
         -o "$tmp/$out" >"$tmp/cc.log" 2>&1; then
         cat "$tmp/cc.log" >&2
         if grep -q 'clang_rt\.fuzzer\|libFuzzer' "$tmp/cc.log"; then
@@ -89,7 +89,7 @@ for f in "$tmp"/fresh/*.bin; do
 done
 if ((${#stale[@]})); then
     echo "  note: tests/fuzz_corpus differs from what the encoders make now (${stale[*]});"
-    echo "        to regenerate, in the source root: clang -std=gnu17 -I. -Iinclude tests/fuzz_seeds.c lib/wire.c -o fuzz_seeds && ./fuzz_seeds tests/fuzz_corpus && rm fuzz_seeds"
+    echo "        to regenerate, in the source root: clang -std=gnu17 -I. -Iinclude tests/fuzz_seeds.c lib/wire.c lib/pool.c -o fuzz_seeds && ./fuzz_seeds tests/fuzz_corpus && rm fuzz_seeds"
 fi
 cp "$tmp"/fresh/*.bin "$tmp/corpus/" || exit 1
 nseeds=$(find "$tmp/corpus" -type f | wc -l)
@@ -136,7 +136,7 @@ if [[ $rc -ne 0 || -n $found ]]; then
     done
     if [[ -n $found ]]; then
         echo "---- to reproduce: base64 -d > crash.bin (paste the above), then, in the source root," >&2
-        echo "     clang ${cflags[*]//$src/.} -fsanitize=fuzzer,address,undefined tests/fuzz_wire.c lib/wire.c -o fuzz_wire && ./fuzz_wire crash.bin" >&2
+        echo "     clang ${cflags[*]//$src/.} -fsanitize=fuzzer,address,undefined tests/fuzz_wire.c lib/wire.c lib/pool.c -o fuzz_wire && ./fuzz_wire crash.bin" >&2
     fi
     # Never pass the fuzzer's status on: 77 (its crash code) means skipped to meson.
     fail "the fuzzer found a problem (exit status $rc)"

@@ -810,6 +810,15 @@ static void draw_header(const top_t *t, long now)
                      100 * num(progress, "done", 0) / num(progress, "total", 1));
             x = cell(1, x, (int)strlen(line), line, false, A_NORMAL);
         }
+        const cJSON *pool = get(doc, "pool");
+        if (cJSON_IsObject(pool)) {
+            char used[16], cap[16];
+            count(used, sizeof used, num(pool, "bytes_in_use", 0));
+            count(cap, sizeof cap, num(pool, "capacity", 0));
+            snprintf(line, sizeof line, "  pool %sB of %sB (%.0f blocks)", used, cap,
+                     num(pool, "blocks_in_use", 0));
+            x = cell(1, x, (int)strlen(line), line, false, A_NORMAL);
+        }
     }
     if (t->ignored) {
         snprintf(line, sizeof line, "  (%lu malformed messages ignored)", t->ignored);

@@ -184,6 +184,37 @@ MPX_MUST_CHECK int mpx_node_set_timeout(mpx_node_t *node, int ms);
 #define MPX_DEFAULT_MAX_ITEM ((size_t)1 << 30)
 MPX_MUST_CHECK int mpx_node_set_max_item(mpx_node_t *node, size_t bytes);
 
+/* ---- the shared-memory pool ----------------------------------------------
+ *
+ * A graph may have a pool: memory shared by its parent and every stage
+ * process (a memfd made before fork; nothing in the file system outlives
+ * the run), from which large parts travel without being copied through a
+ * socket: only a reference crosses an edge, and the receiver reads the
+ * bytes in place.  A stage writes blocks with mpx_alloc / mpx_put_alloc
+ * (stage.h), and any put of a part of at least the node's threshold
+ * (mpx_node_set_pool_threshold, default MPX_DEFAULT_POOL_THRESHOLD) is
+ * copied once into the pool and travels by reference, so existing stages
+ * and the built-ins gain without a change.
+ *
+ * mpx_graph_set_pool(g, bytes) on the root, before start: the pool's size
+ * (rounded up to 64 KiB; 0: no pool).  Address space is reserved for all
+ * of it, memory is taken only as blocks are first used, and kept until the
+ * graph is destroyed.  Without the call the graph has no pool (this may
+ * change to a default size once the pool has seen more use).
+ *
+ * When the pool is full, mpx_alloc waits for a block to be freed (a stop
+ * ends the wait), and a large put waits up to 100 ms and then sends its
+ * bytes through the socket as it would without a pool: a stage that keeps
+ * blocks (Batch, Seq) cannot then wait on itself.  A block is freed when
+ * its last holder is done with it: a process that dies loses its holds
+ * (the supervisor reclaims them), whatever instant it died at.
+ * mpx_graph_pool_stats (monitor.h) shows the use. */
+#define MPX_DEFAULT_POOL_THRESHOLD ((size_t)64 * 1024)
+MPX_MUST_CHECK int mpx_graph_set_pool(mpx_graph_t *g, size_t bytes);
+/* Parts of at least `bytes` put by stages inside `node` go through the
+ * pool (SIZE_MAX: never).  MPX_EINVAL for 0. */
+MPX_MUST_CHECK int mpx_node_set_pool_threshold(mpx_node_t *node, size_t bytes);
+
 /* Attach `side` to graph `g` under `name` (mpyx's xcut): every stage of g
  * can put into it with mpx_put_to(st, name, ...).  The side graph starts
  * with g, receives from all of g's stages, and ends after all of them

@@ -67,6 +67,20 @@ size_t mpx_graph_stage_count(const mpx_graph_t *g);
  * the final figures). */
 MPX_MUST_CHECK int mpx_graph_stage_stats(const mpx_graph_t *g, size_t i, mpx_stage_stats_t *out);
 
+/* The graph's shared-memory pool (graph.h, mpx_graph_set_pool): bytes it
+ * can hand out, bytes and blocks in use now (blocks take whole 64 KiB
+ * granules), the most bytes in use at once, and bytes of memory taken so
+ * far.  After a run has ended, whatever its outcome, and the application
+ * has let go of what it kept (mpx_list_destroy, mpx_item_free), nothing is
+ * in use.  MPX_EINVAL for NULL; MPX_ESTATE before start or without a pool. */
+typedef struct mpx_pool_stats {
+    uint64_t capacity;
+    uint64_t bytes_in_use, blocks_in_use;
+    uint64_t peak_bytes;
+    uint64_t committed;
+} mpx_pool_stats_t;
+MPX_MUST_CHECK int mpx_graph_pool_stats(const mpx_graph_t *g, mpx_pool_stats_t *out);
+
 /* Print a table of every stage (one line each, graph order) to stderr
  * every interval_ms while the graph runs, and once more at its end;
  * interval_ms 0 takes the stats interval.  May be called before start or

@@ -135,6 +135,29 @@ MPX_MUST_CHECK int mpx_put_parts(mpx_stage_t *st, const mpx_part_t *parts, size_
  * Returns as mpx_put. */
 MPX_MUST_CHECK int mpx_put_item(mpx_stage_t *st, const mpx_item_t *item);
 
+/* Zero copy through the graph's pool (graph.h, mpx_graph_set_pool).
+ *
+ * mpx_alloc gives a block of at least `size` bytes in the pool, which only
+ * this stage holds: write the item into it, then mpx_put_alloc puts it
+ * (`size` at most what was asked for) with the current meta — only a
+ * reference crosses the edge, and the consumer's mpx_item_data points
+ * into the block.  After mpx_put_alloc the block is no longer the stage's,
+ * whether or not the put went through; mpx_free returns a block that was
+ * not put.  A block is read-only from the moment it is put: its consumers,
+ * a copy kept to send again after a crash, a broadcast's branches and
+ * mpx_item_dup copies all read the same bytes, so nobody may write into a
+ * block they did not get from mpx_alloc (to change an item, mpx_alloc a
+ * new block and write the result there).
+ *
+ * mpx_alloc waits while the pool is full (time counted as blocked in the
+ * stats); it returns NULL when the graph has no pool, size is 0 or more
+ * than the pool, outside setup/process/teardown/idle/mark, or when a stop
+ * ends the wait.  Blocks a stage still holds when its process ends are
+ * freed by the supervisor. */
+void *mpx_alloc(mpx_stage_t *st, size_t size);
+MPX_MUST_CHECK int mpx_put_alloc(mpx_stage_t *st, void *block, size_t size);
+int mpx_free(mpx_stage_t *st, void *block);
+
 /* Put into the side graph attached under `name` with mpx_graph_xcut()
  * (see graph.h), with the current meta.  As mpx_put, and MPX_EINVAL when
  * the graph has no side graph of that name.  MPX_ESTOPPED when every

@@ -1,0 +1,436 @@
+/* tests/test_pool_items.c — items in the graph's shared-memory pool: large
+ * puts that travel by reference, mpx_alloc / mpx_put_alloc, through chains,
+ * parallel and broadcast groups, kept copies, a full pool, a crash; every
+ * item arrives whole, and after the run nothing is in use. */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "stages.h"
+
+#define MIB (1024 * 1024)
+
+/* Byte k of item v. */
+static unsigned char byte_of(int64_t v, size_t k) { return (unsigned char)(v * 31 + k * 7 + k / 4096); }
+
+static bool item_ok(const mpx_item_t *it, int64_t v, size_t size)
+{
+    if (mpx_item_parts(it) != 1 || mpx_item_size(it, 0) != size)
+        return false;
+    const unsigned char *d = mpx_item_data(it, 0);
+    for (size_t k = 0; k < size; k++)
+        if (d[k] != byte_of(v, k))
+            return false;
+    return d[size] == 0; /* the NUL every part is followed by */
+}
+
+typedef struct src_args {
+    int64_t n;
+    size_t size;
+    bool alloc; /* mpx_alloc + mpx_put_alloc, else mpx_put of a buffer */
+} src_args_t;
+
+/* Puts n items of `size` bytes, item v with meta "v". */
+static int src_setup(mpx_stage_t *st)
+{
+    const src_args_t *a = mpx_args(st);
+    unsigned char *buf = a->alloc ? NULL : malloc(a->size);
+    if (!a->alloc && !buf)
+        return mpx_fail(st, "out of memory");
+    int rc = 0;
+    for (int64_t v = 0; v < a->n && rc == 0; v++) {
+        unsigned char *d = buf;
+        if (a->alloc && !(d = mpx_alloc(st, a->size))) {
+            rc = mpx_fail(st, "mpx_alloc(%zu) gave NULL", a->size);
+            break;
+        }
+        for (size_t k = 0; k < a->size; k++)
+            d[k] = byte_of(v, k);
+        rc = mpx_meta_set_i64(st, "v", v);
+        if (rc == 0)
+            rc = a->alloc ? mpx_put_alloc(st, d, a->size) : mpx_put(st, d, a->size);
+    }
+    free(buf);
+    return rc;
+}
+static const mpx_stage_def_t Src = {.name = "src", .args_size = sizeof(src_args_t),
+                                    .setup = src_setup};
+
+/* Checks each item in place and passes it on. */
+static int check_pass(mpx_stage_t *st, mpx_item_t *it)
+{
+    int64_t v;
+    if (mpx_item_meta_i64(it, "v", &v) != 0)
+        return mpx_fail(st, "no meta v");
+    if (!item_ok(it, v, mpx_item_size(it, 0)))
+        return mpx_fail(st, "item %lld differs", (long long)v);
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t CheckPass = {.name = "checkpass", .process = check_pass};
+
+/* Keeps up to 4 items (copies), then puts them in the order kept. */
+typedef struct keep_state {
+    mpx_item_t *kept[4];
+    int n;
+} keep_state_t;
+static int keep_flush(mpx_stage_t *st)
+{
+    keep_state_t *s = mpx_state(st);
+    int rc = 0;
+    for (int i = 0; i < s->n; i++) {
+        if (rc == 0 && (rc = mpx_meta_load(st, s->kept[i])) == 0)
+            rc = mpx_put_item(st, s->kept[i]);
+        mpx_item_free(&s->kept[i]);
+    }
+    s->n = 0;
+    return rc;
+}
+static int keep_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    keep_state_t *s = mpx_state(st);
+    if (!(s->kept[s->n++] = mpx_item_dup(it)))
+        return mpx_fail(st, "mpx_item_dup gave NULL");
+    return s->n == 4 ? keep_flush(st) : 0;
+}
+static const mpx_stage_def_t Keep = {.name = "keep", .state_size = sizeof(keep_state_t),
+                                     .process = keep_process, .teardown = keep_flush};
+
+/* Dies (SIGKILL) on item `at` once per run (the event says it did). */
+typedef struct die_args {
+    int64_t at;
+    mpx_event_t *done;
+} die_args_t;
+static int die_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    const die_args_t *a = mpx_args(st);
+    int64_t v = -1;
+    if (mpx_item_meta_i64(it, "v", &v) == 0 && v == a->at && !mpx_event_is_set(a->done)) {
+        mpx_event_set(a->done);
+        kill(getpid(), SIGKILL);
+    }
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t Die = {.name = "die", .args_size = sizeof(die_args_t),
+                                    .process = die_process};
+
+/* Reads the whole output: every v in [0, n) once (or `times` times),
+ * each whole.  Then the run's outcome must be 0 and nothing in use. */
+static void drain_check(mpx_graph_t *g, int64_t n, size_t size, int times)
+{
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    unsigned char *seen = calloc((size_t)n, 1);
+    REQUIRE(seen, "out of memory");
+    mpx_item_t *it;
+    int64_t bad = 0;
+    while ((it = mpx_graph_next(g))) {
+        int64_t v = -1;
+        if (mpx_item_meta_i64(it, "v", &v) != 0 || v < 0 || v >= n || !item_ok(it, v, size)) {
+            bad++;
+            continue;
+        }
+        seen[v]++;
+    }
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK(!mpx_graph_error(g)[0], "%s", mpx_graph_error(g));
+    CHECK_EQ(bad, 0);
+    for (int64_t v = 0; v < n; v++)
+        if (seen[v] != times) {
+            CHECK(false, "item %lld arrived %d times", (long long)v, seen[v]);
+            break;
+        }
+    free(seen);
+    mpx_pool_stats_t s;
+    CHECK_EQ(mpx_graph_pool_stats(g, &s), 0);
+    CHECK_EQ(s.blocks_in_use, 0);
+    CHECK_EQ(s.bytes_in_use, 0);
+    CHECK(s.peak_bytes >= size, "the pool was not used: peak %llu", (unsigned long long)s.peak_bytes);
+    CHECK(s.peak_bytes <= s.capacity, "peak %llu over capacity %llu",
+          (unsigned long long)s.peak_bytes, (unsigned long long)s.capacity);
+}
+
+static mpx_node_t *src(int64_t n, size_t size, bool alloc)
+{
+    return mpx_stage(&Src, &(src_args_t){n, size, alloc});
+}
+
+static void run_checked(mpx_graph_t *g, int64_t n, size_t size, int times)
+{
+    drain_check(g, n, size, times);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* Large puts through a chain: copied once into the pool, then referred
+ * to by every hop. */
+static void chain_of_large_puts(void)
+{
+    mpx_graph_t *g = MPX_EZ(src(200, 256 * 1024, false), mpx_stage(&CheckPass, NULL),
+                            mpx_stage(&CheckPass, NULL));
+    CHECK_EQ(mpx_graph_set_pool(g, 64 * MIB), 0);
+    run_checked(g, 200, 256 * 1024, 1);
+}
+
+/* Blocks written in place, then through a parallel group. */
+static void alloc_through_parallel(void)
+{
+    mpx_graph_t *g = MPX_EZ(src(300, MIB, true), mpx_as(3, &CheckPass, NULL));
+    CHECK_EQ(mpx_graph_set_pool(g, 64 * MIB), 0);
+    run_checked(g, 300, MIB, 1);
+}
+
+/* A broadcast shares one block among its branches. */
+static void broadcast_shares_blocks(void)
+{
+    mpx_graph_t *g = MPX_EZ(src(100, 300 * 1024, true),
+                            MPX_B(mpx_stage(&CheckPass, NULL), mpx_as(2, &CheckPass, NULL),
+                                  mpx_stage(&CheckPass, NULL)));
+    CHECK_EQ(mpx_graph_set_pool(g, 64 * MIB), 0);
+    run_checked(g, 100, 300 * 1024, 3);
+}
+
+/* Copies kept across calls hold their blocks until freed. */
+static void kept_copies_hold_blocks(void)
+{
+    mpx_graph_t *g = MPX_EZ(src(101, 200 * 1024, false), mpx_stage(&Keep, NULL),
+                            mpx_stage(&CheckPass, NULL));
+    CHECK_EQ(mpx_graph_set_pool(g, 64 * MIB), 0);
+    run_checked(g, 101, 200 * 1024, 1);
+}
+
+/* A pool of room for a few blocks only: the source waits, the run goes
+ * on, everything arrives. */
+static void full_pool_waits(void)
+{
+    mpx_graph_t *g = MPX_EZ(src(200, 100 * 1024, true), mpx_stage(&CheckPass, NULL),
+                            mpx_as(2, &CheckPass, NULL));
+    CHECK_EQ(mpx_graph_set_pool(g, 8 * 64 * 1024), 0);
+    run_checked(g, 200, 100 * 1024, 1);
+}
+
+/* Large puts into a full pool go through the socket after a while. */
+static void full_pool_large_puts_still_go(void)
+{
+    mpx_graph_t *g = MPX_EZ(src(100, 200 * 1024, false), mpx_stage(&Keep, NULL),
+                            mpx_stage(&CheckPass, NULL));
+    CHECK_EQ(mpx_graph_set_pool(g, 4 * 64 * 1024), 0);
+    run_checked(g, 100, 200 * 1024, 1);
+}
+
+/* A worker of a recoverable group killed with items in hand: its holds
+ * are reclaimed, what it had is sent again, nothing is left in use. */
+static void killed_worker_holds_reclaimed(void)
+{
+    mpx_event_t *done = mpx_event_new();
+    REQUIRE(done, "event");
+    mpx_node_t *w = mpx_as(2, &Die, &(die_args_t){77, done});
+    CHECK_EQ(mpx_node_set_retries(w, 1), 0);
+    mpx_graph_t *g = MPX_EZ(src(300, 128 * 1024, true), w, mpx_stage(&CheckPass, NULL));
+    CHECK_EQ(mpx_graph_set_pool(g, 64 * MIB), 0);
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    unsigned char seen[300] = {0};
+    mpx_item_t *it;
+    int64_t bad = 0;
+    while ((it = mpx_graph_next(g))) {
+        int64_t v = -1;
+        if (mpx_item_meta_i64(it, "v", &v) != 0 || v < 0 || v >= 300 ||
+            !item_ok(it, v, 128 * 1024))
+            bad++;
+        else
+            seen[v]++;
+    }
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(bad, 0);
+    CHECK(mpx_event_is_set(done), "the worker did not die");
+    for (int v = 0; v < 300; v++)
+        CHECK(seen[v] >= 1, "item %d lost", v);
+    mpx_pool_stats_t s;
+    CHECK_EQ(mpx_graph_pool_stats(g, &s), 0);
+    CHECK_EQ(s.blocks_in_use, 0);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+    mpx_event_destroy(&done);
+}
+
+/* ---- chaos: workers killed while pool items flow ------------------------ */
+
+/* Size of chaos item v: 64 KiB to 4 MiB, spread by a hash of v. */
+static size_t chaos_size(int64_t v)
+{
+    uint64_t h = (uint64_t)v * 0x9e3779b97f4a7c15u;
+    return 64 * 1024 + (size_t)((h >> 20) % (4 * MIB - 64 * 1024 + 1));
+}
+
+/* A checksum that reads every byte. */
+static uint64_t checksum(const unsigned char *d, size_t n)
+{
+    uint64_t s = 1469598103934665603u;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, d + i, 8);
+        s = (s ^ w) * 1099511628211u;
+    }
+    for (; i < n; i++)
+        s = (s ^ d[i]) * 1099511628211u;
+    return s;
+}
+
+typedef struct chaos_args {
+    int64_t n;
+} chaos_args_t;
+
+/* Puts n items written in place, each with meta "v" and "sum". */
+static int chaos_setup(mpx_stage_t *st)
+{
+    const chaos_args_t *a = mpx_args(st);
+    for (int64_t v = 0; v < a->n; v++) {
+        size_t size = chaos_size(v);
+        unsigned char *d = mpx_alloc(st, size);
+        if (!d)
+            return mpx_fail(st, "mpx_alloc(%zu) gave NULL", size);
+        uint64_t x = (uint64_t)v * 0x2545f4914f6cdd1du + 1;
+        for (size_t i = 0; i + 8 <= size; i += 8) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            memcpy(d + i, &x, 8);
+        }
+        memset(d + size - size % 8, (int)v, size % 8);
+        int64_t sum = (int64_t)checksum(d, size);
+        int rc = mpx_meta_set_i64(st, "v", v);
+        if (rc == 0)
+            rc = mpx_meta_set_i64(st, "sum", sum);
+        if (rc == 0)
+            rc = mpx_put_alloc(st, d, size);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+static const mpx_stage_def_t ChaosSrc = {.name = "chaossrc", .args_size = sizeof(chaos_args_t),
+                                         .setup = chaos_setup};
+
+/* Checks the bytes against the sum, then passes the item on. */
+static int verify(mpx_stage_t *st, mpx_item_t *it)
+{
+    int64_t v, sum;
+    if (mpx_item_meta_i64(it, "v", &v) != 0 || mpx_item_meta_i64(it, "sum", &sum) != 0)
+        return mpx_fail(st, "no meta");
+    if (mpx_item_size(it, 0) != chaos_size(v) ||
+        checksum(mpx_item_data(it, 0), mpx_item_size(it, 0)) != (uint64_t)sum)
+        return mpx_fail(st, "item %lld damaged", (long long)v);
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t Verify = {.name = "verify", .process = verify};
+
+/* Items of 64 KiB to 4 MiB written into the pool by a source, through a
+ * recoverable group of 3 workers of which one is killed (SIGKILL) after
+ * every 40 arrivals: every item arrives, intact, and nothing is in use at
+ * the end.  MPX_POOL_CHAOS_ITEMS sets the count (3000 here; the README
+ * gives a soak's). */
+static void pool_chaos(void)
+{
+    const char *env = getenv("MPX_POOL_CHAOS_ITEMS");
+    int64_t n = env && atoll(env) > 0 ? atoll(env) : 3000;
+    mpx_node_t *w = mpx_as(3, &Verify, NULL);
+    CHECK_EQ(mpx_node_set_retries(w, 3), 0);
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&ChaosSrc, &(chaos_args_t){n}), w);
+    CHECK_EQ(mpx_graph_set_pool(g, 256 * MIB), 0);
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    unsigned char *seen = calloc((size_t)n, 1);
+    REQUIRE(seen, "out of memory");
+    int64_t arrivals = 0, bad = 0, kills = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        int64_t v = -1, sum = 0;
+        if (mpx_item_meta_i64(it, "v", &v) != 0 || mpx_item_meta_i64(it, "sum", &sum) != 0 ||
+            v < 0 || v >= n || mpx_item_size(it, 0) != chaos_size(v) ||
+            checksum(mpx_item_data(it, 0), mpx_item_size(it, 0)) != (uint64_t)sum)
+            bad++;
+        else
+            seen[v] = 1;
+        if (++arrivals % 40 == 0) {
+            /* A worker, in turn: instances 1..3 (0 is the source). */
+            mpx_instance_info_t info;
+            if (mpx_graph_instance_info(g, (size_t)(1 + kills % 3), &info) == 0 && info.pid > 0 &&
+                kill(info.pid, SIGKILL) == 0)
+                kills++;
+        }
+    }
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK(!mpx_graph_error(g)[0], "%s", mpx_graph_error(g));
+    CHECK_EQ(bad, 0);
+    int64_t missing = 0;
+    for (int64_t v = 0; v < n; v++)
+        missing += !seen[v];
+    CHECK_EQ(missing, 0);
+    CHECK(kills >= n / 80, "only %lld kills", (long long)kills);
+    mpx_pool_stats_t s;
+    CHECK_EQ(mpx_graph_pool_stats(g, &s), 0);
+    CHECK_EQ(s.blocks_in_use, 0);
+    CHECK_EQ(s.bytes_in_use, 0);
+    printf("pool_chaos: %lld items, %lld arrivals, %lld kills, peak %.1f MiB of %.0f\n",
+           (long long)n, (long long)arrivals, (long long)kills, (double)s.peak_bytes / MIB,
+           (double)s.capacity / MIB);
+    free(seen);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* Collected items are copies out of the pool: they outlive the graph. */
+static void collected_items_outlive_the_graph(void)
+{
+    mpx_graph_t *g = MPX_EZ(src(20, 100 * 1024, true), mpx_stage(&CheckPass, NULL));
+    CHECK_EQ(mpx_graph_set_pool(g, 16 * MIB), 0);
+    mpx_list_t *list = NULL;
+    CHECK_EQ(mpx_graph_collect(g, &list), 0);
+    mpx_pool_stats_t s;
+    CHECK_EQ(mpx_graph_pool_stats(g, &s), 0);
+    CHECK_EQ(s.blocks_in_use, 0);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+    CHECK_EQ(mpx_list_size(list), 20);
+    for (size_t i = 0; i < mpx_list_size(list); i++) {
+        int64_t v = -1;
+        const mpx_item_t *it = mpx_list_at(list, i);
+        CHECK(mpx_item_meta_i64(it, "v", &v) == 0 && item_ok(it, v, 100 * 1024), "item %zu", i);
+    }
+    mpx_list_destroy(&list);
+}
+
+/* Settings and calls without a pool. */
+static void pool_settings_checked(void)
+{
+    mpx_graph_t *g = MPX_EZ(src(1, 10, false), mpx_stage(&CheckPass, NULL));
+    mpx_pool_stats_t s;
+    CHECK_EQ(mpx_graph_pool_stats(g, &s), MPX_ESTATE);
+    CHECK_EQ(mpx_node_set_pool_threshold(g, 0), MPX_EINVAL);
+    CHECK_EQ(mpx_graph_set_pool(NULL, 1), MPX_EINVAL);
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    while (mpx_graph_next(g))
+        ;
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(mpx_graph_pool_stats(g, &s), MPX_ESTATE);
+    CHECK_EQ(mpx_graph_set_pool(g, MIB), MPX_ESTATE);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+int main(int argc, char **argv)
+{
+    static const test_case_t cases[] = {
+        TEST_CASE(chain_of_large_puts),
+        TEST_CASE(alloc_through_parallel),
+        TEST_CASE(broadcast_shares_blocks),
+        TEST_CASE(kept_copies_hold_blocks),
+        TEST_CASE(full_pool_waits),
+        TEST_CASE(full_pool_large_puts_still_go),
+        TEST_CASE(killed_worker_holds_reclaimed),
+        TEST_CASE(collected_items_outlive_the_graph),
+        TEST_CASE(pool_chaos),
+        TEST_CASE(pool_settings_checked),
+    };
+    return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
+}
