@@ -745,6 +745,13 @@ static int next_slow(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *er
                     done_one(in, p);
                     continue;
                 }
+                if (trc == MPX_ERANGE) {
+                    snprintf(err, errcap,
+                             "a pool block in a record from stage %d has %d holders already, "
+                             "as many as a block can have (a broadcast to too many branches?)",
+                             p->id, POOL_HOLDERS);
+                    return MPX_ERANGE;
+                }
                 if (trc != 0 ||
                     wire_rec_decode_pool(rec, size, &in->item, in->parts, in->plan->pool, &me) != 0)
                     return proto_error(err, errcap, "record", (uint32_t)p->id);

@@ -192,6 +192,25 @@ static void broadcast_shares_blocks(void)
     run_checked(g, 100, 300 * 1024, 3);
 }
 
+/* A block has at most 8 holders: a broadcast of a pool item to 8
+ * branches (and its producer's copy) is one too many, and the run says
+ * so rather than losing or corrupting anything. */
+static void broadcast_too_wide_is_refused(void)
+{
+    mpx_graph_t *g = MPX_EZ(src(4, 100 * 1024, true), mpx_by(8, &CheckPass, NULL));
+    CHECK_EQ(mpx_graph_set_pool(g, 16 * MIB), 0);
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    while (mpx_graph_next(g))
+        ;
+    /* A branch (MPX_ESTAGE) or the parent reading a branch's output
+     * (MPX_ERANGE) is the first to find the block full of holders. */
+    int rc = mpx_graph_join(g);
+    CHECK(rc == MPX_ESTAGE || rc == MPX_ERANGE, "join gave %s", mpx_strerror(rc));
+    CHECK(strstr(mpx_graph_error(g), "as many as a block can have"), "%s", mpx_graph_error(g));
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
 /* Copies kept across calls hold their blocks until freed. */
 static void kept_copies_hold_blocks(void)
 {
@@ -424,6 +443,7 @@ int main(int argc, char **argv)
         TEST_CASE(chain_of_large_puts),
         TEST_CASE(alloc_through_parallel),
         TEST_CASE(broadcast_shares_blocks),
+        TEST_CASE(broadcast_too_wide_is_refused),
         TEST_CASE(kept_copies_hold_blocks),
         TEST_CASE(full_pool_waits),
         TEST_CASE(full_pool_large_puts_still_go),
