@@ -331,9 +331,17 @@ static int chaos_setup(mpx_stage_t *st)
 static const mpx_stage_def_t ChaosSrc = {.name = "chaossrc", .args_size = sizeof(chaos_args_t),
                                          .setup = chaos_setup};
 
-/* Checks the bytes against the sum, then passes the item on. */
+/* Checks the bytes against the sum, then passes the item on; says in
+ * shared memory which process of its instance took an item last, so that
+ * the test kills only workers past their setup (a replacement killed
+ * three times before its setup ends is not replaced again, by design). */
+typedef struct verify_args {
+    mpx_shared_t *pids; /* one pid_t per instance */
+} verify_args_t;
 static int verify(mpx_stage_t *st, mpx_item_t *it)
 {
+    const verify_args_t *a = mpx_args(st);
+    ((volatile pid_t *)mpx_shared_data(a->pids))[mpx_stage_instance(st)] = getpid();
     int64_t v, sum;
     if (mpx_item_meta_i64(it, "v", &v) != 0 || mpx_item_meta_i64(it, "sum", &sum) != 0)
         return mpx_fail(st, "no meta");
@@ -342,7 +350,8 @@ static int verify(mpx_stage_t *st, mpx_item_t *it)
         return mpx_fail(st, "item %lld damaged", (long long)v);
     return mpx_put_item(st, it);
 }
-static const mpx_stage_def_t Verify = {.name = "verify", .process = verify};
+static const mpx_stage_def_t Verify = {.name = "verify", .args_size = sizeof(verify_args_t),
+                                       .process = verify};
 
 /* Items of 64 KiB to 4 MiB written into the pool by a source, through a
  * recoverable group of 3 workers of which one is killed (SIGKILL) after
@@ -353,7 +362,10 @@ static void pool_chaos(void)
 {
     const char *env = getenv("MPX_POOL_CHAOS_ITEMS");
     int64_t n = env && atoll(env) > 0 ? atoll(env) : 3000;
-    mpx_node_t *w = mpx_as(3, &Verify, NULL);
+    mpx_shared_t *pids = mpx_shared_new(3 * sizeof(pid_t));
+    REQUIRE(pids, "mpx_shared_new");
+    volatile pid_t *took = mpx_shared_data(pids);
+    mpx_node_t *w = mpx_as(3, &Verify, &(verify_args_t){pids});
     CHECK_EQ(mpx_node_set_retries(w, 3), 0);
     mpx_graph_t *g = MPX_EZ(mpx_stage(&ChaosSrc, &(chaos_args_t){n}), w);
     CHECK_EQ(mpx_graph_set_pool(g, 256 * MIB), 0);
@@ -371,11 +383,18 @@ static void pool_chaos(void)
         else
             seen[v] = 1;
         if (++arrivals % 40 == 0) {
-            /* A worker, in turn: instances 1..3 (0 is the source). */
-            mpx_instance_info_t info;
-            if (mpx_graph_instance_info(g, (size_t)(1 + kills % 3), &info) == 0 && info.pid > 0 &&
-                kill(info.pid, SIGKILL) == 0)
-                kills++;
+            /* A worker, in turn, once it has taken an item since it
+             * started. */
+            for (int k = 0; k < 3; k++) {
+                int i = (int)((kills + k) % 3);
+                pid_t pid = took[i];
+                if (pid > 0) {
+                    took[i] = 0;
+                    if (kill(pid, SIGKILL) == 0)
+                        kills++;
+                    break;
+                }
+            }
         }
     }
     CHECK_EQ(mpx_graph_join(g), 0);
@@ -396,6 +415,7 @@ static void pool_chaos(void)
     free(seen);
     expect_clean(g);
     mpx_node_destroy(&g);
+    mpx_shared_destroy(&pids);
 }
 
 /* Collected items are copies out of the pool: they outlive the graph. */
