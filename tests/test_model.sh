@@ -20,44 +20,9 @@
 # says where it is (trails of failures are in it).
 set -uo pipefail
 
-if [[ $# -lt 1 || ! -d $1 ]]; then
-    echo "usage: $0 SOURCE_ROOT [NAME...]" >&2
-    exit 2
-fi
-src=$(cd "$1" && pwd)
-shift
-model=$src/lib/edge.pml
-
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
-
-# Not a skip: a machine meant to run this test must have spin.
-command -v spin >/dev/null || fail "spin is not installed (Debian: apt-get install spin)"
-read -r -a cc <<<"${CC:-cc}"
-if ((${#cc[@]} == 0)) || ! command -v "${cc[0]}" >/dev/null; then
-    fail "no C compiler (${CC:-cc}) to build pan"
-fi
-[[ -f $model ]] || fail "no $model"
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mpx-model.XXXXXX") || exit 1
-pan_pid=
-cleanup() {
-    cd / || true
-    if [[ -n $pan_pid ]]; then
-        kill "$pan_pid" 2>/dev/null
-        wait "$pan_pid" 2>/dev/null
-    fi
-    if [[ ${MPX_MODEL_KEEP:-0} == 1 ]]; then
-        echo "kept $tmp"
-    else
-        rm -rf "$tmp"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP
+model_file=edge.pml tmp_prefix=mpx-model
+# shellcheck source=tests/model_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/model_common.sh"
 
 # Memory per run: pan stops (and this test fails) rather than go past it.
 # COLLAPSE compresses each stored state without loss, so the search stays
