@@ -10,6 +10,7 @@
 #include "source.h"
 
 #include <stdarg.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -381,6 +382,15 @@ int mpx_node_set_pool_threshold(mpx_node_t *node, size_t bytes)
         return MPX_ESTATE;
     node->pool_min = bytes;
     return 0;
+}
+
+size_t mpx_default_pool_bytes(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    size_t most = MPX_DEFAULT_POOL_MAX;
+    if (pages > 0 && page > 0 && (size_t)pages / 4 < most / (size_t)page)
+        most = (size_t)pages / 4 * (size_t)page;
+    return most & ~((size_t)64 * 1024 - 1);
 }
 
 int mpx_graph_set_pool(mpx_graph_t *g, size_t bytes)

@@ -472,9 +472,9 @@ bool plan_confirms(const plan_t *plan, int p, int c)
 {
     const plan_inst_t *pi = &plan->inst[p];
     /* A recoverable stage always has input: sources are never replaced.
-     * With a pool, a producer keeps each record that refers to blocks
-     * until its consumer has it (lib/edge.h), so every pair confirms. */
-    return (c < plan->ninst && plan->inst[c].recoverable) || pi->recoverable || plan->pool;
+     * (A pair also confirms from its first message that refers to pool
+     * blocks on: lib/edge_in.c.) */
+    return (c < plan->ninst && plan->inst[c].recoverable) || pi->recoverable;
 }
 
 const char *plan_inst_label(const plan_inst_t *pi, char *buf, size_t cap)

@@ -95,6 +95,7 @@ struct edge_in {
     size_t len;
     const uint8_t *end;  /* data + len */
     uint8_t *aligned;    /* a copy of a message zmq placed off an 8-byte boundary */
+    uint8_t *copied;     /* the record in hand, copied out of the pool (copy_record) */
     size_t aligned_cap;
     const uint8_t *cur;
     uint32_t left; /* records not yet taken from msg */
@@ -189,6 +190,7 @@ void edge_in_destroy(edge_in_t **inp)
     free(in->slot);
     free(in->parts);
     free(in->aligned);
+    free(in->copied);
     free(in);
     *inp = NULL;
 }
@@ -441,6 +443,47 @@ static int take_record(edge_in_t *in, const in_peer_t *p, const uint8_t *rec, ui
     return t.rc;
 }
 
+typedef struct still {
+    const edge_in_t *in;
+    pool_holder_t giver;
+    bool all;
+} still_t;
+
+static void still_ref(void *ctx, uint32_t blk)
+{
+    still_t *s = ctx;
+    s->all = s->all && pool_holds(s->in->plan->pool, blk, s->giver);
+}
+
+/* The record at rec, whose blocks have as many holders as a block can
+ * have (a broadcast wider than POOL_HOLDERS), read by copying its bytes
+ * out instead of holding them: 0 with in->item the copy, MPX_ESTOPPED when
+ * the reference is stale, or MPX_ENOMEM.  The producer's holds keep the
+ * blocks as they are until we confirm the record, unless it died: if its
+ * holds are still there after the copy, they were there throughout (a
+ * dead incarnation's holds are only ever taken away, and a live one's for
+ * this record stay until we confirm it), so the copy is of the bytes it
+ * put. */
+static int copy_record(edge_in_t *in, const in_peer_t *p, const uint8_t *rec, uint32_t size)
+{
+    pool_holder_t giver = {(uint32_t)p->id, p->gen};
+    if (wire_rec_decode_pool(rec, size, &in->item, in->parts, in->plan->pool, &giver) != 0)
+        return MPX_ESTOPPED; /* not held by the producer any more */
+    uint32_t csize;
+    uint8_t *copy = wire_rec_inline(&in->item, &csize);
+    if (!copy)
+        return MPX_ENOMEM;
+    still_t st = {in, giver, true};
+    wire_pool_refs(rec, size, 1, still_ref, &st);
+    if (!st.all || wire_rec_decode_full(copy, csize, &in->item, in->parts) != 0) {
+        free(copy);
+        return MPX_ESTOPPED;
+    }
+    free(in->copied);
+    in->copied = copy;
+    return 0;
+}
+
 static void count_done(edge_in_t *in)
 {
     if (!in->in_hand)
@@ -651,10 +694,10 @@ static int receive(edge_in_t *in, uint8_t *rid, int *ridlen, char *err, size_t e
 }
 
 /* An item taken: counted for credit, and handed out. */
-static inline int take_item(edge_in_t *in, in_peer_t *p, uint32_t size, mpx_item_t **it)
+static inline int take_item(edge_in_t *in, in_peer_t *p, uint64_t weight, mpx_item_t **it)
 {
     in->cur_rec = p->taken_items++;
-    p->taken_bytes += size;
+    p->taken_bytes += weight;
     grant_due(in, p);
     in->in_hand = true;
     in->hand_peer = in->cur_peer;
@@ -731,34 +774,41 @@ static int next_slow(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *er
                 return MPX_ENOMEM;
             }
             pool_holder_t me = {(uint32_t)in->self, in->gen};
+            uint64_t weight = size;
             if (flags & WIRE_REC_POOL) {
                 if (!in->plan->pool)
                     return proto_error(err, errcap, "record", (uint32_t)p->id);
+                /* Byte credit counts the bytes it refers to (wire_weight),
+                 * as its producer did. */
+                weight = wire_weight(rec, size, 1);
                 int trc = take_record(in, p, rec, size);
+                bool copied = false;
+                if (trc == MPX_ERANGE) {
+                    trc = copy_record(in, p, rec, size);
+                    copied = trc == 0;
+                }
                 if (trc == MPX_ESTOPPED) {
                     /* Its producer died since: what it made is stale
                      * (it is being made again), as in receive below. */
                     in->cur_rec = p->taken_items++;
-                    p->taken_bytes += size;
+                    p->taken_bytes += weight;
                     grant_due(in, p);
                     in->stale++;
                     done_one(in, p);
                     continue;
                 }
-                if (trc == MPX_ERANGE) {
-                    snprintf(err, errcap,
-                             "a pool block in a record from stage %d has %d holders already, "
-                             "as many as a block can have (a broadcast to too many branches?)",
-                             p->id, POOL_HOLDERS);
-                    return MPX_ERANGE;
+                if (trc == MPX_ENOMEM) {
+                    snprintf(err, errcap, "out of memory");
+                    return MPX_ENOMEM;
                 }
                 if (trc != 0 ||
-                    wire_rec_decode_pool(rec, size, &in->item, in->parts, in->plan->pool, &me) != 0)
+                    (!copied && wire_rec_decode_pool(rec, size, &in->item, in->parts,
+                                                     in->plan->pool, &me) != 0))
                     return proto_error(err, errcap, "record", (uint32_t)p->id);
             } else if (wire_rec_decode_full(rec, size, &in->item, in->parts) != 0) {
                 return proto_error(err, errcap, "record", (uint32_t)p->id);
             }
-            return take_item(in, p, size, it);
+            return take_item(in, p, weight, it);
         }
         uint8_t rid[16];
         int ridlen;
@@ -810,6 +860,11 @@ static int next_slow(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *er
         if (p->eos)
             return proto_error(err, errcap, "message after end of stream", h.sender);
         p->heard = true;
+        /* A message that refers to pool blocks is kept, with its holds, by
+         * its producer until we confirm it (edge_out.c): from the first one
+         * on, this pair confirms, whatever plan_confirms said. */
+        if (h.type == WIRE_DATA && (h.flags & WIRE_DATA_POOL))
+            p->confirms = true;
         if (h.type == WIRE_EOS && len == WIRE_HEAD) {
             p->eos = true;
             in->eos_count++;
@@ -821,7 +876,9 @@ static int next_slow(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *er
             return proto_error(err, errcap, "data", h.sender);
         if (in->closed) {
             p->taken_items += h.count;
-            p->taken_bytes += len - WIRE_HEAD;
+            p->taken_bytes += h.flags & WIRE_DATA_POOL
+                                  ? wire_weight(data + WIRE_HEAD, len - WIRE_HEAD, h.count)
+                                  : len - WIRE_HEAD;
             p->confirmable = p->taken_items;
             in->dropped += h.count;
             grant(in, p, true);

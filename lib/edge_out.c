@@ -21,8 +21,8 @@
  * A record that refers to pool blocks (lib/pool.h) is held by us while it
  * waits in a batch (the put's hold), while it waits to be sent again
  * (redo), and while a copy is kept for its consumer: every such message is
- * kept until the consumer confirms it (with a pool every pair confirms,
- * plan_confirms), and the consumer takes a hold of its own when it reads
+ * kept until the consumer confirms it (a consumer confirms from the first
+ * such message on, edge_in.c), and the consumer takes a hold of its own when it reads
  * the record, which ours, still there, keeps valid (pool_hold_if).  A
  * message that dies with us in zmq's queue so never leaves a hold behind
  * in a consumer.  The put's hold is dropped once the batch has gone out. */
@@ -175,7 +175,16 @@ typedef struct run {
     uint32_t n;
     bool all;    /* to every consumer (a mark), not one branch of each choice */
     bool pooled; /* some record refers to pool blocks */
+    uint64_t weight; /* len, and the bytes of the pool parts (wire_weight) */
 } run_t;
+
+/* Weight (wire_weight) of the record at rec. */
+static inline uint64_t rec_weight(const run_t *r, const uint8_t *rec)
+{
+    uint32_t size;
+    memcpy(&size, rec, 4);
+    return r->pooled ? wire_weight(rec, size, 1) : size;
+}
 
 /* Bytes of the first k records of a run. */
 static size_t prefix_bytes(const run_t *r, uint32_t k)
@@ -191,6 +200,24 @@ static size_t prefix_bytes(const run_t *r, uint32_t k)
     return at;
 }
 
+/* Weight of the first k records of a run. */
+static uint64_t prefix_weight(const run_t *r, uint32_t k)
+{
+    if (k == r->n)
+        return r->weight;
+    if (!r->pooled)
+        return prefix_bytes(r, k);
+    uint64_t w = 0;
+    const uint8_t *at = r->recs;
+    for (uint32_t i = 0; i < k; i++) {
+        uint32_t size;
+        memcpy(&size, at, 4);
+        w += rec_weight(r, at);
+        at += size;
+    }
+    return w;
+}
+
 /* How many of the run's first records consumer p's credit lets us send
  * now: as many as it has item credit for, while some byte credit is left
  * before each (so the last may overrun it). */
@@ -203,13 +230,14 @@ static uint32_t peer_fit(const out_peer_t *p, const run_t *r)
     if (items == 0 || bytes == 0)
         return 0;
     uint32_t k = items < r->n ? (uint32_t)items : r->n;
-    if (bytes >= r->len)
+    if (bytes >= r->weight)
         return k;
-    uint64_t at = 0;
+    uint64_t at = 0, w = 0;
     uint32_t i = 0;
-    while (i < k && at < bytes) {
+    while (i < k && w < bytes) {
         uint32_t size;
         memcpy(&size, r->recs + at, 4);
+        w += rec_weight(r, r->recs + at);
         at += size;
         i++;
     }
@@ -329,6 +357,7 @@ typedef struct piece {
     zmq_msg_t *msg;
     uint32_t k;
     uint64_t bytes, seq;
+    uint64_t weight; /* what it counts against byte credit */
 } piece_t;
 
 static int deliver(edge_out_t *o, int d, const piece_t *pc)
@@ -342,7 +371,7 @@ static int deliver(edge_out_t *o, int d, const piece_t *pc)
         if (rc < 0)
             return rc;
         p->sent_items += pc->k;
-        p->sent_bytes += pc->bytes;
+        p->sent_bytes += pc->weight;
         if (o->keep_all || p->retain || msg_pooled(pc->msg)) {
             rc = keep(o, p, pc->msg, pc->seq, pc->k, d);
             if (rc != 0)
@@ -492,7 +521,8 @@ static int send_run(edge_out_t *o, int root, run_t *r, zmq_msg_t *whole, out_por
             fresh = false;
             continue;
         }
-        piece_t pc = {r, NULL, k, prefix_bytes(r, k), seq ? seq : ++o->seq};
+        piece_t pc = {r, NULL, k, prefix_bytes(r, k), seq ? seq : ++o->seq,
+                      prefix_weight(r, k)};
         zmq_msg_t msg;
         if (k == r->n && first && (whole || pt)) {
             zmq_msg_init(&msg);
@@ -524,6 +554,7 @@ static int send_run(edge_out_t *o, int root, run_t *r, zmq_msg_t *whole, out_por
             break;
         r->recs += pc.bytes;
         r->len -= pc.bytes;
+        r->weight -= pc.weight;
         r->n -= k;
         first = false;
     }
@@ -555,15 +586,18 @@ static int flush_port(edge_out_t *o, out_port_t *pt)
         pt->count = 0;
         pt->len = WIRE_HEAD;
         pt->pooled = false;
+        pt->extra = 0;
         return closed ? MPX_ESTOPPED : 0;
     }
     wire_head_put(pt->buf, &(wire_head_t){WIRE_DATA, pt->pooled ? WIRE_DATA_POOL : 0,
                                           (uint32_t)o->self, pt->count, o->gen});
-    run_t r = {pt->buf + WIRE_HEAD, pt->len - WIRE_HEAD, pt->count, false, pt->pooled};
+    run_t r = {pt->buf + WIRE_HEAD, pt->len - WIRE_HEAD, pt->count, false, pt->pooled,
+               pt->len - WIRE_HEAD + pt->extra};
     int rc = send_run(o, pt->root, &r, NULL, pt, 0);
     pt->count = 0;
     pt->len = WIRE_HEAD;
     pt->pooled = false;
+    pt->extra = 0;
     fit_batch(o, pt);
     if (rc < 0)
         return rc;
@@ -745,7 +779,7 @@ uint8_t *edge_out_reserve_slow(edge_out_t *o, int port, size_t size, int *rc)
         *rc = MPX_ESTOPPED;
         return NULL;
     }
-    if (pt->count > 0 && pt->len - WIRE_HEAD + size > pt->batch_bytes) {
+    if (pt->count > 0 && pt->len - WIRE_HEAD + pt->extra + size > pt->batch_bytes) {
         *rc = flush_port(o, pt);
         if (*rc < 0)
             return NULL;
@@ -768,7 +802,7 @@ uint8_t *edge_out_reserve_slow(edge_out_t *o, int port, size_t size, int *rc)
 int edge_out_commit_slow(edge_out_t *o, int port)
 {
     out_port_t *pt = &o->ports[port];
-    if (pt->count >= pt->batch_items || pt->len - WIRE_HEAD >= pt->batch_bytes)
+    if (pt->count >= pt->batch_items || pt->len - WIRE_HEAD + pt->extra >= pt->batch_bytes)
         return flush_port(o, pt);
     if (pt->count == 1) {
         pt->first_at = o->now ? o->now : ticks_now();
@@ -816,7 +850,8 @@ int edge_out_forward(edge_out_t *o, int port, zmq_msg_t *msg)
     wire_head_put(d, &(wire_head_t){WIRE_DATA, pooled ? WIRE_DATA_POOL : 0, (uint32_t)o->self, 1,
                                     o->gen});
     memcpy(d + WIRE_HEAD + 12, &flags, 4);
-    run_t r = {d + WIRE_HEAD, len - WIRE_HEAD, 1, false, pooled};
+    run_t r = {d + WIRE_HEAD, len - WIRE_HEAD, 1, false, pooled,
+               wire_weight(d + WIRE_HEAD, len - WIRE_HEAD, 1)};
     rc = send_run(o, pt->root, &r, &m, NULL, 0);
     zmq_msg_close(&m);
     if (rc < 0)
@@ -865,7 +900,7 @@ int edge_out_mark(edge_out_t *o, uint32_t origin, uint64_t value)
     uint8_t *p = zmq_msg_data(&msg);
     wire_head_put(p, &(wire_head_t){WIRE_DATA, 0, (uint32_t)o->self, 1, o->gen});
     wire_mark_put(p + WIRE_HEAD, origin, value);
-    run_t r = {p + WIRE_HEAD, WIRE_MARK_SIZE, 1, true, false};
+    run_t r = {p + WIRE_HEAD, WIRE_MARK_SIZE, 1, true, false, WIRE_MARK_SIZE};
     rc = send_run(o, pt->root, &r, &msg, NULL, 0);
     zmq_msg_close(&msg);
     return rc;
@@ -1192,8 +1227,10 @@ int edge_out_recover(edge_out_t *o)
         if (o->resent_mirror)
             *o->resent_mirror = o->resent;
         uint8_t *d = zmq_msg_data(&r.msg);
-        run_t run = {d + WIRE_HEAD, zmq_msg_size(&r.msg) - WIRE_HEAD, r.k, false,
-                     (d[3] & WIRE_DATA_POOL) != 0};
+        size_t rlen = zmq_msg_size(&r.msg) - WIRE_HEAD;
+        bool pooled = (d[3] & WIRE_DATA_POOL) != 0;
+        run_t run = {d + WIRE_HEAD, rlen, r.k, false, pooled,
+                     pooled ? wire_weight(d + WIRE_HEAD, rlen, r.k) : rlen};
         /* Its holds go with the message into send_run (which moves it):
          * dropped from a copy of the bytes once it has gone. */
         zmq_msg_t mine;

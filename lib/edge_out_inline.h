@@ -74,6 +74,7 @@ typedef struct out_port {
     size_t len, cap;
     uint32_t count;
     bool pooled;      /* some record of the batch refers to pool blocks */
+    uint64_t extra;   /* ... and the bytes of the pool parts they refer to */
     size_t batch_max, batch_bytes; /* a batch's size at most (size_port) */
     /* The size it is sent at: at most what the consumers behind the port
      * have credit for (at least one), so that a producer does not put
@@ -117,7 +118,8 @@ static inline uint8_t *edge_out_reserve(edge_out_t *o, int port, size_t size, in
 {
     out_port_t *pt = &o->ports[port];
     if (__builtin_expect(!pt->closed && pt->len + size <= pt->cap &&
-                             (pt->count == 0 || pt->len - WIRE_HEAD + size <= pt->batch_bytes),
+                             (pt->count == 0 ||
+                              pt->len - WIRE_HEAD + pt->extra + size <= pt->batch_bytes),
                          1)) {
         *rc = 0;
         return pt->buf + pt->len;
@@ -133,7 +135,7 @@ static inline int edge_out_commit(edge_out_t *o, int port, size_t size)
     o->items += port == 0;
     /* The common case: the batch goes on filling; the caller knows the time. */
     if (__builtin_expect(pt->count > 1 && pt->count < pt->batch_items &&
-                             pt->len - WIRE_HEAD < pt->batch_bytes && o->now &&
+                             pt->len - WIRE_HEAD + pt->extra < pt->batch_bytes && o->now &&
                              o->now - pt->first_at < DEFER_TICKS,
                          1))
         return 0;
@@ -141,8 +143,14 @@ static inline int edge_out_commit(edge_out_t *o, int port, size_t size)
 }
 
 static inline bool edge_out_closed(const edge_out_t *o, int port) { return o->ports[port].closed; }
-/* The record just reserved on `port` refers to pool blocks. */
-static inline void edge_out_pooled(edge_out_t *o, int port) { o->ports[port].pooled = true; }
+/* The record just reserved on `port` refers to `bytes` of pool blocks:
+ * they count towards the batch's size and the consumer's byte credit as
+ * if they were in it (wire_weight). */
+static inline void edge_out_pooled(edge_out_t *o, int port, uint64_t bytes)
+{
+    o->ports[port].pooled = true;
+    o->ports[port].extra += bytes;
+}
 static inline void edge_out_time(edge_out_t *o, uint64_t now) { o->now = now; }
 
 #endif

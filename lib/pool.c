@@ -705,7 +705,14 @@ uint64_t pool_reclaim(pool_t *p, pool_holder_t dead)
     if (lock(p) == 0)
         unlock(p);
     uint64_t name = h_name(dead), dropped = 0;
-    for (uint32_t g = 0; g < p->ngran; g++) {
+    /* No block lies beyond the committed granules, and one allocated past
+     * the mark read now cannot be held by the dead (a hold given to it
+     * after R1 is taken back by pool_hold): a pool that large items never
+     * used costs nothing here, whatever its size. */
+    uint32_t end = atomic_load(&p->ctl->committed);
+    if (end > p->ngran)
+        end = p->ngran;
+    for (uint32_t g = 0; g < end; g++) {
         struct pool_hdr *h = &p->hdr[g];
         if ((atomic_load(&h->state) & ST_MASK) != ST_HELD)
             continue;

@@ -244,7 +244,10 @@ static int put_pooled(child_rt_t *rt, int port, const mpx_part_t *parts, size_t 
     if (any) {
         uint32_t flags = WIRE_REC_POOL;
         memcpy(dst + 12, &flags, 4);
-        edge_out_pooled(rt->out, port);
+        uint64_t bytes = 0;
+        for (size_t i = 0; i < n; i++)
+            bytes += blk[i] != POOL_NONE ? parts[i].size : 0;
+        edge_out_pooled(rt->out, port, bytes);
     }
     meta_cur_encode(&rt->meta, p);
     p += meta_size;

@@ -1178,11 +1178,16 @@ int sup_start(struct mpx_run *r)
         if (t > 0 && (!r->timeout_check_ms || every < r->timeout_check_ms))
             r->timeout_check_ms = every;
     }
-    if (r->root->pool_set && r->root->pool_bytes > 0) {
-        r->plan->pool = pool_new(r->root->pool_bytes, (uint32_t)r->n + 1, r->err, sizeof r->err);
-        if (!r->plan->pool) {
-            record(r, MPX_ESYS, "cannot make the graph's pool of %zu bytes: %s",
-                   r->root->pool_bytes, r->err);
+    size_t pool_bytes = r->root->pool_set ? r->root->pool_bytes : mpx_default_pool_bytes();
+    if (pool_bytes > 0) {
+        r->plan->pool = pool_new(pool_bytes, (uint32_t)r->n + 1, r->err, sizeof r->err);
+        /* A pool nobody asked for is an optimisation: without one, large
+         * items go through the sockets as they always could. */
+        if (!r->plan->pool && !r->root->pool_set)
+            r->err[0] = '\0';
+        if (!r->plan->pool && r->root->pool_set) {
+            record(r, MPX_ESYS, "cannot make the graph's pool of %zu bytes: %s", pool_bytes,
+                   r->err);
             end_run(r);
             return r->status;
         }

@@ -203,8 +203,10 @@ uint8_t *wire_rec_inline(const mpx_item_t *it, uint32_t *size)
     return rec;
 }
 
-size_t wire_pool_refs(const uint8_t *body, size_t len, uint32_t count,
-                      void (*fn)(void *ctx, uint32_t blk), void *ctx)
+/* The pooled parts of the `count` records at body: fn (when not NULL)
+ * for each block; returns how many, and adds their lengths to *bytes. */
+static size_t pool_walk(const uint8_t *body, size_t len, uint32_t count,
+                        void (*fn)(void *ctx, uint32_t blk), void *ctx, uint64_t *bytes)
 {
     size_t found = 0, off = 0;
     for (uint32_t i = 0; i < count; i++) {
@@ -223,7 +225,12 @@ size_t wire_pool_refs(const uint8_t *body, size_t len, uint32_t count,
             if (plen & WIRE_PART_POOLED) {
                 if (p + WIRE_POOLED_PART_SIZE > size)
                     break;
-                fn(ctx, get32(rec + p + 8));
+                if (fn)
+                    fn(ctx, get32(rec + p + 8));
+                /* Bounded, so that no sum of them wraps: a real part is
+                 * far smaller (it fits in a pool). */
+                plen &= ~WIRE_PART_POOLED;
+                *bytes += plen < ((uint64_t)1 << 44) ? plen : (uint64_t)1 << 44;
                 found++;
                 p += WIRE_POOLED_PART_SIZE;
             } else {
@@ -234,6 +241,20 @@ size_t wire_pool_refs(const uint8_t *body, size_t len, uint32_t count,
         }
     }
     return found;
+}
+
+size_t wire_pool_refs(const uint8_t *body, size_t len, uint32_t count,
+                      void (*fn)(void *ctx, uint32_t blk), void *ctx)
+{
+    uint64_t bytes = 0;
+    return pool_walk(body, len, count, fn, ctx, &bytes);
+}
+
+uint64_t wire_weight(const uint8_t *body, size_t len, uint32_t count)
+{
+    uint64_t bytes = len;
+    pool_walk(body, len, count, NULL, NULL, &bytes);
+    return bytes;
 }
 
 int wire_rec_decode_full(const uint8_t *src, uint32_t size, mpx_item_t *it, mpx_part_t *parts)

@@ -231,6 +231,12 @@ int wire_rec_decode_pool(const uint8_t *src, uint32_t size, mpx_item_t *it, mpx_
 size_t wire_pool_refs(const uint8_t *body, size_t len, uint32_t count,
                       void (*fn)(void *ctx, uint32_t blk), void *ctx);
 
+/* The weight of the `count` records of a message body (`len` bytes), as
+ * byte credit counts them: their bytes, and the bytes of every pool part
+ * they refer to, so that an edge's byte capacity bounds the memory its
+ * items take wherever their bytes are.  Bounded as wire_pool_refs. */
+uint64_t wire_weight(const uint8_t *body, size_t len, uint32_t count);
+
 /* Walk a validated meta block. */
 const void *wire_meta_find(const uint8_t *blk, uint32_t size, uint16_t n, const char *key,
                            size_t *vlen);

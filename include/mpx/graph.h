@@ -36,7 +36,9 @@ typedef struct mpx_node mpx_graph_t;
  * what its producers have sent it and it has not yet processed.  The
  * capacity is shared among the producers (each gets an equal window, at
  * least one item), and a producer waits while its window is full; one
- * item always fits, however large.  Within that, a consumer asks each
+ * item always fits, however large.  An item's bytes count wherever they
+ * are: a part in the shared-memory pool counts its size, though only a
+ * reference crosses the edge.  Within that, a consumer asks each
  * producer for about four milliseconds of its own work at its measured
  * pace, so a slow consumer is sent only a few items at a time. */
 #define MPX_DEFAULT_CAPACITY 1024
@@ -197,10 +199,15 @@ MPX_MUST_CHECK int mpx_node_set_max_item(mpx_node_t *node, size_t bytes);
  * and the built-ins gain without a change.
  *
  * mpx_graph_set_pool(g, bytes) on the root, before start: the pool's size
- * (rounded up to 64 KiB; 0: no pool).  Address space is reserved for all
- * of it, memory is taken only as blocks are first used, and kept until the
- * graph is destroyed.  Without the call the graph has no pool (this may
- * change to a default size once the pool has seen more use).
+ * (rounded up to 64 KiB; 0: no pool).  Without the call a graph has a
+ * pool of mpx_default_pool_bytes(): MPX_DEFAULT_POOL_MAX, or a quarter of
+ * the machine's physical memory when that is less (if such a default pool
+ * cannot be made, the graph runs without one; a size set and refused
+ * fails the start).  Address space is reserved for all of it, memory is
+ * taken only as blocks are first used (a graph that puts no large part
+ * takes none, beyond 128 bytes of bookkeeping per 64 KiB of capacity),
+ * and kept until the run ends: the pool holds at most what was at once
+ * in flight, which the edges' capacities bound.
  *
  * When the pool is full, mpx_alloc waits for a block to be freed (a stop
  * ends the wait), and a large put waits up to 100 ms and then sends its
@@ -210,7 +217,9 @@ MPX_MUST_CHECK int mpx_node_set_max_item(mpx_node_t *node, size_t bytes);
  * (the supervisor reclaims them), whatever instant it died at.
  * mpx_graph_pool_stats (monitor.h) shows the use. */
 #define MPX_DEFAULT_POOL_THRESHOLD ((size_t)64 * 1024)
+#define MPX_DEFAULT_POOL_MAX ((size_t)1 << 30)
 MPX_MUST_CHECK int mpx_graph_set_pool(mpx_graph_t *g, size_t bytes);
+size_t mpx_default_pool_bytes(void);
 /* Parts of at least `bytes` put by stages inside `node` go through the
  * pool (SIZE_MAX: never).  MPX_EINVAL for 0. */
 MPX_MUST_CHECK int mpx_node_set_pool_threshold(mpx_node_t *node, size_t bytes);
