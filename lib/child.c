@@ -434,7 +434,7 @@ static int wait_input(child_rt_t *rt)
     bool settling = edge_in_settling(rt->in);
     /* Kept records that hold pool blocks are let go as their consumers
      * confirm them: our producers may wait for those blocks. */
-    bool pooled = rt->plan->pool && edge_out_keeps(rt->out);
+    bool pooled = edge_out_keeps_pooled(rt->out);
     if (settling || pooled)
         items[n++] = (zmq_pollitem_t){edge_out_socket(rt->out), 0, ZMQ_POLLIN, 0};
     for (int i = 0; i < rt->nwatch; i++)

@@ -254,8 +254,9 @@ int edge_out_eos(edge_out_t *out);
 /* Read what consumers reported (credit, stops) without sending: a
  * producer that does not run out of credit learns of a stop this way. */
 void edge_out_poll(edge_out_t *out);
-/* Whether messages are kept until a consumer confirms them. */
-bool edge_out_keeps(const edge_out_t *out);
+/* Whether messages that refer to pool blocks (and hold them) are kept
+ * until a consumer confirms them. */
+bool edge_out_keeps_pooled(const edge_out_t *out);
 /* edge_out_closed(out, port): every consumer behind the port has stopped
  * (inline, in edge_out_inline.h). */
 uint64_t edge_out_items(const edge_out_t *out);

@@ -109,6 +109,7 @@ static int keep(edge_out_t *o, out_peer_t *p, zmq_msg_t *msg, uint64_t seq, uint
         zmq_msg_close(&e->msg);
         return rc;
     }
+    o->kept_pooled += msg_pooled(&e->msg);
     e->seq = seq;
     e->end_items = p->sent_items;
     e->k = k;
@@ -123,6 +124,7 @@ static int keep(edge_out_t *o, out_peer_t *p, zmq_msg_t *msg, uint64_t seq, uint
 static void release_kept(edge_out_t *o, out_peer_t *p)
 {
     while (p->kcount > 0 && p->kept[p->khead].end_items <= p->confirmed) {
+        o->kept_pooled -= msg_pooled(&p->kept[p->khead].msg);
         (void)msg_pool(o, &p->kept[p->khead].msg, self_holder(o), false);
         zmq_msg_close(&p->kept[p->khead].msg);
         p->khead = (p->khead + 1) % p->kcap;
@@ -135,6 +137,7 @@ static void release_kept(edge_out_t *o, out_peer_t *p)
 static void free_kept(edge_out_t *o, out_peer_t *p)
 {
     for (size_t i = 0; i < p->kcount; i++) {
+        o->kept_pooled -= msg_pooled(&kept_at(p, i)->msg);
         (void)msg_pool(o, &kept_at(p, i)->msg, self_holder(o), false);
         zmq_msg_close(&kept_at(p, i)->msg);
     }
@@ -945,13 +948,7 @@ int edge_out_eos(edge_out_t *o)
 
 void edge_out_poll(edge_out_t *o) { read_credit(o); }
 
-bool edge_out_keeps(const edge_out_t *o)
-{
-    for (int k = 0; k < o->npeers; k++)
-        if (o->peers[k].kcount > 0)
-            return true;
-    return false;
-}
+bool edge_out_keeps_pooled(const edge_out_t *o) { return o->kept_pooled > 0; }
 
 uint64_t edge_out_items(const edge_out_t *o) { return o->items; }
 int edge_out_peers(const edge_out_t *o) { return o->npeers; }

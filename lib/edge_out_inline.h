@@ -92,6 +92,7 @@ struct edge_out {
     void *sock;       /* our ROUTER, connected to every consumer's inbox */
     bool keep_all;    /* keep every message (a chained stage) */
     bool sending, recovering, eos_sent;
+    size_t kept_pooled; /* kept messages that refer to pool blocks */
     int lost;         /* the first failure that dropped a batch, or 0 */
     uint64_t seq;     /* messages numbered so far */
     redo_t *redo;
