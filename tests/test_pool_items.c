@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -476,6 +477,154 @@ static void pool_chaos(void)
     mpx_shared_destroy(&pids);
 }
 
+/* ---- pool items through the built-ins that keep, join and divert ----- */
+
+/* Counters every process of a run sees (mapped before start). */
+typedef struct side_counts {
+    int64_t ok, bad;
+} side_counts_t;
+static volatile side_counts_t *side_counts(void)
+{
+    void *p = mmap(NULL, sizeof(side_counts_t), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(p != MAP_FAILED, "mmap");
+    return p;
+}
+
+/* A side graph's stage: counts whole items, and any that differ. */
+static int side_check(mpx_stage_t *st, mpx_item_t *it)
+{
+    volatile side_counts_t *c = *(volatile side_counts_t *const *)mpx_args(st);
+    int64_t v;
+    bool ok = mpx_item_meta_i64(it, "v", &v) == 0 && item_ok(it, v, mpx_item_size(it, 0));
+    __atomic_add_fetch(ok ? &c->ok : &c->bad, 1, __ATOMIC_SEQ_CST);
+    return 0;
+}
+static const mpx_stage_def_t SideCheck = {.name = "sidecheck", .args_size = sizeof(void *),
+                                          .process = side_check};
+
+/* Puts each item's bytes into side graph "side" as well as passing it on. */
+static int tee_side(mpx_stage_t *st, mpx_item_t *it)
+{
+    int rc = mpx_put_to(st, "side", mpx_item_data(it, 0), mpx_item_size(it, 0));
+    return rc != 0 ? rc : mpx_put_item(st, it);
+}
+static const mpx_stage_def_t TeeSide = {.name = "teeside", .process = tee_side};
+
+/* Fails every fifth item (v % 5 == 0), passes the others on. */
+static int fail_fifth(mpx_stage_t *st, mpx_item_t *it)
+{
+    int64_t v = -1;
+    if (mpx_item_meta_i64(it, "v", &v) == 0 && v % 5 == 0)
+        return mpx_fail(st, "item %lld refused", (long long)v);
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t FailFifth = {.name = "failfifth", .process = fail_fifth};
+
+/* The run used the pool and left nothing in it. */
+static void pool_used_and_clear(mpx_graph_t *g, size_t size)
+{
+    mpx_pool_stats_t s;
+    CHECK_EQ(mpx_graph_pool_stats(g, &s), 0);
+    CHECK(s.peak_bytes >= size, "the pool was not used");
+    CHECK_EQ(s.blocks_in_use, 0);
+    CHECK_EQ(s.bytes_in_use, 0);
+}
+
+/* Zip joins two branches' pool items into one item of two parts, each
+ * the input's bytes. */
+static void pool_items_through_zip(void)
+{
+    size_t size = 100 * 1024;
+    mpx_graph_t *g = MPX_EZ(src(60, size, true),
+                            MPX_ZIP(mpx_stage(&CheckPass, NULL), mpx_as(2, &CheckPass, NULL)));
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    mpx_item_t *it;
+    int64_t next = 0, bad = 0;
+    while ((it = mpx_graph_next(g))) {
+        int64_t v = -1;
+        bool ok = mpx_item_meta_i64(it, "v", &v) == 0 && v == next && mpx_item_parts(it) == 2;
+        for (size_t p = 0; ok && p < 2; p++) {
+            const unsigned char *d = mpx_item_data(it, p);
+            ok = mpx_item_size(it, p) == size;
+            for (size_t k = 0; ok && k < size; k++)
+                ok = d[k] == byte_of(v, k);
+        }
+        bad += !ok;
+        next++;
+    }
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(next, 60);
+    CHECK_EQ(bad, 0);
+    pool_used_and_clear(g, size);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* Seq restores the input order of pool items after a parallel group. */
+static void pool_items_through_seq(void)
+{
+    size_t size = 100 * 1024;
+    mpx_graph_t *g = MPX_EZ(src(150, size, true), mpx_seq(mpx_as(3, &CheckPass, NULL)));
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    mpx_item_t *it;
+    int64_t next = 0, bad = 0;
+    while ((it = mpx_graph_next(g))) {
+        int64_t v = -1;
+        bad += !(mpx_item_meta_i64(it, "v", &v) == 0 && v == next && item_ok(it, v, size));
+        next++;
+    }
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(next, 150);
+    CHECK_EQ(bad, 0);
+    pool_used_and_clear(g, size);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* A side graph (xcut) receives large puts through the pool. */
+static void pool_items_into_side_graph(void)
+{
+    size_t size = 100 * 1024;
+    volatile side_counts_t *c = side_counts();
+    mpx_graph_t *g = MPX_EZ(src(80, size, true), mpx_as(2, &TeeSide, NULL));
+    CHECK_EQ(mpx_graph_xcut(g, "side", MPX_EZ(mpx_stage(&SideCheck, &c))), 0);
+    drain_check(g, 80, size, 1);
+    CHECK_EQ(c->ok, 80);
+    CHECK_EQ(c->bad, 0);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+    munmap((void *)c, sizeof *c);
+}
+
+/* Failed pool items go whole to the dead-letter graph; the rest go on. */
+static void pool_items_to_dead_letters(void)
+{
+    size_t size = 100 * 1024;
+    volatile side_counts_t *c = side_counts();
+    mpx_node_t *f = mpx_as(2, &FailFifth, NULL);
+    CHECK_EQ(mpx_node_on_error(f, MPX_ON_ERROR_DEAD_LETTER, "dl"), 0);
+    mpx_graph_t *g = MPX_EZ(src(100, size, true), f);
+    CHECK_EQ(mpx_graph_xcut(g, "dl", MPX_EZ(mpx_stage(&SideCheck, &c))), 0);
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    mpx_item_t *it;
+    int64_t n = 0, bad = 0;
+    while ((it = mpx_graph_next(g))) {
+        int64_t v = -1;
+        bad += !(mpx_item_meta_i64(it, "v", &v) == 0 && v % 5 != 0 && item_ok(it, v, size));
+        n++;
+    }
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(n, 80);
+    CHECK_EQ(bad, 0);
+    CHECK_EQ(c->ok, 20);
+    CHECK_EQ(c->bad, 0);
+    pool_used_and_clear(g, size);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+    munmap((void *)c, sizeof *c);
+}
+
 /* Collected items are copies out of the pool: they outlive the graph. */
 static void collected_items_outlive_the_graph(void)
 {
@@ -527,6 +676,10 @@ int main(int argc, char **argv)
         TEST_CASE(broadcast_wider_than_holders_copies),
         TEST_CASE(default_pool_carries_large_items),
         TEST_CASE(pool_memory_bounded_by_capacity),
+        TEST_CASE(pool_items_through_zip),
+        TEST_CASE(pool_items_through_seq),
+        TEST_CASE(pool_items_into_side_graph),
+        TEST_CASE(pool_items_to_dead_letters),
         TEST_CASE(kept_copies_hold_blocks),
         TEST_CASE(full_pool_waits),
         TEST_CASE(full_pool_large_puts_still_go),
