@@ -115,6 +115,9 @@ typedef struct child_rt {
     /* Parts of this many bytes or more travel in the graph's pool
      * (SIZE_MAX: there is none). */
     size_t pool_min;
+    /* Blocks mpx_alloc gave outside the pool (lib/stage.c). */
+    struct heap_block *heap;
+    size_t nheap, capheap;
     char err[256];
 } child_rt_t;
 

@@ -655,8 +655,13 @@ int pool_hold(pool_t *p, uint32_t blk, pool_holder_t who)
 
 int pool_hold_if(pool_t *p, uint32_t blk, pool_holder_t who, pool_holder_t giver)
 {
-    if (!live_block(p, blk) || !holder_ok(p, who) || !holder_ok(p, giver))
+    if (!p || blk >= p->ngran || !holder_ok(p, who) || !holder_ok(p, giver))
         return MPX_EINVAL;
+    /* A block nobody holds any more was freed after its giver died (its
+     * holds went with pool_reclaim): the reference is stale, as when the
+     * block was taken again, below.  From a live giver it is a bad one. */
+    if (!live_block(p, blk))
+        return h_dead(p, h_name(giver)) ? MPX_ESTOPPED : MPX_EINVAL;
     struct pool_hdr *h = &p->hdr[blk];
     uint64_t name = h_name(who), gname = h_name(giver);
     int r = give(h, name);

@@ -113,7 +113,8 @@ int pool_hold(pool_t *p, uint32_t blk, pool_holder_t who);
  * and the epoch moved after it makes a free that read the words before
  * ours fail (pool.c).  0; MPX_ESTOPPED when the giver no longer holds it
  * (it died and was reclaimed: the reference is stale and nothing was
- * taken); MPX_ERANGE, MPX_EINVAL as pool_hold.  Not in lib/pool.pml yet. */
+ * taken), whether the block was freed since or taken again; MPX_ERANGE,
+ * MPX_EINVAL as pool_hold.  Not in lib/pool.pml yet. */
 int pool_hold_if(pool_t *p, uint32_t blk, pool_holder_t who, pool_holder_t giver);
 /* Drop one hold of `who`, the caller; the last hold frees the block.  0,
  * or MPX_EINVAL when `who` holds none of blk (a bug, or reclaimed). */

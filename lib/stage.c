@@ -447,15 +447,83 @@ int mpx_put_item(mpx_stage_t *st, const mpx_item_t *item)
     return put_result(st, "mpx_put_item", put_item(st, item));
 }
 
+/* ---- blocks outside the pool ---------------------------------------------
+ * mpx_alloc gives private memory when the graph has no pool, when the
+ * block could not be in it, and when the pool stayed full for
+ * POOL_PUT_WAIT_MS: a pool full of items queued before stages that
+ * themselves wait to allocate would otherwise wait for good, each stage
+ * for blocks only the others can free.  Such a block goes through the
+ * socket when put, as a large put into a full pool does; the edges' byte
+ * credit, which counts it either way, still bounds what is in flight. */
+
+struct heap_block {
+    void *data;
+    size_t size;
+};
+
+static void *heap_alloc(child_rt_t *rt, size_t size)
+{
+    if (rt->nheap == rt->capheap) {
+        size_t cap = rt->capheap ? 2 * rt->capheap : 8;
+        struct heap_block *h = realloc(rt->heap, cap * sizeof *h);
+        if (!h)
+            return NULL;
+        rt->heap = h;
+        rt->capheap = cap;
+    }
+    void *d = malloc(size + 1); /* the NUL every part is followed by */
+    if (d)
+        rt->heap[rt->nheap++] = (struct heap_block){d, size};
+    return d;
+}
+
+/* Forget heap block `data` (its size in *size): false when it is not one. */
+static bool heap_forget(child_rt_t *rt, const void *data, size_t *size)
+{
+    for (size_t i = rt->nheap; i-- > 0;)
+        if (rt->heap[i].data == data) {
+            *size = rt->heap[i].size;
+            rt->heap[i] = rt->heap[--rt->nheap];
+            return true;
+        }
+    return false;
+}
+
 void *mpx_alloc(mpx_stage_t *st, size_t size)
 {
-    if (!can_put(st) || !st->rt->plan->pool || size == 0 || size == SIZE_MAX)
+    if (!can_put(st) || size == 0 || size >= SIZE_MAX - 1)
         return NULL;
-    uint32_t blk;
-    /* One byte more: the NUL every part is followed by. */
-    if (child_pool_alloc(st->rt, size + 1, -1, &blk) != 0)
-        return NULL;
-    return pool_data(st->rt->plan->pool, blk);
+    child_rt_t *rt = st->rt;
+    if (rt->plan->pool) {
+        uint32_t blk;
+        /* One byte more: the NUL every part is followed by. */
+        int rc = child_pool_alloc(rt, size + 1, POOL_PUT_WAIT_MS, &blk);
+        if (rc == 0)
+            return pool_data(rt->plan->pool, blk);
+        if (rc == MPX_ESTOPPED)
+            return NULL; /* a stop ends the wait */
+    }
+    return heap_alloc(rt, size);
+}
+
+/* A block from heap_alloc put: its bytes go inline, it is freed. */
+static int put_heap_block(mpx_stage_t *st, void *block, size_t size, size_t had)
+{
+    child_rt_t *rt = st->rt;
+    int rc;
+    if (size > had) {
+        rc = put_error(st, MPX_ERANGE, "%zu bytes, more than the block holds", size);
+    } else {
+        ((uint8_t *)block)[size] = 0;
+        mpx_part_t part = {block, size};
+        /* Not into the pool: it was full a moment ago. */
+        size_t pool_min = rt->pool_min;
+        rt->pool_min = SIZE_MAX;
+        rc = put_on(st, 0, &part, 1);
+        rt->pool_min = pool_min;
+    }
+    free(block);
+    return rc;
 }
 
 static int put_alloc(mpx_stage_t *st, void *block, size_t size)
@@ -463,6 +531,9 @@ static int put_alloc(mpx_stage_t *st, void *block, size_t size)
     if (!can_put(st))
         return st ? MPX_ESTATE : MPX_EINVAL;
     child_rt_t *rt = st->rt;
+    size_t had;
+    if (heap_forget(rt, block, &had))
+        return put_heap_block(st, block, size, had);
     pool_t *pool = rt->plan->pool;
     uint32_t blk = pool_block_at(pool, block);
     if (blk == POOL_NONE || !pool_holds(pool, blk, self_of(rt)))
@@ -487,8 +558,15 @@ int mpx_put_alloc(mpx_stage_t *st, void *block, size_t size)
 
 int mpx_free(mpx_stage_t *st, void *block)
 {
-    if (!st || !st->rt || !st->rt->plan->pool)
-        return st && !st->rt ? MPX_ESTATE : MPX_EINVAL;
+    if (!st || !st->rt)
+        return st ? MPX_ESTATE : MPX_EINVAL;
+    size_t had;
+    if (heap_forget(st->rt, block, &had)) {
+        free(block);
+        return 0;
+    }
+    if (!st->rt->plan->pool)
+        return MPX_EINVAL;
     uint32_t blk = pool_block_at(st->rt->plan->pool, block);
     if (blk == POOL_NONE)
         return MPX_EINVAL;

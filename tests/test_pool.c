@@ -560,6 +560,28 @@ static void hold_for_reclaimed_refused(void)
     pool_destroy(&p);
 }
 
+/* A reference from a giver that died is stale whether its block was
+ * freed since or taken again: MPX_ESTOPPED both ways (a consumer drops the
+ * record), never MPX_EINVAL (a malformed message, which fails the run). */
+static void hold_if_from_reclaimed_giver_is_stale(void)
+{
+    pool_t *p = mk(2 * G, 4);
+    pool_holder_t giver = H(1, 0), who = H(3, 0);
+    uint32_t b, again;
+    REQUIRE(pool_alloc(p, giver, 1000, &b) == 0, "alloc");
+    CHECK_EQ(pool_reclaim(p, giver), 1); /* the giver died: b is freed */
+    CHECK(pool_data(p, b) == NULL, "freed");
+    CHECK_EQ(pool_hold_if(p, b, who, giver), MPX_ESTOPPED);
+    REQUIRE(pool_alloc(p, H(2, 0), 1000, &again) == 0 && again == b, "taken again");
+    CHECK_EQ(pool_hold_if(p, b, who, giver), MPX_ESTOPPED);
+    CHECK(!pool_holds(p, b, who), "nothing taken");
+    /* A live giver's reference to a free block is a bad one. */
+    CHECK_EQ(pool_release(p, b, H(2, 0)), 0);
+    CHECK_EQ(pool_hold_if(p, b, who, H(2, 0)), MPX_EINVAL);
+    EXPECT_CONSISTENT(p, true);
+    pool_destroy(&p);
+}
+
 typedef struct {
     pool_t *p;
     int out;
@@ -1125,6 +1147,7 @@ int main(int argc, char **argv)
         TEST_CASE(holds_across_processes),
         TEST_CASE(holder_limit),
         TEST_CASE(hold_for_reclaimed_refused),
+        TEST_CASE(hold_if_from_reclaimed_giver_is_stale),
         TEST_CASE(reclaim_after_death),
         TEST_CASE(crash_points),
         TEST_CASE(lock_owner_killed),

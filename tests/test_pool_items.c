@@ -154,6 +154,16 @@ static void drain_check(mpx_graph_t *g, int64_t n, size_t size, int times)
           (unsigned long long)s.peak_bytes, (unsigned long long)s.capacity);
 }
 
+/* The run used the pool and left nothing in it. */
+static void pool_used_and_clear(mpx_graph_t *g, size_t size)
+{
+    mpx_pool_stats_t s;
+    CHECK_EQ(mpx_graph_pool_stats(g, &s), 0);
+    CHECK(s.peak_bytes >= size, "the pool was not used");
+    CHECK_EQ(s.blocks_in_use, 0);
+    CHECK_EQ(s.bytes_in_use, 0);
+}
+
 static mpx_node_t *src(int64_t n, size_t size, bool alloc)
 {
     return mpx_stage(&Src, &(src_args_t){n, size, alloc});
@@ -266,6 +276,103 @@ static void pool_memory_bounded_by_capacity(void)
     CHECK(s.committed <= 32 * MIB, "the pool took %llu MiB for windows of 4 MiB",
           (unsigned long long)(s.committed / MIB));
     CHECK_EQ(s.bytes_in_use, 0);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* Item v's size, 64-256 KiB. */
+static size_t varied_size(int64_t v)
+{
+    uint64_t h = (uint64_t)v * 0x9e3779b97f4a7c15u;
+    return 64 * 1024 + (size_t)((h >> 24) % (192 * 1024 + 1));
+}
+
+/* Puts n items of varied_size(v) bytes written in place with mpx_alloc. */
+static int varied_setup(mpx_stage_t *st)
+{
+    int64_t n = *(const int64_t *)mpx_args(st);
+    int rc = 0;
+    for (int64_t v = 0; v < n && rc == 0; v++) {
+        size_t size = varied_size(v);
+        unsigned char *d = mpx_alloc(st, size);
+        if (!d)
+            return mpx_fail(st, "mpx_alloc(%zu) gave NULL", size);
+        for (size_t k = 0; k < size; k++)
+            d[k] = byte_of(v, k);
+        rc = mpx_meta_set_i64(st, "v", v);
+        if (rc == 0)
+            rc = mpx_put_alloc(st, d, size);
+    }
+    return rc;
+}
+static const mpx_stage_def_t Varied = {.name = "varied", .args_size = sizeof(int64_t),
+                                       .setup = varied_setup};
+
+/* Copies each item into a block of its own and puts that. */
+static int copy_alloc(mpx_stage_t *st, mpx_item_t *it)
+{
+    size_t size = mpx_item_size(it, 0);
+    unsigned char *d = mpx_alloc(st, size);
+    if (!d)
+        return mpx_fail(st, "mpx_alloc(%zu) gave NULL", size);
+    memcpy(d, mpx_item_data(it, 0), size);
+    return mpx_put_alloc(st, d, size);
+}
+static const mpx_stage_def_t CopyAlloc = {.name = "copyalloc", .process = copy_alloc};
+
+/* A pool smaller than what the inputs of stages that allocate may queue:
+ * the source's items fill it, each worker waits in mpx_alloc for a block
+ * only the queued items' confirmation would free, and that confirmation
+ * waits for the worker.  mpx_alloc gives private memory after a while
+ * instead of waiting for good: the run ends, every item whole. */
+static void allocating_stages_do_not_wait_on_each_other(void)
+{
+    int64_t n = 600;
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Varied, &n), mpx_as(2, &CopyAlloc, NULL));
+    CHECK_EQ(mpx_graph_set_pool(g, 4 * MIB), 0);
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    unsigned char *seen = calloc((size_t)n, 1);
+    REQUIRE(seen, "out of memory");
+    mpx_item_t *it;
+    int64_t bad = 0;
+    while ((it = mpx_graph_next(g))) {
+        int64_t v = -1;
+        if (mpx_item_meta_i64(it, "v", &v) != 0 || v < 0 || v >= n ||
+            !item_ok(it, v, varied_size(v)))
+            bad++;
+        else
+            seen[v]++;
+    }
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(bad, 0);
+    int64_t once = 0;
+    for (int64_t v = 0; v < n; v++)
+        once += seen[v] == 1;
+    CHECK_EQ(once, n);
+    free(seen);
+    pool_used_and_clear(g, 64 * 1024);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* Without a pool, mpx_alloc gives private memory that mpx_put_alloc puts
+ * and mpx_free frees: a stage written for the pool runs unchanged. */
+static void alloc_without_a_pool(void)
+{
+    int64_t n = 50;
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Varied, &n), mpx_stage(&CopyAlloc, NULL));
+    CHECK_EQ(mpx_graph_set_pool(g, 0), 0);
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    mpx_item_t *it;
+    int64_t got = 0, bad = 0;
+    while ((it = mpx_graph_next(g))) {
+        int64_t v = -1;
+        bad += !(mpx_item_meta_i64(it, "v", &v) == 0 && v == got && item_ok(it, v, varied_size(v)));
+        got++;
+    }
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(got, n);
+    CHECK_EQ(bad, 0);
     expect_clean(g);
     mpx_node_destroy(&g);
 }
@@ -521,16 +628,6 @@ static int fail_fifth(mpx_stage_t *st, mpx_item_t *it)
 }
 static const mpx_stage_def_t FailFifth = {.name = "failfifth", .process = fail_fifth};
 
-/* The run used the pool and left nothing in it. */
-static void pool_used_and_clear(mpx_graph_t *g, size_t size)
-{
-    mpx_pool_stats_t s;
-    CHECK_EQ(mpx_graph_pool_stats(g, &s), 0);
-    CHECK(s.peak_bytes >= size, "the pool was not used");
-    CHECK_EQ(s.blocks_in_use, 0);
-    CHECK_EQ(s.bytes_in_use, 0);
-}
-
 /* Zip joins two branches' pool items into one item of two parts, each
  * the input's bytes. */
 static void pool_items_through_zip(void)
@@ -680,6 +777,8 @@ int main(int argc, char **argv)
         TEST_CASE(pool_items_through_seq),
         TEST_CASE(pool_items_into_side_graph),
         TEST_CASE(pool_items_to_dead_letters),
+        TEST_CASE(allocating_stages_do_not_wait_on_each_other),
+        TEST_CASE(alloc_without_a_pool),
         TEST_CASE(kept_copies_hold_blocks),
         TEST_CASE(full_pool_waits),
         TEST_CASE(full_pool_large_puts_still_go),

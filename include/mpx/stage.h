@@ -150,10 +150,15 @@ MPX_MUST_CHECK int mpx_put_item(mpx_stage_t *st, const mpx_item_t *item);
  * new block and write the result there).
  *
  * mpx_alloc waits while the pool is full (time counted as blocked in the
- * stats); it returns NULL when the graph has no pool, size is 0 or more
- * than the pool, outside setup/process/teardown/idle/mark, or when a stop
- * ends the wait.  Blocks a stage still holds when its process ends are
- * freed by the supervisor. */
+ * stats), up to 100 ms: then, as when the graph has no pool or the block
+ * could not fit in it, it gives private memory instead, which
+ * mpx_put_alloc sends through the socket (a copy) and frees, and mpx_free
+ * frees — so stages that allocate while the pool is full of items queued
+ * before them slow down rather than wait on each other for good.  It
+ * returns NULL when size is 0, outside setup/process/teardown/idle/mark,
+ * when memory runs out, or when a stop ends the wait.  Blocks a stage
+ * still holds in the pool when its process ends are freed by the
+ * supervisor. */
 void *mpx_alloc(mpx_stage_t *st, size_t size);
 MPX_MUST_CHECK int mpx_put_alloc(mpx_stage_t *st, void *block, size_t size);
 int mpx_free(mpx_stage_t *st, void *block);
