@@ -1,0 +1,19 @@
+/* lib/testhook.c — see testhook.h.  Built into the internal test harness
+ * only: the shipped library has none of this. */
+#include "testhook.h"
+
+#include "child.h"
+#include "pool.h"
+
+int testhook_pool_crash_at(mpx_stage_t *st, int point)
+{
+    /* st->rt is set only in a stage process.  Its pool_t is this
+     * process's own copy of the parent's (fork, or the fork server's
+     * clone, copied the heap), so the point armed here kills no other
+     * process. */
+    if (!st || !st->rt || !st->rt->plan->pool || point < POOL_CRASH_NONE ||
+        point >= POOL_CRASH_POINTS)
+        return MPX_EINVAL;
+    pool_test_crash_at(st->rt->plan->pool, point);
+    return 0;
+}

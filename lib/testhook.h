@@ -1,0 +1,24 @@
+/* lib/testhook.h — what a test's stage may reach of the runtime inside its
+ * own process, and nothing a program should use: these calls are built
+ * into the internal test harness only (tests/meson.build), never into the
+ * library, and no public header names them.
+ *
+ * A stage process cannot reach its graph's pool through the public API
+ * (mpx_alloc and mpx_free hide it), yet the pool's crash points
+ * (lib/pool.h, pool_test_crash_at) are per process: to kill a stage
+ * process at one step of the allocator, the process itself must arm it.
+ */
+#ifndef MPX_LIB_TESTHOOK_H
+#define MPX_LIB_TESTHOOK_H
+
+#include "mpx/error.h"
+#include "mpx/stage.h"
+
+/* Arm the pool's crash point `point` (enum pool_crash_point) in the
+ * calling stage process: the process kills itself with SIGKILL when one
+ * of its pool calls gets there (POOL_CRASH_NONE disarms).  0, or
+ * MPX_EINVAL outside a stage process (the parent's initialize or
+ * finalize), when the graph has no pool, or for a point out of range. */
+MPX_MUST_CHECK int testhook_pool_crash_at(mpx_stage_t *st, int point);
+
+#endif
