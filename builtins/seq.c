@@ -4,7 +4,7 @@
  *
  * mpx_seq(node) is S(stamp, node, reorder).  The stamp numbers the inputs
  * (meta key "mpx.seq.<tag>.n") and puts a mark after every SEQ_EPOCH
- * inputs, whenever its input pauses, and before passing on a mark of
+ * inputs or SEQ_EPOCH_BYTES of them, whenever its input pauses, and before passing on a mark of
  * another origin.  The reorder keeps copies of what the node puts; when
  * its own mark arrives, everything the node made from the inputs that mark
  * covers has arrived (the mark came behind it on every path), so those
@@ -22,6 +22,10 @@
 /* Inputs between two marks: a mark costs a message per edge, an epoch is
  * what the reorder holds at least.  128 keeps both small. */
 #define SEQ_EPOCH 128
+/* ... and bytes of input: large items (video frames in the pool) would
+ * otherwise be held by the hundred, filling the pool that the stages
+ * inside need for their own outputs. */
+#define SEQ_EPOCH_BYTES ((size_t)16 << 20)
 /* How far ahead of the oldest open input an output may be: marks carry
  * input counts modulo 2^32.  Further is a broken meta value. */
 #define SEQ_MAX_AHEAD ((int64_t)1 << 32)
@@ -47,6 +51,7 @@ static uint64_t mark_value(uint32_t tag, int64_t count)
 typedef struct stamp_state {
     int64_t next;   /* inputs numbered so far */
     int64_t marked; /* `next` at the last mark */
+    size_t bytes;   /* of the inputs since then */
 } stamp_state_t;
 
 static int stamp_mark_now(mpx_stage_t *st)
@@ -56,6 +61,7 @@ static int stamp_mark_now(mpx_stage_t *st)
     if (s->next == s->marked)
         return 0;
     s->marked = s->next;
+    s->bytes = 0;
     return mpx_put_mark(st, mark_value(a->tag, s->next));
 }
 
@@ -68,7 +74,9 @@ static int stamp_process(mpx_stage_t *st, mpx_item_t *it)
         return mpx_fail(st, "seq: cannot set meta: %s", mpx_strerror(rc));
     s->next++;
     rc = mpx_put_item(st, it);
-    if (rc == 0 && s->next - s->marked >= SEQ_EPOCH)
+    for (size_t i = 0; i < mpx_item_parts(it); i++)
+        s->bytes += mpx_item_size(it, i);
+    if (rc == 0 && (s->next - s->marked >= SEQ_EPOCH || s->bytes >= SEQ_EPOCH_BYTES))
         rc = stamp_mark_now(st);
     return rc;
 }
