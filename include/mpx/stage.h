@@ -147,7 +147,11 @@ MPX_MUST_CHECK int mpx_put_item(mpx_stage_t *st, const mpx_item_t *item);
  * a copy kept to send again after a crash, a broadcast's branches and
  * mpx_item_dup copies all read the same bytes, so nobody may write into a
  * block they did not get from mpx_alloc (to change an item, mpx_alloc a
- * new block and write the result there).
+ * new block and write the result there: one read and one write of each
+ * byte, as an in-place pass costs).  No stage is ever the only holder of
+ * a block it received: its producer keeps its own hold until the item is
+ * processed and confirmed, to send it again if this process dies, and a
+ * pass that had changed the bytes in place could not be done again.
  *
  * mpx_alloc waits while the pool is full (time counted as blocked in the
  * stats), up to 100 ms: then, as when the graph has no pool or the block
