@@ -392,22 +392,35 @@ static void large_items(void)
     for (int r = 0; r < reps; r++)
         kt[r] = raw_stream_heap_kept((uint64_t)n, size, MPX_DEFAULT_CAPACITY_BYTES);
     double kept = (double)n * (double)size / 1e6 / bench_median(kt, (size_t)reps);
-    double t[8], c[8];
+    /* Through the default pool (each put copied into it once, then a
+     * reference at every hop), and interleaved with it the same graph
+     * without a pool, every byte through every socket. */
+    double t[8], c[8], ts[8], cs[8];
     for (int r = 0; r < reps; r++) {
-        block_args_t a = {n, size};
-        mpx_graph_t *g = MPX_EZ(mpx_stage(&Blocks, &a), mpx_stage(&Pass, NULL),
-                                mpx_stage(&Sink, NULL));
-        t[r] = run_cpu(g, &c[r]);
-        mpx_node_destroy(&g);
+        for (int pooled = 1; pooled >= 0; pooled--) {
+            block_args_t a = {n, size};
+            mpx_graph_t *g = MPX_EZ(mpx_stage(&Blocks, &a), mpx_stage(&Pass, NULL),
+                                    mpx_stage(&Sink, NULL));
+            if (!pooled && mpx_graph_set_pool(g, 0) != 0)
+                fail(g, "mpx_graph_set_pool");
+            if (pooled)
+                t[r] = run_cpu(g, &c[r]);
+            else
+                ts[r] = run_cpu(g, &cs[r]);
+            mpx_node_destroy(&g);
+        }
     }
     double value = (double)n * (double)size / 1e6 / bench_median(t, (size_t)reps);
-    char extra[300];
+    double socket = (double)n * (double)size / 1e6 / bench_median(ts, (size_t)reps);
+    char extra[400];
     snprintf(extra, sizeof extra,
              "\"items\": %lld, \"item_bytes\": %zu, \"stages\": 3, \"cpu_us_per_item\": %.0f, "
              "\"baseline_cpu_us_per_item\": %.0f, \"baseline_heap_kept\": %.6g, "
-             "\"ratio_heap_kept\": %.4g",
+             "\"ratio_heap_kept\": %.4g, \"without_pool\": %.6g, "
+             "\"without_pool_cpu_us_per_item\": %.0f",
              (long long)n, size, bench_median(c, (size_t)reps) / (double)n * 1e6,
-             raw_cpu_ns / 1e3, kept, value / kept);
+             raw_cpu_ns / 1e3, kept, value / kept, socket,
+             bench_median(cs, (size_t)reps) / (double)n * 1e6);
     bench_emit("large_items", value, "MB/s", base, extra);
 }
 
