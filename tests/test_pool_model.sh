@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# tests/test_pool_model.sh — check the Promela model of the pool's holder
-# protocol (lib/pool.pml) with SPIN, exhaustively, in a few small
-# configurations.
+# tests/test_pool_model.sh — check the Promela models of the pool with
+# SPIN, exhaustively, in a few small configurations each: its holder
+# protocol (lib/pool.pml), and how a record that refers to a block crosses
+# an edge (lib/pool_handoff.pml: the producer's holds, pool_hold_if,
+# confirmation, reclaim).
 #
 # Each correct configuration must show no error (no assertion violated,
 # no invalid end state).  Each deliberately broken variant must fail, and
-# on the property it names (freed_while_held, held_by_the_dead_after_reclaim,
-# held_at_the_end, leaked): else the model checker did not catch it and
-# this test fails.  The figures of every run are printed.  Everything
-# happens in a fresh temporary directory, removed at the end whatever
-# happens.  About 50 s of one core, 1.2 GB at most.
+# on the property it names (an assertion's variable, as freed_while_held
+# or read_unheld, or `end` for an invalid end state: a process that waits
+# for ever): else the model checker did not catch it and this test fails.
+# The figures of every run are printed.  Everything happens in a fresh
+# temporary directory, removed at the end whatever happens.  About 90 s of
+# one core (a third of it the hand-off's), 1.2 GB at most.
 #
 #   test_pool_model.sh SOURCE_ROOT [NAME...]
 #
@@ -28,20 +31,31 @@ source "$(dirname "${BASH_SOURCE[0]}")/model_common.sh"
 # second: its pan is built without optimisation, which saves 2 s a build.
 panflags=(-w -DSAFETY -DCOLLAPSE -DMEMLIM=3000)
 
-# name | expectation | model macros | what it shows
+# name | model | expectation | model macros | what it shows
+#   model: the file under lib/
 #   expectation: pass, or fail=PROPERTY (a broken variant)
 configs=(
-    "two|pass|-DNP=2 -DMAXCRASH=1|two processes hand the block to each other (two holds given), one kill anywhere"
-    "two_lock_late|pass|-DNP=2 -DMAXCRASH=1 -DLOCK_LATE|the same, reclaim taking the lock after its scan: the epoch it moves before clearing suffices"
-    "two_kills|pass|-DNP=2 -DMAXCRASH=2|two kills: a replacement dies too"
-    "three|pass|-DNP=3 -DMAXCRASH=0|three processes, broadcast and chains, no kill"
-    "+two_three_gives|pass|-DNP=2 -DMAXCRASH=1 -DMAXGIVE=3|three holds given, one kill"
-    "broken_scan_first|fail=held_by_the_dead_after_reclaim|-DNP=2 -DMAXCRASH=1 -DBROKEN_SCAN_FIRST|reclaim scans the words before marking the incarnation dead"
-    "broken_no_check|fail=held_by_the_dead_after_reclaim|-DNP=2 -DMAXCRASH=1 -DBROKEN_NO_CHECK|pool_hold does not look for the mark after giving"
-    "broken_no_epoch|fail=freed_while_held|-DNP=2 -DMAXCRASH=0 -DBROKEN_NO_EPOCH|the free's CAS ignores the epoch: a hold moving between words is missed"
-    "broken_bump_after|fail=freed_while_held|-DNP=2 -DMAXCRASH=1 -DLOCK_LATE -DBROKEN_BUMP_AFTER|reclaim (lock taken late) moves the epoch after clearing a dead giver's word"
-    "broken_exact|fail=held_at_the_end|-DNP=2 -DMAXCRASH=1 -DBROKEN_EXACT|reclaim clears only the dead's own words: a giver killed before its take-back leaves a hold"
-    "broken_no_free|fail=leaked|-DNP=2 -DMAXCRASH=1 -DBROKEN_NO_FREE|reclaim does not free what nobody holds"
+    "two|pool.pml|pass|-DNP=2 -DMAXCRASH=1|two processes hand the block to each other (two holds given), one kill anywhere"
+    "two_lock_late|pool.pml|pass|-DNP=2 -DMAXCRASH=1 -DLOCK_LATE|the same, reclaim taking the lock after its scan: the epoch it moves before clearing suffices"
+    "two_kills|pool.pml|pass|-DNP=2 -DMAXCRASH=2|two kills: a replacement dies too"
+    "three|pool.pml|pass|-DNP=3 -DMAXCRASH=0|three processes, broadcast and chains, no kill"
+    "+two_three_gives|pool.pml|pass|-DNP=2 -DMAXCRASH=1 -DMAXGIVE=3|three holds given, one kill"
+    "broken_scan_first|pool.pml|fail=held_by_the_dead_after_reclaim|-DNP=2 -DMAXCRASH=1 -DBROKEN_SCAN_FIRST|reclaim scans the words before marking the incarnation dead"
+    "broken_no_check|pool.pml|fail=held_by_the_dead_after_reclaim|-DNP=2 -DMAXCRASH=1 -DBROKEN_NO_CHECK|pool_hold does not look for the mark after giving"
+    "broken_no_epoch|pool.pml|fail=freed_while_held|-DNP=2 -DMAXCRASH=0 -DBROKEN_NO_EPOCH|the free's CAS ignores the epoch: a hold moving between words is missed"
+    "broken_bump_after|pool.pml|fail=freed_while_held|-DNP=2 -DMAXCRASH=1 -DLOCK_LATE -DBROKEN_BUMP_AFTER|reclaim (lock taken late) moves the epoch after clearing a dead giver's word"
+    "broken_exact|pool.pml|fail=held_at_the_end|-DNP=2 -DMAXCRASH=1 -DBROKEN_EXACT|reclaim clears only the dead's own words: a giver killed before its take-back leaves a hold"
+    "broken_no_free|pool.pml|fail=leaked|-DNP=2 -DMAXCRASH=1 -DBROKEN_NO_FREE|reclaim does not free what nobody holds"
+    "handoff|pool_handoff.pml|pass|-DMAXCRASH=1|a record's block from P to C: one kill anywhere (P or C), the supervisor reclaims and replaces"
+    "handoff_two_kills|pool_handoff.pml|pass|-DMAXCRASH=2|the same with two kills: both die, or a replacement dies too"
+    "handoff_bystander|pool_handoff.pml|pass|-DMAXCRASH=1 -DBYSTANDER|one kill, and a third process ends at any time: its reclaim races the hand-off"
+    "handoff_code_einval|pool_handoff.pml|fail=stale_taken_for_malformed|-DMAXCRASH=1 -DCODE_EINVAL|C takes pool_hold_if's MPX_EINVAL (the block was freed by its dead producer's reclaim) for a malformed record, as lib/edge_in.c does"
+    "handoff_broken_hold|pool_handoff.pml|fail=read_unheld|-DMAXCRASH=1 -DBROKEN_HOLD|C takes its hold with pool_hold, not pool_hold_if: it reads the block P's replacement allocated again"
+    "handoff_broken_look_first|pool_handoff.pml|fail=read_unheld|-DMAXCRASH=1 -DBROKEN_LOOK_FIRST|pool_hold_if looks for the giver's word before giving its own"
+    "handoff_broken_drop_at_send|pool_handoff.pml|fail=stale_but_alive|-DMAXCRASH=1 -DBROKEN_DROP_AT_SEND|P drops its hold once the batch is sent, keeping none with the message"
+    "handoff_broken_confirm_first|pool_handoff.pml|fail=stale_but_alive|-DMAXCRASH=1 -DBROKEN_CONFIRM_FIRST|C confirms a record on receiving it, before taking its hold"
+    "handoff_broken_redo_order|pool_handoff.pml|fail=holder_lost_block|-DMAXCRASH=1 -DBROKEN_REDO_ORDER|on C's restart P drops the kept copy's hold before the redo takes its own"
+    "handoff_broken_no_undo_free|pool_handoff.pml|fail=end|-DMAXCRASH=1 -DBROKEN_NO_UNDO_FREE|a refused pool_hold_if does not free the block it held last: P's replacement waits for it for ever"
 )
 
 want=("$@")
@@ -80,31 +94,33 @@ figures() { # LOG
 }
 
 # The counterexample: every step that touches the block's words, state,
-# the marks and the processes' lives (pan's first, depth-first).
-explain() { # DIR MACROS...
-    local dir=$1
-    shift
+# the marks, the messages and the processes' lives (pan's first,
+# depth-first).
+explain() { # DIR FILE MACROS...
+    local dir=$1 file=$2
+    shift 2
     if compgen -G "$dir/*.trail" >/dev/null; then
         echo "---- counterexample (the last 60 steps that matter) ----" >&2
-        (cd "$dir" && spin -t -p "$@" pool.pml 2>&1 |
-            grep -E 'wcnt\[|st = |dead\[[a-z]+\] = |kill\[s\] = 1|ended|run Worker|assert|violated' |
-            sed -E 's/ *pool.pml:[0-9]+ \(state [0-9]+\)//' | tail -n 60) >&2
+        (cd "$dir" && spin -t -p "$@" "$file" 2>&1 |
+            grep -E 'wcnt\[|st = |dead\[[a-z]+\] = |kill\[[a-z0-9]+\] = 1|ended|run [A-Z]|assert|violated|q\[.*[?!]|conf\[x\]|cdone = 1|inval = ' |
+            sed -E "s/ *${file//./\\.}:[0-9]+ \\(state [0-9]+\\)//" | tail -n 60) >&2
     fi
 }
 
 total=0
 failed=0
 for entry in "${configs[@]}"; do
-    IFS='|' read -r name expect macros what <<<"$entry"
+    IFS='|' read -r name file expect macros what <<<"$entry"
     picked "$name" || continue
     name=${name#+}
     total=$((total + 1))
     echo "-- $name: $what"
-    echo "   model: $macros; expected: $expect"
+    echo "   model: $file $macros; expected: $expect"
     dir=$tmp/$name
-    mkdir -p "$dir" && cp "$model" "$dir/pool.pml" && cd "$dir" || exit 1
+    [[ -f $src/lib/$file ]] || fail "no $src/lib/$file"
+    mkdir -p "$dir" && cp "$src/lib/$file" "$dir/$file" && cd "$dir" || exit 1
     read -r -a mflags <<<"$macros"
-    if ! spin -a "${mflags[@]}" pool.pml >spin.log 2>&1; then
+    if ! spin -a "${mflags[@]}" "$file" >spin.log 2>&1; then
         cat "$dir/spin.log" >&2
         fail "$name: spin cannot translate the model"
     fi
@@ -131,24 +147,29 @@ for entry in "${configs[@]}"; do
     fi
     echo "   $errors errors; $(figures "$log")"
     caught=$(grep -m 1 -E '^pan:[0-9]+:' "$log")
+    # What pan says of the property named: its assertion, or a process
+    # left waiting for ever.
+    property=${expect#fail=}
+    says="(${property}==0)"
+    [[ $property == end ]] && says="invalid end state"
     if [[ $expect == pass ]]; then
         if [[ $errors != 0 ]]; then
             echo "   $caught" >&2
-            explain "$dir" "${mflags[@]}"
+            explain "$dir" "$file" "${mflags[@]}"
             echo "FAIL: $name: the model checker found an error in a correct configuration" >&2
             failed=$((failed + 1))
         fi
     elif [[ $errors == 0 ]]; then
         echo "FAIL: $name: the model checker did not catch the broken variant" >&2
         failed=$((failed + 1))
-    elif [[ $caught != *"(${expect#fail=}==0)"* ]]; then
+    elif [[ $caught != *"$says"* ]]; then
         echo "   $caught" >&2
-        explain "$dir" "${mflags[@]}"
-        echo "FAIL: $name: caught, but not as ${expect#fail=}" >&2
+        explain "$dir" "$file" "${mflags[@]}"
+        echo "FAIL: $name: caught, but not as $property" >&2
         failed=$((failed + 1))
     else
         echo "   caught: $caught"
-        ((${#want[@]} == 0)) || explain "$dir" "${mflags[@]}" 2>&1
+        ((${#want[@]} == 0)) || explain "$dir" "$file" "${mflags[@]}" 2>&1
     fi
     cd "$tmp" || exit 1
 done
