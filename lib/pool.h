@@ -107,14 +107,15 @@ int pool_alloc(pool_t *p, pool_holder_t self, size_t size, uint32_t *blk);
 int pool_hold(pool_t *p, uint32_t blk, pool_holder_t who);
 /* A hold for `who`, the caller, of a block it was sent a reference to by
  * `giver`, which keeps its own hold until `who` has confirmed the record
- * (lib/edge.h: with a pool every pair confirms).  `who` is not yet a
+ * (lib/edge_in.c: a pair confirms from its first pooled message on).  `who` is not yet a
  * holder, so this is the one exception to "only a holder gives": the
  * giver's word, looked for after ours is given, stands for the giver,
  * and the epoch moved after it makes a free that read the words before
  * ours fail (pool.c).  0; MPX_ESTOPPED when the giver no longer holds it
  * (it died and was reclaimed: the reference is stale and nothing was
  * taken), whether the block was freed since or taken again; MPX_ERANGE,
- * MPX_EINVAL as pool_hold.  Not in lib/pool.pml yet. */
+ * MPX_EINVAL as pool_hold.  The hand-off is modelled in
+ * lib/pool_handoff.pml. */
 int pool_hold_if(pool_t *p, uint32_t blk, pool_holder_t who, pool_holder_t giver);
 /* Drop one hold of `who`, the caller; the last hold frees the block.  0,
  * or MPX_EINVAL when `who` holds none of blk (a bug, or reclaimed). */
