@@ -113,12 +113,67 @@ int mpx_graph_stop(mpx_graph_t *g)
     return 0;
 }
 
+/* Items collected from pool blocks stay in them, held by the list, while
+ * the pool is less than half full: the list then keeps the pool mapped
+ * (pool_ref), so it may outlive the graph.  Beyond that they are copied
+ * out, so that a long output collected whole does not fill the pool the
+ * stages still need. */
 struct mpx_list {
     mpx_item_t *items;
     size_t n, cap;
+    pool_t *pool; /* referred to while an item is in it */
+    pool_holder_t who;
 };
 
-static int list_add(mpx_list_t *l, const mpx_item_t *it)
+typedef struct list_refs {
+    const mpx_list_t *l;
+    int rc;
+    size_t left; /* holds taken (to drop) */
+} list_refs_t;
+
+static void list_hold(void *ctx, uint32_t blk)
+{
+    list_refs_t *r = ctx;
+    if (r->rc == 0 && (r->rc = pool_hold(r->l->pool, blk, r->l->who)) == 0)
+        r->left++;
+}
+
+static void list_release(void *ctx, uint32_t blk)
+{
+    list_refs_t *r = ctx;
+    if (r->left > 0) {
+        r->left--;
+        (void)pool_release(r->l->pool, blk, r->l->who);
+    }
+}
+
+/* Item it (whose record is at rec, a copy) kept where its parts are in the
+ * pool: 0, or nonzero when it must be copied out instead. */
+static int list_keep_in_place(mpx_list_t *l, mpx_item_t *dst, mpx_part_t *parts, uint8_t *rec,
+                              uint32_t size, const struct mpx_run *run)
+{
+    pool_t *pool = run->plan->pool;
+    pool_stats_t st;
+    pool_get_stats(pool, &st);
+    if (st.bytes_in_use * 2 >= st.capacity || (l->pool && l->pool != pool))
+        return 1;
+    pool_holder_t who = {POOL_PARENT_SLOT((uint32_t)run->plan->ninst), 0};
+    if (wire_rec_decode_pool(rec, size, dst, parts, pool, &who) != 0)
+        return 1;
+    if (!l->pool) {
+        l->pool = pool_ref(pool);
+        l->who = who;
+    }
+    list_refs_t r = {l, 0, 0};
+    wire_pool_refs(rec, size, 1, list_hold, &r);
+    if (r.rc != 0) {
+        wire_pool_refs(rec, size, 1, list_release, &r);
+        return 1;
+    }
+    return 0;
+}
+
+static int list_add(mpx_list_t *l, const mpx_item_t *it, const struct mpx_run *run)
 {
     if (l->n == l->cap) {
         size_t cap = l->cap ? 2 * l->cap : 64;
@@ -128,18 +183,27 @@ static int list_add(mpx_list_t *l, const mpx_item_t *it)
         l->items = items;
         l->cap = cap;
     }
-    /* The list may outlive the graph and its pool: a part in the pool is
-     * copied out of it. */
     uint32_t size = it->size;
-    uint8_t *rec = it->flags & WIRE_REC_POOL ? wire_rec_inline(it, &size) : malloc(it->size);
+    uint8_t *rec = malloc(size);
     mpx_part_t *parts = malloc((it->nparts ? it->nparts : 1) * sizeof *parts);
     if (!rec || !parts) {
         free(rec);
         free(parts);
         return MPX_ENOMEM;
     }
-    if (!(it->flags & WIRE_REC_POOL))
-        memcpy(rec, it->rec, it->size);
+    memcpy(rec, it->rec, size);
+    if ((it->flags & WIRE_REC_POOL) &&
+        list_keep_in_place(l, &l->items[l->n], parts, rec, size, run) == 0) {
+        l->n++;
+        return 0;
+    }
+    if (it->flags & WIRE_REC_POOL) {
+        free(rec);
+        if (!(rec = wire_rec_inline(it, &size))) {
+            free(parts);
+            return MPX_ENOMEM;
+        }
+    }
     if (wire_rec_decode(rec, size, &l->items[l->n], parts) != 0) {
         free(rec);
         free(parts);
@@ -159,7 +223,7 @@ int mpx_graph_collect(mpx_graph_t *g, mpx_list_t **out)
         return MPX_ENOMEM;
     mpx_item_t *it;
     while ((it = mpx_graph_next(g))) {
-        int rc = list_add(l, it);
+        int rc = list_add(l, it, g->run);
         if (rc != 0) {
             sup_stop(g->run, rc, "out of memory while collecting the output");
             break;
@@ -187,9 +251,15 @@ void mpx_list_destroy(mpx_list_t **lp)
     if (!l)
         return;
     for (size_t i = 0; i < l->n; i++) {
-        free((void *)l->items[i].rec);
-        free(l->items[i].parts);
+        const mpx_item_t *it = &l->items[i];
+        if (it->flags & WIRE_REC_POOL) {
+            list_refs_t r = {l, 0, SIZE_MAX};
+            wire_pool_refs(it->rec, it->size, 1, list_release, &r);
+        }
+        free((void *)it->rec);
+        free(it->parts);
     }
+    pool_destroy(&l->pool);
     free(l->items);
     free(l);
     *lp = NULL;

@@ -170,6 +170,7 @@ struct pool {
     _Atomic uint64_t *dead;
     struct pool_hdr *hdr;
     uint8_t *data;
+    int refs; /* this process's references (pool_ref, pool_destroy) */
     /* Test hooks (process-local). */
     int crash_at;
     bool fail_commit;
@@ -504,6 +505,7 @@ pool_t *pool_new(size_t bytes, uint32_t nslots, char *err, size_t errcap)
         goto fail;
     p->base = base;
     p->len = len;
+    p->refs = 1;
     p->ngran = ngran;
     p->nslots = nslots;
     p->data_off = data_off;
@@ -545,15 +547,23 @@ fail:
     return NULL;
 }
 
+pool_t *pool_ref(pool_t *p)
+{
+    p->refs++;
+    return p;
+}
+
 void pool_destroy(pool_t **pp)
 {
     if (!pp || !*pp)
         return;
     pool_t *p = *pp;
+    *pp = NULL;
+    if (--p->refs > 0)
+        return;
     munmap(p->base, p->len);
     close(p->fd);
     free(p);
-    *pp = NULL;
 }
 
 /* Commit the data granules below `end` (under the lock). */

@@ -88,8 +88,13 @@ typedef struct pool_stats {
  * (stage instances plus the parent); in the parent, before fork.  NULL
  * with the reason in err. */
 pool_t *pool_new(size_t bytes, uint32_t nslots, char *err, size_t errcap);
-/* Unmap and close; in the parent, after every stage process is gone. */
+/* Drop a reference (this process's: pool_new gives the first, pool_ref
+ * another); the last unmaps and closes, in the parent after every stage
+ * process is gone.  *p becomes NULL. */
 void pool_destroy(pool_t **p);
+/* Another reference to p, for what outlives its graph (a list of items
+ * collected in place); returns p. */
+pool_t *pool_ref(pool_t *p);
 /* In a stage process after fork: nothing to attach, the mapping is
  * inherited; the descriptor is close-on-exec (Exec's commands never see
  * it). */

@@ -722,7 +722,8 @@ static void pool_items_to_dead_letters(void)
     munmap((void *)c, sizeof *c);
 }
 
-/* Collected items are copies out of the pool: they outlive the graph. */
+/* Collected items stay in the pool, held by the list, which keeps the
+ * pool mapped: they outlive the graph. */
 static void collected_items_outlive_the_graph(void)
 {
     mpx_graph_t *g = MPX_EZ(src(20, 100 * 1024, true), mpx_stage(&CheckPass, NULL));
@@ -731,7 +732,7 @@ static void collected_items_outlive_the_graph(void)
     CHECK_EQ(mpx_graph_collect(g, &list), 0);
     mpx_pool_stats_t s;
     CHECK_EQ(mpx_graph_pool_stats(g, &s), 0);
-    CHECK_EQ(s.blocks_in_use, 0);
+    CHECK_EQ(s.blocks_in_use, 20); /* read in place: the list holds them */
     expect_clean(g);
     mpx_node_destroy(&g);
     CHECK_EQ(mpx_list_size(list), 20);
@@ -741,6 +742,35 @@ static void collected_items_outlive_the_graph(void)
         CHECK(mpx_item_meta_i64(it, "v", &v) == 0 && item_ok(it, v, 100 * 1024), "item %zu", i);
     }
     mpx_list_destroy(&list);
+}
+
+/* Destroying the list lets its blocks go; beyond half the pool, items
+ * are copied out instead of held, so that a long output collected whole
+ * does not fill the pool the stages need. */
+static void collected_items_let_go_and_copied_beyond_half(void)
+{
+    mpx_graph_t *g = MPX_EZ(src(40, 100 * 1024, true), mpx_stage(&CheckPass, NULL));
+    CHECK_EQ(mpx_graph_set_pool(g, 2 * MIB), 0); /* 32 granules, 2 an item */
+    mpx_list_t *list = NULL;
+    CHECK_EQ(mpx_graph_collect(g, &list), 0);
+    CHECK_EQ(mpx_list_size(list), 40);
+    mpx_pool_stats_t s;
+    CHECK_EQ(mpx_graph_pool_stats(g, &s), 0);
+    CHECK(s.blocks_in_use > 0 && s.bytes_in_use * 2 <= s.capacity + 2 * 64 * 1024,
+          "%llu blocks, %llu bytes of %llu held by the list", (unsigned long long)s.blocks_in_use,
+          (unsigned long long)s.bytes_in_use, (unsigned long long)s.capacity);
+    for (size_t i = 0; i < mpx_list_size(list); i++) {
+        int64_t v = -1;
+        const mpx_item_t *it = mpx_list_at(list, i);
+        CHECK(mpx_item_meta_i64(it, "v", &v) == 0 && v == (int64_t)i && item_ok(it, v, 100 * 1024),
+              "item %zu", i);
+    }
+    mpx_list_destroy(&list);
+    CHECK_EQ(mpx_graph_pool_stats(g, &s), 0);
+    CHECK_EQ(s.blocks_in_use, 0);
+    CHECK_EQ(s.bytes_in_use, 0);
+    expect_clean(g);
+    mpx_node_destroy(&g);
 }
 
 /* Settings and calls without a pool. */
@@ -784,6 +814,7 @@ int main(int argc, char **argv)
         TEST_CASE(full_pool_large_puts_still_go),
         TEST_CASE(killed_worker_holds_reclaimed),
         TEST_CASE(collected_items_outlive_the_graph),
+        TEST_CASE(collected_items_let_go_and_copied_beyond_half),
         TEST_CASE(pool_chaos),
         TEST_CASE(pool_settings_checked),
     };

@@ -209,10 +209,11 @@ MPX_MUST_CHECK int mpx_node_set_max_item(mpx_node_t *node, size_t bytes);
  * and kept until the run ends: the pool holds at most what was at once
  * in flight, which the edges' capacities bound.
  *
- * When the pool is full, mpx_alloc waits for a block to be freed (a stop
- * ends the wait), and a large put waits up to 100 ms and then sends its
- * bytes through the socket as it would without a pool: a stage that keeps
- * blocks (Batch, Seq) cannot then wait on itself.  A block is freed when
+ * When the pool is full, mpx_alloc and a large put wait up to 100 ms for
+ * a block to be freed (a stop ends the wait); then the put sends its bytes
+ * through the socket as it would without a pool, and mpx_alloc gives
+ * private memory (stage.h): stages that keep blocks (Batch, Seq) or wait
+ * on each other for blocks slow down rather than wait for good.  A block is freed when
  * its last holder is done with it: a process that dies loses its holds
  * (the supervisor reclaims them), whatever instant it died at.
  * mpx_graph_pool_stats (monitor.h) shows the use. */
@@ -271,7 +272,11 @@ MPX_MUST_CHECK int mpx_graph_join(mpx_graph_t *g);
  * Returns once every process is gone; join then returns MPX_ESTOPPED. */
 int mpx_graph_stop(mpx_graph_t *g);
 
-/* Run to the end and collect every output item (with its meta). */
+/* Run to the end and collect every output item (with its meta).  Items
+ * whose parts are in the graph's pool stay there, held by the list, while
+ * the pool is less than half full (read in place, no copy); later ones are
+ * copied out.  The list keeps the pool mapped: it may outlive the graph,
+ * and mpx_list_destroy lets its blocks go. */
 typedef struct mpx_list mpx_list_t;
 MPX_MUST_CHECK int mpx_graph_collect(mpx_graph_t *g, mpx_list_t **out);
 size_t mpx_list_size(const mpx_list_t *list);
