@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # examples/test_examples.sh — runs each example and checks what it prints
 # against the same figures computed independently with find, wc, tr, gzip,
-# od, and that its --dot picture is one Graphviz renders.
+# od, ffmpeg and python3, and that its --dot picture is one Graphviz
+# renders.
 #
 #   test_examples.sh BUILD_DIR [CASE...]
 #
 # BUILD_DIR holds the example programs (meson passes examples/ of the build
 # tree).  CASEs: count_addx wordfreq compress meta_filename chunk_stats
-# monitor_demo (only its picture: its own test is elsewhere); none means
-# all that are built.  Exits non-zero at the first mismatch.
+# frames monitor_demo (only its picture: its own test is elsewhere); none
+# means all that are built.  Exits non-zero at the first mismatch.
 #
 # Every example runs under no_leftovers (built at the top of the build
 # tree; $MPX_NO_LEFTOVERS names it when set): with a private TMPDIR, as a
@@ -19,7 +20,7 @@ set -uo pipefail
 export LC_ALL=C # wc -w, tr and sort must see bytes, as the examples do
 
 if [[ $# -lt 1 || ! -d $1 ]]; then
-    echo "usage: $0 BUILD_DIR [count_addx|wordfreq|compress|meta_filename|chunk_stats|monitor_demo]..." >&2
+    echo "usage: $0 BUILD_DIR [count_addx|wordfreq|compress|meta_filename|chunk_stats|frames|monitor_demo]..." >&2
     exit 2
 fi
 bin=$1
@@ -243,6 +244,82 @@ case_chunk_stats() {
     ok "a missing file: $(cat "$tmp/err")"
 }
 
+# ---- frames ------------------------------------------------------------------
+# What the frames example encoded, decoded again by ffmpeg, against a
+# computation of its own: ffmpeg's test pattern as raw frames, the
+# brightness curve applied by python3 (v -> 255 - (255 - v)^2 / 255, in
+# integers), one "size md5" line per frame.  Equal lists mean every frame
+# arrived, in order, with the right bytes.
+
+# The frames the example should have encoded: W H RATE COUNT.
+frames_expected() {
+    ffmpeg -nostdin -v error -f lavfi -i "testsrc=size=${1}x$2:rate=$3" -frames:v "$4" \
+        -f rawvideo -pix_fmt rgb24 - |
+        python3 -c '
+import hashlib, sys
+size = int(sys.argv[1])
+curve = bytes(255 - (255 - v) * (255 - v) // 255 for v in range(256))
+while True:
+    frame = sys.stdin.buffer.read(size)  # up to size bytes: only the last may be short
+    if not frame:
+        break
+    print(len(frame), hashlib.md5(frame.translate(curve)).hexdigest())
+' "$(($1 * $2 * 3))"
+}
+
+# The frames in a video file, as rgb24: one "size md5" line each.
+frames_decoded() {
+    ffmpeg -nostdin -v error -i "$1" -f framemd5 -pix_fmt rgb24 - |
+        awk -F', *' '!/^#/ { print $5, $6 }'
+}
+
+# Run frames with ARGS, writing OUT, and check what it printed and wrote:
+# W H RATE COUNT OUT ARGS...
+check_frames() {
+    local w=$1 h=$2 rate=$3 n=$4 out=$5
+    shift 5
+    run "$tmp/out" "$bin/frames" -s "${w}x$h" -r "$rate" -n "$n" "$@" "$out"
+    local line
+    line=$(cat "$tmp/out")
+    [[ $line =~ ^frames:\ $n\ \ size:\ ${w}x$h\ \ seconds:\ [0-9]+\.[0-9]{3}\ \ frames/s:\ [0-9]+\.[0-9]\ \ MB/s:\ [0-9]+\.[0-9]$ ]] ||
+        fail "frames printed '$line'"
+    [[ -s $out ]] || fail "frames wrote no $out"
+    local codec
+    codec=$(ffprobe -v error -select_streams v:0 -show_entries stream=codec_name,width,height \
+        -of csv=p=0 "$out") || fail "ffprobe cannot read $out"
+    [[ $codec == "ffv1,$w,$h" ]] || fail "$out holds '$codec', not ffv1 video of ${w}x$h"
+    frames_expected "$w" "$h" "$rate" "$n" >"$tmp/expected" || fail "cannot compute the expected frames"
+    (($(wc -l <"$tmp/expected") == n)) || fail "ffmpeg made $(wc -l <"$tmp/expected") frames, not $n"
+    frames_decoded "$out" >"$tmp/decoded" || fail "ffmpeg cannot decode $out"
+    diff "$tmp/expected" "$tmp/decoded" >"$tmp/frames.diff" ||
+        fail "the frames of $out differ from the expected ones (<: expected, >: decoded; a line is 'bytes md5'): $(head -n 20 "$tmp/frames.diff")"
+    ok "$line; the $n frames decode to the expected bytes, in order"
+}
+
+case_frames() {
+    # Not a skip: a machine meant to run this test must have them.
+    command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null ||
+        fail "ffmpeg is not installed (Debian: apt-get install ffmpeg; tools/install-deps installs it)"
+    command -v python3 >/dev/null || fail "python3 is not installed"
+
+    # Many small frames and more workers than CPUs: workers finish out of
+    # order all the time, and seq must put them back.
+    check_frames 320 240 25 150 "$tmp/small.mkv" -j 3
+    # The issue's size: 1080p, 6,220,800 bytes a frame; a path that needs
+    # quoting in the encoder's command line.
+    check_frames 1920 1080 25 16 "$tmp/it's 1080p.mkv" -j 2
+    # One worker, an odd rate.
+    check_frames 64 48 7 20 "$tmp/one.mkv" -j 1
+
+    # An encoder that cannot write fails the run, naming the command.
+    local rc
+    "$guard" "$bin/frames" -s 64x48 -n 5 "$tmp/no-such-dir/x.mkv" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    ((rc == 1)) && grep -q "exec: 'exec ffmpeg .*' exited with status" "$tmp/err" ||
+        fail "frames into a missing directory: status $rc, said '$(cat "$tmp/err")'"
+    ok "an output in a missing directory: status 1, $(head -c 200 "$tmp/err")"
+}
+
 # Every example takes --dot: it builds its graph, prints it in DOT and
 # exits without running it.  dot must render that to a PNG without a
 # warning (a warning means something is drawn wrong).
@@ -262,7 +339,7 @@ check_dot() {
 
 cases=("$@")
 if ((${#cases[@]} == 0)); then
-    cases=(count_addx wordfreq compress meta_filename chunk_stats)
+    cases=(count_addx wordfreq compress meta_filename chunk_stats frames)
     [[ -x $bin/monitor_demo ]] && cases+=(monitor_demo)
 fi
 for c in "${cases[@]}"; do
