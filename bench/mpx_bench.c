@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -424,6 +425,187 @@ static void large_items(void)
     bench_emit("large_items", value, "MB/s", base, extra);
 }
 
+/* ---- frames: 6 MB video frames through the pool ---------------------------- *
+ * source -> pass -> sink with frames of 1920x1080 rgb24 (6,220,800 bytes):
+ * the source takes a block with mpx_alloc, writes a whole frame into it
+ * and puts it with mpx_put_alloc; pass forwards it with mpx_put_item; sink
+ * checks a byte.  Only a reference to each frame crosses a socket.
+ * Against a raw one-edge copy of frames of the same size (raw_stream: the
+ * sender copies each frame into a message, as it would write one), in the
+ * same run.  The same graph without a pool (mpx_graph_set_pool(g, 0): the
+ * source writes the frame into its own buffer and mpx_puts it, so every
+ * frame crosses both sockets) runs interleaved with the pooled one, to
+ * show what the pool gains.
+ *
+ * Hand-off latency per hop: from just before a stage's put to the start of
+ * the next stage's process callback for that frame, both read from
+ * CLOCK_MONOTONIC (one clock for every process) and written into a table
+ * shared with the parent, indexed by the frame's number (its first 8
+ * bytes).  Measured in the throughput run itself: a hop's time includes
+ * any wait behind frames queued ahead (none when the consumer keeps up,
+ * as pass and sink do here) and the put's own wait for room. */
+
+#define FRAME_W 1920
+#define FRAME_H 1080
+#define FRAME_BYTES ((size_t)FRAME_W * FRAME_H * 3)
+
+enum { STAMP_PUT0, STAMP_IN1, STAMP_PUT1, STAMP_IN2, STAMPS };
+
+typedef struct frame_args {
+    int64_t n;
+    bool pooled;    /* the source writes into pool blocks (mpx_alloc) */
+    double *stamps; /* STAMPS * n seconds, shared with the parent */
+} frame_args_t;
+
+/* A frame: its number, then bytes of the number's low byte, as a frame of
+ * video is written once by whoever makes it. */
+static void write_frame(uint8_t *p, int64_t i)
+{
+    memset(p, (int)(i & 0xff), FRAME_BYTES);
+    memcpy(p, &i, sizeof i);
+}
+
+static int64_t frame_number(const mpx_item_t *it)
+{
+    int64_t i = -1;
+    if (mpx_item_size(it, 0) == FRAME_BYTES)
+        memcpy(&i, mpx_item_data(it, 0), sizeof i);
+    return i;
+}
+
+static int frame_source_setup(mpx_stage_t *st)
+{
+    const frame_args_t *a = mpx_args(st);
+    uint8_t *own = a->pooled ? NULL : malloc(FRAME_BYTES);
+    if (!a->pooled && !own)
+        return mpx_fail(st, "out of memory");
+    int rc = 0;
+    for (int64_t i = 0; i < a->n && rc == 0; i++) {
+        uint8_t *p = own ? own : mpx_alloc(st, FRAME_BYTES);
+        if (!p) {
+            rc = mpx_stopping(st) ? MPX_ESTOPPED : mpx_fail(st, "no pool block");
+            break;
+        }
+        write_frame(p, i);
+        a->stamps[STAMP_PUT0 * a->n + i] = bench_now();
+        rc = own ? mpx_put(st, p, FRAME_BYTES) : mpx_put_alloc(st, p, FRAME_BYTES);
+    }
+    free(own);
+    return rc ? rc : mpx_stop(st);
+}
+static const mpx_stage_def_t FrameSource = {.name = "frames", .args_size = sizeof(frame_args_t),
+                                            .setup = frame_source_setup};
+
+static int frame_pass(mpx_stage_t *st, mpx_item_t *it)
+{
+    double now = bench_now();
+    const frame_args_t *a = mpx_args(st);
+    int64_t i = frame_number(it);
+    if (i < 0 || i >= a->n)
+        return mpx_fail(st, "not a frame");
+    a->stamps[STAMP_IN1 * a->n + i] = now;
+    a->stamps[STAMP_PUT1 * a->n + i] = bench_now();
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t FramePass = {.name = "pass", .args_size = sizeof(frame_args_t),
+                                          .process = frame_pass};
+
+static int frame_sink(mpx_stage_t *st, mpx_item_t *it)
+{
+    double now = bench_now();
+    const frame_args_t *a = mpx_args(st);
+    int64_t i = frame_number(it);
+    if (i < 0 || i >= a->n)
+        return mpx_fail(st, "not a frame");
+    if (((const uint8_t *)mpx_item_data(it, 0))[FRAME_BYTES - 1] != (uint8_t)(i & 0xff))
+        return mpx_fail(st, "frame %lld arrived damaged", (long long)i);
+    a->stamps[STAMP_IN2 * a->n + i] = now;
+    return 0;
+}
+static const mpx_stage_def_t FrameSink = {.name = "sink", .args_size = sizeof(frame_args_t),
+                                          .process = frame_sink};
+
+/* One run of the three stages: seconds; CPU of every process to *cpu and
+ * the p50 of each hop (µs) to hop[2]. */
+static double frames_run(frame_args_t *a, double *cpu, double hop[2])
+{
+    for (int64_t k = 0; k < STAMPS * a->n; k++)
+        a->stamps[k] = -1;
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&FrameSource, a), mpx_stage(&FramePass, a),
+                            mpx_stage(&FrameSink, a));
+    /* In flight at once: what the two edges' capacities hold (16 MiB: two
+     * frames each) and the frame being written; 256 MiB leaves room. */
+    int rc = mpx_graph_set_pool(g, a->pooled ? (size_t)256 << 20 : 0);
+    if (rc != 0)
+        fail(g, "frames: mpx_graph_set_pool");
+    double t = run_cpu(g, cpu);
+    mpx_node_destroy(&g);
+    double *d = malloc((size_t)a->n * sizeof *d);
+    if (!d) {
+        perror("mpx-bench: frames");
+        exit(1);
+    }
+    for (int h = 0; h < 2; h++) {
+        const double *put = a->stamps + (h ? STAMP_PUT1 : STAMP_PUT0) * a->n;
+        const double *in = a->stamps + (h ? STAMP_IN2 : STAMP_IN1) * a->n;
+        for (int64_t i = 0; i < a->n; i++) {
+            if (put[i] < 0 || in[i] < 0) {
+                fprintf(stderr, "mpx-bench: frames: frame %lld did not arrive\n", (long long)i);
+                exit(1);
+            }
+            d[i] = (in[i] - put[i]) * 1e6;
+        }
+        hop[h] = bench_median(d, (size_t)a->n);
+    }
+    free(d);
+    return t;
+}
+
+static void frames(void)
+{
+    /* 300 frames: about half a second through mpx, whose start-up (some
+     * milliseconds) is then a small part.  The raw sender may queue most
+     * of its frames in memory (zmq's high-water mark is 1000 messages):
+     * 1.9 GB at most, as large_items' 2000 MiB. */
+    int64_t n = quick ? 20 : 300;
+    double base = raw_msgs_per_s((uint64_t)n, FRAME_BYTES, NULL, NULL);
+    double *stamps = mmap(NULL, STAMPS * (size_t)n * sizeof(double), PROT_READ | PROT_WRITE,
+                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (stamps == MAP_FAILED) {
+        perror("mmap");
+        exit(1);
+    }
+    double t[8], c[8], h1[8], h2[8], ts[8], cs[8], s1[8], s2[8];
+    for (int r = 0; r < reps; r++) {
+        frame_args_t a = {n, true, stamps};
+        double hop[2];
+        t[r] = frames_run(&a, &c[r], hop);
+        h1[r] = hop[0];
+        h2[r] = hop[1];
+        a.pooled = false;
+        ts[r] = frames_run(&a, &cs[r], hop);
+        s1[r] = hop[0];
+        s2[r] = hop[1];
+    }
+    munmap(stamps, STAMPS * (size_t)n * sizeof(double));
+    double fps = (double)n / bench_median(t, (size_t)reps);
+    double socket_fps = (double)n / bench_median(ts, (size_t)reps);
+    char extra[600];
+    snprintf(extra, sizeof extra,
+             "\"frames\": %lld, \"frame_bytes\": %zu, \"stages\": 3, \"mb_per_s\": %.1f, "
+             "\"baseline_mb_per_s\": %.1f, \"cpu_us_per_frame\": %.0f, "
+             "\"baseline_cpu_us_per_frame\": %.0f, \"p50_hop1_us\": %.1f, "
+             "\"p50_hop2_us\": %.1f, \"without_pool_frames_per_s\": %.1f, "
+             "\"without_pool_cpu_us_per_frame\": %.0f, \"without_pool_p50_hop1_us\": %.1f, "
+             "\"without_pool_p50_hop2_us\": %.1f",
+             (long long)n, FRAME_BYTES, fps * (double)FRAME_BYTES / 1e6,
+             base * (double)FRAME_BYTES / 1e6, bench_median(c, (size_t)reps) / (double)n * 1e6,
+             raw_cpu_ns / 1e3, bench_median(h1, (size_t)reps), bench_median(h2, (size_t)reps),
+             socket_fps, bench_median(cs, (size_t)reps) / (double)n * 1e6,
+             bench_median(s1, (size_t)reps), bench_median(s2, (size_t)reps));
+    bench_emit("frames", fps, "frames/s", base, extra);
+}
+
 /* ---- start-up: a 17-process graph carrying 100 items ---------------------- */
 
 static void startup(void)
@@ -798,6 +980,7 @@ static const struct {
     {"latency", latency},
     {"scaling", scaling},
     {"large_items", large_items},
+    {"frames", frames},
     {"startup", startup},
     {"growth", growth}, /* prints "chain" and "parallel" */
     {"grain", grain},

@@ -85,7 +85,7 @@ def main():
     expect = {"small_items": "items/s", "small_items_recoverable": "items/s", "memory": "KiB", "latency": "us", "scaling": "x",
               "large_items": "MB/s", "startup": "ms", "chain": "items/s",
               "parallel": "items/s", "grain": "x", "pachinko": "ms", "wide": "ms",
-              "chunks": "x"}
+              "chunks": "x", "frames": "frames/s"}
     check(set(by) == set(expect), f"the benchmarks are {sorted(expect)}: got {sorted(by)}")
     for name, unit in expect.items():
         for r in by.get(name, []):
@@ -116,6 +116,21 @@ def main():
         kept = r.get("baseline_heap_kept", 0)
         check(kept > 0 and abs(r.get("ratio_heap_kept", 0) - r["value"] / kept) <=
               0.001 * r["value"] / kept + 1e-4, f"ratio_heap_kept = value/baseline_heap_kept: {r}")
+    check(len(by.get("frames", [])) == 1, f"frames is one line: {by.get('frames')}")
+    for r in by.get("frames", []):
+        check(r.get("frame_bytes") == 1920 * 1080 * 3 and r.get("stages") == 3 and
+              r.get("frames") == 20, f"frames carries 20 frames of 1080p rgb24 through 3 stages "
+              f"with --quick: {r}")
+        for key, per_s in (("mb_per_s", "value"), ("baseline_mb_per_s", "baseline")):
+            want = r.get(per_s, 0) * r.get("frame_bytes", 0) / 1e6
+            check(abs(r.get(key, 0) - want) <= 0.001 * want + 0.1,
+                  f"{key} = {per_s} (frames/s) * frame_bytes / 1e6: {r}")
+        check(all(r.get(k, 0) > 0 for k in (
+            "cpu_us_per_frame", "baseline_cpu_us_per_frame", "p50_hop1_us", "p50_hop2_us",
+            "without_pool_frames_per_s", "without_pool_cpu_us_per_frame",
+            "without_pool_p50_hop1_us", "without_pool_p50_hop2_us")),
+              f"frames says its CPU per frame and the p50 of each hop, with and without "
+              f"the pool: {r}")
     for r in by.get("startup", []):
         check(r.get("processes") == 17 and r.get("items") == 100,
               f"startup runs 17 processes carrying 100 items: {r}")
