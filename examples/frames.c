@@ -152,6 +152,10 @@ static const mpx_stage_def_t Curve = {
 
 /* ---- main ------------------------------------------------------------------ */
 
+/* Items queued on each edge into a stage after the frame stage: a few
+ * frames keep every worker busy, and bound the frames in flight. */
+#define FRAMES_QUEUED 4
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: frames [-j WORKERS] [-n FRAMES] [-s WxH] [-r RATE] [--dot] OUTPUT.mkv\n"
@@ -276,24 +280,40 @@ int main(int argc, char **argv)
         curve.table[v] = curve_of(v);
     mpx_node_t *dec = mpx_exec(decode, MPX_EXEC_CHUNKS);
     mpx_node_t *enc = mpx_exec(encode, MPX_EXEC_CHUNKS);
-    int named = dec ? mpx_node_set_name(dec, "decode") : 0;
-    if (named == 0 && enc)
-        named = mpx_node_set_name(enc, "encode");
-    if (named != 0)
-        fprintf(stderr, "frames: cannot name a stage: %s\n", mpx_strerror(named));
-    mpx_graph_t *g = MPX_EZ(dec, mpx_stage(&Frame, &(frame_args){frame_bytes}),
-                            mpx_seq(mpx_as((int)workers, &Curve, &curve)), enc);
-    /* The frames travel through the pool.  What is in flight at once is
-     * bounded by the edges' capacities (16 MiB into each stage: two
-     * frames of 1080p, one of anything larger, since one item always
-     * fits) plus what seq holds back while an earlier frame is still
-     * being filtered: 64 frames' worth leaves room to spare for any
-     * worker count up to a few dozen.  Memory is taken only as blocks
-     * are first used. */
-    size_t pool = 64 * (frame_bytes + 65536);
-    int rc = g ? mpx_graph_set_pool(g, pool) : MPX_ENOMEM;
+    mpx_node_t *filters = mpx_seq(mpx_as((int)workers, &Curve, &curve));
+    mpx_graph_t *g = MPX_EZ(dec, mpx_stage(&Frame, &(frame_args){frame_bytes}), filters, enc);
+    /* The pool holds frames only: the decoder's pieces (64 KiB, as a pipe
+     * gives them) are copied into a frame anyway, and go through the
+     * socket instead.  Every stage after the frame stage queues at most
+     * FRAMES_QUEUED items on each edge into it, so that the frames in
+     * flight at once have a bound, and the pool is made large enough for
+     * all of them: a worker then never waits for a block while every block
+     * is held by frames queued behind it.  Frames held at once, at most:
+     * the one being filled; FRAMES_QUEUED on each edge (into seq's
+     * numbering stage, into each worker, into seq's reordering stage,
+     * into the encoder) and one in hand at each of those stages; at each
+     * worker the output being written; and at seq those that came out
+     * ahead of a frame still being filtered, at most all the frames in the
+     * workers' hands and queues.  Memory is taken only as blocks are first
+     * used. */
+    size_t block = (frame_bytes + 1 + 65535) / 65536 * 65536; /* mpx_alloc's granules */
+    size_t in_flight = 1 + 3 * (FRAMES_QUEUED + 1) + 2 * workers * (FRAMES_QUEUED + 2);
+    int rc = g && dec && enc && filters ? 0 : MPX_ENOMEM;
+    if (rc == 0)
+        rc = mpx_node_set_name(dec, "decode");
+    if (rc == 0)
+        rc = mpx_node_set_name(enc, "encode");
+    if (rc == 0)
+        rc = mpx_node_set_pool_threshold(dec, SIZE_MAX);
+    if (rc == 0)
+        rc = mpx_node_set_capacity(filters, FRAMES_QUEUED, 0);
+    if (rc == 0)
+        rc = mpx_node_set_capacity(enc, FRAMES_QUEUED, 0);
+    if (rc == 0)
+        rc = mpx_graph_set_pool(g, in_flight * block);
     if (rc != 0) {
-        fprintf(stderr, "frames: a pool of %zu bytes: %s\n", pool, mpx_strerror(rc));
+        fprintf(stderr, "frames: setting up the graph (a pool of %zu frames): %s\n", in_flight,
+                mpx_strerror(rc));
         mpx_node_destroy(&g);
         return EXIT_FAILURE;
     }
