@@ -435,7 +435,8 @@ static void large_items(void)
  * same run.  The same graph without a pool (mpx_graph_set_pool(g, 0): the
  * source writes the frame into its own buffer and mpx_puts it, so every
  * frame crosses both sockets) runs interleaved with the pooled one, to
- * show what the pool gains.
+ * show what the pool gains, and so does one process that only writes the
+ * frames (write_only_frames_per_s): the most the pipeline could carry.
  *
  * Hand-off latency per hop: from just before a stage's put to the start of
  * the next stage's process callback for that frame, both read from
@@ -575,8 +576,21 @@ static void frames(void)
         perror("mmap");
         exit(1);
     }
-    double t[8], c[8], h1[8], h2[8], ts[8], cs[8], s1[8], s2[8];
+    /* The ceiling: one process writing the frames and nothing else, into
+     * as many buffers as the pool would cycle through (four). */
+    uint8_t *bufs[4];
+    for (int b = 0; b < 4; b++)
+        if (!(bufs[b] = malloc(FRAME_BYTES))) {
+            perror("mpx-bench: frames");
+            exit(1);
+        }
+    double t[8], c[8], h1[8], h2[8], ts[8], cs[8], s1[8], s2[8], tw[8];
     for (int r = 0; r < reps; r++) {
+        double t0 = bench_now();
+        for (int64_t i = 0; i < n; i++)
+            write_frame(bufs[i % 4], i);
+        tw[r] = bench_now() - t0;
+        __asm__ volatile("" ::"r"(bufs[0]) : "memory"); /* the writes are kept */
         frame_args_t a = {n, true, stamps};
         double hop[2];
         t[r] = frames_run(&a, &c[r], hop);
@@ -588,6 +602,8 @@ static void frames(void)
         s2[r] = hop[1];
     }
     munmap(stamps, STAMPS * (size_t)n * sizeof(double));
+    for (int b = 0; b < 4; b++)
+        free(bufs[b]);
     double fps = (double)n / bench_median(t, (size_t)reps);
     double socket_fps = (double)n / bench_median(ts, (size_t)reps);
     char extra[600];
@@ -597,12 +613,13 @@ static void frames(void)
              "\"baseline_cpu_us_per_frame\": %.0f, \"p50_hop1_us\": %.1f, "
              "\"p50_hop2_us\": %.1f, \"without_pool_frames_per_s\": %.1f, "
              "\"without_pool_cpu_us_per_frame\": %.0f, \"without_pool_p50_hop1_us\": %.1f, "
-             "\"without_pool_p50_hop2_us\": %.1f",
+             "\"without_pool_p50_hop2_us\": %.1f, \"write_only_frames_per_s\": %.1f",
              (long long)n, FRAME_BYTES, fps * (double)FRAME_BYTES / 1e6,
              base * (double)FRAME_BYTES / 1e6, bench_median(c, (size_t)reps) / (double)n * 1e6,
              raw_cpu_ns / 1e3, bench_median(h1, (size_t)reps), bench_median(h2, (size_t)reps),
              socket_fps, bench_median(cs, (size_t)reps) / (double)n * 1e6,
-             bench_median(s1, (size_t)reps), bench_median(s2, (size_t)reps));
+             bench_median(s1, (size_t)reps), bench_median(s2, (size_t)reps),
+             (double)n / bench_median(tw, (size_t)reps));
     bench_emit("frames", fps, "frames/s", base, extra);
 }
 
