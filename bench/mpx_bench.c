@@ -526,6 +526,8 @@ static int frame_sink(mpx_stage_t *st, mpx_item_t *it)
 static const mpx_stage_def_t FrameSink = {.name = "sink", .args_size = sizeof(frame_args_t),
                                           .process = frame_sink};
 
+static double frames_pool_peak_mb; /* the most the pool held at once, of the last pooled run */
+
 /* One run of the three stages: seconds; CPU of every process to *cpu and
  * the p50 of each hop (µs) to hop[2]. */
 static double frames_run(frame_args_t *a, double *cpu, double hop[2])
@@ -540,6 +542,12 @@ static double frames_run(frame_args_t *a, double *cpu, double hop[2])
     if (rc != 0)
         fail(g, "frames: mpx_graph_set_pool");
     double t = run_cpu(g, cpu);
+    mpx_pool_stats_t ps;
+    if (a->pooled) {
+        if (mpx_graph_pool_stats(g, &ps) != 0)
+            fail(g, "frames: mpx_graph_pool_stats");
+        frames_pool_peak_mb = (double)ps.peak_bytes / 1e6;
+    }
     mpx_node_destroy(&g);
     double *d = malloc((size_t)a->n * sizeof *d);
     if (!d) {
@@ -613,13 +621,14 @@ static void frames(void)
              "\"baseline_cpu_us_per_frame\": %.0f, \"p50_hop1_us\": %.1f, "
              "\"p50_hop2_us\": %.1f, \"without_pool_frames_per_s\": %.1f, "
              "\"without_pool_cpu_us_per_frame\": %.0f, \"without_pool_p50_hop1_us\": %.1f, "
-             "\"without_pool_p50_hop2_us\": %.1f, \"write_only_frames_per_s\": %.1f",
+             "\"without_pool_p50_hop2_us\": %.1f, \"write_only_frames_per_s\": %.1f, "
+             "\"pool_peak_mb\": %.1f",
              (long long)n, FRAME_BYTES, fps * (double)FRAME_BYTES / 1e6,
              base * (double)FRAME_BYTES / 1e6, bench_median(c, (size_t)reps) / (double)n * 1e6,
              raw_cpu_ns / 1e3, bench_median(h1, (size_t)reps), bench_median(h2, (size_t)reps),
              socket_fps, bench_median(cs, (size_t)reps) / (double)n * 1e6,
              bench_median(s1, (size_t)reps), bench_median(s2, (size_t)reps),
-             (double)n / bench_median(tw, (size_t)reps));
+             (double)n / bench_median(tw, (size_t)reps), frames_pool_peak_mb);
     bench_emit("frames", fps, "frames/s", base, extra);
 }
 

@@ -128,7 +128,8 @@ def main():
         check(all(r.get(k, 0) > 0 for k in (
             "cpu_us_per_frame", "baseline_cpu_us_per_frame", "p50_hop1_us", "p50_hop2_us",
             "without_pool_frames_per_s", "without_pool_cpu_us_per_frame",
-            "without_pool_p50_hop1_us", "without_pool_p50_hop2_us", "write_only_frames_per_s")),
+            "without_pool_p50_hop1_us", "without_pool_p50_hop2_us", "write_only_frames_per_s",
+            "pool_peak_mb")),
               f"frames says its CPU per frame and the p50 of each hop, with and without "
               f"the pool: {r}")
     for r in by.get("startup", []):
