@@ -84,7 +84,8 @@ static int frame_process(mpx_stage_t *st, mpx_item_t *item)
 }
 
 /* A stream that ends inside a frame is not video of this size: ffmpeg
- * and we disagree on the geometry. */
+ * and we disagree on the geometry.  (Unless the stage is being stopped:
+ * then the stream was cut, not wrong.) */
 static int frame_teardown(mpx_stage_t *st)
 {
     const frame_args *a = mpx_args(st);
@@ -96,6 +97,8 @@ static int frame_teardown(mpx_stage_t *st)
     s->block = NULL;
     if (rc != 0)
         return mpx_fail(st, "mpx_free: %s", mpx_strerror(rc));
+    if (mpx_stopping(st))
+        return 0;
     return mpx_fail(st, "the decoder's output ended %zu bytes into frame %" PRIu64
                         " (a frame is %zu bytes)",
                     filled, s->frames, a->frame_bytes);
@@ -127,8 +130,9 @@ typedef struct curve_args {
  * get from mpx_alloc itself (stage.h).  The filtered frame therefore goes
  * into a block of this worker's own, written in the same pass that reads
  * the input: each byte is read once and written once, as an in-place
- * filter would do, and nothing is copied.  The input block is freed when
- * this callback returns (this worker was its last holder). */
+ * filter would do, and nothing is copied.  The input block goes back to
+ * the pool once every holder is done with it (this worker when the
+ * callback returns, the stage that put it once this worker confirms). */
 static int curve_process(mpx_stage_t *st, mpx_item_t *item)
 {
     const curve_args *a = mpx_args(st);
@@ -176,8 +180,7 @@ static bool parse_count(const char *s, unsigned long long lo, unsigned long long
     return true;
 }
 
-/* "WxH", each even (rgb24 needs no more, but the encoder's formats like
- * it) and at most 8192. */
+/* "WxH", each even (as video tools commonly want) and at most 8192. */
 static bool parse_geometry(const char *s, unsigned *w, unsigned *h)
 {
     unsigned ww, hh;
