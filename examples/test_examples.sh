@@ -303,13 +303,16 @@ case_frames() {
     command -v python3 >/dev/null || fail "python3 is not installed"
 
     # Many small frames and more workers than CPUs: workers finish out of
-    # order all the time, and seq must put them back.
+    # order all the time, and the order stage must put them back.
     check_frames 320 240 25 150 "$tmp/small.mkv" -j 3
     # The size: 1080p, 6,220,800 bytes a frame; a path that needs
     # quoting in the encoder's command line.
     check_frames 1920 1080 25 16 "$tmp/it's 1080p.mkv" -j 2
     # One worker, an odd rate.
     check_frames 64 48 7 20 "$tmp/one.mkv" -j 1
+    # A long run of one worker: each pool block is used many times over,
+    # and the worker must find a block for every frame it filters.
+    check_frames 160 120 25 2000 "$tmp/long.mkv" -j 1
 
     # An encoder that cannot write fails the run, naming the command.
     local rc
