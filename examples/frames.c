@@ -27,8 +27,8 @@
  *           exactly the filtered frames (examples/test_examples.sh checks
  *           every frame's MD5 against its own computation).
  *
- * At most WINDOW frames are between the frame stage and the encoder's
- * queue at once: the frame stage takes a ticket (an empty message on an
+ * At most a window of 2 * WORKERS + 4 frames are between the frame stage
+ * and the encoder's queue at once: the frame stage takes a ticket (an empty message on an
  * mpx_queue) before it starts a frame, and order gives it back when the
  * frame leaves in its turn, as TBB's parallel_pipeline bounds its live
  * tokens.  That bounds what order must keep while one frame is still
@@ -484,11 +484,8 @@ int main(int argc, char **argv)
     curve_args curve = {frame_bytes, {0}};
     for (unsigned v = 0; v < 256; v++)
         curve.table[v] = curve_of(v);
-    mpx_node_t *dec = mpx_exec(decode, MPX_EXEC_CHUNKS);
-    mpx_node_t *enc = mpx_exec(encode, MPX_EXEC_CHUNKS);
-    mpx_node_t *filters = mpx_as((int)workers, &Curve, &curve);
-    /* WINDOW: a frame in each worker's hands and one queued, one being
-     * filled, one or two at order. */
+    /* The window: a frame in each worker's hands and one queued, one
+     * being filled, one or two at order. */
     size_t q = FRAMES_QUEUED, w = (size_t)workers, window = 2 * w + 4;
     /* The pool holds frames only: the decoder's pieces (64 KiB, as a pipe
      * gives them) are copied into a frame anyway, and go through the
@@ -512,6 +509,9 @@ int main(int argc, char **argv)
         mpx_queue_destroy(&tickets);
         return EXIT_FAILURE;
     }
+    mpx_node_t *dec = mpx_exec(decode, MPX_EXEC_CHUNKS);
+    mpx_node_t *enc = mpx_exec(encode, MPX_EXEC_CHUNKS);
+    mpx_node_t *filters = mpx_as((int)workers, &Curve, &curve);
     mpx_node_t *order = mpx_stage(&Order, &(order_args){(int64_t)window, tickets});
     mpx_graph_t *g = MPX_EZ(dec, mpx_stage(&Frame, &(frame_args){frame_bytes, tickets}),
                             filters, order, enc);
