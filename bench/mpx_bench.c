@@ -536,11 +536,10 @@ static double frames_run(frame_args_t *a, double *cpu, double hop[2])
         a->stamps[k] = -1;
     mpx_graph_t *g = MPX_EZ(mpx_stage(&FrameSource, a), mpx_stage(&FramePass, a),
                             mpx_stage(&FrameSink, a));
-    /* 256 MiB, about 40 frames.  With the default capacities the source
-     * runs ahead until the pool is full, as a pool record weighs only its
-     * own bytes in an edge's byte window and a producer keeps each block
-     * until its consumer confirms the record: every run first touches
-     * the whole pool (pool_peak_mb says how much it held). */
+    /* 256 MiB, about 40 frames: room to spare for what the two edges'
+     * byte windows hold (16 MiB of pool parts each: two frames), the
+     * blocks producers keep until their consumers confirm them, and the
+     * frame being written.  pool_peak_mb says how much it held. */
     int rc = mpx_graph_set_pool(g, a->pooled ? (size_t)256 << 20 : 0);
     if (rc != 0)
         fail(g, "frames: mpx_graph_set_pool");
