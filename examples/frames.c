@@ -11,33 +11,21 @@
  * to join, frames/s and MB/s (of raw frames, 10^6 bytes).  --dot prints
  * the graph in Graphviz DOT instead of running it.
  *
- *   decode ──▶ frame ──▶ curve ×N ──▶ order ──▶ encode
+ *   decode ──▶ frame ──▶ seq( curve ×N ) ──▶ encode
  *
  *   decode  mpx_exec: ffmpeg's built-in test pattern (testsrc) as raw
  *           rgb24 on its stdout, put in pieces of whatever size the pipe
  *           gives;
  *   frame   cuts that byte stream into frames of W*H*3 bytes, each written
- *           into a pool block (mpx_alloc), numbered (meta "frame") and put
- *           by reference;
- *   curve   a brightness curve applied to every byte of a frame;
- *   order   puts the frames back in the order decode made them, whichever
- *           worker finished first;
+ *           into a pool block (mpx_alloc) and put by reference;
+ *   curve   a brightness curve applied to every byte of a frame, by N
+ *           workers at once;
+ *   seq     puts the workers' frames back in the order decode made them,
+ *           whichever worker finished first;
  *   encode  mpx_exec: ffmpeg reading raw frames on its stdin, writing
  *           FFV1 (lossless) in Matroska, so the file decodes back to
  *           exactly the filtered frames (examples/test_examples.sh checks
  *           every frame's MD5 against its own computation).
- *
- * At most a window of 2 * WORKERS + 4 frames are between the frame stage
- * and the encoder's queue at once: the frame stage takes a ticket (an empty message on an
- * mpx_queue) before it starts a frame, and order gives it back when the
- * frame leaves in its turn, as TBB's parallel_pipeline bounds its live
- * tokens.  That bounds what order must keep while one frame is still
- * being filtered, and the pool is made large enough for every frame that
- * can be in flight, so that the worker filtering the oldest frame always
- * finds a block for its output.  Without a bound, a worker that falls
- * behind (descheduled on a busy machine) lets the others run ahead, order
- * keeps their frames, their blocks fill the pool, and the late worker
- * then waits in mpx_alloc for a block that only its own frame would free.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -56,37 +44,8 @@
 /* ---- frame: a byte stream cut into frames ---------------------------------- */
 
 typedef struct frame_args {
-    size_t frame_bytes;   /* W * H * 3 */
-    mpx_queue_t *tickets; /* one empty message per frame that may start */
+    size_t frame_bytes; /* W * H * 3 */
 } frame_args;
-
-/* Wait for a ticket to start a frame, `put` frames having been put.
- * Before waiting, a mark goes out behind them: when order sees it, every
- * one of them has reached order, so a frame order still lacks then was
- * lost on the way, and order says so instead of waiting for it while we
- * wait for its ticket.  What this stage has put may still sit in its
- * batch, and the frame whose ticket we wait for may be in it: it leaves
- * first.  The wait looks every 100 ms whether the graph is being
- * stopped. */
-static int take_ticket(mpx_stage_t *st, mpx_queue_t *tickets, uint64_t put)
-{
-    char none[1];
-    long r = mpx_queue_get(tickets, none, sizeof none, 0);
-    if (r == MPX_ETIMEDOUT) {
-        int rc = mpx_put_mark(st, put);
-        if (rc == 0)
-            rc = mpx_flush(st);
-        if (rc != 0)
-            return rc;
-        while ((r = mpx_queue_get(tickets, none, sizeof none, 100)) == MPX_ETIMEDOUT &&
-               !mpx_stopping(st))
-            ;
-    }
-    if (r >= 0)
-        return 0;
-    return mpx_stopping(st) ? MPX_ESTOPPED
-                            : mpx_fail(st, "waiting for a ticket: %s", mpx_strerror((int)r));
-}
 
 typedef struct frame_state {
     uint8_t *block; /* the frame being filled (from mpx_alloc), or NULL */
@@ -103,15 +62,9 @@ static int frame_process(mpx_stage_t *st, mpx_item_t *item)
     const uint8_t *p = mpx_item_data(item, 0);
     size_t n = mpx_item_size(item, 0);
     while (n > 0) {
-        if (!s->block) {
-            int rc = take_ticket(st, a->tickets, s->frames);
-            if (rc != 0)
-                return rc;
-            if (!(s->block = mpx_alloc(st, a->frame_bytes)))
-                return mpx_stopping(st)
-                           ? MPX_ESTOPPED
-                           : mpx_fail(st, "no pool block for frame %" PRIu64, s->frames);
-        }
+        if (!s->block && !(s->block = mpx_alloc(st, a->frame_bytes)))
+            return mpx_stopping(st) ? MPX_ESTOPPED
+                                    : mpx_fail(st, "no memory for frame %" PRIu64, s->frames);
         size_t take = a->frame_bytes - s->filled < n ? a->frame_bytes - s->filled : n;
         memcpy(s->block + s->filled, p, take);
         s->filled += take;
@@ -122,13 +75,8 @@ static int frame_process(mpx_stage_t *st, mpx_item_t *item)
             uint8_t *full = s->block;
             s->block = NULL;
             s->filled = 0;
-            int rc = mpx_meta_set_i64(st, "frame", (int64_t)s->frames++);
-            if (rc != 0) {
-                (void)mpx_free(st, full);
-                return mpx_fail(st, "cannot number frame %" PRIu64 ": %s", s->frames - 1,
-                                mpx_strerror(rc));
-            }
-            rc = mpx_put_alloc(st, full, a->frame_bytes);
+            s->frames++;
+            int rc = mpx_put_alloc(st, full, a->frame_bytes);
             if (rc != 0)
                 return rc;
         }
@@ -195,7 +143,7 @@ static int curve_process(mpx_stage_t *st, mpx_item_t *item)
     const uint8_t *in = mpx_item_data(item, 0);
     uint8_t *out = mpx_alloc(st, n);
     if (!out)
-        return mpx_stopping(st) ? MPX_ESTOPPED : mpx_fail(st, "no pool block for a frame");
+        return mpx_stopping(st) ? MPX_ESTOPPED : mpx_fail(st, "no memory for a frame");
     for (size_t i = 0; i < n; i++)
         out[i] = a->table[in[i]];
     return mpx_put_alloc(st, out, n);
@@ -207,126 +155,7 @@ static const mpx_stage_def_t Curve = {
     .process = curve_process,
 };
 
-/* ---- order: the frames in the order they were decoded ----------------------
- *
- * Not mpx_seq: Seq keeps what its sub-graph puts until a mark closes the
- * epoch, up to 128 items even when they arrive in order, because it
- * cannot know how many outputs an input makes; kept pool items keep their
- * blocks, so Seq around these workers would pin up to 128 frames (800 MB
- * at 1080p) and the workers' mpx_alloc would wait on Seq's next mark.
- * Here every frame makes exactly one output and carries its number, so a
- * frame leaves as soon as those before it have, and gives its ticket
- * back: what is kept is only what came out ahead of a frame still being
- * filtered, fewer than WINDOW frames. */
-
-typedef struct order_args {
-    int64_t window;       /* frames in flight at most: the tickets */
-    mpx_queue_t *tickets; /* given back here, taken by the frame stage */
-} order_args;
-
-typedef struct order_state {
-    int64_t next;       /* number of the next frame to put */
-    mpx_item_t **ahead; /* [k % window]: frame k, kept until its turn */
-    int64_t kept;
-} order_state;
-
-static int order_setup(mpx_stage_t *st)
-{
-    const order_args *a = mpx_args(st);
-    order_state *s = mpx_state(st);
-    s->ahead = calloc((size_t)a->window, sizeof *s->ahead);
-    return s->ahead ? 0 : mpx_fail(st, "out of memory");
-}
-
-/* Frame s->next leaves (`item`, with the current meta) and its ticket
- * goes back to the frame stage. */
-static int order_put(mpx_stage_t *st, const mpx_item_t *item)
-{
-    const order_args *a = mpx_args(st);
-    order_state *s = mpx_state(st);
-    int rc = mpx_put_item(st, item);
-    if (rc != 0)
-        return rc;
-    s->next++;
-    /* Never full: it holds fewer tickets than it was made with. */
-    rc = mpx_queue_put(a->tickets, "", 0, 0);
-    return rc == 0 ? 0 : mpx_fail(st, "giving a ticket back: %s", mpx_strerror(rc));
-}
-
-static int order_process(mpx_stage_t *st, mpx_item_t *item)
-{
-    const order_args *a = mpx_args(st);
-    order_state *s = mpx_state(st);
-    int64_t k;
-    if (mpx_item_meta_i64(item, "frame", &k) != 0)
-        return mpx_fail(st, "a frame without its number");
-    if (k < s->next || (k > s->next && s->ahead[k % a->window]))
-        return mpx_fail(st, "frame %" PRId64 " arrived twice", k);
-    if (k - s->next >= a->window) /* the tickets make that impossible */
-        return mpx_fail(st, "frame %" PRId64 " came while frame %" PRId64 " is still out", k,
-                        s->next);
-    if (k > s->next) {
-        /* A reference: the block stays where the worker wrote it. */
-        if (!(s->ahead[k % a->window] = mpx_item_dup(item)))
-            return mpx_fail(st, "out of memory");
-        s->kept++;
-        return 0;
-    }
-    int rc = order_put(st, item);
-    /* Those that were waiting for it, with the meta each came with. */
-    for (mpx_item_t **it; rc == 0 && *(it = &s->ahead[s->next % a->window]);) {
-        rc = mpx_meta_load(st, *it);
-        if (rc == 0)
-            rc = order_put(st, *it);
-        mpx_item_free(it);
-        s->kept--;
-    }
-    return rc;
-}
-
-/* The frame stage's mark: frames 0 .. value-1 have all come by now (the
- * mark came behind them through every worker), and so have left. */
-static int order_mark(mpx_stage_t *st, uint64_t value)
-{
-    order_state *s = mpx_state(st);
-    if ((uint64_t)s->next < value)
-        return mpx_fail(st, "frame %" PRId64 " was lost: %" PRIu64 " frames were put before it "
-                            "and %" PRId64 " after it came",
-                        s->next, value, s->kept);
-    return MPX_MARK_CONSUMED;
-}
-
-/* Frames still kept here at the end came after one that never did. */
-static int order_teardown(mpx_stage_t *st)
-{
-    const order_args *a = mpx_args(st);
-    order_state *s = mpx_state(st);
-    int64_t kept = s->kept;
-    for (int64_t i = 0; i < a->window; i++)
-        mpx_item_free(&s->ahead[i]);
-    free(s->ahead);
-    s->ahead = NULL;
-    if (kept > 0 && !mpx_stopping(st))
-        return mpx_fail(st, "frame %" PRId64 " never came; %" PRId64 " after it did", s->next,
-                        kept);
-    return 0;
-}
-
-static const mpx_stage_def_t Order = {
-    .name = "order",
-    .args_size = sizeof(order_args),
-    .state_size = sizeof(order_state),
-    .setup = order_setup,
-    .process = order_process,
-    .teardown = order_teardown,
-    .mark = order_mark,
-};
-
 /* ---- main ------------------------------------------------------------------ */
-
-/* Items queued on each edge into a stage after the frame stage: a few
- * frames keep every worker busy, and bound what waits at the encoder. */
-#define FRAMES_QUEUED 4
 
 static void usage(FILE *f)
 {
@@ -484,56 +313,25 @@ int main(int argc, char **argv)
     curve_args curve = {frame_bytes, {0}};
     for (unsigned v = 0; v < 256; v++)
         curve.table[v] = curve_of(v);
-    /* The window: a frame in each worker's hands and one queued, one
-     * being filled, one or two at order. */
-    size_t q = FRAMES_QUEUED, w = (size_t)workers, window = 2 * w + 4;
-    /* The pool holds frames only: the decoder's pieces (64 KiB, as a pipe
-     * gives them) are copied into a frame anyway, and go through the
-     * socket instead.  Blocks held at once, at most: two for each frame
-     * of the window (the one it was decoded into, and the one a worker
-     * writes), FRAMES_QUEUED frames queued at the encoder and one in its
-     * hand, and what producers keep until their consumers confirm it
-     * (FRAMES_QUEUED at each worker, at order and at the encoder).  Memory
-     * is taken only as blocks are first used. */
-    size_t in_flight = 2 * window + (q + 1) + (w * q + q + q);
-    mpx_queue_t *tickets = mpx_queue_new(window * 1024, 1);
-    if (!tickets) {
-        fprintf(stderr, "frames: mpx_queue_new: %s\n", strerror(errno));
-        return EXIT_FAILURE;
-    }
-    int rc = 0;
-    for (size_t i = 0; i < window && rc == 0; i++)
-        rc = mpx_queue_put(tickets, "", 0, 0);
-    if (rc != 0) {
-        fprintf(stderr, "frames: %zu tickets: %s\n", window, mpx_strerror(rc));
-        mpx_queue_destroy(&tickets);
-        return EXIT_FAILURE;
-    }
+    /* No mpx_graph_set_pool: the default pool (1 GiB, or a quarter of
+     * the memory when less) takes memory only as frames use it, and what
+     * is in flight is bounded without our help: an edge's 16 MiB window
+     * counts the frames it carries by reference, and seq closes an epoch
+     * every 16 MiB of frames: at 1080p with a few workers the pool held
+     * 17 to 25 frames at most (104-155 MB, 1 to 8 workers).  Were it full,
+     * mpx_alloc would give private memory after 100 ms, and that frame
+     * would cross the socket instead. */
     mpx_node_t *dec = mpx_exec(decode, MPX_EXEC_CHUNKS);
     mpx_node_t *enc = mpx_exec(encode, MPX_EXEC_CHUNKS);
-    mpx_node_t *filters = mpx_as((int)workers, &Curve, &curve);
-    mpx_node_t *order = mpx_stage(&Order, &(order_args){(int64_t)window, tickets});
-    mpx_graph_t *g = MPX_EZ(dec, mpx_stage(&Frame, &(frame_args){frame_bytes, tickets}),
-                            filters, order, enc);
-    size_t block = (frame_bytes + 1 + 65535) / 65536 * 65536; /* mpx_alloc's granules */
-    rc = g && dec && enc && filters && order ? 0 : MPX_ENOMEM;
+    mpx_graph_t *g = MPX_EZ(dec, mpx_stage(&Frame, &(frame_args){frame_bytes}),
+                            mpx_seq(mpx_as((int)workers, &Curve, &curve)), enc);
+    int rc = g && dec && enc ? 0 : MPX_ENOMEM;
     if (rc == 0)
         rc = mpx_node_set_name(dec, "decode");
     if (rc == 0)
         rc = mpx_node_set_name(enc, "encode");
-    if (rc == 0)
-        rc = mpx_node_set_pool_threshold(dec, SIZE_MAX);
-    if (rc == 0)
-        rc = mpx_node_set_capacity(filters, FRAMES_QUEUED, 0);
-    if (rc == 0)
-        rc = mpx_node_set_capacity(order, FRAMES_QUEUED, 0);
-    if (rc == 0)
-        rc = mpx_node_set_capacity(enc, FRAMES_QUEUED, 0);
-    if (rc == 0)
-        rc = mpx_graph_set_pool(g, in_flight * block);
     if (rc != 0) {
-        fprintf(stderr, "frames: setting up the graph (a pool of %zu frames): %s\n", in_flight,
-                mpx_strerror(rc));
+        fprintf(stderr, "frames: setting up the graph: %s\n", mpx_strerror(rc));
     } else if (dot) {
         rc = mpx_graph_write_dot(g, stdout);
         if (rc != 0)
@@ -542,6 +340,5 @@ int main(int argc, char **argv)
         rc = run_graph(g, nframes, width, height);
     }
     mpx_node_destroy(&g);
-    mpx_queue_destroy(&tickets); /* after the graph: no stage uses it any more */
     return rc == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

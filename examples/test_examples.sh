@@ -303,7 +303,7 @@ case_frames() {
     command -v python3 >/dev/null || fail "python3 is not installed"
 
     # Many small frames and more workers than CPUs: workers finish out of
-    # order all the time, and the order stage must put them back.
+    # order all the time, and seq must put them back.
     check_frames 320 240 25 150 "$tmp/small.mkv" -j 3
     # The size: 1080p, 6,220,800 bytes a frame; a path that needs
     # quoting in the encoder's command line.
@@ -311,7 +311,8 @@ case_frames() {
     # One worker, an odd rate.
     check_frames 64 48 7 20 "$tmp/one.mkv" -j 1
     # A long run of one worker: each pool block is used many times over,
-    # and the worker must find a block for every frame it filters.
+    # seq keeps up to 128 of these small frames at a time (an epoch), and
+    # the worker must still get a block for every frame it filters.
     check_frames 160 120 25 2000 "$tmp/long.mkv" -j 1
 
     # An encoder that cannot write fails the run, naming the command.
