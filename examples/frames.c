@@ -318,9 +318,10 @@ int main(int argc, char **argv)
      * is in flight is bounded without our help: an edge's 16 MiB window
      * counts the frames it carries by reference, and seq closes an epoch
      * every 16 MiB of frames: at 1080p with a few workers the pool held
-     * 17 to 25 frames at most (104-155 MB, 1 to 8 workers).  Were it full,
-     * mpx_alloc would give private memory after 100 ms, and that frame
-     * would cross the socket instead. */
+     * 17 to 24 frames at most (104-151 MB, 1 to 8 workers).  A pool
+     * smaller than that saves nothing and costs time: when it is full,
+     * mpx_alloc waits 100 ms, then gives private memory, and that frame
+     * crosses the socket instead. */
     mpx_node_t *dec = mpx_exec(decode, MPX_EXEC_CHUNKS);
     mpx_node_t *enc = mpx_exec(encode, MPX_EXEC_CHUNKS);
     mpx_graph_t *g = MPX_EZ(dec, mpx_stage(&Frame, &(frame_args){frame_bytes}),
