@@ -16,6 +16,7 @@ const char *mpx_strerror(int code)
     case MPX_EPROTO: return "malformed message";
     case MPX_ERANGE: return "out of range";
     case MPX_ETIMEDOUT: return "timed out";
+    case MPX_EINTR: return "interrupted by a signal";
     }
     return "unknown error";
 }

@@ -49,6 +49,7 @@ static const char *code_name(int rc)
     case MPX_EPROTO: return "MPX_EPROTO";
     case MPX_ERANGE: return "MPX_ERANGE";
     case MPX_ETIMEDOUT: return "MPX_ETIMEDOUT";
+    case MPX_EINTR: return "MPX_EINTR";
     }
     return NULL;
 }

@@ -44,6 +44,7 @@ enum {
     MPX_EPROTO = -9,   /* a malformed message reached a process */
     MPX_ERANGE = -10,  /* a size or index is out of range */
     MPX_ETIMEDOUT = -11, /* a wait with a time limit ran out */
+    MPX_EINTR = -12,     /* a signal the program handles interrupted a wait */
 };
 
 /* Static text for a status code; never NULL. */
