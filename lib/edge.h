@@ -170,6 +170,9 @@ void *edge_in_socket(edge_in_t *in);
 int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, size_t errcap);
 /* Every producer has sent its end of stream and every item was taken. */
 bool edge_in_complete(const edge_in_t *in);
+/* Records of a message already received are waiting: edge_in_next
+ * returns the next without reading the socket. */
+bool edge_in_waiting(const edge_in_t *in);
 /* About to block: confirm what was processed to producers that want
  * confirmations, when the last word to them is EDGE_CONFIRM_TICKS old
  * (credit needs nothing at a pause). */

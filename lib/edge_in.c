@@ -896,6 +896,8 @@ bool edge_in_complete(const edge_in_t *in)
     return in->eos_count == in->npeers && in->left == 0 && (in->closed || !in->marks_check);
 }
 
+bool edge_in_waiting(const edge_in_t *in) { return in->left > 0; }
+
 void edge_in_idle(edge_in_t *in)
 {
     in->clock = ticks_now(); /* the caller's time is that of its last item */

@@ -1,6 +1,7 @@
 /* lib/graph.c — the public calls that run a graph: check, start, next,
- * join, stop, collect, run, and what can be asked of a graph.  The work is
- * in supervisor.c; this file checks arguments and states.
+ * poll, the event-loop descriptor and dispatch, join, stop, collect, run,
+ * and what can be asked of a graph.  The work is in supervisor.c; this
+ * file checks arguments and states.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -78,6 +79,33 @@ mpx_item_t *mpx_graph_next(mpx_graph_t *g)
     if (ensure_started(g) != 0 || !g->run)
         return NULL;
     return sup_next(g->run);
+}
+
+int mpx_graph_poll(mpx_graph_t *g, int timeout_ms, mpx_item_t **item)
+{
+    if (!item)
+        return MPX_EINVAL;
+    *item = NULL;
+    int rc = ensure_started(g);
+    if (rc != 0)
+        return rc;
+    return sup_poll(g->run, timeout_ms < 0 ? -1 : timeout_ms, item);
+}
+
+int mpx_graph_fd(mpx_graph_t *g)
+{
+    int rc = ensure_started(g);
+    if (rc != 0)
+        return rc;
+    return sup_fd(g->run);
+}
+
+int mpx_graph_dispatch(mpx_graph_t *g)
+{
+    int rc = ensure_started(g);
+    if (rc != 0)
+        return rc;
+    return sup_dispatch(g->run);
 }
 
 int mpx_graph_join(mpx_graph_t *g)

@@ -666,8 +666,10 @@ int mpx_graph_watch(mpx_graph_t *g, int interval_ms)
         return MPX_EINVAL;
     int ms = interval_ms ? interval_ms : (g->mon.interval_ms ? g->mon.interval_ms : MPX_STATS_INTERVAL_MS);
     g->mon.watch_ms = ms;
-    if (g->run && g->run->stats)
+    if (g->run && g->run->stats) {
         g->run->stats->watch_next_ms = mono_ms() + ms;
+        sup_deadline_moved(g->run); /* the first table may be due sooner */
+    }
     return 0;
 }
 

@@ -34,9 +34,11 @@
 
 #include "mpx/error.h"
 #include "meta.h"
+#include "mpx/graph.h"
 #include "mpx/monitor.h"
 #include "forksrv.h"
 #include "pool.h"
+#include "ready.h"
 #include "rundir.h"
 #include "ticks.h"
 #include "wire.h"
@@ -565,12 +567,44 @@ static void kill_child(run_child_t *c, int sig)
 
 static bool all_exited(const struct mpx_run *r) { return r->nexited == r->n; }
 
+/* Every how many milliseconds check_timeouts runs (0: never): for the
+ * per-item timeouts, and, once there are replacements, to find those that
+ * do not start. */
+static int check_every(const struct mpx_run *r)
+{
+    int check_ms = r->timeout_check_ms;
+    for (int i = 0; r->restarted && i < r->n && check_ms != 100; i++)
+        if (r->ch[i].restarts && !r->ch[i].hello && !r->ch[i].exited)
+            check_ms = check_ms && check_ms < 100 ? check_ms : 100;
+    return check_ms;
+}
+
+/* The least of timeout_ms (-1: none) and the time until the supervisor
+ * has work of its own: a stats snapshot, a timeout check, a look for
+ * exits that no pidfd announces.  -1: none. */
+static long wake_in(struct mpx_run *r, long timeout_ms, int check_ms)
+{
+    long due = stats_timeout(r);
+    if (due >= 0 && (timeout_ms < 0 || due < timeout_ms))
+        timeout_ms = due;
+    if (r->polling && (timeout_ms < 0 || timeout_ms > REAP_POLL_MS))
+        timeout_ms = REAP_POLL_MS;
+    if (check_ms) {
+        long left = r->next_check_ms - mono_ms();
+        left = left < 0 ? 0 : left > check_ms ? check_ms : left;
+        if (timeout_ms < 0 || timeout_ms > left)
+            timeout_ms = left;
+    }
+    return timeout_ms;
+}
+
 /* Wait up to timeout_ms (-1: no limit) for a control message, a child's
  * exit, or (want_sink) output, and handle what came.  The children's
  * pidfds are behind one epoll descriptor, so a wake-up costs the same
  * whatever the number of children, and finds the ones that exited
- * without looking at the others. */
-static void pump(struct mpx_run *r, bool want_sink, long timeout_ms)
+ * without looking at the others.  Returns true when a signal the program
+ * handles cut the wait short (what was due is done all the same). */
+static bool pump(struct mpx_run *r, bool want_sink, long timeout_ms)
 {
     zmq_pollitem_t items[4];
     int k = 0;
@@ -585,23 +619,14 @@ static void pump(struct mpx_run *r, bool want_sink, long timeout_ms)
         ep_at = k;
         items[k++] = (zmq_pollitem_t){NULL, r->epfd, ZMQ_POLLIN, 0};
     }
-    long due = stats_timeout(r);
-    if (due >= 0 && (timeout_ms < 0 || due < timeout_ms))
-        timeout_ms = due;
-    if (r->polling && (timeout_ms < 0 || timeout_ms > REAP_POLL_MS))
-        timeout_ms = REAP_POLL_MS;
-    int check_ms = r->timeout_check_ms;
-    /* Replacements that do not start are looked for only once there are
-     * replacements. */
-    for (int i = 0; r->restarted && i < r->n && check_ms != 100; i++)
-        if (r->ch[i].restarts && !r->ch[i].hello && !r->ch[i].exited)
-            check_ms = check_ms && check_ms < 100 ? check_ms : 100;
-    if (check_ms && (timeout_ms < 0 || timeout_ms > check_ms))
-        timeout_ms = check_ms;
-    int n = edge_poll(items, k, timeout_ms);
-    if (n < 0 && errno != EINTR) {
+    int check_ms = check_every(r);
+    int n = edge_poll(items, k, wake_in(r, timeout_ms, check_ms));
+    /* The parent installs no handler: a signal that interrupts it is the
+     * program's. */
+    bool interrupted = n < 0 && errno == EINTR;
+    if (n < 0 && !interrupted) {
         record(r, MPX_ESYS, "waiting: %s", zmq_strerror(errno));
-        return;
+        return false;
     }
     read_ctl(r);
     if (r->owing) {
@@ -635,22 +660,35 @@ static void pump(struct mpx_run *r, bool want_sink, long timeout_ms)
         for (int i = 0; i < r->n; i++)
             if (r->ch[i].pidfd < 0 && r->ch[i].pid > 0)
                 reap(r, i, 0);
+    return interrupted;
 }
 
-/* Close sockets, remove the directory, finalize: the end of every run. */
-static void end_run(struct mpx_run *r)
+/* The output's socket and memory, and the context that socket needs,
+ * once the program no longer holds an item from them. */
+static void close_output(struct mpx_run *r)
 {
-    read_ctl(r);
-    stats_end(r);
     edge_in_destroy(&r->sink);
-    if (r->ctl) {
-        zmq_close(r->ctl);
-        r->ctl = NULL;
-    }
     if (r->zctx) {
         zmq_ctx_term(r->zctx);
         r->zctx = NULL;
     }
+}
+
+/* Close sockets, remove the directory, finalize: the end of every run.
+ * An item the program holds (the run failed or was stopped while it
+ * did) stays valid until its next poll, next, join or destroy
+ * (release closes the output then). */
+static void end_run(struct mpx_run *r)
+{
+    read_ctl(r);
+    stats_end(r);
+    r->stash = NULL; /* taken by dispatch, never handed out */
+    if (r->ctl) {
+        zmq_close(r->ctl);
+        r->ctl = NULL;
+    }
+    if (!r->holding)
+        close_output(r);
     forksrv_stop(&r->forks);
     reap_late(r, 1000);
     if (r->have_dir) {
@@ -684,6 +722,9 @@ static void end_run(struct mpx_run *r)
         r->epfd = -1;
     }
     r->state = RUN_ENDED;
+    /* The end is news for the program, for good. */
+    if (r->ready)
+        ready_set(r->ready, true, -1);
 }
 
 void sup_stop(struct mpx_run *r, int status, const char *msg)
@@ -1218,47 +1259,211 @@ int sup_start(struct mpx_run *r)
     return 0;
 }
 
-mpx_item_t *sup_next(struct mpx_run *r)
+/* The program is done with the item it was handed last: one a run that
+ * ended meanwhile kept is let go now. */
+static void release(struct mpx_run *r)
+{
+    r->holding = false;
+    if (r->state == RUN_ENDED)
+        close_output(r);
+}
+
+/* Do what can be done without waiting: 1 with *it, the next output item
+ * (only with `take`: not while the program holds one, which taking the
+ * next would end); 0 when the run has ended; 2 when there is nothing
+ * more to do before something arrives. */
+static int advance(struct mpx_run *r, bool take, mpx_item_t **it)
 {
     while (r->state == RUN_RUNNING) {
         if (r->failing) {
             sup_stop(r, 0, NULL);
-            return NULL;
+            return 0;
         }
-        if (!r->sink_complete) {
-            mpx_item_t *it;
-            edge_mark_t mark;
-            int rc = edge_in_next(r->sink, &it, &mark, r->err, sizeof r->err);
-            if (rc == 1)
-                return it;
-            if (rc == 2)
-                continue; /* marks end at the graph's end */
-            if (rc < 0) {
-                record(r, rc, "output: %s", r->err);
-                continue;
-            }
-            if (edge_in_complete(r->sink)) {
-                r->sink_complete = true;
-                consumer_done(r, r->n, true);
-                continue;
-            }
-            edge_in_idle(r->sink);
-        } else if (all_exited(r)) {
+        if (r->sink_complete) {
+            if (!all_exited(r))
+                return 2;
             end_run(r);
-            return NULL;
+            return 0;
+        }
+        if (!take)
+            return 2;
+        edge_mark_t mark;
+        int rc = edge_in_next(r->sink, it, &mark, r->err, sizeof r->err);
+        if (rc == 1)
+            return 1;
+        if (rc == 2)
+            continue; /* marks end at the graph's end */
+        if (rc < 0) {
+            record(r, rc, "output: %s", r->err);
+            continue;
+        }
+        if (edge_in_complete(r->sink)) {
+            r->sink_complete = true;
+            consumer_done(r, r->n, true);
+            continue;
+        }
+        edge_in_idle(r->sink);
+        return 2;
+    }
+    return 0;
+}
+
+/* Whether output waits to be taken, besides what advance took: records
+ * of a message already read, behind the one the program holds, or a
+ * message on the socket. */
+static bool output_waiting(struct mpx_run *r, bool sink_in)
+{
+    return r->state == RUN_RUNNING && !r->sink_complete &&
+           (sink_in || (r->holding && edge_in_waiting(r->sink)));
+}
+
+/* Bring the program's descriptor in step before returning to it:
+ * readable now when something waits for the program (output, a control
+ * message or a subscription to handle, a failure to act on, the end),
+ * else armed for the supervisor's next deadline.  The sockets are asked
+ * last, every one of them, so that each ZMQ_FD is quiet after this until
+ * something new arrives.  Returns whether the output's socket has a
+ * message. */
+static bool ready_update(struct mpx_run *r)
+{
+    if (r->state != RUN_RUNNING) {
+        if (r->ready)
+            ready_set(r->ready, true, -1);
+        return false;
+    }
+    /* Asked even once complete: asking is what quiets its ZMQ_FD. */
+    bool sink_in = r->sink && ready_sock_in(edge_in_socket(r->sink)) && !r->sink_complete;
+    if (!r->ready)
+        return sink_in;
+    bool ctl_in = ready_sock_in(r->ctl);
+    bool stats_in = ready_sock_in(stats_socket(r));
+    bool now = ctl_in || stats_in || r->stash || output_waiting(r, sink_in) || r->failing ||
+               (r->sink_complete && all_exited(r));
+    /* Room for input (mpx_graph_put, issue 16 point 1) will be one more
+     * reason to be readable now, here. */
+    long wake = -1;
+    if (!now) {
+        /* Confirmations to the output's producers, unless the program
+         * holds an item: they go out once it is done with it. */
+        long due = r->sink_complete || r->holding ? -1 : edge_in_due_ms(r->sink);
+        wake = wake_in(r, due, check_every(r));
+    }
+    ready_set(r->ready, now, wake);
+    return sink_in;
+}
+
+int sup_poll(struct mpx_run *r, long timeout_ms, mpx_item_t **it)
+{
+    release(r);
+    if (r->stash) {
+        *it = r->stash;
+        r->stash = NULL;
+        r->holding = true;
+        /* Readable: more may wait, and poll or dispatch says so exactly. */
+        if (r->ready)
+            ready_set(r->ready, true, -1);
+        return 1;
+    }
+    long deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+    bool expired = false;
+    for (;;) {
+        int rc = advance(r, true, it);
+        if (rc == 1) {
+            r->holding = true;
+            if (r->ready)
+                ready_set(r->ready, true, -1);
+            return 1;
+        }
+        if (rc == 0 || expired) {
+            if (r->ready)
+                ready_update(r);
+            return rc == 0 ? 0 : MPX_ETIMEDOUT;
         }
         /* Back in time for confirmations a producer may wait on. */
-        pump(r, true, r->sink_complete ? -1 : edge_in_due_ms(r->sink));
+        long wait = deadline < 0 ? -1 : deadline - mono_ms();
+        if (deadline >= 0 && wait < 0)
+            wait = 0;
+        long due = r->sink_complete ? -1 : edge_in_due_ms(r->sink);
+        if (due >= 0 && (wait < 0 || due < wait))
+            wait = due;
+        if (pump(r, true, wait)) {
+            if (r->ready)
+                ready_update(r);
+            return MPX_EINTR;
+        }
+        expired = deadline >= 0 && mono_ms() >= deadline;
     }
-    return NULL;
+}
+
+mpx_item_t *sup_next(struct mpx_run *r)
+{
+    mpx_item_t *it = NULL;
+    int rc;
+    /* A signal does not end it: it waits on, as it always has. */
+    while ((rc = sup_poll(r, -1, &it)) == MPX_EINTR)
+        ;
+    return rc == 1 ? it : NULL;
+}
+
+int sup_dispatch(struct mpx_run *r)
+{
+    if (r->state == RUN_RUNNING)
+        (void)pump(r, true, 0); /* no wait for a signal to cut short */
+    mpx_item_t *it = NULL;
+    /* Output is taken here only when the program holds none: it is kept
+     * for the next poll, and tells exactly whether there is any. */
+    int rc = advance(r, !r->holding && !r->stash, &it);
+    if (rc == 1)
+        r->stash = it;
+    bool sink_in = ready_update(r);
+    if (rc == 0)
+        return 0;
+    return r->stash || output_waiting(r, sink_in) ? MPX_DISPATCH_OUTPUT : MPX_DISPATCH_IDLE;
+}
+
+void sup_deadline_moved(struct mpx_run *r)
+{
+    if (r->ready && r->state == RUN_RUNNING)
+        ready_update(r);
+}
+
+int sup_fd(struct mpx_run *r)
+{
+    if (r->ready)
+        return ready_fd(r->ready);
+    r->ready = ready_new(r->err, sizeof r->err);
+    if (!r->ready)
+        return MPX_ESYS;
+    /* What brings work while the program is elsewhere; the rest is
+     * readable now, or at a deadline, as ready_update decides. */
+    int rc = 0;
+    if (r->state == RUN_RUNNING) {
+        if (r->epfd >= 0)
+            rc = ready_watch_fd(r->ready, r->epfd, r->err, sizeof r->err);
+        if (rc == 0)
+            rc = ready_watch_sock(r->ready, r->ctl, r->err, sizeof r->err);
+        if (rc == 0 && r->sink)
+            rc = ready_watch_sock(r->ready, edge_in_socket(r->sink), r->err, sizeof r->err);
+        if (rc == 0 && stats_socket(r))
+            rc = ready_watch_sock(r->ready, stats_socket(r), r->err, sizeof r->err);
+    }
+    if (rc != 0) {
+        ready_destroy(&r->ready);
+        return rc;
+    }
+    ready_update(r);
+    return ready_fd(r->ready);
 }
 
 void sup_free(struct mpx_run *r)
 {
     if (!r)
         return;
+    r->holding = false;
     if (r->state == RUN_STARTING || r->state == RUN_RUNNING)
         sup_stop(r, MPX_ESTOPPED, "the graph was destroyed while running");
+    release(r);
+    ready_destroy(&r->ready);
     if (r->ch)
         for (int i = 0; i < r->n; i++)
             free(r->ch[i].st.state);

@@ -2,7 +2,8 @@
  * watching and reaping the stage processes, the control channel, the
  * output collector, stopping, and cleaning up.  Runs only inside the
  * library calls of the thread that started the graph: there is no
- * background thread.
+ * background thread.  A program's event loop gets that work done by
+ * serving the graph's descriptor (sup_fd, sup_dispatch).
  */
 #ifndef MPX_LIB_SUPERVISOR_H
 #define MPX_LIB_SUPERVISOR_H
@@ -88,6 +89,12 @@ struct mpx_run {
     int timeout_check_ms; /* 0: no stage has a per-item timeout */
     struct stats *stats; /* the monitor's figures (lib/stats.c) */
     struct forksrv *forks; /* makes replacements (lib/forksrv.h); may be NULL */
+    struct ready *ready;   /* the program's descriptor (lib/ready.h), once asked for */
+    mpx_item_t *stash;     /* output dispatch took, not handed out yet */
+    /* The program holds the item poll or next handed out last: it stays
+     * valid until the next of those calls (a run that ends meanwhile
+     * keeps the output's memory until then: end_run). */
+    bool holding;
     char err[256];
 };
 
@@ -96,6 +103,17 @@ struct mpx_run {
 int sup_start(struct mpx_run *r);
 /* Next output item, NULL at the end (see mpx_graph_next). */
 mpx_item_t *sup_next(struct mpx_run *r);
+/* Next output item within timeout_ms (see mpx_graph_poll): 1 with *it,
+ * 0 at the end, MPX_ETIMEDOUT or MPX_EINTR. */
+int sup_poll(struct mpx_run *r, long timeout_ms, mpx_item_t **it);
+/* The program's descriptor (see mpx_graph_fd), made at the first call:
+ * the descriptor, or MPX_ESYS / MPX_ENOMEM. */
+int sup_fd(struct mpx_run *r);
+/* Do what is due without waiting (see mpx_graph_dispatch). */
+int sup_dispatch(struct mpx_run *r);
+/* A setting moved one of the supervisor's deadlines: the program's
+ * descriptor wakes in time for it. */
+void sup_deadline_moved(struct mpx_run *r);
 /* Stop with the given outcome (if none is recorded yet) and end. */
 void sup_stop(struct mpx_run *r, int status, const char *msg);
 /* Free a run in any state (stopping it first if it runs). */

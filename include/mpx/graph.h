@@ -177,7 +177,9 @@ MPX_MUST_CHECK int mpx_node_set_retries(mpx_node_t *node, int retries); /* 0 .. 
  * default).  A process still busy with one item after that long is killed
  * (SIGKILL) and the item has failed: it is retried or handled by the
  * policy as above, and under STOP the graph stops.  The supervisor checks
- * while the application is inside mpx_graph_next / join / collect. */
+ * while the application is inside a call on the graph (mpx_graph_next,
+ * poll, dispatch, join, collect), about every eighth of the limit: an
+ * event loop serving mpx_graph_fd gets that done on time. */
 MPX_MUST_CHECK int mpx_node_set_timeout(mpx_node_t *node, int ms);
 /* The largest item a stage inside `node` may put: its parts, meta and
  * framing together, in bytes (default MPX_DEFAULT_MAX_ITEM).  A larger
@@ -257,8 +259,104 @@ MPX_MUST_CHECK int mpx_graph_start(mpx_graph_t *g);
 /* Next item leaving the end of the graph, blocking until one does (starts
  * the graph when needed).  NULL once the graph has finished or failed:
  * then mpx_graph_join() gives the outcome.  The item is owned by the graph
- * and valid until the next call on the graph. */
+ * and valid until the next mpx_graph_next, mpx_graph_poll, join, collect
+ * or destroy on the graph (the other calls leave it alone).  Signals do
+ * not end the wait: see mpx_graph_poll for a wait that they do.
+ *
+ * The supervisor's work — a crashed stage reported or replaced, per-item
+ * timeouts enforced, stats, progress and watch tables — is done while the
+ * program is inside a call on the graph: this one, mpx_graph_poll,
+ * mpx_graph_dispatch, join or collect.  mpx has no thread of its own. */
 MPX_MUST_CHECK mpx_item_t *mpx_graph_next(mpx_graph_t *g);
+
+/* The next item as mpx_graph_next gives it, waiting at most timeout_ms
+ * milliseconds (0: do not wait, only do what is due; -1, or any negative
+ * value: no limit).  Returns
+ *
+ *   1              *item is the next output item (valid as for next);
+ *   0              the graph has ended (finished or failed): *item is
+ *                  NULL, and mpx_graph_join() gives the outcome;
+ *   MPX_ETIMEDOUT  the time ran out with no item (the graph runs on);
+ *   MPX_EINTR      a signal the program handles interrupted the wait
+ *                  (the graph runs on; call again to go on waiting:
+ *                  nothing is lost);
+ *
+ * or MPX_EINVAL (g or item NULL), or mpx_graph_start's error when it
+ * starts the graph and that fails.  The supervisor's work goes on during
+ * the wait exactly as during next's.
+ *
+ * Signals: any signal whose handler runs during the wait ends it, whether
+ * the handler was installed with SA_RESTART or without (signal() sets
+ * it), as poll(2) and epoll_wait(2) do; so a Ctrl-C handler that sets a
+ * flag is seen at once, not after the next item.  Signals that are
+ * ignored, blocked or left to their default action do not interrupt; a
+ * SIGCHLD handler does, for the graph's own processes too.  As with
+ * poll(2), a signal that comes while the call is not waiting (between
+ * two calls, or while it handles what arrived) is not reported: check
+ * your flag after each call, or block the signal and wait on a signalfd
+ * together with mpx_graph_fd. */
+MPX_MUST_CHECK int mpx_graph_poll(mpx_graph_t *g, int timeout_ms, mpx_item_t **item);
+
+/* ---- in an event loop ---------------------------------------------------
+ *
+ * mpx_graph_fd(g): a descriptor to wait on in the program's own loop
+ * (poll, select, epoll, libuv's uv_poll, GLib's g_unix_fd_add, ...) for
+ * readability.  It is level-triggered: readable for as long as the graph
+ * has something for the program — output to take, or supervisor work due
+ * (a stage process exited or crashed, a per-item timeout to enforce, a
+ * message from a stage, a stats snapshot, progress bar or watch table
+ * due) — and not readable while it has nothing, however long a stage
+ * takes over an item.  Once the graph has ended it stays readable.  It is
+ * not libzmq's ZMQ_FD, which is edge-triggered and would hang such a
+ * loop.  Starts the graph when needed; returns the descriptor (the same
+ * one every time), or a negative code (mpx_graph_start's error when it
+ * starts the graph and that fails; MPX_ESYS).  The graph owns it: do not
+ * read or close it; mpx_node_destroy closes it, so take it out of your
+ * loop (uv_poll_stop, ...) before that.
+ *
+ * mpx_graph_dispatch(g): when the descriptor is readable, do the work
+ * due, without waiting (starting the graph when needed), and say what is
+ * left for the program:
+ *
+ *   MPX_DISPATCH_OUTPUT  output is ready: mpx_graph_poll(g, 0, &it)
+ *                        returns it (call it until MPX_ETIMEDOUT);
+ *   MPX_DISPATCH_IDLE    nothing for the program now: wait for the
+ *                        descriptor again;
+ *   0                    the graph has ended: mpx_graph_join() gives the
+ *                        outcome (a failed stage, say, after dispatch
+ *                        stopped the graph);
+ *
+ * or a negative code as mpx_graph_poll.  An item the program holds stays
+ * valid across dispatch.  After dispatch returns, the descriptor is
+ * readable again only if something is still pending.  mpx_graph_poll(g,
+ * 0, ...) does the same work too, so a loop may also call only that:
+ *
+ *     struct pollfd p = {mpx_graph_fd(g), POLLIN, 0};   (check it is >= 0)
+ *     for (;;) {
+ *         poll(&p, 1, -1);                    (with the program's own fds)
+ *         int rc = mpx_graph_dispatch(g);
+ *         if (rc <= 0)
+ *             break;                          (the end, or an error)
+ *         mpx_item_t *it;
+ *         while ((rc = mpx_graph_poll(g, 0, &it)) == 1)
+ *             use(it);
+ *         if (rc == 0)
+ *             break;
+ *     }
+ *     rc = mpx_graph_join(g);
+ *
+ * Crash handling and per-item timeouts then work while the program is
+ * busy elsewhere, as long as it serves the descriptor.  The descriptor
+ * wakes the loop for the supervisor's deadlines: every stats interval
+ * (mpx_graph_set_stats_interval, 250 ms by default) and, when a stage has
+ * a per-item timeout, about every eighth of it. */
+enum {
+    MPX_DISPATCH_OUTPUT = 1,
+    MPX_DISPATCH_IDLE = 2,
+    /* Room for input (mpx_graph_put) will be reported here too. */
+};
+MPX_MUST_CHECK int mpx_graph_fd(mpx_graph_t *g);
+MPX_MUST_CHECK int mpx_graph_dispatch(mpx_graph_t *g);
 
 /* Wait until the graph ends, discarding items nobody took with
  * mpx_graph_next().  Every process has exited and the runtime directory is

@@ -6,8 +6,9 @@
  * waiting for input and for room downstream, its state.  Nothing is
  * measured per item: the counters are the ones the edges keep anyway and
  * the clock is read only when a process waits.  The parent turns them
- * into per-stage figures while it runs inside mpx_graph_next / join /
- * collect (mpx has no background thread), and publishes each snapshot as
+ * into per-stage figures while it runs inside mpx_graph_next / poll /
+ * dispatch / join / collect (mpx has no background thread: an event loop
+ * serving mpx_graph_fd gets them on time), and publishes each snapshot as
  * a JSON line on the socket "stats" in the graph's runtime directory,
  * where tools/mpx-top (and anyone the directory's owner lets in) reads
  * them.  The schema is in the README ("Monitoring").
