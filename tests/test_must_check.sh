@@ -66,11 +66,16 @@ write dropped '    mpx_put_i64(st, 1);
     mpx_meta_set_str(st, "k", "v");' '    mpx_node_set_capacity(g, 10, 0);
     mpx_graph_start(g);
     mpx_graph_join(g);
+    mpx_item_t *it;
+    mpx_graph_poll(g, 0, &it);
+    mpx_graph_fd(g);
+    mpx_graph_dispatch(g);
     mpx_run(g);
     mpx_shared_new(4096);
     mpx_shared_map("/etc/hostname", false);'
 expect_warnings dropped "-std=gnu17" mpx_put_i64 mpx_put_str mpx_meta_set_str \
-  mpx_node_set_capacity mpx_graph_start mpx_graph_join mpx_run mpx_shared_new mpx_shared_map
+  mpx_node_set_capacity mpx_graph_start mpx_graph_join mpx_graph_poll mpx_graph_fd \
+  mpx_graph_dispatch mpx_run mpx_shared_new mpx_shared_map
 
 write checked '    int rc = mpx_put_i64(st, 1);
     if (rc != 0)
