@@ -319,7 +319,9 @@ MPX_MUST_CHECK int mpx_graph_poll(mpx_graph_t *g, int timeout_ms, mpx_item_t **i
  * left for the program:
  *
  *   MPX_DISPATCH_OUTPUT  output is ready: mpx_graph_poll(g, 0, &it)
- *                        returns it (call it until MPX_ETIMEDOUT);
+ *                        returns it (call it until MPX_ETIMEDOUT; while
+ *                        the program still holds an item, what waits may
+ *                        turn out to be only the end of the stream);
  *   MPX_DISPATCH_IDLE    nothing for the program now: wait for the
  *                        descriptor again;
  *   0                    the graph has ended: mpx_graph_join() gives the
