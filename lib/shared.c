@@ -48,6 +48,15 @@ mpx_shared_t *mpx_shared_new(size_t bytes)
         errno = err;
         return NULL;
     }
+    /* Every stage process maps the pages it touches anew (fork copies no
+     * page table of a shared mapping): with 4 KiB pages that is a fault
+     * and an unmap per page per process, which costs a light pass over a
+     * large array much of what a second worker gains.  Huge pages make it
+     * one per 2 MiB, where the system allows them for shared memory
+     * (/sys/kernel/mm/transparent_hugepage/shmem_enabled "advise" or
+     * more); elsewhere the advice is ignored. */
+    if (bytes >= ((size_t)2 << 20))
+        (void)madvise(p, bytes, MADV_HUGEPAGE);
     s->data = p;
     return s;
 }
