@@ -24,11 +24,14 @@
  * idle hook.
  *
  * Between the stage and sh stands a guard process: a child subreaper that
- * puts sh in a process group of its own and, if the stage process dies
- * (mpx_graph_stop, a failure elsewhere: the kernel tells it), kills that
- * whole group — every process of a pipeline, not only sh.  When sh ends,
- * the guard kills what sh left behind in its group, reaps everything, and
- * ends as sh did, so the stage sees the command's own status.
+ * puts sh in a process group of its own and, told to end (SIGTERM: the
+ * stage process died, mpx_graph_stop or a failure elsewhere, and the
+ * kernel tells it; or the stage abandons the command), kills that whole
+ * group — every process of a pipeline, not only sh — and reaps it before
+ * it exits, so that nothing of the command is left a zombie for the
+ * process that adopts what the guard leaves.  When sh ends, the guard
+ * kills what sh left behind in its group, reaps everything, and ends as
+ * sh did, so the stage sees the command's own status.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -147,14 +150,32 @@ static _Noreturn void run_sh(const char *command, pid_t guard)
     _exit(127);
 }
 
-static volatile pid_t guarded; /* sh's pid, in the guard process */
+static volatile pid_t guarded; /* sh's pid and its group's id, in the guard process */
 
-/* The stage died (or abandons the command): end every process of it. */
+/* The stage died, abandons the command, or is leaving: end every process
+ * of the command, and reap it here — once the guard has exited, what it
+ * left would be adopted by a process that knows nothing of it.  What
+ * dies in the group comes back to the guard (a subreaper) as its parent
+ * dies, before that parent can be reaped, so the group is reaped whole
+ * when none of it is left among our children.  A process that left the
+ * group on purpose (setsid) is not waited for: it is reaped only if it
+ * has ended already. */
 static void guard_end(int sig)
 {
     (void)sig;
-    if (guarded > 0)
-        kill(-guarded, SIGKILL);
+    pid_t sh = guarded;
+    /* Never 0 while SIGTERM is let in, but kill(-0) would be the whole
+     * application's process group. */
+    if (sh > 0) {
+        kill(-sh, SIGKILL);
+        for (;;) {
+            pid_t r = waitpid(-sh, NULL, 0);
+            if (r < 0 && errno != EINTR)
+                break;
+        }
+    }
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+        ;
     _exit(128 + SIGKILL);
 }
 
@@ -176,9 +197,13 @@ static _Noreturn void run_guard(const char *command, pid_t stage, int in, int ou
     memset(&end, 0, sizeof end);
     end.sa_handler = guard_end;
     sigaction(SIGTERM, &end, NULL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* SIGTERM waits until guard_end knows sh's pid (and sh is in its
+     * group); a stage that dies meanwhile is told all the same, the
+     * signal pending. */
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigprocmask(SIG_SETMASK, &term, NULL);
     prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0 || getppid() != stage)
         _exit(127);
@@ -190,16 +215,26 @@ static _Noreturn void run_guard(const char *command, pid_t stage, int in, int ou
         _exit(127);
     guarded = sh;
     setpgid(sh, sh); /* whichever of the two runs first */
+    sigprocmask(SIG_UNBLOCK, &term, NULL);
     int null = open("/dev/null", O_RDWR);
     for (int fd = 0; fd < 3 && null >= 0; fd++)
         dup2(null, fd); /* the guard holds no end of the command's pipes */
+    /* WNOWAIT (waitid is a plain system call, as waitpid is): sh stays a
+     * zombie until its group has been killed, so that its pid, the
+     * group's id, cannot have been taken by another process by then. */
+    siginfo_t info;
+    while (waitid(P_PID, (id_t)sh, &info, WEXITED | WNOWAIT) < 0 && errno == EINTR)
+        ;
+    /* The command has ended: the guard finishes it its own way from here,
+     * and a SIGTERM now (a stage leaving) waits for the _exit. */
+    sigprocmask(SIG_BLOCK, &term, NULL);
+    /* What sh leaves in its group (a background job) does not outlive
+     * the command; what left the group is still ours to reap. */
+    kill(-sh, SIGKILL);
     int status = 0, st;
     pid_t r;
     while ((r = waitpid(sh, &status, 0)) < 0 && errno == EINTR)
         ;
-    /* What sh leaves in its group (a background job) does not outlive
-     * the command; what left the group is still ours to reap. */
-    kill(-sh, SIGKILL);
     while ((r = waitpid(-1, &st, 0)) > 0 || (r < 0 && errno == EINTR))
         ;
     if (WIFSIGNALED(status)) {
@@ -221,7 +256,7 @@ static int abandon(exec_state_t *s, int rc)
 {
     if (rc == 0 || rc == MPX_ESTOPPED || s->pid <= 0)
         return rc;
-    kill(s->pid, SIGTERM); /* the guard ends the command's whole group */
+    kill(s->pid, SIGTERM); /* the guard ends and reaps the command's whole group */
     while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR)
         ;
     s->pid = 0;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -1029,6 +1030,56 @@ static void exec_signals_reset(void)
     mpx_node_destroy(&g);
 }
 
+/* The info of the graph's one Exec instance. */
+static mpx_instance_info_t exec_instance(mpx_graph_t *g)
+{
+    mpx_instance_info_t info = {0};
+    for (size_t i = 0; i < mpx_graph_instance_count(g); i++)
+        if (mpx_graph_instance_info(g, i, &info) == 0 && strcmp(info.name, "exec") == 0)
+            return info;
+    harness_abort(__FILE__, __LINE__, "exec_instance", "no Exec instance in the graph");
+}
+
+/* The parent of process pid, or -1. */
+static long parent_of(long pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t len = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (len <= 0)
+        return -1;
+    buf[len] = 0;
+    char *rp = strrchr(buf, ')');
+    char state;
+    long ppid;
+    return rp && sscanf(rp + 1, " %c %ld", &state, &ppid) == 2 ? ppid : -1;
+}
+
+/* Start a graph whose Exec runs `exec <marker>` (sleep: it reads nothing
+ * and writes nothing) after writing its pid to pidfile, and wait until
+ * the marker runs; returns the command's pid. */
+static long start_sleeper(mpx_graph_t *g, const char *pidfile, const char *marker)
+{
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    for (int i = 0; i < 10000 && access(pidfile, F_OK) != 0; i++)
+        usleep(1000);
+    size_t len;
+    char *text = take_file(pidfile, &len);
+    long pid = strtol(text, NULL, 10);
+    free(text);
+    /* Until sh has become sleep: sh's own command line holds the marker
+     * too, and while it execs its command line reads empty.  (10 s: a
+     * guard against a hang, not a measure of time.) */
+    for (int i = 0; i < 10000 && !cmdline_starts(pid, marker); i++)
+        usleep(1000);
+    REQUIRE(cmdline_starts(pid, marker), "the command did not start");
+    return pid;
+}
+
 static void exec_stop_kills_command(void)
 {
     const char *pidfile = tmp_path("command.pid");
@@ -1087,6 +1138,52 @@ static void exec_stop_kills_pipeline(void)
     CHECK(no_children_left(5), "processes left");
     CHECK_EQ(processes_with(marker), 0);
     expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* Exec fails itself (its command's output is larger than an item may be):
+ * it kills the command through the guard, which reaps the whole pipeline
+ * before it exits, so that nothing is left a zombie for the harness. */
+static void exec_own_failure_reaps_command(void)
+{
+    mpx_node_t *ex = mpx_exec("cat /dev/zero | cat", MPX_EXEC_CHUNKS);
+    CHECK_EQ(mpx_node_set_max_item(ex, 1024), 0);
+    mpx_graph_t *g = MPX_EZ(ex, mpx_stage(&Drop, NULL));
+    CHECK_EQ(mpx_graph_join(g), MPX_ESTAGE);
+    CHECK(strstr(mpx_graph_error(g), "exec: putting the output of 'cat /dev/zero | cat'"), "%s",
+          mpx_graph_error(g));
+    expect_exec_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* The stage process killed outright (SIGKILL) runs nothing more: the
+ * kernel tells the guard (PR_SET_PDEATHSIG), which kills the command,
+ * reaps it, and exits.  The guard itself is then adopted by the nearest
+ * subreaper — here the harness, which reaps it — and is all that comes
+ * back: the command never does. */
+static void exec_stage_killed(void)
+{
+    const char *pidfile = tmp_path("command.pid");
+    char marker[64], command[800];
+    snprintf(marker, sizeof marker, "sleep 997.%07d", (int)getpid());
+    snprintf(command, sizeof command, "echo $$ > %s.tmp && mv %s.tmp %s && exec %s", pidfile,
+             pidfile, pidfile, marker);
+    mpx_graph_t *g = MPX_EZ(lines_node(3, short_line, false), mpx_exec(command, MPX_EXEC_LINES),
+                            mpx_stage(&Drop, NULL));
+    long pid = start_sleeper(g, pidfile, marker);
+    long guard = parent_of(pid);
+    mpx_instance_info_t ex = exec_instance(g);
+    REQUIRE(guard > 0 && parent_of(guard) == (long)ex.pid, "command %ld, guard %ld, stage %d",
+            pid, guard, (int)ex.pid);
+    CHECK_EQ(kill(ex.pid, SIGKILL), 0);
+    CHECK(mpx_graph_join(g) < 0, "the run survived its stage");
+    int status = 0;
+    REQUIRE(wait_child((pid_t)guard, &status, 10), "the guard %ld did not end", guard);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGKILL, "guard wait status %#x",
+          (unsigned)status);
+    CHECK(kill((pid_t)pid, 0) != 0 && errno == ESRCH, "command %ld not reaped", pid);
+    CHECK_EQ(processes_with(marker), 0);
+    expect_exec_clean(g);
     mpx_node_destroy(&g);
 }
 
@@ -1186,6 +1283,8 @@ int main(int argc, char **argv)
         TEST_CASE(exec_signals_reset),
         TEST_CASE(exec_stop_kills_command),
         TEST_CASE(exec_stop_kills_pipeline),
+        TEST_CASE(exec_own_failure_reaps_command),
+        TEST_CASE(exec_stage_killed),
         TEST_CASE(exec_output_flows_between_inputs),
         TEST_CASE(exec_bad_args),
     };
