@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -136,12 +137,7 @@ static void take_identity(const child_args_t *a)
         close(a->close_fds[i]);
 }
 
-static _Noreturn void leave(int code)
-{
-    fflush(stdout);
-    fflush(stderr);
-    _exit(code);
-}
+static _Noreturn void leave(child_rt_t *rt, int code);
 
 static int ctl_send(child_rt_t *rt, wire_type_t type, const void *payload, size_t len)
 {
@@ -196,7 +192,7 @@ static void handle_ctl(child_rt_t *rt)
         switch (h.type) {
         case WIRE_GO: rt->go = true; break;
         case WIRE_RELEASE: rt->released = true; break;
-        case WIRE_STOP: leave(0);
+        case WIRE_STOP: leave(rt, 0);
         case WIRE_RESTART: on_restart(rt, buf, (size_t)n); break;
         default:
             fprintf(stderr, "mpx: stage %s[%d]: ignored control message %u\n",
@@ -210,6 +206,89 @@ static uint64_t mono_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* How long the processes the stage owns have between SIGTERM and
+ * SIGKILL: well inside the parent's grace for a stopped stage (300 ms,
+ * supervisor.c), so that they are reaped here rather than orphaned when
+ * the parent kills this process. */
+#define OWNED_GRACE_MS 100
+
+/* Through the pidfd when there is one: a pid the stage reaped without
+ * disowning it may name another process by now. */
+static void signal_owned(const child_rt_t *rt, int i, int sig)
+{
+    if (rt->owned_fd[i] >= 0)
+        syscall(SYS_pidfd_send_signal, rt->owned_fd[i], sig, NULL, 0);
+    else
+        kill(rt->owned[i], sig);
+}
+
+/* Reap owned process i if it has ended; true once it is gone (reaped
+ * here, or no child of ours any more: the stage reaped it itself).  By
+ * its pidfd where the kernel waits on one (Linux 5.4), for the same
+ * reason as signal_owned. */
+static bool reap_owned(const child_rt_t *rt, int i, int flags)
+{
+    siginfo_t info;
+    int rc;
+    bool by_fd = rt->owned_fd[i] >= 0;
+    for (;;) {
+        info.si_pid = 0;
+        rc = by_fd ? waitid(P_PIDFD, (id_t)rt->owned_fd[i], &info, WEXITED | flags)
+                   : waitid(P_PID, (id_t)rt->owned[i], &info, WEXITED | flags);
+        if (rc < 0 && errno == EINVAL && by_fd)
+            by_fd = false;
+        else if (!(rc < 0 && errno == EINTR))
+            break;
+    }
+    return rc < 0 || info.si_pid != 0;
+}
+
+/* The processes the stage owns (mpx_own_child) end before this one, and
+ * are reaped here: once this process has gone, whatever it left would be
+ * adopted, and stay a zombie, in a process mpx knows nothing of. */
+static void end_owned(child_rt_t *rt)
+{
+    if (!rt || rt->nowned == 0)
+        return;
+    bool gone[CHILD_OWNED_MAX] = {false};
+    for (int i = 0; i < rt->nowned; i++)
+        signal_owned(rt, i, SIGTERM);
+    uint64_t until = mono_ns() + (uint64_t)OWNED_GRACE_MS * 1000000u;
+    for (;;) {
+        int left = 0;
+        for (int i = 0; i < rt->nowned; i++)
+            if (!gone[i])
+                left += !(gone[i] = reap_owned(rt, i, WNOHANG));
+        if (left == 0)
+            break;
+        if (mono_ns() >= until) {
+            for (int i = 0; i < rt->nowned; i++)
+                if (!gone[i]) {
+                    signal_owned(rt, i, SIGKILL);
+                    reap_owned(rt, i, 0);
+                }
+            break;
+        }
+        /* Only at the end of the process, for a moment: a sleep costs
+         * less code than a poll on every pidfd, and there may be none. */
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    for (int i = 0; i < rt->nowned; i++)
+        if (rt->owned_fd[i] >= 0)
+            close(rt->owned_fd[i]);
+    rt->nowned = 0;
+}
+
+/* Every way out of a stage process (but the parent's death, handled in a
+ * signal handler) comes here.  rt is NULL before it exists. */
+static _Noreturn void leave(child_rt_t *rt, int code)
+{
+    end_owned(rt);
+    fflush(stdout);
+    fflush(stderr);
+    _exit(code);
 }
 
 /* Counters to the parent, for the monitor.  Never blocks: a parent that
@@ -505,7 +584,7 @@ static _Noreturn void fail(child_rt_t *rt, const char *fmt, ...)
     memcpy(payload + 4, msg, len);
     if (!rt->ctl || ctl_send(rt, WIRE_ERROR, payload, 4 + len) != 0) {
         fprintf(stderr, "mpx: stage %s[%d]: %s\n", rt->st.pi->name, rt->st.pi->index, msg);
-        leave(CHILD_EXIT_SETUP_FAILED);
+        leave(rt, CHILD_EXIT_SETUP_FAILED);
     }
     set_state(rt, MPX_STATE_FAILED);
     for (;;)
@@ -704,7 +783,7 @@ static void open_sockets(child_rt_t *rt, const child_args_t *a)
     rt->zctx = zmq_ctx_new();
     if (!rt->zctx) {
         fprintf(stderr, "mpx: stage %s: zmq_ctx_new: %s\n", rt->st.pi->name, zmq_strerror(errno));
-        leave(CHILD_EXIT_SETUP_FAILED);
+        leave(rt, CHILD_EXIT_SETUP_FAILED);
     }
     const plan_inst_t *pi = rt->st.pi;
     int max_sockets = pi->nconsumers + pi->nproducers + 8;
@@ -730,7 +809,7 @@ static void open_sockets(child_rt_t *rt, const child_args_t *a)
          zmq_setsockopt(rt->ctl, ZMQ_USE_FD, &a->ctl_fd, sizeof a->ctl_fd) != 0) ||
         zmq_bind(rt->ctl, ep) != 0) {
         fprintf(stderr, "mpx: stage %s: control channel: %s\n", pi->name, zmq_strerror(errno));
-        leave(CHILD_EXIT_SETUP_FAILED);
+        leave(rt, CHILD_EXIT_SETUP_FAILED);
     }
     if (pi->nproducers > 0 && a->resume != CHILD_FINISHED) {
         if (a->inbox_fd >= 0)
@@ -752,7 +831,7 @@ static void open_sockets(child_rt_t *rt, const child_args_t *a)
     /* Sent once the parent has connected: a DEALER holds it until then. */
     uint32_t pid = (uint32_t)getpid();
     if (ctl_send(rt, WIRE_HELLO, &pid, sizeof pid) != 0)
-        leave(CHILD_EXIT_SETUP_FAILED);
+        leave(rt, CHILD_EXIT_SETUP_FAILED);
 }
 
 /* Large items arrive in buffers zmq allocates for each message, and leave
@@ -941,7 +1020,7 @@ static void report_done(child_rt_t *rt)
                           rt->in ? edge_in_dropped(rt->in) : 0, rt->failed,
                           edge_out_resent(rt->out)};
     if (ctl_send(rt, WIRE_DONE, counts, sizeof counts) != 0)
-        leave(CHILD_EXIT_SETUP_FAILED);
+        leave(rt, CHILD_EXIT_SETUP_FAILED);
 }
 
 /* For the parent, should this process die with its work done. */
@@ -980,7 +1059,7 @@ static _Noreturn void finish(child_rt_t *rt)
     }
     /* Released: everything this process sent has been confirmed, so
      * nothing is left for zmq to do; the kernel closes the rest. */
-    leave(0);
+    leave(rt, 0);
 }
 
 /* The process this one replaces had finished, or had stopped: what it
@@ -990,7 +1069,7 @@ static _Noreturn void finish(child_rt_t *rt)
 static _Noreturn void end_again(child_rt_t *rt)
 {
     if (child_before_put(rt) != 0)
-        leave(CHILD_EXIT_SETUP_FAILED);
+        leave(rt, CHILD_EXIT_SETUP_FAILED);
     if (rt->in) {
         rt->box->stopped = 1;
         edge_in_close(rt->in);
@@ -1005,7 +1084,7 @@ _Noreturn void child_main(const child_args_t *a)
     take_identity(a);
     child_rt_t *rt = calloc(1, sizeof *rt);
     if (!rt)
-        leave(CHILD_EXIT_SETUP_FAILED);
+        leave(rt, CHILD_EXIT_SETUP_FAILED);
     rt->plan = a->plan;
     rt->id = a->id;
     rt->gen = a->gen;
@@ -1034,7 +1113,7 @@ _Noreturn void child_main(const child_args_t *a)
      * stream: a graph that puts nothing must not finish before start()
      * has let it go. */
     if (child_before_put(rt) != 0)
-        leave(CHILD_EXIT_SETUP_FAILED);
+        leave(rt, CHILD_EXIT_SETUP_FAILED);
 
     rt->phase = PHASE_PROCESS;
     if (rt->in)

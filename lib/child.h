@@ -81,6 +81,9 @@ typedef enum child_phase {
     PHASE_END,
 } child_phase_t;
 
+/* Child processes a stage may own (mpx_own_child). */
+#define CHILD_OWNED_MAX 8
+
 typedef struct child_rt {
     mpx_stage_t st;
     const plan_t *plan;
@@ -104,6 +107,13 @@ typedef struct child_rt {
     unsigned puts;   /* since the control channel was last looked at */
     int watch[8];    /* descriptors whose readiness wakes the idle hook */
     int nwatch;
+    /* Processes the stage forked and owns (mpx_own_child), ended and
+     * reaped before this process leaves; each with its pidfd (-1 without
+     * one), so that a pid the stage reaped without disowning it, and that
+     * now names another process, is never signalled. */
+    pid_t owned[CHILD_OWNED_MAX];
+    int owned_fd[CHILD_OWNED_MAX];
+    int nowned;
     struct timespec item_start; /* when process began on the current item */
     /* For the monitor (lib/stats.c reads what is sent). */
     int state;             /* mpx_stage_state_t */

@@ -4,10 +4,14 @@
  * handed over as it is.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "child.h"
 #include "edge_out_inline.h"
@@ -627,6 +631,50 @@ int mpx_unwatch_fd(mpx_stage_t *st, int fd)
     for (int i = 0; i < rt->nwatch; i++)
         if (rt->watch[i] == fd) {
             rt->watch[i] = rt->watch[--rt->nwatch];
+            return 0;
+        }
+    return MPX_EINVAL;
+}
+
+int mpx_own_child(mpx_stage_t *st, pid_t pid)
+{
+    if (!st || pid <= 0)
+        return MPX_EINVAL;
+    if (!st->rt)
+        return MPX_ESTATE;
+    child_rt_t *rt = st->rt;
+    for (int i = 0; i < rt->nowned; i++)
+        if (rt->owned[i] == pid)
+            return 0;
+    /* Only a child of this process can be reaped here.  WNOWAIT: one that
+     * has exited already stays for its owner to reap. */
+    siginfo_t info;
+    int rc;
+    while ((rc = waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT)) < 0 &&
+           errno == EINTR)
+        ;
+    if (rc < 0)
+        return MPX_EINVAL;
+    if (rt->nowned == CHILD_OWNED_MAX)
+        return MPX_ERANGE;
+    rt->owned[rt->nowned] = pid;
+    rt->owned_fd[rt->nowned] = (int)syscall(SYS_pidfd_open, pid, 0); /* -1 before Linux 5.3 */
+    rt->nowned++;
+    return 0;
+}
+
+int mpx_disown_child(mpx_stage_t *st, pid_t pid)
+{
+    if (!st || !st->rt)
+        return st ? MPX_ESTATE : MPX_EINVAL;
+    child_rt_t *rt = st->rt;
+    for (int i = 0; i < rt->nowned; i++)
+        if (rt->owned[i] == pid) {
+            if (rt->owned_fd[i] >= 0)
+                close(rt->owned_fd[i]);
+            rt->nowned--;
+            rt->owned[i] = rt->owned[rt->nowned];
+            rt->owned_fd[i] = rt->owned_fd[rt->nowned];
             return 0;
         }
     return MPX_EINVAL;

@@ -1,11 +1,14 @@
 /* tests/test_lifecycle.c — initialize in the parent, setup/process/
  * teardown in the child, sources, teardown exactly once after the input
- * drained, puts of zero or many items, mpx_stop from any stage, and
- * finalize back in the parent. */
+ * drained, puts of zero or many items, mpx_stop from any stage, finalize
+ * back in the parent, and what a stage process ends with: the children it
+ * owns. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -489,6 +492,111 @@ static void setup_fails(void)
     munmap((void *)puts_done, 4096);
 }
 
+/* ---- what a stage process ends with: the children it owns ------------- */
+
+/* Shared with the test: the pid of the child a stage forked. */
+static volatile pid_t *forked_pid;
+
+/* A child of the stage that waits to be ended; `deaf` ignores SIGTERM.
+ * Forked from a process with zmq's threads: only async-signal-safe calls. */
+static pid_t fork_waiter(bool deaf)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (deaf) {
+            struct sigaction ign = {.sa_handler = SIG_IGN};
+            sigaction(SIGTERM, &ign, NULL);
+        }
+        for (;;)
+            pause();
+    }
+    return pid;
+}
+
+/* Forks a child, owns it, says so (the event), then puts without end:
+ * a stop reaches it inside a put. */
+static int owner_setup(mpx_stage_t *st)
+{
+    pid_t pid = fork_waiter(false);
+    if (pid < 0)
+        return mpx_fail(st, "fork: %s", strerror(errno));
+    int rc = mpx_own_child(st, pid);
+    if (rc != 0)
+        return mpx_fail(st, "mpx_own_child: %s", mpx_strerror(rc));
+    *forked_pid = pid;
+    mpx_event_set(*(mpx_event_t *const *)mpx_args(st));
+    for (int64_t i = 0;; i++)
+        if ((rc = mpx_put_i64(st, i)) != 0)
+            return rc;
+}
+static const mpx_stage_def_t Owner = {.name = "owner", .args_size = sizeof(mpx_event_t *),
+                                      .setup = owner_setup};
+
+/* The child is gone, reaped before join returned: nothing came back to
+ * the harness (a subreaper), running or as a zombie. */
+static void expect_child_reaped(pid_t pid)
+{
+    CHECK(pid > 0, "no child was forked");
+    CHECK(kill(pid, 0) != 0 && errno == ESRCH, "child %d still exists", (int)pid);
+    CHECK(no_children_left(0), "a process came back to the harness");
+}
+
+static void map_forked_pid(void)
+{
+    void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(m != MAP_FAILED, "mmap");
+    forked_pid = m;
+}
+
+/* A stage stopped by the application ends the child it owns, and reaps
+ * it, before its process exits. */
+static void owned_child_ends_on_stop(void)
+{
+    map_forked_pid();
+    mpx_event_t *owned = mpx_event_new();
+    REQUIRE(owned, "mpx_event_new: %s", strerror(errno));
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Owner, &owned), mpx_stage(&Drop, NULL));
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    REQUIRE(mpx_event_wait(owned, 30000) == 1, "the stage never owned its child");
+    CHECK_EQ(mpx_graph_stop(g), 0);
+    CHECK_EQ(mpx_graph_join(g), MPX_ESTOPPED);
+    expect_child_reaped(*forked_pid);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+    mpx_event_destroy(&owned);
+    munmap((void *)forked_pid, 4096);
+}
+
+/* A source that owns a child deaf to SIGTERM and simply ends: its
+ * process leaves at the end of the run, and the child is killed and
+ * reaped first all the same. */
+static int deaf_owner_setup(mpx_stage_t *st)
+{
+    pid_t pid = fork_waiter(true);
+    if (pid < 0)
+        return mpx_fail(st, "fork: %s", strerror(errno));
+    int rc = mpx_own_child(st, pid);
+    if (rc != 0)
+        return mpx_fail(st, "mpx_own_child: %s", mpx_strerror(rc));
+    *forked_pid = pid;
+    return mpx_put_i64(st, 1);
+}
+static const mpx_stage_def_t DeafOwner = {.name = "deafowner", .setup = deaf_owner_setup};
+
+static void owned_child_ends_at_the_end(void)
+{
+    map_forked_pid();
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&DeafOwner, NULL), mpx_stage(&Inc, NULL));
+    int64_t n;
+    CHECK_EQ(drain_sum(g, &n), 2);
+    CHECK_EQ(n, 1);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    expect_child_reaped(*forked_pid);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+    munmap((void *)forked_pid, 4096);
+}
+
 int main(int argc, char **argv)
 {
     static const test_case_t cases[] = {
@@ -505,6 +613,8 @@ int main(int argc, char **argv)
         TEST_CASE(failure_after_downstream_stopped),
         TEST_CASE(initialize_fails),
         TEST_CASE(setup_fails),
+        TEST_CASE(owned_child_ends_on_stop),
+        TEST_CASE(owned_child_ends_at_the_end),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
 }

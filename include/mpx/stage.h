@@ -60,6 +60,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "error.h"
 
@@ -194,6 +195,25 @@ MPX_MUST_CHECK int mpx_put_mark(mpx_stage_t *st, uint64_t value);
  * MPX_ESTATE outside the stage process. */
 MPX_MUST_CHECK int mpx_watch_fd(mpx_stage_t *st, int fd);
 int mpx_unwatch_fd(mpx_stage_t *st, int fd);
+
+/* Tie a process the stage forked (a command it runs) to the stage's
+ * process: whenever that process ends — its work done, after its own
+ * failure, or stopped by the parent (mpx_graph_stop, a failure
+ * elsewhere) — the child is sent SIGTERM, SIGKILL if it is still there
+ * 100 ms later, and is reaped first, so that by the time
+ * mpx_graph_join returns no process of the stage is left for another
+ * process to reap.  A stage that ends the child itself calls
+ * mpx_disown_child before it reaps it (once reaped, its pid may name
+ * another process).  Nothing runs when the stage process is killed
+ * (SIGKILL: a timeout, a stage that did not hear a stop in time): a child
+ * that must not outlive it asks the kernel to end it (prctl
+ * PR_SET_PDEATHSIG), and is then reaped by whichever process adopts it
+ * (init, or the nearest subreaper).  Up to 8 per stage.  0, MPX_EINVAL
+ * (pid is no child of this process), MPX_ERANGE (full), MPX_ESTATE
+ * outside the stage process. */
+MPX_MUST_CHECK int mpx_own_child(mpx_stage_t *st, pid_t pid);
+/* 0, or MPX_EINVAL when pid is not owned. */
+int mpx_disown_child(mpx_stage_t *st, pid_t pid);
 
 /* Items are sent in batches while an edge is busy; a stage that puts an
  * item and then works for a long time before its next put may call this
