@@ -540,6 +540,53 @@ static void recover(child_rt_t *rt)
         fail(rt, "sending again what a replaced consumer held: %s", mpx_strerror(rc));
 }
 
+/* mpx_poll (stage.h).  The stage's descriptors wait beside the control
+ * channel in poll_serving, as every wait of the runtime's does; poll(2)
+ * then says exactly what each has, which the zmq item would not (it folds
+ * a hang-up into an error). */
+int child_poll_fds(child_rt_t *rt, struct pollfd *fds, size_t n, int timeout_ms)
+{
+    zmq_pollitem_t local[1 + CHILD_WATCH_MAX];
+    zmq_pollitem_t *items = n < 1 + CHILD_WATCH_MAX ? local : malloc((n + 1) * sizeof *items);
+    if (!items)
+        return MPX_ENOMEM;
+    /* Even a call that does not wait hears a stop, as a put does. */
+    child_poll_ctl(rt);
+    long until = timeout_ms >= 0 ? mono_ms() + timeout_ms : -1;
+    int rc;
+    for (;;) {
+        items[0] = (zmq_pollitem_t){rt->ctl, 0, ZMQ_POLLIN, 0};
+        for (size_t i = 0; i < n; i++) {
+            short ev = fds[i].events;
+            items[i + 1] = (zmq_pollitem_t){NULL, fds[i].fd,
+                                            (short)((ev & POLLIN ? ZMQ_POLLIN : 0) |
+                                                    (ev & POLLOUT ? ZMQ_POLLOUT : 0) |
+                                                    (ev & POLLPRI ? ZMQ_POLLPRI : 0)),
+                                            0};
+        }
+        long left = until < 0 ? -1 : until - mono_ms();
+        int waited = until >= 0 && left <= 0 ? 1 : poll_serving(rt, items, (int)n + 1, NULL, left);
+        if (waited < 0) {
+            rc = waited;
+            break;
+        }
+        while ((rc = poll(fds, (nfds_t)n, 0)) < 0 && errno == EINTR)
+            ;
+        if (rc < 0) {
+            rc = MPX_ESYS;
+            break;
+        }
+        if (rc > 0 || waited == 1)
+            break;
+        /* Woken for the runtime's sake (a consumer was replaced): what
+         * it held goes again now, a safe point as a put is. */
+        recover(rt);
+    }
+    if (items != local)
+        free(items);
+    return rc;
+}
+
 int child_before_put(child_rt_t *rt)
 {
     if (!rt->ready_sent) {

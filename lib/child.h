@@ -13,6 +13,7 @@
 #include "meta.h"
 
 struct child_rt;
+struct pollfd;
 
 struct mpx_stage {
     const plan_t *plan;
@@ -169,6 +170,9 @@ _Noreturn void child_main(const child_args_t *a);
 /* For the stage API (lib/stage.c). */
 int child_before_put(child_rt_t *rt);
 void child_poll_ctl(child_rt_t *rt);
+/* mpx_poll's work: poll(2) on the stage's descriptors while the control
+ * channel is served (a stop leaves the process there). */
+int child_poll_fds(child_rt_t *rt, struct pollfd *fds, size_t n, int timeout_ms);
 /* Report counters now (the state changed, or an interval passed). */
 void child_report(child_rt_t *rt);
 /* mpx_reject's work: the stage's error policy applied to `parts` with the

@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -634,6 +635,15 @@ int mpx_unwatch_fd(mpx_stage_t *st, int fd)
             return 0;
         }
     return MPX_EINVAL;
+}
+
+int mpx_poll(mpx_stage_t *st, struct pollfd *fds, size_t n, int timeout_ms)
+{
+    if (!st || (n > 0 && !fds) || n > (size_t)INT32_MAX - 1)
+        return MPX_EINVAL;
+    if (!st->rt || !st->rt->ctl)
+        return MPX_ESTATE;
+    return child_poll_fds(st->rt, fds, n, timeout_ms);
 }
 
 int mpx_own_child(mpx_stage_t *st, pid_t pid)

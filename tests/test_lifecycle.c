@@ -2,9 +2,10 @@
  * teardown in the child, sources, teardown exactly once after the input
  * drained, puts of zero or many items, mpx_stop from any stage, finalize
  * back in the parent, and what a stage process ends with: the children it
- * owns. */
+ * owns, and a stop heard while it waits in mpx_poll. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -492,7 +493,7 @@ static void setup_fails(void)
     munmap((void *)puts_done, 4096);
 }
 
-/* ---- what a stage process ends with: the children it owns ------------- */
+/* ---- what a stage process ends with: its children, its own waits ------- */
 
 /* Shared with the test: the pid of the child a stage forked. */
 static volatile pid_t *forked_pid;
@@ -597,6 +598,124 @@ static void owned_child_ends_at_the_end(void)
     munmap((void *)forked_pid, 4096);
 }
 
+/* Puts an item (so that mpx_graph_start, which waits for every setup to
+ * finish or put, returns), says it is about to wait (the event), then
+ * waits in mpx_poll for a pipe nobody writes to, as Exec waits for a
+ * silent command. */
+static int poller_setup(mpx_stage_t *st)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        return mpx_fail(st, "pipe: %s", strerror(errno));
+    int put = mpx_put_i64(st, 1);
+    if (put != 0)
+        return put;
+    mpx_event_set(*(mpx_event_t *const *)mpx_args(st));
+    struct pollfd fd = {p[0], POLLIN, 0};
+    int rc = mpx_poll(st, &fd, 1, -1);
+    return mpx_fail(st, "mpx_poll returned %d with nothing written", rc);
+}
+static const mpx_stage_def_t Poller = {.name = "poller", .args_size = sizeof(mpx_event_t *),
+                                       .setup = poller_setup};
+
+/* A stop reaches a stage waiting in mpx_poll: its process leaves as told
+ * (exit status 0), rather than being killed when the parent's grace runs
+ * out, as one waiting in poll(2) would be. */
+static void stop_reaches_mpx_poll(void)
+{
+    mpx_event_t *waiting = mpx_event_new();
+    REQUIRE(waiting, "mpx_event_new: %s", strerror(errno));
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Poller, &waiting), mpx_stage(&Drop, NULL));
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    REQUIRE(mpx_event_wait(waiting, 30000) == 1, "the stage never came to its wait");
+    CHECK_EQ(mpx_graph_stop(g), 0);
+    CHECK_EQ(mpx_graph_join(g), MPX_ESTOPPED);
+    mpx_instance_info_t info;
+    REQUIRE(mpx_graph_instance_info(g, 0, &info) == 0, "info");
+    CHECK(info.exited && WIFEXITED(info.wait_status) && WEXITSTATUS(info.wait_status) == 0,
+          "the stage process ended with wait status %#x", (unsigned)info.wait_status);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+    mpx_event_destroy(&waiting);
+}
+
+/* What mpx_poll says, and what mpx_own_child refuses, checked in a stage
+ * process (the message says which check failed). */
+static int calls_setup(mpx_stage_t *st)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        return mpx_fail(st, "pipe: %s", strerror(errno));
+    struct pollfd fd = {p[0], POLLIN, 0};
+    int rc = mpx_poll(st, &fd, 1, 0);
+    if (rc != 0)
+        return mpx_fail(st, "an empty pipe, no wait: %d", rc);
+    if ((rc = mpx_poll(st, &fd, 1, 20)) != 0)
+        return mpx_fail(st, "an empty pipe, 20 ms: %d", rc);
+    if (write(p[1], "x", 1) != 1)
+        return mpx_fail(st, "write: %s", strerror(errno));
+    if ((rc = mpx_poll(st, &fd, 1, -1)) != 1 || fd.revents != POLLIN)
+        return mpx_fail(st, "a byte to read: %d, revents %#x", rc, (unsigned)fd.revents);
+    char c;
+    if (read(p[0], &c, 1) != 1)
+        return mpx_fail(st, "read: %s", strerror(errno));
+    close(p[1]);
+    if ((rc = mpx_poll(st, &fd, 1, -1)) != 1 || !(fd.revents & POLLHUP))
+        return mpx_fail(st, "the writer closed: %d, revents %#x", rc, (unsigned)fd.revents);
+    close(p[0]);
+    if ((rc = mpx_poll(st, NULL, 0, 10)) != 0)
+        return mpx_fail(st, "no descriptor, 10 ms: %d", rc);
+    if ((rc = mpx_poll(st, NULL, 1, 0)) != MPX_EINVAL)
+        return mpx_fail(st, "NULL fds: %d", rc);
+
+    if ((rc = mpx_own_child(st, getppid())) != MPX_EINVAL)
+        return mpx_fail(st, "owning the parent: %d", rc);
+    if ((rc = mpx_own_child(st, 0)) != MPX_EINVAL)
+        return mpx_fail(st, "owning pid 0: %d", rc);
+    if ((rc = mpx_disown_child(st, getppid())) != MPX_EINVAL)
+        return mpx_fail(st, "disowning what is not owned: %d", rc);
+    pid_t kids[9];
+    for (int i = 0; i < 9; i++)
+        if ((kids[i] = fork_waiter(false)) < 0)
+            return mpx_fail(st, "fork: %s", strerror(errno));
+    for (int i = 0; i < 8; i++)
+        if ((rc = mpx_own_child(st, kids[i])) != 0 || (rc = mpx_own_child(st, kids[i])) != 0)
+            return mpx_fail(st, "owning child %d (twice): %d", i, rc);
+    if ((rc = mpx_own_child(st, kids[8])) != MPX_ERANGE)
+        return mpx_fail(st, "a ninth child: %d", rc);
+    /* One disowned is the stage's own to end; the other eight the
+     * runtime's, when the process leaves. */
+    if ((rc = mpx_disown_child(st, kids[0])) != 0 || (rc = mpx_own_child(st, kids[8])) != 0)
+        return mpx_fail(st, "disowning one to own another: %d", rc);
+    kill(kids[0], SIGKILL);
+    waitpid(kids[0], NULL, 0);
+    return mpx_put_i64(st, 1);
+}
+static int calls_initialize(mpx_stage_t *st)
+{
+    struct pollfd fd = {0, POLLIN, 0};
+    int rc = mpx_poll(st, &fd, 1, 0);
+    if (rc != MPX_ESTATE)
+        return mpx_fail(st, "mpx_poll in initialize: %d", rc);
+    if ((rc = mpx_own_child(st, getpid())) != MPX_ESTATE)
+        return mpx_fail(st, "mpx_own_child in initialize: %d", rc);
+    return 0;
+}
+static const mpx_stage_def_t Calls = {.name = "calls", .initialize = calls_initialize,
+                                      .setup = calls_setup};
+
+static void poll_and_own_calls(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Calls, NULL), mpx_stage(&Inc, NULL));
+    int64_t n;
+    CHECK_EQ(drain_sum(g, &n), 2);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK(strcmp(mpx_graph_error(g), "") == 0, "%s", mpx_graph_error(g));
+    CHECK(no_children_left(0), "a process came back to the harness");
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
 int main(int argc, char **argv)
 {
     static const test_case_t cases[] = {
@@ -615,6 +734,8 @@ int main(int argc, char **argv)
         TEST_CASE(setup_fails),
         TEST_CASE(owned_child_ends_on_stop),
         TEST_CASE(owned_child_ends_at_the_end),
+        TEST_CASE(stop_reaches_mpx_poll),
+        TEST_CASE(poll_and_own_calls),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
 }

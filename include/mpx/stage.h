@@ -57,6 +57,7 @@
 #ifndef MPX_STAGE_H
 #define MPX_STAGE_H
 
+#include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -195,6 +196,20 @@ MPX_MUST_CHECK int mpx_put_mark(mpx_stage_t *st, uint64_t value);
  * MPX_ESTATE outside the stage process. */
 MPX_MUST_CHECK int mpx_watch_fd(mpx_stage_t *st, int fd);
 int mpx_unwatch_fd(mpx_stage_t *st, int fd);
+
+/* Wait as poll(2) does for the stage's own descriptors (a command's
+ * pipes, a socket), while the stage still hears the runtime: a stop from
+ * the parent (mpx_graph_stop, a failure elsewhere) ends the process
+ * inside the call, as it would inside a put, and the monitor's counters
+ * stay current.  A stage that waits in plain poll(2) hears no stop until
+ * it returns, and if that takes longer than the parent's grace (300 ms)
+ * its process is killed with SIGKILL.  fds and timeout_ms as for poll(2)
+ * (negative: no limit); POLLIN, POLLOUT and POLLPRI are waited for,
+ * errors and hang-ups always wake it, and revents are filled by poll(2)
+ * itself.  Returns the number of descriptors with revents, 0 when the
+ * time passed, or MPX_EINVAL, MPX_ENOMEM, MPX_ESYS, or MPX_ESTATE outside
+ * the stage process. */
+MPX_MUST_CHECK int mpx_poll(mpx_stage_t *st, struct pollfd *fds, size_t n, int timeout_ms);
 
 /* Tie a process the stage forked (a command it runs) to the stage's
  * process: whenever that process ends — its work done, after its own
