@@ -24,14 +24,22 @@
  * idle hook.
  *
  * Between the stage and sh stands a guard process: a child subreaper that
- * puts sh in a process group of its own and, told to end (SIGTERM: the
- * stage process died, mpx_graph_stop or a failure elsewhere, and the
- * kernel tells it; or the stage abandons the command), kills that whole
- * group — every process of a pipeline, not only sh — and reaps it before
- * it exits, so that nothing of the command is left a zombie for the
- * process that adopts what the guard leaves.  When sh ends, the guard
- * kills what sh left behind in its group, reaps everything, and ends as
- * sh did, so the stage sees the command's own status.
+ * puts sh in a process group of its own and, told to end (SIGTERM), kills
+ * that whole group — every process of a pipeline, not only sh — and reaps
+ * it before it exits.  When sh ends, the guard kills what sh left behind
+ * in its group, reaps everything, and ends as sh did, so the stage sees
+ * the command's own status.
+ *
+ * Every process forked here is reaped before the stage process exits, so
+ * none is left for another process to reap (a subreaper above us would
+ * keep it a zombie), however the stage ends: at teardown; on its own
+ * failure (abandon); on a stop from the parent (mpx_graph_stop, a failure
+ * elsewhere), which the runtime delivers inside a put or inside mpx_poll —
+ * every wait here is one — and which ends the guard first because the
+ * stage owns it (mpx_own_child).  Only a stage process killed outright
+ * (SIGKILL) leaves the guard behind: the kernel then sends it SIGTERM
+ * (PR_SET_PDEATHSIG), it kills and reaps the command as above, and is
+ * itself reaped by whichever process adopts it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -252,10 +260,11 @@ static _Noreturn void run_guard(const char *command, pid_t stage, int in, int ou
  * reaped at once rather than left to the kernel when the stage process
  * ends, so that it never stays a zombie for anyone to reap.  MPX_ESTOPPED
  * is no failure: teardown still finishes the command. */
-static int abandon(exec_state_t *s, int rc)
+static int abandon(mpx_stage_t *st, exec_state_t *s, int rc)
 {
     if (rc == 0 || rc == MPX_ESTOPPED || s->pid <= 0)
         return rc;
+    mpx_disown_child(st, s->pid); /* reaped here, not by the runtime */
     kill(s->pid, SIGTERM); /* the guard ends and reaps the command's whole group */
     while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR)
         ;
@@ -301,12 +310,18 @@ static int exec_setup(mpx_stage_t *st)
                         strerror(e));
     }
     s->pid = pid;
+    /* A stop from the parent ends this process inside a put or a wait,
+     * never returning here: the runtime then ends the guard, which ends
+     * the command, and reaps it before the process exits. */
+    int rc = mpx_own_child(st, pid);
+    if (rc != 0)
+        return abandon(st, s, mpx_fail(st, "exec: mpx_own_child: %s", mpx_strerror(rc)));
     if (set_nonblocking(s->in) != 0 || set_nonblocking(s->out) != 0 ||
         set_nonblocking(s->err) != 0)
-        return abandon(s, mpx_fail(st, "exec: fcntl: %s", strerror(errno)));
+        return abandon(st, s, mpx_fail(st, "exec: fcntl: %s", strerror(errno)));
     /* What the command writes while no input comes is put at once. */
     if (mpx_watch_fd(st, s->out) != 0 || mpx_watch_fd(st, s->err) != 0)
-        return abandon(s, mpx_fail(st, "exec: cannot watch the command's output"));
+        return abandon(st, s, mpx_fail(st, "exec: cannot watch the command's output"));
     return 0;
 }
 
@@ -446,11 +461,12 @@ static int pump(mpx_stage_t *st, exec_state_t *s, bool writing, int timeout, boo
         if (rc != 0)
             return put_failed(st, s, rc);
     }
-    int r;
-    while ((r = poll(p, (nfds_t)n, timeout)) < 0 && errno == EINTR)
-        ;
+    /* mpx_poll, not poll: a stop from the parent must reach a stage that
+     * waits for a silent command, or its process would be killed before
+     * it could end the guard. */
+    int r = mpx_poll(st, p, (size_t)n, timeout);
     if (r < 0)
-        return mpx_fail(st, "exec: poll: %s", strerror(errno));
+        return mpx_fail(st, "exec: poll: %s", mpx_strerror(r));
     if (ready)
         *ready = r > 0;
     int rc = 0;
@@ -558,7 +574,7 @@ static int exec_process(mpx_stage_t *st, mpx_item_t *it)
     int rc = feed(st, s, mpx_item_data(it, 0), mpx_item_size(it, 0));
     if (rc == 0 && a->mode == MPX_EXEC_LINES)
         rc = feed(st, s, "\n", 1);
-    return abandon(s, rc);
+    return abandon(st, s, rc);
 }
 
 /* No input waiting (or the command wrote something): the command gets
@@ -574,7 +590,7 @@ static int exec_idle(mpx_stage_t *st)
     bool ready = true;
     for (int reads = 0; rc == 0 && ready && reads < 16; reads++)
         rc = pump(st, s, false, 0, &ready);
-    return abandon(s, rc);
+    return abandon(st, s, rc);
 }
 
 /* ---- the end ------------------------------------------------------------ */
@@ -626,7 +642,7 @@ static int exec_teardown(mpx_stage_t *st)
      * on: the command is still to be finished and reaped. */
     int rc = s->down_gone ? 0 : flush_in(st, s);
     if (rc != 0 && rc != MPX_ESTOPPED)
-        return abandon(s, rc);
+        return abandon(st, s, rc);
     /* End of input: the command now finishes (sort writes everything
      * here); its output is put until it closes stdout and stderr. */
     close_fd(&s->in);
@@ -638,8 +654,9 @@ static int exec_teardown(mpx_stage_t *st)
         }
         rc = pump(st, s, false, -1, NULL);
         if (rc != 0 && rc != MPX_ESTOPPED)
-            return abandon(s, rc);
+            return abandon(st, s, rc);
     }
+    mpx_disown_child(st, s->pid); /* reaped here, at last */
     int status = 0;
     pid_t r;
     while ((r = waitpid(s->pid, &status, 0)) < 0 && errno == EINTR)

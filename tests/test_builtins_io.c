@@ -1040,6 +1040,16 @@ static mpx_instance_info_t exec_instance(mpx_graph_t *g)
     harness_abort(__FILE__, __LINE__, "exec_instance", "no Exec instance in the graph");
 }
 
+/* The stage process ended by itself, as told: it heard the stop (in a put
+ * or in mpx_poll) and was not killed for want of hearing it — a kill
+ * would have left its guard behind. */
+static void expect_exec_exited(mpx_graph_t *g)
+{
+    mpx_instance_info_t info = exec_instance(g);
+    CHECK(info.exited && WIFEXITED(info.wait_status) && WEXITSTATUS(info.wait_status) == 0,
+          "the exec stage process ended with wait status %#x", (unsigned)info.wait_status);
+}
+
 /* The parent of process pid, or -1. */
 static long parent_of(long pid)
 {
@@ -1080,39 +1090,34 @@ static long start_sleeper(mpx_graph_t *g, const char *pidfile, const char *marke
     return pid;
 }
 
+/* A stop while Exec waits for a command that writes nothing: at teardown
+ * (3 lines of input, all written) or in process, for room in the
+ * command's stdin (200000 lines, more than a pipe holds).  The stop must
+ * reach the stage there, and the command and its guard be killed and
+ * reaped by the time join returns: nothing comes back to the harness, a
+ * subreaper, neither running nor as a zombie. */
 static void exec_stop_kills_command(void)
 {
     const char *pidfile = tmp_path("command.pid");
-    /* A command line no other process has, even another run of this case. */
-    char marker[64], command[800];
-    snprintf(marker, sizeof marker, "sleep 999.%07d", (int)getpid());
-    snprintf(command, sizeof command, "echo $$ > %s.tmp && mv %s.tmp %s && exec %s", pidfile,
-             pidfile, pidfile, marker);
-    mpx_graph_t *g = MPX_EZ(lines_node(3, short_line, false), mpx_exec(command, MPX_EXEC_LINES),
-                            mpx_stage(&Drop, NULL));
-    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
-    long pid = 0;
-    for (int i = 0; i < 10000 && access(pidfile, F_OK) != 0; i++)
-        usleep(1000);
-    size_t len;
-    char *text = slurp(pidfile, &len);
-    pid = strtol(text, NULL, 10);
-    free(text);
-    /* Until sh has become sleep: sh's own command line holds the marker
-     * too, and while it execs its command line reads empty. */
-    for (int i = 0; i < 5000 && !cmdline_starts(pid, marker); i++)
-        usleep(1000);
-    CHECK_EQ(processes_with(marker), 1);
-    CHECK_EQ(mpx_graph_stop(g), 0);
-    CHECK_EQ(mpx_graph_join(g), MPX_ESTOPPED);
-    /* The command died with its stage; as an orphan it came back to us
-     * (the harness is a subreaper): reap it, then nothing may be left. */
-    CHECK(no_children_left(5), "processes left");
-    CHECK(pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH, "command %ld still exists", pid);
-    CHECK_EQ(processes_with(marker), 0);
-    unlink(pidfile);
-    expect_clean(g);
-    mpx_node_destroy(&g);
+    int64_t inputs[] = {3, 200000};
+    for (size_t k = 0; k < 2; k++) {
+        /* A command line no other process has, even another run of this case. */
+        char marker[64], command[800];
+        snprintf(marker, sizeof marker, "sleep 999.%07d", (int)getpid());
+        snprintf(command, sizeof command, "echo $$ > %s.tmp && mv %s.tmp %s && exec %s",
+                 pidfile, pidfile, pidfile, marker);
+        mpx_graph_t *g = MPX_EZ(lines_node(inputs[k], short_line, false),
+                                mpx_exec(command, MPX_EXEC_LINES), mpx_stage(&Drop, NULL));
+        long pid = start_sleeper(g, pidfile, marker);
+        CHECK_EQ(processes_with(marker), 1);
+        CHECK_EQ(mpx_graph_stop(g), 0);
+        CHECK_EQ(mpx_graph_join(g), MPX_ESTOPPED);
+        CHECK(kill((pid_t)pid, 0) != 0 && errno == ESRCH, "command %ld still exists", pid);
+        CHECK_EQ(processes_with(marker), 0);
+        expect_exec_exited(g);
+        expect_exec_clean(g);
+        mpx_node_destroy(&g);
+    }
 }
 
 /* Every process of a pipeline ends with a stopped stage, not only sh: one
@@ -1135,10 +1140,40 @@ static void exec_stop_kills_pipeline(void)
     REQUIRE(processes_matching(marker, true) == 1, "sleep did not start: %d process(es) hold '%s'",
             processes_with(marker), marker);
     CHECK_EQ(mpx_graph_stop(g), 0);
-    CHECK(no_children_left(5), "processes left");
     CHECK_EQ(processes_with(marker), 0);
-    expect_clean(g);
+    expect_exec_exited(g);
+    expect_exec_clean(g);
     mpx_node_destroy(&g);
+}
+
+/* Fails on its 50th item. */
+static int fail_at_50(mpx_stage_t *st, mpx_item_t *it)
+{
+    (void)it;
+    int *seen = mpx_state(st);
+    return ++*seen == 50 ? mpx_fail(st, "item 50 is bad") : 0;
+}
+static const mpx_stage_def_t FailAt50 = {
+    .name = "failat50", .state_size = sizeof(int), .process = fail_at_50};
+
+/* Another stage fails while the command writes without end and blocks on
+ * a full stdout (Exec waits inside a put for room that never comes): the
+ * run fails with that stage's message, and by the time join returns the
+ * command — every process of a pipeline — and the guard between it and
+ * the stage have been killed and reaped, none left to the harness. */
+static void exec_failure_elsewhere_reaps_command(void)
+{
+    const char *commands[] = {"exec cat /dev/zero", "cat /dev/zero | cat"};
+    for (size_t i = 0; i < 2; i++) {
+        mpx_graph_t *g =
+            MPX_EZ(mpx_exec(commands[i], MPX_EXEC_CHUNKS), mpx_stage(&FailAt50, NULL));
+        CHECK_EQ(mpx_graph_join(g), MPX_ESTAGE);
+        CHECK(strstr(mpx_graph_error(g), "item 50 is bad"), "%s: %s", commands[i],
+              mpx_graph_error(g));
+        expect_exec_exited(g);
+        expect_exec_clean(g);
+        mpx_node_destroy(&g);
+    }
 }
 
 /* Exec fails itself (its command's output is larger than an item may be):
@@ -1283,6 +1318,7 @@ int main(int argc, char **argv)
         TEST_CASE(exec_signals_reset),
         TEST_CASE(exec_stop_kills_command),
         TEST_CASE(exec_stop_kills_pipeline),
+        TEST_CASE(exec_failure_elsewhere_reaps_command),
         TEST_CASE(exec_own_failure_reaps_command),
         TEST_CASE(exec_stage_killed),
         TEST_CASE(exec_output_flows_between_inputs),

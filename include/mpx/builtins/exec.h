@@ -8,7 +8,13 @@
  * output.  If the command exits with a status other than 0, is killed by a
  * signal, or cannot be started, the run fails with a message giving the
  * command, the status or signal, and the last lines it wrote on stderr.
- * The command never outlives the stage and never stays a zombie.
+ * The command never outlives the stage, and every process Exec forks (sh,
+ * what sh runs, and a guard process between the stage and sh) has been
+ * reaped by the time mpx_graph_join returns, whether the stage finishes,
+ * fails, or is stopped (mpx_graph_stop, a failure elsewhere).  Only a
+ * stage process killed outright (SIGKILL: a timeout) runs nothing more:
+ * its guard then kills and reaps the command, and is itself reaped by
+ * whichever process adopts it (init, or the nearest subreaper).
  *
  *     MPX_EZ(mpx_read("/etc/passwd"), mpx_exec("cut -d: -f1 | sort", MPX_EXEC_LINES),
  *            mpx_print(NULL))
