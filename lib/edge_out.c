@@ -203,13 +203,11 @@ static size_t prefix_bytes(const run_t *r, uint32_t k)
     return at;
 }
 
-/* Weight of the first k records of a run. */
+/* Weight of the first k records of a run that refers to pool blocks. */
 static uint64_t prefix_weight(const run_t *r, uint32_t k)
 {
     if (k == r->n)
         return r->weight;
-    if (!r->pooled)
-        return prefix_bytes(r, k);
     uint64_t w = 0;
     const uint8_t *at = r->recs;
     for (uint32_t i = 0; i < k; i++) {
@@ -524,8 +522,8 @@ static int send_run(edge_out_t *o, int root, run_t *r, zmq_msg_t *whole, out_por
             fresh = false;
             continue;
         }
-        piece_t pc = {r, NULL, k, prefix_bytes(r, k), seq ? seq : ++o->seq,
-                      prefix_weight(r, k)};
+        piece_t pc = {r, NULL, k, prefix_bytes(r, k), seq ? seq : ++o->seq, 0};
+        pc.weight = r->pooled ? prefix_weight(r, k) : pc.bytes;
         zmq_msg_t msg;
         if (k == r->n && first && (whole || pt)) {
             zmq_msg_init(&msg);
