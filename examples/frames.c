@@ -18,8 +18,9 @@
  *           gives;
  *   frame   cuts that byte stream into frames of W*H*3 bytes, each written
  *           into a pool block (mpx_alloc) and put by reference;
- *   curve   a brightness curve applied to every byte of a frame, by N
- *           workers at once;
+ *   curve   a brightness curve applied to every byte of a frame, in place
+ *           in the pool when mpx_item_writable allows it, by N workers
+ *           at once;
  *   seq     puts the workers' frames back in the order decode made them,
  *           whichever worker finished first;
  *   encode  mpx_exec: ffmpeg reading raw frames on its stdin, writing
@@ -125,21 +126,25 @@ typedef struct curve_args {
     uint8_t table[256];
 } curve_args;
 
-/* The frame that arrives is read-only: once put, a block may be read by
- * others at the same time (a copy kept to redeliver it after a crash, a
- * broadcast's other branch), so no stage writes into a block it did not
- * get from mpx_alloc itself (stage.h).  The filtered frame therefore goes
- * into a block of this worker's own, written in the same pass that reads
- * the input: each byte is read once and written once, as an in-place
- * filter would do, and nothing is copied.  The input block goes back to
- * the pool once every holder is done with it (this worker when the
- * callback returns, the stage that put it once this worker confirms). */
+/* In place when mpx_item_writable allows it: when nothing but this worker
+ * and the record it came in holds the frame's block (not a broadcast's,
+ * not one a stage upstream still holds or keeps a copy of, and never in a
+ * worker that would be sent the frame again after a crash, stage.h).
+ * Otherwise the filtered frame goes into a block of this worker's own,
+ * written in the same pass that reads the input: each byte read once and
+ * written once either way, nothing copied. */
 static int curve_process(mpx_stage_t *st, mpx_item_t *item)
 {
     const curve_args *a = mpx_args(st);
     size_t n = mpx_item_size(item, 0);
     if (n != a->frame_bytes)
         return mpx_fail(st, "a frame of %zu bytes, not %zu", n, a->frame_bytes);
+    uint8_t *here = mpx_item_writable(st, item, 0);
+    if (here) {
+        for (size_t i = 0; i < n; i++)
+            here[i] = a->table[here[i]];
+        return mpx_put_item(st, item);
+    }
     const uint8_t *in = mpx_item_data(item, 0);
     uint8_t *out = mpx_alloc(st, n);
     if (!out)

@@ -212,6 +212,9 @@ void edge_in_settle_all(edge_in_t *in);
  * The caller passes the message to edge_out_forward, which rewrites its
  * header: the input has no further use for it. */
 zmq_msg_t *edge_in_forwardable(edge_in_t *in, const mpx_item_t *it);
+/* Whether `it` is the item in hand, and which producer incarnation sent
+ * it. */
+bool edge_in_in_hand(const edge_in_t *in, const mpx_item_t *it, int *producer, uint32_t *gen);
 /* The record last handed out: who sent it, in which generation, and its
  * index among that stream's records. */
 void edge_in_current(const edge_in_t *in, int *producer, uint32_t *gen, uint64_t *rec);

@@ -972,6 +972,15 @@ zmq_msg_t *edge_in_forwardable(edge_in_t *in, const mpx_item_t *it)
     return &in->msg;
 }
 
+bool edge_in_in_hand(const edge_in_t *in, const mpx_item_t *it, int *producer, uint32_t *gen)
+{
+    if (it != &in->item || !in->in_hand)
+        return false;
+    *producer = in->peers[in->hand_peer].id;
+    *gen = in->peers[in->hand_peer].gen;
+    return true;
+}
+
 void edge_in_current(const edge_in_t *in, int *producer, uint32_t *gen, uint64_t *rec)
 {
     const in_peer_t *p = &in->peers[in->cur_peer];

@@ -784,6 +784,28 @@ bool pool_holds(const pool_t *p, uint32_t blk, pool_holder_t who)
     return false;
 }
 
+bool pool_held_only_by(const pool_t *p, uint32_t blk, pool_holder_t a, pool_holder_t b)
+{
+    if (!live_block(p, blk) || !holder_ok(p, a) || !holder_ok(p, b))
+        return false;
+    uint64_t na = h_name(a), nb = h_name(b);
+    bool seen_a = false, seen_b = false;
+    for (int i = 0; i < POOL_HOLDERS; i++) {
+        uint64_t w = atomic_load(&p->hdr[blk].holders[i]);
+        if (w == 0)
+            continue;
+        if ((w & H_COUNT) != 1)
+            return false;
+        if (h_names(w, na) && !seen_a)
+            seen_a = true;
+        else if (h_names(w, nb) && !seen_b)
+            seen_b = true;
+        else
+            return false;
+    }
+    return seen_a && seen_b;
+}
+
 uint32_t pool_frees(const pool_t *p) { return atomic_load(&p->ctl->frees); }
 
 int pool_wait(pool_t *p, uint32_t seen, int timeout_ms)

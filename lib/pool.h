@@ -160,6 +160,12 @@ void pool_get_stats(const pool_t *p, pool_stats_t *out);
 #define POOL_NONE UINT32_MAX
 uint32_t pool_block_at(const pool_t *p, const void *ptr);
 
+/* Whether block blk's only holds are one of `a` and one of `b` (a single
+ * hold each, no other holder): a consumer (a) and the producer whose kept
+ * record (b) it read the block from.  A hold is given only by a holder,
+ * so once true it stays so until a or b changes it. */
+bool pool_held_only_by(const pool_t *p, uint32_t blk, pool_holder_t a, pool_holder_t b);
+
 /* For tests (tests/test_pool.c) only.  A process that asked for a crash
  * point kills itself with SIGKILL when it gets there: the points are
  * every step of the allocator, of a free, of a hold, and of the rebuild,

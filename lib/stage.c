@@ -562,6 +562,29 @@ int mpx_put_alloc(mpx_stage_t *st, void *block, size_t size)
     return put_result(st, "mpx_put_alloc", put_alloc(st, block, size));
 }
 
+void *mpx_item_writable(mpx_stage_t *st, const mpx_item_t *it, size_t part)
+{
+    if (!st || !st->rt || !it || part >= it->nparts)
+        return NULL;
+    child_rt_t *rt = st->rt;
+    pool_t *pool = rt->plan->pool;
+    int producer;
+    uint32_t gen;
+    /* A stage that is replaced when it dies would be sent the same block
+     * again, changed: never in place there. */
+    if (!pool || !rt->in || !rt->in_process || rt->plan->inst[rt->id].recoverable ||
+        !edge_in_in_hand(rt->in, it, &producer, &gen))
+        return NULL;
+    uint32_t blk = pool_block_at(pool, it->parts[part].data);
+    /* Ours and the producer's single hold, that of the record it keeps
+     * until we confirm it: nobody else can read the block, now or later
+     * (a hold is given only by a holder). */
+    if (blk == POOL_NONE ||
+        !pool_held_only_by(pool, blk, self_of(rt), (pool_holder_t){(uint32_t)producer, gen}))
+        return NULL;
+    return (void *)it->parts[part].data;
+}
+
 int mpx_free(mpx_stage_t *st, void *block)
 {
     if (!st || !st->rt)

@@ -377,6 +377,144 @@ static void alloc_without_a_pool(void)
     mpx_node_destroy(&g);
 }
 
+/* ---- writing in place --------------------------------------------------- */
+
+/* Counts of mpx_item_writable's answers, in memory every process sees. */
+typedef struct inplace_counts {
+    int64_t in_place, copied;
+} inplace_counts_t;
+
+static volatile inplace_counts_t *side_counts_inplace(void)
+{
+    void *p = mmap(NULL, sizeof(inplace_counts_t), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(p != MAP_FAILED, "mmap");
+    return p;
+}
+
+/* Adds 1 to every byte of part 0 (in place when allowed, else into a new
+ * block) and passes the result on. */
+static int add_one(mpx_stage_t *st, mpx_item_t *it)
+{
+    volatile inplace_counts_t *c = *(volatile inplace_counts_t *const *)mpx_args(st);
+    size_t size = mpx_item_size(it, 0);
+    const unsigned char *in = mpx_item_data(it, 0);
+    unsigned char *w = mpx_item_writable(st, it, 0);
+    if (w) {
+        for (size_t k = 0; k < size; k++)
+            w[k]++;
+        __atomic_add_fetch(&c->in_place, 1, __ATOMIC_SEQ_CST);
+        return mpx_put_item(st, it);
+    }
+    unsigned char *d = mpx_alloc(st, size);
+    if (!d)
+        return mpx_fail(st, "mpx_alloc(%zu) gave NULL", size);
+    for (size_t k = 0; k < size; k++)
+        d[k] = (unsigned char)(in[k] + 1);
+    __atomic_add_fetch(&c->copied, 1, __ATOMIC_SEQ_CST);
+    return mpx_put_alloc(st, d, size);
+}
+static const mpx_stage_def_t AddOne = {.name = "addone", .args_size = sizeof(void *),
+                                       .process = add_one};
+
+/* Keeps a copy of each item it passes on and checks, once the next item
+ * came (and at the end), that its bytes did not change meanwhile. */
+typedef struct recheck_state {
+    mpx_item_t *last;
+} recheck_state_t;
+static int recheck_last(mpx_stage_t *st)
+{
+    recheck_state_t *s = mpx_state(st);
+    int64_t v = -1;
+    bool ok = !s->last || (mpx_item_meta_i64(s->last, "v", &v) == 0 &&
+                           item_ok(s->last, v, mpx_item_size(s->last, 0)));
+    mpx_item_free(&s->last);
+    return ok ? 0 : mpx_fail(st, "a copy kept after its put changed (item %lld)", (long long)v);
+}
+static int recheck_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    recheck_state_t *s = mpx_state(st);
+    int rc = recheck_last(st);
+    if (rc != 0)
+        return rc;
+    if (!(s->last = mpx_item_dup(it)))
+        return mpx_fail(st, "mpx_item_dup gave NULL");
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t Recheck = {.name = "recheck", .state_size = sizeof(recheck_state_t),
+                                        .process = recheck_process, .teardown = recheck_last};
+
+/* Every item v of `size` bytes, each byte byte_of(v, k) + `plus`, `times`
+ * times; the run's outcome 0. */
+static void drain_plus(mpx_graph_t *g, int64_t n, size_t size, int plus, int times)
+{
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    int64_t got = 0, bad = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        int64_t v = -1;
+        const unsigned char *d = mpx_item_data(it, 0);
+        bool ok = mpx_item_meta_i64(it, "v", &v) == 0 && v >= 0 && v < n &&
+                  mpx_item_size(it, 0) == size;
+        for (size_t k = 0; ok && k < size; k++)
+            ok = d[k] == (unsigned char)(byte_of(v, k) + plus);
+        bad += !ok;
+        got++;
+    }
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(got, n * times);
+    CHECK_EQ(bad, 0);
+}
+
+/* A block written with mpx_alloc and read by one stage: changed in place
+ * (the source's record is its only other holder), twice in a chain. */
+static void item_written_in_place(void)
+{
+    volatile inplace_counts_t *c = side_counts_inplace();
+    mpx_graph_t *g = MPX_EZ(src(100, 100 * 1024, true), mpx_stage(&AddOne, &c),
+                            mpx_stage(&AddOne, &c));
+    drain_plus(g, 100, 100 * 1024, 2, 1);
+    CHECK(c->in_place > 0, "never written in place (%lld copied)", (long long)c->copied);
+    CHECK_EQ(c->in_place + c->copied, 200);
+    pool_used_and_clear(g, 100 * 1024);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+    munmap((void *)c, sizeof *c);
+}
+
+/* Never in place where others read the block, or could be sent it again:
+ * a broadcast's branches, a stage upstream that keeps copies, a stage
+ * replaced when it dies. */
+static void item_not_written_in_place_when_shared(void)
+{
+    volatile inplace_counts_t *c = side_counts_inplace();
+    mpx_graph_t *g = MPX_EZ(src(30, 100 * 1024, true), mpx_by(2, &AddOne, &c));
+    drain_plus(g, 30, 100 * 1024, 1, 2);
+    CHECK_EQ(c->in_place, 0);
+    CHECK_EQ(c->copied, 60);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+
+    c->in_place = c->copied = 0;
+    g = MPX_EZ(src(30, 100 * 1024, true), mpx_stage(&Recheck, NULL), mpx_stage(&AddOne, &c));
+    /* In place only once Recheck has let its copy go: a copy changed
+     * while kept fails the run. */
+    drain_plus(g, 30, 100 * 1024, 1, 1);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+
+    c->in_place = c->copied = 0;
+    mpx_node_t *w = mpx_stage(&AddOne, &c);
+    CHECK_EQ(mpx_node_set_retries(w, 1), 0);
+    g = MPX_EZ(src(30, 100 * 1024, true), w);
+    drain_plus(g, 30, 100 * 1024, 1, 1);
+    CHECK_EQ(c->in_place, 0);
+    CHECK_EQ(c->copied, 30);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+    munmap((void *)c, sizeof *c);
+}
+
 /* Copies kept across calls hold their blocks until freed. */
 static void kept_copies_hold_blocks(void)
 {
@@ -812,6 +950,8 @@ int main(int argc, char **argv)
         TEST_CASE(pool_items_to_dead_letters),
         TEST_CASE(allocating_stages_do_not_wait_on_each_other),
         TEST_CASE(alloc_without_a_pool),
+        TEST_CASE(item_written_in_place),
+        TEST_CASE(item_not_written_in_place_when_shared),
         TEST_CASE(kept_copies_hold_blocks),
         TEST_CASE(full_pool_waits),
         TEST_CASE(full_pool_large_puts_still_go),

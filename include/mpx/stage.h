@@ -148,12 +148,10 @@ MPX_MUST_CHECK int mpx_put_item(mpx_stage_t *st, const mpx_item_t *item);
  * not put.  A block is read-only from the moment it is put: its consumers,
  * a copy kept to send again after a crash, a broadcast's branches and
  * mpx_item_dup copies all read the same bytes, so nobody may write into a
- * block they did not get from mpx_alloc (to change an item, mpx_alloc a
- * new block and write the result there: one read and one write of each
- * byte, as an in-place pass costs).  No stage is ever the only holder of
- * a block it received: its producer keeps its own hold until the item is
- * processed and confirmed, to send it again if this process dies, and a
- * pass that had changed the bytes in place could not be done again.
+ * block they did not get from mpx_alloc unless mpx_item_writable gives
+ * them a pointer to it (else, to change an item, mpx_alloc a new block and
+ * write the result there: one read and one write of each byte, as an
+ * in-place pass costs).
  *
  * mpx_alloc waits while the pool is full (time counted as blocked in the
  * stats), up to 100 ms: then, as when the graph has no pool or the block
@@ -166,6 +164,17 @@ MPX_MUST_CHECK int mpx_put_item(mpx_stage_t *st, const mpx_item_t *item);
  * still holds in the pool when its process ends are freed by the
  * supervisor. */
 void *mpx_alloc(mpx_stage_t *st, size_t size);
+/* In process: a writable pointer to part `part` of the item in hand when
+ * the stage may change its bytes in place, else NULL (then mpx_alloc a
+ * block and write the result there).  It may when the part is in a pool
+ * block that only this stage and the record it came in hold: not a
+ * broadcast's (its other branches read the block too), not one another
+ * stage or this one keeps a copy of (mpx_item_dup), not one a stage
+ * upstream still holds, and never in a stage that is replaced when it
+ * dies (retries or an error policy): its replacement would be sent the
+ * block again, changed.  Change the bytes, not the size; mpx_put_item
+ * then passes the changed item on by reference. */
+void *mpx_item_writable(mpx_stage_t *st, const mpx_item_t *it, size_t part);
 MPX_MUST_CHECK int mpx_put_alloc(mpx_stage_t *st, void *block, size_t size);
 int mpx_free(mpx_stage_t *st, void *block);
 
