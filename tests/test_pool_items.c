@@ -482,16 +482,18 @@ static void item_written_in_place(void)
     munmap((void *)c, sizeof *c);
 }
 
-/* Never in place where others read the block, or could be sent it again:
- * a broadcast's branches, a stage upstream that keeps copies, a stage
- * replaced when it dies. */
+/* Never in place while others read the block, or where it could be sent
+ * again: a broadcast's branches, a stage upstream that keeps a copy, a
+ * stage replaced when it dies. */
 static void item_not_written_in_place_when_shared(void)
 {
     volatile inplace_counts_t *c = side_counts_inplace();
     mpx_graph_t *g = MPX_EZ(src(30, 100 * 1024, true), mpx_by(2, &AddOne, &c));
+    /* In place only once the other branch is done with the block (its
+     * record confirmed, its hold dropped): a branch that changed it while
+     * the other still read it would show +2 there. */
     drain_plus(g, 30, 100 * 1024, 1, 2);
-    CHECK_EQ(c->in_place, 0);
-    CHECK_EQ(c->copied, 60);
+    CHECK_EQ(c->in_place + c->copied, 60);
     expect_clean(g);
     mpx_node_destroy(&g);
 
