@@ -48,40 +48,6 @@ configs=(
 )
 
 want=("$@")
-picked() { # NAME (with its + when optional)
-    local n
-    if ((${#want[@]} == 0)); then
-        [[ $1 != +* ]]
-        return
-    fi
-    for n in "${want[@]}"; do
-        [[ $n == "${1#+}" ]] && return 0
-    done
-    return 1
-}
-
-# Run pan (in the current directory) in the background and wait for it,
-# so that a signal to this script ends it too: a trap runs during `wait`,
-# not while a command in the foreground (or a subshell) still runs.
-run_pan() { # LOG ARGS...
-    local log=$1
-    shift
-    ./pan "$@" >"$log" 2>&1 &
-    pan_pid=$!
-    wait "$pan_pid"
-    local rc=$?
-    pan_pid=
-    return $rc
-}
-
-figures() { # LOG
-    local states depth secs mem
-    states=$(sed -n 's/^ *\([0-9.e+]*\) states, stored.*/\1/p' "$1" | head -n 1)
-    depth=$(sed -n 's/.*depth reached \([0-9]*\).*/\1/p' "$1" | head -n 1)
-    secs=$(sed -n 's/^pan: elapsed time \([0-9.e+]*\) seconds.*/\1/p' "$1" | head -n 1)
-    mem=$(sed -n 's/^ *\([0-9.]*\).total actual memory usage.*/\1/p' "$1" | head -n 1)
-    echo "${states:-?} states, depth ${depth:-?}, ${secs:-?} s, ${mem:-?} MB"
-}
 
 # The first error pan reports, and the counterexample told by its
 # messages: every send and receive, kill, replacement and arrival (pan's
