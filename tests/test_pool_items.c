@@ -154,6 +154,14 @@ static void drain_check(mpx_graph_t *g, int64_t n, size_t size, int times)
           (unsigned long long)s.peak_bytes, (unsigned long long)s.capacity);
 }
 
+/* Zeroed memory every process of a run sees (mapped before start). */
+static void *shared_zeroed(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(p != MAP_FAILED, "mmap");
+    return p;
+}
+
 /* The run used the pool and left nothing in it. */
 static void pool_used_and_clear(mpx_graph_t *g, size_t size)
 {
@@ -384,14 +392,6 @@ typedef struct inplace_counts {
     int64_t in_place, copied;
 } inplace_counts_t;
 
-static volatile inplace_counts_t *side_counts_inplace(void)
-{
-    void *p = mmap(NULL, sizeof(inplace_counts_t), PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    REQUIRE(p != MAP_FAILED, "mmap");
-    return p;
-}
-
 /* Adds 1 to every byte of part 0 (in place when allowed, else into a new
  * block) and passes the result on. */
 static int add_one(mpx_stage_t *st, mpx_item_t *it)
@@ -470,7 +470,7 @@ static void drain_plus(mpx_graph_t *g, int64_t n, size_t size, int plus, int tim
  * (the source's record is its only other holder), twice in a chain. */
 static void item_written_in_place(void)
 {
-    volatile inplace_counts_t *c = side_counts_inplace();
+    volatile inplace_counts_t *c = shared_zeroed(sizeof(inplace_counts_t));
     mpx_graph_t *g = MPX_EZ(src(100, 100 * 1024, true), mpx_stage(&AddOne, &c),
                             mpx_stage(&AddOne, &c));
     drain_plus(g, 100, 100 * 1024, 2, 1);
@@ -487,7 +487,7 @@ static void item_written_in_place(void)
  * stage replaced when it dies. */
 static void item_not_written_in_place_when_shared(void)
 {
-    volatile inplace_counts_t *c = side_counts_inplace();
+    volatile inplace_counts_t *c = shared_zeroed(sizeof(inplace_counts_t));
     mpx_graph_t *g = MPX_EZ(src(30, 100 * 1024, true), mpx_by(2, &AddOne, &c));
     /* In place only once the other branch is done with the block (its
      * record confirmed, its hold dropped): a branch that changed it while
@@ -730,13 +730,6 @@ static void pool_chaos(void)
 typedef struct side_counts {
     int64_t ok, bad;
 } side_counts_t;
-static volatile side_counts_t *side_counts(void)
-{
-    void *p = mmap(NULL, sizeof(side_counts_t), PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    REQUIRE(p != MAP_FAILED, "mmap");
-    return p;
-}
 
 /* A side graph's stage: counts whole items, and any that differ. */
 static int side_check(mpx_stage_t *st, mpx_item_t *it)
@@ -823,7 +816,7 @@ static void pool_items_through_seq(void)
 static void pool_items_into_side_graph(void)
 {
     size_t size = 100 * 1024;
-    volatile side_counts_t *c = side_counts();
+    volatile side_counts_t *c = shared_zeroed(sizeof(side_counts_t));
     mpx_graph_t *g = MPX_EZ(src(80, size, true), mpx_as(2, &TeeSide, NULL));
     CHECK_EQ(mpx_graph_xcut(g, "side", MPX_EZ(mpx_stage(&SideCheck, &c))), 0);
     drain_check(g, 80, size, 1);
@@ -838,7 +831,7 @@ static void pool_items_into_side_graph(void)
 static void pool_items_to_dead_letters(void)
 {
     size_t size = 100 * 1024;
-    volatile side_counts_t *c = side_counts();
+    volatile side_counts_t *c = shared_zeroed(sizeof(side_counts_t));
     mpx_node_t *f = mpx_as(2, &FailFifth, NULL);
     CHECK_EQ(mpx_node_on_error(f, MPX_ON_ERROR_DEAD_LETTER, "dl"), 0);
     mpx_graph_t *g = MPX_EZ(src(100, size, true), f);
