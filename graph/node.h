@@ -73,6 +73,11 @@ struct mpx_node {
 
     node_monitor_t mon; /* root only */
     struct mpx_run *run;
+    /* The program's input (root only): the meta its puts carry (a
+     * meta_cur_t of lib/meta.h, NULL while empty), and whether a put may
+     * wait (mpx_graph_set_nonblocking). */
+    struct meta_cur *input_meta;
+    bool nonblocking;
     char *check_error; /* message of the last failed check, root only */
 
     /* scratch for graph/plan.c while it flattens the tree */

@@ -320,7 +320,7 @@ static int link_routes(plan_t *p, const mpx_node_t *root)
         goto oom;
     for (int c = 0; c < total; c++)
         stamp[c] = -1;
-    for (int i = 0; i < p->ninst; i++) {
+    for (int i = 0; i <= p->ninst; i++) {
         plan_inst_t *in = &p->inst[i];
         int n = 0;
         if (in->out >= 0)
@@ -345,7 +345,7 @@ static int link_routes(plan_t *p, const mpx_node_t *root)
         in->cap_items = inherited(c < p->ninst ? in->node : root, false);
         in->cap_bytes = inherited(c < p->ninst ? in->node : root, true);
     }
-    for (int i = 0; i < p->ninst; i++)
+    for (int i = 0; i <= p->ninst; i++)
         for (int k = 0; k < p->inst[i].nconsumers; k++) {
             plan_inst_t *c = &p->inst[p->inst[i].consumers[k]];
             c->producers[c->nproducers++] = i;
@@ -359,6 +359,29 @@ oom:
     free(list);
     free(nprod);
     return -1;
+}
+
+/* The part of dispatch tree d that reaches stages with a process
+ * callback: where the program's input goes (plan.h).  A source in the
+ * same group (a stage with setup only) is left out.  -1 when nothing is
+ * left. */
+static int fed_tree(plan_t *p, int d)
+{
+    plan_dnode_t dn = p->dn[d];
+    if (dn.kind == DN_LEAF)
+        return p->inst[dn.target].def->process ? d : -1;
+    int *subs = malloc((size_t)dn.count * sizeof *subs);
+    if (!subs)
+        return -2;
+    int n = 0, rc = 0;
+    for (int i = 0; i < dn.count && rc >= -1; i++) {
+        rc = fed_tree(p, p->kids[dn.first + i]);
+        if (rc >= 0)
+            subs[n++] = rc;
+    }
+    int out = rc < -1 ? -2 : n == 0 ? -1 : n == dn.count ? d : dn_group(p, dn.kind, subs, n);
+    free(subs);
+    return out < -1 ? -2 : out;
 }
 
 static char *msgf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -398,6 +421,12 @@ int plan_build(mpx_node_t *root, plan_t **out, char **msg)
     int entry = entry_of(p, root);
     if (sink_leaf < 0 || entry < 0 || wire(p, root, sink_leaf) < 0 || wire_sides(p, root) < 0)
         goto oom;
+    sink->out = fed_tree(p, entry);
+    if (sink->out < -1)
+        goto oom;
+    sink->max_item = MPX_DEFAULT_MAX_ITEM;
+    for (const mpx_node_t *a = root; a && sink->max_item == MPX_DEFAULT_MAX_ITEM; a = a->parent)
+        sink->max_item = a->max_item ? a->max_item : sink->max_item;
     for (int i = 0; i < p->ninst; i++)
         if (collect_xouts(p, p->inst[i].node, &p->inst[i]) < 0 ||
             collect_env(p->inst[i].node, &p->inst[i]) < 0)
@@ -414,13 +443,14 @@ int plan_build(mpx_node_t *root, plan_t **out, char **msg)
         in->recoverable = in->nproducers > 0 &&
                           (in->retries > 0 || in->on_error != MPX_ON_ERROR_STOP);
     }
-    /* An instance nobody feeds only ever runs setup: without one it would
-     * sit idle, which is never what the author meant. */
+    /* Only a stage with neither callback can be left with nothing to do
+     * (the check refuses it first): one at the start with a process is
+     * fed by the program. */
     for (int i = 0; i < p->ninst; i++) {
         const plan_inst_t *in = &p->inst[i];
         if (in->nproducers == 0 && !in->def->setup) {
-            *msg = msgf("stage '%s' is at the start of the graph but has no setup: "
-                        "nothing feeds it, so its process would never be called",
+            *msg = msgf("stage '%s' is at the start of the graph but has no setup "
+                        "and no process",
                         in->name);
             plan_free(&p);
             return *msg ? MPX_EGRAPH : MPX_ENOMEM;

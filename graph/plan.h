@@ -3,7 +3,11 @@
  *
  * Instances are numbered 0..ninst-1 in declaration order; number ninst is
  * the parent's output collector (the "sink"), which consumes like a stage
- * but runs no code of the user's.  Each producer has one dispatch tree: a
+ * but runs no code of the user's.  The parent is also the producer of the
+ * graph's input (mpx_graph_put) under that same number: the sink's `out`
+ * is the part of the graph's entry that reaches stages with a process
+ * callback (a stage at the start with one is fed by the program; a source,
+ * with setup only, is not), -1 when there is none.  Each producer has one dispatch tree: a
  * leaf is a consumer instance, ONE sends an item to one of its children
  * (parallel), ALL sends it to every child (broadcast).  No sockets here.
  */
@@ -77,6 +81,9 @@ const char *plan_inst_label(const plan_inst_t *pi, char *buf, size_t cap);
 
 /* The sink's id. */
 static inline int plan_sink(const plan_t *p) { return p->ninst; }
+/* Whether the program feeds the graph (the sink's id is then a producer
+ * too). */
+static inline bool plan_fed(const plan_t *p) { return p->inst[p->ninst].out >= 0; }
 
 /* Window of producer `p` towards consumer `c`: the consumer's capacity
  * shared among its producers, never below one item. */

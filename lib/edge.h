@@ -260,6 +260,18 @@ int edge_out_eos(edge_out_t *out);
 /* Read what consumers reported (credit, stops) without sending: a
  * producer that does not run out of credit learns of a stop this way. */
 void edge_out_poll(edge_out_t *out);
+/* For an owner whose wait function declines to wait (returns MPX_EAGAIN:
+ * the parent feeding the graph): a send short of credit then keeps what
+ * did not go, in the batch or the list to send again, and returns
+ * MPX_EAGAIN, a loss of nothing.  edge_out_room: a record of `size` bytes
+ * may join port's batch without a send (an empty batch always takes one,
+ * so at most one record waits beyond the credit); edge_out_pending:
+ * something is still to send (a batch, records to send again, an end of
+ * stream owed to a replacement); edge_out_batch_since: when port 0's
+ * batch got its first record (ticks; 0: empty). */
+bool edge_out_room(const edge_out_t *out, int port, size_t size);
+bool edge_out_pending(const edge_out_t *out);
+uint64_t edge_out_batch_since(const edge_out_t *out);
 /* Whether messages that refer to pool blocks (and hold them) are kept
  * until a consumer confirms them. */
 bool edge_out_keeps_pooled(const edge_out_t *out);

@@ -839,7 +839,7 @@ static int next_slow(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *er
         wire_head_t h;
         if (wire_head_get(data, len, &h) != 0)
             return proto_error(err, errcap, "header", 0);
-        int k = h.sender < (uint32_t)in->plan->ninst ? in->slot[h.sender] : -1;
+        int k = h.sender <= (uint32_t)in->plan->ninst ? in->slot[h.sender] : -1;
         if (k < 0)
             return proto_error(err, errcap, "unknown sender", h.sender);
         uint8_t want[EDGE_RID_SIZE];

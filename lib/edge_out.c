@@ -562,8 +562,10 @@ static int send_run(edge_out_t *o, int root, run_t *r, zmq_msg_t *whole, out_por
     o->sending = false;
     /* What was not sent is gone (the caller drops the batch): that is
      * remembered, so that no checkpoint confirms the inputs it came from
-     * and the stage fails, even if nothing it puts later fails. */
-    if (rc < 0 && rc != MPX_ESTOPPED && !o->lost)
+     * and the stage fails, even if nothing it puts later fails.  A wait
+     * the owner declined (MPX_EAGAIN) loses nothing: the caller keeps the
+     * rest of the run. */
+    if (rc < 0 && rc != MPX_ESTOPPED && rc != MPX_EAGAIN && !o->lost)
         o->lost = rc;
     return rc;
 }
@@ -595,6 +597,20 @@ static int flush_port(edge_out_t *o, out_port_t *pt)
     run_t r = {pt->buf + WIRE_HEAD, pt->len - WIRE_HEAD, pt->count, false, pt->pooled,
                pt->len - WIRE_HEAD + pt->extra};
     int rc = send_run(o, pt->root, &r, NULL, pt, 0);
+    if (rc == MPX_EAGAIN) {
+        /* The owner would not wait for credit (the program's input, which
+         * must never block on output only the program can take): what
+         * did not go stays in the batch, to go when credit comes. */
+        memmove(pt->buf + WIRE_HEAD, r.recs, r.len);
+        pt->len = WIRE_HEAD + r.len;
+        pt->count = r.n;
+        pt->extra = r.weight - r.len;
+        /* Due at once: it waits for credit, not to fill up. */
+        uint64_t now = ticks_now();
+        pt->first_at = now > DEFER_TICKS ? now - DEFER_TICKS : 1;
+        fit_batch(o, pt);
+        return rc;
+    }
     pt->count = 0;
     pt->len = WIRE_HEAD;
     pt->pooled = false;
@@ -946,6 +962,27 @@ int edge_out_eos(edge_out_t *o)
 
 void edge_out_poll(edge_out_t *o) { read_credit(o); }
 
+bool edge_out_room(const edge_out_t *o, int port, size_t size)
+{
+    const out_port_t *pt = &o->ports[port];
+    return pt->count == 0 || (pt->count < pt->batch_items &&
+                              pt->len - WIRE_HEAD + pt->extra + size <= pt->batch_bytes);
+}
+
+bool edge_out_pending(const edge_out_t *o)
+{
+    for (int i = 0; i < o->nports; i++)
+        if (o->ports[i].count)
+            return true;
+    return edge_out_recover_due(o);
+}
+
+uint64_t edge_out_batch_since(const edge_out_t *o)
+{
+    const out_port_t *pt = &o->ports[0];
+    return pt->count ? (pt->first_at ? pt->first_at : 1) : 0;
+}
+
 bool edge_out_keeps_pooled(const edge_out_t *o) { return o->kept_pooled > 0; }
 
 uint64_t edge_out_items(const edge_out_t *o) { return o->items; }
@@ -1201,6 +1238,31 @@ int edge_out_restart(edge_out_t *o, const wire_restart_t *r, const char *why, si
     return rc;
 }
 
+/* A redo the owner would not wait for credit for: what is left of its
+ * run goes back to the head of the list, under its number, and still
+ * returns MPX_EAGAIN.  Only for runs that refer to no pool block (the
+ * program's input: the only owner that declines to wait). */
+static int redo_rest(edge_out_t *o, const redo_t *r, const run_t *run)
+{
+    zmq_msg_t m;
+    if (zmq_msg_init_size(&m, WIRE_HEAD + run->len) != 0)
+        return MPX_ENOMEM;
+    uint8_t *d = zmq_msg_data(&m);
+    wire_head_put(d, &(wire_head_t){WIRE_DATA, 0, (uint32_t)o->self, run->n, o->gen});
+    memcpy(d + WIRE_HEAD, run->recs, run->len);
+    o->resent -= run->n; /* counted again when it goes */
+    int rc = add_redo(o, &m, r->seq, run->n, r->target);
+    if (rc != 0) {
+        zmq_msg_close(&m);
+        return rc;
+    }
+    /* add_redo appended it: it goes first, as it would have. */
+    redo_t last = o->redo[o->nredo - 1];
+    memmove(o->redo + 1, o->redo, (o->nredo - 1) * sizeof *o->redo);
+    o->redo[0] = last;
+    return MPX_EAGAIN;
+}
+
 int edge_out_recover(edge_out_t *o)
 {
     if (o->sending || o->recovering)
@@ -1232,6 +1294,8 @@ int edge_out_recover(edge_out_t *o)
         zmq_msg_init(&mine);
         bool copied = run.pooled && zmq_msg_copy(&mine, &r.msg) == 0;
         rc = send_run(o, r.target, &run, &r.msg, NULL, r.seq);
+        if (rc == MPX_EAGAIN && !run.pooled)
+            rc = redo_rest(o, &r, &run);
         zmq_msg_close(&r.msg);
         if (copied)
             (void)msg_pool(o, &mine, self_holder(o), false);

@@ -17,6 +17,7 @@ const char *mpx_strerror(int code)
     case MPX_ERANGE: return "out of range";
     case MPX_ETIMEDOUT: return "timed out";
     case MPX_EINTR: return "interrupted by a signal";
+    case MPX_EAGAIN: return "try again: the call would have to wait";
     }
     return "unknown error";
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "meta.h"
 #include "mpx/error.h"
 #include "mpx/graph.h"
 #include "mpx/monitor.h"
@@ -108,11 +109,124 @@ int mpx_graph_dispatch(mpx_graph_t *g)
     return sup_dispatch(g->run);
 }
 
+/* ---- the program's input ------------------------------------------------ */
+
+static int put_parts(mpx_graph_t *g, const mpx_part_t *parts, size_t n)
+{
+    if (!g || g->parent || (n && !parts))
+        return MPX_EINVAL;
+    if (n > UINT16_MAX)
+        return MPX_ERANGE;
+    for (size_t i = 0; i < n; i++) {
+        if (!parts[i].data && parts[i].size)
+            return MPX_EINVAL;
+        if (parts[i].size > UINT32_MAX)
+            return MPX_ERANGE;
+    }
+    int rc = ensure_started(g);
+    if (rc != 0)
+        return rc;
+    return sup_put(g->run, parts, n, g->input_meta, g->nonblocking);
+}
+
+int mpx_graph_put(mpx_graph_t *g, const void *data, size_t size)
+{
+    mpx_part_t part = {data, size};
+    return put_parts(g, &part, 1);
+}
+
+int mpx_graph_put_str(mpx_graph_t *g, const char *s)
+{
+    if (!s)
+        return MPX_EINVAL;
+    mpx_part_t part = {s, strlen(s)};
+    return put_parts(g, &part, 1);
+}
+
+int mpx_graph_put_parts(mpx_graph_t *g, const mpx_part_t *parts, size_t n)
+{
+    return put_parts(g, parts, n);
+}
+
+int mpx_graph_close_input(mpx_graph_t *g)
+{
+    if (!g || g->parent)
+        return MPX_EINVAL;
+    int rc = ensure_started(g);
+    if (rc != 0)
+        return rc;
+    return sup_close_input(g->run);
+}
+
+uint64_t mpx_graph_input_count(const mpx_graph_t *g)
+{
+    return g && g->run ? g->run->input_count : 0;
+}
+
+int mpx_graph_set_nonblocking(mpx_graph_t *g, bool on)
+{
+    if (!g || g->parent)
+        return MPX_EINVAL;
+    g->nonblocking = on;
+    return 0;
+}
+
+static meta_cur_t *input_meta(mpx_graph_t *g)
+{
+    if (!g->input_meta) {
+        g->input_meta = calloc(1, sizeof *g->input_meta);
+        if (g->input_meta)
+            meta_cur_reset(g->input_meta, NULL, 0, 0);
+    }
+    return g->input_meta;
+}
+
+int mpx_graph_meta_set(mpx_graph_t *g, const char *key, const void *value, size_t size)
+{
+    if (!g || g->parent || !key)
+        return MPX_EINVAL;
+    /* Every input item's own number: not the program's to give. */
+    if (strcmp(key, "mpx.index") == 0)
+        return MPX_EINVAL;
+    meta_cur_t *m = input_meta(g);
+    return m ? meta_cur_set(m, key, value, size) : MPX_ENOMEM;
+}
+
+int mpx_graph_meta_set_str(mpx_graph_t *g, const char *key, const char *value)
+{
+    if (!value)
+        return MPX_EINVAL;
+    return mpx_graph_meta_set(g, key, value, strlen(value));
+}
+
+int mpx_graph_meta_set_i64(mpx_graph_t *g, const char *key, int64_t value)
+{
+    return mpx_graph_meta_set(g, key, &value, sizeof value);
+}
+
+int mpx_graph_meta_del(mpx_graph_t *g, const char *key)
+{
+    if (!g || g->parent || !key)
+        return MPX_EINVAL;
+    return g->input_meta ? meta_cur_del(g->input_meta, key) : MPX_EINVAL;
+}
+
+void mpx_graph_meta_clear(mpx_graph_t *g)
+{
+    if (g && g->input_meta) {
+        meta_cur_free(g->input_meta);
+        free(g->input_meta);
+        g->input_meta = NULL;
+    }
+}
+
 int mpx_graph_join(mpx_graph_t *g)
 {
     int rc = ensure_started(g);
     if (rc != 0 || !g->run)
         return rc ? rc : MPX_ENOMEM;
+    /* Nothing more can be put while join waits: the input ends here. */
+    (void)sup_close_input(g->run);
     while (sup_next(g->run))
         ;
     return g->run->status;
@@ -246,18 +360,22 @@ int mpx_graph_collect(mpx_graph_t *g, mpx_list_t **out)
     if (!out)
         return MPX_EINVAL;
     *out = NULL;
+    int rc = ensure_started(g);
+    if (rc != 0)
+        return rc;
+    (void)sup_close_input(g->run); /* as join: nothing more can be put */
     mpx_list_t *l = calloc(1, sizeof *l);
     if (!l)
         return MPX_ENOMEM;
     mpx_item_t *it;
     while ((it = mpx_graph_next(g))) {
-        int rc = list_add(l, it, g->run);
+        rc = list_add(l, it, g->run);
         if (rc != 0) {
             sup_stop(g->run, rc, "out of memory while collecting the output");
             break;
         }
     }
-    int rc = mpx_graph_join(g);
+    rc = mpx_graph_join(g);
     if (rc != 0) {
         mpx_list_destroy(&l);
         return rc;
@@ -390,6 +508,7 @@ void mpx_node_destroy(mpx_node_t **np)
         sup_free(n->run);
         n->run = NULL;
     }
+    mpx_graph_meta_clear(n);
     node_tree_free(n);
     *np = NULL;
 }

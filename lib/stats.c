@@ -225,6 +225,14 @@ static void compute(struct mpx_run *r, long now)
         for (uint32_t k = 0; k < is->nin; k++)
             s->taken_by[i] += is->in[k].count;
     }
+    /* What the program put and the stages it feeds have not taken. */
+    if (r->feed)
+        for (int k = 0; k < edge_out_peers(r->feed); k++) {
+            int c;
+            uint64_t sent;
+            edge_out_peer(r->feed, k, &c, &sent);
+            s->sent_to[c] += sent;
+        }
     if (r->sink)
         for (int k = 0; k < edge_in_peers(r->sink); k++) {
             int p;

@@ -56,9 +56,7 @@
 #define REAP_POLL_MS 50
 
 /* Record the first failure; later ones are its consequences. */
-static void record(struct mpx_run *r, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void record(struct mpx_run *r, int status, const char *fmt, ...)
+void sup_record(struct mpx_run *r, int status, const char *fmt, ...)
 {
     if (r->status != 0)
         return;
@@ -160,6 +158,8 @@ static void consumer_done(struct mpx_run *r, int c, bool done)
     const plan_inst_t *pi = &r->plan->inst[c];
     for (int k = 0; k < pi->nproducers; k++) {
         int p = pi->producers[k];
+        if (p == r->n)
+            continue; /* the program's input */
         r->ch[p].pending += done ? -1 : 1;
         if (done)
             try_release(r, p);
@@ -174,7 +174,7 @@ static void on_ctl(struct mpx_run *r, int i, const uint8_t *data, size_t len)
     wire_head_t h;
     char label[160];
     if (wire_head_get(data, len, &h) != 0 || h.sender != (uint32_t)i) {
-        record(r, MPX_EPROTO, "malformed control message from %s",
+        sup_record(r, MPX_EPROTO, "malformed control message from %s",
                inst_label(r, i, label, sizeof label));
         return;
     }
@@ -217,7 +217,8 @@ static void on_ctl(struct mpx_run *r, int i, const uint8_t *data, size_t len)
             try_release(r, i);
             const plan_inst_t *pi = &r->plan->inst[i];
             for (int k = 0; k < pi->nproducers; k++)
-                try_release(r, pi->producers[k]);
+                if (pi->producers[k] < r->n)
+                    try_release(r, pi->producers[k]);
         }
         break;
     case WIRE_STATS:
@@ -225,12 +226,12 @@ static void on_ctl(struct mpx_run *r, int i, const uint8_t *data, size_t len)
         break;
     case WIRE_ERROR: {
         size_t tlen = len > WIRE_HEAD + 4 ? len - WIRE_HEAD - 4 : 0;
-        record(r, MPX_ESTAGE, "%s (pid %ld): %.*s", inst_label(r, i, label, sizeof label),
+        sup_record(r, MPX_ESTAGE, "%s (pid %ld): %.*s", inst_label(r, i, label, sizeof label),
                (long)c->pid, (int)tlen, (const char *)data + WIRE_HEAD + 4);
         break;
     }
     default:
-        record(r, MPX_EPROTO, "unknown control message %u from %s", h.type,
+        sup_record(r, MPX_EPROTO, "unknown control message %u from %s", h.type,
                inst_label(r, i, label, sizeof label));
     }
 }
@@ -364,6 +365,12 @@ static void send_restart(struct mpx_run *r, int p, int k)
     if (ck->restart_hand != p)
         m.has_hand = 0;
     size_t wl = strlen(ck->restart_why);
+    if (p == r->n) {
+        /* The program's input is ours: told at once, sent again as credit
+         * allows (feed.c). */
+        feed_restart(r, &m, ck->restart_why, wl);
+        return;
+    }
     memcpy(payload, &m, sizeof m);
     memcpy(payload + sizeof m, ck->restart_why, wl);
     if (ctl_send_with(r, p, WIRE_RESTART, payload, sizeof m + wl) != 0)
@@ -477,13 +484,13 @@ static void child_died(struct mpx_run *r, int i, const char *how)
     /* One that dies again and again in setup would be replaced forever. */
     c->barren = c->ready ? 0 : c->barren + 1;
     if (can && c->barren >= 3) {
-        record(r, MPX_ECRASH, "%s (pid %ld) %s%s; it died %d times in a row before its "
+        sup_record(r, MPX_ECRASH, "%s (pid %ld) %s%s; it died %d times in a row before its "
                "setup finished, so it is not replaced again",
                label, (long)c->pid, what, hand, c->barren);
         return;
     }
     if (!can) {
-        record(r, MPX_ECRASH, "%s (pid %ld) %s%s", label, (long)c->pid, what, hand);
+        sup_record(r, MPX_ECRASH, "%s (pid %ld) %s%s", label, (long)c->pid, what, hand);
         return;
     }
     fprintf(stderr, "mpx: %s (pid %ld) %s%s; starting a replacement\n", label, (long)c->pid,
@@ -535,7 +542,7 @@ static void reap(struct mpx_run *r, int i, int wait)
     char label[160], how[200];
     if (taken) {
         if (!(c->released || c->stop_sent))
-            record(r, MPX_ECRASH,
+            sup_record(r, MPX_ECRASH,
                    "%s (pid %ld) ended before it finished; its exit status was taken by "
                    "another wait in this process (is SIGCHLD ignored or handled?)",
                    inst_label(r, i, label, sizeof label), (long)c->pid);
@@ -606,9 +613,14 @@ static long wake_in(struct mpx_run *r, long timeout_ms, int check_ms)
  * handles cut the wait short (what was due is done all the same). */
 static bool pump(struct mpx_run *r, bool want_sink, long timeout_ms)
 {
-    zmq_pollitem_t items[4];
+    zmq_pollitem_t items[5];
     int k = 0;
     items[k++] = (zmq_pollitem_t){r->ctl, 0, ZMQ_POLLIN, 0};
+    /* The program's input goes before a wait (all of it when the wait may
+     * be long); what lacks credit wakes us when credit comes. */
+    bool feeding = want_sink && feed_service(r, timeout_ms != 0);
+    if (feeding)
+        items[k++] = (zmq_pollitem_t){feed_socket(r), 0, ZMQ_POLLIN, 0};
     if (want_sink && r->sink && !r->sink_complete)
         items[k++] = (zmq_pollitem_t){edge_in_socket(r->sink), 0, ZMQ_POLLIN, 0};
     /* New monitors' subscriptions wake us: stats_tick answers them. */
@@ -625,10 +637,12 @@ static bool pump(struct mpx_run *r, bool want_sink, long timeout_ms)
      * program's. */
     bool interrupted = n < 0 && errno == EINTR;
     if (n < 0 && !interrupted) {
-        record(r, MPX_ESYS, "waiting: %s", zmq_strerror(errno));
+        sup_record(r, MPX_ESYS, "waiting: %s", zmq_strerror(errno));
         return false;
     }
     read_ctl(r);
+    if (feeding)
+        feed_service(r, timeout_ms != 0);
     if (r->owing) {
         r->owing = false;
         for (int i = 0; i < r->n; i++)
@@ -687,6 +701,7 @@ static void end_run(struct mpx_run *r)
         zmq_close(r->ctl);
         r->ctl = NULL;
     }
+    feed_close(r);
     if (!r->holding)
         close_output(r);
     forksrv_stop(&r->forks);
@@ -710,7 +725,7 @@ static void end_run(struct mpx_run *r)
             const char *why = stage_failure(&c->st, 0, buf, sizeof buf);
             c->st.callback = NULL;
             if (why)
-                record(r, MPX_ESTAGE, "%s: finalize failed: %s",
+                sup_record(r, MPX_ESTAGE, "%s: finalize failed: %s",
                        inst_label(r, i, label, sizeof label), why);
         }
         c->initialized = false;
@@ -732,7 +747,7 @@ void sup_stop(struct mpx_run *r, int status, const char *msg)
     if (r->state == RUN_ENDED || r->state == RUN_NEW)
         return;
     if (status != 0)
-        record(r, status, "%s", msg ? msg : mpx_strerror(status));
+        sup_record(r, status, "%s", msg ? msg : mpx_strerror(status));
     r->stopping = true;
     if (r->ctl) {
         for (int i = 0; i < r->n; i++)
@@ -771,7 +786,7 @@ static int initialize_all(struct mpx_run *r)
         if (pi->def->state_size) {
             c->st.state = calloc(1, pi->def->state_size);
             if (!c->st.state) {
-                record(r, MPX_ENOMEM, "out of memory for the state of stage '%s'", pi->name);
+                sup_record(r, MPX_ENOMEM, "out of memory for the state of stage '%s'", pi->name);
                 return r->status;
             }
         }
@@ -784,7 +799,7 @@ static int initialize_all(struct mpx_run *r)
             const char *why = stage_failure(&c->st, rc, buf, sizeof buf);
             c->st.callback = NULL;
             if (why) {
-                record(r, MPX_ESTAGE, "%s: initialize failed: %s",
+                sup_record(r, MPX_ESTAGE, "%s: initialize failed: %s",
                        inst_label(r, i, label, sizeof label), why);
                 return r->status;
             }
@@ -821,13 +836,16 @@ static child_args_t args_for(const struct mpx_run *r, int i, uint32_t gen, child
 
 static uint32_t *current_gens(struct mpx_run *r)
 {
-    uint32_t *gens = malloc((size_t)(r->n ? r->n : 1) * sizeof *gens);
+    /* One more: the parent, producer of the program's input, never
+     * replaced. */
+    uint32_t *gens = malloc(((size_t)r->n + 1) * sizeof *gens);
     if (!gens) {
-        record(r, MPX_ENOMEM, "out of memory");
+        sup_record(r, MPX_ENOMEM, "out of memory");
         return NULL;
     }
     for (int k = 0; k < r->n; k++)
         gens[k] = r->ch[k].gen;
+    gens[r->n] = 0;
     return gens;
 }
 
@@ -846,7 +864,7 @@ static int fork_one(struct mpx_run *r, int i, const int *close_fds, int nclose,
     if (pid == 0)
         child_main(&a);
     if (pid < 0) {
-        record(r, MPX_ESYS, "fork: %s", strerror(errno));
+        sup_record(r, MPX_ESYS, "fork: %s", strerror(errno));
         return r->status;
     }
     r->ch[i].pid = pid;
@@ -882,7 +900,7 @@ static int spawn_one(struct mpx_run *r, int i, child_resume_t resume)
     blackbox_t *b = &r->boxes[i];
     uint64_t want = (uint64_t)r->ch[i].gen << 32;
     __atomic_store_n(&b->spawn, want, __ATOMIC_RELEASE);
-    forksrv_req_t q = {i, r->ch[i].gen, (int32_t)resume, r->n, gens};
+    forksrv_req_t q = {i, r->ch[i].gen, (int32_t)resume, r->n + 1, gens};
     pid_t pid = forksrv_spawn(r->forks, &q);
     free(gens);
     if (pid <= 0) {
@@ -957,7 +975,7 @@ static int *fork_order(const plan_t *plan)
     for (int head = 0; head < tail; head++) {
         const plan_inst_t *pc = &plan->inst[order[head]];
         for (int k = 0; k < pc->nproducers; k++)
-            if (--left[pc->producers[k]] == 0)
+            if (pc->producers[k] < n && --left[pc->producers[k]] == 0)
                 order[tail++] = pc->producers[k];
     }
     for (int i = 0; i < n && tail < n; i++)
@@ -973,7 +991,7 @@ static int listen_at(struct mpx_run *r, char kind, int id, int backlog)
 {
     int fd = edge_listen(r->dir, kind, id, backlog);
     if (fd < 0)
-        record(r, MPX_ESYS, "cannot listen at %s/%c%d: %s", r->dir, kind, id, strerror(errno));
+        sup_record(r, MPX_ESYS, "cannot listen at %s/%c%d: %s", r->dir, kind, id, strerror(errno));
     return fd;
 }
 
@@ -990,7 +1008,7 @@ static int fork_all(struct mpx_run *r)
 {
     int *order = fork_order(r->plan);
     if (!order) {
-        record(r, MPX_ENOMEM, "out of memory");
+        sup_record(r, MPX_ENOMEM, "out of memory");
         return r->status;
     }
     note_fds(r);
@@ -1001,7 +1019,7 @@ static int fork_all(struct mpx_run *r)
     for (int i = 0; i < r->n; i++)
         recoverable |= r->plan->inst[i].recoverable;
     int server_fd = -1;
-    if (recoverable && (r->forks = forksrv_start(become_replacement, r, r->n, &server_fd)))
+    if (recoverable && (r->forks = forksrv_start(become_replacement, r, r->n + 1, &server_fd)))
         fds[nfds++] = server_fd;
     /* libzmq looks the tcp protocol up (through NSS) in every new context;
      * done once here, the children inherit the loaded modules instead of
@@ -1044,7 +1062,7 @@ static int map_boxes(struct mpx_run *r)
     r->boxes_size = (size_t)(r->n ? r->n : 1) * sizeof(blackbox_t);
     void *m = mmap(NULL, r->boxes_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) {
-        record(r, MPX_ESYS, "mmap: %s", strerror(errno));
+        sup_record(r, MPX_ESYS, "mmap: %s", strerror(errno));
         return r->status;
     }
     r->boxes = m;
@@ -1089,7 +1107,7 @@ static int open_parent_sockets(struct mpx_run *r)
 {
     r->zctx = zmq_ctx_new();
     if (!r->zctx) {
-        record(r, MPX_ESYS, "cannot create the zmq context: %s", zmq_strerror(errno));
+        sup_record(r, MPX_ESYS, "cannot create the zmq context: %s", zmq_strerror(errno));
         return r->status;
     }
     zmq_ctx_set(r->zctx, ZMQ_BLOCKY, 0);
@@ -1103,7 +1121,7 @@ static int open_parent_sockets(struct mpx_run *r)
     if (!r->ctl || edge_sockopts(r->ctl) != 0 ||
         zmq_setsockopt(r->ctl, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0 ||
         zmq_setsockopt(r->ctl, ZMQ_ROUTER_HANDOVER, &one, sizeof one) != 0) {
-        record(r, MPX_ESYS, "control channel: %s", zmq_strerror(errno));
+        sup_record(r, MPX_ESYS, "control channel: %s", zmq_strerror(errno));
         return r->status;
     }
     /* Each child bound its end as it started (child.c). */
@@ -1111,7 +1129,7 @@ static int open_parent_sockets(struct mpx_run *r)
         char ep[300];
         edge_endpoint(ep, sizeof ep, r->dir, 'c', i, 0);
         if (zmq_connect(r->ctl, ep) != 0) {
-            record(r, MPX_ESYS, "control channel %s: %s", ep, zmq_strerror(errno));
+            sup_record(r, MPX_ESYS, "control channel %s: %s", ep, zmq_strerror(errno));
             return r->status;
         }
     }
@@ -1123,12 +1141,14 @@ static int open_parent_sockets(struct mpx_run *r)
     }
     r->sink = edge_in_new(r->zctx, r->plan, r->n, 0, NULL, r->dir, r->err, sizeof r->err);
     if (!r->sink) {
-        record(r, MPX_ESYS, "output: %s", r->err);
+        sup_record(r, MPX_ESYS, "output: %s", r->err);
         return r->status;
     }
+    if (feed_open(r) != 0)
+        return r->status;
     int rc = stats_open(r, r->err, sizeof r->err);
     if (rc != 0) {
-        record(r, rc, "monitor: %s", r->err);
+        sup_record(r, rc, "monitor: %s", r->err);
         return r->status;
     }
     return 0;
@@ -1173,7 +1193,7 @@ static int ensure_fd_limit(struct mpx_run *r)
     }
     if ((rlim_t)need <= rl.rlim_cur)
         return 0;
-    record(r, MPX_EGRAPH,
+    sup_record(r, MPX_EGRAPH,
            "the graph needs about %ld open files in one process, more than the limit of %lu "
            "(ulimit -n); raise the limit or use fewer instances",
            need, (unsigned long)rl.rlim_cur);
@@ -1186,7 +1206,7 @@ int sup_start(struct mpx_run *r)
     char *msg = NULL;
     int rc = plan_build(r->root, &r->plan, &msg);
     if (rc != 0) {
-        record(r, rc, "%s", msg ? msg : mpx_strerror(rc));
+        sup_record(r, rc, "%s", msg ? msg : mpx_strerror(rc));
         free(msg);
         r->state = RUN_ENDED;
         return rc;
@@ -1198,7 +1218,7 @@ int sup_start(struct mpx_run *r)
     }
     r->ch = calloc((size_t)r->n, sizeof *r->ch);
     if (!r->ch) {
-        record(r, MPX_ENOMEM, "out of memory");
+        sup_record(r, MPX_ENOMEM, "out of memory");
         r->state = RUN_ENDED;
         return MPX_ENOMEM;
     }
@@ -1208,7 +1228,7 @@ int sup_start(struct mpx_run *r)
     }
     r->state = RUN_STARTING;
     if (rundir_create(r->dir, sizeof r->dir, r->err, sizeof r->err) != 0) {
-        record(r, MPX_ESYS, "%s", r->err);
+        sup_record(r, MPX_ESYS, "%s", r->err);
         end_run(r);
         return r->status;
     }
@@ -1227,7 +1247,7 @@ int sup_start(struct mpx_run *r)
         if (!r->plan->pool && !r->root->pool_set)
             r->err[0] = '\0';
         if (!r->plan->pool && r->root->pool_set) {
-            record(r, MPX_ESYS, "cannot make the graph's pool of %zu bytes: %s", pool_bytes,
+            sup_record(r, MPX_ESYS, "cannot make the graph's pool of %zu bytes: %s", pool_bytes,
                    r->err);
             end_run(r);
             return r->status;
@@ -1250,7 +1270,7 @@ int sup_start(struct mpx_run *r)
              * cannot be reached. */
             int err = errno;
             reap(r, i, 100);
-            record(r, MPX_ESYS, "cannot reach stage '%s': %s", r->plan->inst[i].name,
+            sup_record(r, MPX_ESYS, "cannot reach stage '%s': %s", r->plan->inst[i].name,
                    zmq_strerror(err));
             sup_stop(r, 0, NULL);
             return r->status;
@@ -1294,7 +1314,7 @@ static int advance(struct mpx_run *r, bool take, mpx_item_t **it)
         if (rc == 2)
             continue; /* marks end at the graph's end */
         if (rc < 0) {
-            record(r, rc, "output: %s", r->err);
+            sup_record(r, rc, "output: %s", r->err);
             continue;
         }
         if (edge_in_complete(r->sink)) {
@@ -1337,15 +1357,21 @@ static bool ready_update(struct mpx_run *r)
         return sink_in;
     bool ctl_in = ready_sock_in(r->ctl);
     bool stats_in = ready_sock_in(stats_socket(r));
+    /* Room for input is news only to a program a put told to wait. */
+    bool feed_in = r->feed && ready_sock_in(feed_socket(r));
+    bool room = r->want_room && feed_room(r, 0);
     bool now = ctl_in || stats_in || r->stash || output_waiting(r, sink_in) || r->failing ||
-               (r->sink_complete && all_exited(r));
-    /* Room for input (mpx_graph_put, issue 16 point 1) will be one more
-     * reason to be readable now, here. */
+               (r->sink_complete && all_exited(r)) || room ||
+               (feed_in && (edge_out_pending(r->feed) || r->input_closed));
     long wake = -1;
     if (!now) {
         /* Confirmations to the output's producers, unless the program
-         * holds an item: they go out once it is done with it. */
+         * holds an item: they go out once it is done with it; and the
+         * input's batch, when its time comes. */
         long due = r->sink_complete || r->holding ? -1 : edge_in_due_ms(r->sink);
+        long fed = feed_due_ms(r);
+        if (fed >= 0 && (due < 0 || fed < due))
+            due = fed;
         wake = wake_in(r, due, check_every(r));
     }
     ready_set(r->ready, now, wake);
@@ -1399,6 +1425,12 @@ mpx_item_t *sup_next(struct mpx_run *r)
 {
     mpx_item_t *it = NULL;
     int rc;
+    /* A program that reads a fed graph with next before it put anything
+     * means it to run on its sources alone (next could not return while
+     * the input is open and empty: the program is the only one who could
+     * put). */
+    if (r->feed && r->input_count == 0)
+        (void)sup_close_input(r);
     /* A signal does not end it: it waits on, as it always has. */
     while ((rc = sup_poll(r, -1, &it)) == MPX_EINTR)
         ;
@@ -1418,7 +1450,75 @@ int sup_dispatch(struct mpx_run *r)
     bool sink_in = ready_update(r);
     if (rc == 0)
         return 0;
-    return r->stash || output_waiting(r, sink_in) ? MPX_DISPATCH_OUTPUT : MPX_DISPATCH_IDLE;
+    int what = r->stash || output_waiting(r, sink_in) ? MPX_DISPATCH_OUTPUT : 0;
+    if (r->want_room && feed_room(r, 0))
+        what |= MPX_DISPATCH_INPUT;
+    return what ? what : MPX_DISPATCH_IDLE;
+}
+
+/* Output the program has not taken, besides an item it holds: while
+ * there is any, a put that lacks room does not wait (the room may come
+ * only from the program taking it). */
+static bool output_pending(struct mpx_run *r)
+{
+    if (r->stash)
+        return true;
+    if (r->sink_complete || !r->sink)
+        return false;
+    return edge_in_waiting(r->sink) || ready_sock_in(edge_in_socket(r->sink));
+}
+
+int sup_put(struct mpx_run *r, const mpx_part_t *parts, size_t n, const meta_cur_t *meta,
+            bool nonblocking)
+{
+    if (r->state == RUN_RUNNING && !r->feed)
+        return MPX_ESTATE; /* no stage takes input from the program */
+    if (r->input_closed)
+        return MPX_ESTATE;
+    for (;;) {
+        if (r->state == RUN_RUNNING && r->failing)
+            sup_stop(r, 0, NULL);
+        if (r->state != RUN_RUNNING || r->input_ended)
+            return MPX_ESTOPPED;
+        int rc = feed_put(r, parts, n, meta);
+        if (rc != MPX_EAGAIN) {
+            if (rc == 0) {
+                r->want_room = false;
+                if (r->ready && edge_out_batch_since(r->feed))
+                    ready_update(r); /* the batch's time is the descriptor's */
+            }
+            return rc;
+        }
+        if (nonblocking || output_pending(r)) {
+            r->want_room = true;
+            if (r->ready)
+                ready_update(r);
+            return MPX_EAGAIN;
+        }
+        /* Confirmations the output's producers may wait on go out during
+         * the wait, as in sup_poll. */
+        long due = -1;
+        if (!r->sink_complete && !r->holding) {
+            edge_in_idle(r->sink);
+            due = edge_in_due_ms(r->sink);
+        }
+        if (pump(r, true, due)) {
+            if (r->ready)
+                ready_update(r);
+            return MPX_EINTR;
+        }
+    }
+}
+
+int sup_close_input(struct mpx_run *r)
+{
+    if (!r->feed)
+        return r->state == RUN_RUNNING && !plan_fed(r->plan) ? MPX_ESTATE : 0;
+    r->input_closed = true;
+    (void)feed_service(r, true);
+    if (r->ready)
+        ready_update(r);
+    return 0;
 }
 
 void sup_deadline_moved(struct mpx_run *r)
@@ -1444,6 +1544,8 @@ int sup_fd(struct mpx_run *r)
             rc = ready_watch_sock(r->ready, r->ctl, r->err, sizeof r->err);
         if (rc == 0 && r->sink)
             rc = ready_watch_sock(r->ready, edge_in_socket(r->sink), r->err, sizeof r->err);
+        if (rc == 0 && r->feed)
+            rc = ready_watch_sock(r->ready, feed_socket(r), r->err, sizeof r->err);
         if (rc == 0 && stats_socket(r))
             rc = ready_watch_sock(r->ready, stats_socket(r), r->err, sizeof r->err);
     }

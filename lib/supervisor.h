@@ -95,6 +95,13 @@ struct mpx_run {
      * valid until the next of those calls (a run that ends meanwhile
      * keeps the output's memory until then: end_run). */
     bool holding;
+    /* The program's input (mpx_graph_put; lib/feed.c), when a stage at
+     * the start has a process: the parent produces into it as instance
+     * n.  Closed (mpx_graph_close_input, or join) and its end of stream
+     * sent; a put said MPX_EAGAIN, so room is news for the descriptor. */
+    edge_out_t *feed;
+    bool input_closed, input_ended, want_room;
+    uint64_t input_count; /* items put: the next one's mpx.index */
     char err[256];
 };
 
@@ -114,6 +121,37 @@ int sup_dispatch(struct mpx_run *r);
 /* A setting moved one of the supervisor's deadlines: the program's
  * descriptor wakes in time for it. */
 void sup_deadline_moved(struct mpx_run *r);
+/* Put one item into the graph's input (see mpx_graph_put), with meta
+ * `meta` (NULL: none) besides its mpx.index: 0, MPX_EAGAIN, MPX_EINTR,
+ * MPX_ESTOPPED once the graph has ended or nothing reads its input, or a
+ * refusal of the item. */
+struct meta_cur;
+int sup_put(struct mpx_run *r, const mpx_part_t *parts, size_t n, const struct meta_cur *meta,
+            bool nonblocking);
+/* No more input: its end of stream goes as soon as what was put has. */
+int sup_close_input(struct mpx_run *r);
+/* Record the first failure of the run (later ones are its consequences). */
+void sup_record(struct mpx_run *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* lib/feed.c: the parent's side of the program's input. */
+int feed_open(struct mpx_run *r);
+void feed_close(struct mpx_run *r);
+void *feed_socket(struct mpx_run *r);
+/* Send what may go without waiting: records to send again, the batch
+ * when it is due (`all`: at once), the end of stream once closed.
+ * Returns whether something is left that waits for credit. */
+bool feed_service(struct mpx_run *r, bool all);
+/* A consumer of the input was replaced (edge_out_restart). */
+void feed_restart(struct mpx_run *r, const wire_restart_t *m, const char *why, size_t whylen);
+/* A put's record in the input's batch, when there is room: 0, MPX_EAGAIN
+ * (no room; nothing done), or an error. */
+int feed_put(struct mpx_run *r, const mpx_part_t *parts, size_t n, const struct meta_cur *meta);
+/* Room for one more put of `size` bytes now (reads the credit). */
+bool feed_room(struct mpx_run *r, size_t size);
+/* The deadline of the batch, for the descriptor: ms, or -1. */
+long feed_due_ms(struct mpx_run *r);
+
 /* Stop with the given outcome (if none is recorded yet) and end. */
 void sup_stop(struct mpx_run *r, int status, const char *msg);
 /* Free a run in any state (stopping it first if it runs). */

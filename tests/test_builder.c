@@ -112,12 +112,27 @@ static void refuse_bad_definitions(void)
     expect_refused(MPX_EZ(range_node(0, 3), mpx_fn("nothing", NULL)), "has neither setup nor process");
 }
 
-static void refuse_source_without_setup(void)
+/* A stage at the start with a process but no setup used to be refused
+ * (nothing fed it); now the program feeds it (mpx_graph_put), and a graph
+ * run without input ends at once. */
+static void first_stage_without_setup_takes_input(void)
 {
-    expect_refused(MPX_EZ(mpx_stage(&Pass, NULL), mpx_stage(&Pass, NULL)),
-                   "stage 'pass' is at the start of the graph but has no setup");
-    expect_refused(MPX_EZ(MPX_P(range_node(0, 3), mpx_stage(&Pass, NULL))),
-                   "at the start of the graph but has no setup");
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Pass, NULL), mpx_stage(&Pass, NULL));
+    CHECK_EQ(mpx_graph_check(g), 0);
+    for (int64_t v = 0; v < 3; v++)
+        CHECK_EQ(mpx_graph_put(g, &v, sizeof v), 0);
+    CHECK_EQ(mpx_graph_close_input(g), 0);
+    int64_t count = 0;
+    CHECK_EQ(drain_sum(g, &count), 3);
+    CHECK_EQ(count, 3);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    mpx_node_destroy(&g);
+    g = MPX_EZ(MPX_P(range_node(0, 3), mpx_stage(&Pass, NULL)));
+    count = 0;
+    CHECK_EQ(drain_sum(g, &count), 3);
+    CHECK_EQ(count, 3);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    mpx_node_destroy(&g);
 }
 
 static void refuse_part_of_other_graph(void)
@@ -421,7 +436,7 @@ int main(int argc, char **argv)
         TEST_CASE(refuse_node_used_twice),
         TEST_CASE(refuse_bad_counts),
         TEST_CASE(refuse_bad_definitions),
-        TEST_CASE(refuse_source_without_setup),
+        TEST_CASE(first_stage_without_setup_takes_input),
         TEST_CASE(refuse_part_of_other_graph),
         TEST_CASE(check_passes),
         TEST_CASE(started_twice),

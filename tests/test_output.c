@@ -77,7 +77,7 @@ static void collect_all(void)
 
 static void collect_failure(void)
 {
-    mpx_graph_t *g = MPX_EZ(mpx_stage(&Inc, NULL));
+    mpx_graph_t *g = MPX_EZ(mpx_invalid("refused on purpose"));
     mpx_list_t *list = (mpx_list_t *)&list;
     CHECK_EQ(mpx_graph_collect(g, &list), MPX_EGRAPH);
     CHECK(list == NULL, "list on failure");

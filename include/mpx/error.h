@@ -45,6 +45,7 @@ enum {
     MPX_ERANGE = -10,  /* a size or index is out of range */
     MPX_ETIMEDOUT = -11, /* a wait with a time limit ran out */
     MPX_EINTR = -12,     /* a signal the program handles interrupted a wait */
+    MPX_EAGAIN = -13,    /* it would have to wait for what only the caller can do */
 };
 
 /* Static text for a status code; never NULL. */

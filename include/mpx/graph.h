@@ -355,10 +355,107 @@ MPX_MUST_CHECK int mpx_graph_poll(mpx_graph_t *g, int timeout_ms, mpx_item_t **i
 enum {
     MPX_DISPATCH_OUTPUT = 1,
     MPX_DISPATCH_IDLE = 2,
-    /* Room for input (mpx_graph_put) will be reported here too. */
+    /* A bit, alone or with OUTPUT: a put that returned MPX_EAGAIN would
+     * find room now (see mpx_graph_put).  Only after such a put: a
+     * program with nothing to put is not woken for room. */
+    MPX_DISPATCH_INPUT = 4,
 };
 MPX_MUST_CHECK int mpx_graph_fd(mpx_graph_t *g);
 MPX_MUST_CHECK int mpx_graph_dispatch(mpx_graph_t *g);
+
+/* ---- input from the program ---------------------------------------------
+ *
+ * A stage at the start of the graph that has a process callback (nothing
+ * in the graph feeds it: MPX_EZ(mpx_as(4, &worker, NULL), ...), an
+ * MPX_MAP, a Seq around a group, ...) is fed by the program: every item
+ * the program puts goes to one of them, as a producer's items would
+ * (to the one with most room among parallel ones, to each of a
+ * broadcast), and the program's end of input is their end of stream.  A
+ * source at the start (setup only) runs as always, beside them.  A
+ * stage at the start with both setup and process may put in setup and
+ * then processes the input.
+ *
+ * mpx_graph_put(g, data, size), mpx_graph_put_str, mpx_graph_put_parts:
+ * one item, with the input meta (below) and "mpx.index", an int64 holding
+ * its 0-based position in the input (the number of items put before it),
+ * which travels with it and with whatever a stage makes of it unless the
+ * stage clears its meta: a result tells which input it came from.  The
+ * bytes are copied (through the socket, not the pool) before it returns.
+ * Starts the graph when needed.  Returns
+ *
+ *   0              the item is in: it goes out in a batch with the next
+ *                  ones, when the batch is full or a millisecond old, and
+ *                  at once when the program waits (mpx_graph_next, a poll
+ *                  with a timeout, a put that waits) or after a pause;
+ *   MPX_EAGAIN     no room, and it did not wait: the program holds output
+ *                  it has not taken (mpx_graph_poll would return an item
+ *                  now), or the graph is set non-blocking.  Take output
+ *                  (poll with a timeout of 0 until MPX_ETIMEDOUT, or wait
+ *                  in poll) and put again;
+ *   MPX_EINTR      a signal the program handles came while it waited (as
+ *                  for mpx_graph_poll); the item is not in;
+ *   MPX_ESTOPPED   the graph has ended (join gives the outcome), or every
+ *                  stage fed by the program has stopped reading;
+ *   MPX_ESTATE     the graph has no stage fed by the program, or the
+ *                  input was closed;
+ *   MPX_EINVAL, MPX_ERANGE  bad arguments (more than 65535 parts, a part
+ *                  over 4 GiB, an item over the first stages' maximum,
+ *                  mpx_node_set_max_item on the root), or the start's
+ *                  error.
+ *
+ * The input is bounded as any edge is: the capacity of the stages it feeds
+ * (mpx_node_set_capacity), shared as credit, plus at most one batch held
+ * in the program.  Without room a put waits, serving the graph as
+ * mpx_graph_poll does (crashes handled, timeouts enforced), while the
+ * graph can make room without the program; when room could come only
+ * from the program taking output — output is waiting for it — it returns
+ * MPX_EAGAIN at once instead.  So a single thread that alternates puts
+ * and polls can never deadlock, whatever the capacities and however many
+ * items a stage puts per input:
+ *
+ *     for (each input x) {
+ *         while ((rc = mpx_graph_put(g, &x, sizeof x)) == MPX_EAGAIN)
+ *             while (mpx_graph_poll(g, 0, &it) == 1)  (or wait: poll(g, -1))
+ *                 use(it);
+ *         if (rc != 0) break;
+ *     }
+ *     mpx_graph_close_input(g);
+ *     while ((it = mpx_graph_next(g))) use(it);
+ *     rc = mpx_graph_join(g);
+ *
+ * mpx_graph_close_input(g): no more input; its end of stream follows what
+ * was put (it never waits).  0; MPX_ESTATE when the graph takes no input.
+ * join and collect close the input first (nothing can be put while they
+ * wait), and so does mpx_graph_next when nothing was ever put (the graph
+ * then runs on its sources alone, as a graph without input would).  Once
+ * items were put, mpx_graph_next with the input open waits for output
+ * like any wait: close the input, or use mpx_graph_poll.
+ *
+ * A stage fed by the program is restarted like any stage with input
+ * (mpx_node_on_error, mpx_node_set_retries): what it held is put again
+ * to its siblings or its replacement by the program's side, as credit
+ * allows, during the program's calls on the graph.
+ *
+ * mpx_graph_set_nonblocking(g, on): puts never wait (MPX_EAGAIN instead);
+ * for event loops, which learn of room from mpx_graph_fd and
+ * MPX_DISPATCH_INPUT.  Also before start.
+ *
+ * The input meta: what every following put carries (besides mpx.index),
+ * until changed; set before or after start.  mpx_graph_meta_set refuses
+ * "mpx.index" (MPX_EINVAL); mpx_graph_meta_del of a key not set gives
+ * MPX_EINVAL.  mpx_graph_input_count: the items put so far. */
+MPX_MUST_CHECK int mpx_graph_put(mpx_graph_t *g, const void *data, size_t size);
+MPX_MUST_CHECK int mpx_graph_put_str(mpx_graph_t *g, const char *s);
+MPX_MUST_CHECK int mpx_graph_put_parts(mpx_graph_t *g, const mpx_part_t *parts, size_t n);
+int mpx_graph_close_input(mpx_graph_t *g);
+MPX_MUST_CHECK int mpx_graph_set_nonblocking(mpx_graph_t *g, bool on);
+MPX_MUST_CHECK int mpx_graph_meta_set(mpx_graph_t *g, const char *key, const void *value,
+                                      size_t size);
+MPX_MUST_CHECK int mpx_graph_meta_set_str(mpx_graph_t *g, const char *key, const char *value);
+MPX_MUST_CHECK int mpx_graph_meta_set_i64(mpx_graph_t *g, const char *key, int64_t value);
+int mpx_graph_meta_del(mpx_graph_t *g, const char *key);
+void mpx_graph_meta_clear(mpx_graph_t *g);
+uint64_t mpx_graph_input_count(const mpx_graph_t *g);
 
 /* Wait until the graph ends, discarding items nobody took with
  * mpx_graph_next().  Every process has exited and the runtime directory is

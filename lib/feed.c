@@ -1,0 +1,150 @@
+/* lib/feed.c — the program's input (mpx_graph_put): the parent as the
+ * producer of the stages at the start of the graph.
+ *
+ * It is an edge like any other (lib/edge.h), from instance n (the
+ * parent's number, the sink's), with one difference: the parent never
+ * waits inside the edge.  Its wait function declines (MPX_EAGAIN), so a
+ * send short of credit keeps what did not go, and the parent's own calls
+ * decide whether to wait (supervisor.c, sup_put), because only they know
+ * whether the wait could end without the program taking output first.
+ *
+ * Records leave as a stage's do: in batches, when a batch is full (its
+ * size follows the credit), when its first record is a millisecond old,
+ * at once after a quiet spell, and whenever the program is about to wait
+ * (mpx_graph_next, a poll with a timeout, a put without room).  So a
+ * program that puts many small items pays a message per batch, not per
+ * item, and one that puts an item now and then sees it leave at once.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <string.h>
+
+#include "edge_out_inline.h"
+#include "meta.h"
+#include "mpx/error.h"
+#include "supervisor.h"
+#include "ticks.h"
+#include "wire.h"
+
+static int decline(void *owner, void *sock, short events)
+{
+    (void)owner;
+    (void)sock;
+    (void)events;
+    return MPX_EAGAIN;
+}
+
+int feed_open(struct mpx_run *r)
+{
+    if (!plan_fed(r->plan))
+        return 0;
+    r->feed = edge_out_new(r->zctx, r->plan, r->n, 0, NULL, r->dir, decline, r, r->err,
+                           sizeof r->err);
+    if (!r->feed) {
+        sup_record(r, MPX_ESYS, "input: %s", r->err);
+        return r->status;
+    }
+    return 0;
+}
+
+void feed_close(struct mpx_run *r) { edge_out_destroy(&r->feed); }
+
+void *feed_socket(struct mpx_run *r) { return r->feed ? edge_out_socket(r->feed) : NULL; }
+
+bool feed_service(struct mpx_run *r, bool all)
+{
+    edge_out_t *o = r->feed;
+    if (!o || r->state != RUN_RUNNING || r->stopping)
+        return false;
+    if (r->input_ended && !edge_out_recover_due(o))
+        return false;
+    if (!edge_out_pending(o) && !r->input_closed)
+        return false;
+    edge_out_poll(o);
+    int rc = 0;
+    if (edge_out_recover_due(o))
+        rc = edge_out_recover(o);
+    uint64_t since = edge_out_batch_since(o);
+    if (rc == 0 && since && (all || r->input_closed || ticks_now() - since >= DEFER_TICKS))
+        rc = edge_out_flush(o);
+    /* Every stage fed by the program has stopped (puts now say so): they
+     * still wait for the end of stream, which goes when the input is
+     * closed. */
+    if (rc == MPX_ESTOPPED)
+        rc = 0;
+    if (rc == 0 && r->input_closed && !r->input_ended && !edge_out_pending(o)) {
+        rc = edge_out_eos(o);
+        r->input_ended = rc == 0;
+    }
+    if (rc < 0 && rc != MPX_EAGAIN) {
+        sup_record(r, rc, "sending the program's input to the graph: %s", mpx_strerror(rc));
+        return false;
+    }
+    return edge_out_pending(o) || (r->input_closed && !r->input_ended);
+}
+
+void feed_restart(struct mpx_run *r, const wire_restart_t *m, const char *why, size_t whylen)
+{
+    if (!r->feed)
+        return;
+    int rc = edge_out_restart(r->feed, m, why, whylen);
+    if (rc < 0)
+        sup_record(r, rc, "sending the program's input again to a replaced stage: %s",
+                   mpx_strerror(rc));
+}
+
+bool feed_room(struct mpx_run *r, size_t size)
+{
+    if (!r->feed || edge_out_closed(r->feed, 0))
+        return false;
+    if (!edge_out_room(r->feed, 0, size)) {
+        edge_out_poll(r->feed);
+        if (edge_out_batch_since(r->feed))
+            (void)feed_service(r, true);
+    }
+    return edge_out_room(r->feed, 0, size);
+}
+
+long feed_due_ms(struct mpx_run *r)
+{
+    uint64_t since = r->feed ? edge_out_batch_since(r->feed) : 0;
+    if (!since)
+        return -1;
+    uint64_t now = ticks_now(), due = since + DEFER_TICKS;
+    return now >= due ? 0 : (long)((due - now) / TICKS_US(1000)) + 1;
+}
+
+#define INDEX_KEY "mpx.index"
+
+int feed_put(struct mpx_run *r, const mpx_part_t *parts, size_t n, const meta_cur_t *meta)
+{
+    size_t meta_size = meta ? meta_cur_size(meta) : 0;
+    size_t nmeta = meta ? meta_cur_n(meta) : 0;
+    if (nmeta >= UINT16_MAX)
+        return MPX_ERANGE;
+    size_t index_size = wire_meta_entry_size(sizeof INDEX_KEY - 1, sizeof(int64_t));
+    size_t size = WIRE_REC_HEAD + meta_size + index_size;
+    for (size_t i = 0; i < n; i++)
+        size += wire_part_size(parts[i].size);
+    if (size > r->plan->inst[r->n].max_item)
+        return MPX_ERANGE;
+    if (!feed_room(r, size))
+        return edge_out_closed(r->feed, 0) ? MPX_ESTOPPED : MPX_EAGAIN;
+    int rc;
+    uint8_t *dst = edge_out_reserve(r->feed, 0, size, &rc);
+    if (!dst)
+        return rc;
+    uint8_t *p = wire_rec_head_put(dst, size, n, nmeta + 1, meta_size + index_size);
+    if (meta_size)
+        meta_cur_encode(meta, p);
+    p += meta_size;
+    int64_t index = (int64_t)r->input_count;
+    wire_meta_entry_put(p, INDEX_KEY, sizeof INDEX_KEY - 1, &index, sizeof index);
+    p += index_size;
+    for (size_t i = 0; i < n; i++)
+        p = wire_part_put(p, parts[i].data, parts[i].size);
+    rc = edge_out_commit(r->feed, 0, size);
+    r->input_count++;
+    /* Kept in the batch for want of credit: it is put all the same. */
+    return rc == MPX_EAGAIN ? 0 : rc;
+}
