@@ -329,7 +329,7 @@ int mpx_node_set_index(mpx_node_t *node, bool on)
 
 int mpx_node_on_error(mpx_node_t *node, mpx_on_error_t policy, const char *dead_letter)
 {
-    if (!node || policy < MPX_ON_ERROR_STOP || policy > MPX_ON_ERROR_DEAD_LETTER ||
+    if (!node || policy < MPX_ON_ERROR_STOP || policy > MPX_ON_ERROR_RESULT ||
         (policy == MPX_ON_ERROR_DEAD_LETTER && (!dead_letter || !dead_letter[0])))
         return MPX_EINVAL;
     if (started(node))

@@ -38,6 +38,7 @@ typedef struct node_monitor {
     int watch_ms;    /* table on stderr every watch_ms; 0: off */
     FILE *json;      /* JSON lines, or NULL */
     int progress;    /* 0: when stderr is a terminal; 1: on; -1: off */
+    uint64_t progress_total; /* results the program expects (fed graphs) */
 } node_monitor_t;
 
 struct mpx_node {

@@ -24,6 +24,7 @@
 #include "mpx/wiring.h"
 #include "mpx/monitor.h"
 #include "mpx/shared.h"
+#include "mpx/imap.h"
 #include "mpx/builtins/batch.h"
 #include "mpx/builtins/exec.h"
 #include "mpx/builtins/fn.h"

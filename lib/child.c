@@ -685,7 +685,8 @@ static bool apply_policy(child_rt_t *rt, const char *desc, const mpx_part_t *par
                 (int)whylen, why);
         return true;
     }
-    if (pi->on_error == MPX_ON_ERROR_DEAD_LETTER) {
+    if (pi->on_error == MPX_ON_ERROR_DEAD_LETTER || pi->on_error == MPX_ON_ERROR_RESULT) {
+        bool dead = pi->on_error == MPX_ON_ERROR_DEAD_LETTER;
         rt->box->failed = ++rt->failed;
         int64_t index = pi->index;
         int rc = meta_cur_set(&rt->meta, "mpx.error", why, whylen);
@@ -693,12 +694,17 @@ static bool apply_policy(child_rt_t *rt, const char *desc, const mpx_part_t *par
             rc = meta_cur_set(&rt->meta, "mpx.stage", pi->name, strlen(pi->name));
         if (rc == 0)
             rc = meta_cur_set(&rt->meta, "mpx.instance", &index, sizeof index);
+        /* An error result has no parts: nothing of the input is taken
+         * for a value. */
         if (rc == 0)
-            rc = stage_put_port(&rt->st, pi->dead_port, parts, n);
+            rc = dead ? stage_put_port(&rt->st, pi->dead_port, parts, n)
+                      : stage_put_port(&rt->st, 0, NULL, 0);
+        if (rc == MPX_ESTOPPED && !dead)
+            return true; /* nobody reads the results any more */
         if (rc != 0)
-            fail(rt, "%s failed (%.*s), and putting it into the dead-letter side graph '%s' "
-                     "failed too: %s",
-                 desc, (int)whylen, why, pi->xouts[pi->dead_port - 1].name, mpx_strerror(rc));
+            fail(rt, "%s failed (%.*s), and putting %s failed too: %s", desc, (int)whylen, why,
+                 dead ? "it into the dead-letter side graph" : "its error result",
+                 mpx_strerror(rc));
         return true;
     }
     return false;
@@ -735,7 +741,8 @@ int child_reject(child_rt_t *rt, const mpx_part_t *parts, size_t n, const char *
     } else {
         snprintf(desc, sizeof desc, "what %s could not handle", rt->st.pi->name);
     }
-    bool dead = rt->st.pi->on_error == MPX_ON_ERROR_DEAD_LETTER;
+    bool dead = rt->st.pi->on_error == MPX_ON_ERROR_DEAD_LETTER ||
+                rt->st.pi->on_error == MPX_ON_ERROR_RESULT;
     apply_policy(rt, desc, parts, n, why, strlen(why));
     if (dead) {
         (void)meta_cur_del(&rt->meta, "mpx.error");

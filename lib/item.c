@@ -61,6 +61,11 @@ const char *mpx_item_meta_str(const mpx_item_t *it, const char *key)
     return mpx_item_meta(it, key, NULL);
 }
 
+const char *mpx_item_error(const mpx_item_t *it)
+{
+    return it && it->nparts == 0 ? mpx_item_meta(it, "mpx.error", NULL) : NULL;
+}
+
 int mpx_item_meta_i64(const mpx_item_t *it, const char *key, int64_t *out)
 {
     size_t n;

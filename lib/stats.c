@@ -488,10 +488,49 @@ static const mpx_stage_stats_t *progress_stage(const stats_t *s)
     return NULL;
 }
 
+/* A graph fed by the program, whose stages do not know the size: the
+ * bar counts the results the program took, against the total it gave
+ * (mpx_graph_set_progress_total), or without one. */
+static void draw_results(struct mpx_run *r, long now)
+{
+    stats_t *s = r->stats;
+    double done = (double)s->taken_by[r->n], total = (double)r->root->mon.progress_total;
+    double secs = (double)(now - s->start_ms) / 1000.0;
+    double rate = secs > 0 ? done / secs : 0;
+    char d[16], t[16], rt[16];
+    human(d, sizeof d, done);
+    human(t, sizeof t, total);
+    human(rt, sizeof rt, rate);
+    if (total > 0) {
+        double frac = done < total ? done / total : 1.0;
+        char bar[31];
+        int fill = (int)(frac * 30);
+        for (int i = 0; i < 30; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[30] = 0;
+        long left = rate > 0 ? (long)((total - done) / rate + 0.5) : -1;
+        char eta[32];
+        if (s->ended || left < 0)
+            snprintf(eta, sizeof eta, s->ended ? "in %.1fs" : "ETA ?", secs);
+        else
+            snprintf(eta, sizeof eta, "ETA %ld:%02ld", left / 60, left % 60);
+        fprintf(stderr, "\rresults [%s] %3.0f%% %s/%s %s/s %s\033[K%s", bar, 100 * frac, d, t,
+                rt, eta, s->ended ? "\n" : "");
+    } else {
+        fprintf(stderr, "\rresults %s %s/s %.1fs\033[K%s", d, rt, secs, s->ended ? "\n" : "");
+    }
+    fflush(stderr);
+    s->bar_drawn = !s->ended;
+}
+
 static void draw_bar(struct mpx_run *r, long now)
 {
     stats_t *s = r->stats;
     const mpx_stage_stats_t *g = progress_stage(s);
+    if (!g && plan_fed(r->plan)) {
+        draw_results(r, now);
+        return;
+    }
     if (!g)
         return;
     double total = (double)g->progress_total, done = (double)g->progress_done;
@@ -694,6 +733,14 @@ int mpx_graph_stats_to(mpx_graph_t *g, FILE *f)
     if (!is_root(g))
         return MPX_EINVAL;
     g->mon.json = f;
+    return 0;
+}
+
+int mpx_graph_set_progress_total(mpx_graph_t *g, uint64_t total)
+{
+    if (!is_root(g))
+        return MPX_EINVAL;
+    g->mon.progress_total = total;
     return 0;
 }
 

@@ -70,12 +70,21 @@ write dropped '    mpx_put_i64(st, 1);
     mpx_graph_poll(g, 0, &it);
     mpx_graph_fd(g);
     mpx_graph_dispatch(g);
+    mpx_graph_put(g, "x", 1);
+    mpx_graph_put_str(g, "x");
+    mpx_graph_put_parts(g, NULL, 0);
+    mpx_graph_set_nonblocking(g, true);
+    mpx_graph_meta_set(g, "k", "v", 1);
+    mpx_graph_meta_set_str(g, "k", "v");
+    mpx_graph_meta_set_i64(g, "k", 1);
     mpx_run(g);
     mpx_shared_new(4096);
     mpx_shared_map("/etc/hostname", false);'
 expect_warnings dropped "-std=gnu17" mpx_put_i64 mpx_put_str mpx_meta_set_str \
   mpx_node_set_capacity mpx_graph_start mpx_graph_join mpx_graph_poll mpx_graph_fd \
-  mpx_graph_dispatch mpx_run mpx_shared_new mpx_shared_map
+  mpx_graph_dispatch mpx_graph_put mpx_graph_put_str mpx_graph_put_parts \
+  mpx_graph_set_nonblocking mpx_graph_meta_set mpx_graph_meta_set_str mpx_graph_meta_set_i64 \
+  mpx_run mpx_shared_new mpx_shared_map
 
 write checked '    int rc = mpx_put_i64(st, 1);
     if (rc != 0)

@@ -149,6 +149,14 @@ MPX_MUST_CHECK int mpx_node_set_index(mpx_node_t *node, bool on);
  *                             graph `dead_letter` (see mpx_graph_xcut),
  *                             with meta "mpx.error" (the error text),
  *                             "mpx.stage" and "mpx.instance" added.
+ *   MPX_ON_ERROR_RESULT       an error result goes on in the item's place
+ *                             (pqdm's exceptions as results): an item of
+ *                             no parts, with the item's meta (its
+ *                             mpx.index among it) and "mpx.error",
+ *                             "mpx.stage" and "mpx.instance" added, put by
+ *                             the stage that failed; counted in
+ *                             items_failed.  mpx_item_error() tells it
+ *                             from a value.
  *
  * With retries or a policy other than STOP, a stage that has input is
  * also restarted when its process dies: a replacement is forked (setup
@@ -169,6 +177,7 @@ typedef enum mpx_on_error {
     MPX_ON_ERROR_STOP = 1,
     MPX_ON_ERROR_SKIP = 2,
     MPX_ON_ERROR_DEAD_LETTER = 3,
+    MPX_ON_ERROR_RESULT = 4,
 } mpx_on_error_t;
 MPX_MUST_CHECK int mpx_node_on_error(mpx_node_t *node, mpx_on_error_t policy, const char *dead_letter);
 #define MPX_MAX_RETRIES 1000

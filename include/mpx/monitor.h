@@ -97,6 +97,11 @@ MPX_MUST_CHECK int mpx_graph_stats_to(mpx_graph_t *g, FILE *f);
  * rate and ETA on one line, redrawn each interval.  On by default when
  * stderr is a terminal (and MPX_PROGRESS is not "0"); never otherwise. */
 MPX_MUST_CHECK int mpx_graph_set_progress(mpx_graph_t *g, bool on);
+/* A graph fed by the program (mpx_graph_put) whose stages count nothing:
+ * the bar counts the results the program takes, against `total` (the
+ * results it expects; 0: unknown, then the bar shows the count and the
+ * rate).  Before or after start. */
+MPX_MUST_CHECK int mpx_graph_set_progress_total(mpx_graph_t *g, uint64_t total);
 
 /* In a stage (setup, usually): the number of units this stage will
  * produce, for the progress bar.  Items out count as units unless the

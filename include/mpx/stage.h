@@ -332,6 +332,9 @@ const void *mpx_item_meta(const mpx_item_t *it, const char *key, size_t *size);
 const char *mpx_item_meta_str(const mpx_item_t *it, const char *key);
 MPX_MUST_CHECK int mpx_item_meta_i64(const mpx_item_t *it, const char *key, int64_t *out);
 size_t mpx_item_meta_count(const mpx_item_t *it);
+/* An error result (MPX_ON_ERROR_RESULT, graph.h): its error text; NULL
+ * for any other item. */
+const char *mpx_item_error(const mpx_item_t *it);
 MPX_MUST_CHECK int mpx_item_meta_at(const mpx_item_t *it, size_t i, const char **key,
                      const void **value, size_t *size);
 
