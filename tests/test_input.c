@@ -469,12 +469,61 @@ static void worker_killed_while_fed(void)
     }
 }
 
+/* The kill comes while the program waits in poll: the input was put
+ * (polling only when a put said MPX_EAGAIN) and closed before the item
+ * that kills its worker is reached. */
+static void worker_killed_while_polling(void)
+{
+    const int64_t n = 2000;
+    volatile int *killed = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE,
+                                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(killed != MAP_FAILED, "mmap");
+    crash_args_t ca = {n - 100, killed};
+    mpx_graph_t *g = MPX_EZ(mpx_as(2, &Crash, &ca));
+    REQUIRE(mpx_node_set_retries(g, 1) == 0, "retries");
+    tally_t t;
+    tally_init(&t, n);
+    mpx_item_t *it;
+    int rc;
+    for (int64_t x = 0; x < n; x++)
+        while ((rc = mpx_graph_put(g, &x, sizeof x)) != 0) {
+            REQUIRE(rc == MPX_EAGAIN, "put: %s", mpx_strerror(rc));
+            if (mpx_graph_poll(g, 1000, &it) == 1)
+                tally_add(&t, it);
+        }
+    CHECK_EQ(mpx_graph_close_input(g), 0);
+    while ((rc = mpx_graph_poll(g, 1000, &it)) != 0) {
+        if (rc == 1)
+            tally_add(&t, it);
+        else
+            REQUIRE(rc == MPX_ETIMEDOUT, "poll: %s", mpx_strerror(rc));
+    }
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK(*killed == 1, "no worker was killed");
+    int64_t missing = 0;
+    for (int64_t i = 0; i < n; i++)
+        missing += t.by_index[i] == 0;
+    CHECK_EQ(missing, 0);
+    CHECK_EQ(t.bad_index, 0);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+    free(t.by_index);
+    munmap((void *)killed, sizeof(int));
+}
+
 /* An event loop: non-blocking puts, waiting on the descriptor for room
- * (MPX_DISPATCH_INPUT) and output alike. */
-static void event_loop_feeds(void)
+ * (MPX_DISPATCH_INPUT) and output alike; in the second round a worker
+ * is killed while the loop runs, under a retry policy. */
+static void event_loop_round(bool kill)
 {
     const int64_t n = 20000;
-    mpx_graph_t *g = MPX_EZ(mpx_as(2, &Triple, NULL));
+    volatile int *killed = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE,
+                                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(killed != MAP_FAILED, "mmap");
+    crash_args_t ca = {n / 2, killed};
+    mpx_graph_t *g = kill ? MPX_EZ(mpx_as(2, &Crash, &ca), mpx_stage(&Triple, NULL))
+                          : MPX_EZ(mpx_as(2, &Triple, NULL));
+    REQUIRE(!kill || mpx_node_set_retries(g, 1) == 0, "retries");
     REQUIRE(mpx_node_set_capacity(g, 16, 0) == 0, "capacity");
     CHECK_EQ(mpx_graph_set_nonblocking(g, true), 0);
     int fd = mpx_graph_fd(g);
@@ -506,13 +555,27 @@ static void event_loop_feeds(void)
         }
     }
     CHECK_EQ(mpx_graph_join(g), 0);
-    CHECK_EQ(t.n, 3 * n);
-    expect_each_index(&t, 3);
+    CHECK(!kill || *killed == 1, "no worker was killed");
+    if (kill) {
+        /* Each input's three results, or six for one sent again. */
+        int64_t wrong = 0;
+        for (int64_t i = 0; i < n; i++)
+            wrong += t.by_index[i] != 3 && t.by_index[i] != 6;
+        CHECK_EQ(wrong, 0);
+        CHECK_EQ(t.bad_index, 0);
+    } else {
+        CHECK_EQ(t.n, 3 * n);
+        expect_each_index(&t, 3);
+    }
     CHECK(inputs_seen > 0, "dispatch never reported room for input");
     expect_clean(g);
     mpx_node_destroy(&g);
     free(t.by_index);
+    munmap((void *)killed, sizeof(int));
 }
+
+static void event_loop_feeds(void) { event_loop_round(false); }
+static void worker_killed_in_event_loop(void) { event_loop_round(true); }
 
 int main(int argc, char **argv)
 {
@@ -526,7 +589,9 @@ int main(int argc, char **argv)
         TEST_CASE(implied_end_of_input),
         TEST_CASE(sources_beside_fed_stages),
         TEST_CASE(worker_killed_while_fed),
+        TEST_CASE(worker_killed_while_polling),
         TEST_CASE(event_loop_feeds),
+        TEST_CASE(worker_killed_in_event_loop),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }
