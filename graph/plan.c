@@ -424,9 +424,9 @@ int plan_build(mpx_node_t *root, plan_t **out, char **msg)
     sink->out = fed_tree(p, entry);
     if (sink->out < -1)
         goto oom;
-    sink->max_item = MPX_DEFAULT_MAX_ITEM;
-    for (const mpx_node_t *a = root; a && sink->max_item == MPX_DEFAULT_MAX_ITEM; a = a->parent)
-        sink->max_item = a->max_item ? a->max_item : sink->max_item;
+    /* The program's input follows the root's settings. */
+    sink->max_item = root->max_item ? root->max_item : MPX_DEFAULT_MAX_ITEM;
+    sink->pool_min = root->pool_min ? root->pool_min : MPX_DEFAULT_POOL_THRESHOLD;
     for (int i = 0; i < p->ninst; i++)
         if (collect_xouts(p, p->inst[i].node, &p->inst[i]) < 0 ||
             collect_env(p->inst[i].node, &p->inst[i]) < 0)

@@ -270,6 +270,9 @@ void edge_out_poll(edge_out_t *out);
  * stream owed to a replacement); edge_out_batch_since: when port 0's
  * batch got its first record (ticks; 0: empty). */
 bool edge_out_room(const edge_out_t *out, int port, size_t size);
+/* Drop every batch not sent, letting go of the pool blocks its records
+ * hold (an owner that ends without sending them). */
+void edge_out_discard(edge_out_t *out);
 bool edge_out_pending(const edge_out_t *out);
 uint64_t edge_out_batch_since(const edge_out_t *out);
 /* Whether messages that refer to pool blocks (and hold them) are kept

@@ -962,6 +962,21 @@ int edge_out_eos(edge_out_t *o)
 
 void edge_out_poll(edge_out_t *o) { read_credit(o); }
 
+void edge_out_discard(edge_out_t *o)
+{
+    for (int i = 0; i < o->nports; i++) {
+        out_port_t *pt = &o->ports[i];
+        if (pt->pooled && pt->count) {
+            pool_op_t op = {o, self_holder(o), false, 0};
+            wire_pool_refs(pt->buf + WIRE_HEAD, pt->len - WIRE_HEAD, pt->count, pool_op_one, &op);
+        }
+        pt->count = 0;
+        pt->len = WIRE_HEAD;
+        pt->pooled = false;
+        pt->extra = 0;
+    }
+}
+
 bool edge_out_room(const edge_out_t *o, int port, size_t size)
 {
     const out_port_t *pt = &o->ports[port];
@@ -1240,15 +1255,16 @@ int edge_out_restart(edge_out_t *o, const wire_restart_t *r, const char *why, si
 
 /* A redo the owner would not wait for credit for: what is left of its
  * run goes back to the head of the list, under its number, and still
- * returns MPX_EAGAIN.  Only for runs that refer to no pool block (the
- * program's input: the only owner that declines to wait). */
+ * returns MPX_EAGAIN.  add_redo takes holds of the rest's blocks before
+ * the caller drops the whole message's. */
 static int redo_rest(edge_out_t *o, const redo_t *r, const run_t *run)
 {
     zmq_msg_t m;
     if (zmq_msg_init_size(&m, WIRE_HEAD + run->len) != 0)
         return MPX_ENOMEM;
     uint8_t *d = zmq_msg_data(&m);
-    wire_head_put(d, &(wire_head_t){WIRE_DATA, 0, (uint32_t)o->self, run->n, o->gen});
+    wire_head_put(d, &(wire_head_t){WIRE_DATA, run->pooled ? WIRE_DATA_POOL : 0,
+                                    (uint32_t)o->self, run->n, o->gen});
     memcpy(d + WIRE_HEAD, run->recs, run->len);
     o->resent -= run->n; /* counted again when it goes */
     int rc = add_redo(o, &m, r->seq, run->n, r->target);
@@ -1294,7 +1310,7 @@ int edge_out_recover(edge_out_t *o)
         zmq_msg_init(&mine);
         bool copied = run.pooled && zmq_msg_copy(&mine, &r.msg) == 0;
         rc = send_run(o, r.target, &run, &r.msg, NULL, r.seq);
-        if (rc == MPX_EAGAIN && !run.pooled)
+        if (rc == MPX_EAGAIN)
             rc = redo_rest(o, &r, &run);
         zmq_msg_close(&r.msg);
         if (copied)

@@ -17,11 +17,13 @@
  */
 #define _GNU_SOURCE
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "edge_out_inline.h"
 #include "meta.h"
 #include "mpx/error.h"
+#include "pool.h"
 #include "supervisor.h"
 #include "ticks.h"
 #include "wire.h"
@@ -47,7 +49,14 @@ int feed_open(struct mpx_run *r)
     return 0;
 }
 
-void feed_close(struct mpx_run *r) { edge_out_destroy(&r->feed); }
+void feed_close(struct mpx_run *r)
+{
+    /* What never went lets its pool blocks go; kept messages do so in
+     * edge_out_destroy. */
+    if (r->feed)
+        edge_out_discard(r->feed);
+    edge_out_destroy(&r->feed);
+}
 
 void *feed_socket(struct mpx_run *r) { return r->feed ? edge_out_socket(r->feed) : NULL; }
 
@@ -116,6 +125,43 @@ long feed_due_ms(struct mpx_run *r)
 
 #define INDEX_KEY "mpx.index"
 
+static pool_holder_t parent_holder(const struct mpx_run *r)
+{
+    return (pool_holder_t){POOL_PARENT_SLOT((uint32_t)r->n), 0};
+}
+
+/* Large parts go through the graph's pool as a stage's do (stage.c):
+ * blk[i] is part i's new block, held by the parent, or POOL_NONE.  A
+ * full pool is not waited for (the program must not block on it): the
+ * bytes then go inline.  Returns the pool bytes referred to. */
+static uint64_t pool_parts(struct mpx_run *r, const mpx_part_t *parts, size_t n, uint32_t *blk)
+{
+    pool_t *pool = r->plan->pool;
+    size_t min = r->plan->inst[r->n].pool_min;
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        blk[i] = POOL_NONE;
+        if (!pool || parts[i].size < min)
+            continue;
+        uint32_t b;
+        if (pool_alloc(pool, parent_holder(r), parts[i].size + 1, &b) != 0)
+            continue;
+        uint8_t *d = pool_data(pool, b);
+        memcpy(d, parts[i].data, parts[i].size);
+        d[parts[i].size] = 0;
+        blk[i] = b;
+        bytes += parts[i].size;
+    }
+    return bytes;
+}
+
+static void unpool_parts(struct mpx_run *r, const uint32_t *blk, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (blk[i] != POOL_NONE)
+            (void)pool_release(r->plan->pool, blk[i], parent_holder(r));
+}
+
 int feed_put(struct mpx_run *r, const mpx_part_t *parts, size_t n, const meta_cur_t *meta)
 {
     size_t meta_size = meta ? meta_cur_size(meta) : 0;
@@ -123,18 +169,45 @@ int feed_put(struct mpx_run *r, const mpx_part_t *parts, size_t n, const meta_cu
     if (nmeta >= UINT16_MAX)
         return MPX_ERANGE;
     size_t index_size = wire_meta_entry_size(sizeof INDEX_KEY - 1, sizeof(int64_t));
-    size_t size = WIRE_REC_HEAD + meta_size + index_size;
-    for (size_t i = 0; i < n; i++)
+    size_t size = WIRE_REC_HEAD + meta_size + index_size, inline_size = size;
+    size_t min = r->plan->pool ? r->plan->inst[r->n].pool_min : SIZE_MAX;
+    bool large = false;
+    for (size_t i = 0; i < n; i++) {
         size += wire_part_size(parts[i].size);
+        large |= parts[i].size >= min;
+    }
     if (size > r->plan->inst[r->n].max_item)
         return MPX_ERANGE;
+    /* Room is judged by the whole weight, pool bytes counted as the
+     * edges count them (wire_weight). */
     if (!feed_room(r, size))
         return edge_out_closed(r->feed, 0) ? MPX_ESTOPPED : MPX_EAGAIN;
+    uint32_t small[8], *blk = small;
+    uint64_t pooled = 0;
+    if (large) {
+        blk = n <= 8 ? small : malloc(n * sizeof *blk);
+        if (!blk)
+            return MPX_ENOMEM;
+        pooled = pool_parts(r, parts, n, blk);
+    }
+    for (size_t i = 0; i < n; i++)
+        inline_size += pooled && blk[i] != POOL_NONE ? WIRE_POOLED_PART_SIZE
+                                                     : wire_part_size(parts[i].size);
     int rc;
-    uint8_t *dst = edge_out_reserve(r->feed, 0, size, &rc);
-    if (!dst)
+    uint8_t *dst = edge_out_reserve(r->feed, 0, inline_size, &rc);
+    if (!dst) {
+        if (pooled)
+            unpool_parts(r, blk, n);
+        if (blk != small)
+            free(blk);
         return rc;
-    uint8_t *p = wire_rec_head_put(dst, size, n, nmeta + 1, meta_size + index_size);
+    }
+    uint8_t *p = wire_rec_head_put(dst, inline_size, n, nmeta + 1, meta_size + index_size);
+    if (pooled) {
+        uint32_t flags = WIRE_REC_POOL;
+        memcpy(dst + 12, &flags, 4);
+        edge_out_pooled(r->feed, 0, pooled);
+    }
     if (meta_size)
         meta_cur_encode(meta, p);
     p += meta_size;
@@ -142,8 +215,11 @@ int feed_put(struct mpx_run *r, const mpx_part_t *parts, size_t n, const meta_cu
     wire_meta_entry_put(p, INDEX_KEY, sizeof INDEX_KEY - 1, &index, sizeof index);
     p += index_size;
     for (size_t i = 0; i < n; i++)
-        p = wire_part_put(p, parts[i].data, parts[i].size);
-    rc = edge_out_commit(r->feed, 0, size);
+        p = pooled && blk[i] != POOL_NONE ? wire_part_put_pooled(p, blk[i], parts[i].size)
+                                          : wire_part_put(p, parts[i].data, parts[i].size);
+    if (blk != small)
+        free(blk);
+    rc = edge_out_commit(r->feed, 0, inline_size);
     r->input_count++;
     /* Kept in the batch for want of credit: it is put all the same. */
     return rc == MPX_EAGAIN ? 0 : rc;

@@ -80,6 +80,24 @@ static int crash_process(mpx_stage_t *st, mpx_item_t *it)
 static const mpx_stage_def_t Crash = {.name = "crash", .args_size = sizeof(crash_args_t),
                                       .process = crash_process};
 
+/* The sum of a large item's bytes; dies by SIGKILL on the input whose
+ * mpx.index is `id`, the first time any instance gets there. */
+static int bytesum_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    const crash_args_t *a = mpx_args(st);
+    int64_t idx = -1;
+    if (mpx_item_meta_i64(it, "mpx.index", &idx) == 0 && idx == a->id &&
+        __sync_bool_compare_and_swap(a->killed, 0, 1))
+        raise(SIGKILL);
+    const uint8_t *d = mpx_item_data(it, 0);
+    int64_t sum = 0;
+    for (size_t i = 0; i < mpx_item_size(it, 0); i++)
+        sum += d[i];
+    return mpx_put_i64(st, sum);
+}
+static const mpx_stage_def_t ByteSum = {.name = "bytesum", .args_size = sizeof(crash_args_t),
+                                        .process = bytesum_process};
+
 /* Stops reading its input after the first item. */
 static int quit_process(mpx_stage_t *st, mpx_item_t *it)
 {
@@ -511,6 +529,74 @@ static void worker_killed_while_polling(void)
     munmap((void *)killed, sizeof(int));
 }
 
+/* Large inputs (256 KiB) go through the graph's pool, as a stage's
+ * large puts do; a worker killed with one in hand loses nothing, and
+ * after the run no block is in use. */
+static void large_inputs_through_pool(void)
+{
+    enum { N = 300, SIZE = 256 * 1024 };
+    volatile int *killed = mmap(NULL, sizeof(int), PROT_READ | PROT_WRITE,
+                                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(killed != MAP_FAILED, "mmap");
+    crash_args_t ca = {N / 2, killed};
+    mpx_graph_t *g = MPX_EZ(mpx_as(2, &ByteSum, &ca));
+    REQUIRE(mpx_node_set_retries(g, 1) == 0, "retries");
+    REQUIRE(mpx_graph_set_pool(g, 32u << 20) == 0, "pool");
+    uint8_t *buf = malloc(SIZE);
+    REQUIRE(buf, "memory");
+    int64_t *want = calloc(N, sizeof *want);
+    REQUIRE(want, "memory");
+    tally_t t;
+    tally_init(&t, N);
+    int64_t *got = calloc(N, sizeof *got);
+    REQUIRE(got, "memory");
+    mpx_item_t *it;
+    int rc;
+    for (int64_t x = 0; x < N; x++) {
+        for (size_t i = 0; i < SIZE; i++)
+            buf[i] = (uint8_t)(x * 7 + i * 13);
+        for (size_t i = 0; i < SIZE; i++)
+            want[x] += buf[i];
+        while ((rc = mpx_graph_put(g, buf, SIZE)) == MPX_EAGAIN)
+            while (mpx_graph_poll(g, 0, &it) == 1) {
+                int64_t idx = -1;
+                if (mpx_item_meta_i64(it, "mpx.index", &idx) == 0 && idx >= 0 && idx < N)
+                    got[idx] = mpx_item_i64(it);
+                tally_add(&t, it);
+            }
+        REQUIRE(rc == 0, "put: %s", mpx_strerror(rc));
+    }
+    CHECK_EQ(mpx_graph_close_input(g), 0);
+    while ((it = mpx_graph_next(g))) {
+        int64_t idx = -1;
+        if (mpx_item_meta_i64(it, "mpx.index", &idx) == 0 && idx >= 0 && idx < N)
+            got[idx] = mpx_item_i64(it);
+        tally_add(&t, it);
+    }
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK(*killed == 1, "no worker was killed");
+    int64_t wrong = 0, missing = 0;
+    for (int64_t x = 0; x < N; x++) {
+        missing += t.by_index[x] == 0;
+        wrong += got[x] != want[x];
+    }
+    CHECK_EQ(missing, 0);
+    CHECK_EQ(wrong, 0);
+    mpx_pool_stats_t ps;
+    REQUIRE(mpx_graph_pool_stats(g, &ps) == 0, "pool stats");
+    CHECK(ps.peak_bytes >= SIZE, "the inputs did not go through the pool (peak %zu)",
+          (size_t)ps.peak_bytes);
+    CHECK_EQ(ps.bytes_in_use, 0);
+    CHECK_EQ(ps.blocks_in_use, 0);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+    free(buf);
+    free(want);
+    free(got);
+    free(t.by_index);
+    munmap((void *)killed, sizeof(int));
+}
+
 /* An event loop: non-blocking puts, waiting on the descriptor for room
  * (MPX_DISPATCH_INPUT) and output alike; in the second round a worker
  * is killed while the loop runs, under a retry policy. */
@@ -590,6 +676,7 @@ int main(int argc, char **argv)
         TEST_CASE(sources_beside_fed_stages),
         TEST_CASE(worker_killed_while_fed),
         TEST_CASE(worker_killed_while_polling),
+        TEST_CASE(large_inputs_through_pool),
         TEST_CASE(event_loop_feeds),
         TEST_CASE(worker_killed_in_event_loop),
     };
