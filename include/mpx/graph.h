@@ -389,7 +389,10 @@ MPX_MUST_CHECK int mpx_graph_dispatch(mpx_graph_t *g);
  * its 0-based position in the input (the number of items put before it),
  * which travels with it and with whatever a stage makes of it unless the
  * stage clears its meta: a result tells which input it came from.  The
- * bytes are copied (through the socket, not the pool) before it returns.
+ * bytes are copied before it returns: a part of at least the root's pool
+ * threshold (mpx_node_set_pool_threshold) into the graph's pool when it
+ * has room (a full pool is not waited for: the bytes then go inline),
+ * the rest into the message.
  * Starts the graph when needed.  Returns
  *
  *   0              the item is in: it goes out in a batch with the next
