@@ -14,6 +14,10 @@
  * (mpx_graph_next, a poll with a timeout, a put without room).  So a
  * program that puts many small items pays a message per batch, not per
  * item, and one that puts an item now and then sees it leave at once.
+ *
+ * Why a single thread cannot deadlock on its own puts (sup_put's rule:
+ * wait only while no output waits for the program) is modelled in
+ * feed.pml, checked by SPIN in the test suite.
  */
 #define _GNU_SOURCE
 #include <stdio.h>

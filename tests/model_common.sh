@@ -6,7 +6,8 @@
 # removed at the end whatever happens, with any pan still running in it
 # (pan_pid) ended first.  MPX_MODEL_KEEP=1 keeps the directory and says
 # where it is.  Defines fail, picked (which reads the script's `want`),
-# run_pan and figures.
+# run_pan, figures, and check_configs (the loop over a script's
+# configurations).
 
 if [[ $# -lt 1 || ! -d $1 ]]; then
     echo "usage: $0 SOURCE_ROOT [NAME...]" >&2
@@ -83,4 +84,92 @@ figures() { # LOG
     secs=$(sed -n 's/^pan: elapsed time \([0-9.e+]*\) seconds.*/\1/p' "$1" | head -n 1)
     mem=$(sed -n 's/^ *\([0-9.]*\).total actual memory usage.*/\1/p' "$1" | head -n 1)
     echo "${states:-?} states, depth ${depth:-?}, ${secs:-?} s, ${mem:-?} MB"
+}
+
+# The counterexample: the steps that matter (explain_pattern, a grep -E
+# pattern the script sets), pan's first, depth-first.
+explain() { # DIR FILE MACROS...
+    local dir=$1 file=$2
+    shift 2
+    if compgen -G "$dir/*.trail" >/dev/null; then
+        echo "---- counterexample (the last 60 steps that matter) ----" >&2
+        (cd "$dir" && spin -t -p "$@" "$file" 2>&1 |
+            grep -E "$explain_pattern" |
+            sed -E "s/ *${file//./\\.}:[0-9]+ \\(state [0-9]+\\)//" | tail -n 60) >&2
+    fi
+}
+
+# Check every configuration picked (the script's `configs`, `panflags`),
+# as the header of test_pool_model.sh says; exits with the outcome.
+check_configs() {
+total=0
+failed=0
+for entry in "${configs[@]}"; do
+    IFS='|' read -r name file expect macros what <<<"$entry"
+    picked "$name" || continue
+    name=${name#+}
+    total=$((total + 1))
+    echo "-- $name: $what"
+    echo "   model: $file $macros; expected: $expect"
+    dir=$tmp/$name
+    [[ -f $src/lib/$file ]] || fail "no $src/lib/$file"
+    mkdir -p "$dir" && cp "$src/lib/$file" "$dir/$file" && cd "$dir" || exit 1
+    read -r -a mflags <<<"$macros"
+    if ! spin -a "${mflags[@]}" "$file" >spin.log 2>&1; then
+        cat "$dir/spin.log" >&2
+        fail "$name: spin cannot translate the model"
+    fi
+    opt=-O2
+    [[ $expect == pass ]] || opt=-O0
+    if ! "${cc[@]}" "$opt" "${panflags[@]}" -o pan pan.c >cc.log 2>&1; then
+        cat "$dir/cc.log" >&2
+        fail "$name: cannot build pan"
+    fi
+    log=$dir/safety.log
+    run_pan "$log" -m1000000
+    errors=$(sed -n 's/.*errors: \([0-9]*\).*/\1/p' "$log" | head -n 1)
+    if [[ -z $errors ]]; then
+        tail -n 30 "$log" >&2
+        fail "$name: pan did not finish"
+    fi
+    if [[ $errors == 0 ]] && grep -q 'Search not completed' "$log"; then
+        tail -n 30 "$log" >&2
+        fail "$name: the search was cut short (memory), nothing is proved"
+    fi
+    if grep -q 'max search depth too small' "$log"; then
+        tail -n 30 "$log" >&2
+        fail "$name: the search depth limit was reached, nothing is proved"
+    fi
+    echo "   $errors errors; $(figures "$log")"
+    caught=$(grep -m 1 -E '^pan:[0-9]+:' "$log")
+    # What pan says of the property named: its assertion, or a process
+    # left waiting for ever.
+    property=${expect#fail=}
+    says="(${property}==0)"
+    [[ $property == end ]] && says="invalid end state"
+    if [[ $expect == pass ]]; then
+        if [[ $errors != 0 ]]; then
+            echo "   $caught" >&2
+            explain "$dir" "$file" "${mflags[@]}"
+            echo "FAIL: $name: the model checker found an error in a correct configuration" >&2
+            failed=$((failed + 1))
+        fi
+    elif [[ $errors == 0 ]]; then
+        echo "FAIL: $name: the model checker did not catch the broken variant" >&2
+        failed=$((failed + 1))
+    elif [[ $caught != *"$says"* ]]; then
+        echo "   $caught" >&2
+        explain "$dir" "$file" "${mflags[@]}"
+        echo "FAIL: $name: caught, but not as $property" >&2
+        failed=$((failed + 1))
+    else
+        echo "   caught: $caught"
+        ((${#want[@]} == 0)) || explain "$dir" "$file" "${mflags[@]}" 2>&1
+    fi
+    cd "$tmp" || exit 1
+done
+
+((total > 0)) || fail "no configuration is named ${want[*]}"
+((failed == 0)) || fail "$failed of $total configurations"
+echo "all $total configurations as expected"
 }
