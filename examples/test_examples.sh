@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # examples/test_examples.sh — runs each example and checks what it prints
 # against the same figures computed independently with find, wc, tr, gzip,
-# od, ffmpeg and python3, and that its --dot picture is one Graphviz
-# renders.
+# od, ffmpeg and python3 (lineserver: as its clients, with python3's zlib),
+# and that its --dot picture is one Graphviz renders.
 #
 #   test_examples.sh BUILD_DIR [CASE...]
 #
 # BUILD_DIR holds the example programs (meson passes examples/ of the build
 # tree).  CASEs: count_addx wordfreq compress meta_filename chunk_stats
-# frames monitor_demo (only its picture: its own test is elsewhere); none
-# means all that are built.  Exits non-zero at the first mismatch.
+# frames lineserver monitor_demo (only its picture: its own test is
+# elsewhere); none means all that are built.  Exits non-zero at the first mismatch.
 #
 # Every example runs under no_leftovers (built at the top of the build
 # tree; $MPX_NO_LEFTOVERS names it when set): with a private TMPDIR, as a
@@ -20,11 +20,12 @@ set -uo pipefail
 export LC_ALL=C # wc -w, tr and sort must see bytes, as the examples do
 
 if [[ $# -lt 1 || ! -d $1 ]]; then
-    echo "usage: $0 BUILD_DIR [count_addx|wordfreq|compress|meta_filename|chunk_stats|frames|monitor_demo]..." >&2
+    echo "usage: $0 BUILD_DIR [count_addx|wordfreq|compress|meta_filename|chunk_stats|frames|lineserver|monitor_demo]..." >&2
     exit 2
 fi
 bin=$1
 shift
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd) # the helpers beside this script
 licenses=/usr/share/common-licenses
 guard=${MPX_NO_LEFTOVERS:-$bin/../no_leftovers}
 if [[ ! -x $guard ]]; then
@@ -324,6 +325,25 @@ case_frames() {
     ok "an output in a missing directory: status 1, $(head -c 200 "$tmp/err")"
 }
 
+# ---- lineserver ---------------------------------------------------------------
+# The server under its clients: examples/test_lineserver.py starts it (under
+# the guard), runs 20 clients of 200 requests each and a few that misbehave
+# while a worker kills itself, checks every reply against python3's zlib,
+# ends it with SIGTERM, then interrupts a second run with SIGINT mid-flight.
+
+case_lineserver() {
+    command -v python3 >/dev/null || fail "python3 is not installed"
+    python3 "$here/test_lineserver.py" "$guard" "$bin/lineserver" ||
+        fail "examples/test_lineserver.py (above)"
+
+    local rc
+    "$guard" "$bin/lineserver" "$tmp/no-such-dir" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    ((rc == 1)) && [[ ! -s $tmp/out ]] && grep -q 'no-such-dir: No such file or directory' "$tmp/err" ||
+        fail "lineserver of a missing directory: status $rc, said '$(cat "$tmp/err")'"
+    ok "a missing directory: status 1, $(cat "$tmp/err")"
+}
+
 # Every example takes --dot: it builds its graph, prints it in DOT and
 # exits without running it.  dot must render that to a PNG without a
 # warning (a warning means something is drawn wrong).
@@ -343,7 +363,7 @@ check_dot() {
 
 cases=("$@")
 if ((${#cases[@]} == 0)); then
-    cases=(count_addx wordfreq compress meta_filename chunk_stats frames)
+    cases=(count_addx wordfreq compress meta_filename chunk_stats frames lineserver)
     [[ -x $bin/monitor_demo ]] && cases+=(monitor_demo)
 fi
 for c in "${cases[@]}"; do
