@@ -5,7 +5,7 @@
  * the reply goes back to the client that asked, when its result arrives.
  *
  *     lineserver [-j WORKERS] [-p PORT] [-c CAPACITY] [-m MAX_CLIENTS]
- *                [--kill-at K] DIR
+ *                [--kill-at K [--kill-times N]] DIR
  *     lineserver --dot              the graph in Graphviz DOT, not run
  *
  * It listens on 127.0.0.1 only, port PORT (default 0: the kernel chooses),
@@ -65,11 +65,18 @@
  * every request still gets its one reply.  A request handled twice (one a
  * dead worker had finished but not yet confirmed) is answered once: the
  * second result finds its slot filled, or already written, and is
- * dropped.  A request that kills three workers in a row stops the graph:
- * the server then closes every connection and exits with status 1.
+ * dropped.  A request that kills three workers in a row is answered
+ *
+ *     ERROR request failed: <why, as mpx says it>
+ *
+ * and the server goes on: the graph's policy is MPX_ON_ERROR_RESULT, so
+ * such a request comes back as an error result carrying the request's
+ * meta (hence its connection), not as the end of the graph.  (The path is
+ * not repeated there: the error result has no parts, only the meta.)
  * --kill-at K makes the worker that takes request number K (counted from
- * 0 over all connections: its mpx.index) kill itself with SIGKILL, once,
- * to show this.
+ * 0 over all connections: its mpx.index) kill itself with SIGKILL, the
+ * first N times it is handed that request (--kill-times, default 1), to
+ * show both.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -108,7 +115,8 @@
 typedef struct digest_args {
     int dirfd;          /* DIR, opened before the graph forks: every worker has it */
     int64_t kill_at;    /* the mpx.index to die on, or -1 */
-    atomic_int *killed; /* shared by all workers and replacements: once only */
+    int kill_times;     /* how many times */
+    atomic_int *killed; /* times so far, shared by all workers and replacements */
 } digest_args;
 
 typedef struct digest_state {
@@ -247,7 +255,7 @@ static int digest_process(mpx_stage_t *st, mpx_item_t *item)
     digest_state *s = mpx_state(st);
     int64_t index;
     if (a->kill_at >= 0 && mpx_meta_i64(st, "mpx.index", &index) == 0 && index == a->kill_at &&
-        atomic_exchange(a->killed, 1) == 0)
+        atomic_fetch_add(a->killed, 1) < a->kill_times)
         raise(SIGKILL);
 
     const char *path = mpx_item_str(item); /* parts are followed by a NUL */
@@ -614,13 +622,23 @@ static void deliver(server *s, const mpx_item_t *it)
                     q, c->next);
         return;
     }
+    /* An error result: the workers failed on this request (retries
+     * exhausted); its meta still says for whom. */
+    const char *error = mpx_item_error(it);
+    char failed[REPLY_MAX];
+    const char *text = mpx_item_data(it, 0);
     size_t len = mpx_item_size(it, 0);
+    if (error) {
+        int n = snprintf(failed, sizeof failed, "ERROR request failed: %s", error);
+        text = failed;
+        len = n < 0 ? 0 : (size_t)n < sizeof failed ? (size_t)n : sizeof failed - 1;
+    }
     r->text = malloc(len + 1);
     if (!r->text) {
         server_fail(s, "out of memory");
         return;
     }
-    memcpy(r->text, mpx_item_data(it, 0), len);
+    memcpy(r->text, text, len);
     r->text[len] = '\n';
     r->len = len + 1;
     conn_advance(s, c);
@@ -880,12 +898,12 @@ static void serve(server *s)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: lineserver [-j WORKERS] [-p PORT] [-c CAPACITY] [-m MAX_CLIENTS]\n"
-               "                  [--kill-at K] DIR\n"
+               "                  [--kill-at K [--kill-times N]] DIR\n"
                "       lineserver --dot\n"
                "Serve on 127.0.0.1:PORT (0: any; printed as \"port N\"): each request line\n"
                "names a file under DIR, answered with \"CRC32 SIZE DEFLATED_SIZE PATH\" or\n"
                "\"ERROR PATH: REASON\", in the order asked, by WORKERS processes.\n"
-               "--kill-at K: the worker that takes request K kills itself once.\n");
+               "--kill-at K: the worker that takes request K kills itself (N times).\n");
 }
 
 static bool parse_count(const char *s, unsigned long long lo, unsigned long long hi,
@@ -901,16 +919,18 @@ static bool parse_count(const char *s, unsigned long long lo, unsigned long long
 }
 
 typedef struct options {
-    unsigned long long workers, port, capacity, max_conns, kill_at;
+    unsigned long long workers, port, capacity, max_conns, kill_at, kill_times;
     bool kill, dot;
     const char *dir;
 } options;
 
 static int parse_options(int argc, char **argv, options *o)
 {
-    *o = (options){.workers = 2, .max_conns = 1024};
-    static const struct option long_options[] = {
-        {"dot", no_argument, NULL, 'D'}, {"kill-at", required_argument, NULL, 'K'}, {0}};
+    *o = (options){.workers = 2, .max_conns = 1024, .kill_times = 1};
+    static const struct option long_options[] = {{"dot", no_argument, NULL, 'D'},
+                                                 {"kill-at", required_argument, NULL, 'K'},
+                                                 {"kill-times", required_argument, NULL, 'T'},
+                                                 {0}};
     for (int opt; (opt = getopt_long(argc, argv, "j:p:c:m:h", long_options, NULL)) != -1;) {
         bool ok = true;
         switch (opt) {
@@ -919,13 +939,15 @@ static int parse_options(int argc, char **argv, options *o)
         case 'c': ok = parse_count(optarg, 1, 1000000, &o->capacity); break;
         case 'm': ok = parse_count(optarg, 1, 100000, &o->max_conns); break;
         case 'K': ok = parse_count(optarg, 0, INT64_MAX, &o->kill_at), o->kill = true; break;
+        case 'T': ok = parse_count(optarg, 1, 1000, &o->kill_times); break;
         case 'D': o->dot = true; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return -1;
         }
         if (!ok) {
-            fprintf(stderr, "lineserver: bad value for -%c: %s\n", opt == 'K' ? 'K' : opt,
-                    optarg);
+            char name[] = {'-', (char)opt, '\0'};
+            fprintf(stderr, "lineserver: bad value for %s: %s\n",
+                    opt == 'K' ? "--kill-at" : opt == 'T' ? "--kill-times" : name, optarg);
             return -1;
         }
     }
@@ -1066,7 +1088,7 @@ int main(int argc, char **argv)
             return EXIT_FAILURE;
         }
     }
-    /* The once-only kill flag, seen by every worker and replacement. */
+    /* The count of kills, seen by every worker and replacement. */
     mpx_shared_t *flag = mpx_shared_new(sizeof(atomic_int));
     if (!flag) {
         fprintf(stderr, "lineserver: mpx_shared_new: %s\n", strerror(errno));
@@ -1074,7 +1096,8 @@ int main(int argc, char **argv)
             close(dirfd);
         return EXIT_FAILURE;
     }
-    digest_args args = {dirfd, o.kill ? (int64_t)o.kill_at : -1, mpx_shared_data(flag)};
+    digest_args args = {dirfd, o.kill ? (int64_t)o.kill_at : -1, (int)o.kill_times,
+                        mpx_shared_data(flag)};
     atomic_init(args.killed, 0);
 
     server s = {.ep = -1, .lfd = -1, .sfd = -1, .gfd = -1, .max_conns = o.max_conns};
@@ -1082,6 +1105,8 @@ int main(int argc, char **argv)
     int rc = s.g ? 0 : MPX_ENOMEM;
     if (rc == 0)
         rc = mpx_node_set_retries(s.g, 2);
+    if (rc == 0)
+        rc = mpx_node_on_error(s.g, MPX_ON_ERROR_RESULT, NULL);
     if (rc == 0 && o.capacity)
         rc = mpx_node_set_capacity(s.g, (size_t)o.capacity, 0);
     if (rc != 0) {

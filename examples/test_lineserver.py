@@ -20,7 +20,10 @@ runs this as its lineserver case.  Two runs:
      connection; SIGTERM to the whole process group then ends the server:
      status 0, one replacement only (the workers ignore it), every request
      taken answered or its client gone.
-  2. SIGINT while 6 clients have requests in flight: each gets a prefix of
+  2. A request that kills its worker three times (retries 2): its client
+     gets "ERROR request failed: ..." in its place, every other reply is
+     right, and the server goes on serving.
+  3. SIGINT while 6 clients have requests in flight: each gets a prefix of
      its replies, each right, then the end; the server answers every
      request it took (none lost on the way out) and exits 0.
 
@@ -424,6 +427,29 @@ def many_clients(guard, binary, served, expect, rng):
        f"{f['pauses']} pauses for room; {f['duplicates']} results seen twice, dropped")
 
 
+def poisoned(guard, binary, served, expect, rng):
+    good = [k for k, v in expect.items() if not v.startswith(b"ERROR")]
+    srv = Server(guard, binary, ["-j", "2", "--kill-at", "5", "--kill-times", "3", served])
+    # One at a time: request 5 of this client is request 5 of the server.
+    first = Client("client 0", srv.port, [rng.choice(good) for _ in range(20)], expect, rng,
+                   window=1)
+    run_clients([first])
+    got = first.replies[5] if len(first.replies) > 5 else b""
+    if not (got.startswith(b"ERROR request failed: ") and b"signal 9" in got):
+        fail(f"the reply to the request that killed three workers is {got!r}")
+    first.expected[5] = got
+    check_all_replies(first)
+    second = Client("client 1", srv.port, [rng.choice(good) for _ in range(50)], expect, rng)
+    run_clients([second])
+    check_all_replies(second)
+    srv.signal(signal.SIGTERM)
+    f = srv.finish()
+    if f["restarts"] != 3 or f["requests"] != 70 or f["replies"] != 70:
+        fail(f"expected 3 replacements and 70 requests answered: {f}")
+    ok(f"a request that killed three workers: {got.decode()!r}; the other 19 right, "
+       "and the next client served")
+
+
 def interrupted(guard, binary, served, expect, rng):
     good = [k for k, v in expect.items() if not v.startswith(b"ERROR")]
     big = sorted(good, key=lambda k: -int(expect[k].split()[1]))[:6]
@@ -473,6 +499,7 @@ def main():
         served, names = make_tree(root, rng)
         expect = expectations(served, names)
         many_clients(guard, binary, served, expect, rng)
+        poisoned(guard, binary, served, expect, rng)
         interrupted(guard, binary, served, expect, rng)
     except Failure as e:
         print(f"FAIL: {e}", file=sys.stderr)
