@@ -1185,6 +1185,7 @@ _Noreturn void child_main(const child_args_t *a)
     }
 
     rt->phase = PHASE_TEARDOWN;
+    rt->box->at_end = 1;
     set_state(rt, MPX_STATE_TEARDOWN);
     meta_cur_reset(&rt->meta, NULL, 0, 0);
     if (def->teardown) {

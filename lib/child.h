@@ -56,6 +56,7 @@ typedef struct blackbox {
     volatile uint32_t busy;    /* process is running on the item below */
     volatile uint32_t ended;   /* end of stream sent: nothing to recover */
     volatile uint32_t stopped; /* the stage called mpx_stop */
+    volatile uint32_t at_end;  /* its input ended: in teardown or leaving */
     /* Items in, out and dropped, noted when it ended or stopped. */
     uint64_t items_in, items_out, items_dropped;
     volatile uint64_t item_no; /* items taken so far; the one in hand is the last */

@@ -52,6 +52,10 @@
 
 /* How long stopped stages get to leave before they are killed. */
 #define STOP_GRACE_MS 300
+/* Deaths in a row after the input ended (teardown, exit) that are
+ * replaced; the next fails the run. */
+#define ENDED_DEATHS_MAX 5
+
 /* Without pidfds, how often children are checked for. */
 #define REAP_POLL_MS 50
 
@@ -481,12 +485,19 @@ static void child_died(struct mpx_run *r, int i, const char *how)
                             : b->stopped || c->resume == CHILD_STOPPED ? CHILD_STOPPED
                             : b->ended                                 ? CHILD_FINISHED
                                                                        : CHILD_FRESH;
-    /* One that dies again and again in setup would be replaced forever. */
+    /* One that dies again and again in setup would be replaced forever;
+     * so would one that dies each time after its input ended (in
+     * teardown, or on its way out), its replacement taking again only
+     * what was not confirmed and dying the same way.  (Deaths while it
+     * processes are bounded by the items' own failure counts.) */
     c->barren = c->ready ? 0 : c->barren + 1;
-    if (can && c->barren >= 3) {
-        sup_record(r, MPX_ECRASH, "%s (pid %ld) %s%s; it died %d times in a row before its "
-               "setup finished, so it is not replaced again",
-               label, (long)c->pid, what, hand, c->barren);
+    c->ended_deaths = b->at_end ? c->ended_deaths + 1 : c->ready ? 0 : c->ended_deaths;
+    if (can && (c->barren >= 3 || c->ended_deaths >= ENDED_DEATHS_MAX)) {
+        bool setup = c->barren >= 3;
+        sup_record(r, MPX_ECRASH, "%s (pid %ld) %s%s; it died %d times in a row %s, so it is "
+               "not replaced again",
+               label, (long)c->pid, what, hand, setup ? c->barren : c->ended_deaths,
+               setup ? "before its setup finished" : "after its input ended");
         return;
     }
     if (!can) {

@@ -29,7 +29,7 @@ typedef struct run_child {
      * current process's generation; deaths in a row before an item was
      * taken; the per-item timeout's watch. */
     uint32_t gen;
-    int restarts, barren;
+    int restarts, barren, ended_deaths;
     /* Over every process of the instance: the dead ones' from their
      * black boxes, plus the DONE of the last. */
     uint64_t items_failed, items_resent;

@@ -1039,6 +1039,27 @@ static void teardown_failure_reported(void)
     EXPECT_ERROR(g, MPX_ESTAGE, "stage 'badteardown'", "teardown failed: cannot flush the index");
 }
 
+/* A process that dies on its way out (here: _exit in teardown), each
+ * time, under a retry policy: its replacements take again what was not
+ * confirmed and die the same way.  They are not made for ever: after
+ * three in a row after the input's end the run fails, naming the exit. */
+static int exit_in_teardown(mpx_stage_t *st)
+{
+    (void)st;
+    fflush(NULL);
+    _exit(99);
+}
+static const mpx_stage_def_t ExitAtEnd = {.name = "exitatend", .process = pass,
+                                          .teardown = exit_in_teardown};
+
+static void death_at_exit_not_replaced_for_ever(void)
+{
+    mpx_graph_t *g = MPX_EZ(range_node(0, 10), mpx_as(2, &ExitAtEnd, NULL));
+    REQUIRE(mpx_node_set_retries(g, 2) == 0, "retries");
+    EXPECT_ERROR(g, MPX_ECRASH, "stage 'exitatend'", "exited with status 99",
+                 "times in a row after its input ended, so it is not replaced again");
+}
+
 static int big_setup(mpx_stage_t *st)
 {
     static char buf[4096];
@@ -1292,6 +1313,7 @@ int main(int argc, char **argv)
         TEST_CASE(timeout_kills_and_replaces),
         TEST_CASE(setup_failure_fails_before_items),
         TEST_CASE(teardown_failure_reported),
+        TEST_CASE(death_at_exit_not_replaced_for_ever),
         TEST_CASE(oversize_item_refused),
         TEST_CASE(malformed_edge_message_reported),
         TEST_CASE(malformed_control_message_reported),
