@@ -446,7 +446,11 @@ MPX_MUST_CHECK int mpx_graph_dispatch(mpx_graph_t *g);
  * A stage fed by the program is restarted like any stage with input
  * (mpx_node_on_error, mpx_node_set_retries): what it held is put again
  * to its siblings or its replacement by the program's side, as credit
- * allows, during the program's calls on the graph.
+ * allows, during the program's calls on the graph.  That is at least
+ * once: an input a dead worker had finished but not confirmed is
+ * processed again, and its result may come a second time, even long
+ * after the first; tell repeats apart by mpx.index (the pool map,
+ * mpx/imap.h, drops them itself).
  *
  * mpx_graph_set_nonblocking(g, on): puts never wait (MPX_EAGAIN instead);
  * for event loops, which learn of room from mpx_graph_fd and
