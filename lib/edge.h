@@ -273,6 +273,9 @@ bool edge_out_room(const edge_out_t *out, int port, size_t size);
 /* Drop every batch not sent, letting go of the pool blocks its records
  * hold (an owner that ends without sending them). */
 void edge_out_discard(edge_out_t *out);
+/* Port's batch has a record and the credit read so far lets at least that
+ * one go. */
+bool edge_out_can_send(const edge_out_t *out, int port);
 bool edge_out_pending(const edge_out_t *out);
 uint64_t edge_out_batch_since(const edge_out_t *out);
 /* Whether messages that refer to pool blocks (and hold them) are kept

@@ -984,6 +984,18 @@ bool edge_out_room(const edge_out_t *o, int port, size_t size)
                               pt->len - WIRE_HEAD + pt->extra + size <= pt->batch_bytes);
 }
 
+bool edge_out_can_send(const edge_out_t *o, int port)
+{
+    const out_port_t *pt = &o->ports[port];
+    if (pt->count == 0 || pt->root < 0)
+        return false;
+    uint32_t size;
+    memcpy(&size, pt->buf + WIRE_HEAD, 4);
+    const run_t first = {pt->buf + WIRE_HEAD, size, 1, false, pt->pooled,
+                         pt->pooled ? wire_weight(pt->buf + WIRE_HEAD, size, 1) : size};
+    return tree_fit(o, pt->root, &first) > 0;
+}
+
 bool edge_out_pending(const edge_out_t *o)
 {
     for (int i = 0; i < o->nports; i++)

@@ -121,7 +121,10 @@ bool feed_room(struct mpx_run *r, size_t size)
 long feed_due_ms(struct mpx_run *r)
 {
     uint64_t since = r->feed ? edge_out_batch_since(r->feed) : 0;
-    if (!since)
+    /* A batch that waits for credit is not due: the credit's arrival on
+     * the input's socket is what wakes the program for it (a deadline
+     * would fire at once, again and again, while the graph is busy). */
+    if (!since || !edge_out_can_send(r->feed, 0))
         return -1;
     uint64_t now = ticks_now(), due = since + DEFER_TICKS;
     return now >= due ? 0 : (long)((due - now) / TICKS_US(1000)) + 1;
