@@ -177,6 +177,11 @@ bool edge_in_waiting(const edge_in_t *in);
  * confirmations, when the last word to them is EDGE_CONFIRM_TICKS old
  * (credit needs nothing at a pause). */
 void edge_in_idle(edge_in_t *in);
+/* The same for a caller that still uses the item in hand (the parent
+ * while the program holds an output item): what was taken before it is
+ * confirmed, the item itself only once the next edge_in_next or
+ * edge_in_idle is done with it. */
+void edge_in_idle_holding(edge_in_t *in);
 /* Milliseconds until an unsent confirmation is due (-1: none): how long
  * the caller may block before calling edge_in_idle again. */
 long edge_in_due_ms(const edge_in_t *in);

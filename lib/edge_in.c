@@ -898,10 +898,11 @@ bool edge_in_complete(const edge_in_t *in)
 
 bool edge_in_waiting(const edge_in_t *in) { return in->left > 0; }
 
-void edge_in_idle(edge_in_t *in)
+static void idle(edge_in_t *in, bool holding)
 {
     in->clock = ticks_now(); /* the caller's time is that of its last item */
-    count_done(in);
+    if (!holding)
+        count_done(in);
     if (!in->idle_at) /* the wait is not our work */
         in->idle_at = in->clock;
     if (in->chain && !in->closed) {
@@ -923,6 +924,9 @@ void edge_in_idle(edge_in_t *in)
             send_credit(in, p);
     }
 }
+
+void edge_in_idle(edge_in_t *in) { idle(in, false); }
+void edge_in_idle_holding(edge_in_t *in) { idle(in, true); }
 
 long edge_in_due_ms(const edge_in_t *in)
 {

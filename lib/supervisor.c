@@ -1376,10 +1376,10 @@ static bool ready_update(struct mpx_run *r)
                (feed_in && (edge_out_pending(r->feed) || r->input_closed));
     long wake = -1;
     if (!now) {
-        /* Confirmations to the output's producers, unless the program
-         * holds an item: they go out once it is done with it; and the
-         * input's batch, when its time comes. */
-        long due = r->sink_complete || r->holding ? -1 : edge_in_due_ms(r->sink);
+        /* Confirmations to the output's producers (while the program
+         * holds an item, those of the items before it: dispatch sends
+         * them); and the input's batch, when its time comes. */
+        long due = r->sink_complete ? -1 : edge_in_due_ms(r->sink);
         long fed = feed_due_ms(r);
         if (fed >= 0 && (due < 0 || fed < due))
             due = fed;
@@ -1458,6 +1458,12 @@ int sup_dispatch(struct mpx_run *r)
     int rc = advance(r, !r->holding && !r->stash, &it);
     if (rc == 1)
         r->stash = it;
+    /* What was taken before the item the program holds is confirmed: a
+     * recoverable stage grants the program's input room only for what it
+     * can confirm, so an event loop that holds an item across its waits
+     * would otherwise wait for ever. */
+    if (rc == 2 && r->holding && !r->sink_complete)
+        edge_in_idle_holding(r->sink);
     bool sink_in = ready_update(r);
     if (rc == 0)
         return 0;
@@ -1507,10 +1513,15 @@ int sup_put(struct mpx_run *r, const mpx_part_t *parts, size_t n, const meta_cur
             return MPX_EAGAIN;
         }
         /* Confirmations the output's producers may wait on go out during
-         * the wait, as in sup_poll. */
+         * the wait, as in sup_poll: also while the program holds an item
+         * (those of the items before it), since a recoverable stage fed by
+         * the program grants room only for what it can confirm. */
         long due = -1;
-        if (!r->sink_complete && !r->holding) {
-            edge_in_idle(r->sink);
+        if (!r->sink_complete) {
+            if (r->holding)
+                edge_in_idle_holding(r->sink);
+            else
+                edge_in_idle(r->sink);
             due = edge_in_due_ms(r->sink);
         }
         if (pump(r, true, due)) {
