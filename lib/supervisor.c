@@ -1368,12 +1368,23 @@ static bool ready_update(struct mpx_run *r)
         return sink_in;
     bool ctl_in = ready_sock_in(r->ctl);
     bool stats_in = ready_sock_in(stats_socket(r));
-    /* Room for input is news only to a program a put told to wait. */
+    /* What the stages fed by the program sent back (credit,
+     * confirmations, a stop) is read here, whatever is left to send: once
+     * the input has ended nothing else reads it, and an unread message
+     * would keep the descriptor readable until the graph ends.  News for
+     * the program only when it lets something go: a batch (feed_due_ms),
+     * what a replaced stage had, the end of the input. */
     bool feed_in = r->feed && ready_sock_in(feed_socket(r));
+    if (feed_in) {
+        edge_out_poll(r->feed);
+        (void)ready_sock_in(feed_socket(r));
+    }
+    /* Room for input is news only to a program a put told to wait. */
     bool room = r->want_room && feed_room(r, 0);
     bool now = ctl_in || stats_in || r->stash || output_waiting(r, sink_in) || r->failing ||
                (r->sink_complete && all_exited(r)) || room ||
-               (feed_in && (edge_out_pending(r->feed) || r->input_closed));
+               (feed_in && (edge_out_recover_due(r->feed) ||
+                            (r->input_closed && !r->input_ended)));
     long wake = -1;
     if (!now) {
         /* Confirmations to the output's producers (while the program

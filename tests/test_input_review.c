@@ -22,14 +22,18 @@
 static int pass_process(mpx_stage_t *st, mpx_item_t *it) { return mpx_put_item(st, it); }
 static const mpx_stage_def_t Pass = {.name = "pass", .process = pass_process};
 
-/* Blocks on item `id` until `open` is set. */
+/* Blocks on item `id` until `open` is set; spins `spin` rounds on every
+ * item first (a slow stage). */
 typedef struct gate_args {
     mpx_event_t *open;
     int64_t id;
+    long spin;
 } gate_args_t;
 static int gate_process(mpx_stage_t *st, mpx_item_t *it)
 {
     const gate_args_t *a = mpx_args(st);
+    for (long i = 0; i < a->spin; i++)
+        __asm__ volatile("" ::: "memory"); /* a loop the compiler keeps */
     /* What it put before goes out before it blocks. */
     if (mpx_item_i64(it) == a->id && (mpx_flush(st) < 0 || mpx_event_wait(a->open, -1) != 1))
         return mpx_fail(st, "waiting for the gate failed");
@@ -106,7 +110,7 @@ static void descriptor_quiet_while_input_waits(void)
 {
     mpx_event_t *open = mpx_event_new();
     REQUIRE(open, "event");
-    gate_args_t ga = {open, 0};
+    gate_args_t ga = {open, 0, 0};
     mpx_graph_t *g = MPX_EZ(mpx_stage(&Gate, &ga));
     REQUIRE(mpx_node_set_capacity(g, 1, 0) == 0, "capacity");
     CHECK_EQ(mpx_graph_set_nonblocking(g, true), 0);
@@ -264,12 +268,69 @@ static void event_loop_holding_an_item(void)
     CHECK(no_children_left(5), "processes left");
 }
 
+/* Once the input's end of stream has gone, what the fed stages still
+ * send back (credit as a slow stage works through what it was sent,
+ * confirmations) was read by nobody: the input's socket stayed readable,
+ * and with it the descriptor, until the graph ended.  An event loop spun
+ * for as long as the last items took. */
+static void descriptor_quiet_after_input_closed(void)
+{
+    const int64_t n = 100;
+    mpx_event_t *open = mpx_event_new();
+    REQUIRE(open, "event");
+    gate_args_t ga = {open, n - 1, 300000};
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Gate, &ga));
+    REQUIRE(mpx_node_set_capacity(g, 16, 0) == 0, "capacity");
+    CHECK_EQ(mpx_graph_set_nonblocking(g, true), 0);
+    int fd = mpx_graph_fd(g);
+    REQUIRE(fd >= 0, "fd: %s", mpx_strerror(fd));
+    tally_t t;
+    tally_init(&t, n);
+    mpx_item_t *it;
+    int rc;
+    for (int64_t x = 0; x < n; x++)
+        while ((rc = mpx_graph_put(g, &x, sizeof x)) == MPX_EAGAIN)
+            if (mpx_graph_poll(g, 100, &it) == 1)
+                tally_add(&t, it);
+    CHECK_EQ(mpx_graph_close_input(g), 0);
+    /* Everything but the gated item comes out. */
+    while (t.n < n - 1 && (rc = mpx_graph_poll(g, 10000, &it)) == 1)
+        tally_add(&t, it);
+    REQUIRE(t.n == n - 1, "%lld came out", (long long)t.n);
+    CHECK_EQ(mpx_graph_poll(g, 0, &it), MPX_ETIMEDOUT);
+    int woken = 0, idle = 0;
+    for (int i = 0; i < 20; i++) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 50) != 1)
+            continue;
+        woken++;
+        rc = mpx_graph_dispatch(g);
+        REQUIRE(rc > 0, "dispatch: %d", rc);
+        idle += rc == MPX_DISPATCH_IDLE;
+        while (mpx_graph_poll(g, 0, &it) == 1)
+            tally_add(&t, it);
+    }
+    CHECK(woken <= 8, "the descriptor woke the program %d times of 20 (%d for nothing) while "
+                      "the last item was stuck", woken, idle);
+    REQUIRE(mpx_event_set(open) == 0, "open");
+    CHECK_EQ(mpx_graph_set_nonblocking(g, false), 0);
+    while ((it = mpx_graph_next(g)))
+        tally_add(&t, it);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(tally_wrong(&t, 1), 0);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+    mpx_event_destroy(&open);
+    free(t.by_index);
+}
+
 int main(int argc, char **argv)
 {
     static const test_case_t cases[] = {
         TEST_CASE(descriptor_quiet_while_input_waits),
         TEST_CASE(put_while_holding_an_item),
         TEST_CASE(event_loop_holding_an_item),
+        TEST_CASE(descriptor_quiet_after_input_closed),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }
