@@ -26,8 +26,10 @@
 
 /* As they finish, numbers further than this past the first one not seen
  * slide the window on: an input that never gives a result (a worker that
- * filters) must not make it grow without end.  A repeat can then only
- * come through from that far back. */
+ * filters) must not make it grow without end.  A result from behind such
+ * a slide goes to the program: it may be the first of a slow input (and
+ * of those queued behind it in the same worker); only a repeat can then
+ * come through, from that far back. */
 #define UNORDERED_SPAN ((uint64_t)1 << 20)
 
 static char hole, seen;
@@ -39,6 +41,7 @@ typedef struct window {
     uint64_t cap; /* a power of two */
     uint64_t base;
     uint64_t held; /* slots in use */
+    uint64_t slid; /* as they finish: the base a slide moved on to last */
 } window_t;
 
 struct mpx_imap {
@@ -200,11 +203,13 @@ static int place(mpx_imap_t *m, mpx_item_t *it)
     if (mpx_item_meta_i64(it, "mpx.index", &idx) != 0 || idx < 0)
         return error ? 0 : 1; /* not one of ours to place: a worker cleared its meta */
     uint64_t i = (uint64_t)idx;
-    if (i < w->base)
-        return 0; /* a repeat */
-    if (!m->ordered && i - w->base >= UNORDERED_SPAN)
+    if (i < w->base) /* a repeat, unless a slide passed it unseen */
+        return !m->ordered && i < w->slid && !error ? 1 : 0;
+    if (!m->ordered && i - w->base >= UNORDERED_SPAN) {
         while (i - w->base >= UNORDERED_SPAN / 2)
             (void)win_pop(w);
+        w->slid = w->base;
+    }
     int rc = win_reserve(w, i);
     if (rc != 0)
         return rc;
