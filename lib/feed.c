@@ -71,7 +71,7 @@ bool feed_service(struct mpx_run *r, bool all)
         return false;
     if (r->input_ended && !edge_out_recover_due(o))
         return false;
-    if (!edge_out_pending(o) && !r->input_closed)
+    if (!edge_out_pending(o) && !feed_owes_eos(r))
         return false;
     edge_out_poll(o);
     int rc = 0;
@@ -81,11 +81,11 @@ bool feed_service(struct mpx_run *r, bool all)
     if (rc == 0 && since && (all || r->input_closed || ticks_now() - since >= DEFER_TICKS))
         rc = edge_out_flush(o);
     /* Every stage fed by the program has stopped (puts now say so): they
-     * still wait for the end of stream, which goes when the input is
-     * closed. */
+     * still wait for the end of stream, which goes now (nothing more can
+     * be put), as when the input is closed. */
     if (rc == MPX_ESTOPPED)
         rc = 0;
-    if (rc == 0 && r->input_closed && !r->input_ended && !edge_out_pending(o)) {
+    if (rc == 0 && feed_owes_eos(r) && !edge_out_pending(o)) {
         rc = edge_out_eos(o);
         r->input_ended = rc == 0;
     }
@@ -93,7 +93,12 @@ bool feed_service(struct mpx_run *r, bool all)
         sup_record(r, rc, "sending the program's input to the graph: %s", mpx_strerror(rc));
         return false;
     }
-    return edge_out_pending(o) || (r->input_closed && !r->input_ended);
+    return edge_out_pending(o) || feed_owes_eos(r);
+}
+
+bool feed_owes_eos(const struct mpx_run *r)
+{
+    return r->feed && !r->input_ended && (r->input_closed || edge_out_closed(r->feed, 0));
 }
 
 void feed_restart(struct mpx_run *r, const wire_restart_t *m, const char *why, size_t whylen)

@@ -142,6 +142,9 @@ void *feed_socket(struct mpx_run *r);
  * when it is due (`all`: at once), the end of stream once closed.
  * Returns whether something is left that waits for credit. */
 bool feed_service(struct mpx_run *r, bool all);
+/* The input's end of stream is still to go, and nothing more can be put
+ * before it: the input was closed, or every stage it feeds has stopped. */
+bool feed_owes_eos(const struct mpx_run *r);
 /* A consumer of the input was replaced (edge_out_restart). */
 void feed_restart(struct mpx_run *r, const wire_restart_t *m, const char *why, size_t whylen);
 /* A put's record in the input's batch, when there is room: 0, MPX_EAGAIN

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -62,6 +63,14 @@ static int late_process(mpx_stage_t *st, mpx_item_t *it)
 }
 static const mpx_stage_def_t Late = {.name = "late", .args_size = sizeof(late_args_t),
                                      .process = late_process};
+
+/* Passes its first input on, then stops reading. */
+static int quit_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    int rc = mpx_put_item(st, it);
+    return rc ? rc : mpx_stop(st);
+}
+static const mpx_stage_def_t Quit = {.name = "quit", .process = quit_process};
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -117,6 +126,10 @@ static bool ran_to_end(void (*fn)(void *), void *arg, double seconds, const char
         (void)wait_child(pid, &status, 10);
     }
     CHECK(ended, "%s: still waiting after %.0f s (a hang)", what, seconds);
+    if (ended && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+        fprintf(stderr, "%s: the body ended with %s %d\n", what,
+                WIFEXITED(status) ? "exit" : "signal",
+                WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
     return ended && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
@@ -399,6 +412,89 @@ static void unordered_slow_input_not_dropped(void)
     free(t.by_index);
 }
 
+/* Once every stage fed by the program has stopped reading, puts say
+ * MPX_ESTOPPED and nothing more can go in: the graph ends without the
+ * program closing the input, so a program that drains the output with
+ * mpx_graph_next after that MPX_ESTOPPED sees the end.  It waited for
+ * ever: the stopped stages waited for the input's end of stream, which
+ * went only with mpx_graph_close_input. */
+static void stopped_input_ends_body(void *arg)
+{
+    (void)arg;
+    mpx_graph_t *g = MPX_EZ(mpx_as(2, &Quit, NULL));
+    if (mpx_node_set_capacity(g, 2, 0) != 0)
+        _exit(2);
+    int rc = 0;
+    int64_t x = 0, out = 0;
+    mpx_item_t *it;
+    for (; x < 100000; x++) {
+        while ((rc = mpx_graph_put(g, &x, sizeof x)) == MPX_EAGAIN)
+            while (mpx_graph_poll(g, 100, &it) == 1)
+                out++;
+        if (rc != 0)
+            break;
+    }
+    if (rc != MPX_ESTOPPED)
+        _exit(3);
+    while (mpx_graph_next(g))
+        out++;
+    if (out < 1 || out > 2 || mpx_graph_join(g) != 0)
+        _exit(4);
+    mpx_node_destroy(&g);
+}
+
+static void stopped_input_ends(void)
+{
+    CHECK(ran_to_end(stopped_input_ends_body, NULL, 30, "next after every fed stage stopped"),
+          "the graph did not end once every fed stage had stopped");
+    CHECK(no_children_left(5), "processes left");
+}
+
+/* Cases for what the review found but did not fix run only with
+ * MPX_REVIEW_OPEN=1 in the environment (they fail, or hang, until it is). */
+static bool open_issue(const char *what)
+{
+    const char *env = getenv("MPX_REVIEW_OPEN");
+    if (env && strcmp(env, "1") == 0)
+        return true;
+    printf("skipped (an open issue, MPX_REVIEW_OPEN=1 runs it): %s\n", what);
+    return false;
+}
+
+/* In order, the parent keeps a copy of every result that came before
+ * the input it waits for, however many: one slow input while the other
+ * workers go on makes the window, and the parent's memory, grow with the
+ * throughput times that input's time (flat_parent_memory in
+ * test_imap.c fails the same way on a loaded machine, when a worker is
+ * descheduled for a while).  The bound a user of Pool.imap replacements
+ * expects: about what is in flight. */
+static void ordered_window_bounded(void)
+{
+    if (!open_issue("the ordered window grows without bound behind a slow input"))
+        return;
+    const int64_t n = 320000;
+    volatile int64_t *count = mmap(NULL, sizeof *count, PROT_READ | PROT_WRITE,
+                                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(count != MAP_FAILED, "mmap");
+    late_args_t la = {mpx_event_new(), count, n - 20000};
+    REQUIRE(la.open, "event");
+    count_gen_t in = {0, n, 0};
+    tally_t t;
+    tally_init(&t, n);
+    struct rusage before, after;
+    getrusage(RUSAGE_SELF, &before);
+    mpx_imap_opts_t o = {.workers = 2, .capacity = 64, .ordered = true};
+    CHECK_EQ(mpx_imap_run(&Late, &la, &o, count_input, &in, count_output, &t), 0);
+    getrusage(RUSAGE_SELF, &after);
+    CHECK_EQ(tally_wrong(&t, 1), 0);
+    long grew = after.ru_maxrss - before.ru_maxrss;
+    CHECK(grew < 16 * 1024, "the parent grew by %ld KiB while one input of %lld was slow", grew,
+          (long long)n);
+    mpx_event_destroy(&la.open);
+    munmap((void *)count, sizeof *count);
+    free(t.by_index);
+}
+
 int main(int argc, char **argv)
 {
     static const test_case_t cases[] = {
@@ -407,6 +503,8 @@ int main(int argc, char **argv)
         TEST_CASE(event_loop_holding_an_item),
         TEST_CASE(descriptor_quiet_after_input_closed),
         TEST_CASE(unordered_slow_input_not_dropped),
+        TEST_CASE(ordered_window_bounded),
+        TEST_CASE(stopped_input_ends),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }

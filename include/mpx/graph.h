@@ -407,7 +407,8 @@ MPX_MUST_CHECK int mpx_graph_dispatch(mpx_graph_t *g);
  *   MPX_EINTR      a signal the program handles came while it waited (as
  *                  for mpx_graph_poll); the item is not in;
  *   MPX_ESTOPPED   the graph has ended (join gives the outcome), or every
- *                  stage fed by the program has stopped reading;
+ *                  stage fed by the program has stopped reading (the
+ *                  input then ends by itself: nothing more can go in);
  *   MPX_ESTATE     the graph has no stage fed by the program, or the
  *                  input was closed;
  *   MPX_EINVAL, MPX_ERANGE  bad arguments (more than 65535 parts, a part
