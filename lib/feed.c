@@ -105,6 +105,10 @@ void feed_restart(struct mpx_run *r, const wire_restart_t *m, const char *why, s
 {
     if (!r->feed)
         return;
+    /* What the dead process confirmed before it died holds (it confirms
+     * only what has gone on for good), and is not sent again: the parent
+     * reads its socket only now and then. */
+    edge_out_poll(r->feed);
     int rc = edge_out_restart(r->feed, m, why, whylen);
     if (rc < 0)
         sup_record(r, rc, "sending the program's input again to a replaced stage: %s",
