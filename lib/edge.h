@@ -178,10 +178,15 @@ bool edge_in_waiting(const edge_in_t *in);
  * (credit needs nothing at a pause). */
 void edge_in_idle(edge_in_t *in);
 /* The same for a caller that still uses the item in hand (the parent
- * while the program holds an output item): what was taken before it is
- * confirmed, the item itself only once the next edge_in_next or
- * edge_in_idle is done with it. */
+ * while the program holds an output item): its bytes and pool holds stay
+ * until the next edge_in_next or edge_in_idle. */
 void edge_in_idle_holding(edge_in_t *in);
+/* Count each item done, for confirmations, as soon as it is taken, not
+ * once the caller is done with it (its pool holds still last until
+ * then): for the parent's output, where an item handed to the program
+ * can no longer be lost with a process, and the program may hold it for
+ * as long as it likes. */
+void edge_in_done_on_take(edge_in_t *in);
 /* Milliseconds until an unsent confirmation is due (-1: none): how long
  * the caller may block before calling edge_in_idle again. */
 long edge_in_due_ms(const edge_in_t *in);

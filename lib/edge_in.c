@@ -103,6 +103,7 @@ struct edge_in {
     int cur_peer;
 
     bool in_hand;  /* an item was handed out and is not yet counted done */
+    bool done_on_take; /* ... counted done for confirmations when taken */
     int hand_peer;
     mpx_item_t item;
     mpx_part_t *parts;
@@ -491,7 +492,8 @@ static void count_done(edge_in_t *in)
     in->in_hand = false;
     if (__builtin_expect(in->item.flags & WIRE_REC_POOL, 0))
         release_records(in, in->item.rec, in->item.size, 1);
-    done_one(in, &in->peers[in->hand_peer]);
+    if (!in->done_on_take)
+        done_one(in, &in->peers[in->hand_peer]);
 }
 
 static int parts_reserve(edge_in_t *in, size_t n)
@@ -699,6 +701,8 @@ static inline int take_item(edge_in_t *in, in_peer_t *p, uint64_t weight, mpx_it
     in->cur_rec = p->taken_items++;
     p->taken_bytes += weight;
     grant_due(in, p);
+    if (__builtin_expect(in->done_on_take, 0))
+        done_one(in, p);
     in->in_hand = true;
     in->hand_peer = in->cur_peer;
     in->items++;
@@ -924,6 +928,8 @@ static void idle(edge_in_t *in, bool holding)
             send_credit(in, p);
     }
 }
+
+void edge_in_done_on_take(edge_in_t *in) { in->done_on_take = true; }
 
 void edge_in_idle(edge_in_t *in) { idle(in, false); }
 void edge_in_idle_holding(edge_in_t *in) { idle(in, true); }

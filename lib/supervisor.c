@@ -1155,6 +1155,11 @@ static int open_parent_sockets(struct mpx_run *r)
         sup_record(r, MPX_ESYS, "output: %s", r->err);
         return r->status;
     }
+    /* An item the program holds is confirmed all the same: a chain of
+     * recoverable stages (Seq's, with its marks) grants room only for
+     * what comes back confirmed, and the program may hold it while it
+     * puts. */
+    edge_in_done_on_take(r->sink);
     if (feed_open(r) != 0)
         return r->status;
     int rc = stats_open(r, r->err, sizeof r->err);

@@ -94,6 +94,41 @@ static int crashy_process(mpx_stage_t *st, mpx_item_t *it)
 static const mpx_stage_def_t Crashy = {.name = "crashy", .args_size = sizeof(crashy_args_t),
                                        .process = crashy_process};
 
+/* x -> `*(int64_t *)args` items x (0: none: a filter of everything), each
+ * padded to `pad` bytes. */
+typedef struct many_args {
+    int64_t k;
+    size_t pad;
+} many_args_t;
+static int many_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    const many_args_t *a = mpx_args(st);
+    int64_t x = mpx_item_i64(it);
+    char buf[4096] = {0};
+    memcpy(buf, &x, sizeof x);
+    for (int64_t j = 0; j < a->k; j++) {
+        int rc = mpx_put(st, buf, a->pad > sizeof x ? a->pad : sizeof x);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+static const mpx_stage_def_t Many = {.name = "many", .args_size = sizeof(many_args_t),
+                                     .process = many_process};
+
+/* Puts `*(int64_t *)args` items in setup, then passes its input on. */
+static int chatty_setup(mpx_stage_t *st)
+{
+    for (int64_t j = 0; j < *(const int64_t *)mpx_args(st); j++) {
+        int rc = mpx_put_i64(st, -1);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+static const mpx_stage_def_t Chatty = {.name = "chatty", .args_size = sizeof(int64_t),
+                                       .setup = chatty_setup, .process = pass_process};
+
 /* ---- helpers ------------------------------------------------------------ */
 
 /* Times each input index came out (outputs without one count as bad). */
@@ -610,6 +645,102 @@ static void fed_kills(void)
     }
 }
 
+/* The promise: one thread alternating puts and polls never deadlocks,
+ * whatever the capacities and however many items a stage puts per input.
+ * Shapes beyond those of test_input.c, each fed with the documented loop
+ * (poll with 0 until MPX_ETIMEDOUT) and with the "or wait in poll" one
+ * (poll(g, -1), the item held while the put is tried again). */
+typedef struct shape_run {
+    int shape;
+    bool wait, recoverable;
+    int64_t n, outs; /* inputs; outputs expected */
+} shape_run_t;
+
+static mpx_graph_t *shape_graph(int shape, int64_t *per_input, int64_t *extra)
+{
+    static const many_args_t three = {3, 8}, none = {0, 8}, fifty = {50, 8}, big = {2, 1000};
+    static const int64_t chatty = 5000;
+    *extra = 0;
+    mpx_graph_t *g = NULL;
+    switch (shape) {
+    case 0: /* Seq around a group, three outputs per input */
+        *per_input = 3;
+        g = MPX_EZ(mpx_seq(mpx_as(2, &Many, &three)));
+        break;
+    case 1: /* a broadcast: three outputs on one side, none on the other */
+        *per_input = 3;
+        g = MPX_EZ(MPX_B(mpx_stage(&Many, &three), mpx_stage(&Many, &none)));
+        break;
+    case 2: /* fifty per input, then a group that fans each out thrice */
+        *per_input = 150;
+        g = MPX_EZ(mpx_stage(&Many, &fifty), mpx_as(2, &Many, &three));
+        break;
+    case 3: /* byte capacity smaller than an item */
+        *per_input = 2;
+        g = MPX_EZ(mpx_as(2, &Many, &big), mpx_stage(&Pass, NULL));
+        break;
+    case 4: /* a stage that puts 5000 items in setup before it takes input */
+        *per_input = 1;
+        *extra = chatty;
+        g = MPX_EZ(mpx_stage(&Chatty, &chatty));
+        break;
+    case 5: /* a broadcast of groups around Seq, three per input on each side */
+        *per_input = 6;
+        g = MPX_EZ(MPX_B(mpx_seq(mpx_as(2, &Many, &three)), mpx_as(2, &Many, &three)));
+        break;
+    }
+    return g;
+}
+
+static void shape_body(void *arg)
+{
+    shape_run_t *sr = arg;
+    int64_t per = 0, extra = 0;
+    mpx_graph_t *g = shape_graph(sr->shape, &per, &extra);
+    if (!g || mpx_node_set_capacity(g, 1, sr->shape == 3 ? 64 : 0) != 0 ||
+        (sr->recoverable && mpx_node_set_retries(g, 1) != 0))
+        _exit(2);
+    int64_t got = 0;
+    mpx_item_t *it;
+    for (int64_t x = 0; x < sr->n; x++) {
+        int rc;
+        while ((rc = mpx_graph_put(g, &x, sizeof x)) == MPX_EAGAIN) {
+            if (sr->wait) {
+                if (mpx_graph_poll(g, -1, &it) == 1)
+                    got++;
+                continue;
+            }
+            while (mpx_graph_poll(g, 0, &it) == 1)
+                got++;
+        }
+        if (rc != 0)
+            _exit(3);
+    }
+    if (mpx_graph_close_input(g) != 0)
+        _exit(4);
+    while (mpx_graph_next(g))
+        got++;
+    if (mpx_graph_join(g) != 0)
+        _exit(5);
+    if (got != sr->n * per + extra)
+        _exit(6);
+    mpx_node_destroy(&g);
+}
+
+static void single_thread_never_deadlocks(void)
+{
+    for (int shape = 0; shape <= 5; shape++)
+        for (int v = 0; v < 4; v++) {
+            shape_run_t sr = {shape, v & 1, v & 2, 500, 0};
+            char what[80];
+            snprintf(what, sizeof what, "shape %d, %s%s", shape,
+                     sr.wait ? "waiting in poll" : "polling with 0",
+                     sr.recoverable ? ", retries" : "");
+            CHECK(ran_to_end(shape_body, &sr, 60, what), "%s failed", what);
+            CHECK(no_children_left(5), "processes left");
+        }
+}
+
 /* Cases for what the review found but did not fix run only with
  * MPX_REVIEW_OPEN=1 in the environment (they fail, or hang, until it is). */
 static bool open_issue(const char *what)
@@ -666,6 +797,7 @@ int main(int argc, char **argv)
         TEST_CASE(ordered_window_bounded),
         TEST_CASE(stopped_input_ends),
         TEST_CASE(fed_kills),
+        TEST_CASE(single_thread_never_deadlocks),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }
