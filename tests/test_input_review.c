@@ -331,16 +331,12 @@ static void event_loop_holding_body(void *arg)
             _exit(5);
         if (rc == 0)
             break;
-        /* Once everything is in, as the documentation says: take until
-         * MPX_ETIMEDOUT (a recoverable stage ends its stream only once
-         * the item held last is let go). */
+        /* One at a time to the end: the last one held while the program
+         * waits for the end (a recoverable stage ends its stream only
+         * once what it put is confirmed, the held item too). */
         mpx_item_t *it;
-        if (rc & MPX_DISPATCH_OUTPUT)
-            while ((rc = mpx_graph_poll(g, 0, &it)) == 1) {
-                tally_add(&t, it); /* and held until the next poll */
-                if (x < n)
-                    break;
-            }
+        if ((rc & MPX_DISPATCH_OUTPUT) && (rc = mpx_graph_poll(g, 0, &it)) == 1)
+            tally_add(&t, it); /* and held until the next poll */
         if (rc == 0)
             break;
     }
