@@ -117,7 +117,8 @@ void feed_restart(struct mpx_run *r, const wire_restart_t *m, const char *why, s
 
 bool feed_room(struct mpx_run *r, size_t size)
 {
-    if (!r->feed || edge_out_closed(r->feed, 0))
+    /* None once the input has ended: nothing more can be put. */
+    if (!r->feed || r->input_closed || r->input_ended || edge_out_closed(r->feed, 0))
         return false;
     if (!edge_out_room(r->feed, 0, size)) {
         edge_out_poll(r->feed);

@@ -1552,6 +1552,7 @@ int sup_close_input(struct mpx_run *r)
     if (!r->feed)
         return r->state == RUN_RUNNING && !plan_fed(r->plan) ? MPX_ESTATE : 0;
     r->input_closed = true;
+    r->want_room = false; /* no put will follow: no news of room */
     (void)feed_service(r, true);
     if (r->ready)
         ready_update(r);

@@ -465,6 +465,52 @@ static void unordered_slow_input_not_dropped(void)
     free(t.by_index);
 }
 
+/* A put that said MPX_EAGAIN asks for news of room (MPX_DISPATCH_INPUT);
+ * a program that then closes the input instead of putting again wants
+ * none.  The request outlived the close: with the batch gone, there was
+ * "room" for good, and the descriptor stayed readable until the graph
+ * ended. */
+static void descriptor_quiet_after_close_without_put(void)
+{
+    mpx_event_t *open = mpx_event_new();
+    REQUIRE(open, "event");
+    gate_args_t ga = {open, 0, 0};
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Gate, &ga));
+    REQUIRE(mpx_node_set_capacity(g, 1, 0) == 0, "capacity");
+    CHECK_EQ(mpx_graph_set_nonblocking(g, true), 0);
+    int fd = mpx_graph_fd(g);
+    REQUIRE(fd >= 0, "fd: %s", mpx_strerror(fd));
+    int64_t x = 0;
+    int rc;
+    while ((rc = mpx_graph_put(g, &x, sizeof x)) == 0)
+        x++;
+    CHECK_EQ(rc, MPX_EAGAIN);
+    CHECK_EQ(mpx_graph_close_input(g), 0);
+    int woken = 0, input = 0;
+    for (int i = 0; i < 20; i++) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 50) != 1)
+            continue;
+        woken++;
+        rc = mpx_graph_dispatch(g);
+        REQUIRE(rc > 0, "dispatch: %d", rc);
+        input += (rc & MPX_DISPATCH_INPUT) != 0;
+    }
+    CHECK(woken <= 8 && input == 0,
+          "the descriptor woke the program %d times of 20 (%d saying room for input) after "
+          "the input was closed", woken, input);
+    REQUIRE(mpx_event_set(open) == 0, "open");
+    CHECK_EQ(mpx_graph_set_nonblocking(g, false), 0);
+    int64_t out = 0;
+    while (mpx_graph_next(g))
+        out++;
+    CHECK_EQ(out, x);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+    mpx_event_destroy(&open);
+}
+
 /* Once every stage fed by the program has stopped reading, puts say
  * MPX_ESTOPPED and nothing more can go in: the graph ends without the
  * program closing the input, so a program that drains the output with
@@ -793,6 +839,7 @@ int main(int argc, char **argv)
         TEST_CASE(ordered_window_bounded),
         TEST_CASE(stopped_input_ends),
         TEST_CASE(fed_kills),
+        TEST_CASE(descriptor_quiet_after_close_without_put),
         TEST_CASE(single_thread_never_deadlocks),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
