@@ -138,7 +138,10 @@ int mpx_imap_start(mpx_imap_t **out, const mpx_stage_def_t *worker, const void *
     if (!worker || !worker->process || o->workers < 0 || o->workers > MPX_MAX_INSTANCES ||
         o->timeout_ms < 0 || o->retries < 0 || o->retries > MPX_MAX_RETRIES ||
         o->on_error == MPX_ON_ERROR_DEAD_LETTER || o->on_error < 0 ||
-        o->on_error > MPX_ON_ERROR_RESULT)
+        o->on_error > MPX_ON_ERROR_RESULT ||
+        /* Their count is `workers`: with one per CPU, the program could
+         * not know how many would be read. */
+        (o->worker_args && o->workers == 0))
         return MPX_EINVAL;
     int n = o->workers;
     if (n == 0) {

@@ -783,6 +783,27 @@ static void single_thread_never_deadlocks(void)
         }
 }
 
+/* Per-worker args are `workers` pointers; with workers 0 (one per CPU)
+ * the program cannot know how many the map will read: it read as many as
+ * there are CPUs, past the end of a shorter array.  Refused now. */
+static void worker_args_need_a_count(void)
+{
+    static const int64_t factor = 2;
+    const void *args[1] = {&factor};
+    static const mpx_stage_def_t Takes = {.name = "takes", .args_size = sizeof(int64_t),
+                                          .process = pass_process};
+    mpx_imap_t *m = NULL;
+    mpx_imap_opts_t o = {.workers = 0, .worker_args = args};
+    CHECK_EQ(mpx_imap_start(&m, &Takes, NULL, &o), MPX_EINVAL);
+    CHECK(m == NULL, "no map");
+    mpx_imap_destroy(&m);
+    o.workers = 1;
+    REQUIRE(mpx_imap_start(&m, &Takes, NULL, &o) == 0, "one worker, one args");
+    CHECK_EQ(mpx_imap_close(m), 0);
+    CHECK_EQ(mpx_imap_join(m), 0);
+    mpx_imap_destroy(&m);
+}
+
 /* Cases for what the review found but did not fix run only with
  * MPX_REVIEW_OPEN=1 in the environment (they fail, or hang, until it is). */
 static bool open_issue(const char *what)
@@ -840,6 +861,7 @@ int main(int argc, char **argv)
         TEST_CASE(stopped_input_ends),
         TEST_CASE(fed_kills),
         TEST_CASE(descriptor_quiet_after_close_without_put),
+        TEST_CASE(worker_args_need_a_count),
         TEST_CASE(single_thread_never_deadlocks),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof cases[0]);

@@ -56,7 +56,8 @@ typedef struct mpx_imap_opts {
      * dropped as if they were repeats. */
     bool ordered;
     /* NULL, or `workers` pointers: worker i's own args (args_size bytes
-     * each, copied), as mtasklite's list of worker objects. */
+     * each, copied), as mtasklite's list of worker objects (workers must
+     * then be set: 0 is refused). */
     const void *const *worker_args;
     /* Per-item time limit in ms (0: none): a worker still busy after it
      * is killed and the item has failed (retried, then the policy). */
