@@ -101,6 +101,17 @@ bool feed_owes_eos(const struct mpx_run *r)
     return r->feed && !r->input_ended && (r->input_closed || edge_out_closed(r->feed, 0));
 }
 
+void feed_tick(struct mpx_run *r)
+{
+    if (!r->feed || !edge_out_pending(r->feed))
+        return;
+    uint64_t now = ticks_now();
+    if (now - r->feed_tick_at < DEFER_TICKS)
+        return;
+    r->feed_tick_at = now;
+    (void)feed_service(r, false);
+}
+
 void feed_restart(struct mpx_run *r, const wire_restart_t *m, const char *why, size_t whylen)
 {
     if (!r->feed)

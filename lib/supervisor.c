@@ -1421,6 +1421,10 @@ int sup_poll(struct mpx_run *r, long timeout_ms, mpx_item_t **it)
     for (;;) {
         int rc = advance(r, true, it);
         if (rc == 1) {
+            /* Output that never runs dry must not keep the program's
+             * input in the parent: a poll that finds output returns
+             * before it would look at it. */
+            feed_tick(r);
             r->holding = true;
             if (r->ready)
                 ready_set(r->ready, true, -1);

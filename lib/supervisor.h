@@ -102,6 +102,7 @@ struct mpx_run {
     edge_out_t *feed;
     bool input_closed, input_ended, want_room;
     uint64_t input_count; /* items put: the next one's mpx.index */
+    uint64_t feed_tick_at; /* ticks of feed_tick's last look */
     char err[256];
 };
 
@@ -145,6 +146,9 @@ bool feed_service(struct mpx_run *r, bool all);
 /* The input's end of stream is still to go, and nothing more can be put
  * before it: the input was closed, or every stage it feeds has stopped. */
 bool feed_owes_eos(const struct mpx_run *r);
+/* For a call that returns output without waiting: what of the input is
+ * due goes now (looked at once a batch's time at most). */
+void feed_tick(struct mpx_run *r);
 /* A consumer of the input was replaced (edge_out_restart). */
 void feed_restart(struct mpx_run *r, const wire_restart_t *m, const char *why, size_t whylen);
 /* A put's record in the input's batch, when there is room: 0, MPX_EAGAIN

@@ -130,6 +130,29 @@ static int chatty_setup(mpx_stage_t *st)
 static const mpx_stage_def_t Chatty = {.name = "chatty", .args_size = sizeof(int64_t),
                                        .setup = chatty_setup, .process = pass_process};
 
+/* x -> `*(int64_t *)args` items x, each with meta "idled": whether the
+ * stage had waited for input (its idle callback ran) before it took x. */
+typedef struct idler_state {
+    bool idled;
+} idler_state_t;
+static int idler_idle(mpx_stage_t *st)
+{
+    ((idler_state_t *)mpx_state(st))->idled = true;
+    return 0;
+}
+static int idler_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    idler_state_t *s = mpx_state(st);
+    int rc = mpx_meta_set_i64(st, "idled", s->idled);
+    s->idled = false;
+    for (int64_t j = 0; rc == 0 && j < *(const int64_t *)mpx_args(st); j++)
+        rc = mpx_put_i64(st, mpx_item_i64(it));
+    return rc;
+}
+static const mpx_stage_def_t Idler = {.name = "idler", .args_size = sizeof(int64_t),
+                                      .state_size = sizeof(idler_state_t),
+                                      .idle = idler_idle, .process = idler_process};
+
 /* ---- helpers ------------------------------------------------------------ */
 
 /* Times each input index came out (outputs without one count as bad). */
@@ -805,6 +828,50 @@ static void worker_args_need_a_count(void)
     mpx_imap_destroy(&m);
 }
 
+/* "It goes out ... when the batch is ... a millisecond old": not while
+ * the program's polls (timeout 0) keep finding output.  Such a poll
+ * returned before the input was looked at, so an input put while output
+ * streamed waited in the parent until the output ran dry, and the stage
+ * sat idle meanwhile: here input 2, put while the 100000 outputs of
+ * input 0 streamed, went only once they (and input 1's) were taken. */
+static void input_goes_while_output_streams(void)
+{
+    const int64_t per = 20000;
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Idler, &per));
+    int64_t x = 0, out = 0, idled[3] = {0};
+    mpx_item_t *it;
+    CHECK_EQ(mpx_graph_put(g, &x, sizeof x), 0);
+    while (out < 3 * per) {
+        /* Once output streams, inputs 1 and 2 (the first goes at once,
+         * after a quiet spell; the second joins a batch). */
+        if (out == 1000)
+            for (x = 1; x < 3; x++)
+                CHECK_EQ(mpx_graph_put(g, &x, sizeof x), 0);
+        int rc = mpx_graph_poll(g, 0, &it);
+        if (rc == MPX_ETIMEDOUT)
+            rc = mpx_graph_poll(g, 1000, &it);
+        REQUIRE(rc == 1, "poll: %s after %lld outputs", mpx_strerror(rc), (long long)out);
+        int64_t was = 0;
+        x = mpx_item_i64(it);
+        REQUIRE(x >= 0 && x < 3, "output %lld", (long long)x);
+        CHECK(mpx_item_meta_i64(it, "idled", &was) == 0, "no meta");
+        idled[x] |= was;
+        out++;
+        /* A program that does something with each output: slower than
+         * the stage, so that output is always waiting. */
+        for (volatile int k = 0; k < 20000; k++)
+            ;
+    }
+    CHECK(idled[1] == 0 && idled[2] == 0,
+          "the stage waited for inputs put long before (input 1: %lld, input 2: %lld)",
+          (long long)idled[1], (long long)idled[2]);
+    CHECK_EQ(mpx_graph_close_input(g), 0);
+    CHECK(mpx_graph_next(g) == NULL, "no more output");
+    CHECK_EQ(mpx_graph_join(g), 0);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
 /* Cases for what the review found but did not fix run only with
  * MPX_REVIEW_OPEN=1 in the environment (they fail, or hang, until it is). */
 static bool open_issue(const char *what)
@@ -918,6 +985,7 @@ int main(int argc, char **argv)
         TEST_CASE(fed_kills),
         TEST_CASE(descriptor_quiet_after_close_without_put),
         TEST_CASE(worker_args_need_a_count),
+        TEST_CASE(input_goes_while_output_streams),
         TEST_CASE(imap_run_sees_a_handled_signal),
         TEST_CASE(single_thread_never_deadlocks),
     };
