@@ -208,8 +208,12 @@ int feed_put(struct mpx_run *r, const mpx_part_t *parts, size_t n, const meta_cu
         return MPX_ERANGE;
     /* Room is judged by the whole weight, pool bytes counted as the
      * edges count them (wire_weight). */
-    if (!feed_room(r, size))
+    if (!feed_room(r, size)) {
+        /* Room is news (MPX_DISPATCH_INPUT) only once there is room for
+         * this record: a batch's bytes may run out before its count. */
+        r->want_size = size;
         return edge_out_closed(r->feed, 0) ? MPX_ESTOPPED : MPX_EAGAIN;
+    }
     uint32_t small[8], *blk = small;
     uint64_t pooled = 0;
     if (large) {

@@ -1385,7 +1385,7 @@ static bool ready_update(struct mpx_run *r)
         (void)ready_sock_in(feed_socket(r));
     }
     /* Room for input is news only to a program a put told to wait. */
-    bool room = r->want_room && feed_room(r, 0);
+    bool room = r->want_room && feed_room(r, r->want_size);
     bool now = ctl_in || stats_in || r->stash || output_waiting(r, sink_in) || r->failing ||
                (r->sink_complete && all_exited(r)) || room ||
                (feed_in && (edge_out_recover_due(r->feed) || feed_owes_eos(r)));
@@ -1487,7 +1487,7 @@ int sup_dispatch(struct mpx_run *r)
     if (rc == 0)
         return 0;
     int what = r->stash || output_waiting(r, sink_in) ? MPX_DISPATCH_OUTPUT : 0;
-    if (r->want_room && feed_room(r, 0))
+    if (r->want_room && feed_room(r, r->want_size))
         what |= MPX_DISPATCH_INPUT;
     return what ? what : MPX_DISPATCH_IDLE;
 }

@@ -101,6 +101,7 @@ struct mpx_run {
      * sent; a put said MPX_EAGAIN, so room is news for the descriptor. */
     edge_out_t *feed;
     bool input_closed, input_ended, want_room;
+    size_t want_size; /* the record that put could not add, in bytes */
     uint64_t input_count; /* items put: the next one's mpx.index */
     uint64_t feed_tick_at; /* ticks of feed_tick's last look */
     char err[256];

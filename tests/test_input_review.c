@@ -379,6 +379,57 @@ static void event_loop_holding_an_item(void)
     CHECK(no_children_left(5), "processes left");
 }
 
+/* The same with items that fill a batch's bytes before its count:
+ * "room" must mean room for the item the program was told to wait with,
+ * not for an empty one. */
+static void descriptor_quiet_while_large_input_waits(void)
+{
+    mpx_event_t *open = mpx_event_new();
+    REQUIRE(open, "event");
+    gate_args_t ga = {open, 0, 0};
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Gate, &ga));
+    /* Credit for items left when that for bytes has run out. */
+    REQUIRE(mpx_node_set_capacity(g, 0, 256 * 1024) == 0, "capacity");
+    CHECK_EQ(mpx_graph_set_nonblocking(g, true), 0);
+    int fd = mpx_graph_fd(g);
+    REQUIRE(fd >= 0, "fd: %s", mpx_strerror(fd));
+    static char big[60000];
+    int64_t x = 0;
+    int rc;
+    memcpy(big, &x, sizeof x);
+    while ((rc = mpx_graph_put(g, big, sizeof big)) == 0)
+        memcpy(big, &(int64_t){++x}, sizeof x);
+    CHECK_EQ(rc, MPX_EAGAIN);
+    int woken = 0, refused = 0;
+    for (int i = 0; i < 20; i++) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 50) != 1)
+            continue;
+        woken++;
+        rc = mpx_graph_dispatch(g);
+        REQUIRE(rc > 0, "dispatch: %d", rc);
+        if (rc & MPX_DISPATCH_INPUT) {
+            while ((rc = mpx_graph_put(g, big, sizeof big)) == 0)
+                memcpy(big, &(int64_t){++x}, sizeof x);
+            refused += rc == MPX_EAGAIN;
+        }
+    }
+    CHECK(woken <= 8, "the descriptor woke the program %d times of 20 (%d times the put it "
+                      "announced room for was refused) while the only stage was stuck",
+          woken, refused);
+    REQUIRE(mpx_event_set(open) == 0, "open");
+    CHECK_EQ(mpx_graph_close_input(g), 0);
+    CHECK_EQ(mpx_graph_set_nonblocking(g, false), 0);
+    int64_t out = 0;
+    while (mpx_graph_next(g))
+        out++;
+    CHECK_EQ(out, x);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+    mpx_event_destroy(&open);
+}
+
 /* Once the input's end of stream has gone, what the fed stages still
  * send back (credit as a slow stage works through what it was sent,
  * confirmations) was read by nobody: the input's socket stayed readable,
@@ -979,6 +1030,7 @@ int main(int argc, char **argv)
         TEST_CASE(put_while_holding_an_item),
         TEST_CASE(event_loop_holding_an_item),
         TEST_CASE(descriptor_quiet_after_input_closed),
+        TEST_CASE(descriptor_quiet_while_large_input_waits),
         TEST_CASE(unordered_slow_input_not_dropped),
         TEST_CASE(ordered_window_bounded),
         TEST_CASE(stopped_input_ends),
