@@ -442,7 +442,12 @@ MPX_MUST_CHECK int mpx_graph_dispatch(mpx_graph_t *g);
  * wait), and so does mpx_graph_next when nothing was ever put (the graph
  * then runs on its sources alone, as a graph without input would).  Once
  * items were put, mpx_graph_next with the input open waits for output
- * like any wait: close the input, or use mpx_graph_poll.
+ * like any wait: close the input, or use mpx_graph_poll.  mpx_graph_poll
+ * and the descriptor close nothing (an event loop may put later): a
+ * graph whose first stage has a process callback, mpx_exec's included,
+ * which started the command in setup and ended on its own before input
+ * from the program existed, now ends under them only once the input is
+ * closed.
  *
  * A stage fed by the program is restarted like any stage with input
  * (mpx_node_on_error, mpx_node_set_retries): what it held is put again
