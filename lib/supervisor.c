@@ -630,8 +630,14 @@ static bool pump(struct mpx_run *r, bool want_sink, long timeout_ms)
     /* The program's input goes before a wait (all of it when the wait may
      * be long); what lacks credit wakes us when credit comes. */
     bool feeding = want_sink && feed_service(r, timeout_ms != 0);
-    if (feeding)
+    /* What those stages send back is read during any wait, not only one
+     * for credit: once every one of them has stopped, the input ends
+     * (feed_service), and so can the graph the program waits on. */
+    int feed_at = -1;
+    if (want_sink && r->feed && (feeding || !r->input_ended)) {
+        feed_at = k;
         items[k++] = (zmq_pollitem_t){feed_socket(r), 0, ZMQ_POLLIN, 0};
+    }
     if (want_sink && r->sink && !r->sink_complete)
         items[k++] = (zmq_pollitem_t){edge_in_socket(r->sink), 0, ZMQ_POLLIN, 0};
     /* New monitors' subscriptions wake us: stats_tick answers them. */
@@ -652,6 +658,10 @@ static bool pump(struct mpx_run *r, bool want_sink, long timeout_ms)
         return false;
     }
     read_ctl(r);
+    if (n > 0 && feed_at >= 0 && items[feed_at].revents) {
+        edge_out_poll(r->feed);
+        feeding = true;
+    }
     if (feeding)
         feed_service(r, timeout_ms != 0);
     if (r->owing) {

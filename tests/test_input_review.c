@@ -617,10 +617,28 @@ static void stopped_input_ends_body(void *arg)
     mpx_node_destroy(&g);
 }
 
+/* The same when the program learns of it only by waiting: it put one
+ * item, and waits in next for the end with the input open. */
+static void stopped_while_waiting_body(void *arg)
+{
+    (void)arg;
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Quit, NULL));
+    int64_t x = 7, out = 0;
+    if (mpx_graph_put(g, &x, sizeof x) != 0)
+        _exit(3);
+    while (mpx_graph_next(g))
+        out++;
+    if (out != 1 || mpx_graph_join(g) != 0)
+        _exit(4);
+    mpx_node_destroy(&g);
+}
+
 static void stopped_input_ends(void)
 {
     CHECK(ran_to_end(stopped_input_ends_body, NULL, 30, "next after every fed stage stopped"),
           "the graph did not end once every fed stage had stopped");
+    CHECK(ran_to_end(stopped_while_waiting_body, NULL, 30, "next while the fed stage stops"),
+          "the graph did not end once its fed stage had stopped, the program waiting in next");
     CHECK(no_children_left(5), "processes left");
 }
 
