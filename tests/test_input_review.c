@@ -649,10 +649,12 @@ static void stopped_input_ends(void)
  * replacement): every input comes out of every branch, none lost. */
 typedef struct kill_case {
     const char *name;
-    int shape;        /* 0: parallel 3; 1: broadcast of 2; 2: parallel 2, then parallel 2 */
+    /* 0: parallel 3; 1: broadcast of 2; 2: parallel 2, then parallel 2;
+     * 3: Seq around parallel 2 */
+    int shape;
     size_t capacity;
     int64_t kill[NKILL]; /* -1: none */
-    bool event_loop;  /* non-blocking puts served through the descriptor */
+    bool event_loop;     /* non-blocking puts served through the descriptor */
 } kill_case_t;
 
 static int64_t branch_of(const mpx_item_t *it)
@@ -670,6 +672,8 @@ static void fed_kills(void)
         {"broadcast, capacity 2, event loop", 1, 2, {10, 1000, 1990}, true},
         {"parallel after parallel, capacity 4", 2, 4, {50, 1200, 1995}, false},
         {"parallel, the last items after the end of input", 0, 64, {1998, 1999, -1}, false},
+        {"Seq around parallel, capacity 2", 3, 2, {5, 900, 1990}, false},
+        {"Seq around parallel, capacity 2, event loop", 3, 2, {5, 900, 1990}, true},
     };
     const int64_t n = 2000;
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -682,7 +686,7 @@ static void fed_kills(void)
         crashy_args_t a0 = {0, {0}, killed}, a1 = {kc->shape == 1, {0}, killed + NKILL};
         for (int j = 0; j < NKILL; j++) {
             a0.kill[j] = kc->kill[j];
-            a1.kill[j] = kc->shape == 0 ? -1 : kc->kill[j] + 1;
+            a1.kill[j] = kc->shape == 0 || kc->shape == 3 ? -1 : kc->kill[j] + 1;
         }
         mpx_graph_t *g;
         int nbranch = kc->shape == 1 ? 2 : 1;
@@ -690,6 +694,8 @@ static void fed_kills(void)
             g = MPX_EZ(mpx_as(3, &Crashy, &a0));
         else if (kc->shape == 1)
             g = MPX_EZ(MPX_B(mpx_stage(&Crashy, &a0), mpx_stage(&Crashy, &a1)));
+        else if (kc->shape == 3)
+            g = MPX_EZ(mpx_seq(mpx_as(2, &Crashy, &a0)));
         else
             g = MPX_EZ(mpx_as(2, &Crashy, &a0), mpx_as(2, &Crashy, &a1));
         REQUIRE(mpx_node_set_retries(g, 3) == 0, "retries");
