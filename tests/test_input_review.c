@@ -947,6 +947,39 @@ static void input_goes_while_output_streams(void)
     mpx_node_destroy(&g);
 }
 
+/* Misuse: a stage that puts into the program's input of its own graph
+ * (it has the parent's handle, copied by fork) is refused, never
+ * reaching the parent's sockets; the refusal's code travels as its
+ * output.  (MPX_ESTOPPED: the copy of the run a first process inherits
+ * is still starting.  A replacement forked from the program's process,
+ * where the kernel refuses the fork server's clone, inherits a running
+ * one: not covered here.) */
+static mpx_graph_t *own_graph;
+static int putback_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    (void)it;
+    int64_t x = 1;
+    return mpx_put_i64(st, mpx_graph_put(own_graph, &x, sizeof x));
+}
+static const mpx_stage_def_t PutBack = {.name = "putback", .process = putback_process};
+
+static void put_from_a_stage_is_refused(void)
+{
+    own_graph = MPX_EZ(mpx_stage(&PutBack, NULL));
+    int64_t x = 0;
+    CHECK_EQ(mpx_graph_put(own_graph, &x, sizeof x), 0);
+    CHECK_EQ(mpx_graph_close_input(own_graph), 0);
+    mpx_item_t *it = mpx_graph_next(own_graph);
+    REQUIRE(it, "an output");
+    CHECK(mpx_item_i64(it) < 0, "a put from a stage process returned %lld",
+          (long long)mpx_item_i64(it));
+    CHECK(mpx_graph_next(own_graph) == NULL, "one output");
+    CHECK_EQ(mpx_graph_join(own_graph), 0);
+    CHECK_EQ(mpx_graph_input_count(own_graph), 1);
+    expect_clean(own_graph);
+    mpx_node_destroy(&own_graph);
+}
+
 /* Cases for what the review found but did not fix run only with
  * MPX_REVIEW_OPEN=1 in the environment (they fail, or hang, until it is). */
 static bool open_issue(const char *what)
@@ -1062,6 +1095,7 @@ int main(int argc, char **argv)
         TEST_CASE(descriptor_quiet_after_close_without_put),
         TEST_CASE(worker_args_need_a_count),
         TEST_CASE(input_goes_while_output_streams),
+        TEST_CASE(put_from_a_stage_is_refused),
         TEST_CASE(imap_run_sees_a_handled_signal),
         TEST_CASE(single_thread_never_deadlocks),
     };
