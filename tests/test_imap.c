@@ -360,7 +360,9 @@ static void progress_counts_results(void)
 /* The parent's memory does not grow with the number of inputs: its
  * largest RSS after a million inputs (MPX_IMAP_ITEMS for more) stays
  * within a bound set by the capacities (16 MiB of each edge's bytes, a
- * batch, the ordered window), not by the count. */
+ * batch), not by the count.  As they finish: in order, the window also
+ * holds every result that finished behind a late one, which a worker
+ * descheduled for a while on a loaded machine makes grow (mpx/imap.h). */
 static void flat_parent_memory(void)
 {
     const char *env = getenv("MPX_IMAP_ITEMS");
@@ -374,10 +376,10 @@ static void flat_parent_memory(void)
     getrusage(RUSAGE_SELF, &before);
     g = (gen_t){0, n, 0};
     s = (sink_t){0};
+    o.ordered = false;
     CHECK_EQ(mpx_imap_run(&Square, NULL, &o, gen_input, &g, sink_output, &s), 0);
     getrusage(RUSAGE_SELF, &after);
     CHECK_EQ(s.n, n);
-    CHECK_EQ(s.out_of_order, 0);
     long grew = after.ru_maxrss - before.ru_maxrss;
     fprintf(stderr, "parent max RSS %ld KiB before, %ld KiB after %lld inputs\n",
             before.ru_maxrss, after.ru_maxrss, (long long)n);

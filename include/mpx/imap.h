@@ -53,7 +53,10 @@ typedef struct mpx_imap_opts {
      * that puts no result for an input holds the later ones back until
      * the end of the input, when what is held comes out in order; one
      * that puts several for one input has the later ones of that input
-     * dropped as if they were repeats. */
+     * dropped as if they were repeats.  What waits is held in the
+     * program, copied: behind one input that takes long, every result
+     * that finishes meanwhile (its time times the map's rate), which no
+     * capacity bounds. */
     bool ordered;
     /* NULL, or `workers` pointers: worker i's own args (args_size bytes
      * each, copied), as mtasklite's list of worker objects (workers must
@@ -129,7 +132,10 @@ typedef int (*mpx_imap_output_fn)(void *ctx, const mpx_item_t *result);
 /* Map the inputs `next_input` gives over a pool, handing each result to
  * `on_result` as it comes (in order when opts->ordered), inputs read
  * only as room frees up: memory stays bounded whatever the number of
- * inputs.  Returns 0, the first failure of the map, or what a callback
+ * inputs (in order, see `ordered`).  It waits through signals, as
+ * mpx_graph_next does: a program that must see its own handler's flag
+ * at once drives the map with mpx_imap_put / mpx_imap_next, whose waits
+ * return MPX_EINTR.  Returns 0, the first failure of the map, or what a callback
  * returned. */
 MPX_MUST_CHECK int mpx_imap_run(const mpx_stage_def_t *worker, const void *args,
                                 const mpx_imap_opts_t *opts, mpx_imap_input_fn next_input,
