@@ -711,18 +711,35 @@ static uint64_t grain_turns; /* set before each graph is built: its processes in
 
 static int64_t grain_work(int64_t i) { return (int64_t)bench_spin(grain_turns, (uint64_t)i); }
 
-static double grain_mpx(int workers, int64_t n, uint64_t *sum, double *cpu)
+/* The map, or (ordered) the map inside mpx_seq with the range numbering
+ * its items, each output checked to come in its place; *procs gets the
+ * processes the graph ran. */
+static double map_mpx(int workers, int64_t n, bool ordered, uint64_t *sum, double *cpu,
+                      size_t *procs)
 {
     double c0 = cpu_all(), t0 = bench_now();
-    mpx_graph_t *g = MPX_EZ(mpx_range(0, n, 1), mpx_instances(MPX_MAP(grain_work), workers));
+    mpx_node_t *src = mpx_range(0, n, 1);
+    if (ordered && mpx_node_set_index(src, true) != 0) {
+        fprintf(stderr, "mpx-bench: seq: cannot number the range\n");
+        exit(1);
+    }
+    mpx_node_t *map = mpx_instances(MPX_MAP(grain_work), workers);
+    mpx_graph_t *g = MPX_EZ(src, ordered ? mpx_seq(map) : map);
     if (mpx_graph_start(g) != 0)
-        fail(g, "grain");
+        fail(g, ordered ? "seq" : "grain");
+    *procs = mpx_graph_instance_count(g);
     uint64_t s = 0;
     int64_t got = 0;
-    for (mpx_item_t *it; (it = mpx_graph_next(g)) != NULL; got++)
+    for (mpx_item_t *it; (it = mpx_graph_next(g)) != NULL; got++) {
         s += (uint64_t)mpx_item_i64(it);
+        int64_t index;
+        if (ordered && (mpx_item_meta_i64(it, "mpx.index", &index) != 0 || index != got)) {
+            fprintf(stderr, "mpx-bench: seq: output %lld is not in its place\n", (long long)got);
+            exit(1);
+        }
+    }
     if (mpx_graph_join(g) != 0)
-        fail(g, "grain");
+        fail(g, ordered ? "seq" : "grain");
     double t = bench_now() - t0;
     *cpu = cpu_all() - c0;
     mpx_node_destroy(&g);
@@ -733,6 +750,12 @@ static double grain_mpx(int workers, int64_t n, uint64_t *sum, double *cpu)
     }
     *sum = s;
     return t;
+}
+
+static double grain_mpx(int workers, int64_t n, uint64_t *sum, double *cpu)
+{
+    size_t procs;
+    return map_mpx(workers, n, false, sum, cpu, &procs);
 }
 
 static void grain_line(double us, int workers, double per_us)
@@ -781,6 +804,60 @@ static void grain(void)
         if (cpus > 2)
             grain_line(grains[i], cpus, per_us);
     }
+}
+
+/* ---- seq: what restoring the order costs ----------------------------------- *
+ * grain's map of 2 workers, as it is and inside mpx_seq (the range
+ * numbering its items so that each output is checked to come in its
+ * place): the ordered map's speed-up over a single-process loop against
+ * raw_split's, the unordered map's in the same repetition, the CPU of
+ * every process beyond the work per item for both (their difference is
+ * what ordering costs), and the processes each ran. */
+
+static void seq_line(double us, int workers, double per_us)
+{
+    grain_turns = (uint64_t)(us * per_us + 0.5);
+    double work_s = quick ? 0.05 : 1.0;
+    int64_t n = (int64_t)(work_s * 1e6 / us);
+    int r_max = quick ? 1 : 3;
+    double up[8], rup[8], unup[8], over[8], over_un[8];
+    size_t procs = 0, procs_un = 0;
+    for (int r = 0; r < r_max; r++) {
+        double t0 = bench_now(), c0 = cpu_all();
+        uint64_t s1 = 0, s2, s3, s4;
+        for (int64_t i = 0; i < n; i++)
+            s1 += bench_spin(grain_turns, (uint64_t)i);
+        double t_one = bench_now() - t0, c_one = cpu_all() - c0;
+        double t_raw = raw_split(workers, (uint64_t)n, grain_turns, &s2);
+        double cpu, cpu_un;
+        double t_seq = map_mpx(workers, n, true, &s3, &cpu, &procs);
+        double t_un = map_mpx(workers, n, false, &s4, &cpu_un, &procs_un);
+        if (s1 != s2 || s1 != s3 || s1 != s4) {
+            fprintf(stderr, "mpx-bench: seq: the results differ\n");
+            exit(1);
+        }
+        up[r] = t_one / t_seq;
+        unup[r] = t_one / t_un;
+        rup[r] = t_one / t_raw;
+        over[r] = (cpu - c_one) / (double)n * 1e6;
+        over_un[r] = (cpu_un - c_one) / (double)n * 1e6;
+    }
+    char extra[320];
+    snprintf(extra, sizeof extra,
+             "\"us_per_item\": %g, \"workers\": %d, \"items\": %lld, \"processes\": %zu, "
+             "\"unordered_processes\": %zu, \"unordered_speedup\": %.3f, "
+             "\"overhead_cpu_us_per_item\": %.2f, \"unordered_overhead_cpu_us_per_item\": %.2f",
+             us, workers, (long long)n, procs, procs_un, bench_median(unup, (size_t)r_max),
+             bench_median(over, (size_t)r_max), bench_median(over_un, (size_t)r_max));
+    bench_emit("seq", bench_median(up, (size_t)r_max), "x", bench_median(rup, (size_t)r_max),
+               extra);
+}
+
+static void seq(void)
+{
+    double per_us = bench_spin_per_us();
+    seq_line(1, 2, per_us);
+    seq_line(40, 2, per_us);
 }
 
 /* ---- pool_map: the program's own inputs through mpx_imap ------------------ *
@@ -1114,6 +1191,7 @@ static const struct {
     {"growth", growth}, /* prints "chain" and "parallel" */
     {"grain", grain},
     {"pool_map", pool_map},
+    {"seq", seq},
     {"pachinko", pachinko},
     {"wide", wide},
     {"chunks", chunks},

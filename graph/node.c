@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "node.h"
+#include "seqhost.h"
 #include "source.h"
 
 #include <stdarg.h>
@@ -117,6 +118,14 @@ mpx_node_t *source_stage(const mpx_stage_def_t *def, const void *args)
     /* Only a node that holds its args can carry the option in them. */
     if (n && !n->error && n->args && def->args_size >= sizeof(source_opts_t))
         n->indexable = true;
+    return n;
+}
+
+mpx_node_t *seq_stage(const mpx_stage_def_t *def, const seq_args_t *a, enum seq_role role)
+{
+    mpx_node_t *n = stage_new(1, false, def, a, "mpx_stage");
+    if (n)
+        n->seq_role = role;
     return n;
 }
 

@@ -18,6 +18,12 @@
  * every count below overflow. */
 #define PLAN_MAX_INSTANCES (1 << 20)
 
+/* A Seq half that runs in another process has no instance. */
+static bool hosted(const mpx_node_t *n)
+{
+    return n->kind == NODE_STAGE && n->seq_role && n->seq_host != SEQ_OWN;
+}
+
 static int count_instances(mpx_node_t *n, int next)
 {
     n->plan_first = next;
@@ -25,11 +31,100 @@ static int count_instances(mpx_node_t *n, int next)
     if (next > PLAN_MAX_INSTANCES)
         return next;
     if (n->kind == NODE_STAGE)
-        return next + n->count;
+        return next + (hosted(n) ? 0 : n->count);
     for (size_t i = 0; i < n->nchildren; i++)
         next = count_instances(n->children[i], next);
     return next;
 }
+
+/* ---- where Seq's halves run (graph/seqhost.h) ------------------------- */
+
+/* A stage that may run a half in its process: one instance, none of
+ * Seq's own, and no retry or error policy on it or around it (as
+ * collect_policy finds them). */
+static bool may_host(const mpx_node_t *n)
+{
+    if (n->kind != NODE_STAGE || n->count != 1 || n->by || n->seq_role || n->error || !n->def)
+        return false;
+    int on_error = 0, retries = -1;
+    for (const mpx_node_t *a = n; a; a = a->parent) {
+        if (!on_error)
+            on_error = a->on_error;
+        if (retries < 0)
+            retries = a->retries;
+    }
+    return (!on_error || on_error == MPX_ON_ERROR_STOP) && retries <= 0;
+}
+
+static size_t child_index(const mpx_node_t *par, const mpx_node_t *n)
+{
+    size_t i = 0;
+    while (par->children[i] != n)
+        i++;
+    return i;
+}
+
+/* The stage that alone sends everything node n takes, or NULL: n (or a
+ * serial group it begins) follows a stage in a serial group. */
+static mpx_node_t *sole_producer(const mpx_node_t *n)
+{
+    for (const mpx_node_t *par; (par = n->parent) && !n->is_side; n = par) {
+        if (par->kind != NODE_SERIAL)
+            return NULL;
+        size_t i = child_index(par, n);
+        if (i > 0) {
+            mpx_node_t *c = par->children[i - 1];
+            while (c->kind == NODE_SERIAL)
+                c = c->children[c->nchildren - 1];
+            return may_host(c) ? c : NULL;
+        }
+    }
+    return NULL;
+}
+
+/* The stage that alone takes everything node n sends, or NULL; *program
+ * when n ends the main graph (the program reads its output). */
+static mpx_node_t *sole_consumer(const mpx_node_t *n, bool *program)
+{
+    *program = false;
+    for (const mpx_node_t *par;; n = par) {
+        par = n->parent;
+        if (n->is_side)
+            return NULL;
+        if (!par) {
+            *program = true;
+            return NULL;
+        }
+        if (par->kind != NODE_SERIAL)
+            return NULL;
+        size_t i = child_index(par, n);
+        if (i + 1 < par->nchildren) {
+            mpx_node_t *c = par->children[i + 1];
+            while (c->kind == NODE_SERIAL)
+                c = c->children[0];
+            return may_host(c) ? c : NULL;
+        }
+    }
+}
+
+static size_t place(mpx_node_t *n)
+{
+    if (n->kind == NODE_STAGE && n->seq_role) {
+        const mpx_node_t *seq = n->parent; /* S(stamp, node, reorder) */
+        bool program = false;
+        mpx_node_t *h = n->seq_role == SEQ_STAMP ? sole_producer(seq) : sole_consumer(seq, &program);
+        n->seq_host = h ? SEQ_IN_STAGE : program ? SEQ_IN_PROGRAM : SEQ_OWN;
+        n->seq_host_node = h;
+    }
+    size_t procs = n->kind == NODE_STAGE && !hosted(n) ? (size_t)n->count : 0;
+    for (size_t i = 0; i < n->nchildren; i++)
+        procs += place(n->children[i]);
+    for (size_t i = 0; i < n->nxcuts; i++)
+        procs += place(n->xcuts[i].side);
+    return procs;
+}
+
+size_t plan_place(mpx_node_t *root) { return place(root); }
 
 /* Side graphs get their instances after the main graph's, in the order of
  * a depth-first walk that enters side graphs after the node's subtree. */
@@ -103,7 +198,11 @@ static int entry_of(plan_t *p, mpx_node_t *n)
         return n->plan_entry;
     int e = -1;
     if (n->kind == NODE_SERIAL) {
-        e = entry_of(p, n->children[0]);
+        /* A hosted stamp leads: the items go where it would send them. */
+        size_t i = 0;
+        while (i + 1 < n->nchildren && hosted(n->children[i]))
+            i++;
+        e = entry_of(p, n->children[i]);
     } else {
         int count = n->kind == NODE_STAGE ? n->count : (int)n->nchildren;
         int *subs = malloc((size_t)count * sizeof *subs);
@@ -132,16 +231,23 @@ static int wire(plan_t *p, mpx_node_t *n, int next)
 {
     switch (n->kind) {
     case NODE_STAGE:
+        if (hosted(n))
+            return 0;
         for (int i = 0; i < n->count; i++)
             p->inst[n->plan_first + i].out = next;
         return 0;
     case NODE_SERIAL:
-        for (size_t i = 0; i + 1 < n->nchildren; i++) {
-            int e = entry_of(p, n->children[i + 1]);
-            if (e < 0 || wire(p, n->children[i], e) < 0)
+        /* Each child sends to the next that has processes: a hosted
+         * reorder at the end passes on to what follows the group. */
+        for (size_t i = 0; i < n->nchildren; i++) {
+            size_t k = i + 1;
+            while (k < n->nchildren && hosted(n->children[k]))
+                k++;
+            int e = k < n->nchildren ? entry_of(p, n->children[k]) : next;
+            if ((k < n->nchildren && e < 0) || wire(p, n->children[i], e) < 0)
                 return -1;
         }
-        return wire(p, n->children[n->nchildren - 1], next);
+        return 0;
     case NODE_PARALLEL:
     case NODE_BROADCAST:
         for (size_t i = 0; i < n->nchildren; i++)
@@ -265,6 +371,17 @@ static void fill_instances(plan_t *p, mpx_node_t *n)
     }
     for (size_t i = 0; i < n->nxcuts; i++)
         fill_instances(p, n->xcuts[i].side);
+    if (hosted(n)) {
+        /* Its host runs it: the stage's first (only) instance, or the
+         * program's output. */
+        const mpx_node_t *h = n->seq_host_node;
+        plan_inst_t *in = &p->inst[n->seq_host == SEQ_IN_PROGRAM ? p->ninst : h->plan_first];
+        if (n->seq_role == SEQ_STAMP)
+            in->stamp = n->args;
+        else
+            in->reorder = n->args;
+        return;
+    }
     for (int i = 0; i < n->count; i++) {
         plan_inst_t *in = &p->inst[n->plan_first + i];
         in->node = n;
@@ -403,6 +520,7 @@ int plan_build(mpx_node_t *root, plan_t **out, char **msg)
     plan_t *p = calloc(1, sizeof *p);
     if (!p)
         return MPX_ENOMEM;
+    plan_place(root);
     p->ninst = count_sides(root, count_instances(root, 0));
     if (p->ninst > PLAN_MAX_INSTANCES) {
         *msg = msgf("the graph has more than %d stage processes", PLAN_MAX_INSTANCES);

@@ -18,6 +18,7 @@
 #include <stddef.h>
 
 #include "node.h"
+#include "seqhost.h"
 
 typedef enum plan_dn_kind { DN_LEAF, DN_ONE, DN_ALL } plan_dn_kind_t;
 
@@ -57,6 +58,10 @@ typedef struct plan_inst {
     int *consumers, nconsumers; /* distinct leaves of out and xouts, ascending */
     int *producers, nproducers; /* instances whose tree reaches this one */
     size_t cap_items, cap_bytes; /* capacity of this instance's input */
+    /* Halves of a Seq this process runs (graph/seqhost.h), or NULL: the
+     * stamp numbers what it puts on port 0, the reorder its input before
+     * the process callback sees it (the sink's: the program's output). */
+    const seq_args_t *stamp, *reorder;
 } plan_inst_t;
 
 typedef struct plan {
@@ -69,6 +74,11 @@ typedef struct plan {
     struct pool *pool; /* the graph's shared-memory pool, or NULL (lib/pool.h);
                         * made by the supervisor before fork */
 } plan_t;
+
+/* Decide where each Seq half in the tree runs (node->seq_host), as
+ * graph/seqhost.h says; plan_build does it first.  Returns how many stage
+ * processes the tree runs. */
+size_t plan_place(mpx_node_t *root);
 
 /* Build the plan of a tree that node_check() accepted.  Returns 0, or
  * MPX_EGRAPH with *msg (malloc'd) for a graph that cannot run, or

@@ -32,6 +32,7 @@
 #include "mpx/error.h"
 #include "mpx/monitor.h"
 #include "pool.h"
+#include "reorder.h"
 #include "ticks.h"
 #include "wire.h"
 
@@ -936,11 +937,38 @@ static void apply_env(const plan_inst_t *pi)
     }
 }
 
+/* An item the Seq before this stage kept, in its turn (lib/reorder.h):
+ * processed as if it had just arrived, then freed.  MPX_ESTOPPED once
+ * the stage has stopped: the rest is not processed. */
+static int deliver(void *ctx, mpx_item_t **itp)
+{
+    child_rt_t *rt = ctx;
+    mpx_item_t *it = *itp;
+    if (!rt->st.stop_self) {
+        meta_cur_reset(&rt->meta, it->meta, it->meta_size, it->nmeta);
+        note_in_hand(rt, it);
+        handle_item(rt, it, ticks_now());
+        __atomic_store_n(&rt->box->busy, 0, __ATOMIC_RELEASE);
+        /* The meta pointed into the copy. */
+        meta_cur_reset(&rt->meta, NULL, 0, 0);
+        if (edge_out_closed(rt->out, 0))
+            rt->st.stop_self = true;
+    }
+    mpx_item_free(itp);
+    return rt->st.stop_self ? MPX_ESTOPPED : 0;
+}
+
 /* A mark has come through every path: the stage sees it, then it goes on. */
 static void on_mark(child_rt_t *rt, const edge_mark_t *m)
 {
     const mpx_stage_def_t *def = rt->st.pi->def;
     int rc = 0;
+    if (rt->reorder && reorder_ours(rt->reorder, m->value)) {
+        rc = reorder_mark(rt->reorder, m->value, deliver, rt);
+        if (rc < 0 && rc != MPX_ESTOPPED)
+            fail(rt, "seq: %s", mpx_strerror(rc));
+        return;
+    }
     if (def->mark) {
         meta_cur_reset(&rt->meta, NULL, 0, 0);
         stage_begin(&rt->st, "mark");
@@ -949,7 +977,9 @@ static void on_mark(child_rt_t *rt, const edge_mark_t *m)
         if (rc == MPX_MARK_CONSUMED)
             return;
     }
-    rc = edge_out_mark(rt->out, m->origin, m->value);
+    rc = child_stamp_mark(rt);
+    if (rc == 0)
+        rc = edge_out_mark(rt->out, m->origin, m->value);
     if (rc < 0 && rc != MPX_ESTOPPED)
         fail(rt, "passing a mark on: %s", mpx_strerror(rc));
 }
@@ -970,7 +1000,11 @@ static void process_all(child_rt_t *rt)
         int r = edge_in_next(rt->in, &it, &mark, rt->err, sizeof rt->err);
         if (r < 0)
             fail(rt, "%s", rt->err);
-        if (r == 1) {
+        if (r == 1 && rt->reorder) {
+            int rc = reorder_take(rt->reorder, it, rt->err, sizeof rt->err);
+            if (rc != 0)
+                fail(rt, "%s", rt->err);
+        } else if (r == 1) {
             if (rt->meta.dirty)
                 meta_cur_reset(&rt->meta, it->meta, it->meta_size, it->nmeta);
             else {
@@ -1014,7 +1048,9 @@ static void process_all(child_rt_t *rt)
             if (rt->st.stop_self)
                 return;
         }
-        int rc = edge_out_flush(rt->out);
+        int rc = child_stamp_mark(rt);
+        if (rc == 0)
+            rc = edge_out_flush(rt->out);
         if (rc < 0 && rc != MPX_ESTOPPED)
             fail(rt, "sending: %s", mpx_strerror(rc));
         if (edge_out_closed(rt->out, 0)) {
@@ -1152,6 +1188,15 @@ _Noreturn void child_main(const child_args_t *a)
     item_pool_identity(rt->plan->pool, (pool_holder_t){(uint32_t)rt->id, rt->gen});
     rt->stats_at = mono_ns();
     const mpx_stage_def_t *def = rt->st.pi->def;
+    if ((rt->stamp = rt->st.pi->stamp)) {
+        rt->stamp_klen = strlen(rt->stamp->key);
+        rt->stamp_entry = wire_meta_entry_size(rt->stamp_klen, 8);
+    }
+    if (rt->st.pi->reorder) {
+        if (!(rt->reorder = malloc(sizeof *rt->reorder)))
+            leave(rt, CHILD_EXIT_SETUP_FAILED);
+        reorder_init(rt->reorder, rt->st.pi->reorder);
+    }
     keep_heap(rt->plan, rt->id);
     apply_env(rt->st.pi);
     open_sockets(rt, a);
@@ -1172,6 +1217,17 @@ _Noreturn void child_main(const child_args_t *a)
     rt->phase = PHASE_PROCESS;
     if (rt->in)
         process_all(rt);
+    if (rt->reorder) {
+        /* Every path has ended: what the Seq kept is complete. */
+        if (!rt->st.stop_self && edge_in_complete(rt->in)) {
+            int rc = reorder_flush_all(rt->reorder, deliver, rt);
+            if (rc < 0 && rc != MPX_ESTOPPED)
+                fail(rt, "seq: %s", mpx_strerror(rc));
+        }
+        reorder_free(rt->reorder);
+        free(rt->reorder);
+        rt->reorder = NULL;
+    }
 
     /* A stage that stopped early closes its input before tearing down, so
      * that producers stop sending to it at once.  What it put is confirmed

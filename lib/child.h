@@ -127,6 +127,15 @@ typedef struct child_rt {
     /* Parts of this many bytes or more travel in the graph's pool
      * (SIZE_MAX: there is none). */
     size_t pool_min;
+    /* Seq's numbering of what goes out on port 0, when this process runs
+     * the stamp (graph/seqhost.h): the meta entry each record gets, the
+     * inputs numbered, `stamp_next` at the last mark, and bytes since. */
+    const seq_args_t *stamp;
+    size_t stamp_klen, stamp_entry;
+    int64_t stamp_next, stamp_marked;
+    size_t stamp_bytes;
+    /* ... and Seq's reorder of its input (lib/reorder.h), or NULL. */
+    struct reorder *reorder;
     /* Blocks mpx_alloc gave outside the pool (lib/stage.c). */
     struct heap_block *heap;
     size_t nheap, capheap;
@@ -184,6 +193,10 @@ int child_reject(child_rt_t *rt, const mpx_part_t *parts, size_t n, const char *
  * blocked on output.  0 with *blk; MPX_ESTOPPED, MPX_ETIMEDOUT, or the
  * pool's error. */
 int child_pool_alloc(child_rt_t *rt, size_t size, int wait_ms, uint32_t *blk);
+/* Close the stamp's epoch (graph/seqhost.h) if anything was numbered
+ * since the last: a mark, which the reorder waits for, goes out now.
+ * 0, or edge_out_mark's error. */
+int child_stamp_mark(child_rt_t *rt);
 /* Put on an output port (0: the graph, others: side graphs). */
 int stage_put_port(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n);
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/plan.h"
 #include "meta.h"
 #include "mpx/error.h"
 #include "mpx/graph.h"
@@ -227,6 +228,7 @@ int mpx_graph_join(mpx_graph_t *g)
         return rc ? rc : MPX_ENOMEM;
     /* Nothing more can be put while join waits: the input ends here. */
     (void)sup_close_input(g->run);
+    sup_discard_output(g->run);
     while (sup_next(g->run))
         ;
     return g->run->status;
@@ -447,10 +449,12 @@ const char *mpx_graph_runtime_dir(const mpx_graph_t *g)
     return g && g->run && g->run->dir[0] ? g->run->dir : NULL;
 }
 
+/* Those of the main graph (not its side graphs'), less Seq's halves that
+ * run in a neighbour's process (plan_place says which). */
 static size_t count_instances(const mpx_node_t *n)
 {
     if (n->kind == NODE_STAGE)
-        return (size_t)n->count;
+        return n->seq_role && n->seq_host != SEQ_OWN ? 0 : (size_t)n->count;
     size_t s = 0;
     for (size_t i = 0; i < n->nchildren; i++)
         s += count_instances(n->children[i]);
@@ -463,6 +467,8 @@ size_t mpx_graph_instance_count(const mpx_graph_t *g)
         return 0;
     if (g->run && g->run->plan)
         return (size_t)g->run->n;
+    /* The placement only caches what the tree's shape implies. */
+    (void)plan_place((mpx_node_t *)g);
     return count_instances(g);
 }
 

@@ -122,10 +122,8 @@ static void release_ref(void *ctx, uint32_t blk)
 /* A copy is one allocation: the item, its part table, then the record.
  * A part in the pool stays there, held once more by the copy, in a stage
  * process; the parent copies its bytes (its copy may outlive the pool). */
-mpx_item_t *mpx_item_dup(const mpx_item_t *it)
+static mpx_item_t *dup(const mpx_item_t *it, const char *drop, int64_t *val, bool *found)
 {
-    if (!it)
-        return NULL;
     bool pooled = (it->flags & WIRE_REC_POOL) != 0;
     uint32_t size = it->size;
     uint8_t *inl = NULL;
@@ -145,6 +143,8 @@ mpx_item_t *mpx_item_dup(const mpx_item_t *it)
     uint8_t *rec = mem + head;
     memcpy(rec, inl ? inl : it->rec, size);
     free(inl);
+    if (drop)
+        *found = wire_rec_drop_meta(rec, &size, drop, val);
     mpx_part_t *parts = (mpx_part_t *)(void *)(mem + sizeof *copy);
     int rc = pooled ? wire_rec_decode_pool(rec, size, copy, parts, dup_pool, &dup_self)
                     : wire_rec_decode(rec, size, copy, parts);
@@ -163,6 +163,14 @@ mpx_item_t *mpx_item_dup(const mpx_item_t *it)
         return NULL;
     }
     return copy;
+}
+
+mpx_item_t *mpx_item_dup(const mpx_item_t *it) { return it ? dup(it, NULL, NULL, NULL) : NULL; }
+
+mpx_item_t *item_dup_drop(const mpx_item_t *it, const char *key, int64_t *val, bool *found)
+{
+    *found = false;
+    return dup(it, key, val, found);
 }
 
 void mpx_item_free(mpx_item_t **it)

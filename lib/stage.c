@@ -157,6 +157,55 @@ static int too_large(child_rt_t *rt, size_t size)
 
 static int put_on(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n);
 
+/* ---- Seq's numbering (graph/seqhost.h) -----------------------------------
+ * A stage that runs the stamp of the Seq it feeds gives every record it
+ * puts on port 0 one more meta entry, the Seq's key with the record's
+ * number, written after the current meta so that the stage's own meta is
+ * left alone.  A mark closes the epoch as the stamp's own stage would:
+ * every SEQ_EPOCH records or SEQ_EPOCH_BYTES, at a pause (a batch sent
+ * before it filled, idle, a flush, a wait in mpx_poll), and before any
+ * other mark leaves. */
+
+static inline size_t stamp_size(const child_rt_t *rt, int port)
+{
+    return port == 0 && rt->stamp ? rt->stamp_entry : 0;
+}
+
+static uint8_t *stamp_put(child_rt_t *rt, uint8_t *p)
+{
+    wire_meta_entry_put(p, rt->stamp->key, rt->stamp_klen, &rt->stamp_next, 8);
+    return p + rt->stamp_entry;
+}
+
+int child_stamp_mark(child_rt_t *rt)
+{
+    if (!rt->stamp || rt->stamp_next == rt->stamp_marked)
+        return 0;
+    rt->stamp_marked = rt->stamp_next;
+    rt->stamp_bytes = 0;
+    return edge_out_mark(rt->out, (uint32_t)rt->id,
+                         seq_mark_value(rt->stamp->tag, rt->stamp_next));
+}
+
+/* edge_out_commit of a numbered record of `size` bytes. */
+static int stamp_commit(child_rt_t *rt, size_t size, const mpx_part_t *parts, size_t n)
+{
+    const out_port_t *pt = &rt->out->ports[0];
+    uint32_t before = pt->count;
+    size_t batch = pt->batch_items;
+    rt->stamp_next++;
+    for (size_t i = 0; i < n; i++)
+        rt->stamp_bytes += parts[i].size;
+    int rc = edge_out_commit(rt->out, 0, size);
+    if (rc != 0)
+        return rc;
+    bool sent_early = pt->count == 0 && before + 1 < batch;
+    if (sent_early || rt->stamp_next - rt->stamp_marked >= SEQ_EPOCH ||
+        rt->stamp_bytes >= SEQ_EPOCH_BYTES)
+        return child_stamp_mark(rt);
+    return 0;
+}
+
 /* The library's own put (a dead letter): its caller reports a refusal. */
 int stage_put_port(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n)
 {
@@ -227,7 +276,7 @@ static int pool_parts(child_rt_t *rt, const mpx_part_t *parts, size_t n, uint32_
 
 /* put_on's end with a pool: the parts that go in it are referred to. */
 static int put_pooled(child_rt_t *rt, int port, const mpx_part_t *parts, size_t n,
-                      size_t meta_size)
+                      size_t meta_size, size_t stamp)
 {
     uint32_t small[8], *blk = n <= 8 ? small : malloc(n * sizeof *blk);
     if (!blk)
@@ -236,7 +285,7 @@ static int put_pooled(child_rt_t *rt, int port, const mpx_part_t *parts, size_t 
     int rc = pool_parts(rt, parts, n, blk, &any);
     if (rc != 0)
         goto done;
-    size_t size = WIRE_REC_HEAD + meta_size;
+    size_t size = WIRE_REC_HEAD + meta_size + stamp;
     for (size_t i = 0; i < n; i++)
         size += blk[i] != POOL_NONE ? WIRE_POOLED_PART_SIZE : wire_part_size(parts[i].size);
     uint8_t *dst = edge_out_reserve(rt->out, port, size, &rc);
@@ -246,7 +295,8 @@ static int put_pooled(child_rt_t *rt, int port, const mpx_part_t *parts, size_t 
                 (void)pool_release(rt->plan->pool, blk[i], self_of(rt));
         goto done;
     }
-    uint8_t *p = wire_rec_head_put(dst, size, n, meta_cur_n(&rt->meta), meta_size);
+    uint8_t *p = wire_rec_head_put(dst, size, n, meta_cur_n(&rt->meta) + (stamp != 0),
+                                   meta_size + stamp);
     if (any) {
         uint32_t flags = WIRE_REC_POOL;
         memcpy(dst + 12, &flags, 4);
@@ -257,10 +307,12 @@ static int put_pooled(child_rt_t *rt, int port, const mpx_part_t *parts, size_t 
     }
     meta_cur_encode(&rt->meta, p);
     p += meta_size;
+    if (stamp)
+        p = stamp_put(rt, p);
     for (size_t i = 0; i < n; i++)
         p = blk[i] != POOL_NONE ? wire_part_put_pooled(p, blk[i], parts[i].size)
                                 : wire_part_put(p, parts[i].data, parts[i].size);
-    rc = edge_out_commit(rt->out, port, size);
+    rc = stamp ? stamp_commit(rt, size, parts, n) : edge_out_commit(rt->out, port, size);
 done:
     if (blk != small)
         free(blk);
@@ -281,7 +333,8 @@ static int put_on(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n)
     if (rt->st.pi->timing && rt->in_process && (rc = record_time(rt)) != 0)
         return rc;
     size_t meta_size = meta_cur_size(&rt->meta);
-    size_t size = WIRE_REC_HEAD + meta_size;
+    size_t stamp = stamp_size(rt, port);
+    size_t size = WIRE_REC_HEAD + meta_size + stamp;
     for (size_t i = 0; i < n; i++) {
         if (!parts[i].data && parts[i].size)
             return put_error(st, MPX_EINVAL, "part %zu is NULL with a size of %zu", i,
@@ -294,16 +347,19 @@ static int put_on(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n)
     if (size > rt->st.pi->max_item)
         return too_large(rt, size);
     if (rt->plan->pool)
-        return put_pooled(rt, port, parts, n, meta_size);
+        return put_pooled(rt, port, parts, n, meta_size, stamp);
     uint8_t *dst = edge_out_reserve(rt->out, port, size, &rc);
     if (!dst)
         return rc;
-    uint8_t *p = wire_rec_head_put(dst, size, n, meta_cur_n(&rt->meta), meta_size);
+    uint8_t *p = wire_rec_head_put(dst, size, n, meta_cur_n(&rt->meta) + (stamp != 0),
+                                   meta_size + stamp);
     meta_cur_encode(&rt->meta, p);
     p += meta_size;
+    if (stamp)
+        p = stamp_put(rt, p);
     for (size_t i = 0; i < n; i++)
         p = wire_part_put(p, parts[i].data, parts[i].size);
-    return edge_out_commit(rt->out, port, size);
+    return stamp ? stamp_commit(rt, size, parts, n) : edge_out_commit(rt->out, port, size);
 }
 
 static int put_parts(mpx_stage_t *st, const mpx_part_t *parts, size_t n)
@@ -345,6 +401,8 @@ static int put_mark(mpx_stage_t *st, uint64_t value)
     if (!can_put(st))
         return st ? MPX_ESTATE : MPX_EINVAL;
     int rc = child_put_check(st->rt);
+    if (rc == 0)
+        rc = child_stamp_mark(st->rt); /* ours must not be overtaken */
     if (rc != 0)
         return rc;
     return edge_out_mark(st->rt->out, (uint32_t)st->id, value);
@@ -377,16 +435,25 @@ static inline __attribute__((always_inline)) int put_one(mpx_stage_t *st, const 
         return rc;
     meta_cur_t *m = &rt->meta;
     size_t meta_size = m->dirty ? meta_cur_size(m) : m->blk_size;
-    size_t rec = WIRE_REC_HEAD + meta_size + wire_part_size(size);
+    size_t stamp = stamp_size(rt, 0);
+    size_t rec = WIRE_REC_HEAD + meta_size + stamp + wire_part_size(size);
     if (size > UINT32_MAX || rec > rt->st.pi->max_item)
         return too_large(rt, rec);
     uint8_t *dst = edge_out_reserve(rt->out, 0, rec, &rc);
     if (!dst)
         return rc;
-    uint8_t *p = wire_rec_head_put(dst, rec, 1, m->dirty ? meta_cur_n(m) : m->blk_n, meta_size);
+    uint8_t *p = wire_rec_head_put(dst, rec, 1,
+                                   (m->dirty ? meta_cur_n(m) : m->blk_n) + (stamp != 0),
+                                   meta_size + stamp);
     if (meta_size)
         meta_cur_encode(m, p);
-    wire_part_put(p + meta_size, data, size);
+    p += meta_size;
+    if (__builtin_expect(stamp != 0, 0)) {
+        wire_part_put(stamp_put(rt, p), data, size);
+        mpx_part_t part = {data, size};
+        return stamp_commit(rt, rec, &part, 1);
+    }
+    wire_part_put(p, data, size);
     return edge_out_commit(rt->out, 0, rec);
 }
 
@@ -425,7 +492,7 @@ int mpx_put_f64(mpx_stage_t *st, double v)
 static int forward(child_rt_t *rt, const mpx_item_t *item)
 {
     const meta_cur_t *m = &rt->meta;
-    if (item->size < BATCH_BYTES_MAX || !rt->in || !rt->in_process || m->dirty ||
+    if (item->size < BATCH_BYTES_MAX || !rt->in || !rt->in_process || m->dirty || rt->stamp ||
         m->blk != item->meta || m->blk_size != item->meta_size || m->blk_n != item->nmeta ||
         rt->st.pi->timing || item->size > rt->st.pi->max_item)
         return 1;
@@ -606,8 +673,10 @@ int mpx_flush(mpx_stage_t *st)
 {
     if (!can_put(st))
         return st ? MPX_ESTATE : MPX_EINVAL;
-    int rc = edge_out_flush(st->rt->out);
-    return rc;
+    /* A flush is a pause: what the Seq after us made of our items so far
+     * must not wait for more (child_stamp_mark). */
+    int rc = child_stamp_mark(st->rt);
+    return rc != 0 ? rc : edge_out_flush(st->rt->out);
 }
 
 int mpx_progress_total(mpx_stage_t *st, uint64_t total)

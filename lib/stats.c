@@ -332,10 +332,17 @@ static void json_tree(FILE *f, const stats_t *s, const mpx_node_t *n)
             json_str(f, n->name);
         }
         fputs(", \"children\": [", f);
+        bool first = true;
         for (size_t i = 0; i < n->nchildren; i++) {
-            if (i)
+            const mpx_node_t *c = n->children[i];
+            /* A Seq half in another stage's process is part of that
+             * stage: it has no figures of its own. */
+            if (c->kind == NODE_STAGE && c->seq_role && c->seq_host != SEQ_OWN)
+                continue;
+            if (!first)
                 fputs(", ", f);
-            json_tree(f, s, n->children[i]);
+            first = false;
+            json_tree(f, s, c);
         }
         fputc(']', f);
     }

@@ -39,6 +39,7 @@
 #include "forksrv.h"
 #include "pool.h"
 #include "ready.h"
+#include "reorder.h"
 #include "rundir.h"
 #include "ticks.h"
 #include "wire.h"
@@ -713,11 +714,14 @@ static void close_output(struct mpx_run *r)
  * An item the program holds (the run failed or was stopped while it
  * did) stays valid until its next poll, next, join or destroy
  * (release closes the output then). */
+static void reorder_end(struct mpx_run *r);
+
 static void end_run(struct mpx_run *r)
 {
     read_ctl(r);
     stats_end(r);
     r->stash = NULL; /* taken by dispatch, never handed out */
+    reorder_end(r);
     if (r->ctl) {
         zmq_close(r->ctl);
         r->ctl = NULL;
@@ -1160,6 +1164,13 @@ static int open_parent_sockets(struct mpx_run *r)
         edge_adopt_inbox(r->n, 0, r->sink_listen);
         r->sink_listen = -1;
     }
+    if (r->plan->inst[r->n].reorder) {
+        if (!(r->reorder = malloc(sizeof *r->reorder))) {
+            sup_record(r, MPX_ENOMEM, "out of memory");
+            return r->status;
+        }
+        reorder_init(r->reorder, r->plan->inst[r->n].reorder);
+    }
     r->sink = edge_in_new(r->zctx, r->plan, r->n, 0, NULL, r->dir, r->err, sizeof r->err);
     if (!r->sink) {
         sup_record(r, MPX_ESYS, "output: %s", r->err);
@@ -1310,9 +1321,58 @@ int sup_start(struct mpx_run *r)
 static void release(struct mpx_run *r)
 {
     r->holding = false;
+    if (r->popped && r->popped != r->stash)
+        mpx_item_free(&r->popped);
     if (r->state == RUN_ENDED)
         close_output(r);
 }
+
+/* ---- Seq's reorder in the program (graph/seqhost.h) -------------------- */
+
+static int enqueue(void *ctx, mpx_item_t **it)
+{
+    struct mpx_run *r = ctx;
+    if (r->rq_head + r->rq_n == r->rq_cap) {
+        if (r->rq_head > 0) {
+            memmove(r->rq, r->rq + r->rq_head, r->rq_n * sizeof *r->rq);
+            r->rq_head = 0;
+        } else {
+            size_t cap = r->rq_cap ? 2 * r->rq_cap : 2 * SEQ_EPOCH;
+            mpx_item_t **q = realloc(r->rq, cap * sizeof *q);
+            if (!q) {
+                mpx_item_free(it);
+                return MPX_ENOMEM;
+            }
+            r->rq = q;
+            r->rq_cap = cap;
+        }
+    }
+    r->rq[r->rq_head + r->rq_n++] = *it;
+    *it = NULL;
+    return 0;
+}
+
+static void ordered_out(struct mpx_run *r, int rc)
+{
+    if (rc != 0)
+        sup_record(r, rc, "out of memory putting the output in order");
+}
+
+static void reorder_end(struct mpx_run *r)
+{
+    for (size_t i = 0; i < r->rq_n; i++)
+        mpx_item_free(&r->rq[r->rq_head + i]);
+    free(r->rq);
+    r->rq = NULL;
+    r->rq_head = r->rq_n = r->rq_cap = 0;
+    if (r->reorder) {
+        reorder_free(r->reorder);
+        free(r->reorder);
+        r->reorder = NULL;
+    }
+}
+
+void sup_discard_output(struct mpx_run *r) { r->discard = true; }
 
 /* Do what can be done without waiting: 1 with *it, the next output item
  * (only with `take`: not while the program holds one, which taking the
@@ -1325,6 +1385,14 @@ static int advance(struct mpx_run *r, bool take, mpx_item_t **it)
             sup_stop(r, 0, NULL);
             return 0;
         }
+        if (r->rq_n) {
+            if (!take)
+                return 2;
+            *it = r->popped = r->rq[r->rq_head++];
+            if (--r->rq_n == 0)
+                r->rq_head = 0;
+            return 1;
+        }
         if (r->sink_complete) {
             if (!all_exited(r))
                 return 2;
@@ -1335,16 +1403,28 @@ static int advance(struct mpx_run *r, bool take, mpx_item_t **it)
             return 2;
         edge_mark_t mark;
         int rc = edge_in_next(r->sink, it, &mark, r->err, sizeof r->err);
+        if (rc == 1 && r->reorder && !r->discard) {
+            rc = reorder_take(r->reorder, *it, r->err, sizeof r->err);
+            if (rc != 0)
+                sup_record(r, rc, "output: %s", r->err);
+            continue;
+        }
         if (rc == 1)
             return 1;
-        if (rc == 2)
-            continue; /* marks end at the graph's end */
+        if (rc == 2) {
+            /* Marks end at the graph's end; the Seq's let out what it kept. */
+            if (r->reorder && reorder_ours(r->reorder, mark.value))
+                ordered_out(r, reorder_mark(r->reorder, mark.value, enqueue, r));
+            continue;
+        }
         if (rc < 0) {
             sup_record(r, rc, "output: %s", r->err);
             continue;
         }
         if (edge_in_complete(r->sink)) {
             r->sink_complete = true;
+            if (r->reorder)
+                ordered_out(r, reorder_flush_all(r->reorder, enqueue, r));
             consumer_done(r, r->n, true);
             continue;
         }
@@ -1359,8 +1439,9 @@ static int advance(struct mpx_run *r, bool take, mpx_item_t **it)
  * message on the socket. */
 static bool output_waiting(struct mpx_run *r, bool sink_in)
 {
-    return r->state == RUN_RUNNING && !r->sink_complete &&
-           (sink_in || (r->holding && edge_in_waiting(r->sink)));
+    return r->state == RUN_RUNNING &&
+           (r->rq_n > 0 || (!r->sink_complete &&
+                            (sink_in || (r->holding && edge_in_waiting(r->sink)))));
 }
 
 /* Bring the program's descriptor in step before returning to it:
@@ -1507,7 +1588,7 @@ int sup_dispatch(struct mpx_run *r)
  * only from the program taking it). */
 static bool output_pending(struct mpx_run *r)
 {
-    if (r->stash)
+    if (r->stash || r->rq_n)
         return true;
     if (r->sink_complete || !r->sink)
         return false;
@@ -1617,6 +1698,7 @@ void sup_free(struct mpx_run *r)
     if (r->state == RUN_STARTING || r->state == RUN_RUNNING)
         sup_stop(r, MPX_ESTOPPED, "the graph was destroyed while running");
     release(r);
+    reorder_end(r);
     ready_destroy(&r->ready);
     if (r->ch)
         for (int i = 0; i < r->n; i++)

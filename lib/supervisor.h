@@ -95,6 +95,16 @@ struct mpx_run {
      * valid until the next of those calls (a run that ends meanwhile
      * keeps the output's memory until then: end_run). */
     bool holding;
+    /* Seq's reorder when a Seq ends the graph (graph/seqhost.h): it keeps
+     * what arrives and lets it out in order into a queue the program's
+     * takes empty first.  The item handed out of it last (or stashed) is
+     * ours until the program is done with it.  Off (`discard`) once join
+     * only drains the output. */
+    struct reorder *reorder;
+    mpx_item_t **rq;
+    size_t rq_head, rq_n, rq_cap;
+    mpx_item_t *popped;
+    bool discard;
     /* The program's input (mpx_graph_put; lib/feed.c), when a stage at
      * the start has a process: the parent produces into it as instance
      * n.  Closed (mpx_graph_close_input, or join) and its end of stream
@@ -106,6 +116,10 @@ struct mpx_run {
     uint64_t feed_tick_at; /* ticks of feed_tick's last look */
     char err[256];
 };
+
+/* The program no longer reads the output (join): it need not come in
+ * order. */
+void sup_discard_output(struct mpx_run *r);
 
 /* Build the plan, initialize, fork, and wait until every stage is ready;
  * on failure everything is cleaned up and the run is ended. */

@@ -309,3 +309,27 @@ int wire_meta_at(const uint8_t *blk, uint32_t size, uint16_t n, size_t i, const 
         *vlen = get32(blk + off + 4);
     return 0;
 }
+
+bool wire_rec_drop_meta(uint8_t *rec, uint32_t *size, const char *key, int64_t *val8)
+{
+    uint16_t nmeta = get16(rec + 6);
+    uint32_t meta_size = get32(rec + 8);
+    uint8_t *blk = rec + WIRE_REC_HEAD;
+    size_t vlen;
+    const uint8_t *v = wire_meta_find(blk, meta_size, nmeta, key, &vlen);
+    if (!v || (val8 && vlen != 8))
+        return false;
+    if (val8)
+        memcpy(val8, v, 8);
+    size_t klen = strlen(key);
+    uint8_t *entry = (uint8_t *)v - klen - 1 - 8;
+    size_t esize = wire_meta_entry_size(klen, vlen);
+    uint8_t *end = rec + *size;
+    memmove(entry, entry + esize, (size_t)(end - entry - (ptrdiff_t)esize));
+    *size -= (uint32_t)esize;
+    put32(rec, *size);
+    uint16_t n = (uint16_t)(nmeta - 1);
+    memcpy(rec + 6, &n, 2);
+    put32(rec + 8, meta_size - (uint32_t)esize);
+    return true;
+}

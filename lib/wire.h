@@ -183,6 +183,10 @@ struct mpx_item {
  * they may outlive the graph and its pool. */
 void item_pool_identity(pool_t *pool, pool_holder_t self);
 
+/* mpx_item_dup(it) without meta entry `key` when it holds 8 bytes:
+ * *found says whether it did, and *val gets the value. */
+mpx_item_t *item_dup_drop(const mpx_item_t *it, const char *key, int64_t *val, bool *found);
+
 /* A record of item `it` with every part's bytes in it (none in the pool),
  * and the REDO flag kept: malloc'd, *size its length. */
 uint8_t *wire_rec_inline(const mpx_item_t *it, uint32_t *size);
@@ -219,6 +223,13 @@ int wire_rec_decode_full(const uint8_t *src, uint32_t size, mpx_item_t *it, mpx_
  * NULL) gets whether any part is in the pool. */
 int wire_rec_decode_pool(const uint8_t *src, uint32_t size, mpx_item_t *it, mpx_part_t *parts,
                          const pool_t *pool, const pool_holder_t *self);
+
+/* Remove meta entry `key` from the (validated, writable) record at rec,
+ * moving what follows it down: *size shrinks by the entry's size, the
+ * header says so, and the record must be decoded again.  Returns whether
+ * the key was there; with `val8`, its value when it has 8 bytes (else
+ * the key counts as absent and stays). */
+bool wire_rec_drop_meta(uint8_t *rec, uint32_t *size, const char *key, int64_t *val8);
 
 /* WIRE_DATA header flag: some record of the message has parts in the
  * pool (WIRE_REC_POOL), so its holds must be looked after. */

@@ -85,7 +85,7 @@ def main():
     expect = {"small_items": "items/s", "small_items_recoverable": "items/s", "memory": "KiB", "latency": "us", "scaling": "x",
               "large_items": "MB/s", "startup": "ms", "chain": "items/s",
               "parallel": "items/s", "grain": "x", "pachinko": "ms", "wide": "ms",
-              "chunks": "x", "frames": "frames/s", "pool_map": "x"}
+              "chunks": "x", "frames": "frames/s", "pool_map": "x", "seq": "x"}
     check(set(by) == set(expect), f"the benchmarks are {sorted(expect)}: got {sorted(by)}")
     for name, unit in expect.items():
         for r in by.get(name, []):
@@ -154,6 +154,14 @@ def main():
               isinstance(r.get("unordered_overhead_cpu_us_per_item"), (int, float)),
               f"pool_map says its items, the unordered speed-up and the CPU beyond the work "
               f"with and without ordering: {r}")
+    got = sorted((r.get("us_per_item"), r.get("workers")) for r in by.get("seq", []))
+    check(got == [(1, 2), (40, 2)], f"seq has a line at 1 and 40 us with 2 workers: {got}")
+    for r in by.get("seq", []):
+        # Seq around the map costs no process: range, 2 workers, as without it.
+        check(r.get("processes") == 3 and r.get("unordered_processes") == 3 and
+              r.get("unordered_speedup", 0) > 0 and
+              isinstance(r.get("overhead_cpu_us_per_item"), (int, float)),
+              f"seq says its processes, the unordered speed-up and the CPU beyond the work: {r}")
     for r in by.get("pachinko", []):
         check(r.get("processes") == 42 and r.get("items") == 5 and r.get("cpu_ms", 0) > 0,
               f"pachinko runs 42 processes carrying 5 items: {r}")

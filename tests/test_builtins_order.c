@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -937,6 +938,240 @@ static void user_marks_pass_through(void)
     expect_success(g);
 }
 
+/* ---- where Seq runs ------------------------------------------------------ *
+ * Seq's two halves run in the processes around it: the stage that alone
+ * feeds it numbers its own output, and the stage (or the program) that
+ * alone takes its output puts it in order.  Only where no such neighbour
+ * exists (a parallel group before or after it, a Seq inside a Seq) or
+ * where the neighbour is replaced when it dies (a retry or error policy)
+ * does a half get a process of its own.  Each case counts the processes
+ * a user would see and checks the order. */
+
+/* The graph's output is 0 .. n-1 (plus `add`), in order, each with its
+ * meta "i" and nothing else. */
+static void expect_in_order(mpx_graph_t *g, int64_t n, int64_t add, const char *what)
+{
+    int64_t k = 0, wrong = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        int64_t m = -1;
+        bool ok = mpx_item_i64(it) == k + add && mpx_item_meta_i64(it, "i", &m) == 0 && m == k &&
+                  mpx_item_meta_count(it) == 1;
+        if (!ok && wrong++ < 3)
+            CHECK(0, "%s: output %" PRId64 " is %" PRId64 " with %zu meta entries, i = %" PRId64,
+                  what, k, mpx_item_i64(it), mpx_item_meta_count(it), m);
+        k++;
+    }
+    CHECK(k == n, "%s: %" PRId64 " outputs of %" PRId64, what, k, n);
+    expect_success(g);
+}
+
+static void seq_costs_no_process(void)
+{
+    enum { N = 2000 };
+    mpx_node_t *retried = mpx_stage(&Pass, NULL);
+    CHECK_EQ(mpx_node_set_retries(retried, 1), 0);
+    struct {
+        const char *what;
+        mpx_graph_t *g;
+        size_t procs; /* source + workers + the rest */
+        int64_t add;
+    } c[] = {
+        {"between two stages",
+         MPX_EZ(range_node(0, N), mpx_seq(mpx_as(3, &Delay, &(int){200})), mpx_stage(&Pass, NULL)),
+         1 + 3 + 1, 0},
+        {"at the end", MPX_EZ(range_node(0, N), mpx_seq(mpx_as(3, &Delay, &(int){200}))), 1 + 3,
+         0},
+        {"before a stage with retries (the reorder needs its own)",
+         MPX_EZ(range_node(0, N), mpx_seq(mpx_as(3, &Delay, &(int){200})), retried),
+         1 + 3 + 1 + 1, 0},
+        {"inside another Seq (the inner one needs both)",
+         MPX_EZ(range_node(0, N), mpx_seq(mpx_seq(mpx_as(3, &Delay, &(int){200})))),
+         1 + 1 + 3 + 1, 0},
+        {"two in a row around one stage",
+         MPX_EZ(range_node(0, N), mpx_seq(mpx_as(2, &Delay, &(int){200})),
+                mpx_stage(&Pass, NULL), mpx_seq(mpx_as(2, &Delay, &(int){200}))),
+         1 + 2 + 1 + 2, 0},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        REQUIRE(c[i].g, "graph");
+        CHECK(mpx_graph_instance_count(c[i].g) == c[i].procs, "%s: %zu processes declared, want %zu",
+              c[i].what, mpx_graph_instance_count(c[i].g), c[i].procs);
+        REQUIRE(mpx_graph_start(c[i].g) == 0, "start");
+        CHECK(mpx_graph_instance_count(c[i].g) == c[i].procs, "%s: %zu processes run, want %zu",
+              c[i].what, mpx_graph_instance_count(c[i].g), c[i].procs);
+        for (size_t k = 0; k < mpx_graph_instance_count(c[i].g); k++) {
+            mpx_instance_info_t info;
+            REQUIRE(mpx_graph_instance_info(c[i].g, k, &info) == 0, "info");
+            CHECK(strcmp(info.name, "seq") != 0 || i >= 2, "%s: a 'seq' process runs",
+                  c[i].what);
+        }
+        expect_in_order(c[i].g, N, c[i].add, c[i].what);
+    }
+}
+
+/* A Seq at the start of a graph the program feeds numbers the program's
+ * input in a process of its own (the program does not number for it),
+ * and the program, which reads the end, puts the output in order. */
+static void seq_fed_by_the_program(void)
+{
+    enum { N = 2000 };
+    mpx_graph_t *g = MPX_EZ(mpx_seq(mpx_as(3, &Delay, &(int){200})));
+    REQUIRE(g, "graph");
+    CHECK_EQ(mpx_graph_instance_count(g), 1 + 3);
+    int64_t k = 0;
+    mpx_item_t *it;
+    for (int64_t i = 0; i < N;) {
+        REQUIRE(mpx_graph_meta_set_i64(g, "i", i) == 0, "meta");
+        int rc = mpx_graph_put(g, &i, sizeof i);
+        if (rc == 0) {
+            i++;
+            continue;
+        }
+        REQUIRE(rc == MPX_EAGAIN, "put: %s", mpx_strerror(rc));
+        /* Room comes once the program takes what waits. */
+        while ((rc = mpx_graph_poll(g, 0, &it)) == 1) {
+            CHECK(mpx_item_i64(it) == k, "output %" PRId64 " is %" PRId64, k, mpx_item_i64(it));
+            k++;
+        }
+        REQUIRE(rc == MPX_ETIMEDOUT, "poll: %s", mpx_strerror(rc));
+    }
+    REQUIRE(mpx_graph_close_input(g) == 0, "close");
+    while ((it = mpx_graph_next(g))) {
+        CHECK(mpx_item_i64(it) == k, "output %" PRId64 " is %" PRId64, k, mpx_item_i64(it));
+        k++;
+    }
+    CHECK_EQ(k, N);
+    expect_success(g);
+}
+
+/* A stage that hosts the numbering and has input marks when its input
+ * pauses, and a stage that hosts the reorder lets the outputs out at that
+ * mark: the source waits for each round to reach the end. */
+static void seq_in_stages_does_not_hold_a_paused_stream(void)
+{
+    received = mpx_event_new();
+    REQUIRE(received, "event");
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Paused, NULL), mpx_stage(&Pass, NULL),
+                            mpx_seq(mpx_as(3, &Delay, &(int){2000})),
+                            mpx_stage(&Receiver, NULL));
+    REQUIRE(g, "graph");
+    CHECK_EQ(mpx_graph_instance_count(g), 1 + 1 + 3 + 1);
+    int64_t k = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        CHECK(mpx_item_i64(it) == k, "output %" PRId64 " is %" PRId64, k, mpx_item_i64(it));
+        k++;
+    }
+    CHECK_EQ(k, PAUSE_ROUNDS * PAUSE_ITEMS);
+    expect_success(g);
+    mpx_event_destroy(&received);
+}
+
+/* A slow source that never flushes: each item leaves at once (it had been
+ * quiet), and so must the mark after it, or the item's output would wait
+ * for the next input, which waits for that output. */
+static int trickle_setup(mpx_stage_t *st)
+{
+    for (int64_t i = 0; i < PAUSE_ROUNDS; i++) {
+        /* Slow, not a synchronisation: the put after a pause is what is
+         * tested. */
+        usleep(1000);
+        int rc = mpx_meta_set_i64(st, "i", i);
+        if (rc == 0)
+            rc = mpx_put_i64(st, i);
+        if (rc != 0)
+            return rc;
+        /* A guard against a hang, not a measure of time. */
+        if (mpx_event_wait(received, 30000) != 1)
+            return mpx_fail(st, "item %" PRId64 " never reached the end", i);
+        mpx_event_clear(received);
+    }
+    return 0;
+}
+static const mpx_stage_def_t Trickle = {.name = "trickle", .setup = trickle_setup};
+
+static int signal_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    int rc = mpx_put_item(st, it);
+    return rc == 0 ? mpx_event_set(received) : rc;
+}
+static const mpx_stage_def_t Signal = {.name = "signal", .process = signal_process};
+
+static void seq_after_a_slow_source(void)
+{
+    received = mpx_event_new();
+    REQUIRE(received, "event");
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Trickle, NULL), mpx_seq(mpx_as(2, &Delay, &(int){100})),
+                            mpx_stage(&Signal, NULL));
+    REQUIRE(g, "graph");
+    CHECK_EQ(mpx_graph_instance_count(g), 1 + 2 + 1);
+    expect_in_order(g, PAUSE_ROUNDS, 0, "slow source");
+    mpx_event_destroy(&received);
+}
+
+/* Marks of the user's own, passed on by a stage that numbers for the Seq
+ * after it, reach a stage that puts the Seq's output in order after every
+ * item before them. */
+static void user_marks_through_seq_in_stages(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Marker, NULL), mpx_stage(&Pass, NULL),
+                            mpx_seq(mpx_as(3, &Delay, &(int){100})), mpx_stage(&MarkCheck, NULL));
+    REQUIRE(g, "graph");
+    CHECK_EQ(mpx_graph_instance_count(g), 1 + 1 + 3 + 1);
+    int64_t k = 0, marks = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        if (mpx_item_i64(it) < 0 || (k > 0 && mpx_item_i64(it) == 0)) {
+            CHECK(mpx_item_i64(it) == -k, "mark %" PRId64 " after %" PRId64 " items",
+                  -mpx_item_i64(it), k);
+            marks++;
+            continue;
+        }
+        CHECK(mpx_item_i64(it) == k, "output %" PRId64 " is %" PRId64, k, mpx_item_i64(it));
+        k++;
+    }
+    CHECK_EQ(k, 6000);
+    CHECK_EQ(marks, 60);
+    expect_success(g);
+}
+
+/* The order the program gets from a Seq at the end is the same when it
+ * reads in an event loop, taking one item per wake-up: items the reorder
+ * has let out keep the descriptor readable. */
+static void seq_at_the_end_in_an_event_loop(void)
+{
+    enum { N = 3000 };
+    mpx_graph_t *g = MPX_EZ(range_node(0, N), mpx_seq(mpx_as(3, &Delay, &(int){300})));
+    REQUIRE(g, "graph");
+    int fd = mpx_graph_fd(g);
+    REQUIRE(fd >= 0, "fd");
+    int64_t k = 0;
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        /* A guard against a hang, not a measure of time. */
+        REQUIRE(poll(&p, 1, 30000) == 1, "the descriptor stayed quiet after %" PRId64 " items",
+                k);
+        int d = mpx_graph_dispatch(g);
+        REQUIRE(d >= 0, "dispatch: %s", mpx_strerror(d));
+        if (d == 0)
+            break;
+        if (!(d & MPX_DISPATCH_OUTPUT))
+            continue;
+        mpx_item_t *it;
+        int rc = mpx_graph_poll(g, 0, &it);
+        if (rc == 1) {
+            CHECK(mpx_item_i64(it) == k, "output %" PRId64 " is %" PRId64, k, mpx_item_i64(it));
+            k++;
+        }
+        REQUIRE(rc >= 0 || rc == MPX_ETIMEDOUT, "poll: %s", mpx_strerror(rc));
+        if (rc == 0)
+            break;
+    }
+    CHECK_EQ(k, N);
+    expect_success(g);
+}
+
 /* ---- random graphs ------------------------------------------------------ *
  * Inputs are random values, each with meta "in" = its index.  A stage of
  * function id f maps x to 0..2 outputs (Seq) or exactly one (Zip), by a
@@ -1221,6 +1456,12 @@ int main(int argc, char **argv)
         TEST_CASE(seq_does_not_hold_a_paused_stream),
         TEST_CASE(user_marks_pass_through),
         TEST_CASE(random_seq_and_zip),
+        TEST_CASE(seq_costs_no_process),
+        TEST_CASE(seq_fed_by_the_program),
+        TEST_CASE(seq_in_stages_does_not_hold_a_paused_stream),
+        TEST_CASE(seq_after_a_slow_source),
+        TEST_CASE(user_marks_through_seq_in_stages),
+        TEST_CASE(seq_at_the_end_in_an_event_loop),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
 }
