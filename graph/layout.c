@@ -17,6 +17,7 @@
 
 #include "mpx/error.h"
 #include "node.h"
+#include "plan.h"
 
 /* Both pictures start here: the arguments and the tree's mistakes. */
 static int check_tree(const mpx_graph_t *g, FILE *f)
@@ -31,7 +32,22 @@ static int check_tree(const mpx_graph_t *g, FILE *f)
         free(msg);
         return MPX_EGRAPH;
     }
+    /* Where Seq's halves run is part of the picture; placing them only
+     * caches what the tree's shape implies. */
+    (void)plan_place((mpx_node_t *)g);
     return 0;
+}
+
+/* "in 'name'" or "in the program" for a Seq half that runs in another
+ * process (graph/seqhost.h), else NULL. */
+static const char *host_of(const mpx_node_t *n, char *buf, size_t cap)
+{
+    if (n->kind != NODE_STAGE || !n->seq_role || n->seq_host == SEQ_OWN)
+        return NULL;
+    if (n->seq_host == SEQ_IN_PROGRAM)
+        return "in the program";
+    snprintf(buf, cap, "in '%s'", node_stage_name(n->seq_host_node));
+    return buf;
 }
 
 /* Write errors are looked at once, at the end: the flush makes those of a
@@ -108,7 +124,11 @@ static void print_node(FILE *f, const mpx_node_t *n, const indent_t *in)
     put_branch(f, in);
     if (n->kind == NODE_STAGE) {
         fputs(node_stage_name(n), f);
-        if (n->count > 1)
+        char buf[160];
+        const char *host = host_of(n, buf, sizeof buf);
+        if (host)
+            fprintf(f, " (%s)", host);
+        else if (n->count > 1)
             fprintf(f, " ×%d (%s)", n->count, n->by ? "broadcast" : "parallel");
     } else {
         fputs(group_word(n->kind), f);
@@ -203,8 +223,15 @@ static void write_nodes(dot_t *d, const mpx_node_t *n, int depth)
     if (n->kind == NODE_STAGE) {
         fprintf(f, "%*sn%zu [label=\"", 2 * depth, "", stage_id(d, n));
         put_escaped(f, node_stage_name(n));
-        if (n->count > 1)
+        char buf[160];
+        const char *host = host_of(n, buf, sizeof buf);
+        if (host) {
+            fputs("\\n(", f);
+            put_escaped(f, host);
+            fputc(')', f);
+        } else if (n->count > 1) {
             fprintf(f, "\\n×%d (%s)", n->count, n->by ? "broadcast" : "parallel");
+        }
         fputs("\"];\n", f);
         return;
     }

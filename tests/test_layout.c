@@ -92,6 +92,46 @@ static void expect_lines(const char *text, const char *const *lines, size_t n)
     CHECK(*p == '\0', "lines after the expected ones: '%s'", p);
 }
 
+/* Seq's halves show where they run: in the stage before, in the stage
+ * after or in the program, or (after a parallel group) as stages of
+ * their own. */
+static void text_says_where_seq_runs(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Src, NULL), mpx_seq(mpx_as(2, &A, NULL)),
+                            mpx_stage(&B, NULL), mpx_seq(mpx_as(2, &C, NULL)),
+                            mpx_as(2, &D, NULL), mpx_seq(mpx_stage(&E, NULL)));
+    REQUIRE(g != NULL, "building the graph failed");
+    static const char *const want[] = {
+        "serial",
+        "├── src",
+        "├── serial",
+        "│   ├── seq-stamp (in 'src')",
+        "│   ├── a ×2 (parallel)",
+        "│   └── seq (in 'b')",
+        "├── b",
+        "├── serial",
+        "│   ├── seq-stamp (in 'b')",
+        "│   ├── c ×2 (parallel)",
+        "│   └── seq",
+        "├── d ×2 (parallel)",
+        "└── serial",
+        "    ├── seq-stamp",
+        "    ├── e",
+        "    └── seq (in the program)",
+    };
+    int rc;
+    char *text = capture(mpx_graph_print_layout, g, &rc);
+    CHECK_EQ(rc, 0);
+    expect_lines(text, want, sizeof want / sizeof *want);
+    free(text);
+    text = capture(mpx_graph_write_dot, g, &rc);
+    CHECK_EQ(rc, 0);
+    CHECK(strstr(text, "label=\"seq-stamp\\n(in 'src')\"") != NULL, "DOT: %s", text);
+    CHECK(strstr(text, "label=\"seq\\n(in the program)\"") != NULL, "DOT: %s", text);
+    free(text);
+    mpx_node_destroy(&g);
+}
+
 static void refuses_null(void)
 {
     mpx_graph_t *g = MPX_EZ(mpx_stage(&Src, NULL));
@@ -418,6 +458,7 @@ int main(int argc, char **argv)
 {
     static const test_case_t cases[] = {
         TEST_CASE(refuses_null),
+        TEST_CASE(text_says_where_seq_runs),
         TEST_CASE(text_of_a_nested_graph),
         TEST_CASE(text_of_side_graphs_anywhere),
         TEST_CASE(dot_of_a_nested_graph),

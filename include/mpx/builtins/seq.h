@@ -8,7 +8,17 @@
  * Outputs are held only until a mark closes their epoch (every 128 inputs
  * or 16 MiB of them, or when the input pauses), and while an output of an
  * earlier input is still missing.  Inputs that give no
- * output (a filter inside) are simply absent.
+ * output (a filter inside) are simply absent.  The Seq's own meta key
+ * never reaches the output.
+ *
+ * Seq costs no process where its neighbours can do its work: the stage
+ * that alone feeds it (one instance, no retry or error policy) numbers
+ * its own output, and the stage that alone takes its output (likewise),
+ * or the program reading the graph's end, puts it in order.  Otherwise
+ * (a parallel group or broadcast next to it, the start of a graph the
+ * program feeds, a Seq directly inside a Seq, a policy on the neighbour)
+ * that half runs as a stage of its own.  mpx_graph_instance_count()
+ * says how many processes a graph runs.
  *
  *     MPX_EZ(src, mpx_seq(mpx_as(8, &Resize, NULL)), mpx_stage(&SaveInOrder, NULL))
  */
