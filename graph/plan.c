@@ -65,10 +65,19 @@ static size_t child_index(const mpx_node_t *par, const mpx_node_t *n)
 }
 
 /* The stage that alone sends everything node n takes, or NULL: n (or a
- * serial group it begins) follows a stage in a serial group. */
-static mpx_node_t *sole_producer(const mpx_node_t *n)
+ * serial group it begins) follows a stage in a serial group; *program
+ * when n begins the main graph (the program feeds what it takes). */
+static mpx_node_t *sole_producer(const mpx_node_t *n, bool *program)
 {
-    for (const mpx_node_t *par; (par = n->parent) && !n->is_side; n = par) {
+    *program = false;
+    for (const mpx_node_t *par;; n = par) {
+        par = n->parent;
+        if (n->is_side)
+            return NULL;
+        if (!par) {
+            *program = true;
+            return NULL;
+        }
         if (par->kind != NODE_SERIAL)
             return NULL;
         size_t i = child_index(par, n);
@@ -79,7 +88,6 @@ static mpx_node_t *sole_producer(const mpx_node_t *n)
             return may_host(c) ? c : NULL;
         }
     }
-    return NULL;
 }
 
 /* The stage that alone takes everything node n sends, or NULL; *program
@@ -112,7 +120,8 @@ static size_t place(mpx_node_t *n)
     if (n->kind == NODE_STAGE && n->seq_role) {
         const mpx_node_t *seq = n->parent; /* S(stamp, node, reorder) */
         bool program = false;
-        mpx_node_t *h = n->seq_role == SEQ_STAMP ? sole_producer(seq) : sole_consumer(seq, &program);
+        mpx_node_t *h = n->seq_role == SEQ_STAMP ? sole_producer(seq, &program)
+                                                 : sole_consumer(seq, &program);
         n->seq_host = h ? SEQ_IN_STAGE : program ? SEQ_IN_PROGRAM : SEQ_OWN;
         n->seq_host_node = h;
     }

@@ -9,10 +9,11 @@
  *
  * Neither needs a process of its own.  When a single plain stage alone
  * feeds the Seq, that stage numbers its own output on the edge (the
- * stamp is *hosted* by it: lib/stage.c, lib/child.c); when a single plain
- * stage alone takes the Seq's output, the reorder runs in that stage's
- * process before its process callback (lib/child.c), and when the Seq
- * ends the graph, in the program, as it reads the output
+ * stamp is *hosted* by it: lib/stage.c, lib/child.c), and when the Seq
+ * begins the graph, the program numbers its own puts (lib/feed.c); when a
+ * single plain stage alone takes the Seq's output, the reorder runs in
+ * that stage's process before its process callback (lib/child.c), and
+ * when the Seq ends the graph, in the program, as it reads the output
  * (lib/supervisor.c).  A host must not be recoverable (a retry or error
  * policy): a replacement would number from 0 again, or lose what its
  * reorder held and had confirmed.  Otherwise the half runs as the stage

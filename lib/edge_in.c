@@ -575,9 +575,11 @@ static mark_track_t *track_of(edge_in_t *in, uint32_t origin)
     int top = 0;
     seen[origin] = 1;
     stack[top++] = (int)origin;
+    /* Marks end at the graph's end; the program's own (a Seq at the
+     * start: lib/feed.c) go where its input goes. */
     while (top > 0) {
         int u = stack[--top];
-        if (u < in->plan->ninst && in->plan->inst[u].out >= 0)
+        if ((u < in->plan->ninst || u == (int)origin) && in->plan->inst[u].out >= 0)
             reach(in->plan, in->plan->inst[u].out, seen, stack, &top);
     }
     for (int k = 0; k < in->npeers; k++)
@@ -591,7 +593,7 @@ static mark_track_t *track_of(edge_in_t *in, uint32_t origin)
 static int note_mark(edge_in_t *in, int k, uint32_t origin, uint64_t value, char *err,
                      size_t errcap)
 {
-    if (origin >= (uint32_t)in->plan->ninst)
+    if (origin > (uint32_t)in->plan->ninst)
         return proto_error(err, errcap, "mark origin", (uint32_t)in->peers[k].id);
     mark_track_t *t = track_of(in, origin);
     if (!t) {

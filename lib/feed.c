@@ -15,6 +15,15 @@
  * program that puts many small items pays a message per batch, not per
  * item, and one that puts an item now and then sees it leave at once.
  *
+ * When the graph begins with a Seq, the program numbers what it puts for
+ * it (graph/seqhost.h), as a stage before a Seq does (lib/stage.c): one
+ * more meta entry per record, and the Seq's mark every SEQ_EPOCH records
+ * or SEQ_EPOCH_BYTES, and whenever the batch leaves (the program is
+ * about to wait, a quiet spell, the batch's age).  A mark is a record to
+ * every stage fed: when the batch before it, or credit for it, is
+ * lacking, it is owed and goes at the next chance (feed_service), whose
+ * count then covers everything put so far.
+ *
  * Why a single thread cannot deadlock on its own puts (sup_put's rule:
  * wait only while no output waits for the program) is modelled in
  * feed.pml, checked by SPIN in the test suite.
@@ -64,6 +73,31 @@ void feed_close(struct mpx_run *r)
 
 void *feed_socket(struct mpx_run *r) { return r->feed ? edge_out_socket(r->feed) : NULL; }
 
+static const seq_args_t *stamp_of(const struct mpx_run *r) { return r->plan->inst[r->n].stamp; }
+
+static bool unmarked(const struct mpx_run *r)
+{
+    return r->feed && stamp_of(r) && r->seq_next != r->seq_marked && !r->input_ended &&
+           !edge_out_closed(r->feed, 0);
+}
+
+bool feed_owes_mark(const struct mpx_run *r) { return r->seq_mark_owed && unmarked(r); }
+
+/* Close the Seq's epoch now, if the batch has gone and credit allows; a
+ * mark that cannot go yet is owed.  0, or a failure. */
+static int feed_mark(struct mpx_run *r)
+{
+    if (!unmarked(r))
+        return 0;
+    int rc = edge_out_mark(r->feed, (uint32_t)r->n, seq_mark_value(stamp_of(r)->tag, r->seq_next));
+    r->seq_mark_owed = rc == MPX_EAGAIN;
+    if (rc == 0) {
+        r->seq_marked = r->seq_next;
+        r->seq_bytes = 0;
+    }
+    return rc == MPX_EAGAIN || rc == MPX_ESTOPPED ? 0 : rc;
+}
+
 bool feed_service(struct mpx_run *r, bool all)
 {
     edge_out_t *o = r->feed;
@@ -71,15 +105,23 @@ bool feed_service(struct mpx_run *r, bool all)
         return false;
     if (r->input_ended && !edge_out_recover_due(o))
         return false;
-    if (!edge_out_pending(o) && !feed_owes_eos(r))
+    if (!edge_out_pending(o) && !feed_owes_eos(r) && !feed_owes_mark(r))
         return false;
     edge_out_poll(o);
     int rc = 0;
     if (edge_out_recover_due(o))
         rc = edge_out_recover(o);
     uint64_t since = edge_out_batch_since(o);
-    if (rc == 0 && since && (all || r->input_closed || ticks_now() - since >= DEFER_TICKS))
+    bool flushed = false;
+    if (rc == 0 && since && (all || r->input_closed || ticks_now() - since >= DEFER_TICKS)) {
         rc = edge_out_flush(o);
+        flushed = rc == 0;
+    }
+    /* A pause (the program is about to wait, or the batch left for its
+     * age): what has gone is closed by a mark, so that the outputs made
+     * of it do not wait for more input. */
+    if (rc == 0 && !edge_out_pending(o) && (all || flushed || r->input_closed || r->seq_mark_owed))
+        rc = feed_mark(r);
     /* Every stage fed by the program has stopped (puts now say so): they
      * still wait for the end of stream, which goes now (nothing more can
      * be put), as when the input is closed. */
@@ -93,7 +135,7 @@ bool feed_service(struct mpx_run *r, bool all)
         sup_record(r, rc, "sending the program's input to the graph: %s", mpx_strerror(rc));
         return false;
     }
-    return edge_out_pending(o) || feed_owes_eos(r);
+    return edge_out_pending(o) || feed_owes_eos(r) || feed_owes_mark(r);
 }
 
 bool feed_owes_eos(const struct mpx_run *r)
@@ -197,6 +239,10 @@ int feed_put(struct mpx_run *r, const mpx_part_t *parts, size_t n, const meta_cu
     if (nmeta >= UINT16_MAX)
         return MPX_ERANGE;
     size_t index_size = wire_meta_entry_size(sizeof INDEX_KEY - 1, sizeof(int64_t));
+    const seq_args_t *stamp = stamp_of(r);
+    size_t stamp_klen = stamp ? strlen(stamp->key) : 0;
+    size_t stamp_size = stamp ? wire_meta_entry_size(stamp_klen, sizeof(int64_t)) : 0;
+    index_size += stamp_size; /* the two entries the program adds */
     size_t size = WIRE_REC_HEAD + meta_size + index_size, inline_size = size;
     size_t min = r->plan->pool ? r->plan->inst[r->n].pool_min : SIZE_MAX;
     bool large = false;
@@ -234,7 +280,8 @@ int feed_put(struct mpx_run *r, const mpx_part_t *parts, size_t n, const meta_cu
             free(blk);
         return rc;
     }
-    uint8_t *p = wire_rec_head_put(dst, inline_size, n, nmeta + 1, meta_size + index_size);
+    uint8_t *p = wire_rec_head_put(dst, inline_size, n, nmeta + 1 + (stamp != NULL),
+                                   meta_size + index_size);
     if (pooled) {
         uint32_t flags = WIRE_REC_POOL;
         memcpy(dst + 12, &flags, 4);
@@ -245,14 +292,30 @@ int feed_put(struct mpx_run *r, const mpx_part_t *parts, size_t n, const meta_cu
     p += meta_size;
     int64_t index = (int64_t)r->input_count;
     wire_meta_entry_put(p, INDEX_KEY, sizeof INDEX_KEY - 1, &index, sizeof index);
-    p += index_size;
+    p += index_size - stamp_size;
+    if (stamp) {
+        wire_meta_entry_put(p, stamp->key, stamp_klen, &r->seq_next, sizeof r->seq_next);
+        p += stamp_size;
+        r->seq_next++;
+        for (size_t i = 0; i < n; i++)
+            r->seq_bytes += parts[i].size;
+    }
     for (size_t i = 0; i < n; i++)
         p = pooled && blk[i] != POOL_NONE ? wire_part_put_pooled(p, blk[i], parts[i].size)
                                           : wire_part_put(p, parts[i].data, parts[i].size);
     if (blk != small)
         free(blk);
+    const out_port_t *pt = &r->feed->ports[0];
+    uint32_t before = pt->count;
+    size_t batch = pt->batch_items;
     rc = edge_out_commit(r->feed, 0, inline_size);
     r->input_count++;
+    /* The batch left before it filled (a quiet spell, its age), or the
+     * epoch is full: close it. */
+    bool sent_early = pt->count == 0 && before + 1 < batch;
+    if (rc == 0 && stamp &&
+        (sent_early || r->seq_next - r->seq_marked >= SEQ_EPOCH || r->seq_bytes >= SEQ_EPOCH_BYTES))
+        rc = feed_mark(r);
     /* Kept in the batch for want of credit: it is put all the same. */
     return rc == MPX_EAGAIN ? 0 : rc;
 }

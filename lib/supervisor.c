@@ -1479,7 +1479,8 @@ static bool ready_update(struct mpx_run *r)
     bool room = r->want_room && feed_room(r, r->want_size);
     bool now = ctl_in || stats_in || r->stash || output_waiting(r, sink_in) || r->failing ||
                (r->sink_complete && all_exited(r)) || room ||
-               (feed_in && (edge_out_recover_due(r->feed) || feed_owes_eos(r)));
+               (feed_in && (edge_out_recover_due(r->feed) || feed_owes_eos(r) ||
+                            feed_owes_mark(r)));
     long wake = -1;
     if (!now) {
         /* Confirmations to the output's producers (while the program

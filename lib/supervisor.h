@@ -114,6 +114,12 @@ struct mpx_run {
     size_t want_size; /* the record that put could not add, in bytes */
     uint64_t input_count; /* items put: the next one's mpx.index */
     uint64_t feed_tick_at; /* ticks of feed_tick's last look */
+    /* When the graph begins with a Seq, the program numbers its puts for
+     * it (graph/seqhost.h; lib/feed.c): numbered so far, the count its
+     * last mark carried, and the bytes put since. */
+    int64_t seq_next, seq_marked;
+    size_t seq_bytes;
+    bool seq_mark_owed; /* a mark lacked credit, or the batch before it did */
     char err[256];
 };
 
@@ -161,6 +167,9 @@ bool feed_service(struct mpx_run *r, bool all);
 /* The input's end of stream is still to go, and nothing more can be put
  * before it: the input was closed, or every stage it feeds has stopped. */
 bool feed_owes_eos(const struct mpx_run *r);
+/* Whether a Seq's mark waits to go (it lacked credit, or the batch
+ * before it did). */
+bool feed_owes_mark(const struct mpx_run *r);
 /* For a call that returns output without waiting: what of the input is
  * due goes now (looked at once a batch's time at most). */
 void feed_tick(struct mpx_run *r);

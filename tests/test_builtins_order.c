@@ -1010,15 +1010,15 @@ static void seq_costs_no_process(void)
     }
 }
 
-/* A Seq at the start of a graph the program feeds numbers the program's
- * input in a process of its own (the program does not number for it),
- * and the program, which reads the end, puts the output in order. */
+/* A Seq at the start of a graph the program feeds: the program numbers
+ * its own puts, and puts the output in order as it reads; the Seq costs
+ * no process. */
 static void seq_fed_by_the_program(void)
 {
     enum { N = 2000 };
     mpx_graph_t *g = MPX_EZ(mpx_seq(mpx_as(3, &Delay, &(int){200})));
     REQUIRE(g, "graph");
-    CHECK_EQ(mpx_graph_instance_count(g), 1 + 3);
+    CHECK_EQ(mpx_graph_instance_count(g), 3);
     int64_t k = 0;
     mpx_item_t *it;
     for (int64_t i = 0; i < N;) {
@@ -1042,6 +1042,64 @@ static void seq_fed_by_the_program(void)
         k++;
     }
     CHECK_EQ(k, N);
+    expect_success(g);
+}
+
+/* A program that puts a few inputs and then waits for their results
+ * gets them: its wait is a pause, which closes the Seq's epoch. */
+static void seq_fed_answers_each_round(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_seq(mpx_as(3, &Delay, &(int){1000})));
+    REQUIRE(g, "graph");
+    int64_t k = 0;
+    for (int64_t round = 0; round < PAUSE_ROUNDS; round++) {
+        for (int64_t i = round * PAUSE_ITEMS; i < (round + 1) * PAUSE_ITEMS; i++) {
+            REQUIRE(mpx_graph_meta_set_i64(g, "i", i) == 0, "meta");
+            REQUIRE(mpx_graph_put(g, &i, sizeof i) == 0, "put");
+        }
+        while (k < (round + 1) * PAUSE_ITEMS) {
+            mpx_item_t *it;
+            /* A guard against a hang, not a measure of time. */
+            int rc = mpx_graph_poll(g, 30000, &it);
+            REQUIRE(rc == 1, "round %" PRId64 ": waiting for output %" PRId64 ": %s", round, k,
+                    mpx_strerror(rc));
+            CHECK(mpx_item_i64(it) == k, "output %" PRId64 " is %" PRId64, k, mpx_item_i64(it));
+            k++;
+        }
+    }
+    REQUIRE(mpx_graph_close_input(g) == 0, "close");
+    CHECK(mpx_graph_next(g) == NULL, "more output than input");
+    expect_success(g);
+}
+
+/* An event loop that puts one input at a time and waits on the graph's
+ * descriptor for its result: the put, which left at once, is followed
+ * by the Seq's mark, with nothing more from the program. */
+static void seq_fed_in_an_event_loop(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_seq(mpx_as(3, &Delay, &(int){1000})));
+    REQUIRE(g, "graph");
+    REQUIRE(mpx_graph_set_nonblocking(g, true) == 0, "nonblocking");
+    int fd = mpx_graph_fd(g);
+    REQUIRE(fd >= 0, "fd");
+    for (int64_t i = 0; i < 10; i++) {
+        REQUIRE(mpx_graph_meta_set_i64(g, "i", i) == 0, "meta");
+        REQUIRE(mpx_graph_put(g, &i, sizeof i) == 0, "put %" PRId64, i);
+        for (;;) {
+            struct pollfd p = {fd, POLLIN, 0};
+            /* A guard against a hang, not a measure of time. */
+            REQUIRE(poll(&p, 1, 30000) == 1, "no result for input %" PRId64, i);
+            int d = mpx_graph_dispatch(g);
+            REQUIRE(d > 0, "dispatch: %d", d);
+            mpx_item_t *it;
+            if ((d & MPX_DISPATCH_OUTPUT) && mpx_graph_poll(g, 0, &it) == 1) {
+                CHECK(mpx_item_i64(it) == i, "output %" PRId64 " is %" PRId64, i,
+                      mpx_item_i64(it));
+                break;
+            }
+        }
+    }
+    REQUIRE(mpx_graph_close_input(g) == 0, "close");
     expect_success(g);
 }
 
@@ -1458,6 +1516,8 @@ int main(int argc, char **argv)
         TEST_CASE(random_seq_and_zip),
         TEST_CASE(seq_costs_no_process),
         TEST_CASE(seq_fed_by_the_program),
+        TEST_CASE(seq_fed_answers_each_round),
+        TEST_CASE(seq_fed_in_an_event_loop),
         TEST_CASE(seq_in_stages_does_not_hold_a_paused_stream),
         TEST_CASE(seq_after_a_slow_source),
         TEST_CASE(user_marks_through_seq_in_stages),

@@ -12,12 +12,12 @@
  * never reaches the output.
  *
  * Seq costs no process where its neighbours can do its work: the stage
- * that alone feeds it (one instance, no retry or error policy) numbers
- * its own output, and the stage that alone takes its output (likewise),
- * or the program reading the graph's end, puts it in order.  Otherwise
- * (a parallel group or broadcast next to it, the start of a graph the
- * program feeds, a Seq directly inside a Seq, a policy on the neighbour)
- * that half runs as a stage of its own.  mpx_graph_instance_count()
+ * that alone feeds it (one instance, no retry or error policy), or the
+ * program putting into a graph that begins with it, numbers its own
+ * output, and the stage that alone takes its output (likewise), or the
+ * program reading the graph's end, puts it in order.  Otherwise (a
+ * parallel group or broadcast next to it, a Seq directly inside a Seq, a
+ * policy on the neighbour) that half runs as a stage of its own.  mpx_graph_instance_count()
  * says how many processes a graph runs.
  *
  *     MPX_EZ(src, mpx_seq(mpx_as(8, &Resize, NULL)), mpx_stage(&SaveInOrder, NULL))
