@@ -33,6 +33,22 @@
  * output waits for the program: it deadlocks, an invalid end state),
  * BROKEN_EOS_FIRST (closing sends the end of stream without the record
  * still in the batch: lost).
+ *
+ * SEQ: the graph begins and ends with a Seq (graph/seqhost.h), both of
+ * whose halves run in the program.  Records carry the input's number;
+ * the program closes an epoch with a mark (MARKB + inputs numbered) to
+ * every stage, which passes it on behind what it put, after every EPOCH
+ * puts, at any moment a put may have left at once (a quiet spell: any
+ * time, nondeterministically), and before it waits; a mark needs the
+ * batch gone and a credit, and is owed until then (feed_mark).  What the
+ * program takes goes into its reorder and counts as taken only when a
+ * mark (or the end) lets it out, in order: no output may arrive for an
+ * input a mark has let out (asserted), none is lost.  ROUNDS: the
+ * program puts ROUNDS inputs at a time and waits for all their outputs
+ * before the next ones.  BROKEN_NO_PAUSE_MARK: no mark before a wait (the
+ * program waits for ever on outputs its reorder holds: invalid end);
+ * BROKEN_MARK_FIRST: a mark goes before the record still in the batch
+ * (an output then arrives after the mark that let its input out).
  */
 
 #ifndef K
@@ -49,6 +65,10 @@
 #endif
 
 #define EOS 255
+#define MARKB 100
+#ifndef EPOCH
+#define EPOCH 3
+#endif
 
 /* records into the first stage, the second, the program's inbox */
 chan in1 = [W_IN + 1] of { byte };
@@ -63,6 +83,11 @@ chan cr_sink = [W_OUT + NIN * K * K + 1] of { bit };
 byte outputs;     /* outputs the program took */
 byte lost;        /* outputs that never came */
 bool program_done;
+#ifdef SEQ
+byte held[NIN];   /* outputs the program's reorder keeps, by input */
+byte overtaken;   /* outputs that came after the mark that let their input out */
+byte next_rel;    /* inputs before this one have been let out */
+#endif
 
 /* A producer's put of one record on `out`, with `credit` tokens from `cr`
  * (it waits for one, as edge_out does for a stage). */
@@ -86,16 +111,96 @@ proctype Stage(chan in; chan cr_back; chan out; chan cr; byte window; byte k)
         :: else -> skip
         fi;
         cr_back ! 1; /* the take grants its producer one more */
+#ifdef SEQ
+        if
+        :: v >= MARKB -> stage_put(out, cr, credit, v); goto next /* passed on behind */
+        :: else -> skip
+        fi;
+#endif
         j = 0;
         do
         :: j < k -> stage_put(out, cr, credit, v); j++
         :: else -> break
-        od
+        od;
+next:   skip
     od;
     /* its end of stream, behind everything it put */
     out ! EOS
 }
 
+#ifdef SEQ
+/* Let out what the reorder keeps for the inputs before `upto`. */
+inline release(upto)
+{
+    do
+    :: next_rel < upto -> outputs = outputs + held[next_rel]; held[next_rel] = 0; next_rel++
+    :: else -> break
+    od
+}
+
+/* Take one record from the inbox into the reorder: credit goes back to
+ * its producer; a mark lets out what it covers. */
+inline take_one()
+{
+    sink ? v;
+    if
+    :: v == EOS -> ended = true; release(NIN)
+    :: v != EOS && v >= MARKB -> cr_sink ! 1; release(v - MARKB)
+    :: else ->
+        if
+        :: v < next_rel -> overtaken++ /* a mark that covers it came first */
+        :: else -> skip
+        fi;
+        assert(overtaken == 0);
+        held[v]++;
+        cr_sink ! 1
+    fi
+}
+
+/* feed_mark (edge_out_mark): the batch goes first, then the mark, each
+ * if credit allows; a mark that cannot go is owed. */
+inline try_mark()
+{
+    if
+    :: i > marked ->
+#ifndef BROKEN_MARK_FIRST
+        if
+        :: pend && credit > 0 -> in1 ! pendv; credit--; pend = false
+        :: else -> skip
+        fi;
+#endif
+        if
+#ifdef BROKEN_MARK_FIRST
+        :: credit > 0 -> /* not behind the batch */
+#else
+        :: !pend && credit > 0 ->
+#endif
+            in1 ! MARKB + i; credit--; marked = i; owed = false
+        :: else -> owed = true
+        fi
+    :: else -> skip
+    fi
+}
+
+/* feed_service before a wait: the batch goes if credit allows, and a
+ * mark closes the epoch. */
+inline before_wait()
+{
+    do
+    :: cr_in1 ? _ -> credit++
+    :: empty(cr_in1) -> break
+    od;
+    if
+    :: pend && credit > 0 -> in1 ! pendv; credit--; pend = false
+    :: else -> skip
+    fi;
+#ifndef BROKEN_NO_PAUSE_MARK
+    try_mark()
+#else
+    skip
+#endif
+}
+#else
 /* Take one output from the inbox: credit goes back to its producer. */
 inline take_one()
 {
@@ -105,12 +210,24 @@ inline take_one()
     :: else -> outputs++; cr_sink ! 1
     fi
 }
+#endif
+
+#ifdef CHAIN
+#define PER_INPUT (K * K)
+#else
+#define PER_INPUT K
+#endif
 
 proctype Program()
 {
     byte i = 0, credit = W_IN, v;
     bool pend = false; /* one record in the parent's batch, not yet sent */
     bool ended = false, room;
+    byte pendv = 1;    /* what the batch holds (SEQ: the input's number) */
+#ifdef SEQ
+    byte marked = 0;   /* inputs the last mark covered */
+    bool owed = false;
+#endif
     do
     :: i < NIN ->
         /* feed_service: the batch goes when credit allows */
@@ -119,12 +236,42 @@ proctype Program()
         :: empty(cr_in1) -> break
         od;
         if
-        :: pend && credit > 0 -> in1 ! 1; credit--; pend = false
+        :: pend && credit > 0 -> in1 ! pendv; credit--; pend = false
         :: else -> skip
         fi;
+#ifdef SEQ
+        if
+        :: owed -> try_mark()
+        :: else -> skip
+        fi;
+#ifdef ROUNDS
+        /* a round put: wait for all its outputs before the next */
+        if
+        :: i > 0 && i % ROUNDS == 0 && outputs < i * PER_INPUT ->
+            before_wait();
+            (nempty(cr_in1) || nempty(sink));
+            do
+            :: nempty(sink) && !ended -> take_one()
+            :: empty(sink) || ended -> break
+            od;
+            goto again
+        :: else -> skip
+        fi;
+#endif
+#endif
         room = !pend;
         if
+#ifdef SEQ
+        :: room -> pend = true; pendv = i; i++;
+            /* a full epoch closes; so may a put that left at once (a
+             * quiet spell), at any time */
+            if
+            :: true -> try_mark()
+            :: i - marked < EPOCH -> skip
+            fi
+#else
         :: room -> pend = true; i++ /* the put returns 0 */
+#endif
 #ifdef BROKEN_WAIT
         :: !room -> (nempty(cr_in1)) /* waits for credit only */
 #else
@@ -136,9 +283,13 @@ proctype Program()
             od
         :: !room && empty(sink) ->
             /* pump: wait for credit or output */
+#ifdef SEQ
+            before_wait();
+#endif
             (nempty(cr_in1) || nempty(sink))
 #endif
-        fi
+        fi;
+again:  skip
     :: i == NIN -> break
     od;
     /* close: what waits in the batch goes first, then the end of stream
@@ -149,7 +300,7 @@ proctype Program()
     do
     :: pend ->
         if
-        :: credit > 0 -> in1 ! 1; credit--; pend = false
+        :: credit > 0 -> in1 ! pendv; credit--; pend = false
         :: nempty(cr_in1) -> cr_in1 ? _; credit++
         :: nempty(sink) && !ended -> take_one()
         fi
@@ -175,10 +326,6 @@ init
 #endif
     }
     (program_done);
-#ifdef CHAIN
-    lost = NIN * K * K - outputs;
-#else
-    lost = NIN * K - outputs;
-#endif
+    lost = NIN * PER_INPUT - outputs;
     assert(lost == 0)
 }

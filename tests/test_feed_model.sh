@@ -2,7 +2,8 @@
 # tests/test_feed_model.sh — check the Promela model of a program feeding
 # a graph from one thread (lib/feed.pml) with SPIN, exhaustively, in a few
 # small configurations: capacities of 1 and 2, stages that put 0 to 3
-# items per input, one stage or a chain of two.  Each correct
+# items per input, one stage or a chain of two, with and without a Seq
+# whose halves run in the program (SEQ).  Each correct
 # configuration must show no error (no assertion violated, no invalid end
 # state: nothing waits for ever); each deliberately broken variant must
 # fail on the property it names.  A few seconds of one core.
@@ -28,9 +29,15 @@ configs=(
     "broken_wait|feed.pml|fail=end|-DNIN=5 -DK=3 -DW_IN=1 -DW_OUT=1 -DBROKEN_WAIT|a put without room waits although output waits for the program"
     "broken_chain_wait|feed.pml|fail=end|-DNIN=5 -DK=3 -DW_IN=2 -DW_OUT=1 -DCHAIN -DBROKEN_WAIT|the same through a chain"
     "broken_eos_first|feed.pml|fail=lost|-DNIN=3 -DK=1 -DW_IN=1 -DW_OUT=1 -DBROKEN_EOS_FIRST|the end of stream leaves before the record held in the batch"
+    "seq|feed.pml|pass|-DSEQ -DNIN=4 -DK=2 -DW_IN=1 -DW_OUT=1|a Seq around the stage, numbered and reordered by the program"
+    "seq_chain|feed.pml|pass|-DSEQ -DNIN=3 -DK=2 -DW_IN=2 -DW_OUT=1 -DCHAIN|the same around a chain"
+    "seq_none|feed.pml|pass|-DSEQ -DNIN=4 -DK=0 -DW_IN=1 -DW_OUT=2|a Seq around a stage that puts nothing"
+    "seq_rounds|feed.pml|pass|-DSEQ -DNIN=4 -DK=2 -DW_IN=1 -DW_OUT=1 -DROUNDS=2|a program that waits for each round's outputs"
+    "broken_no_pause_mark|feed.pml|fail=end|-DSEQ -DNIN=4 -DK=2 -DW_IN=1 -DW_OUT=1 -DROUNDS=2 -DBROKEN_NO_PAUSE_MARK|no mark when the program waits: it waits for ever on what its reorder holds"
+    "broken_mark_first|feed.pml|fail=overtaken|-DSEQ -DNIN=3 -DK=1 -DW_IN=1 -DW_OUT=1 -DBROKEN_MARK_FIRST|a mark goes before the record still in the batch"
 )
 
 want=("$@")
-# Puts, takes, credit and the end of stream.
-explain_pattern='in1|in2|sink|cr_|outputs|pend|ended|lost|assert|violated'
+# Puts, takes, credit, marks and the end of stream.
+explain_pattern='in1|in2|sink|cr_|outputs|pend|ended|lost|held|marked|owed|overtaken|assert|violated'
 check_configs
