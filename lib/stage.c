@@ -162,9 +162,10 @@ static int put_on(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n);
  * puts on port 0 one more meta entry, the Seq's key with the record's
  * number, written after the current meta so that the stage's own meta is
  * left alone.  A mark closes the epoch as the stamp's own stage would:
- * every SEQ_EPOCH records or SEQ_EPOCH_BYTES, at a pause (a batch sent
- * before it filled, idle, a flush, a wait in mpx_poll), and before any
- * other mark leaves. */
+ * every SEQ_EPOCH records or SEQ_EPOCH_BYTES, whenever numbered records
+ * have left (a batch sent, full or not: the stage may pause after any
+ * put), at a pause of its input (idle) or a flush, and before any other
+ * mark leaves. */
 
 static inline size_t stamp_size(const child_rt_t *rt, int port)
 {
@@ -187,21 +188,24 @@ int child_stamp_mark(child_rt_t *rt)
                          seq_mark_value(rt->stamp->tag, rt->stamp_next));
 }
 
-/* edge_out_commit of a numbered record of `size` bytes. */
+/* edge_out_commit of a numbered record of `size` bytes.  Every record
+ * on port 0 is numbered, so fewer in the batch than were numbered since
+ * the last mark means some have left: the mark follows them at once.  A
+ * full batch is no exception: the stage may put nothing more for a long
+ * time (a source waiting for its next request in mpx_poll, or on
+ * anything else), and without the mark the reorder would hold what the
+ * batch made meanwhile — a source that waits for those results, never. */
 static int stamp_commit(child_rt_t *rt, size_t size, const mpx_part_t *parts, size_t n)
 {
     const out_port_t *pt = &rt->out->ports[0];
-    uint32_t before = pt->count;
-    size_t batch = pt->batch_items;
     rt->stamp_next++;
     for (size_t i = 0; i < n; i++)
         rt->stamp_bytes += parts[i].size;
     int rc = edge_out_commit(rt->out, 0, size);
     if (rc != 0)
         return rc;
-    bool sent_early = pt->count == 0 && before + 1 < batch;
-    if (sent_early || rt->stamp_next - rt->stamp_marked >= SEQ_EPOCH ||
-        rt->stamp_bytes >= SEQ_EPOCH_BYTES)
+    if ((uint64_t)(rt->stamp_next - rt->stamp_marked) > pt->count ||
+        rt->stamp_next - rt->stamp_marked >= SEQ_EPOCH || rt->stamp_bytes >= SEQ_EPOCH_BYTES)
         return child_stamp_mark(rt);
     return 0;
 }
