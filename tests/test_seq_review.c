@@ -108,11 +108,232 @@ static void serve_requests(bool stage_after)
 static void source_answers_requests_through_seq_at_the_end(void) { serve_requests(false); }
 static void source_answers_requests_through_seq_in_stages(void) { serve_requests(true); }
 
+/* ---- stages ------------------------------------------------------------- */
+
+/* Passes items after sleeping `*(int *)args` microseconds: the work. */
+static int nap_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    int us = *(const int *)mpx_args(st);
+    if (us > 0)
+        usleep((unsigned)us);
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t Nap = {.name = "nap", .args_size = sizeof(int),
+                                    .process = nap_process};
+
+/* Keeps every item and puts them all, with their meta, in teardown. */
+typedef struct hold_state {
+    mpx_item_t **v;
+    size_t n, cap;
+} hold_state_t;
+static int hold_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    hold_state_t *h = mpx_state(st);
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? 2 * h->cap : 64;
+        mpx_item_t **v = realloc(h->v, cap * sizeof *v);
+        if (!v)
+            return mpx_fail(st, "out of memory");
+        h->v = v;
+        h->cap = cap;
+    }
+    h->v[h->n] = mpx_item_dup(it);
+    return h->v[h->n++] ? 0 : mpx_fail(st, "dup");
+}
+static int hold_teardown(mpx_stage_t *st)
+{
+    hold_state_t *h = mpx_state(st);
+    int rc = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        if (rc == 0)
+            rc = mpx_meta_load(st, h->v[i]);
+        if (rc == 0)
+            rc = mpx_put_item(st, h->v[i]);
+        mpx_item_free(&h->v[i]);
+    }
+    free(h->v);
+    return rc;
+}
+static const mpx_stage_def_t Hold = {.name = "hold", .state_size = sizeof(hold_state_t),
+                                     .process = hold_process, .teardown = hold_teardown};
+
+/* ---- the item in hand behind a hosted reorder --------------------------- *
+ * The stage after a Seq gets its input from the reorder, several items per
+ * mark, long after they arrived.  Its per-item timeout and the number its
+ * errors give an item are those of each item handed to it: the Seq before
+ * it holds everything (Hold) until its end, when the whole input comes
+ * at once. */
+
+static void hosted_reorder_times_each_item_alone(void)
+{
+    enum { N = 30 };
+    /* 50 ms per item, 1 s allowed: 30 items take longer together. */
+    mpx_node_t *host = mpx_stage(&Nap, &(int){50000});
+    REQUIRE(host && mpx_node_set_timeout(host, 1000) == 0, "host");
+    mpx_graph_t *g = MPX_EZ(range_node(0, N), mpx_seq(mpx_stage(&Hold, NULL)), host);
+    REQUIRE(g, "graph");
+    CHECK_EQ(mpx_graph_instance_count(g), 3);
+    int64_t k = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        CHECK_EQ(mpx_item_i64(it), k);
+        k++;
+    }
+    CHECK_EQ(k, N);
+    expect_success(g);
+}
+
+static int64_t head_n;
+static int head_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    int64_t *seen = mpx_state(st);
+    int rc = mpx_put_item(st, it);
+    if (rc == 0 && ++*seen >= head_n)
+        rc = mpx_stop(st);
+    return rc;
+}
+static const mpx_stage_def_t Head = {.name = "head", .state_size = sizeof(int64_t),
+                                     .process = head_process};
+
+static void read_in_order(mpx_graph_t *g, int64_t n, const char *what)
+{
+    int64_t k = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        if (mpx_item_i64(it) != k)
+            CHECK(0, "%s: output %" PRId64 " is %" PRId64, what, k, mpx_item_i64(it));
+        CHECK(mpx_item_meta_count(it) == 1, "%s: %zu meta entries", what, mpx_item_meta_count(it));
+        k++;
+    }
+    CHECK(k == n, "%s: %" PRId64 " outputs, want %" PRId64, what, k, n);
+}
+
+/* ---- stops and failures next to a hosted reorder ------------------------ */
+
+/* The stage after the Seq stops (as `head -n` does) in the middle of what
+ * a mark released, or the stage after it stops: exactly the first items,
+ * in order, and a run that ends well. */
+static void hosted_reorder_in_a_stage_that_stops(void)
+{
+    head_n = 300;
+    mpx_graph_t *g = MPX_EZ(range_node(0, 5000), mpx_seq(mpx_as(3, &Nap, &(int){50})),
+                            mpx_stage(&Head, NULL));
+    REQUIRE(g, "graph");
+    CHECK_EQ(mpx_graph_instance_count(g), 5);
+    read_in_order(g, 300, "host stops");
+    expect_success(g);
+    g = MPX_EZ(range_node(0, 5000), mpx_seq(mpx_as(3, &Nap, &(int){50})),
+               mpx_stage(&Nap, &(int){0}), mpx_stage(&Head, NULL));
+    REQUIRE(g, "graph");
+    read_in_order(g, 300, "after the host stops");
+    expect_success(g);
+}
+
+static int fail77_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    if (mpx_item_i64(it) == 77)
+        return mpx_fail(st, "seventy-seven");
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t Fail77 = {.name = "fail77", .process = fail77_process};
+
+static void hosted_reorder_failure_names_the_item(void)
+{
+    mpx_graph_t *g = MPX_EZ(range_node(0, 5000), mpx_seq(mpx_stage(&Hold, NULL)),
+                            mpx_stage(&Fail77, NULL));
+    REQUIRE(g, "graph");
+    int64_t k = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        CHECK_EQ(mpx_item_i64(it), k);
+        k++;
+    }
+    CHECK(k <= 77, "%" PRId64 " outputs", k);
+    CHECK(mpx_graph_next(g) == NULL, "next after the end");
+    CHECK_EQ(mpx_graph_join(g), MPX_ESTAGE);
+    const char *err = mpx_graph_error(g);
+    /* The 78th item the stage was given, with its meta and not Seq's. */
+    CHECK(strstr(err, "process failed on item 78 {i: 77}: seventy-seven"), "error: %s", err);
+    fprintf(stderr, "(expected) %s\n", err);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* Puts n items of 100 KiB through the pool, mpx_alloc'd; value i in the
+ * first 8 bytes, meta "i". */
+static int big_setup(mpx_stage_t *st)
+{
+    int64_t n = *(const int64_t *)mpx_args(st);
+    for (int64_t i = 0; i < n; i++) {
+        size_t size = 100 * 1024;
+        uint8_t *b = mpx_alloc(st, size);
+        if (!b)
+            return mpx_fail(st, "alloc");
+        memset(b, (int)(i & 0xff), size);
+        memcpy(b, &i, 8);
+        int rc = mpx_meta_set_i64(st, "i", i);
+        if (rc == 0)
+            rc = mpx_put_alloc(st, b, size);
+        if (rc != 0)
+            return rc;
+    }
+    return mpx_stop(st);
+}
+static const mpx_stage_def_t Big = {.name = "big", .args_size = sizeof(int64_t),
+                                    .setup = big_setup};
+
+static void check_big(mpx_graph_t *g, int64_t n, const char *what)
+{
+    int64_t k = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        const uint8_t *d = mpx_item_data(it, 0);
+        size_t size = mpx_item_size(it, 0);
+        int64_t v = -1;
+        if (size == 100 * 1024)
+            memcpy(&v, d, 8);
+        bool ok = v == k && d[size - 1] == (uint8_t)(k & 0xff) && mpx_item_meta_count(it) == 1;
+        if (!ok)
+            CHECK(0, "%s: output %" PRId64 " is %" PRId64 " (size %zu)", what, k, v, size);
+        k++;
+    }
+    CHECK(k == n, "%s: %" PRId64 " outputs", what, k);
+    mpx_pool_stats_t ps;
+    REQUIRE(mpx_graph_pool_stats(g, &ps) == 0, "stats");
+    CHECK(ps.blocks_in_use == 0, "%s: %" PRIu64 " blocks in use", what, ps.blocks_in_use);
+}
+
+/* ---- the pool ------------------------------------------------------------- *
+ * Items of 100 KiB in pool blocks through a Seq whose reorder runs in the
+ * program and in a stage, with a pool smaller than what is in flight (the
+ * reorder's copies hold blocks too): every item in order with its bytes,
+ * and no block in use at the end (ASan: nothing leaked). */
+
+static void pool_items_through_hosted_halves(void)
+{
+    enum { N = 600 };
+    for (int at_end = 0; at_end < 2; at_end++) {
+        mpx_node_t *src = mpx_stage(&Big, &(int64_t){N});
+        mpx_node_t *ws = mpx_as(3, &Nap, &(int){200});
+        mpx_graph_t *g = at_end ? MPX_EZ(src, mpx_seq(ws))
+                                : MPX_EZ(src, mpx_seq(ws), mpx_stage(&Nap, &(int){0}));
+        REQUIRE(g, "graph");
+        REQUIRE(mpx_graph_set_pool(g, 8u << 20) == 0, "pool");
+        REQUIRE(mpx_graph_start(g) == 0, "start: %s", mpx_graph_error(g));
+        check_big(g, N, at_end ? "at the end" : "in a stage");
+        expect_success(g);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const test_case_t cases[] = {
         TEST_CASE(source_answers_requests_through_seq_at_the_end),
         TEST_CASE(source_answers_requests_through_seq_in_stages),
+        TEST_CASE(hosted_reorder_times_each_item_alone),
+        TEST_CASE(hosted_reorder_in_a_stage_that_stops),
+        TEST_CASE(hosted_reorder_failure_names_the_item),
+        TEST_CASE(pool_items_through_hosted_halves),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
 }
