@@ -711,11 +711,18 @@ static bool apply_policy(child_rt_t *rt, const char *desc, const mpx_part_t *par
     return false;
 }
 
+/* The number of the item in hand, as the stage's process callback sees
+ * its input: behind a Seq's reorder, the items handed to it so far. */
+static uint64_t item_no(const child_rt_t *rt)
+{
+    return rt->reorder ? rt->delivered : edge_in_items(rt->in);
+}
+
 /* Processing the item failed for good: the stage's policy decides. */
 static void item_failed(child_rt_t *rt, const mpx_item_t *it, const char *why, size_t whylen)
 {
     char desc[640];
-    meta_describe_item(edge_in_items(rt->in), it->meta, it->meta_size, it->nmeta, false, desc,
+    meta_describe_item(item_no(rt), it->meta, it->meta_size, it->nmeta, false, desc,
                        sizeof desc);
     meta_cur_reset(&rt->meta, it->meta, it->meta_size, it->nmeta);
     if (!apply_policy(rt, desc, it->parts, it->nparts, why, whylen))
@@ -792,7 +799,8 @@ static void note_in_hand(child_rt_t *rt, const mpx_item_t *it)
         b->nmeta = 0;
         b->cut = 1;
     }
-    b->item_no = edge_in_items(rt->in);
+    /* The supervisor's per-item timeout starts again when this changes. */
+    b->item_no = item_no(rt);
     __atomic_store_n(&b->busy, 1, __ATOMIC_RELEASE);
 }
 
@@ -946,6 +954,7 @@ static int deliver(void *ctx, mpx_item_t **itp)
     mpx_item_t *it = *itp;
     if (!rt->st.stop_self) {
         meta_cur_reset(&rt->meta, it->meta, it->meta_size, it->nmeta);
+        rt->delivered++;
         note_in_hand(rt, it);
         handle_item(rt, it, ticks_now());
         __atomic_store_n(&rt->box->busy, 0, __ATOMIC_RELEASE);

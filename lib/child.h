@@ -134,8 +134,11 @@ typedef struct child_rt {
     size_t stamp_klen, stamp_entry;
     int64_t stamp_next, stamp_marked;
     size_t stamp_bytes;
-    /* ... and Seq's reorder of its input (lib/reorder.h), or NULL. */
+    /* ... and Seq's reorder of its input (lib/reorder.h), or NULL, with
+     * the items it has handed to the process callback: the number of the
+     * item in hand (what arrived is counted as it arrives, long before). */
     struct reorder *reorder;
+    uint64_t delivered;
     /* Blocks mpx_alloc gave outside the pool (lib/stage.c). */
     struct heap_block *heap;
     size_t nheap, capheap;
