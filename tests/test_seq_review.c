@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -325,6 +326,45 @@ static void pool_items_through_hosted_halves(void)
     }
 }
 
+/* ---- the stage that numbers for a Seq ----------------------------------- */
+
+/* The Seq's number is one more meta entry on what the stage before it
+ * puts.  An item that has the most meta entries an item may have (65535)
+ * cannot take it: the put is refused, as setting one more key would be,
+ * and the stage that put it says why — not the worker that received a
+ * record whose count of entries had wrapped round to 0. */
+static int full_meta_setup(mpx_stage_t *st)
+{
+    for (int i = 0; i < 65535; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        int rc = mpx_meta_set_i64(st, key, i);
+        if (rc != 0)
+            return mpx_fail(st, "meta %d: %s", i, mpx_strerror(rc));
+    }
+    int rc = mpx_put_i64(st, 1);
+    return rc ? rc : mpx_stop(st);
+}
+static const mpx_stage_def_t FullMeta = {.name = "fullmeta", .setup = full_meta_setup};
+
+static void numbering_an_item_with_the_most_meta_is_refused(void)
+{
+    for (int at_end = 0; at_end < 2; at_end++) {
+        mpx_node_t *src = mpx_stage(&FullMeta, NULL);
+        mpx_node_t *seq = mpx_seq(mpx_as(2, &Nap, &(int){0}));
+        mpx_graph_t *g = at_end ? MPX_EZ(src, seq) : MPX_EZ(src, seq, mpx_stage(&Nap, &(int){0}));
+        REQUIRE(g, "graph");
+        CHECK(mpx_graph_next(g) == NULL, "an output");
+        CHECK_EQ(mpx_graph_join(g), MPX_ESTAGE);
+        const char *err = mpx_graph_error(g);
+        CHECK(strstr(err, "stage 'fullmeta'") && strstr(err, "65535 meta entries"), "error: %s",
+              err);
+        fprintf(stderr, "(expected) %s\n", err);
+        expect_clean(g);
+        mpx_node_destroy(&g);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const test_case_t cases[] = {
@@ -334,6 +374,7 @@ int main(int argc, char **argv)
         TEST_CASE(hosted_reorder_in_a_stage_that_stops),
         TEST_CASE(hosted_reorder_failure_names_the_item),
         TEST_CASE(pool_items_through_hosted_halves),
+        TEST_CASE(numbering_an_item_with_the_most_meta_is_refused),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
 }
