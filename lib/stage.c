@@ -188,6 +188,16 @@ int child_stamp_mark(child_rt_t *rt)
                          seq_mark_value(rt->stamp->tag, rt->stamp_next));
 }
 
+/* The Seq's number is one more meta entry: an item that already has as
+ * many as a record can count cannot take it. */
+static __attribute__((noinline, cold)) int stamp_no_room(mpx_stage_t *st)
+{
+    return put_error(st, MPX_ERANGE,
+                     "an item with %u meta entries, the most it may have, leaves no room for "
+                     "the number the Seq after this stage gives it",
+                     (unsigned)UINT16_MAX);
+}
+
 /* edge_out_commit of a numbered record of `size` bytes.  Every record
  * on port 0 is numbered, so fewer in the batch than were numbered since
  * the last mark means some have left: the mark follows them at once.  A
@@ -338,6 +348,8 @@ static int put_on(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n)
         return rc;
     size_t meta_size = meta_cur_size(&rt->meta);
     size_t stamp = stamp_size(rt, port);
+    if (stamp && meta_cur_n(&rt->meta) >= UINT16_MAX)
+        return stamp_no_room(st);
     size_t size = WIRE_REC_HEAD + meta_size + stamp;
     for (size_t i = 0; i < n; i++) {
         if (!parts[i].data && parts[i].size)
@@ -439,16 +451,17 @@ static inline __attribute__((always_inline)) int put_one(mpx_stage_t *st, const 
         return rc;
     meta_cur_t *m = &rt->meta;
     size_t meta_size = m->dirty ? meta_cur_size(m) : m->blk_size;
+    size_t nmeta = m->dirty ? meta_cur_n(m) : m->blk_n;
     size_t stamp = stamp_size(rt, 0);
+    if (__builtin_expect(stamp != 0 && nmeta >= UINT16_MAX, 0))
+        return stamp_no_room(st);
     size_t rec = WIRE_REC_HEAD + meta_size + stamp + wire_part_size(size);
     if (size > UINT32_MAX || rec > rt->st.pi->max_item)
         return too_large(rt, rec);
     uint8_t *dst = edge_out_reserve(rt->out, 0, rec, &rc);
     if (!dst)
         return rc;
-    uint8_t *p = wire_rec_head_put(dst, rec, 1,
-                                   (m->dirty ? meta_cur_n(m) : m->blk_n) + (stamp != 0),
-                                   meta_size + stamp);
+    uint8_t *p = wire_rec_head_put(dst, rec, 1, nmeta + (stamp != 0), meta_size + stamp);
     if (meta_size)
         meta_cur_encode(m, p);
     p += meta_size;
