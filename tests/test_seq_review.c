@@ -365,6 +365,47 @@ static void numbering_an_item_with_the_most_meta_is_refused(void)
     }
 }
 
+/* A stage that runs a graph of its own (here, once per input) reads that
+ * graph's output in its process, where a Seq at the graph's end is put
+ * in order.  The items are in the inner graph's pool, not in the pool of
+ * the graph the stage belongs to: the reorder's copies must not take
+ * them for blocks of the latter. */
+static int runner_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    enum { N = 200 };
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&Big, &(int64_t){N}), mpx_seq(mpx_as(2, &Nap, &(int){100})));
+    if (!g || mpx_graph_set_pool(g, 8u << 20) != 0)
+        return mpx_fail(st, "inner graph");
+    int64_t k = 0, wrong = 0;
+    mpx_item_t *x;
+    while ((x = mpx_graph_next(g))) {
+        const uint8_t *d = mpx_item_data(x, 0);
+        int64_t v = -1;
+        if (mpx_item_size(x, 0) == 100 * 1024)
+            memcpy(&v, d, 8);
+        wrong += v != k || d[100 * 1024 - 1] != (uint8_t)(k & 0xff);
+        k++;
+    }
+    int rc = mpx_graph_join(g);
+    char err[300];
+    snprintf(err, sizeof err, "%s", mpx_graph_error(g));
+    mpx_node_destroy(&g);
+    if (rc != 0 || wrong || k != N)
+        return mpx_fail(st, "inner graph: %s (%s), %" PRId64 " outputs, %" PRId64 " wrong",
+                        mpx_strerror(rc), err, k, wrong);
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t Runner = {.name = "runner", .process = runner_process};
+
+static void seq_at_the_end_of_a_graph_a_stage_runs(void)
+{
+    mpx_graph_t *g = MPX_EZ(range_node(0, 2), mpx_stage(&Runner, NULL));
+    REQUIRE(g, "graph");
+    REQUIRE(mpx_graph_set_pool(g, 8u << 20) == 0, "pool");
+    read_in_order(g, 2, "runner");
+    expect_success(g);
+}
+
 int main(int argc, char **argv)
 {
     static const test_case_t cases[] = {
@@ -374,6 +415,7 @@ int main(int argc, char **argv)
         TEST_CASE(hosted_reorder_in_a_stage_that_stops),
         TEST_CASE(hosted_reorder_failure_names_the_item),
         TEST_CASE(pool_items_through_hosted_halves),
+        TEST_CASE(seq_at_the_end_of_a_graph_a_stage_runs),
         TEST_CASE(numbering_an_item_with_the_most_meta_is_refused),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
