@@ -121,13 +121,16 @@ static void release_ref(void *ctx, uint32_t blk)
 
 /* A copy is one allocation: the item, its part table, then the record.
  * A part in the pool stays there, held once more by the copy, in a stage
- * process; the parent copies its bytes (its copy may outlive the pool). */
-static mpx_item_t *dup(const mpx_item_t *it, const char *drop, int64_t *val, bool *found)
+ * process; the parent copies its bytes (its copy may outlive the pool),
+ * and so does a caller that says (`inline_parts`) the item may come from
+ * another graph's pool than this process's. */
+static mpx_item_t *dup(const mpx_item_t *it, const char *drop, int64_t *val, bool *found,
+                       bool inline_parts)
 {
     bool pooled = (it->flags & WIRE_REC_POOL) != 0;
     uint32_t size = it->size;
     uint8_t *inl = NULL;
-    if (pooled && !dup_pool) {
+    if (pooled && (!dup_pool || inline_parts)) {
         if (!(inl = wire_rec_inline(it, &size)))
             return NULL;
         pooled = false;
@@ -165,12 +168,16 @@ static mpx_item_t *dup(const mpx_item_t *it, const char *drop, int64_t *val, boo
     return copy;
 }
 
-mpx_item_t *mpx_item_dup(const mpx_item_t *it) { return it ? dup(it, NULL, NULL, NULL) : NULL; }
+mpx_item_t *mpx_item_dup(const mpx_item_t *it)
+{
+    return it ? dup(it, NULL, NULL, NULL, false) : NULL;
+}
 
-mpx_item_t *item_dup_drop(const mpx_item_t *it, const char *key, int64_t *val, bool *found)
+mpx_item_t *item_dup_drop(const mpx_item_t *it, const char *key, int64_t *val, bool *found,
+                          bool inline_parts)
 {
     *found = false;
-    return dup(it, key, val, found);
+    return dup(it, key, val, found, inline_parts);
 }
 
 void mpx_item_free(mpx_item_t **it)

@@ -74,7 +74,7 @@ int reorder_take(reorder_t *r, const mpx_item_t *it, char *err, size_t errcap)
 {
     int64_t q = 0;
     bool numbered;
-    mpx_item_t *copy = item_dup_drop(it, r->a->key, &q, &numbered);
+    mpx_item_t *copy = item_dup_drop(it, r->a->key, &q, &numbered, r->inline_parts);
     if (!copy) {
         snprintf(err, errcap, "seq: out of memory");
         return MPX_ENOMEM;
@@ -197,5 +197,5 @@ void reorder_free(reorder_t *r)
     free(r->ring);
     free_list(&r->late);
     free_list(&r->loose);
-    *r = (reorder_t){.a = r->a};
+    *r = (reorder_t){.a = r->a, .inline_parts = r->inline_parts};
 }

@@ -46,6 +46,10 @@ typedef struct reorder_list {
  * not its sibling instances, so the next mark may be too early. */
 typedef struct reorder {
     const seq_args_t *a;
+    /* Keep copies of pool parts' bytes, not holds on the blocks: the
+     * program's reorder, which a stage process running a graph of its own
+     * runs too, where the process's pool (lib/item.c) is another graph's. */
+    bool inline_parts;
     int64_t done, seen;
     size_t cap;
     reorder_bucket_t *ring;

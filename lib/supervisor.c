@@ -1170,6 +1170,7 @@ static int open_parent_sockets(struct mpx_run *r)
             return r->status;
         }
         reorder_init(r->reorder, r->plan->inst[r->n].reorder);
+        r->reorder->inline_parts = true;
     }
     r->sink = edge_in_new(r->zctx, r->plan, r->n, 0, NULL, r->dir, r->err, sizeof r->err);
     if (!r->sink) {

@@ -184,8 +184,10 @@ struct mpx_item {
 void item_pool_identity(pool_t *pool, pool_holder_t self);
 
 /* mpx_item_dup(it) without meta entry `key` when it holds 8 bytes:
- * *found says whether it did, and *val gets the value. */
-mpx_item_t *item_dup_drop(const mpx_item_t *it, const char *key, int64_t *val, bool *found);
+ * *found says whether it did, and *val gets the value.  With `inline_parts`
+ * parts in a pool are copied into the copy, as the parent copies them. */
+mpx_item_t *item_dup_drop(const mpx_item_t *it, const char *key, int64_t *val, bool *found,
+                          bool inline_parts);
 
 /* A record of item `it` with every part's bytes in it (none in the pool),
  * and the REDO flag kept: malloc'd, *size its length. */
