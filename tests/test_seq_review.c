@@ -406,6 +406,25 @@ static void seq_at_the_end_of_a_graph_a_stage_runs(void)
     expect_success(g);
 }
 
+/* A stage's largest item (mpx_node_set_max_item) is what it puts: parts,
+ * its meta and framing.  The Seq's number, which the stage writes on the
+ * Seq's behalf, is not part of it: items of exactly the limit go through
+ * a Seq as they do without one (the range's are 64 bytes, the least a
+ * limit may be). */
+static void numbering_does_not_count_against_the_stage_limit(void)
+{
+    enum { N = 100 };
+    for (int at_end = 0; at_end < 2; at_end++) {
+        mpx_node_t *src = range_node(0, N);
+        REQUIRE(src && mpx_node_set_max_item(src, 64) == 0, "max_item");
+        mpx_node_t *seq = mpx_seq(mpx_as(2, &Nap, &(int){0}));
+        mpx_graph_t *g = at_end ? MPX_EZ(src, seq) : MPX_EZ(src, seq, mpx_stage(&Nap, &(int){0}));
+        REQUIRE(g, "graph");
+        read_in_order(g, N, at_end ? "at the end" : "in a stage");
+        expect_success(g);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const test_case_t cases[] = {
@@ -417,6 +436,7 @@ int main(int argc, char **argv)
         TEST_CASE(pool_items_through_hosted_halves),
         TEST_CASE(seq_at_the_end_of_a_graph_a_stage_runs),
         TEST_CASE(numbering_an_item_with_the_most_meta_is_refused),
+        TEST_CASE(numbering_does_not_count_against_the_stage_limit),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
 }
