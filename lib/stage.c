@@ -155,6 +155,15 @@ static int too_large(child_rt_t *rt, size_t size)
                      size, rt->st.pi->max_item);
 }
 
+/* A put of `size` bytes with the Seq's number (`stamp` bytes of it) over
+ * a limit: the stage's maximum is on what it put, without the number it
+ * writes for the Seq; the record still carries its size in 32 bits. */
+static __attribute__((noinline, cold)) int too_large_stamped(child_rt_t *rt, size_t size,
+                                                             size_t stamp)
+{
+    return too_large(rt, size - stamp > rt->st.pi->max_item ? size - stamp : size);
+}
+
 static int put_on(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n);
 
 /* ---- Seq's numbering (graph/seqhost.h) -----------------------------------
@@ -360,8 +369,8 @@ static int put_on(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n)
                              parts[i].size);
         size += wire_part_size(parts[i].size);
     }
-    if (size > rt->st.pi->max_item)
-        return too_large(rt, size);
+    if (size - stamp > rt->st.pi->max_item || size > UINT32_MAX)
+        return too_large_stamped(rt, size, stamp);
     if (rt->plan->pool)
         return put_pooled(rt, port, parts, n, meta_size, stamp);
     uint8_t *dst = edge_out_reserve(rt->out, port, size, &rc);
@@ -456,8 +465,8 @@ static inline __attribute__((always_inline)) int put_one(mpx_stage_t *st, const 
     if (__builtin_expect(stamp != 0 && nmeta >= UINT16_MAX, 0))
         return stamp_no_room(st);
     size_t rec = WIRE_REC_HEAD + meta_size + stamp + wire_part_size(size);
-    if (size > UINT32_MAX || rec > rt->st.pi->max_item)
-        return too_large(rt, rec);
+    if (size > UINT32_MAX || rec - stamp > rt->st.pi->max_item || rec > UINT32_MAX)
+        return too_large_stamped(rt, rec, stamp);
     uint8_t *dst = edge_out_reserve(rt->out, 0, rec, &rc);
     if (!dst)
         return rc;
