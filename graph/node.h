@@ -68,7 +68,7 @@ struct mpx_node {
     bool by;        /* instances in broadcast (mpx_by) rather than parallel */
     bool indexable; /* made by source_stage: args begin with source_opts_t */
     int seq_role;   /* enum seq_role (graph/seqhost.h): one of Seq's halves */
-    /* Set by graph/plan.c's seq_place for a half: where it runs (enum
+    /* Set by graph/plan.c's plan_place for a half: where it runs (enum
      * seq_host), and the stage whose process it runs in. */
     int seq_host;
     struct mpx_node *seq_host_node;

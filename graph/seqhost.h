@@ -17,10 +17,11 @@
  * (lib/supervisor.c).  A host must not be recoverable (a retry or error
  * policy): a replacement would number from 0 again, or lose what its
  * reorder held and had confirmed.  Otherwise the half runs as the stage
- * it is.  graph/plan.c decides (seq_place) and wires a hosted half out of
+ * it is.  graph/plan.c decides (plan_place) and wires a hosted half out of
  * the graph.
  *
- * This is the one private header builtins/seq.c includes besides mpx.h.
+ * builtins/seq.c includes it, and lib/reorder.h (the engine it shares
+ * with lib/child.c and lib/supervisor.c), besides mpx.h.
  */
 #ifndef MPX_GRAPH_SEQHOST_H
 #define MPX_GRAPH_SEQHOST_H
