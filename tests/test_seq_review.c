@@ -6,13 +6,12 @@
  * change found or tried.
  */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -425,6 +424,60 @@ static void numbering_does_not_count_against_the_stage_limit(void)
     }
 }
 
+/* ---- a Seq the program numbers -------------------------------------------- *
+ * A Seq that begins a graph the program feeds is numbered by the
+ * program's puts.  An event loop that puts one input and waits on the
+ * descriptor for its result, behind workers of capacity 1 (every put
+ * leaves at once, in a full batch of one): each result must come, with
+ * the Seq's reorder in the program and in the stage after it. */
+static void fed_seq_answers_one_input_at_a_time_in_an_event_loop(void)
+{
+    enum { N = 10 };
+    for (int at_end = 0; at_end < 2; at_end++) {
+        mpx_node_t *workers = mpx_as(3, &Nap, &(int){1000});
+        REQUIRE(workers && mpx_node_set_capacity(workers, 1, 0) == 0, "workers");
+        mpx_graph_t *g = at_end ? MPX_EZ(mpx_seq(workers))
+                                : MPX_EZ(mpx_seq(workers), mpx_stage(&Nap, &(int){0}));
+        REQUIRE(g, "graph");
+        REQUIRE(mpx_graph_set_nonblocking(g, true) == 0, "nonblocking");
+        int fd = mpx_graph_fd(g);
+        REQUIRE(fd >= 0, "fd");
+        bool answered = true;
+        for (int64_t i = 0; i < N && answered; i++) {
+            REQUIRE(mpx_graph_meta_set_i64(g, "i", i) == 0, "meta");
+            REQUIRE(mpx_graph_put(g, &i, sizeof i) == 0, "put %" PRId64, i);
+            /* The descriptor also wakes for the supervisor's own work, so
+             * the guard against a hang is a deadline, not a quiet poll. */
+            struct timespec t0, t;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            for (answered = false; !answered;) {
+                clock_gettime(CLOCK_MONOTONIC, &t);
+                if (t.tv_sec - t0.tv_sec > 30)
+                    break;
+                struct pollfd p = {fd, POLLIN, 0};
+                if (poll(&p, 1, 1000) != 1)
+                    continue;
+                int d = mpx_graph_dispatch(g);
+                REQUIRE(d > 0, "dispatch: %s", mpx_strerror(d));
+                mpx_item_t *it;
+                if ((d & MPX_DISPATCH_OUTPUT) && mpx_graph_poll(g, 0, &it) == 1) {
+                    CHECK_EQ(mpx_item_i64(it), i);
+                    answered = true;
+                }
+            }
+            CHECK(answered, "%s: no result for input %" PRId64,
+                  at_end ? "at the end" : "in a stage", i);
+        }
+        REQUIRE(mpx_graph_close_input(g) == 0, "close");
+        REQUIRE(mpx_graph_set_nonblocking(g, false) == 0, "blocking");
+        while (mpx_graph_next(g))
+            ;
+        CHECK_EQ(mpx_graph_join(g), 0);
+        expect_clean(g);
+        mpx_node_destroy(&g);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static const test_case_t cases[] = {
@@ -437,6 +490,7 @@ int main(int argc, char **argv)
         TEST_CASE(seq_at_the_end_of_a_graph_a_stage_runs),
         TEST_CASE(numbering_an_item_with_the_most_meta_is_refused),
         TEST_CASE(numbering_does_not_count_against_the_stage_limit),
+        TEST_CASE(fed_seq_answers_one_input_at_a_time_in_an_event_loop),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
 }
