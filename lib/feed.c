@@ -19,10 +19,10 @@
  * it (graph/seqhost.h), as a stage before a Seq does (lib/stage.c): one
  * more meta entry per record, and the Seq's mark every SEQ_EPOCH records
  * or SEQ_EPOCH_BYTES, and whenever the batch leaves (the program is
- * about to wait, a quiet spell, the batch's age).  A mark is a record to
- * every stage fed: when the batch before it, or credit for it, is
- * lacking, it is owed and goes at the next chance (feed_service), whose
- * count then covers everything put so far.
+ * about to wait, a quiet spell, the batch's age, a full batch).  A mark
+ * is a record to every stage fed: when the batch before it, or credit
+ * for it, is lacking, it is owed and goes at the next chance
+ * (feed_service), whose count then covers everything put so far.
  *
  * Why a single thread cannot deadlock on its own puts (sup_put's rule:
  * wait only while no output waits for the program) is modelled in
@@ -306,15 +306,16 @@ int feed_put(struct mpx_run *r, const mpx_part_t *parts, size_t n, const meta_cu
     if (blk != small)
         free(blk);
     const out_port_t *pt = &r->feed->ports[0];
-    uint32_t before = pt->count;
-    size_t batch = pt->batch_items;
     rc = edge_out_commit(r->feed, 0, inline_size);
     r->input_count++;
-    /* The batch left before it filled (a quiet spell, its age), or the
-     * epoch is full: close it. */
-    bool sent_early = pt->count == 0 && before + 1 < batch;
+    /* Numbered records left (fewer wait in the batch than were numbered
+     * since the last mark: a quiet spell, the batch's age, or a full
+     * batch, which a program that puts one input and waits for its
+     * result outside the library sends with every put), or the epoch is
+     * full: close it. */
     if (rc == 0 && stamp &&
-        (sent_early || r->seq_next - r->seq_marked >= SEQ_EPOCH || r->seq_bytes >= SEQ_EPOCH_BYTES))
+        ((uint64_t)(r->seq_next - r->seq_marked) > pt->count ||
+         r->seq_next - r->seq_marked >= SEQ_EPOCH || r->seq_bytes >= SEQ_EPOCH_BYTES))
         rc = feed_mark(r);
     /* Kept in the batch for want of credit: it is put all the same. */
     return rc == MPX_EAGAIN ? 0 : rc;
