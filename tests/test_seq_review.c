@@ -478,6 +478,27 @@ static void fed_seq_answers_one_input_at_a_time_in_an_event_loop(void)
     }
 }
 
+/* The program adds two meta entries to what it puts in a graph that
+ * begins with a Seq: mpx.index and the Seq's number.  Meta of 65534
+ * entries (mpx_graph_meta_set allows 65535) leaves room for only one: the
+ * put is refused, not sent with a count that wrapped round to 0 for the
+ * worker to fail on. */
+static void fed_seq_put_with_too_much_meta_is_refused(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_seq(mpx_as(2, &Nap, &(int){0})));
+    REQUIRE(g, "graph");
+    for (int i = 0; i < 65534; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        REQUIRE(mpx_graph_meta_set_i64(g, key, i) == 0, "meta %d", i);
+    }
+    int64_t v = 1;
+    CHECK_EQ(mpx_graph_put(g, &v, sizeof v), MPX_ERANGE);
+    REQUIRE(mpx_graph_close_input(g) == 0, "close");
+    CHECK(mpx_graph_next(g) == NULL, "an output");
+    expect_success(g);
+}
+
 int main(int argc, char **argv)
 {
     static const test_case_t cases[] = {
@@ -491,6 +512,7 @@ int main(int argc, char **argv)
         TEST_CASE(numbering_an_item_with_the_most_meta_is_refused),
         TEST_CASE(numbering_does_not_count_against_the_stage_limit),
         TEST_CASE(fed_seq_answers_one_input_at_a_time_in_an_event_loop),
+        TEST_CASE(fed_seq_put_with_too_much_meta_is_refused),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
 }
