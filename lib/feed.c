@@ -236,10 +236,11 @@ int feed_put(struct mpx_run *r, const mpx_part_t *parts, size_t n, const meta_cu
 {
     size_t meta_size = meta ? meta_cur_size(meta) : 0;
     size_t nmeta = meta ? meta_cur_n(meta) : 0;
-    if (nmeta >= UINT16_MAX)
+    const seq_args_t *stamp = stamp_of(r);
+    /* Room in the record's 16-bit count for the entries added below. */
+    if (nmeta + 1 + (stamp != NULL) > UINT16_MAX)
         return MPX_ERANGE;
     size_t index_size = wire_meta_entry_size(sizeof INDEX_KEY - 1, sizeof(int64_t));
-    const seq_args_t *stamp = stamp_of(r);
     size_t stamp_klen = stamp ? strlen(stamp->key) : 0;
     size_t stamp_size = stamp ? wire_meta_entry_size(stamp_klen, sizeof(int64_t)) : 0;
     index_size += stamp_size; /* the two entries the program adds */
