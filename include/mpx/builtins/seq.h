@@ -16,9 +16,10 @@
  * program putting into a graph that begins with it, numbers its own
  * output, and the stage that alone takes its output (likewise), or the
  * program reading the graph's end, puts it in order.  Otherwise (a
- * parallel group or broadcast next to it, a Seq directly inside a Seq, a
- * policy on the neighbour) that half runs as a stage of its own.  mpx_graph_instance_count()
- * says how many processes a graph runs.
+ * parallel group, a broadcast or another Seq next to it, a Seq at the
+ * start or end of another Seq's node or of a side graph, a policy on the
+ * neighbour) that half runs as a stage of its own.
+ * mpx_graph_instance_count() says how many processes a graph runs.
  *
  *     MPX_EZ(src, mpx_seq(mpx_as(8, &Resize, NULL)), mpx_stage(&SaveInOrder, NULL))
  */
