@@ -1,9 +1,10 @@
 /* tests/test_seq_review.c — Seq whose halves run in its neighbours'
  * processes (README, "Seq runs in its neighbours' processes"), driven as
- * a user would drive it: a source that answers requests, stops and
- * failures next to a hosted half, the pool, side graphs, the program's
- * ways of reading an ordered end.  Each case is what a review of that
- * change found or tried.
+ * a user would drive it: a source that answers requests, the item in
+ * hand, stops and failures next to a hosted reorder, the pool, the limits
+ * a numbered record must keep, a graph run by a stage, a Seq the program
+ * numbers in an event loop.  Each case is what a review of that change
+ * found (shown failing before its fix) or tried and found to hold.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -363,6 +364,8 @@ static void numbering_an_item_with_the_most_meta_is_refused(void)
         mpx_node_destroy(&g);
     }
 }
+
+/* ---- a graph run by a stage ---------------------------------------------- */
 
 /* A stage that runs a graph of its own (here, once per input) reads that
  * graph's output in its process, where a Seq at the graph's end is put
