@@ -34,7 +34,7 @@ static int check_tree(const mpx_graph_t *g, FILE *f)
     }
     /* Where Seq's halves run is part of the picture; placing them only
      * caches what the tree's shape implies. */
-    (void)plan_place((mpx_node_t *)g);
+    plan_place((mpx_node_t *)g);
     return 0;
 }
 
@@ -42,7 +42,7 @@ static int check_tree(const mpx_graph_t *g, FILE *f)
  * process (graph/seqhost.h), else NULL. */
 static const char *host_of(const mpx_node_t *n, char *buf, size_t cap)
 {
-    if (n->kind != NODE_STAGE || !n->seq_role || n->seq_host == SEQ_OWN)
+    if (!node_seq_hosted(n))
         return NULL;
     if (n->seq_host == SEQ_IN_PROGRAM)
         return "in the program";

@@ -91,6 +91,14 @@ struct mpx_node {
     int plan_entry; /* dispatch node items entering this node take */
 };
 
+/* A Seq half that runs in another process (graph/seqhost.h: seq_host is
+ * not SEQ_OWN, 0, once graph/plan.c's plan_place has placed it): it has
+ * no instance of its own. */
+static inline bool node_seq_hosted(const mpx_node_t *n)
+{
+    return n->kind == NODE_STAGE && n->seq_role && n->seq_host != 0;
+}
+
 /* Display name of a stage node. */
 const char *node_stage_name(const mpx_node_t *n);
 /* Human name of a node kind ("serial group", ...). */

@@ -18,11 +18,7 @@
  * every count below overflow. */
 #define PLAN_MAX_INSTANCES (1 << 20)
 
-/* A Seq half that runs in another process has no instance. */
-static bool hosted(const mpx_node_t *n)
-{
-    return n->kind == NODE_STAGE && n->seq_role && n->seq_host != SEQ_OWN;
-}
+static bool hosted(const mpx_node_t *n) { return node_seq_hosted(n); }
 
 static int count_instances(mpx_node_t *n, int next)
 {
@@ -115,7 +111,7 @@ static mpx_node_t *sole_consumer(const mpx_node_t *n, bool *program)
     }
 }
 
-static size_t place(mpx_node_t *n)
+static void place(mpx_node_t *n)
 {
     if (n->kind == NODE_STAGE && n->seq_role) {
         const mpx_node_t *seq = n->parent; /* S(stamp, node, reorder) */
@@ -125,15 +121,13 @@ static size_t place(mpx_node_t *n)
         n->seq_host = h ? SEQ_IN_STAGE : program ? SEQ_IN_PROGRAM : SEQ_OWN;
         n->seq_host_node = h;
     }
-    size_t procs = n->kind == NODE_STAGE && !hosted(n) ? (size_t)n->count : 0;
     for (size_t i = 0; i < n->nchildren; i++)
-        procs += place(n->children[i]);
+        place(n->children[i]);
     for (size_t i = 0; i < n->nxcuts; i++)
-        procs += place(n->xcuts[i].side);
-    return procs;
+        place(n->xcuts[i].side);
 }
 
-size_t plan_place(mpx_node_t *root) { return place(root); }
+void plan_place(mpx_node_t *root) { place(root); }
 
 /* Side graphs get their instances after the main graph's, in the order of
  * a depth-first walk that enters side graphs after the node's subtree. */

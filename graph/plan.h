@@ -76,9 +76,8 @@ typedef struct plan {
 } plan_t;
 
 /* Decide where each Seq half in the tree runs (node->seq_host), as
- * graph/seqhost.h says; plan_build does it first.  Returns how many stage
- * processes the tree runs. */
-size_t plan_place(mpx_node_t *root);
+ * graph/seqhost.h says; plan_build does it first. */
+void plan_place(mpx_node_t *root);
 
 /* Build the plan of a tree that node_check() accepted.  Returns 0, or
  * MPX_EGRAPH with *msg (malloc'd) for a graph that cannot run, or

@@ -228,7 +228,7 @@ int mpx_graph_join(mpx_graph_t *g)
         return rc ? rc : MPX_ENOMEM;
     /* Nothing more can be put while join waits: the input ends here. */
     (void)sup_close_input(g->run);
-    sup_discard_output(g->run);
+    sup_output_unordered(g->run);
     while (sup_next(g->run))
         ;
     return g->run->status;
@@ -454,7 +454,7 @@ const char *mpx_graph_runtime_dir(const mpx_graph_t *g)
 static size_t count_instances(const mpx_node_t *n)
 {
     if (n->kind == NODE_STAGE)
-        return n->seq_role && n->seq_host != SEQ_OWN ? 0 : (size_t)n->count;
+        return node_seq_hosted(n) ? 0 : (size_t)n->count;
     size_t s = 0;
     for (size_t i = 0; i < n->nchildren; i++)
         s += count_instances(n->children[i]);
@@ -468,7 +468,7 @@ size_t mpx_graph_instance_count(const mpx_graph_t *g)
     if (g->run && g->run->plan)
         return (size_t)g->run->n;
     /* The placement only caches what the tree's shape implies. */
-    (void)plan_place((mpx_node_t *)g);
+    plan_place((mpx_node_t *)g);
     return count_instances(g);
 }
 

@@ -337,7 +337,7 @@ static void json_tree(FILE *f, const stats_t *s, const mpx_node_t *n)
             const mpx_node_t *c = n->children[i];
             /* A Seq half in another stage's process is part of that
              * stage: it has no figures of its own. */
-            if (c->kind == NODE_STAGE && c->seq_role && c->seq_host != SEQ_OWN)
+            if (node_seq_hosted(c))
                 continue;
             if (!first)
                 fputs(", ", f);

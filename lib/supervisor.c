@@ -1353,7 +1353,8 @@ static int enqueue(void *ctx, mpx_item_t **it)
     return 0;
 }
 
-static void ordered_out(struct mpx_run *r, int rc)
+/* A failure to let the reorder's items out (out of memory) ends the run. */
+static void note_reorder_failure(struct mpx_run *r, int rc)
 {
     if (rc != 0)
         sup_record(r, rc, "out of memory putting the output in order");
@@ -1373,7 +1374,7 @@ static void reorder_end(struct mpx_run *r)
     }
 }
 
-void sup_discard_output(struct mpx_run *r) { r->discard = true; }
+void sup_output_unordered(struct mpx_run *r) { r->unordered = true; }
 
 /* Do what can be done without waiting: 1 with *it, the next output item
  * (only with `take`: not while the program holds one, which taking the
@@ -1404,7 +1405,7 @@ static int advance(struct mpx_run *r, bool take, mpx_item_t **it)
             return 2;
         edge_mark_t mark;
         int rc = edge_in_next(r->sink, it, &mark, r->err, sizeof r->err);
-        if (rc == 1 && r->reorder && !r->discard) {
+        if (rc == 1 && r->reorder && !r->unordered) {
             rc = reorder_take(r->reorder, *it, r->err, sizeof r->err);
             if (rc != 0)
                 sup_record(r, rc, "output: %s", r->err);
@@ -1415,7 +1416,7 @@ static int advance(struct mpx_run *r, bool take, mpx_item_t **it)
         if (rc == 2) {
             /* Marks end at the graph's end; the Seq's let out what it kept. */
             if (r->reorder && reorder_ours(r->reorder, mark.value))
-                ordered_out(r, reorder_mark(r->reorder, mark.value, enqueue, r));
+                note_reorder_failure(r, reorder_mark(r->reorder, mark.value, enqueue, r));
             continue;
         }
         if (rc < 0) {
@@ -1425,7 +1426,7 @@ static int advance(struct mpx_run *r, bool take, mpx_item_t **it)
         if (edge_in_complete(r->sink)) {
             r->sink_complete = true;
             if (r->reorder)
-                ordered_out(r, reorder_flush_all(r->reorder, enqueue, r));
+                note_reorder_failure(r, reorder_flush_all(r->reorder, enqueue, r));
             consumer_done(r, r->n, true);
             continue;
         }

@@ -98,13 +98,13 @@ struct mpx_run {
     /* Seq's reorder when a Seq ends the graph (graph/seqhost.h): it keeps
      * what arrives and lets it out in order into a queue the program's
      * takes empty first.  The item handed out of it last (or stashed) is
-     * ours until the program is done with it.  Off (`discard`) once join
-     * only drains the output. */
+     * ours until the program is done with it.  Off (`unordered`) once
+     * join only drains the output. */
     struct reorder *reorder;
     mpx_item_t **rq;
     size_t rq_head, rq_n, rq_cap;
     mpx_item_t *popped;
-    bool discard;
+    bool unordered;
     /* The program's input (mpx_graph_put; lib/feed.c), when a stage at
      * the start has a process: the parent produces into it as instance
      * n.  Closed (mpx_graph_close_input, or join) and its end of stream
@@ -125,7 +125,7 @@ struct mpx_run {
 
 /* The program no longer reads the output (join): it need not come in
  * order. */
-void sup_discard_output(struct mpx_run *r);
+void sup_output_unordered(struct mpx_run *r);
 
 /* Build the plan, initialize, fork, and wait until every stage is ready;
  * on failure everything is cleaned up and the run is ended. */
