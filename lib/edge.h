@@ -36,11 +36,14 @@
  *
  * Batching.  While an edge is busy, items are batched into one message
  * (at most a quarter of the smallest window behind the port); when a
- * producer has been quiet an item leaves at once.  End of stream is a
- * message of its own on every connection, after the last item; marks are
- * records in the stream sent to every consumer, and a consumer hands a
- * mark on only once it has come through every path from the stage that
- * made it.
+ * producer has been quiet an item leaves at once.  A batch leaves when
+ * full, when the stage is about to wait for input, or once its first item
+ * has waited a millisecond (as long as the credit target on the way to
+ * the program, for which every message is a wake-up: edge_out_inline.h).
+ * End of stream is a message of its own on every connection, after the
+ * last item; marks are records in the stream sent to every consumer, and
+ * a consumer hands a mark on only once it has come through every path
+ * from the stage that made it.
  *
  * A producer has ports: port 0 is its place in the graph, the others lead
  * into the side graphs (xcut) it may put into.

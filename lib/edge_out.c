@@ -607,7 +607,7 @@ static int flush_port(edge_out_t *o, out_port_t *pt)
         pt->extra = r.weight - r.len;
         /* Due at once: it waits for credit, not to fill up. */
         uint64_t now = ticks_now();
-        pt->first_at = now > DEFER_TICKS ? now - DEFER_TICKS : 1;
+        pt->first_at = now > pt->hold ? now - pt->hold : 1;
         fit_batch(o, pt);
         return rc;
     }
@@ -636,7 +636,22 @@ static void min_windows(const edge_out_t *o, int d, uint64_t *items, uint64_t *b
         min_windows(o, o->plan->kids[dn->first + i], items, bytes);
 }
 
-/* A batch holds at most a quarter of the smallest window behind it. */
+/* Whether every consumer of tree d is the program. */
+static bool to_program(const edge_out_t *o, int d)
+{
+    const plan_dnode_t *dn = &o->plan->dn[d];
+    if (dn->kind == DN_LEAF)
+        return dn->target == plan_sink(o->plan);
+    for (int i = 0; i < dn->count; i++)
+        if (!to_program(o, o->plan->kids[dn->first + i]))
+            return false;
+    return true;
+}
+
+/* A batch holds at most a quarter of the smallest window behind it, and
+ * waits for more records DEFER_TICKS, or PROGRAM_HOLD_TICKS when it leads
+ * only to the program from a stage with input (edge_out_inline.h): a
+ * source has no wait for input that would send what it holds. */
 static void size_port(edge_out_t *o, out_port_t *pt)
 {
     uint64_t items = BATCH_ITEMS_MAX * 4, bytes = BATCH_BYTES_MAX * 4;
@@ -644,6 +659,8 @@ static void size_port(edge_out_t *o, out_port_t *pt)
         min_windows(o, pt->root, &items, &bytes);
     pt->batch_max = pt->batch_items = items / 4 ? items / 4 : 1;
     pt->batch_bytes = bytes / 4 ? bytes / 4 : 1;
+    bool input = o->plan->inst[o->self].nproducers > 0;
+    pt->hold = input && pt->root >= 0 && to_program(o, pt->root) ? PROGRAM_HOLD_TICKS : DEFER_TICKS;
 }
 
 /* Batches are sent at the size the credit allows now (out_port_t). */
@@ -837,7 +854,7 @@ int edge_out_commit_slow(edge_out_t *o, int port)
             return 0;
         now = ticks_now();
     }
-    return now - pt->first_at >= DEFER_TICKS ? flush_port(o, pt) : 0;
+    return now - pt->first_at >= pt->hold ? flush_port(o, pt) : 0;
 }
 
 int edge_out_forward(edge_out_t *o, int port, zmq_msg_t *msg)
@@ -880,7 +897,7 @@ int edge_out_tick(edge_out_t *o, uint64_t now)
 {
     for (int i = 0; i < o->nports; i++) {
         out_port_t *pt = &o->ports[i];
-        if (pt->count == 0 || now - pt->first_at < DEFER_TICKS)
+        if (pt->count == 0 || now - pt->first_at < pt->hold)
             continue;
         int rc = flush_port(o, pt);
         if (rc < 0 && !(rc == MPX_ESTOPPED && i > 0))
