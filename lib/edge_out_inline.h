@@ -121,6 +121,7 @@ struct edge_out {
     int nports;
     uint64_t items;
     uint64_t sent_at; /* ticks of the last send */
+    uint64_t read_at; /* ticks when credit was last read to the end */
     uint64_t now;     /* the caller's idea of the time, 0 when it has none */
 };
 

@@ -107,13 +107,17 @@ bool feed_service(struct mpx_run *r, bool all)
         return false;
     if (!edge_out_pending(o) && !feed_owes_eos(r) && !feed_owes_mark(r))
         return false;
-    edge_out_poll(o);
+    uint64_t since = edge_out_batch_since(o);
+    bool due = since && (all || r->input_closed || ticks_now() - since >= DEFER_TICKS);
+    /* What the stages said (credit, a stop) is read here unless the batch
+     * goes now: a send reads the credit itself when it is short. */
+    if (!due)
+        edge_out_poll(o);
     int rc = 0;
     if (edge_out_recover_due(o))
         rc = edge_out_recover(o);
-    uint64_t since = edge_out_batch_since(o);
     bool flushed = false;
-    if (rc == 0 && since && (all || r->input_closed || ticks_now() - since >= DEFER_TICKS)) {
+    if (rc == 0 && due) {
         rc = edge_out_flush(o);
         flushed = rc == 0;
     }
@@ -173,11 +177,10 @@ bool feed_room(struct mpx_run *r, size_t size)
     /* None once the input has ended: nothing more can be put. */
     if (!r->feed || r->input_closed || r->input_ended || edge_out_closed(r->feed, 0))
         return false;
-    if (!edge_out_room(r->feed, 0, size)) {
-        edge_out_poll(r->feed);
-        if (edge_out_batch_since(r->feed))
-            (void)feed_service(r, true);
-    }
+    /* A full batch goes if the credit lets it (the send reads the credit
+     * when short), making room. */
+    if (!edge_out_room(r->feed, 0, size))
+        (void)feed_service(r, true);
     return edge_out_room(r->feed, 0, size);
 }
 
