@@ -553,6 +553,16 @@ int child_poll_fds(child_rt_t *rt, struct pollfd *fds, size_t n, int timeout_ms)
         return MPX_ENOMEM;
     /* Even a call that does not wait hears a stop, as a put does. */
     child_poll_ctl(rt);
+    /* A wait is a pause: what the Seq after this stage made of its items
+     * so far must not wait for more (lib/stage.c, stamp_commit). */
+    if (timeout_ms != 0) {
+        int mrc = child_stamp_mark(rt);
+        if (mrc != 0) {
+            if (items != local)
+                free(items);
+            return mrc;
+        }
+    }
     long until = timeout_ms >= 0 ? mono_ms() + timeout_ms : -1;
     int rc;
     for (;;) {
