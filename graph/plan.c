@@ -60,10 +60,11 @@ static size_t child_index(const mpx_node_t *par, const mpx_node_t *n)
     return i;
 }
 
-/* The stage that alone sends everything node n takes, or NULL: n (or a
- * serial group it begins) follows a stage in a serial group; *program
- * when n begins the main graph (the program feeds what it takes). */
-static mpx_node_t *sole_producer(const mpx_node_t *n, bool *program)
+/* The stage that alone sends everything node n takes (dir -1), or alone
+ * takes everything n sends (dir +1): the stage before (after) n in a
+ * serial group, possibly one that n begins (ends); or NULL.  *program
+ * when n begins (ends) the main graph: the program feeds (reads) it. */
+static mpx_node_t *sole_neighbour(const mpx_node_t *n, int dir, bool *program)
 {
     *program = false;
     for (const mpx_node_t *par;; n = par) {
@@ -77,35 +78,10 @@ static mpx_node_t *sole_producer(const mpx_node_t *n, bool *program)
         if (par->kind != NODE_SERIAL)
             return NULL;
         size_t i = child_index(par, n);
-        if (i > 0) {
-            mpx_node_t *c = par->children[i - 1];
+        if (dir < 0 ? i > 0 : i + 1 < par->nchildren) {
+            mpx_node_t *c = par->children[dir < 0 ? i - 1 : i + 1];
             while (c->kind == NODE_SERIAL)
-                c = c->children[c->nchildren - 1];
-            return may_host(c) ? c : NULL;
-        }
-    }
-}
-
-/* The stage that alone takes everything node n sends, or NULL; *program
- * when n ends the main graph (the program reads its output). */
-static mpx_node_t *sole_consumer(const mpx_node_t *n, bool *program)
-{
-    *program = false;
-    for (const mpx_node_t *par;; n = par) {
-        par = n->parent;
-        if (n->is_side)
-            return NULL;
-        if (!par) {
-            *program = true;
-            return NULL;
-        }
-        if (par->kind != NODE_SERIAL)
-            return NULL;
-        size_t i = child_index(par, n);
-        if (i + 1 < par->nchildren) {
-            mpx_node_t *c = par->children[i + 1];
-            while (c->kind == NODE_SERIAL)
-                c = c->children[0];
+                c = c->children[dir < 0 ? c->nchildren - 1 : 0];
             return may_host(c) ? c : NULL;
         }
     }
@@ -116,8 +92,7 @@ static void place(mpx_node_t *n)
     if (n->kind == NODE_STAGE && n->seq_role) {
         const mpx_node_t *seq = n->parent; /* S(stamp, node, reorder) */
         bool program = false;
-        mpx_node_t *h = n->seq_role == SEQ_STAMP ? sole_producer(seq, &program)
-                                                 : sole_consumer(seq, &program);
+        mpx_node_t *h = sole_neighbour(seq, n->seq_role == SEQ_STAMP ? -1 : +1, &program);
         n->seq_host = h ? SEQ_IN_STAGE : program ? SEQ_IN_PROGRAM : SEQ_OWN;
         n->seq_host_node = h;
     }
