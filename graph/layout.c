@@ -128,6 +128,9 @@ static void print_node(FILE *f, const mpx_node_t *n, const indent_t *in)
         const char *host = host_of(n, buf, sizeof buf);
         if (host)
             fprintf(f, " (%s)", host);
+        else if (n->elastic_max > 0)
+            fprintf(f, " ×%d..%d (parallel, elastic, starts with %d)", n->elastic_min,
+                    n->elastic_max, n->elastic_start);
         else if (n->count > 1)
             fprintf(f, " ×%d (%s)", n->count, n->by ? "broadcast" : "parallel");
     } else {
@@ -229,6 +232,8 @@ static void write_nodes(dot_t *d, const mpx_node_t *n, int depth)
             fputs("\\n(", f);
             put_escaped(f, host);
             fputc(')', f);
+        } else if (n->elastic_max > 0) {
+            fprintf(f, "\\n×%d..%d (elastic)", n->elastic_min, n->elastic_max);
         } else if (n->count > 1) {
             fprintf(f, "\\n×%d (%s)", n->count, n->by ? "broadcast" : "parallel");
         }

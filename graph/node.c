@@ -250,6 +250,33 @@ mpx_node_t *mpx_instances(mpx_node_t *node, int n)
     return mpx_serial_v(kids, 2);
 }
 
+int mpx_node_set_elastic(mpx_node_t *node, int min, int max)
+{
+    if (!node || node->kind != NODE_STAGE || !node->def || !node->def->process || node->by ||
+        node->seq_role || min < 1 || max < min || max > MPX_MAX_INSTANCES)
+        return MPX_EINVAL;
+    if (started(node))
+        return MPX_ESTATE;
+    /* It starts with what was declared, within the bounds: the user's
+     * guess beats the least, and mpx moves from there. */
+    int declared = node->elastic_max > 0 ? node->elastic_start : node->count;
+    node->elastic_min = min;
+    node->elastic_max = max;
+    node->elastic_start = declared < min ? min : declared > max ? max : declared;
+    node->count = max;
+    return 0;
+}
+
+int mpx_graph_set_budget(mpx_graph_t *g, int processes)
+{
+    if (!g || processes < 0)
+        return MPX_EINVAL;
+    if (started(g))
+        return MPX_ESTATE;
+    g->budget = processes;
+    return 0;
+}
+
 const char *mpx_node_name(const mpx_node_t *node)
 {
     if (!node)

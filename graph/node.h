@@ -64,8 +64,11 @@ struct mpx_node {
     /* NODE_STAGE */
     const mpx_stage_def_t *def;
     void *args;     /* private copy of args_size bytes */
-    int count;      /* instances */
+    int count;      /* instances (an elastic group's: its most) */
     bool by;        /* instances in broadcast (mpx_by) rather than parallel */
+    /* An elastic group (mpx_node_set_elastic): 0 when not; else its
+     * least and most instances, and how many it starts with. */
+    int elastic_min, elastic_max, elastic_start;
     bool indexable; /* made by source_stage: args begin with source_opts_t */
     int seq_role;   /* enum seq_role (graph/seqhost.h): one of Seq's halves */
     /* Set by graph/plan.c's plan_place for a half: where it runs (enum
@@ -84,6 +87,13 @@ struct mpx_node {
      * wait (mpx_graph_set_nonblocking). */
     struct meta_cur *input_meta;
     bool nonblocking;
+    int budget;        /* mpx_graph_set_budget: stage processes at once; 0: default */
+    /* For tests only (lib/testhook.c): decide the elastic groups' changes
+     * instead of the controller.  Called at each tick with how many
+     * instances each group runs (groups in plan order); returns 1 with
+     * *group and *delta (+1, -1) for a change, 0 for none. */
+    int (*grow_script)(void *ctx, int ngroups, const int *running, int *group, int *delta);
+    void *grow_script_ctx;
     char *check_error; /* message of the last failed check, root only */
 
     /* scratch for graph/plan.c while it flattens the tree */

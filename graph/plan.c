@@ -538,6 +538,7 @@ int plan_build(mpx_node_t *root, plan_t **out, char **msg)
         }
         in->recoverable = in->nproducers > 0 &&
                           (in->retries > 0 || in->on_error != MPX_ON_ERROR_STOP);
+        in->elastic = in->node->elastic_max > 0;
     }
     /* Only a stage with neither callback can be left with nothing to do
      * (the check refuses it first): one at the start with a process is

@@ -55,6 +55,9 @@ typedef struct plan_inst {
      * until it confirms, and it confirms an item only once what it made
      * of the item is confirmed downstream. */
     bool recoverable;
+    /* One of an elastic group's slots (mpx_node_set_elastic): the
+     * supervisor starts and retires its process while the graph runs. */
+    bool elastic;
     int *consumers, nconsumers; /* distinct leaves of out and xouts, ascending */
     int *producers, nproducers; /* instances whose tree reaches this one */
     size_t cap_items, cap_bytes; /* capacity of this instance's input */

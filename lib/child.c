@@ -175,6 +175,25 @@ static void on_restart(child_rt_t *rt, const uint8_t *buf, size_t n)
     rt->restarts_seen++;
 }
 
+/* A consumer of ours joined its elastic group: its notices go at the
+ * next point where sending is safe, as a restart's records do. */
+static void on_join(child_rt_t *rt, const uint8_t *buf, size_t n)
+{
+    wire_join_t j;
+    if (n < WIRE_HEAD + sizeof j) {
+        fprintf(stderr, "mpx: stage %s[%d]: ignored a short join message\n", rt->st.pi->name,
+                rt->st.pi->index);
+        return;
+    }
+    memcpy(&j, buf + WIRE_HEAD, sizeof j);
+    int rc = edge_out_join(rt->out, j.consumer, j.gen);
+    if (rc < 0)
+        fprintf(stderr, "mpx: stage %s[%d]: after a consumer joined: %s\n", rt->st.pi->name,
+                rt->st.pi->index, mpx_strerror(rc));
+    rt->recover_due = true;
+    rt->restarts_seen++;
+}
+
 static void handle_ctl(child_rt_t *rt)
 {
     uint8_t buf[WIRE_HEAD + sizeof(wire_restart_t) + 512];
@@ -195,6 +214,13 @@ static void handle_ctl(child_rt_t *rt)
         case WIRE_RELEASE: rt->released = true; break;
         case WIRE_STOP: leave(rt, 0);
         case WIRE_RESTART: on_restart(rt, buf, (size_t)n); break;
+        case WIRE_JOIN: on_join(rt, buf, (size_t)n); break;
+        case WIRE_LEAVE:
+            if (!rt->leaving && rt->in) {
+                rt->leaving = true;
+                edge_in_leave(rt->in);
+            }
+            break;
         default:
             fprintf(stderr, "mpx: stage %s[%d]: ignored control message %u\n",
                     rt->st.pi->name, rt->st.pi->index, h.type);
@@ -897,6 +923,11 @@ static void open_sockets(child_rt_t *rt, const child_args_t *a)
     if (!rt->out)
         fail(rt, "cannot open output: %s", rt->err);
     edge_out_mirror_resent(rt->out, &rt->box->resent);
+    if (rt->in) {
+        edge_in_set_output(rt->in, rt->out);
+        if (a->resume == CHILD_JOIN)
+            edge_in_set_joiner(rt->in);
+    }
     if (rt->in && pi->recoverable) {
         edge_out_keep_all(rt->out);
         edge_in_chain(rt->in, rt->out);
@@ -998,7 +1029,7 @@ static void on_mark(child_rt_t *rt, const edge_mark_t *m)
     }
     rc = child_stamp_mark(rt);
     if (rc == 0)
-        rc = edge_out_mark(rt->out, m->origin, m->value);
+        rc = edge_out_mark(rt->out, m->origin, m->value, m->index);
     if (rc < 0 && rc != MPX_ESTOPPED)
         fail(rt, "passing a mark on: %s", mpx_strerror(rc));
 }
@@ -1152,6 +1183,15 @@ static _Noreturn void finish(child_rt_t *rt)
     if (rt->in && !edge_in_complete(rt->in))
         drain(rt);
 
+    /* One leaving its elastic group has consumers that go on: its DONE
+     * says that each took its end of stream (the parent lets it go at
+     * once), as theirs would for a stage at the end of the graph. */
+    while (rt->leaving && !edge_out_ends_seen(rt->out)) {
+        if (wait_on(rt, edge_out_socket(rt->out), ZMQ_POLLIN, NULL) != 0)
+            fail(rt, "waiting for consumers to take the end: %s", zmq_strerror(errno));
+        edge_out_poll(rt->out);
+        recover(rt);
+    }
     rt->phase = PHASE_END;
     fflush(stdout);
     fflush(stderr);
@@ -1219,7 +1259,7 @@ _Noreturn void child_main(const child_args_t *a)
     keep_heap(rt->plan, rt->id);
     apply_env(rt->st.pi);
     open_sockets(rt, a);
-    if (a->resume != CHILD_FRESH)
+    if (a->resume != CHILD_FRESH && a->resume != CHILD_JOIN)
         end_again(rt);
 
     rt->phase = PHASE_SETUP;

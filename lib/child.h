@@ -94,6 +94,9 @@ typedef struct child_rt {
     blackbox_t *box;
     bool recover_due;    /* a consumer was replaced: send again what it held */
     unsigned restarts_seen;
+    /* Its elastic group let it go (WIRE_LEAVE): it ends like any stage
+     * whose input ended, and exits once its consumers took its end. */
+    bool leaving;
     uint64_t failed;     /* items given up on under skip / dead_letter */
     const char *dir;
     void *zctx;
@@ -154,6 +157,10 @@ typedef enum child_resume {
     /* The stage had stopped itself (mpx_stop): take nothing more, only
      * drain the input to its end and end the stream. */
     CHILD_STOPPED,
+    /* A new instance of an elastic group: the whole life of the stage,
+     * and no mark goes on before every producer said which it sends
+     * (lib/edge.h, Elastic groups). */
+    CHILD_JOIN,
 } child_resume_t;
 
 /* Everything a child needs from the parent at fork time. */

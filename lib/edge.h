@@ -66,9 +66,36 @@
  * incarnation has a generation; messages and credit carry it, and what a
  * dead incarnation sent is told apart from what its replacement sends.
  *
+ * Elastic groups.  A parallel group of one stage may gain and lose
+ * instances while it runs (mpx_node_set_elastic, lib/grow.c); one change
+ * at a time in the graph.  Every slot of the group is planned; one without
+ * a process is a consumer its producers never choose and send nothing,
+ * not even an end of stream, and a producer its consumers count as ended
+ * (EDGE_GEN_OFF).  Marks carry their number among their origin's marks,
+ * so that a consumer knows which marks a path can still bring.
+ *   Joining (a new process, a new generation): each producer, told by the
+ *   supervisor (WIRE_JOIN), connects to it and sends it and each running
+ *   sibling a NOTICE record — "this slot runs in generation g; of each
+ *   origin's marks, those from number n on come from me" — before it may
+ *   choose the joiner; a producer that has ended sends the joiner only its
+ *   end.  A sibling passes a notice on at once to every consumer it has;
+ *   a consumer of the group that reads one counts the joiner as running
+ *   (not ended) and waits for it on the marks from the least such n on.
+ *   A notice reaches every consumer through every sibling ahead of any
+ *   mark it concerns and ahead of the siblings' ends, so no consumer hands
+ *   on a mark, or ends, without the joiner.  The joiner itself hands no
+ *   mark on before every producer's notice (or end) came: it could not
+ *   know which marks each will send it.
+ *   Leaving: the supervisor tells the instance (WIRE_LEAVE); it tells each
+ *   producer on its credit (WIRE_CREDIT_LEAVE); each then never chooses it
+ *   again and sends it its end of stream at once, behind what it sent.
+ *   The leaver finishes like any stage whose input ended (teardown, its
+ *   own end), and reports done only once every consumer said it took that
+ *   end (WIRE_CREDIT_ENDED): it may exit then, its consumers go on.
+ *
  * The protocol is modelled in edge.pml (Promela, checked by SPIN in the
- * test suite); its header says which part of this code each process of
- * the model stands for.
+ * test suite), joining and leaving in elastic.pml; each header says which
+ * part of this code each process of the model stands for.
  *
  * zmq sockets are created in the context passed in, never before fork.
  */
@@ -94,6 +121,11 @@ typedef int (*edge_wait_fn)(void *owner, void *sock, short events);
  * A replacement's inbox has a name of its own generation (gen > 0), so
  * that nothing sent to the process it replaces reaches it. */
 int edge_endpoint(char *buf, size_t cap, const char *dir, char kind, int id, uint32_t gen);
+
+/* In the peer generations handed to edge_in_new and edge_out_new: the
+ * slot of an elastic group that has no process now (its generation in the
+ * other bits: the last it ran in). */
+#define EDGE_GEN_OFF 0x80000000u
 
 /* A listening unix socket at the endpoint's path (generation 0), made
  * before the process that accepts on it exists, so that its peers can
@@ -156,6 +188,7 @@ typedef struct edge_in edge_in_t;
 typedef struct edge_mark {
     uint32_t origin; /* the instance that put it */
     uint64_t value;
+    uint64_t index;  /* its number among the origin's marks */
 } edge_mark_t;
 
 /* peer_gens (NULL: all 0): the generation each producer runs in now, by
@@ -209,6 +242,16 @@ uint64_t edge_in_dropped(const edge_in_t *in); /* items discarded after close */
 typedef struct edge_out edge_out_t;
 /* Chain confirmations to `out` (see Recovery above). */
 void edge_in_chain(edge_in_t *in, edge_out_t *out);
+/* Elastic groups (see above).  Notices about our siblings go on through
+ * `out`; a joiner's input hands no mark on before every producer's notice
+ * came (its gate); edge_in_leave tells every producer that we leave our
+ * group (each then sends its end of stream), and edge_in_leave_retry
+ * tells again those that could not hear it yet (true while some are
+ * left). */
+void edge_in_set_output(edge_in_t *in, edge_out_t *out);
+void edge_in_set_joiner(edge_in_t *in);
+void edge_in_leave(edge_in_t *in);
+bool edge_in_leave_retry(edge_in_t *in);
 /* Some confirmation waits for `out` to be confirmed: the caller should
  * wake up for the output's credit too (edge_out_socket) and call
  * edge_in_settle. */
@@ -266,8 +309,11 @@ int edge_out_forward(edge_out_t *out, int port, zmq_msg_t *msg);
 int edge_out_flush(edge_out_t *out);
 /* That error (a batch was dropped: the stage must fail), or 0. */
 int edge_out_lost(const edge_out_t *out);
-/* Send a mark behind everything put on port 0, to every consumer of it. */
-int edge_out_mark(edge_out_t *out, uint32_t origin, uint64_t value);
+/* Send a mark behind everything put on port 0, to every consumer of it:
+ * the origin's mark number `index`, or (EDGE_MARK_NEXT) the one after the
+ * last of that origin's marks sent (for marks the caller makes). */
+#define EDGE_MARK_NEXT UINT64_MAX
+int edge_out_mark(edge_out_t *out, uint32_t origin, uint64_t value, uint64_t index);
 /* Flush, then send end of stream to every consumer. */
 int edge_out_eos(edge_out_t *out);
 /* Read what consumers reported (credit, stops) without sending: a
@@ -318,6 +364,17 @@ int edge_out_restart(edge_out_t *out, const wire_restart_t *r, const char *why, 
 bool edge_out_recover_due(const edge_out_t *out);
 int edge_out_recover(edge_out_t *out);
 uint64_t edge_out_resent(const edge_out_t *out); /* records sent again */
+/* Elastic groups (see above).  Consumer `consumer` of an elastic group
+ * joined in generation `gen` (the payload of WIRE_JOIN): connect to it;
+ * edge_out_recover then sends the notices, or our end of stream when it
+ * has gone already.  Sends nothing. */
+int edge_out_join(edge_out_t *out, uint32_t consumer, uint32_t gen);
+/* Pass a notice about a sibling of ours on to every consumer we have
+ * (edge_in calls it: edge_in_set_output). */
+int edge_out_notice_forward(edge_out_t *out, const uint8_t *rec, uint32_t size);
+/* Every consumer our end of stream went to said it took it (or has
+ * stopped): a process leaving its group may exit. */
+bool edge_out_ends_seen(const edge_out_t *out);
 /* Keep a copy of the resent count at `to` as well, updated before each
  * sending again (memory the parent reads after a death). */
 void edge_out_mirror_resent(edge_out_t *out, volatile uint64_t *to);

@@ -36,19 +36,34 @@ typedef struct in_peer {
     uint64_t confirmable; /* what may be confirmed now */
     uint64_t confirmed;   /* what it was last told */
     uint64_t told_at;     /* ticks of the last credit message */
+    /* Elastic groups (edge.h): which of each origin's marks will not come
+     * through this producer, as notices said (the least of them); until
+     * one came, none is known. */
+    bool noticed;
+    wire_notice_pair_t *floors;
+    uint32_t nfloors;
+    bool leave_told; /* a leaver's word reached it */
 } in_peer_t;
 
-/* The marks of one origin: the k-th mark it put arrives once through each
+/* The marks of one origin: its mark number k arrives once through each
  * producer it reaches, and is complete when every such producer has
- * delivered it (or ended). */
+ * delivered it, or a later one (a stage may keep a mark to itself), or
+ * ended.  Marks carry their number, so a path that joined late (an
+ * elastic group's new instance) is waited for only on the marks that can
+ * come through it. */
+typedef struct pending_mark {
+    uint64_t index, value;
+    uint64_t seen; /* when it first arrived (a count of marks) */
+} pending_mark_t;
+
 typedef struct mark_track {
     uint32_t origin;
     char *relevant;  /* per peer: the origin's marks come through it */
-    uint64_t *got;   /* per peer: marks received through it */
-    uint64_t done;   /* marks handed on */
-    uint64_t *vals;  /* values of marks done, done+1, ... not yet complete */
-    uint64_t *seen;  /* when each of them first arrived (a count of marks) */
-    size_t nvals, capvals;
+    uint64_t *got;   /* per peer: every mark below this came through it (or never will) */
+    char *by_mark;   /* per peer: got comes from a mark it sent, not from notices */
+    uint64_t done;   /* marks below this were handed on (or skipped) */
+    pending_mark_t *pend; /* arrived, not yet complete, by index */
+    size_t npend, cappend;
 } mark_track_t;
 
 /* Checkpoints of a chained input (see edge.h): what had been processed of
@@ -113,6 +128,11 @@ struct edge_in {
     int ntracks;
     bool marks_check; /* a mark or an end of stream came: look for complete marks */
     uint64_t marks_seen;
+
+    /* Elastic groups (edge.h). */
+    edge_out_t *out; /* where notices about our siblings go on */
+    bool gated;      /* a joiner: no mark goes on before every producer's notice */
+    bool leaving;    /* our group let us go: producers send us their end */
 };
 
 static int parts_reserve(edge_in_t *in, size_t n);
@@ -122,6 +142,10 @@ static void fresh_peer(edge_in_t *in, in_peer_t *p, uint32_t gen)
     p->gen = gen;
     edge_rid(p->rid, p->id, gen);
     p->heard = p->eos = false;
+    p->noticed = p->leave_told = false;
+    free(p->floors);
+    p->floors = NULL;
+    p->nfloors = 0;
     p->taken_items = p->taken_bytes = p->done_items = p->cp_items = 0;
     p->confirmable = p->confirmed = 0;
     p->grant_items = in->start_items;
@@ -160,8 +184,15 @@ edge_in_t *edge_in_new(void *zctx, const plan_t *plan, int self, uint32_t gen,
         p->id = pi->producers[k];
         p->confirms = plan_confirms(plan, p->id, self);
         in->slot[p->id] = k;
-        fresh_peer(in, p, peer_gens ? peer_gens[p->id] : 0);
+        uint32_t g = peer_gens ? peer_gens[p->id] : 0;
+        fresh_peer(in, p, g & ~EDGE_GEN_OFF);
         in->npeers++;
+        /* An elastic group's slot without a process: it has ended, until a
+         * notice or its own stream says that it runs again. */
+        if (g & EDGE_GEN_OFF) {
+            p->eos = true;
+            in->eos_count++;
+        }
     }
     return in;
 oom:
@@ -182,10 +213,12 @@ void edge_in_destroy(edge_in_t **inp)
     for (int t = 0; t < in->ntracks; t++) {
         free(in->tracks[t].relevant);
         free(in->tracks[t].got);
-        free(in->tracks[t].vals);
-        free(in->tracks[t].seen);
+        free(in->tracks[t].by_mark);
+        free(in->tracks[t].pend);
     }
     free(in->tracks);
+    for (int k = 0; in->peers && k < in->npeers; k++)
+        free(in->peers[k].floors);
     free(in->cp_items);
     free(in->peers);
     free(in->slot);
@@ -203,12 +236,14 @@ void *edge_in_socket(edge_in_t *in) { return in->sock; }
 static void send_credit(edge_in_t *in, in_peer_t *p)
 {
     /* One that has not sent anything yet needs nothing: it starts with
-     * credit, and we cannot reach it before it has. */
-    if (!p->heard)
+     * credit (a leaver's word is tried all the same: edge_in_leave). */
+    if (!p->heard && !in->leaving)
         return;
     uint8_t buf[EDGE_CREDIT_SIZE];
-    wire_head_put(buf, &(wire_head_t){WIRE_CREDIT, in->closed ? WIRE_CREDIT_CLOSED : 0,
-                                      (uint32_t)in->self, 0, in->gen});
+    uint8_t flags = (uint8_t)((in->closed ? WIRE_CREDIT_CLOSED : 0) |
+                              (in->leaving ? WIRE_CREDIT_LEAVE : 0) |
+                              (p->eos ? WIRE_CREDIT_ENDED : 0));
+    wire_head_put(buf, &(wire_head_t){WIRE_CREDIT, flags, (uint32_t)in->self, 0, in->gen});
     wire_credit_t c = {p->grant_items, p->grant_bytes, p->confirmable, p->gen, 0};
     memcpy(buf + WIRE_HEAD, &c, sizeof c);
     /* No high-water mark: this never blocks.  A producer that died since
@@ -224,6 +259,8 @@ static void send_credit(edge_in_t *in, in_peer_t *p)
      * owed to this stream until it has more. */
     if (rc >= 0 || errno == EHOSTUNREACH)
         p->confirmed = p->confirmable;
+    if (rc >= 0 && in->leaving)
+        p->leave_told = true;
     /* Any other failure is tried again when the next word is due, not at
      * once: edge_in_due_ms would have the caller spin on it. */
     p->told_at = in->clock;
@@ -549,6 +586,16 @@ static void reach(const plan_t *plan, int d, char *seen, int *stack, int *top)
         reach(plan, plan->kids[dn->first + i], seen, stack, top);
 }
 
+/* What notices said of peer k and origin O: marks below it will not come
+ * through k (0 when they named no such mark: all may). */
+static uint64_t floor_of(const in_peer_t *p, uint32_t origin)
+{
+    for (uint32_t i = 0; i < p->nfloors; i++)
+        if (p->floors[i].origin == origin)
+            return p->floors[i].next;
+    return 0;
+}
+
 static mark_track_t *track_of(edge_in_t *in, uint32_t origin)
 {
     for (int t = 0; t < in->ntracks; t++)
@@ -565,11 +612,13 @@ static mark_track_t *track_of(edge_in_t *in, uint32_t origin)
     int *stack = malloc((size_t)total * sizeof *stack);
     t->relevant = calloc((size_t)in->npeers, 1);
     t->got = calloc((size_t)in->npeers, sizeof *t->got);
-    if (!seen || !stack || !t->relevant || !t->got) {
+    t->by_mark = calloc((size_t)in->npeers, 1);
+    if (!seen || !stack || !t->relevant || !t->got || !t->by_mark) {
         free(seen);
         free(stack);
         free(t->relevant);
         free(t->got);
+        free(t->by_mark);
         return NULL;
     }
     int top = 0;
@@ -582,16 +631,18 @@ static mark_track_t *track_of(edge_in_t *in, uint32_t origin)
         if ((u < in->plan->ninst || u == (int)origin) && in->plan->inst[u].out >= 0)
             reach(in->plan, in->plan->inst[u].out, seen, stack, &top);
     }
-    for (int k = 0; k < in->npeers; k++)
+    for (int k = 0; k < in->npeers; k++) {
         t->relevant[k] = seen[in->peers[k].id];
+        t->got[k] = floor_of(&in->peers[k], origin);
+    }
     free(seen);
     free(stack);
     in->ntracks++;
     return t;
 }
 
-static int note_mark(edge_in_t *in, int k, uint32_t origin, uint64_t value, char *err,
-                     size_t errcap)
+static int note_mark(edge_in_t *in, int k, uint32_t origin, uint64_t value, uint64_t index,
+                     char *err, size_t errcap)
 {
     if (origin > (uint32_t)in->plan->ninst)
         return proto_error(err, errcap, "mark origin", (uint32_t)in->peers[k].id);
@@ -603,42 +654,57 @@ static int note_mark(edge_in_t *in, int k, uint32_t origin, uint64_t value, char
     if (!t->relevant[k])
         return proto_error(err, errcap, "mark from a path it cannot take",
                            (uint32_t)in->peers[k].id);
-    uint64_t idx = t->got[k]++;
-    if (idx == t->done + t->nvals) {
-        if (t->nvals == t->capvals) {
-            size_t cap = t->capvals ? 2 * t->capvals : 8;
-            uint64_t *v = realloc(t->vals, cap * sizeof *v);
-            if (v)
-                t->vals = v;
-            uint64_t *w = v ? realloc(t->seen, cap * sizeof *w) : NULL;
-            if (!w) {
-                snprintf(err, errcap, "out of memory");
-                return MPX_ENOMEM;
-            }
-            t->seen = w;
-            t->capvals = cap;
-        }
-        t->seen[t->nvals] = in->marks_seen++;
-        t->vals[t->nvals++] = value;
-    }
+    /* A path delivers an origin's marks in order: this one says every
+     * earlier one came through it, or never will. */
+    t->got[k] = index + 1;
+    t->by_mark[k] = 1;
     in->marks_check = true;
+    if (index < t->done)
+        return 0; /* handed on already: the last path's copy */
+    size_t at = t->npend;
+    while (at > 0 && t->pend[at - 1].index >= index)
+        at--;
+    if (at < t->npend && t->pend[at].index == index)
+        return 0; /* another path's copy */
+    if (t->npend == t->cappend) {
+        size_t cap = t->cappend ? 2 * t->cappend : 8;
+        pending_mark_t *pm = realloc(t->pend, cap * sizeof *pm);
+        if (!pm) {
+            snprintf(err, errcap, "out of memory");
+            return MPX_ENOMEM;
+        }
+        t->pend = pm;
+        t->cappend = cap;
+    }
+    memmove(t->pend + at + 1, t->pend + at, (t->npend - at) * sizeof *t->pend);
+    t->pend[at] = (pending_mark_t){index, value, in->marks_seen++};
+    t->npend++;
     return 0;
 }
 
 /* Hand on, of the marks every path has delivered, the one that arrived
- * first: marks of different origins keep their order. */
+ * first: marks of different origins keep their order; an origin's go in
+ * the order of their numbers.  A joiner hands none on before every
+ * producer has said which marks it will send (its gate). */
 static bool complete_mark(edge_in_t *in, edge_mark_t *mark)
 {
     if (!in->marks_check)
         return false;
+    if (in->gated) {
+        for (int k = 0; k < in->npeers; k++)
+            if (!in->peers[k].eos && !in->peers[k].noticed)
+                return false; /* looked at again when a notice or an end comes */
+        in->gated = false;
+    }
     mark_track_t *best = NULL;
     for (int ti = 0; ti < in->ntracks; ti++) {
         mark_track_t *t = &in->tracks[ti];
-        if (t->nvals == 0 || (best && best->seen[0] < t->seen[0]))
+        if (t->npend == 0 || (best && best->pend[0].seen < t->pend[0].seen))
             continue;
+        uint64_t idx = t->pend[0].index;
         bool all = true;
         for (int k = 0; k < in->npeers && all; k++)
-            all = !t->relevant[k] || in->peers[k].eos || t->got[k] > t->done;
+            all = !t->relevant[k] || in->peers[k].eos || t->got[k] > idx;
         if (all)
             best = t;
     }
@@ -647,26 +713,105 @@ static bool complete_mark(edge_in_t *in, edge_mark_t *mark)
         return false;
     }
     mark->origin = best->origin;
-    mark->value = best->vals[0];
-    memmove(best->vals, best->vals + 1, (best->nvals - 1) * sizeof *best->vals);
-    memmove(best->seen, best->seen + 1, (best->nvals - 1) * sizeof *best->seen);
-    best->nvals--;
-    best->done++;
+    mark->value = best->pend[0].value;
+    mark->index = best->pend[0].index;
+    memmove(best->pend, best->pend + 1, (best->npend - 1) * sizeof *best->pend);
+    best->npend--;
+    best->done = mark->index + 1;
     return true;
+}
+
+/* A notice said which of each origin's marks will not come through peer
+ * k (the producer that sent it, to a joiner; the joiner, to its group's
+ * consumers): the least of what its notices said, unless a mark of its
+ * own already told.  Notices repeat (one from each producer of the
+ * group, through each sibling): a repeat changes nothing.
+ * (model: the consumer's NOTICE step in elastic.pml) */
+static int apply_notice(edge_in_t *in, int k, const uint8_t *raw, uint32_t n)
+{
+    in_peer_t *p = &in->peers[k];
+    wire_notice_pair_t *pairs = malloc((n ? n : 1) * sizeof *pairs);
+    if (!pairs)
+        return MPX_ENOMEM;
+    memcpy(pairs, raw, n * sizeof *pairs);
+    if (!p->noticed) {
+        free(p->floors);
+        p->floors = pairs;
+        p->nfloors = n;
+        p->noticed = true;
+    } else {
+        /* An origin this one does not name may come from 0. */
+        for (uint32_t i = 0; i < p->nfloors; i++) {
+            uint64_t v = 0;
+            for (uint32_t j = 0; j < n; j++)
+                if (pairs[j].origin == p->floors[i].origin)
+                    v = pairs[j].next;
+            if (v < p->floors[i].next)
+                p->floors[i].next = v;
+        }
+        free(pairs);
+    }
+    for (int t = 0; t < in->ntracks; t++) {
+        mark_track_t *tr = &in->tracks[t];
+        if (!tr->by_mark[k])
+            tr->got[k] = floor_of(p, tr->origin);
+    }
+    in->marks_check = true;
+    return 0;
 }
 
 /* ---- taking records ----------------------------------------------------- */
 
-/* Producer k was replaced: its new stream counts from zero.  Checkpoints
- * of the old stream release nothing of the new one. */
+/* Producer k was replaced, or joined its group again: its new stream
+ * counts from zero; checkpoints of the old stream release nothing of the
+ * new one; of marks, nothing is known to have come through it. */
 static void new_generation(edge_in_t *in, int k, uint32_t gen)
 {
     in_peer_t *p = &in->peers[k];
-    if (p->eos) /* not sent by the supervisor's rules; taken back if it happens */
+    if (p->eos)
         in->eos_count--;
     fresh_peer(in, p, gen);
     for (int c = 0; in->cp_items && c < CP_MAX; c++)
         in->cp_items[(size_t)c * (size_t)in->npeers + (size_t)k] = 0;
+    for (int t = 0; t < in->ntracks; t++) {
+        in->tracks[t].got[k] = 0;
+        in->tracks[t].by_mark[k] = 0;
+    }
+    in->marks_check = true;
+}
+
+/* A notice record from peer k (edge.h, Elastic groups). */
+static int take_notice(edge_in_t *in, int k, const uint8_t *rec, uint32_t size, char *err,
+                       size_t errcap)
+{
+    wire_notice_t nt;
+    const uint8_t *pairs;
+    if (wire_notice_get(rec, size, &nt, &pairs) != 1 || nt.slot > (uint32_t)in->plan->ninst)
+        return proto_error(err, errcap, "notice", (uint32_t)in->peers[k].id);
+    int rc = 0;
+    if (nt.slot == (uint32_t)in->self) {
+        /* About us, from the producer that sent it: which marks it sends
+         * us (our gate waits for one from each). */
+        if (nt.gen == in->gen)
+            rc = apply_notice(in, k, pairs, nt.n);
+    } else if (in->slot[nt.slot] >= 0) {
+        /* About one of our producers, that joined its group: it runs
+         * again (not ended), and may carry these marks. */
+        int q = in->slot[nt.slot];
+        if (nt.gen > in->peers[q].gen)
+            new_generation(in, q, nt.gen);
+        if (nt.gen == in->peers[q].gen && !in->peers[q].eos)
+            rc = apply_notice(in, q, pairs, nt.n);
+    } else if (in->out) {
+        /* About a sibling: our consumers hear it from us, before anything
+         * we send from now on. */
+        rc = edge_out_notice_forward(in->out, rec, size);
+    }
+    if (rc == MPX_ENOMEM)
+        snprintf(err, errcap, "out of memory");
+    else if (rc < 0)
+        snprintf(err, errcap, "passing a notice on: %s", mpx_strerror(rc));
+    return rc;
 }
 
 /* Receive the next message (its routing frame, then its body, which must
@@ -761,16 +906,20 @@ static int next_slow(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *er
                 return proto_error(err, errcap, "data", (uint32_t)p->id);
             uint32_t flags;
             memcpy(&flags, rec + 12, 4);
-            if (flags & WIRE_REC_MARK) {
+            if (flags & (WIRE_REC_MARK | WIRE_REC_NOTICE)) {
                 uint32_t origin;
-                uint64_t value;
+                uint64_t value, index;
                 in->cur_rec = p->taken_items++;
                 p->taken_bytes += size;
                 grant_due(in, p);
-                if (wire_mark_get(rec, size, &origin, &value) != 1)
+                done_one(in, p); /* processed on arrival */
+                int rc;
+                if (flags == WIRE_REC_NOTICE)
+                    rc = take_notice(in, in->cur_peer, rec, size, err, errcap);
+                else if (wire_mark_get(rec, size, &origin, &value, &index) != 1)
                     return proto_error(err, errcap, "mark", (uint32_t)p->id);
-                done_one(in, p); /* a mark is processed on arrival */
-                int rc = note_mark(in, in->cur_peer, origin, value, err, errcap);
+                else
+                    rc = note_mark(in, in->cur_peer, origin, value, index, err, errcap);
                 if (rc < 0)
                     return rc;
                 continue;
@@ -875,6 +1024,10 @@ static int next_slow(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *er
             p->eos = true;
             in->eos_count++;
             in->marks_check = true;
+            /* An instance of an elastic group may be leaving it: it exits
+             * once we said we took its end (edge.h). */
+            if (in->plan->inst[p->id].elastic)
+                send_credit(in, p);
             continue;
         }
         if (h.type != WIRE_DATA || h.count == 0 ||
@@ -918,6 +1071,8 @@ static void idle(edge_in_t *in, bool holding)
         else
             edge_in_settle(in);
     }
+    if (in->leaving)
+        edge_in_leave_retry(in);
     /* Credit needs nothing at a pause (edge.h); confirmations go out once
      * EDGE_CONFIRM_TICKS have passed since the last word to that producer
      * (the caller wakes up for that: edge_in_due_ms), so that a consumer
@@ -945,6 +1100,10 @@ long edge_in_due_ms(const edge_in_t *in)
             p->told_at + EDGE_CONFIRM_TICKS < due)
             due = p->told_at + EDGE_CONFIRM_TICKS;
     }
+    /* A producer that could not hear that we leave yet is told again. */
+    for (int k = 0; in->leaving && k < in->npeers; k++)
+        if (!in->peers[k].eos && !in->peers[k].leave_told && in->clock + TICKS_US(5000) < due)
+            due = in->clock + TICKS_US(5000);
     if (due == UINT64_MAX)
         return -1;
     uint64_t now = ticks_now();
@@ -1037,4 +1196,31 @@ void edge_in_peer(const edge_in_t *in, int k, int *producer, uint64_t *taken)
 {
     *producer = in->peers[k].id;
     *taken = in->peers[k].taken_items;
+}
+
+/* ---- elastic groups (edge.h) ------------------------------------------- */
+
+void edge_in_set_output(edge_in_t *in, edge_out_t *out) { in->out = out; }
+void edge_in_set_joiner(edge_in_t *in) { in->gated = true; }
+
+void edge_in_leave(edge_in_t *in)
+{
+    in->leaving = true;
+    edge_in_leave_retry(in);
+}
+
+bool edge_in_leave_retry(edge_in_t *in)
+{
+    if (!in->leaving)
+        return false;
+    bool owed = false;
+    in->clock = in->now ? in->now : ticks_now();
+    for (int k = 0; k < in->npeers; k++) {
+        in_peer_t *p = &in->peers[k];
+        if (p->eos || p->leave_told)
+            continue;
+        send_credit(in, p);
+        owed |= !p->leave_told;
+    }
+    return owed;
 }

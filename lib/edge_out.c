@@ -158,7 +158,7 @@ static bool dn_closed(const edge_out_t *o, int d)
 {
     const plan_dnode_t *dn = &o->plan->dn[d];
     if (dn->kind == DN_LEAF)
-        return leaf_peer(o, dn)->closed;
+        return leaf_peer(o, dn)->closed || leaf_peer(o, dn)->off;
     for (int i = 0; i < dn->count; i++)
         if (!dn_closed(o, o->plan->kids[dn->first + i]))
             return false;
@@ -224,7 +224,7 @@ static uint64_t prefix_weight(const run_t *r, uint32_t k)
  * before each (so the last may overrun it). */
 static uint32_t peer_fit(const out_peer_t *p, const run_t *r)
 {
-    if (p->closed)
+    if (p->closed || p->off)
         return r->n; /* nothing goes to it: nothing waits for it */
     uint64_t items = p->grant_items > p->sent_items ? p->grant_items - p->sent_items : 0;
     uint64_t bytes = p->grant_bytes > p->sent_bytes ? p->grant_bytes - p->sent_bytes : 0;
@@ -366,7 +366,7 @@ static int deliver(edge_out_t *o, int d, const piece_t *pc)
     const plan_dnode_t *dn = &o->plan->dn[d];
     if (dn->kind == DN_LEAF) {
         out_peer_t *p = leaf_peer(o, dn);
-        if (p->closed)
+        if (p->closed || p->off)
             return 0;
         int rc = send_to(o, p, pc->msg);
         if (rc < 0)
@@ -406,6 +406,7 @@ static int deliver(edge_out_t *o, int d, const piece_t *pc)
 }
 
 static void fit_batches(const edge_out_t *o);
+static int send_eos(edge_out_t *o, out_peer_t *p);
 static void fit_batch(const edge_out_t *o, out_port_t *pt);
 
 /* How long credit read to the end counts as known (send_run).  Longer
@@ -465,6 +466,18 @@ static int read_credit(edge_out_t *o)
         }
         if ((h.flags & WIRE_CREDIT_CLOSED) && !p->closed)
             closed = p->closed = true;
+        if ((h.flags & WIRE_CREDIT_LEAVE) && !p->off) {
+            /* It leaves its group: nothing more goes to it but our end
+             * of stream, at once, behind what it was sent: once it is
+             * off, no choice, mark or notice sends it anything (edge.h,
+             * Elastic groups; model: the producer's LEAVE step). */
+            closed = p->off = true;
+            p->join_due = false;
+            if (!p->ended && send_eos(o, p) != 0)
+                p->eos_due = true;
+        }
+        if (h.flags & WIRE_CREDIT_ENDED)
+            p->end_seen = true;
         n++;
     }
     if (closed)
@@ -730,6 +743,7 @@ static void fresh_peer(edge_out_t *o, out_peer_t *p, uint32_t gen)
     p->grant_items = edge_start_items(o->plan, p->id);
     p->grant_bytes = plan_window_bytes(o->plan, p->id);
     p->closed = p->heard = false;
+    p->off = p->join_due = p->ended = p->end_seen = false;
     p->step = 0;
 }
 
@@ -752,7 +766,8 @@ edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, uint32_t gen,
     o->peers = calloc((size_t)(pi->nconsumers ? pi->nconsumers : 1), sizeof *o->peers);
     o->ports = calloc((size_t)pi->nxouts + 1, sizeof *o->ports);
     o->dn_parent = malloc((size_t)plan->ndn * sizeof *o->dn_parent);
-    if (!o->slot || !o->peers || !o->ports || !o->dn_parent)
+    o->mark_next = calloc((size_t)plan->ninst + 1, sizeof *o->mark_next);
+    if (!o->slot || !o->peers || !o->ports || !o->dn_parent || !o->mark_next)
         goto oom;
     for (int d = 0; d < plan->ndn; d++)
         o->dn_parent[d] = -1;
@@ -768,9 +783,13 @@ edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, uint32_t gen,
         p->id = pi->consumers[k];
         p->retain = p->id < plan->ninst && plan->inst[p->id].recoverable;
         o->slot[p->id] = k;
-        fresh_peer(o, p, peer_gens && p->id < plan->ninst ? peer_gens[p->id] : 0);
+        uint32_t g = peer_gens && p->id < plan->ninst ? peer_gens[p->id] : 0;
+        fresh_peer(o, p, g & ~EDGE_GEN_OFF);
         o->npeers++;
-        if (edge_connect(o->sock, dir, p->id, p->gen, true) != 0) {
+        /* An elastic group's slot without a process: no connection until
+         * it joins (edge_out_join). */
+        p->off = (g & EDGE_GEN_OFF) != 0;
+        if (!p->off && edge_connect(o->sock, dir, p->id, p->gen, true) != 0) {
             snprintf(err, errcap, "connect to consumer %d: %s", p->id, zmq_strerror(errno));
             goto fail;
         }
@@ -802,6 +821,7 @@ void edge_out_destroy(edge_out_t **op)
     }
     free(o->redo);
     free(o->dn_parent);
+    free(o->mark_next);
     if (o->sock)
         zmq_close(o->sock);
     for (int i = 0; o->ports && i < o->nports; i++)
@@ -936,12 +956,20 @@ int edge_out_flush(edge_out_t *o)
 
 int edge_out_lost(const edge_out_t *o) { return o->lost; }
 
-int edge_out_mark(edge_out_t *o, uint32_t origin, uint64_t value)
+int edge_out_mark(edge_out_t *o, uint32_t origin, uint64_t value, uint64_t index)
 {
     out_port_t *pt = &o->ports[0];
     int rc = flush_port(o, pt);
     if (rc < 0)
         return rc;
+    if (origin > (uint32_t)o->plan->ninst)
+        return MPX_EINVAL;
+    if (index == EDGE_MARK_NEXT)
+        index = o->mark_next[origin];
+    /* Numbered once it is ours to send: a notice from now on says that
+     * marks before this one will not come from us. */
+    if (index + 1 > o->mark_next[origin])
+        o->mark_next[origin] = index + 1;
     if (pt->root < 0)
         return 0;
     zmq_msg_t msg;
@@ -949,7 +977,7 @@ int edge_out_mark(edge_out_t *o, uint32_t origin, uint64_t value)
         return MPX_ENOMEM;
     uint8_t *p = zmq_msg_data(&msg);
     wire_head_put(p, &(wire_head_t){WIRE_DATA, 0, (uint32_t)o->self, 1, o->gen});
-    wire_mark_put(p + WIRE_HEAD, origin, value);
+    wire_mark_put(p + WIRE_HEAD, origin, value, index);
     run_t r = {p + WIRE_HEAD, WIRE_MARK_SIZE, 1, true, false, WIRE_MARK_SIZE};
     rc = send_run(o, pt->root, &r, &msg, NULL, 0);
     zmq_msg_close(&msg);
@@ -965,6 +993,7 @@ static int send_eos(edge_out_t *o, out_peer_t *p)
     int rc = send_to(o, p, &msg);
     zmq_msg_close(&msg);
     p->eos_due = false;
+    p->ended = rc == 0;
     return rc;
 }
 
@@ -985,7 +1014,12 @@ int edge_out_eos(edge_out_t *o)
             return rc;
     }
     for (int k = 0; k < o->npeers; k++) {
-        rc = send_eos(o, &o->peers[k]);
+        out_peer_t *p = &o->peers[k];
+        /* A slot without a process gets none (it gets one when it joins,
+         * edge_out_join); one that left already has its own. */
+        if (p->ended || (p->off && !p->eos_due))
+            continue;
+        rc = send_eos(o, p);
         if (rc < 0)
             return rc;
     }
@@ -1067,7 +1101,7 @@ bool edge_out_recover_due(const edge_out_t *o)
     if (o->nredo)
         return true;
     for (int k = 0; k < o->npeers; k++)
-        if (o->peers[k].eos_due)
+        if (o->peers[k].eos_due || o->peers[k].join_due)
             return true;
     return false;
 }
@@ -1150,6 +1184,23 @@ static int rebuild(edge_out_t *o, zmq_msg_t *kept, uint64_t skip, int64_t hand, 
             continue;
         if (flags & WIRE_REC_MARK) {
             o->marks_lost++;
+            continue;
+        }
+        if (flags == WIRE_REC_NOTICE) {
+            /* A notice goes again as it was: where it arrives twice, the
+             * second changes nothing (edge_in.c, apply_notice). */
+            if (used + size > cap) {
+                cap = 2 * (used + size);
+                uint8_t *nb = realloc(buf, cap);
+                if (!nb) {
+                    rc = MPX_ENOMEM;
+                    goto done;
+                }
+                buf = nb;
+            }
+            memcpy(buf + used, rec, size);
+            used += size;
+            (*k)++;
             continue;
         }
         if (nparts > parts_cap) {
@@ -1324,6 +1375,165 @@ static int redo_rest(edge_out_t *o, const redo_t *r, const run_t *run)
     return MPX_EAGAIN;
 }
 
+/* ---- elastic groups (edge.h) ---------------------------------------------- */
+
+/* One record's message straight to consumer p, without waiting for
+ * credit (it overruns it by one record, which the consumer counts like
+ * any: the next sends wait the longer), kept like any message that may
+ * have to go again. */
+static int send_record(edge_out_t *o, out_peer_t *p, const uint8_t *rec, uint32_t size, int leaf)
+{
+    zmq_msg_t msg;
+    if (zmq_msg_init_size(&msg, WIRE_HEAD + size) != 0)
+        return MPX_ENOMEM;
+    uint8_t *d = zmq_msg_data(&msg);
+    wire_head_put(d, &(wire_head_t){WIRE_DATA, 0, (uint32_t)o->self, 1, o->gen});
+    memcpy(d + WIRE_HEAD, rec, size);
+    int rc = send_to(o, p, &msg);
+    if (rc == 0) {
+        p->sent_items++;
+        p->sent_bytes += size;
+        o->seq++;
+        if (o->keep_all || p->retain)
+            rc = keep(o, p, &msg, o->seq, 1, leaf);
+    }
+    zmq_msg_close(&msg);
+    return rc;
+}
+
+/* The leaves of our dispatch trees that lead to consumer `id`. */
+static int leaves_of(const edge_out_t *o, int d, int id, int *out, int n, int cap)
+{
+    const plan_dnode_t *dn = &o->plan->dn[d];
+    if (dn->kind == DN_LEAF) {
+        if (dn->target == id && n < cap)
+            out[n++] = d;
+        return n;
+    }
+    for (int i = 0; i < dn->count; i++)
+        n = leaves_of(o, o->plan->kids[dn->first + i], id, out, n, cap);
+    return n;
+}
+
+/* Consumer k joined its group: tell it and its siblings, under every
+ * choice that leads to it, which of each origin's marks will come from
+ * us (from the next one we send); only then may it be chosen.
+ * (model: the producer's JOIN step in elastic.pml) */
+static int send_notices(edge_out_t *o, int k)
+{
+    out_peer_t *j = &o->peers[k];
+    uint32_t n = 0;
+    for (int x = 0; x <= o->plan->ninst; x++)
+        n += o->mark_next[x] > 0;
+    if (n > WIRE_NOTICE_MAX)
+        return MPX_ERANGE;
+    uint32_t size = wire_notice_size(n);
+    uint8_t *rec = malloc(size);
+    wire_notice_pair_t *pairs = malloc((n ? n : 1) * sizeof *pairs);
+    char *told = calloc((size_t)o->npeers, 1);
+    int leaves[16];
+    int nleaves = 0, rc = 0;
+    if (!rec || !pairs || !told) {
+        rc = MPX_ENOMEM;
+        goto done;
+    }
+    n = 0;
+    for (int x = 0; x <= o->plan->ninst; x++)
+        if (o->mark_next[x] > 0)
+            pairs[n++] = (wire_notice_pair_t){(uint32_t)x, 0, o->mark_next[x]};
+    wire_notice_put(rec, &(wire_notice_t){(uint32_t)j->id, j->gen, (uint32_t)o->self, n},
+                    pairs);
+    for (int i = 0; i < o->nports; i++)
+        if (o->ports[i].root >= 0)
+            nleaves = leaves_of(o, o->ports[i].root, j->id, leaves, nleaves, 16);
+    j->join_due = false;
+    j->off = false;
+    for (int l = 0; l < nleaves && rc == 0; l++) {
+        int parent = o->dn_parent[leaves[l]];
+        int first = parent >= 0 ? o->plan->dn[parent].first : 0;
+        int count = parent >= 0 ? o->plan->dn[parent].count : 0;
+        /* The joiner first: its gate waits for this.  Then every sibling
+         * that runs and takes input. */
+        if (!told[k]) {
+            told[k] = 1;
+            rc = send_record(o, j, rec, size, leaves[l]);
+        }
+        for (int i = 0; i < count && rc == 0; i++) {
+            const plan_dnode_t *c = &o->plan->dn[o->plan->kids[first + i]];
+            if (c->kind != DN_LEAF)
+                continue;
+            int s = o->slot[c->target];
+            out_peer_t *p = &o->peers[s];
+            if (told[s] || p->off || p->closed || p->ended)
+                continue;
+            told[s] = 1;
+            rc = send_record(o, p, rec, size, o->plan->kids[first + i]);
+        }
+    }
+    update_closed(o);
+    fit_batches(o);
+done:
+    free(rec);
+    free(pairs);
+    free(told);
+    return rc;
+}
+
+int edge_out_join(edge_out_t *o, uint32_t consumer, uint32_t gen)
+{
+    if (consumer > (uint32_t)o->plan->ninst || o->slot[consumer] < 0)
+        return 0;
+    out_peer_t *p = &o->peers[o->slot[consumer]];
+    if (gen <= p->gen)
+        return 0; /* old news */
+    /* The process it had (one that left) is gone: so is what zmq still
+     * queues for it (a slot that never ran had no connection: the call
+     * then fails, harmlessly). */
+    edge_connect(o->sock, o->dir, p->id, p->gen, false);
+    free_kept(o, p);
+    fresh_peer(o, p, gen);
+    if (edge_connect(o->sock, o->dir, p->id, p->gen, true) != 0)
+        return MPX_ESYS;
+    /* After our end of stream it gets only an end of its own; before, its
+     * notices, and then work (edge_out_recover). */
+    p->off = true;
+    if (o->eos_sent)
+        p->eos_due = true;
+    else
+        p->join_due = true;
+    update_closed(o);
+    return 0;
+}
+
+int edge_out_notice_forward(edge_out_t *o, const uint8_t *rec, uint32_t size)
+{
+    for (int k = 0; k < o->npeers; k++) {
+        out_peer_t *p = &o->peers[k];
+        if (p->off || p->closed || p->ended)
+            continue;
+        int leaf = -1;
+        for (int i = 0; i < o->nports && leaf < 0; i++)
+            if (o->ports[i].root >= 0 && leaves_of(o, o->ports[i].root, p->id, &leaf, 0, 1) == 0)
+                leaf = -1;
+        if (leaf < 0)
+            continue;
+        int rc = send_record(o, p, rec, size, leaf);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+bool edge_out_ends_seen(const edge_out_t *o)
+{
+    for (int k = 0; k < o->npeers; k++) {
+        const out_peer_t *p = &o->peers[k];
+        if (p->ended && !p->end_seen && !p->closed)
+            return false;
+    }
+    return true;
+}
+
 int edge_out_recover(edge_out_t *o)
 {
     if (o->sending || o->recovering)
@@ -1365,6 +1575,9 @@ int edge_out_recover(edge_out_t *o)
     for (int k = 0; k < o->npeers && rc == 0; k++)
         if (o->peers[k].eos_due)
             rc = send_eos(o, &o->peers[k]);
+    for (int k = 0; k < o->npeers && rc == 0; k++)
+        if (o->peers[k].join_due)
+            rc = send_notices(o, k);
     o->recovering = false;
     return rc;
 }

@@ -72,7 +72,13 @@ typedef struct out_peer {
     bool heard;    /* it has sent credit in this generation: its pace counts */
     bool retain;   /* keep what it is sent until confirmed */
     bool unsorted; /* kept messages are not in seq order (after a redo) */
-    bool eos_due;  /* replaced after our end of stream: send it one */
+    bool eos_due;  /* replaced after our end of stream, or leaving: send it one */
+    /* Elastic groups (edge.h): a consumer whose slot has no process, or
+     * that is leaving, is never chosen; one that joined is not chosen
+     * before its notice went to its siblings (join_due until then). */
+    bool off, join_due;
+    bool ended;    /* our end of stream went to this generation */
+    bool end_seen; /* ... and it said it took it (a leaver waits for that) */
     kept_t *kept;  /* ring */
     size_t khead, kcount, kcap;
 } out_peer_t;
@@ -111,6 +117,7 @@ struct edge_out {
     size_t nredo, capredo;
     int *dn_parent;   /* per dispatch node, within this producer's trees */
     uint64_t resent, marks_lost;
+    uint64_t *mark_next; /* per origin (ninst + 1): the number after the last mark sent */
     volatile uint64_t *resent_mirror; /* a copy of resent kept there too */
     edge_wait_fn wait;
     void *owner;

@@ -53,8 +53,12 @@ int feed_open(struct mpx_run *r)
 {
     if (!plan_fed(r->plan))
         return 0;
-    r->feed = edge_out_new(r->zctx, r->plan, r->n, 0, NULL, r->dir, decline, r, r->err,
+    uint32_t *gens = r->grow ? current_gens(r) : NULL;
+    if (r->grow && !gens)
+        return r->status;
+    r->feed = edge_out_new(r->zctx, r->plan, r->n, 0, gens, r->dir, decline, r, r->err,
                            sizeof r->err);
+    free(gens);
     if (!r->feed) {
         sup_record(r, MPX_ESYS, "input: %s", r->err);
         return r->status;
@@ -89,7 +93,8 @@ static int feed_mark(struct mpx_run *r)
 {
     if (!unmarked(r))
         return 0;
-    int rc = edge_out_mark(r->feed, (uint32_t)r->n, seq_mark_value(stamp_of(r)->tag, r->seq_next));
+    int rc = edge_out_mark(r->feed, (uint32_t)r->n, seq_mark_value(stamp_of(r)->tag, r->seq_next),
+                           EDGE_MARK_NEXT);
     r->seq_mark_owed = rc == MPX_EAGAIN;
     if (rc == 0) {
         r->seq_marked = r->seq_next;
@@ -156,6 +161,15 @@ void feed_tick(struct mpx_run *r)
         return;
     r->feed_tick_at = now;
     (void)feed_service(r, false);
+}
+
+void feed_join(struct mpx_run *r, const wire_join_t *j)
+{
+    if (!r->feed)
+        return;
+    int rc = edge_out_join(r->feed, j->consumer, j->gen);
+    if (rc < 0)
+        sup_record(r, rc, "the program's input to a new instance: %s", mpx_strerror(rc));
 }
 
 void feed_restart(struct mpx_run *r, const wire_restart_t *m, const char *why, size_t whylen)

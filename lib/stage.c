@@ -194,7 +194,7 @@ int child_stamp_mark(child_rt_t *rt)
     rt->stamp_marked = rt->stamp_next;
     rt->stamp_bytes = 0;
     return edge_out_mark(rt->out, (uint32_t)rt->id,
-                         seq_mark_value(rt->stamp->tag, rt->stamp_next));
+                         seq_mark_value(rt->stamp->tag, rt->stamp_next), EDGE_MARK_NEXT);
 }
 
 /* The Seq's number is one more meta entry: an item that already has as
@@ -435,7 +435,7 @@ static int put_mark(mpx_stage_t *st, uint64_t value)
         rc = child_stamp_mark(st->rt); /* ours must not be overtaken */
     if (rc != 0)
         return rc;
-    return edge_out_mark(st->rt->out, (uint32_t)st->id, value);
+    return edge_out_mark(st->rt->out, (uint32_t)st->id, value, EDGE_MARK_NEXT);
 }
 
 int mpx_put_mark(mpx_stage_t *st, uint64_t value)

@@ -20,6 +20,7 @@
 #include "edge.h"
 #include "mpx/error.h"
 #include "mpx/monitor.h"
+#include "grow.h"
 #include "supervisor.h"
 #include "wire.h"
 
@@ -35,6 +36,9 @@ typedef struct inst_stats {
     uint32_t nout, nin;
     double busy, blocked; /* over the last two reports */
     uint64_t depth;
+    /* What the processes an elastic slot had before its current one
+     * counted (stats_rebase). */
+    uint64_t base_in, base_out, base_dropped;
 } inst_stats_t;
 
 typedef struct stage_fig {
@@ -44,7 +48,18 @@ typedef struct stage_fig {
     uint64_t last_in, last_out; /* at the previous snapshot, for rates */
 } stage_fig_t;
 
+/* An elastic group's change, as the monitor shows it. */
+typedef struct elastic_event {
+    double t;
+    char stage[64];
+    int from, to;
+    char why[300];
+} elastic_event_t;
+#define STATS_EVENTS 8
+
 struct stats {
+    elastic_event_t events[STATS_EVENTS]; /* the last ones, a ring */
+    uint64_t nevents;
     inst_stats_t *inst; /* n */
     stage_fig_t *stage;
     int nstages;
@@ -205,6 +220,8 @@ static mpx_stage_state_t inst_state(const struct mpx_run *r, int i)
 {
     const inst_stats_t *is = &r->stats->inst[i];
     const run_child_t *c = &r->ch[i];
+    if (c->slot == SLOT_OFF)
+        return MPX_STATE_DONE; /* an elastic group's idle slot: not running, not failed */
     mpx_stage_state_t st = is->have ? (mpx_stage_state_t)is->cur.state : MPX_STATE_STARTING;
     if (c->exited && !c->released && !c->stop_sent)
         return MPX_STATE_FAILED; /* died before it was let go */
@@ -243,7 +260,7 @@ static void compute(struct mpx_run *r, long now)
     for (int c = 0; c <= r->n; c++) {
         uint64_t d = s->sent_to[c] > s->taken_by[c] ? s->sent_to[c] - s->taken_by[c] : 0;
         if (c < r->n)
-            s->inst[c].depth = d;
+            s->inst[c].depth = r->ch[c].slot == SLOT_OFF ? 0 : d;
         else
             s->out_depth = d;
     }
@@ -262,11 +279,12 @@ static void compute(struct mpx_run *r, long now)
             const inst_stats_t *is = &s->inst[i];
             const run_child_t *c = &r->ch[i];
             /* Counts from the final message once there is one. */
-            uint64_t in = c->done ? c->items_in : is->cur.items_in;
-            uint64_t out = c->done ? c->items_out : is->cur.items_out;
+            uint64_t in = is->base_in + (c->done ? c->items_in : is->cur.items_in);
+            uint64_t out = is->base_out + (c->done ? c->items_out : is->cur.items_out);
             f->items_in += in;
             f->items_out += out;
-            f->items_dropped += c->done ? c->items_dropped : is->cur.dropped;
+            f->items_dropped +=
+                is->base_dropped + (c->done ? c->items_dropped : is->cur.dropped);
             f->depth += is->depth;
             if (r->plan->inst[i].nproducers > 0)
                 f->capacity += r->plan->inst[i].cap_items;
@@ -367,6 +385,15 @@ static const char *mode_of(const mpx_node_t *n)
     return n->by ? "broadcast" : "parallel";
 }
 
+static void json_event(FILE *f, const elastic_event_t *e)
+{
+    fprintf(f, "\"t\": %.3f, \"stage\": ", e->t);
+    json_str(f, e->stage);
+    fprintf(f, ", \"action\": \"%s\", \"from\": %d, \"to\": %d, \"reason\": ",
+            e->to > e->from ? "grow" : "shrink", e->from, e->to);
+    json_str(f, e->why);
+}
+
 static void json_snapshot(FILE *f, struct mpx_run *r, long now)
 {
     stats_t *s = r->stats;
@@ -395,6 +422,9 @@ static void json_snapshot(FILE *f, struct mpx_run *r, long now)
                 (unsigned long long)g->items_in, (unsigned long long)g->items_out,
                 (unsigned long long)g->items_dropped, g->in_rate, g->out_rate, g->busy, g->blocked,
                 (unsigned long long)g->depth, (unsigned long long)g->capacity);
+        if (sf->node->elastic_max > 0)
+            fprintf(f, ", \"elastic\": {\"min\": %d, \"max\": %d}", sf->node->elastic_min,
+                    sf->node->elastic_max);
         if (g->progress_total)
             fprintf(f, ", \"progress\": {\"done\": %llu, \"total\": %llu}",
                     (unsigned long long)g->progress_done, (unsigned long long)g->progress_total);
@@ -409,8 +439,9 @@ static void json_snapshot(FILE *f, struct mpx_run *r, long now)
                     "\"busy\": %.3f, \"blocked\": %.3f, \"depth\": %llu, \"capacity\": %zu}",
                     i > sf->first ? ", " : "", (long)c->pid,
                     mpx_stage_state_name(st),
-                    (unsigned long long)(c->done ? c->items_in : is->cur.items_in),
-                    (unsigned long long)(c->done ? c->items_out : is->cur.items_out),
+                    (unsigned long long)(is->base_in + (c->done ? c->items_in : is->cur.items_in)),
+                    (unsigned long long)(is->base_out +
+                                         (c->done ? c->items_out : is->cur.items_out)),
                     live ? is->busy : 0.0, live ? is->blocked : 0.0,
                     (unsigned long long)is->depth,
                     r->plan->inst[i].nproducers > 0 ? r->plan->inst[i].cap_items : 0);
@@ -422,6 +453,17 @@ static void json_snapshot(FILE *f, struct mpx_run *r, long now)
         fprintf(f, ", \"output\": {\"in\": %llu, \"depth\": %llu, \"capacity\": %zu}",
                 (unsigned long long)(r->sink ? edge_in_items(r->sink) : s->out_last),
                 (unsigned long long)s->out_depth, r->plan->inst[r->n].cap_items);
+    if (r->grow) {
+        fprintf(f, ", \"elastic\": {\"budget\": %d, \"decisions\": %llu, \"last\": [",
+                grow_budget(r), (unsigned long long)s->nevents);
+        uint64_t first = s->nevents > STATS_EVENTS ? s->nevents - STATS_EVENTS : 0;
+        for (uint64_t e = first; e < s->nevents; e++) {
+            fputs(e > first ? ", {" : "{", f);
+            json_event(f, &s->events[e % STATS_EVENTS]);
+            fputc('}', f);
+        }
+        fputs("]}", f);
+    }
     if (r->plan->pool) {
         pool_stats_t p;
         pool_get_stats(r->plan->pool, &p);
@@ -759,4 +801,51 @@ int mpx_graph_set_progress(mpx_graph_t *g, bool on)
     if (g->run && g->run->stats)
         g->run->stats->progress = on;
     return 0;
+}
+
+/* ---- elastic groups ---------------------------------------------------------- */
+
+void stats_inst(const struct mpx_run *r, int i, stats_inst_t *out)
+{
+    const inst_stats_t *is = &r->stats->inst[i];
+    *out = (stats_inst_t){.reported = is->have, .busy = is->have_prev ? is->busy : 0,
+                          .blocked = is->have_prev ? is->blocked : 0, .depth = is->depth,
+                          .items_in = is->have ? is->cur.items_in : 0};
+}
+
+void stats_elastic(struct mpx_run *r, const char *stage, int from, int to, const char *why)
+{
+    stats_t *s = r->stats;
+    if (!s)
+        return;
+    long now = mono_ms();
+    elastic_event_t *e = &s->events[s->nevents % STATS_EVENTS];
+    s->nevents++;
+    *e = (elastic_event_t){.t = (double)(now - s->start_ms) / 1000.0, .from = from, .to = to};
+    snprintf(e->stage, sizeof e->stage, "%s", stage);
+    snprintf(e->why, sizeof e->why, "%s", why);
+    const node_monitor_t *mon = &r->root->mon;
+    if (mon->json) {
+        fputs("{\"mpx_elastic\": 1, ", mon->json);
+        json_event(mon->json, e);
+        fputs("}\n", mon->json);
+        fflush(mon->json);
+    }
+    if (mon->watch_ms > 0)
+        fprintf(stderr, "mpx %7.2fs elastic: stage '%s' %d -> %d instances: %s\n", e->t, e->stage,
+                from, to, e->why);
+}
+
+void stats_rebase(struct mpx_run *r, int i)
+{
+    if (!r->stats)
+        return;
+    inst_stats_t *is = &r->stats->inst[i];
+    const run_child_t *c = &r->ch[i];
+    is->base_in += c->done ? c->items_in : is->cur.items_in;
+    is->base_out += c->done ? c->items_out : is->cur.items_out;
+    is->base_dropped += c->done ? c->items_dropped : is->cur.dropped;
+    is->have = is->have_prev = false;
+    is->cur = is->prev = (wire_stats_t){0};
+    is->busy = is->blocked = 0;
 }

@@ -30,4 +30,20 @@ void stats_tick(struct mpx_run *r);
 void stats_end(struct mpx_run *r);
 void stats_free(struct mpx_run *r);
 
+/* Instance i's figures as last reported, for the elastic groups'
+ * controller (lib/grow.c). */
+typedef struct stats_inst {
+    bool reported;     /* some report came from its current process */
+    double busy, blocked; /* over its last two reports */
+    uint64_t depth;    /* items sent to it not taken yet, at the last snapshot */
+    uint64_t items_in; /* taken by its current process */
+} stats_inst_t;
+void stats_inst(const struct mpx_run *r, int i, stats_inst_t *out);
+/* An elastic group changed (or could not): to the JSON stream, the
+ * watch table's stream, and the snapshot mpx-top reads. */
+/* Elastic slot i gets a new process: what the last one counted is kept
+ * apart (before its counters are reset). */
+void stats_rebase(struct mpx_run *r, int i);
+void stats_elastic(struct mpx_run *r, const char *stage, int from, int to, const char *why);
+
 #endif

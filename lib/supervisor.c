@@ -37,6 +37,7 @@
 #include "mpx/graph.h"
 #include "mpx/monitor.h"
 #include "forksrv.h"
+#include "grow.h"
 #include "pool.h"
 #include "ready.h"
 #include "reorder.h"
@@ -172,6 +173,7 @@ static void consumer_done(struct mpx_run *r, int c, bool done)
 }
 
 static void send_restarts_to(struct mpx_run *r, int p);
+static void send_joins_to(struct mpx_run *r, int p);
 
 static void on_ctl(struct mpx_run *r, int i, const uint8_t *data, size_t len)
 {
@@ -192,6 +194,8 @@ static void on_ctl(struct mpx_run *r, int i, const uint8_t *data, size_t len)
             stop_child(r, i);
         else if (c->gen > 0 || c->owe_restarts)
             send_restarts_to(r, i); /* before its GO: it has sent nothing yet */
+        if (!r->stopping && r->grow)
+            send_joins_to(r, i);
         break;
     case WIRE_READY:
         if (!c->ready) {
@@ -200,10 +204,18 @@ static void on_ctl(struct mpx_run *r, int i, const uint8_t *data, size_t len)
             /* A replacement joins a graph already under way. */
             if (r->state == RUN_RUNNING)
                 ctl_send(r, i, WIRE_GO);
+            if (c->slot == SLOT_JOINING) {
+                c->slot = SLOT_RUNS;
+                grow_changed(r, i, true);
+            } else if (c->slot == SLOT_LEAVING && ctl_send(r, i, WIRE_LEAVE) != 0) {
+                /* The replacement of one that was leaving leaves too. */
+                c->slot = SLOT_RUNS;
+                grow_changed(r, i, false);
+            }
         }
         break;
     case WIRE_DONE:
-        if (len >= WIRE_HEAD + 40 && c->resume == CHILD_FRESH) {
+        if (len >= WIRE_HEAD + 40 && (c->resume == CHILD_FRESH || c->resume == CHILD_JOIN)) {
             uint64_t v[5];
             memcpy(v, data + WIRE_HEAD, sizeof v);
             c->items_in = v[0];
@@ -214,6 +226,10 @@ static void on_ctl(struct mpx_run *r, int i, const uint8_t *data, size_t len)
         }
         if (!c->done) {
             c->done = true;
+            /* One that left its elastic group: its consumers took its end
+             * (child.c finish), and they go on without it. */
+            if (c->slot == SLOT_LEAVING && !c->released && ctl_send(r, i, WIRE_RELEASE) == 0)
+                c->released = true;
             try_release(r, i);
             consumer_done(r, i, true);
         } else {
@@ -282,7 +298,7 @@ static void describe_exit(char *buf, size_t cap, int status)
 
 static int fork_one(struct mpx_run *r, int i, const int *close_fds, int nclose,
                     child_resume_t resume, const uint32_t *gens, int ctl_fd, int inbox_fd);
-static uint32_t *current_gens(struct mpx_run *r);
+
 static int spawn_one(struct mpx_run *r, int i, child_resume_t resume);
 static void reap_late(struct mpx_run *r, int wait_ms);
 static void check_timeouts(struct mpx_run *r);
@@ -564,13 +580,19 @@ static void reap(struct mpx_run *r, int i, int wait)
     if (!(clean && (c->released || c->stop_sent))) {
         describe_exit(how, sizeof how, status);
         child_died(r, i, how);
-    } else if (r->ctl) {
-        /* Gone as told: left connected, zmq would try its endpoint again
-         * and again until the run ends (a dead one's stays, for its
-         * replacement). */
-        char ep[300];
-        if (edge_endpoint(ep, sizeof ep, r->dir, 'c', i, 0) == 0)
-            zmq_disconnect(r->ctl, ep);
+    } else {
+        if (r->ctl) {
+            /* Gone as told: left connected, zmq would try its endpoint
+             * again and again until the run ends (a dead one's stays, for
+             * its replacement). */
+            char ep[300];
+            if (edge_endpoint(ep, sizeof ep, r->dir, 'c', i, 0) == 0)
+                zmq_disconnect(r->ctl, ep);
+        }
+        if (c->slot == SLOT_LEAVING) {
+            c->slot = SLOT_OFF;
+            grow_changed(r, i, true);
+        }
     }
 }
 
@@ -604,6 +626,9 @@ static int check_every(const struct mpx_run *r)
 static long wake_in(struct mpx_run *r, long timeout_ms, int check_ms)
 {
     long due = stats_timeout(r);
+    if (due >= 0 && (timeout_ms < 0 || due < timeout_ms))
+        timeout_ms = due;
+    due = r->grow && r->state == RUN_RUNNING ? grow_timeout(r) : -1;
     if (due >= 0 && (timeout_ms < 0 || due < timeout_ms))
         timeout_ms = due;
     if (r->polling && (timeout_ms < 0 || timeout_ms > REAP_POLL_MS))
@@ -667,12 +692,19 @@ static bool pump(struct mpx_run *r, bool want_sink, long timeout_ms)
         feed_service(r, timeout_ms != 0);
     if (r->owing) {
         r->owing = false;
-        for (int i = 0; i < r->n; i++)
+        for (int i = 0; i < r->n; i++) {
             if (r->ch[i].owe_restarts && r->ch[i].hello && !r->ch[i].exited)
                 send_restarts_to(r, i);
             else if (r->ch[i].owe_restarts)
                 r->owing = true;
+            if (r->ch[i].owe_joins && r->ch[i].hello && !r->ch[i].exited)
+                send_joins_to(r, i);
+            else if (r->ch[i].owe_joins)
+                r->owing = true;
+        }
     }
+    if (r->grow && r->state == RUN_RUNNING)
+        grow_tick(r);
     if (r->gave_up)
         reap_late(r, 0);
     stats_tick(r);
@@ -834,6 +866,14 @@ static int initialize_all(struct mpx_run *r)
     return 0;
 }
 
+/* How often a stage process reports: as the monitor asks, and often
+ * enough for an elastic group's controller. */
+static int stats_ms_for(const struct mpx_run *r)
+{
+    int ms = r->root->mon.interval_ms > 0 ? r->root->mon.interval_ms : MPX_STATS_INTERVAL_MS;
+    return r->grow && ms > GROW_TICK_MS ? GROW_TICK_MS : ms;
+}
+
 /* What the process of instance i starts from; parent: the supervisor's
  * pid. */
 static child_args_t args_for(const struct mpx_run *r, int i, uint32_t gen, child_resume_t resume,
@@ -854,12 +894,11 @@ static child_args_t args_for(const struct mpx_run *r, int i, uint32_t gen, child
         .nclose = nclose,
         .ctl_fd = -1,
         .inbox_fd = -1,
-        .stats_ms = r->root->mon.interval_ms > 0 ? r->root->mon.interval_ms
-                                                 : MPX_STATS_INTERVAL_MS,
+        .stats_ms = stats_ms_for(r),
     };
 }
 
-static uint32_t *current_gens(struct mpx_run *r)
+uint32_t *current_gens(struct mpx_run *r)
 {
     /* One more: the parent, producer of the program's input, never
      * replaced. */
@@ -869,7 +908,8 @@ static uint32_t *current_gens(struct mpx_run *r)
         return NULL;
     }
     for (int k = 0; k < r->n; k++)
-        gens[k] = r->ch[k].gen;
+        gens[k] = r->ch[k].gen |
+                  (r->ch[k].slot == SLOT_OFF || r->ch[k].slot == SLOT_JOINING ? EDGE_GEN_OFF : 0);
     gens[r->n] = 0;
     return gens;
 }
@@ -1040,7 +1080,7 @@ static int fork_all(struct mpx_run *r)
     int fds[2], nfds = 0;
     /* Replacements come from the fork server, started first: it has none
      * of the stages' descriptors to close. */
-    bool recoverable = false;
+    bool recoverable = r->grow != NULL; /* elastic groups grow from it too */
     for (int i = 0; i < r->n; i++)
         recoverable |= r->plan->inst[i].recoverable;
     int server_fd = -1;
@@ -1054,20 +1094,30 @@ static int fork_all(struct mpx_run *r)
     r->sink_listen = listen_at(r, 'i', r->n, out->nproducers + 8);
     if (r->sink_listen >= 0)
         fds[nfds++] = r->sink_listen;
+    /* Elastic slots that start without a process have peers that know it
+     * (EDGE_GEN_OFF). */
+    uint32_t *gens = r->grow ? current_gens(r) : NULL;
+    if (r->grow && !gens) {
+        free(order);
+        return r->status;
+    }
     for (int k = 0; k < r->n && r->status == 0; k++) {
         int i = order[k];
         const plan_inst_t *pi = &r->plan->inst[i];
+        if (r->ch[i].slot == SLOT_OFF)
+            continue;
         int ctl_fd = listen_at(r, 'c', i, 8);
         int inbox_fd = pi->nproducers > 0 && ctl_fd >= 0
                            ? listen_at(r, 'i', i, pi->nproducers + 8)
                            : -1;
         if (ctl_fd >= 0 && (inbox_fd >= 0 || pi->nproducers == 0))
-            fork_one(r, i, fds, nfds, CHILD_FRESH, NULL, ctl_fd, inbox_fd);
+            fork_one(r, i, fds, nfds, CHILD_FRESH, gens, ctl_fd, inbox_fd);
         if (ctl_fd >= 0)
             close(ctl_fd);
         if (inbox_fd >= 0)
             close(inbox_fd);
     }
+    free(gens);
     free(order);
     /* The pidfds are made after the last fork (each child would otherwise
      * inherit its elder siblings').  A child that died meanwhile is a
@@ -1104,7 +1154,8 @@ static void check_timeouts(struct mpx_run *r)
     long now = mono_ms();
     for (int i = 0; i < r->n; i++) {
         run_child_t *c = &r->ch[i];
-        if (c->restarts && !c->hello && !c->exited && !c->wedged && c->pid > 0 &&
+        if ((c->restarts || c->slot == SLOT_JOINING) && !c->hello && !c->exited && !c->wedged &&
+            c->pid > 0 &&
             now - c->forked_ms >= REPLACEMENT_START_MS) {
             c->wedged = true;
             kill_child(c, SIGKILL);
@@ -1126,6 +1177,114 @@ static void check_timeouts(struct mpx_run *r)
             kill_child(c, SIGKILL);
         }
     }
+}
+
+/* ---- elastic groups -------------------------------------------------------
+ * lib/grow.c decides when a group grows or shrinks; what it takes to do it
+ * is here.  A slot without a process counts as exited, done and ready,
+ * so that nothing waits for it; its producers and consumers know it has
+ * none (EDGE_GEN_OFF).  (model: the supervisor's steps in elastic.pml) */
+
+void sup_slot_off(struct mpx_run *r, int i)
+{
+    run_child_t *c = &r->ch[i];
+    c->slot = SLOT_OFF;
+    c->exited = c->done = c->ready = c->released = true;
+    r->nexited++;
+    r->nready++;
+    const plan_inst_t *pi = &r->plan->inst[i];
+    for (int k = 0; k < pi->nproducers; k++)
+        if (pi->producers[k] < r->n)
+            r->ch[pi->producers[k]].pending--;
+}
+
+static void send_join(struct mpx_run *r, int p, int i)
+{
+    wire_join_t j = {(uint32_t)i, r->ch[i].gen};
+    if (p == r->n) {
+        feed_join(r, &j);
+        return;
+    }
+    run_child_t *c = &r->ch[p];
+    if (c->exited)
+        return; /* one that ended had sent everything, to everyone */
+    if (!c->hello || ctl_send_with(r, p, WIRE_JOIN, &j, sizeof j) != 0)
+        c->owe_joins = r->owing = true;
+}
+
+/* Every joined consumer of p again (at its hello, or when a send failed):
+ * producers ignore what they knew. */
+static void send_joins_to(struct mpx_run *r, int p)
+{
+    const plan_inst_t *pi = &r->plan->inst[p];
+    r->ch[p].owe_joins = false;
+    for (int k = 0; k < pi->nconsumers; k++) {
+        int c = pi->consumers[k];
+        if (c < r->n && r->plan->inst[c].elastic && r->ch[c].gen > 0 &&
+            r->ch[c].slot != SLOT_OFF)
+            send_join(r, p, c);
+    }
+}
+
+int sup_slot_join(struct mpx_run *r, int i)
+{
+    run_child_t *c = &r->ch[i];
+    if (c->slot != SLOT_OFF || !c->exited || r->state != RUN_RUNNING || r->stopping)
+        return MPX_ESTATE;
+    blackbox_t *b = &r->boxes[i];
+    memset(b, 0, offsetof(blackbox_t, spawn));
+    stats_rebase(r, i);
+    c->items_in = c->items_out = c->items_dropped = 0;
+    c->gen++;
+    c->slot = SLOT_JOINING;
+    c->hello = c->ready = c->done = c->released = c->stop_sent = c->exited = false;
+    c->timed_out = c->wedged = false;
+    c->barren = c->ended_deaths = 0;
+    c->resume = CHILD_JOIN;
+    c->watch_no = UINT64_MAX;
+    r->nexited--;
+    r->nready--;
+    r->restarted = true; /* look for one that does not start (check_timeouts) */
+    consumer_done(r, i, false);
+    char ep[300];
+    if (edge_endpoint(ep, sizeof ep, r->dir, 'c', i, 0) == 0)
+        zmq_connect(r->ctl, ep);
+    int rc = spawn_one(r, i, CHILD_JOIN);
+    if (rc != 0) {
+        int nclose = 0;
+        int *close_fds = fds_since_fork(r, &nclose, NULL);
+        uint32_t *gens = current_gens(r);
+        rc = gens ? fork_one(r, i, close_fds, nclose, CHILD_JOIN, gens, -1, -1) : r->status;
+        if (rc == 0)
+            watch(r, i);
+        free(gens);
+        free(close_fds);
+    }
+    c->forked_ms = mono_ms();
+    if (rc != 0) {
+        /* Nothing was told: the slot is idle again. */
+        consumer_done(r, i, true);
+        c->slot = SLOT_OFF;
+        c->exited = c->done = c->ready = c->released = true;
+        r->nexited++;
+        r->nready++;
+        return rc;
+    }
+    const plan_inst_t *pi = &r->plan->inst[i];
+    for (int k = 0; k < pi->nproducers; k++)
+        send_join(r, pi->producers[k], i);
+    return 0;
+}
+
+int sup_slot_leave(struct mpx_run *r, int i)
+{
+    run_child_t *c = &r->ch[i];
+    if (c->slot != SLOT_RUNS || !c->ready || c->exited || c->done || r->stopping)
+        return MPX_ESTATE;
+    int rc = ctl_send(r, i, WIRE_LEAVE);
+    if (rc == 0)
+        c->slot = SLOT_LEAVING;
+    return rc;
 }
 
 static int open_parent_sockets(struct mpx_run *r)
@@ -1152,6 +1311,8 @@ static int open_parent_sockets(struct mpx_run *r)
     /* Each child bound its end as it started (child.c). */
     for (int i = 0; i < r->n; i++) {
         char ep[300];
+        if (r->ch[i].slot == SLOT_OFF)
+            continue; /* connected when it joins */
         edge_endpoint(ep, sizeof ep, r->dir, 'c', i, 0);
         if (zmq_connect(r->ctl, ep) != 0) {
             sup_record(r, MPX_ESYS, "control channel %s: %s", ep, zmq_strerror(errno));
@@ -1172,7 +1333,13 @@ static int open_parent_sockets(struct mpx_run *r)
         reorder_init(r->reorder, r->plan->inst[r->n].reorder);
         r->reorder->inline_parts = true;
     }
-    r->sink = edge_in_new(r->zctx, r->plan, r->n, 0, NULL, r->dir, r->err, sizeof r->err);
+    /* Slots of elastic groups that start without a process have ended,
+     * for the output as for every other consumer. */
+    uint32_t *gens = r->grow ? current_gens(r) : NULL;
+    if (r->grow && !gens)
+        return r->status;
+    r->sink = edge_in_new(r->zctx, r->plan, r->n, 0, gens, r->dir, r->err, sizeof r->err);
+    free(gens);
     if (!r->sink) {
         sup_record(r, MPX_ESYS, "output: %s", r->err);
         return r->status;
@@ -1264,6 +1431,10 @@ int sup_start(struct mpx_run *r)
         r->ch[i].pidfd = -1;
         r->ch[i].pending = r->plan->inst[i].nconsumers;
     }
+    if (grow_open(r) != 0) {
+        r->state = RUN_ENDED;
+        return r->status;
+    }
     r->state = RUN_STARTING;
     if (rundir_create(r->dir, sizeof r->dir, r->err, sizeof r->err) != 0) {
         sup_record(r, MPX_ESYS, "%s", r->err);
@@ -1303,7 +1474,7 @@ int sup_start(struct mpx_run *r)
         return r->status;
     }
     for (int i = 0; i < r->n; i++)
-        if (ctl_send(r, i, WIRE_GO) != 0) {
+        if (r->ch[i].slot != SLOT_OFF && ctl_send(r, i, WIRE_GO) != 0) {
             /* Most likely it died just now: say so rather than that it
              * cannot be reached. */
             int err = errno;
@@ -1707,6 +1878,7 @@ void sup_free(struct mpx_run *r)
         for (int i = 0; i < r->n; i++)
             free(r->ch[i].st.state);
     stats_free(r);
+    grow_free(r);
     if (r->boxes)
         munmap(r->boxes, r->boxes_size);
     free(r->fds_at_fork);

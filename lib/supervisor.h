@@ -52,7 +52,19 @@ typedef struct run_child {
     long watch_since;
     mpx_stage_t st; /* args and state, for initialize/finalize */
     bool initialized;
+    /* An elastic group's slot (lib/grow.c): whether it has a process. */
+    int slot; /* slot_state_t */
+    bool owe_joins; /* a producer that missed a join message */
 } run_child_t;
+
+typedef enum slot_state {
+    SLOT_RUNS,    /* has a process that takes its share (every fixed instance) */
+    SLOT_OFF,     /* no process; counted exited, done and ready */
+    SLOT_JOINING, /* forked, its producers told; not ready yet */
+    SLOT_LEAVING, /* told to leave: finishing what it holds */
+} slot_state_t;
+
+struct grow;
 
 typedef enum run_state { RUN_NEW, RUN_STARTING, RUN_RUNNING, RUN_ENDED } run_state_t;
 
@@ -120,6 +132,7 @@ struct mpx_run {
     int64_t seq_next, seq_marked;
     size_t seq_bytes;
     bool seq_mark_owed; /* a mark lacked credit, or the batch before it did */
+    struct grow *grow;  /* elastic groups and their controller (lib/grow.c), or NULL */
     char err[256];
 };
 
@@ -173,6 +186,8 @@ bool feed_owes_mark(const struct mpx_run *r);
 /* For a call that returns output without waiting: what of the input is
  * due goes now (looked at once a batch's time at most). */
 void feed_tick(struct mpx_run *r);
+/* A consumer of the input joined its elastic group (edge_out_join). */
+void feed_join(struct mpx_run *r, const wire_join_t *j);
 /* A consumer of the input was replaced (edge_out_restart). */
 void feed_restart(struct mpx_run *r, const wire_restart_t *m, const char *why, size_t whylen);
 /* A put's record in the input's batch, when there is room: 0, MPX_EAGAIN
@@ -182,6 +197,18 @@ int feed_put(struct mpx_run *r, const mpx_part_t *parts, size_t n, const struct 
 bool feed_room(struct mpx_run *r, size_t size);
 /* The deadline of the batch, for the descriptor: ms, or -1. */
 long feed_due_ms(struct mpx_run *r);
+
+/* Elastic groups (lib/grow.c decides, these act).  sup_slot_off: slot i
+ * starts without a process (before the forks).  sup_slot_join: fork the
+ * process of an idle slot, which joins its group; sup_slot_leave: tell
+ * slot i's process to leave its group.  0, or a failure (recorded). */
+void sup_slot_off(struct mpx_run *r, int i);
+/* Every instance's generation now, by id (and the program's, 0), with
+ * EDGE_GEN_OFF on elastic slots without a running process: malloc'd, or
+ * NULL (recorded). */
+uint32_t *current_gens(struct mpx_run *r);
+int sup_slot_join(struct mpx_run *r, int i);
+int sup_slot_leave(struct mpx_run *r, int i);
 
 /* Stop with the given outcome (if none is recorded yet) and end. */
 void sup_stop(struct mpx_run *r, int status, const char *msg);

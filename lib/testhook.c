@@ -3,6 +3,7 @@
 #include "testhook.h"
 
 #include "child.h"
+#include "graph/node.h"
 #include "pool.h"
 
 int testhook_pool_crash_at(mpx_stage_t *st, int point)
@@ -15,5 +16,16 @@ int testhook_pool_crash_at(mpx_stage_t *st, int point)
         point >= POOL_CRASH_POINTS)
         return MPX_EINVAL;
     pool_test_crash_at(st->rt->plan->pool, point);
+    return 0;
+}
+
+int testhook_elastic_script(mpx_graph_t *g, testhook_grow_fn fn, void *ctx)
+{
+    if (!g)
+        return MPX_EINVAL;
+    if (g->run)
+        return MPX_ESTATE;
+    g->grow_script = fn;
+    g->grow_script_ctx = ctx;
     return 0;
 }

@@ -12,6 +12,7 @@
 #define MPX_LIB_TESTHOOK_H
 
 #include "mpx/error.h"
+#include "mpx/graph.h"
 #include "mpx/stage.h"
 
 /* Arm the pool's crash point `point` (enum pool_crash_point) in the
@@ -20,5 +21,13 @@
  * MPX_EINVAL outside a stage process (the parent's initialize or
  * finalize), when the graph has no pool, or for a point out of range. */
 MPX_MUST_CHECK int testhook_pool_crash_at(mpx_stage_t *st, int point);
+
+/* Decide the changes of g's elastic groups instead of the controller
+ * (graph/node.h, grow_script), before start: fn(ctx, ngroups, running,
+ * &group, &delta) at each tick (GROW_TICK_MS) returns 1 for a change.
+ * 0, MPX_EINVAL, or MPX_ESTATE once started. */
+typedef int (*testhook_grow_fn)(void *ctx, int ngroups, const int *running, int *group,
+                                int *delta);
+MPX_MUST_CHECK int testhook_elastic_script(mpx_graph_t *g, testhook_grow_fn fn, void *ctx);
 
 #endif

@@ -74,7 +74,7 @@ void wire_meta_entry_put(uint8_t *dst, const char *key, size_t klen, const void 
     memset(p + klen + 1 + vlen, 0, body - klen - 1 - vlen);
 }
 
-void wire_mark_put(uint8_t *dst, uint32_t origin, uint64_t value)
+void wire_mark_put(uint8_t *dst, uint32_t origin, uint64_t value, uint64_t index)
 {
     put32(dst, WIRE_MARK_SIZE);
     put16(dst + 4, 0);
@@ -84,18 +84,45 @@ void wire_mark_put(uint8_t *dst, uint32_t origin, uint64_t value)
     put32(dst + 16, origin);
     put32(dst + 20, 0);
     put64(dst + 24, value);
+    put64(dst + 32, index);
 }
 
-int wire_mark_get(const uint8_t *src, uint32_t size, uint32_t *origin, uint64_t *value)
+int wire_mark_get(const uint8_t *src, uint32_t size, uint32_t *origin, uint64_t *value,
+                  uint64_t *index)
 {
     uint32_t flags = get32(src + 12);
-    if ((flags & ~(WIRE_REC_REDO | WIRE_REC_POOL)) == 0)
+    if ((flags & ~(WIRE_REC_REDO | WIRE_REC_POOL)) == 0 || flags == WIRE_REC_NOTICE)
         return 0;
     if (flags != WIRE_REC_MARK || size != WIRE_MARK_SIZE || get16(src + 4) || get16(src + 6) ||
         get32(src + 8) || get32(src + 20))
         return MPX_EPROTO;
     *origin = get32(src + 16);
     *value = get64(src + 24);
+    *index = get64(src + 32);
+    return 1;
+}
+
+void wire_notice_put(uint8_t *dst, const wire_notice_t *nt, const wire_notice_pair_t *pairs)
+{
+    put32(dst, wire_notice_size(nt->n));
+    put16(dst + 4, 0);
+    put16(dst + 6, 0);
+    put32(dst + 8, 0);
+    put32(dst + 12, WIRE_REC_NOTICE);
+    memcpy(dst + 16, nt, sizeof *nt);
+    memcpy(dst + 16 + sizeof *nt, pairs, nt->n * sizeof *pairs);
+}
+
+int wire_notice_get(const uint8_t *src, uint32_t size, wire_notice_t *nt, const uint8_t **pairs)
+{
+    if (get32(src + 12) != WIRE_REC_NOTICE)
+        return 0;
+    if (size < 16 + sizeof *nt || get16(src + 4) || get16(src + 6) || get32(src + 8))
+        return MPX_EPROTO;
+    memcpy(nt, src + 16, sizeof *nt);
+    if (nt->n > WIRE_NOTICE_MAX || size != wire_notice_size(nt->n))
+        return MPX_EPROTO;
+    *pairs = src + 16 + sizeof *nt;
     return 1;
 }
 

@@ -10,7 +10,11 @@
  *   u32 flags       0 for an item (WIRE_REC_REDO: one sent again;
  *                   WIRE_REC_POOL: some parts are in the graph's pool);
  *                   WIRE_REC_MARK for a mark record, which has no parts
- *                   or meta but u32 origin, u32 zero, u64 value
+ *                   or meta but u32 origin, u32 zero, u64 value, u64 index
+ *                   (the origin's marks are numbered 0, 1, ... as it puts
+ *                   them, and keep their number all the way);
+ *                   WIRE_REC_NOTICE for a notice that an elastic group
+ *                   grew (wire_notice_t, see lib/edge.h: Elastic groups)
  *   nmeta entries:  u16 klen, u16 zero, u32 vlen, key, NUL, value, NUL, pad
  *   nparts parts:   u64 len, data, NUL, pad
  *                   or, for a part in the pool (lib/pool.h):
@@ -44,7 +48,8 @@
 #define WIRE_REC_POOL 4u /* some of its parts are references into the pool */
 #define WIRE_PART_POOLED (1ull << 63)
 #define WIRE_POOLED_PART_SIZE 16
-#define WIRE_MARK_SIZE 32
+#define WIRE_MARK_SIZE 40
+#define WIRE_REC_NOTICE 8u /* a notice record (no parts, no meta) */
 
 typedef enum wire_type {
     /* data edge */
@@ -63,7 +68,15 @@ typedef enum wire_type {
     WIRE_RELEASE = 33,
     WIRE_STOP = 34,
     WIRE_RESTART = 35, /* a consumer was replaced: wire_restart_t, then error text */
+    WIRE_JOIN = 36,    /* a consumer joined its group: wire_join_t */
+    WIRE_LEAVE = 37,   /* leave your group: finish what you hold, then end */
 } wire_type_t;
+
+/* The payload of WIRE_JOIN, sent to each producer of an elastic group's
+ * instance that starts (lib/edge.h, Elastic groups). */
+typedef struct wire_join {
+    uint32_t consumer, gen;
+} wire_join_t;
 
 /* The payload of WIRE_RESTART, sent to each producer of the instance
  * that died.  The record it had in hand (when it came from this
@@ -104,6 +117,8 @@ typedef struct wire_credit {
 
 /* WIRE_CREDIT flags */
 #define WIRE_CREDIT_CLOSED 1u /* the consumer stopped: send it nothing more */
+#define WIRE_CREDIT_LEAVE 2u  /* the consumer leaves its group: send it your end */
+#define WIRE_CREDIT_ENDED 4u  /* the consumer took your end of stream */
 
 /* `gen` is the sender's generation: 0, then one more each time its
  * process was replaced after dying (lib/supervisor.c).  Receivers use it
@@ -194,10 +209,33 @@ mpx_item_t *item_dup_drop(const mpx_item_t *it, const char *key, int64_t *val, b
 uint8_t *wire_rec_inline(const mpx_item_t *it, uint32_t *size);
 
 /* A mark record (WIRE_MARK_SIZE bytes). */
-void wire_mark_put(uint8_t *dst, uint32_t origin, uint64_t value);
+void wire_mark_put(uint8_t *dst, uint32_t origin, uint64_t value, uint64_t index);
 /* 1 when the record at src (already peeked) is a mark, with its fields;
- * 0 when it is an item; MPX_EPROTO when it is a malformed mark. */
-int wire_mark_get(const uint8_t *src, uint32_t size, uint32_t *origin, uint64_t *value);
+ * 0 when it is an item (or a notice); MPX_EPROTO when it is a malformed
+ * mark. */
+int wire_mark_get(const uint8_t *src, uint32_t size, uint32_t *origin, uint64_t *value,
+                  uint64_t *index);
+
+/* A notice record: instance `slot` of an elastic group runs in generation
+ * `gen`, and `from`, a producer of that group, sends it of each origin's
+ * marks only those numbered `next` or more.  Followed by n pairs. */
+typedef struct wire_notice {
+    uint32_t slot, gen, from, n;
+} wire_notice_t;
+typedef struct wire_notice_pair {
+    uint32_t origin, zero;
+    uint64_t next;
+} wire_notice_pair_t;
+#define WIRE_NOTICE_MAX 4096 /* pairs */
+static inline uint32_t wire_notice_size(uint32_t n)
+{
+    return (uint32_t)(16 + sizeof(wire_notice_t) + n * sizeof(wire_notice_pair_t));
+}
+void wire_notice_put(uint8_t *dst, const wire_notice_t *nt, const wire_notice_pair_t *pairs);
+/* 1 when the record at src is a notice: *nt filled, *pairs pointing at
+ * its pairs (unaligned: copy them out); 0 when it is not one; MPX_EPROTO
+ * when it is malformed. */
+int wire_notice_get(const uint8_t *src, uint32_t size, wire_notice_t *nt, const uint8_t **pairs);
 
 /* Read the fixed head of the record at src: its size and part count.
  * Returns 0 or MPX_EPROTO (truncated, size not a multiple of 8, ...). */

@@ -68,8 +68,16 @@ static uint8_t *item(seed_t *s, const meta_kv_t *meta, size_t nmeta, const mpx_p
 
 static void mark(seed_t *s, uint32_t origin, uint64_t value)
 {
-    wire_mark_put(bytes(s) + s->len, origin, value);
+    wire_mark_put(bytes(s) + s->len, origin, value, 3);
     s->len += WIRE_MARK_SIZE;
+}
+
+static void notice(seed_t *s)
+{
+    wire_notice_t nt = {2, 1, 0, 2};
+    wire_notice_pair_t pairs[2] = {{0, 0, 5}, {3, 0, 9}};
+    wire_notice_put(bytes(s) + s->len, &nt, pairs);
+    s->len += wire_notice_size(nt.n);
 }
 
 static int save(const char *dir, const char *name, const seed_t *s)
@@ -152,6 +160,12 @@ int main(int argc, char **argv)
     mark(&s, 1, 7);
     item(&s, NULL, 0, (mpx_part_t[]){{"after", 5}}, 1);
     bad |= save(dir, "data_mark", &s);
+
+    /* A notice that an elastic group grew, among items. */
+    head(&s, WIRE_DATA, 0, 2);
+    notice(&s);
+    item(&s, NULL, 0, (mpx_part_t[]){{"after", 5}}, 1);
+    bad |= save(dir, "data_notice", &s);
 
     head(&s, WIRE_EOS, 0, 0);
     bad |= save(dir, "eos", &s);

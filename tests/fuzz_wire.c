@@ -260,16 +260,42 @@ static const char *take_record(const uint8_t *rec, uint32_t size, uint16_t npart
 {
     uint32_t flags = rd32(rec + 12);
     uint32_t origin = 0;
-    uint64_t value = 0;
-    int m = wire_mark_get(rec, size, &origin, &value);
+    uint64_t value = 0, index = 0;
+    int m = wire_mark_get(rec, size, &origin, &value, &index);
     if (flags == 0)
         MUST(m == 0);
+    wire_notice_t nt;
+    const uint8_t *pairs;
+    int nm = wire_notice_get(rec, size, &nt, &pairs);
+    if (nm == 1) {
+        /* A notice, and nothing else: its bytes are what the encoder
+         * writes, and neither the item nor the mark decoder takes it. */
+        MUST(m == 0 && flags == WIRE_REC_NOTICE && size == wire_notice_size(nt.n));
+        uint8_t *again = malloc(size);
+        wire_notice_pair_t *pv = malloc(nt.n ? nt.n * sizeof *pv : 1);
+        if (!again || !pv) {
+            free(again);
+            free(pv);
+            return "out of memory";
+        }
+        memcpy(pv, pairs, nt.n * sizeof *pv);
+        wire_notice_put(again, &nt, pv);
+        MUST(memcmp(again, rec, size) == 0);
+        free(again);
+        free(pv);
+        mpx_item_t it;
+        mpx_part_t p[1];
+        MUST(nparts == 0 && wire_rec_decode_full(rec, size, &it, p) != 0);
+        return NULL;
+    }
+    if (nm != 0)
+        return "malformed notice";
     if (m == 1) {
         /* A mark, and nothing else: its bytes are exactly what the
          * encoder writes, and the item decoder refuses it. */
         uint8_t again[WIRE_MARK_SIZE];
         MUST(size == WIRE_MARK_SIZE && flags == WIRE_REC_MARK);
-        wire_mark_put(again, origin, value);
+        wire_mark_put(again, origin, value, index);
         MUST(memcmp(again, rec, WIRE_MARK_SIZE) == 0);
         mpx_item_t it;
         mpx_part_t p[1];

@@ -819,6 +819,25 @@ static void draw_header(const top_t *t, long now)
                      num(pool, "blocks_in_use", 0));
             x = cell(1, x, (int)strlen(line), line, false, A_NORMAL);
         }
+        /* Elastic groups: the budget, and the controller's last decision
+         * with its reason (the JSON stream has every one). */
+        const cJSON *el = get(doc, "elastic");
+        if (cJSON_IsObject(el)) {
+            const cJSON *last = get(el, "last");
+            int n = cJSON_IsArray(last) ? cJSON_GetArraySize(last) : 0;
+            const cJSON *e = n > 0 ? cJSON_GetArrayItem(last, n - 1) : NULL;
+            const cJSON *stage = get(e, "stage"), *why = get(e, "reason");
+            if (e && cJSON_IsString(stage) && cJSON_IsString(why))
+                snprintf(line, sizeof line, "  budget %.0f; at %.1fs '%s' %.0f -> %.0f: %s",
+                         num(el, "budget", 0), num(e, "t", 0), stage->valuestring,
+                         num(e, "from", 0), num(e, "to", 0), why->valuestring);
+            else
+                snprintf(line, sizeof line, "  budget %.0f; no change yet", num(el, "budget", 0));
+            int w = COLS - x - 1;
+            if (w > 0)
+                x = cell(1, x, w < (int)strlen(line) ? w : (int)strlen(line), line, false,
+                         color(t, C_YELLOW));
+        }
     }
     if (t->ignored) {
         snprintf(line, sizeof line, "  (%lu malformed messages ignored)", t->ignored);

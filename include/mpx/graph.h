@@ -197,6 +197,29 @@ MPX_MUST_CHECK int mpx_node_set_timeout(mpx_node_t *node, int ms);
 #define MPX_DEFAULT_MAX_ITEM ((size_t)1 << 30)
 MPX_MUST_CHECK int mpx_node_set_max_item(mpx_node_t *node, size_t bytes);
 
+/* ---- elastic parallel groups -----------------------------------------------
+ * mpx_node_set_elastic(node, min, max) on a parallel group of one stage
+ * (mpx_as, mpx_stage with mpx_instances, the pool map's workers) lets mpx
+ * size it while the graph runs: it starts with the count declared, kept
+ * within [min, max], and a controller in the supervisor adds an instance
+ * where the group limits the graph's throughput (every instance busy, its
+ * producers held up) and retires one where the instances idle, one step at
+ * a time, after checking that the last step helped.  A new instance runs
+ * setup and joins the group's edges; one that leaves finishes what it
+ * holds, runs teardown and exits; nothing is lost or repeated.  Refused
+ * (MPX_EINVAL) on anything else: a broadcast (mpx_by), a group of several
+ * stages, a source (no process callback: its instances each make their
+ * own items), 1 > min, min > max, max > MPX_MAX_INSTANCES; MPX_ESTATE once
+ * started.  Every decision, with its reason,
+ * is in the monitor's JSON stream, mpx-top and the watch table.
+ *
+ * mpx_graph_set_budget(g, n): at most n stage processes at once (crash
+ * replacements count; the program's own process does not).  0 (the
+ * default): the processes the graph starts with plus one per CPU.  A
+ * budget smaller than what the graph starts with fails mpx_graph_start. */
+MPX_MUST_CHECK int mpx_node_set_elastic(mpx_node_t *node, int min, int max);
+MPX_MUST_CHECK int mpx_graph_set_budget(mpx_graph_t *g, int processes);
+
 /* ---- the shared-memory pool ----------------------------------------------
  *
  * A graph may have a pool: memory shared by its parent and every stage

@@ -1,0 +1,302 @@
+/* lib/grow.c — elastic parallel groups at run time (see grow.h).
+ *
+ * A group is one stage node's instances, all planned (its most), of which
+ * the slots from its start count up have no process at first
+ * (sup_slot_off).  Samples come from the monitor's figures (lib/stats.c),
+ * which every stage process of such a graph reports every GROW_TICK_MS;
+ * the controller (lib/elastic.c) smooths them and decides.  The rules of
+ * the edges (lib/edge.h, Elastic groups) allow one change at a time in
+ * the graph, and a change only while everything around the group runs:
+ * a group is frozen while one of its instances is being replaced after a
+ * crash, has stopped itself, or once one of its producers has finished
+ * (a new instance would get nothing, and one that finished cannot hear of
+ * it).
+ */
+#define _GNU_SOURCE
+#include "grow.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "elastic.h"
+#include "mpx/error.h"
+#include "stats.h"
+#include "supervisor.h"
+
+typedef struct group {
+    const mpx_node_t *node;
+    int first, count; /* its slots in the plan */
+    int min, max;
+    uint64_t *last_in; /* per slot: items taken, as last reported */
+    uint64_t taken;    /* items the group took, summed over reports */
+    uint64_t taken_at; /* ... at the previous sample */
+} group_t;
+
+struct grow {
+    group_t *g;
+    int ng;
+    int budget;
+    elastic_t *ctl;
+    elastic_sample_t *samples;
+    int *running;
+    long next_ms, last_ms;
+    bool changing;
+    int change_group, change_slot, change_delta;
+    long change_ms;
+};
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+int grow_open(struct mpx_run *r)
+{
+    const plan_t *plan = r->plan;
+    int ng = 0;
+    for (int i = 0; i < r->n; i++)
+        if (plan->inst[i].elastic && (i == 0 || plan->inst[i - 1].node != plan->inst[i].node))
+            ng++;
+    if (ng == 0)
+        return 0;
+    grow_t *gr = calloc(1, sizeof *gr);
+    if (!gr || !(gr->g = calloc((size_t)ng, sizeof *gr->g)) ||
+        !(gr->samples = calloc((size_t)ng, sizeof *gr->samples)) ||
+        !(gr->running = calloc((size_t)ng, sizeof *gr->running)) ||
+        !(gr->ctl = elastic_new(ng))) {
+        if (gr) {
+            free(gr->g);
+            free(gr->samples);
+            free(gr->running);
+            free(gr);
+        }
+        sup_record(r, MPX_ENOMEM, "out of memory");
+        return r->status;
+    }
+    r->grow = gr;
+    int off = 0;
+    for (int i = 0; i < r->n; i++) {
+        const plan_inst_t *pi = &plan->inst[i];
+        if (!pi->elastic)
+            continue;
+        if (i == 0 || plan->inst[i - 1].node != pi->node) {
+            group_t *g = &gr->g[gr->ng++];
+            g->node = pi->node;
+            g->first = i;
+            g->min = pi->node->elastic_min;
+            g->max = pi->node->elastic_max;
+            g->last_in = calloc((size_t)pi->count, sizeof *g->last_in);
+            if (!g->last_in) {
+                sup_record(r, MPX_ENOMEM, "out of memory");
+                return r->status;
+            }
+        }
+        group_t *g = &gr->g[gr->ng - 1];
+        g->count++;
+        if (pi->index >= pi->node->elastic_start) {
+            sup_slot_off(r, i);
+            off++;
+        }
+    }
+    int start = r->n - off;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    gr->budget = r->root->budget > 0 ? r->root->budget : start + (int)(cpus > 0 ? cpus : 1);
+    if (gr->budget < start) {
+        sup_record(r, MPX_EGRAPH,
+                   "the budget of %d stage processes (mpx_graph_set_budget) is less than the %d "
+                   "the graph starts with",
+                   gr->budget, start);
+        return r->status;
+    }
+    gr->next_ms = now_ms() + GROW_TICK_MS;
+    return 0;
+}
+
+void grow_free(struct mpx_run *r)
+{
+    grow_t *gr = r->grow;
+    if (!gr)
+        return;
+    for (int k = 0; k < gr->ng; k++)
+        free(gr->g[k].last_in);
+    free(gr->g);
+    free(gr->samples);
+    free(gr->running);
+    elastic_free(&gr->ctl);
+    free(gr);
+    r->grow = NULL;
+}
+
+int grow_budget(const struct mpx_run *r) { return r->grow ? r->grow->budget : 0; }
+
+long grow_timeout(struct mpx_run *r)
+{
+    long left = r->grow->next_ms - now_ms();
+    return left < 0 ? 0 : left;
+}
+
+/* Whether group k may change now (see the head of this file). */
+static bool frozen(const struct mpx_run *r, const group_t *g)
+{
+    if (r->stopping || r->failing)
+        return true;
+    for (int i = g->first; i < g->first + g->count; i++) {
+        const run_child_t *c = &r->ch[i];
+        if (c->slot == SLOT_OFF)
+            continue;
+        if ((c->restarts > 0 && !c->ready) || r->boxes[i].stopped || c->done)
+            return true;
+    }
+    const plan_inst_t *pi = &r->plan->inst[g->first];
+    for (int k = 0; k < pi->nproducers; k++) {
+        int p = pi->producers[k];
+        if (p < r->n && r->ch[p].slot == SLOT_OFF)
+            continue; /* an idle slot of the elastic group before */
+        if (p == r->n ? r->input_closed : r->ch[p].done || r->ch[p].exited)
+            return true;
+    }
+    return false;
+}
+
+static void sample(struct mpx_run *r, int k, double secs)
+{
+    grow_t *gr = r->grow;
+    group_t *g = &gr->g[k];
+    elastic_sample_t *s = &gr->samples[k];
+    *s = (elastic_sample_t){.min = g->min, .max = g->max, .changing = gr->changing,
+                            .frozen = frozen(r, g), .busy_min = 1, .up_blocked = -1};
+    double busy_sum = 0, blocked_sum = 0;
+    for (int i = g->first; i < g->first + g->count; i++) {
+        const run_child_t *c = &r->ch[i];
+        stats_inst_t f;
+        stats_inst(r, i, &f);
+        /* What an incarnation took counts from 0: a smaller count is a new
+         * process's. */
+        uint64_t *last = &g->last_in[i - g->first];
+        if (f.reported) {
+            g->taken += f.items_in >= *last ? f.items_in - *last : f.items_in;
+            *last = f.items_in;
+        }
+        if (c->slot != SLOT_RUNS || !c->ready || c->done)
+            continue;
+        s->active++;
+        s->queue += f.depth;
+        s->capacity += r->plan->inst[i].cap_items;
+        busy_sum += f.busy;
+        blocked_sum += f.blocked;
+        s->busy_min = f.busy < s->busy_min ? f.busy : s->busy_min;
+        s->busy_max = f.busy > s->busy_max ? f.busy : s->busy_max;
+    }
+    for (int i = g->first; i < g->first + g->count; i++)
+        if (r->ch[i].slot == SLOT_JOINING || r->ch[i].slot == SLOT_LEAVING)
+            s->changing = true;
+    if (s->active) {
+        s->busy_mean = busy_sum / s->active;
+        s->blocked_mean = blocked_sum / s->active;
+    } else {
+        s->busy_min = 0;
+    }
+    const plan_inst_t *pi = &r->plan->inst[g->first];
+    for (int j = 0; j < pi->nproducers; j++) {
+        int p = pi->producers[j];
+        if (p == r->n || r->ch[p].exited)
+            continue;
+        stats_inst_t f;
+        stats_inst(r, p, &f);
+        if (f.blocked > s->up_blocked)
+            s->up_blocked = f.blocked;
+    }
+    s->rate = secs > 0 ? (double)(g->taken - g->taken_at) / secs : 0;
+    g->taken_at = g->taken;
+}
+
+static const char *group_name(const struct mpx_run *r, const group_t *g)
+{
+    return r->plan->inst[g->first].name;
+}
+
+/* Carry out a change: the lowest idle slot joins, or the highest running
+ * one leaves. */
+static void act(struct mpx_run *r, int k, int delta, const char *why)
+{
+    grow_t *gr = r->grow;
+    group_t *g = &gr->g[k];
+    int from = gr->samples[k].active, slot = -1;
+    for (int i = g->first; i < g->first + g->count; i++) {
+        const run_child_t *c = &r->ch[i];
+        if (delta > 0 && c->slot == SLOT_OFF) {
+            slot = i;
+            break;
+        }
+        if (delta < 0 && c->slot == SLOT_RUNS && c->ready && !c->done)
+            slot = i;
+    }
+    if (slot < 0 || (delta > 0 && from >= g->max) || (delta < 0 && from <= g->min))
+        return;
+    int rc = delta > 0 ? sup_slot_join(r, slot) : sup_slot_leave(r, slot);
+    stats_elastic(r, group_name(r, g), from, from + delta, rc == 0 ? why : "could not be made");
+    if (rc != 0) {
+        elastic_done(gr->ctl, k, delta, false, (double)now_ms() / 1000.0);
+        return;
+    }
+    gr->changing = true;
+    gr->change_group = k;
+    gr->change_slot = slot;
+    gr->change_delta = delta;
+    gr->change_ms = now_ms();
+}
+
+void grow_tick(struct mpx_run *r)
+{
+    grow_t *gr = r->grow;
+    long now = now_ms();
+    if (now < gr->next_ms)
+        return;
+    double secs = gr->last_ms ? (double)(now - gr->last_ms) / 1000.0 : 0;
+    gr->last_ms = now;
+    gr->next_ms = now + GROW_TICK_MS;
+    int alive = 0;
+    for (int i = 0; i < r->n; i++)
+        alive += !r->ch[i].exited;
+    for (int k = 0; k < gr->ng; k++) {
+        sample(r, k, secs);
+        gr->running[k] = gr->samples[k].active;
+    }
+    if (gr->changing)
+        return;
+    const mpx_node_t *root = r->root;
+    int k = -1, delta = 0;
+    char why[300];
+    if (root->grow_script) {
+        if (root->grow_script(root->grow_script_ctx, gr->ng, gr->running, &k, &delta) != 1 ||
+            k < 0 || k >= gr->ng || (delta != 1 && delta != -1))
+            return;
+        if (gr->samples[k].frozen || (delta > 0 && alive >= gr->budget))
+            return;
+        snprintf(why, sizeof why, "test script");
+    } else {
+        elastic_decision_t d;
+        if (elastic_decide(gr->ctl, (double)now / 1000.0, gr->samples, gr->ng,
+                           gr->budget - alive, &d) != 1 ||
+            d.group < 0 || d.group >= gr->ng || gr->samples[d.group].frozen)
+            return;
+        k = d.group;
+        delta = d.delta;
+        snprintf(why, sizeof why, "%s", d.reason);
+    }
+    act(r, k, delta, why);
+}
+
+void grow_changed(struct mpx_run *r, int i, bool ok)
+{
+    grow_t *gr = r->grow;
+    if (!gr || !gr->changing || gr->change_slot != i)
+        return;
+    gr->changing = false;
+    elastic_done(gr->ctl, gr->change_group, gr->change_delta, ok, (double)now_ms() / 1000.0);
+}

@@ -1,0 +1,368 @@
+/* tests/test_elastic.c — elastic parallel groups (mpx_node_set_elastic):
+ * instances that join and leave a running group lose and repeat nothing,
+ * keep Seq's order and marks, and leave no process or file behind.  The
+ * changes here are scripted (lib/testhook.h, testhook_elastic_script),
+ * so that each case sees the joins and leaves it is about whatever the
+ * controller would decide; the controller has tests of its own
+ * (test_elastic_ctl.c). */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "stages.h"
+#include "lib/testhook.h"
+
+static uint64_t mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    return x ^ (x >> 31);
+}
+
+/* Passes the item on after a short sleep (uneven: 0..max_us). */
+static int slow_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    int max_us = *(const int *)mpx_args(st);
+    unsigned us = (unsigned)(mix((uint64_t)mpx_item_i64(it)) % (unsigned)(max_us + 1));
+    if (us)
+        usleep(us);
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t Slow = {.name = "slow", .args_size = sizeof(int),
+                                     .process = slow_process};
+
+/* Puts v % 3 items, 10v .. 10v+2, after a short sleep. */
+static int multi_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    int64_t v = mpx_item_i64(it);
+    usleep((unsigned)(mix((uint64_t)v) % 200));
+    for (int64_t j = 0; j < v % 3; j++) {
+        int rc = mpx_put_i64(st, 10 * v + j);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+static const mpx_stage_def_t Multi = {.name = "multi", .process = multi_process};
+
+static void expect_success(mpx_graph_t *g)
+{
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK(strcmp(mpx_graph_error(g), "") == 0, "error: %s", mpx_graph_error(g));
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* ---- scripts ------------------------------------------------------------ */
+
+/* Steps through `want` (the group's target size, one entry per tick, -1
+ * for group 1's), one instance at a time. */
+typedef struct script {
+    const int *want; /* per step: target of group 0, then group 1 when two */
+    int nsteps, ngroups;
+    int step, ticks, every;
+    int changes;     /* changes asked for */
+    int max_seen[2]; /* most running seen, per group */
+} script_t;
+
+static int scripted(void *ctx, int ngroups, const int *running, int *group, int *delta)
+{
+    script_t *s = ctx;
+    for (int k = 0; k < ngroups && k < 2; k++)
+        if (running[k] > s->max_seen[k])
+            s->max_seen[k] = running[k];
+    if (s->step >= s->nsteps)
+        return 0;
+    if (++s->ticks < s->every)
+        return 0;
+    for (int k = 0; k < s->ngroups && k < ngroups; k++) {
+        int want = s->want[s->step * s->ngroups + k];
+        if (running[k] != want) {
+            *group = k;
+            *delta = running[k] < want ? 1 : -1;
+            s->changes++;
+            s->ticks = 0;
+            return 1;
+        }
+    }
+    s->step++;
+    s->ticks = 0;
+    return 0;
+}
+
+static mpx_node_t *elastic(mpx_node_t *n, int min, int max)
+{
+    REQUIRE(n && mpx_node_set_elastic(n, min, max) == 0, "set elastic");
+    return n;
+}
+
+/* ---- cases -------------------------------------------------------------- */
+
+/* What came out: each value at most once, in order when `ordered`. */
+typedef struct tally {
+    char *seen;
+    int64_t n, cap, next;
+    bool ordered;
+} tally_t;
+
+static void take(tally_t *t, mpx_item_t *it)
+{
+    int64_t v = mpx_item_i64(it);
+    CHECK(v >= 0 && v < t->cap && !t->seen[v], "output %" PRId64 " twice or out of range", v);
+    if (t->ordered)
+        CHECK(v == t->next, "output %" PRId64 " where %" PRId64 " was due", v, t->next);
+    if (v >= 0 && v < t->cap)
+        t->seen[v] = 1;
+    t->next = v + 1;
+    t->n++;
+}
+
+/* The program feeds g until the script has made every change (and at
+ * least `least` items), taking outputs as they come, then closes the
+ * input and takes the rest: how long the changes take does not matter. */
+static int64_t feed_through(mpx_graph_t *g, script_t *s, tally_t *t, int64_t least)
+{
+    REQUIRE(mpx_graph_start(g) == 0, "start: %s", mpx_graph_error(g));
+    int64_t i = 0;
+    for (; i < least || s->step < s->nsteps; i++) {
+        REQUIRE(i < t->cap, "the script did not finish (step %d of %d)", s->step, s->nsteps);
+        int rc;
+        while ((rc = mpx_graph_put(g, &i, sizeof i)) == MPX_EAGAIN) {
+            mpx_item_t *it;
+            while (mpx_graph_poll(g, 0, &it) == 1)
+                take(t, it);
+        }
+        REQUIRE(rc == 0, "put: %s", mpx_strerror(rc));
+    }
+    REQUIRE(mpx_graph_close_input(g) == 0, "close");
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g)))
+        take(t, it);
+    return i;
+}
+
+enum { CAP = 2000000 };
+
+/* A group of one that grows to four and shrinks to one and back, while
+ * items flow: every item comes out once. */
+static void grow_and_shrink_lose_nothing(void)
+{
+    static const int want[] = {4, 1, 3, 2, 4, 1};
+    script_t s = {want, 6, 1, 0, 0, 1, 0, {0}};
+    mpx_graph_t *g = MPX_EZ(elastic(mpx_as(1, &Slow, &(int){100}), 1, 4));
+    REQUIRE(testhook_elastic_script(g, scripted, &s) == 0, "script");
+    REQUIRE(mpx_graph_set_budget(g, 12) == 0, "budget");
+    tally_t t = {calloc(CAP, 1), 0, CAP, 0, false};
+    REQUIRE(t.seen, "memory");
+    int64_t put = feed_through(g, &s, &t, 2000);
+    CHECK_EQ(t.n, put);
+    CHECK(s.changes >= 14, "only %d changes were made", s.changes);
+    CHECK_EQ(s.max_seen[0], 4);
+    free(t.seen);
+    expect_success(g);
+}
+
+/* Inside a Seq, outputs come in input order while the group changes:
+ * the marks that let them out must wait for every path, old and new. */
+static void seq_order_while_changing(void)
+{
+    static const int want[] = {3, 1, 4, 2, 1, 3};
+    script_t s = {want, 6, 1, 0, 0, 1, 0, {0}};
+    mpx_graph_t *g = MPX_EZ(mpx_seq(elastic(mpx_as(2, &Slow, &(int){100}), 1, 4)));
+    REQUIRE(testhook_elastic_script(g, scripted, &s) == 0, "script");
+    REQUIRE(mpx_graph_set_budget(g, 12) == 0, "budget");
+    tally_t t = {calloc(CAP, 1), 0, CAP, 0, true};
+    REQUIRE(t.seen, "memory");
+    int64_t put = feed_through(g, &s, &t, 2000);
+    CHECK_EQ(t.n, put);
+    CHECK(s.changes >= 11, "only %d changes were made", s.changes);
+    free(t.seen);
+    expect_success(g);
+}
+
+/* The same with a source stage numbering for the Seq (its stamp runs in
+ * the source's process), and 0 to 2 outputs per input. */
+static void seq_from_a_source(void)
+{
+    enum { N = 30000 };
+    static const int want[] = {3, 1, 4, 2};
+    script_t s = {want, 4, 1, 0, 0, 1, 0, {0}};
+    mpx_graph_t *g =
+        MPX_EZ(range_node(0, N), mpx_seq(elastic(mpx_as(2, &Multi, NULL), 1, 4)));
+    REQUIRE(testhook_elastic_script(g, scripted, &s) == 0, "script");
+    REQUIRE(mpx_graph_set_budget(g, 12) == 0, "budget");
+    int64_t v = 0, j = 0, n = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        while (v % 3 == 0 || j >= v % 3) {
+            v++;
+            j = 0;
+        }
+        CHECK(mpx_item_i64(it) == 10 * v + j, "output %" PRId64 ": %" PRId64 ", wanted %" PRId64,
+              n, mpx_item_i64(it), 10 * v + j);
+        j++;
+        n++;
+    }
+    int64_t want_n = 0;
+    for (int64_t x = 0; x < N; x++)
+        want_n += x % 3;
+    CHECK_EQ(n, want_n);
+    expect_success(g);
+}
+
+/* Two elastic groups in a row change in turns: the second's producers
+ * come and go too. */
+static void two_groups_in_a_row(void)
+{
+    static const int want[] = {3, 1, 1, 3, 2, 2, 4, 1, 1, 4};
+    script_t s = {want, 5, 2, 0, 0, 1, 0, {0}};
+    mpx_graph_t *g = MPX_EZ(elastic(mpx_as(1, &Slow, &(int){100}), 1, 4),
+                            elastic(mpx_as(1, &Slow, &(int){100}), 1, 4));
+    REQUIRE(testhook_elastic_script(g, scripted, &s) == 0, "script");
+    REQUIRE(mpx_graph_set_budget(g, 12) == 0, "budget");
+    tally_t t = {calloc(CAP, 1), 0, CAP, 0, false};
+    REQUIRE(t.seen, "memory");
+    int64_t put = feed_through(g, &s, &t, 2000);
+    CHECK_EQ(t.n, put);
+    CHECK(s.changes >= 16, "only %d changes were made", s.changes);
+    free(t.seen);
+    expect_success(g);
+}
+
+/* A process of ours named `comm`, chosen by `pick`, or 0. */
+static pid_t child_named(const char *comm, unsigned pick)
+{
+    pid_t found[64];
+    int n = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d)) && n < 64) {
+        char path[300], buf[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+        long ppid = 0;
+        if (!open || !close || sscanf(close + 2, "%*c %ld", &ppid) != 1 || ppid != getpid())
+            continue;
+        if ((size_t)(close - open - 1) == strlen(comm) && !strncmp(open + 1, comm, strlen(comm)))
+            found[n++] = (pid_t)atol(e->d_name);
+    }
+    if (d)
+        closedir(d);
+    return n ? found[pick % (unsigned)n] : 0;
+}
+
+/* Chaos: SIGKILLs at the workers of a recoverable elastic group while it
+ * grows and shrinks.  Every item comes out; one comes out twice only if
+ * it was sent again after a death (mpx.redelivered). */
+static void kills_while_changing(void)
+{
+    static const int want[] = {3, 1, 4, 2, 1, 3, 1};
+    script_t s = {want, 7, 1, 0, 0, 1, 0, {0}};
+    mpx_node_t *w = elastic(mpx_as(2, &Slow, &(int){100}), 1, 4);
+    REQUIRE(mpx_node_set_retries(w, 100) == 0, "retries");
+    mpx_graph_t *g = MPX_EZ(w);
+    REQUIRE(testhook_elastic_script(g, scripted, &s) == 0, "script");
+    REQUIRE(mpx_graph_set_budget(g, 12) == 0, "budget");
+    REQUIRE(mpx_graph_start(g) == 0, "start: %s", mpx_graph_error(g));
+    char *seen = calloc(CAP, 1);
+    REQUIRE(seen, "memory");
+    int64_t i = 0, out = 0, twice = 0;
+    int kills = 0;
+    uint64_t rnd = 12345;
+    mpx_item_t *it;
+    for (; i < 3000 || s.step < s.nsteps; i++) {
+        REQUIRE(i < CAP, "the script did not finish (step %d of %d)", s.step, s.nsteps);
+        if (i % 700 == 350 && kills < 12) {
+            rnd = mix(rnd);
+            pid_t victim = child_named("slow", (unsigned)rnd);
+            if (victim > 0 && kill(victim, SIGKILL) == 0)
+                kills++;
+        }
+        int rc;
+        while ((rc = mpx_graph_put(g, &i, sizeof i)) == MPX_EAGAIN)
+            while (mpx_graph_poll(g, 0, &it) == 1) {
+                int64_t v = mpx_item_i64(it), redo = 0;
+                REQUIRE(v >= 0 && v < CAP, "output %" PRId64 " out of range", v);
+                if (seen[v]) {
+                    CHECK(mpx_item_meta_i64(it, "mpx.redelivered", &redo) == 0 && redo > 0,
+                          "output %" PRId64 " twice, not redelivered", v);
+                    twice++;
+                } else {
+                    seen[v] = 1;
+                    out++;
+                }
+            }
+        REQUIRE(rc == 0, "put: %s", mpx_strerror(rc));
+    }
+    REQUIRE(mpx_graph_close_input(g) == 0, "close");
+    while ((it = mpx_graph_next(g))) {
+        int64_t v = mpx_item_i64(it), redo = 0;
+        REQUIRE(v >= 0 && v < CAP, "output %" PRId64 " out of range", v);
+        if (seen[v]) {
+            CHECK(mpx_item_meta_i64(it, "mpx.redelivered", &redo) == 0 && redo > 0,
+                  "output %" PRId64 " twice, not redelivered", v);
+            twice++;
+        } else {
+            seen[v] = 1;
+            out++;
+        }
+    }
+    CHECK_EQ(out, i);
+    CHECK(kills >= 3, "only %d kills", kills);
+    fprintf(stderr, "%d kills, %" PRId64 " items, %" PRId64 " again, %d changes\n", kills, i,
+            twice, s.changes);
+    free(seen);
+    expect_success(g);
+}
+
+/* What the API refuses. */
+static void refused_where_it_cannot_work(void)
+{
+    mpx_node_t *n = mpx_as(2, &Slow, &(int){1});
+    CHECK_EQ(mpx_node_set_elastic(n, 0, 4), MPX_EINVAL);
+    CHECK_EQ(mpx_node_set_elastic(n, 3, 2), MPX_EINVAL);
+    CHECK_EQ(mpx_node_set_elastic(n, 1, MPX_MAX_INSTANCES + 1), MPX_EINVAL);
+    CHECK_EQ(mpx_node_set_elastic(NULL, 1, 2), MPX_EINVAL);
+    mpx_node_t *b = mpx_by(2, &Slow, &(int){1});
+    CHECK_EQ(mpx_node_set_elastic(b, 1, 4), MPX_EINVAL);
+    mpx_node_t *src = range_node(0, 10);
+    CHECK_EQ(mpx_node_set_elastic(src, 1, 4), MPX_EINVAL);
+    mpx_node_t *grp = MPX_P(mpx_stage(&Slow, &(int){1}), mpx_stage(&Slow, &(int){1}));
+    CHECK_EQ(mpx_node_set_elastic(grp, 1, 4), MPX_EINVAL);
+    mpx_graph_t *g = MPX_EZ(range_node(0, 10), n, b, grp);
+    CHECK_EQ(mpx_node_set_elastic(n, 1, 4), 0);
+    CHECK_EQ(mpx_graph_set_budget(g, -1), MPX_EINVAL);
+    /* A budget below what the graph starts with: 4 fixed + 2 is 6. */
+    CHECK_EQ(mpx_graph_set_budget(g, 5), 0);
+    CHECK(mpx_graph_start(g) != 0, "started with too small a budget");
+    CHECK(mpx_graph_error(g) && strstr(mpx_graph_error(g), "budget"), "error: %s",
+          mpx_graph_error(g) ? mpx_graph_error(g) : "(none)");
+    mpx_node_destroy(&src);
+    mpx_node_destroy(&g);
+}
+
+int main(int argc, char **argv)
+{
+    static const test_case_t cases[] = {
+        TEST_CASE(grow_and_shrink_lose_nothing),
+        TEST_CASE(seq_order_while_changing),
+        TEST_CASE(seq_from_a_source),
+        TEST_CASE(two_groups_in_a_row),
+        TEST_CASE(kills_while_changing),
+        TEST_CASE(refused_where_it_cannot_work),
+    };
+    return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
+}
