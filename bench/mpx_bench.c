@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -961,6 +962,486 @@ static void pool_map(void)
     pool_map_line(40, 100000, 2, per_us);
 }
 
+/* ---- elastic: the autonomic-farm test (issue 17) --------------------------- *
+ * source -> A -> B -> the program.  A and B burn CPU for each item
+ * (bench_burn: CPU time, not sleep) at costs that swap in three phases:
+ * A three times B (300 and 100 us), then B three times A, then equal (200
+ * and 200 us).  The source tags each item with its phase, by its own
+ * clock, so the costs switch exactly between two items, and notes when
+ * each phase began (CLOCK_MONOTONIC, in memory shared with the parent).
+ *
+ * The elastic graph: A and B each mpx_node_set_elastic(1, 3), starting
+ * with one instance each (the min), and mpx_graph_set_budget(g, 5): the
+ * source and 4 for A and B together (the program, which takes the
+ * results, is not a stage process).  Its baseline: the three fixed
+ * allocations of those 4 processes (A:B = 1:3, 2:2, 3:1), each run
+ * through the same phases in the same invocation (shorter phases: there
+ * is nothing to settle), in the order 1:3, 2:2, elastic, 3:1, so that a
+ * drift of the machine's speed favours neither side.  The changes the
+ * controller made are read from the monitor's JSON stream
+ * (mpx_graph_stats_to: a line {"mpx_elastic": 1, ...} per change),
+ * stamped with the parent's clock as it writes them; nothing is guessed
+ * from throughput.  Per phase:
+ *
+ *   settle     seconds from the phase's first put to the controller's
+ *              last change in that phase (0: it changed nothing); the
+ *              allocation held from then to the end of the phase;
+ *   value      items/s of the phase's items as the program took them,
+ *              from EL_WARM after the later of that change and the
+ *              phase's first item out, to the next phase's first item out
+ *              (the last phase: its own last); the margin lets the change
+ *              complete and the items put under the old costs leave.  A
+ *              fixed allocation is measured the same way from its phase's
+ *              first item out.  When less than the phase's last second
+ *              would be left, the last second is measured ("settled":
+ *              false);
+ *   reversals  changes of a group opposite to its previous change in the
+ *              same phase (a grow then a shrink, or the reverse).
+ *
+ * A second line, elastic_lock: source -> a stage that does all its work
+ * holding one process-shared mutex (in mpx_shared_new memory) -> the
+ * program, elastic 1..4 from 1, budget 5: how far the controller grew it,
+ * and its throughput against one instance, and two, fixed. */
+
+#define EL_PHASES 3
+#define EL_MAX_CHANGES 256
+#define EL_WARM 0.5 /* seconds */
+
+static const double el_cost_a[EL_PHASES] = {300e-6, 100e-6, 200e-6};
+static const double el_cost_b[EL_PHASES] = {100e-6, 300e-6, 200e-6};
+
+typedef struct el_shared { /* written by the source, read by the parent */
+    double begin[EL_PHASES + 1]; /* each phase's first put; [phases]: the end */
+    int64_t items;               /* items put */
+} el_shared_t;
+
+typedef struct el_source_args {
+    double phase_s;
+    int phases;
+    el_shared_t *sh;
+} el_source_args_t;
+
+typedef struct el_item {
+    int64_t phase, n;
+} el_item_t;
+
+static int el_source_setup(mpx_stage_t *st)
+{
+    const el_source_args_t *a = mpx_args(st);
+    el_item_t item = {0, 0};
+    for (int p = 0; p < a->phases; p++) {
+        /* Each phase lasts phase_s from its own first put: a put that
+         * waited long on a loaded machine shortens no phase. */
+        a->sh->begin[p] = bench_now();
+        double end = a->sh->begin[p] + a->phase_s;
+        item.phase = p;
+        do {
+            int rc = mpx_put(st, &item, sizeof item);
+            if (rc != 0)
+                return rc;
+            item.n++;
+        } while (bench_now() < end);
+    }
+    a->sh->begin[a->phases] = bench_now();
+    a->sh->items = item.n;
+    return mpx_stop(st);
+}
+static const mpx_stage_def_t ElSource = {.name = "src", .args_size = sizeof(el_source_args_t),
+                                         .setup = el_source_setup};
+
+typedef struct el_work_args {
+    double cost[EL_PHASES]; /* CPU seconds per item, by phase */
+} el_work_args_t;
+
+static int el_work(mpx_stage_t *st, mpx_item_t *it)
+{
+    const el_work_args_t *a = mpx_args(st);
+    el_item_t item;
+    memcpy(&item, mpx_item_data(it, 0), sizeof item);
+    bench_burn(a->cost[item.phase]);
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t ElA = {.name = "A", .args_size = sizeof(el_work_args_t),
+                                    .process = el_work};
+static const mpx_stage_def_t ElB = {.name = "B", .args_size = sizeof(el_work_args_t),
+                                    .process = el_work};
+
+typedef struct el_lock_args {
+    mpx_shared_t *lock; /* a process-shared pthread mutex */
+    double cost;
+} el_lock_args_t;
+
+static int el_locked(mpx_stage_t *st, mpx_item_t *it)
+{
+    const el_lock_args_t *a = mpx_args(st);
+    pthread_mutex_t *m = mpx_shared_data(a->lock);
+    if (pthread_mutex_lock(m) != 0)
+        return mpx_fail(st, "cannot take the lock");
+    bench_burn(a->cost);
+    pthread_mutex_unlock(m);
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t ElLocked = {.name = "locked", .args_size = sizeof(el_lock_args_t),
+                                         .process = el_locked};
+
+/* The controller's changes, from the monitor's JSON stream as the parent
+ * writes it into a stdio stream of ours (fopencookie): every line that
+ * starts {"mpx_elastic": 1, is a change of one group, "from" and "to"
+ * instances, stamped with bench_now() when written (the clock the source
+ * stamps its phases with).  A change the runtime could not make is
+ * logged too ("reason": "could not be made"), and a line that changes
+ * nothing ("from" = "to", or "action": "note") is no change: both are
+ * left out. */
+typedef struct el_change {
+    double t;
+    char stage[16];
+    int from, to;
+} el_change_t;
+
+typedef struct el_log {
+    char line[2048]; /* the start of the line being written */
+    size_t len;
+    el_change_t change[EL_MAX_CHANGES];
+    int n;
+} el_log_t;
+
+/* The value of "key" in a JSON line: where it starts, or NULL. */
+static const char *el_json_at(const char *line, const char *key)
+{
+    char want[40];
+    snprintf(want, sizeof want, "\"%s\": ", key);
+    const char *at = strstr(line, want);
+    return at ? at + strlen(want) : NULL;
+}
+
+static int el_json_int(const char *line, const char *key)
+{
+    const char *at = el_json_at(line, key);
+    return at ? atoi(at) : -1;
+}
+
+/* The string value of "key" (no escapes: the names and reasons compared
+ * here have none), cut to cap; false when absent. */
+static bool el_json_str(const char *line, const char *key, char *out, size_t cap)
+{
+    const char *at = el_json_at(line, key);
+    if (!at || *at != '"')
+        return false;
+    size_t k = 0;
+    for (at++; *at && *at != '"' && k + 1 < cap; at++)
+        out[k++] = *at;
+    out[k] = '\0';
+    return true;
+}
+
+static void el_log_line(el_log_t *l)
+{
+    static const char tag[] = "{\"mpx_elastic\": 1,";
+    l->line[l->len] = '\0';
+    if (strncmp(l->line, tag, sizeof tag - 1) != 0)
+        return;
+    el_change_t c = {.t = bench_now(), .from = el_json_int(l->line, "from"),
+                     .to = el_json_int(l->line, "to")};
+    char action[32] = "", reason[64] = "";
+    el_json_str(l->line, "action", action, sizeof action);
+    el_json_str(l->line, "reason", reason, sizeof reason);
+    if (!el_json_str(l->line, "stage", c.stage, sizeof c.stage) || c.from < 1 || c.to < 1 ||
+        c.from == c.to || strcmp(action, "note") == 0 || strcmp(reason, "could not be made") == 0)
+        return;
+    if (l->n < EL_MAX_CHANGES)
+        l->change[l->n++] = c;
+}
+
+static ssize_t el_log_write(void *cookie, const char *buf, size_t size)
+{
+    el_log_t *l = cookie;
+    for (size_t i = 0; i < size; i++) {
+        if (buf[i] == '\n') {
+            el_log_line(l);
+            l->len = 0;
+        } else if (l->len + 1 < sizeof l->line) {
+            l->line[l->len++] = buf[i];
+        }
+    }
+    return (ssize_t)size;
+}
+
+/* One run: when its phases began, when each phase's items came out, and
+ * the controller's changes. */
+typedef struct el_out {
+    int phases;
+    double begin[EL_PHASES + 1];
+    double *at[EL_PHASES];
+    size_t n[EL_PHASES], cap[EL_PHASES];
+    el_log_t log;
+} el_out_t;
+
+/* Runs g, whose source's arguments are a, to its end, taking every
+ * result in the program. */
+static void el_run(mpx_graph_t *g, const el_source_args_t *a, el_out_t *o, const char *what)
+{
+    memset(o, 0, sizeof *o);
+    o->phases = a->phases;
+    FILE *json = fopencookie(&o->log, "w", (cookie_io_functions_t){.write = el_log_write});
+    if (!json || mpx_graph_stats_to(g, json) != 0) {
+        fprintf(stderr, "mpx-bench: %s: cannot read the monitor's stream\n", what);
+        exit(1);
+    }
+    int64_t got = 0;
+    for (mpx_item_t *it; (it = mpx_graph_next(g)) != NULL; got++) {
+        double now = bench_now();
+        el_item_t item;
+        memcpy(&item, mpx_item_data(it, 0), sizeof item);
+        int p = (int)item.phase;
+        if (o->n[p] == o->cap[p]) {
+            o->cap[p] = o->cap[p] ? 2 * o->cap[p] : 4096;
+            if (!(o->at[p] = realloc(o->at[p], o->cap[p] * sizeof *o->at[p]))) {
+                perror("mpx-bench");
+                exit(1);
+            }
+        }
+        o->at[p][o->n[p]++] = now;
+    }
+    if (mpx_graph_join(g) != 0)
+        fail(g, what);
+    mpx_node_destroy(&g);
+    fclose(json);
+    memcpy(o->begin, a->sh->begin, sizeof o->begin);
+    if (got != a->sh->items) {
+        fprintf(stderr, "mpx-bench: %s: %lld items of %lld came out\n", what, (long long)got,
+                (long long)a->sh->items);
+        exit(1);
+    }
+}
+
+static void el_out_free(el_out_t *o)
+{
+    for (int p = 0; p < EL_PHASES; p++)
+        free(o->at[p]);
+}
+
+/* Phase p as the program saw it: from its first item out to the next
+ * phase's first item out (the last phase: to its own last).  Items take
+ * some time through the graph, more on a loaded machine: a span taken at
+ * the source would count the previous phase's last items in it. */
+static void el_span(const el_out_t *o, int p, double *first, double *end)
+{
+    *first = o->n[p] ? o->at[p][0] : o->begin[p];
+    *end = p + 1 < o->phases && o->n[p + 1] ? o->at[p + 1][0]
+           : o->n[p]                        ? o->at[p][o->n[p] - 1]
+                                            : o->begin[p + 1];
+}
+
+/* Items/s of phase p's items that came out from `lo` to the end of its
+ * span, but over at least its last `least` seconds (false then). */
+static bool el_rate(const el_out_t *o, int p, double lo, double least, double *rate,
+                    double *span)
+{
+    double first, end;
+    el_span(o, p, &first, &end);
+    bool whole = lo <= end - least;
+    if (!whole)
+        lo = end - least;
+    size_t k = 0;
+    for (size_t i = 0; i < o->n[p]; i++)
+        k += o->at[p][i] >= lo && o->at[p][i] <= end;
+    *span = end - lo;
+    *rate = *span > 0 ? (double)k / *span : 0;
+    return whole;
+}
+
+/* What the controller did to the groups named in `names` (ngroups) from
+ * `from` to `to` seconds (bench_now): changes, reversals, when the last
+ * came (`from` when none), the most instances each group reached and
+ * each group's allocation at `to`, which starts from `alloc` as it was
+ * at `from` (the caller's running copy, updated here). */
+typedef struct el_phase_changes {
+    int changes, reversals;
+    double last;
+    int most[2];
+} el_phase_changes_t;
+
+static el_phase_changes_t el_changes(const el_log_t *l, const char *const *names, int ngroups,
+                                     double from, double to, int *alloc)
+{
+    el_phase_changes_t pc = {0, 0, from, {alloc[0], ngroups > 1 ? alloc[1] : 0}};
+    int dir[2] = {0, 0};
+    for (int i = 0; i < l->n; i++) {
+        const el_change_t *c = &l->change[i];
+        int k = 0;
+        while (k < ngroups && strcmp(c->stage, names[k]) != 0)
+            k++;
+        if (k == ngroups || c->t < from || c->t >= to)
+            continue;
+        if (c->from != alloc[k])
+            fprintf(stderr, "mpx-bench: elastic: %s went from %d, but had %d\n", c->stage,
+                    c->from, alloc[k]);
+        int d = c->to > c->from ? 1 : -1;
+        pc.reversals += dir[k] == -d;
+        dir[k] = d;
+        pc.changes++;
+        pc.last = c->t;
+        alloc[k] = c->to;
+        pc.most[k] = c->to > pc.most[k] ? c->to : pc.most[k];
+    }
+    return pc;
+}
+
+static mpx_graph_t *el_farm(el_source_args_t *a, int na, int nb, bool elastic)
+{
+    el_work_args_t ca, cb;
+    memcpy(ca.cost, el_cost_a, sizeof ca.cost);
+    memcpy(cb.cost, el_cost_b, sizeof cb.cost);
+    mpx_node_t *sa = mpx_as(na, &ElA, &ca), *sb = mpx_as(nb, &ElB, &cb);
+    if (elastic && (mpx_node_set_elastic(sa, 1, 3) != 0 || mpx_node_set_elastic(sb, 1, 3) != 0)) {
+        fprintf(stderr, "mpx-bench: elastic: cannot make A and B elastic\n");
+        exit(1);
+    }
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&ElSource, a), sa, sb);
+    /* The source and 4 for A and B together. */
+    if (elastic && mpx_graph_set_budget(g, 5) != 0)
+        fail(g, "elastic: cannot set the budget");
+    return g;
+}
+
+static void elastic_farm(el_shared_t *sh, double min_span)
+{
+    static const int fixed[3][2] = {{1, 3}, {2, 2}, {3, 1}};
+    double phase_s = quick ? 0.4 : 8, fixed_s = quick ? 0.3 : 3;
+    double warm = quick ? 0.05 : EL_WARM;
+    el_out_t *o = malloc(sizeof *o);
+    if (!o) {
+        perror("mpx-bench");
+        exit(1);
+    }
+    double rate_fixed[3][EL_PHASES];
+    int alloc[2] = {1, 1};
+    double value[EL_PHASES], whole[EL_PHASES], settle[EL_PHASES], span[EL_PHASES];
+    bool settled[EL_PHASES];
+    el_phase_changes_t pc[EL_PHASES];
+    int settled_on[EL_PHASES][2];
+    for (int k = 0; k < 4; k++) {
+        /* 1:3, 2:2, elastic, 3:1 */
+        int f = k < 2 ? k : k - 1;
+        bool elastic = k == 2;
+        el_source_args_t a = {elastic ? phase_s : fixed_s, EL_PHASES, sh};
+        mpx_graph_t *g = elastic ? el_farm(&a, 1, 1, true)
+                                 : el_farm(&a, fixed[f][0], fixed[f][1], false);
+        el_run(g, &a, o, "elastic");
+        static const char *const names[] = {"A", "B"};
+        for (int p = 0; p < EL_PHASES; p++) {
+            double b = o->begin[p], e = o->begin[p + 1], first, end, ignore;
+            el_span(o, p, &first, &end);
+            if (!elastic) {
+                el_rate(o, p, first + warm, min_span, &rate_fixed[f][p], &ignore);
+                continue;
+            }
+            /* A phase's changes are those the parent wrote while the
+             * source put its items; any before the first item count in
+             * the first phase. */
+            pc[p] = el_changes(&o->log, names, 2, p ? b : 0, e, alloc);
+            settle[p] = pc[p].last > b ? pc[p].last - b : 0;
+            double lo = (pc[p].last > first ? pc[p].last : first) + warm;
+            settled[p] = el_rate(o, p, lo, min_span, &value[p], &span[p]);
+            whole[p] = (double)o->n[p] / (e - b);
+            settled_on[p][0] = alloc[0];
+            settled_on[p][1] = alloc[1];
+        }
+        el_out_free(o);
+    }
+    free(o);
+    for (int p = 0; p < EL_PHASES; p++) {
+        int best = 0;
+        for (int f = 1; f < 3; f++)
+            best = rate_fixed[f][p] > rate_fixed[best][p] ? f : best;
+        char extra[700];
+        snprintf(extra, sizeof extra,
+                 "\"phase\": %d, \"a_us\": %.0f, \"b_us\": %.0f, \"phase_seconds\": %g, "
+                 "\"start\": \"1:1\", \"budget\": 5, \"settle_s\": %.2f, \"settled\": %s, "
+                 "\"measured_s\": %.2f, \"changes\": %d, \"reversals\": %d, "
+                 "\"allocation\": \"%d:%d\", \"most\": \"%d:%d\", \"best_fixed\": \"%d:%d\", "
+                 "\"fixed_1_3\": %.1f, \"fixed_2_2\": %.1f, \"fixed_3_1\": %.1f, "
+                 "\"whole_phase_items_per_s\": %.1f",
+                 p + 1, el_cost_a[p] * 1e6, el_cost_b[p] * 1e6, phase_s, settle[p],
+                 settled[p] ? "true" : "false", span[p], pc[p].changes,
+                 pc[p].reversals, settled_on[p][0], settled_on[p][1], pc[p].most[0],
+                 pc[p].most[1], fixed[best][0], fixed[best][1], rate_fixed[0][p],
+                 rate_fixed[1][p], rate_fixed[2][p], whole[p]);
+        bench_emit("elastic", value[p], "items/s", rate_fixed[best][p], extra);
+    }
+}
+
+/* The stage that cannot scale: every item's work is done holding one
+ * lock.  Elastic from 1 (max 4, budget 5: the source and 4), against 1
+ * and 2 instances fixed, one phase each. */
+static void elastic_lock(el_shared_t *sh, double min_span)
+{
+    double cost = 200e-6, run_s = quick ? 0.4 : 8, fixed_s = quick ? 0.3 : 3;
+    double warm = quick ? 0.05 : EL_WARM;
+    mpx_shared_t *lock = mpx_shared_new(sizeof(pthread_mutex_t));
+    pthread_mutexattr_t ma;
+    if (!lock || pthread_mutexattr_init(&ma) != 0 ||
+        pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED) != 0 ||
+        pthread_mutex_init(mpx_shared_data(lock), &ma) != 0) {
+        fprintf(stderr, "mpx-bench: elastic_lock: cannot make a process-shared lock\n");
+        exit(1);
+    }
+    pthread_mutexattr_destroy(&ma);
+    el_lock_args_t la = {lock, cost};
+    el_out_t *o = malloc(sizeof *o);
+    if (!o) {
+        perror("mpx-bench");
+        exit(1);
+    }
+    double rate[3];
+    el_phase_changes_t pc = {0};
+    int alloc[1] = {1};
+    for (int k = 0; k < 3; k++) {
+        /* 1 fixed, elastic, 2 fixed */
+        el_source_args_t a = {k == 1 ? run_s : fixed_s, 1, sh};
+        mpx_node_t *l = mpx_as(k == 2 ? 2 : 1, &ElLocked, &la);
+        if (k == 1 && mpx_node_set_elastic(l, 1, 4) != 0) {
+            fprintf(stderr, "mpx-bench: elastic_lock: cannot make the stage elastic\n");
+            exit(1);
+        }
+        mpx_graph_t *g = MPX_EZ(mpx_stage(&ElSource, &a), l);
+        if (k == 1 && mpx_graph_set_budget(g, 5) != 0)
+            fail(g, "elastic_lock: cannot set the budget");
+        el_run(g, &a, o, "elastic_lock");
+        double first, end, span;
+        el_span(o, 0, &first, &end);
+        el_rate(o, 0, first + warm, min_span, &rate[k], &span);
+        if (k == 1) {
+            static const char *const names[] = {"locked"};
+            pc = el_changes(&o->log, names, 1, 0, o->begin[1], alloc);
+        }
+        el_out_free(o);
+    }
+    free(o);
+    pthread_mutex_destroy(mpx_shared_data(lock));
+    mpx_shared_destroy(&lock);
+    char extra[300];
+    snprintf(extra, sizeof extra,
+             "\"us_per_item\": %.0f, \"seconds\": %g, \"min\": 1, \"max\": 4, \"budget\": 5, "
+             "\"grown_to\": %d, \"ended_at\": %d, \"changes\": %d, \"reversals\": %d, "
+             "\"two_instances_items_per_s\": %.1f",
+             cost * 1e6, run_s, pc.most[0], alloc[0], pc.changes, pc.reversals, rate[2]);
+    bench_emit("elastic_lock", rate[1], "items/s", rate[0], extra);
+}
+
+static void elastic(void)
+{
+    el_shared_t *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                           -1, 0);
+    if (sh == MAP_FAILED) {
+        perror("mmap");
+        exit(1);
+    }
+    elastic_farm(sh, quick ? 0.1 : 1);
+    elastic_lock(sh, quick ? 0.1 : 1);
+    munmap(sh, sizeof *sh);
+}
+
 /* ---- pachinko: mpyx's 42-process demo graph --------------------------------- *
  * Const -> 8 parallel groups of 5 in series -> sink, 5 items, from the
  * first builder call to the end of join, against a raw chain of as many
@@ -1192,6 +1673,7 @@ static const struct {
     {"grain", grain},
     {"pool_map", pool_map},
     {"seq", seq},
+    {"elastic", elastic}, /* prints "elastic" (a line per phase) and "elastic_lock" */
     {"pachinko", pachinko},
     {"wide", wide},
     {"chunks", chunks},

@@ -85,7 +85,8 @@ def main():
     expect = {"small_items": "items/s", "small_items_recoverable": "items/s", "memory": "KiB", "latency": "us", "scaling": "x",
               "large_items": "MB/s", "startup": "ms", "chain": "items/s",
               "parallel": "items/s", "grain": "x", "pachinko": "ms", "wide": "ms",
-              "chunks": "x", "frames": "frames/s", "pool_map": "x", "seq": "x"}
+              "chunks": "x", "frames": "frames/s", "pool_map": "x", "seq": "x",
+              "elastic": "items/s", "elastic_lock": "items/s"}
     check(set(by) == set(expect), f"the benchmarks are {sorted(expect)}: got {sorted(by)}")
     for name, unit in expect.items():
         for r in by.get(name, []):
@@ -182,6 +183,57 @@ def main():
             check(abs(r["value"] * r["seconds"] - r["baseline"] * r["baseline_seconds"]) <=
                   0.25 * r["value"] * r["seconds"],
                   f"chunks' speed-ups agree with its times: {r}")
+    check(sorted(r.get("phase", 0) for r in by.get("elastic", [])) == [1, 2, 3],
+          f"elastic has a line per phase, 1 to 3: {by.get('elastic')}")
+
+    def split(alloc):
+        """"a:b" -> (a, b), or None."""
+        try:
+            a, b = (int(x) for x in alloc.split(":"))
+            return a, b
+        except (AttributeError, ValueError):
+            return None
+
+    number = (int, float)
+    for r in by.get("elastic", []):
+        a_us, b_us, phase = r.get("a_us", 0), r.get("b_us", 0), r.get("phase")
+        want = {1: a_us == 3 * b_us, 2: b_us == 3 * a_us, 3: a_us == b_us}.get(phase, False)
+        check(a_us > 0 and b_us > 0 and want,
+              f"elastic's costs swap: A 3x B, then B 3x A, then equal: {r}")
+        check(r.get("budget") == 5 and r.get("start") == "1:1" and r.get("phase_seconds", 0) > 0,
+              f"elastic says its budget (the source and 4), start and phase length: {r}")
+        fixed = {k: r.get(f"fixed_{k.replace(':', '_')}") for k in ("1:3", "2:2", "3:1")}
+        check(all(isinstance(v, number) and v > 0 for v in fixed.values()),
+              f"elastic gives each fixed allocation's items/s: {r}")
+        best = r.get("best_fixed")
+        check(best in fixed and isinstance(fixed[best], number) and
+              abs(r["baseline"] - fixed[best]) <= 0.001 * r["baseline"] + 0.1 and
+              all(isinstance(v, number) and v <= fixed[best] for v in fixed.values()),
+              f"elastic's baseline is the best fixed allocation: {r}")
+        for key in ("allocation", "most"):
+            ab = split(r.get(key))
+            check(ab is not None and 1 <= ab[0] <= 3 and 1 <= ab[1] <= 3 and sum(ab) <= 4,
+                  f"elastic's {key} is A:B within 1..3 each and 4 together: {r}")
+        check(isinstance(r.get("settle_s"), number) and r["settle_s"] >= 0 and
+              isinstance(r.get("settled"), bool) and r.get("measured_s", 0) > 0 and
+              r.get("whole_phase_items_per_s", 0) > 0,
+              f"elastic says when it settled, over what it measured, and the whole phase: {r}")
+        check(isinstance(r.get("changes"), int) and isinstance(r.get("reversals"), int) and
+              0 <= r["reversals"] < max(r["changes"], 1),
+              f"elastic counts its changes and the reversals among them: {r}")
+    check(len(by.get("elastic_lock", [])) == 1, f"elastic_lock is one line: "
+          f"{by.get('elastic_lock')}")
+    for r in by.get("elastic_lock", []):
+        check(r.get("min") == 1 and r.get("max") == 4 and r.get("budget") == 5 and
+              r.get("us_per_item", 0) > 0 and r.get("seconds", 0) > 0,
+              f"elastic_lock says its bounds, budget, cost and length: {r}")
+        check(isinstance(r.get("grown_to"), int) and isinstance(r.get("ended_at"), int) and
+              1 <= r["ended_at"] <= r["grown_to"] <= 4,
+              f"elastic_lock says how far it grew and where it ended: {r}")
+        check(isinstance(r.get("changes"), int) and isinstance(r.get("reversals"), int) and
+              0 <= r["reversals"] < max(r["changes"], 1) and
+              r.get("two_instances_items_per_s", 0) > 0,
+              f"elastic_lock counts its changes and gives two instances' items/s: {r}")
     check(sorted(r.get("stages") for r in by.get("chain", [])) == [1, 4, 16],
           "chain of 1, 4, 16 stages")
     check(sorted(r.get("workers") for r in by.get("parallel", [])) == [1, 4, 16],
