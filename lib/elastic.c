@@ -97,6 +97,7 @@ struct elastic {
     int pair_group; /* -1: none */
     double pair_until;
     verdict_t pair_before;
+    elastic_figures_t pair_fig, aw_fig; /* the figures it was decided on */
     /* A decision handed out, remembered until elastic_done says whether
      * it happened: a growth becomes a verdict, a make-room a pair. */
     verdict_t aw_before;
@@ -340,7 +341,8 @@ static void say(elastic_decision_t *d, const char *fmt, ...)
 
 static void hold(elastic_decision_t *d, double now)
 {
-    *d = (elastic_decision_t){.group = -1, .kind = ELASTIC_HOLD, .t = now, .for_group = -1};
+    *d = (elastic_decision_t){
+        .group = -1, .kind = ELASTIC_HOLD, .t = now, .for_group = -1, .about = -1};
     d->fig = (elastic_figures_t){NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN};
 }
 
@@ -351,6 +353,7 @@ static int change(elastic_t *e, elastic_decision_t *d, double now, elastic_kind_
     hold(d, now);
     d->kind = kind;
     d->group = g;
+    d->about = g;
     d->delta = delta;
     d->from = active;
     d->to = active + delta;
@@ -438,6 +441,7 @@ static int check_growth(elastic_t *e, double now, const elastic_sample_t *s,
         e->verdict.group = -1;
         hold(d, now);
         d->kind = ELASTIC_NOTE;
+        d->about = vd.group;
         say(d, "no check of %s %d->%d: %s", g->name, vd.from, vd.from + 1,
             s[vd.group].frozen ? "the group may not change now" : "its size changed meanwhile");
         return 0;
@@ -460,6 +464,9 @@ static int check_growth(elastic_t *e, double now, const elastic_sample_t *s,
     if (undo && gain > e->p.undo_gain_below - e->p.check_margin &&
         v.count < 2 * k * e->p.min_samples) {
         hold(d, now);
+        d->about = vd.group;
+        d->from = vd.from;
+        d->to = vd.from + 1;
         say(d, "checking %s %d->%d: %+.0f%% of one instance's %.4g/s so far, looking longer",
             g->name, vd.from, vd.from + 1, 100 * gain, share);
         return 0;
@@ -473,7 +480,9 @@ static int check_growth(elastic_t *e, double now, const elastic_sample_t *s,
         g->kept_t = now;
         hold(d, now);
         d->kind = ELASTIC_NOTE;
-        d->group = -1;
+        d->about = vd.group;
+        d->from = vd.from;
+        d->to = vd.from + 1;
         figures_of(&d->fig, &v);
         d->fig.rate_before = vd.rate;
         d->fig.work_before = vd.work;
@@ -532,6 +541,7 @@ static bool end_holdoffs(elastic_t *e, double now, const elastic_sample_t *s,
         if (now >= g->cap_until - EPS) {
             hold(d, now);
             d->kind = ELASTIC_NOTE;
+            d->about = i;
             say(d, "hold-off of %s ended: it may grow past %d again", g->name, g->cap);
             g->cap = -1;
             return true;
@@ -544,6 +554,7 @@ static bool end_holdoffs(elastic_t *e, double now, const elastic_sample_t *s,
         if (fabs(moved) > e->p.workload_change) {
             hold(d, now);
             d->kind = ELASTIC_NOTE;
+            d->about = i;
             figures_of(&d->fig, &v);
             d->fig.work_before = g->cap_ref_work;
             say(d, "hold-off of %s ended: busy per item at %d went %.3g->%.3g ms, the work changed",
@@ -621,14 +632,16 @@ static int grow_or_make_room(elastic_t *e, double now, const elastic_sample_t *s
         change(e, d, now, ELASTIC_GROW, cand, +1, s[cand].active, &cv);
         e->aw_before = (verdict_t){.group = cand, .from = s[cand].active, .rate = cv.rate,
                                    .work = cv.work};
-        say(d, "grow %s %d->%d: busy min %.2f mean %.2f over %.1f s, %s, %.4g/s", g->name,
-            s[cand].active, s[cand].active + 1, cv.busy_min, cv.busy_mean, cv.span, why, cv.rate);
+        say(d, "grow %s %d->%d: busy min %.2f mean %.2f, %s, %.4g/s (medians of %d samples)",
+            g->name, s[cand].active, s[cand].active + 1, cv.busy_min, cv.busy_mean, why, cv.rate,
+            cv.count);
         return 1;
     }
     view_t dv;
     int donor = pick_donor(e, now, s, cand, e->p.donor_below, e->p.window, &dv);
     if (donor < 0) {
         hold(d, now);
+        d->about = cand;
         figures_of(&d->fig, &cv);
         say(d, "%s limits (busy min %.2f, %s) but the budget is full and no group has slack",
             g->name, cv.busy_min, why);
@@ -637,6 +650,7 @@ static int grow_or_make_room(elastic_t *e, double now, const elastic_sample_t *s
     change(e, d, now, ELASTIC_MAKE_ROOM, donor, -1, s[donor].active, &dv);
     d->for_group = cand;
     e->aw_for = cand;
+    figures_of(&e->aw_fig, &cv);
     e->aw_before = (verdict_t){.group = cand, .from = s[cand].active, .rate = cv.rate,
                                .work = cv.work};
     say(d,
@@ -660,6 +674,7 @@ static int grow_into_room(elastic_t *e, double now, const elastic_sample_t *s, i
         e->pair_group = -1;
         hold(d, now);
         d->kind = ELASTIC_NOTE;
+        d->about = c;
         say(d, "%s no longer grows into the room made for it (%s)", g->name,
             now > e->pair_until ? "the budget gave no room" : "it changed meanwhile");
         return 0;
@@ -667,13 +682,13 @@ static int grow_into_room(elastic_t *e, double now, const elastic_sample_t *s, i
     if (room < 1) {
         /* The leaver may still count against the budget for a moment. */
         hold(d, now);
+        d->about = c;
         say(d, "%s waits for the room made for it", g->name);
         return 0;
     }
     e->pair_group = -1;
     change(e, d, now, ELASTIC_GROW, c, +1, s[c].active, NULL);
-    d->fig.rate = e->pair_before.rate;
-    d->fig.work = e->pair_before.work;
+    d->fig = e->pair_fig;
     e->aw_before = e->pair_before;
     say(d, "grow %s %d->%d into the room made for it (%.4g/s)", g->name, s[c].active,
         s[c].active + 1, e->pair_before.rate);
@@ -691,9 +706,10 @@ static int idle_shrink(elastic_t *e, double now, const elastic_sample_t *s, elas
     if (i < 0)
         return -1;
     change(e, d, now, ELASTIC_SHRINK, i, -1, s[i].active, &v);
-    say(d, "shrink %s %d->%d: busy %.2f over %.1f s would be %.2f with %d (< %.2f)", e->g[i].name,
-        s[i].active, s[i].active - 1, v.busy_mean, v.span, v.projected, s[i].active - 1,
-        e->p.shrink_below);
+    say(d, "shrink %s %d->%d: busy %.2f (median of %d samples, %.1f s) would be %.2f with %d "
+        "(< %.2f)",
+        e->g[i].name, s[i].active, s[i].active - 1, v.busy_mean, v.count, v.span, v.projected,
+        s[i].active - 1, e->p.shrink_below);
     return 1;
 }
 
@@ -823,6 +839,7 @@ void elastic_done(elastic_t *e, int group, int delta, bool ok, double now)
     } else if (kind == ELASTIC_MAKE_ROOM && e->aw_for >= 0) {
         e->pair_group = e->aw_for;
         e->pair_before = e->aw_before;
+        e->pair_fig = e->aw_fig;
         /* The room should be there at once; if the budget does not show
          * it within a window and a cool-down, the moment has passed. */
         e->pair_until = now + e->p.cooldown + e->p.window;
@@ -878,11 +895,14 @@ int elastic_decision_json(const elastic_t *e, const elastic_decision_t *d, char 
     out_t o = {buf, cap, 0};
     put(&o, "{\"t\": %.3f, \"action\": ", d->t);
     put_str(&o, elastic_kind_name(d->kind));
-    if (d->group >= 0 && d->group < e->n) {
-        put(&o, ", \"group\": %d, \"stage\": ", d->group);
-        put_str(&o, e->g[d->group].name);
-        put(&o, ", \"delta\": %d, \"from\": %d, \"to\": %d", d->delta, d->from, d->to);
+    if (d->about >= 0 && d->about < e->n) {
+        put(&o, ", \"group\": %d, \"stage\": ", d->about);
+        put_str(&o, e->g[d->about].name);
     }
+    if (d->group >= 0)
+        put(&o, ", \"delta\": %d", d->delta);
+    if (d->from != d->to)
+        put(&o, ", \"from\": %d, \"to\": %d", d->from, d->to);
     if (d->for_group >= 0 && d->for_group < e->n) {
         put(&o, ", \"for\": ");
         put_str(&o, e->g[d->for_group].name);

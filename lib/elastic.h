@@ -67,6 +67,7 @@ typedef struct elastic_decision {
     double t;          /* the `now` of the call */
     int from, to;      /* instances before and after */
     int for_group;     /* ELASTIC_MAKE_ROOM: the group that will grow next; else -1 */
+    int about;         /* the group a change, note or hold is about; -1: none */
     elastic_figures_t fig;
 } elastic_decision_t;
 

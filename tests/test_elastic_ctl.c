@@ -1001,8 +1001,13 @@ static result_t simulate(const scenario_t *sc)
             elastic_decision_t d;
             int r = elastic_decide(e, now, s, sc->nst, sc->budget - used, &d);
             REQUIRE(r == 0 || r == 1, "elastic_decide %d", r);
-            if (sc->verbose && (r == 1 || d.kind == ELASTIC_NOTE))
-                printf("  %6.1f  %s\n", now, d.reason);
+            if (sc->verbose && (r == 1 || d.kind == ELASTIC_NOTE)) {
+                char json[1024];
+                if (getenv("ELASTIC_SIM_JSON") && elastic_decision_json(e, &d, json, sizeof json) > 0)
+                    printf("  %s\n", json);
+                else
+                    printf("  %6.1f  %s\n", now, d.reason);
+            }
             if (r == 1) {
                 int k = d.group;
                 double into = now - ph * sc->phase_len;
