@@ -35,6 +35,10 @@
  * of a cool-down belongs to the window after it. */
 #define EPS 1e-9
 
+/* Not fmin/fmax: the library does not link libm for two comparisons. */
+static double lesser(double a, double b) { return a < b ? a : b; }
+static double greater(double a, double b) { return a > b ? a : b; }
+
 typedef struct rec {
     double t;
     int active;
@@ -510,7 +514,8 @@ static int check_growth(elastic_t *e, double now, const elastic_sample_t *s,
      * stage on a lock would otherwise be tried again every hold-off. */
     double holdoff = e->p.holdoff;
     if (g->last_cap == vd.from && g->fails > 0)
-        holdoff = fmin(e->p.holdoff * ldexp(1, g->fails), e->p.holdoff_max);
+        holdoff = lesser(e->p.holdoff * (double)(1u << (g->fails < 16 ? g->fails : 16)),
+                         e->p.holdoff_max);
     g->fails = g->last_cap == vd.from ? g->fails + 1 : 1;
     g->cap = g->last_cap = vd.from;
     g->cap_until = now + holdoff;
@@ -551,7 +556,7 @@ static bool end_holdoffs(elastic_t *e, double now, const elastic_sample_t *s,
             !(g->cap_ref_work > 0))
             continue;
         double moved = v.work / g->cap_ref_work - 1;
-        if (fabs(moved) > e->p.workload_change) {
+        if (moved > e->p.workload_change || -moved > e->p.workload_change) {
             hold(d, now);
             d->kind = ELASTIC_NOTE;
             d->about = i;
@@ -699,7 +704,7 @@ static int idle_shrink(elastic_t *e, double now, const elastic_sample_t *s, elas
 {
     /* A longer window than growth's: taking an instance away from a
      * bursty stage costs a growth later, so only a steady lull counts. */
-    if (now - fmax(e->settle, e->first) < e->p.shrink_window - EPS)
+    if (now - greater(e->settle, e->first) < e->p.shrink_window - EPS)
         return -1;
     view_t v;
     int i = pick_donor(e, now, s, -1, e->p.shrink_below, e->p.shrink_window, &v);
@@ -785,7 +790,7 @@ int elastic_decide(elastic_t *e, double now, const elastic_sample_t *s, int ngro
     if (changing) {
         /* Not ours (ours are awaited above): whatever it is, the figures
          * of the configuration after it start after a cool-down. */
-        e->settle = fmax(e->settle, now + e->p.cooldown);
+        e->settle = greater(e->settle, now + e->p.cooldown);
         return 0;
     }
     if (e->pair_group >= 0)
