@@ -43,6 +43,7 @@ struct grow {
     elastic_sample_t *samples;
     int *running;
     long next_ms, last_ms;
+    long room_waited; /* r->room_waited at the last sample */
     bool changing;
     int change_group, change_slot, change_delta;
     long change_ms;
@@ -97,6 +98,8 @@ int grow_open(struct mpx_run *r)
             }
         }
         group_t *g = &gr->g[gr->ng - 1];
+        if (g->count == 0)
+            elastic_set_name(gr->ctl, gr->ng - 1, pi->name);
         g->count++;
         if (pi->index >= pi->node->elastic_start) {
             sup_slot_off(r, i);
@@ -204,6 +207,16 @@ static void sample(struct mpx_run *r, int k, double secs)
     const plan_inst_t *pi = &r->plan->inst[g->first];
     for (int j = 0; j < pi->nproducers; j++) {
         int p = pi->producers[j];
+        if (p == r->n && secs > 0) {
+            /* The program: the share of the time its puts found no room. */
+            long waited = r->room_waited - gr->room_waited +
+                          (r->room_since ? now_ms() - r->room_since : 0);
+            double b = (double)waited / 1000.0 / secs;
+            b = b < 0 ? 0 : b > 1 ? 1 : b;
+            if (b > s->up_blocked)
+                s->up_blocked = b;
+            continue;
+        }
         if (p == r->n || r->ch[p].exited)
             continue;
         stats_inst_t f;
@@ -220,9 +233,21 @@ static const char *group_name(const struct mpx_run *r, const group_t *g)
     return r->plan->inst[g->first].name;
 }
 
+/* To the monitor: a change, or a note of the controller's. */
+static void report(struct mpx_run *r, int k, int from, int to, const char *action,
+                   const char *why, const elastic_decision_t *d)
+{
+    char json[1024];
+    if (!d || elastic_decision_json(r->grow->ctl, d, json, sizeof json) < 0)
+        json[0] = '\0';
+    stats_elastic(r, group_name(r, &r->grow->g[k]), from, to, action, why, json);
+}
+
 /* Carry out a change: the lowest idle slot joins, or the highest running
- * one leaves. */
-static void act(struct mpx_run *r, int k, int delta, const char *why)
+ * one leaves.  Every decision the controller made is answered
+ * (elastic_done), also one that cannot be carried out. */
+static void act(struct mpx_run *r, int k, int delta, const char *why,
+                const elastic_decision_t *d)
 {
     grow_t *gr = r->grow;
     group_t *g = &gr->g[k];
@@ -236,14 +261,20 @@ static void act(struct mpx_run *r, int k, int delta, const char *why)
         if (delta < 0 && c->slot == SLOT_RUNS && c->ready && !c->done)
             slot = i;
     }
-    if (slot < 0 || (delta > 0 && from >= g->max) || (delta < 0 && from <= g->min))
-        return;
-    int rc = delta > 0 ? sup_slot_join(r, slot) : sup_slot_leave(r, slot);
-    stats_elastic(r, group_name(r, g), from, from + delta, rc == 0 ? why : "could not be made");
+    const char *action = d ? elastic_kind_name(d->kind) : delta > 0 ? "grow" : "shrink";
+    int rc = slot < 0 || (delta > 0 && from >= g->max) || (delta < 0 && from <= g->min)
+                 ? MPX_ESTATE
+             : delta > 0 ? sup_slot_join(r, slot)
+                         : sup_slot_leave(r, slot);
     if (rc != 0) {
+        char failed[400];
+        snprintf(failed, sizeof failed, "could not be carried out (%s): %s", mpx_strerror(rc),
+                 why);
+        report(r, k, from, from, action, failed, d);
         elastic_done(gr->ctl, k, delta, false, (double)now_ms() / 1000.0);
         return;
     }
+    report(r, k, from, from + delta, action, why, d);
     gr->changing = true;
     gr->change_group = k;
     gr->change_slot = slot;
@@ -267,6 +298,9 @@ void grow_tick(struct mpx_run *r)
         sample(r, k, secs);
         gr->running[k] = gr->samples[k].active;
     }
+    /* What the program waited for room, counted once per sample (the
+     * wait under way counts from now on in the next). */
+    gr->room_waited = r->room_waited + (r->room_since ? now - r->room_since : 0);
     if (gr->changing)
         return;
     const mpx_node_t *root = r->root;
@@ -279,17 +313,22 @@ void grow_tick(struct mpx_run *r)
         if (gr->samples[k].frozen || (delta > 0 && alive >= gr->budget))
             return;
         snprintf(why, sizeof why, "test script");
-    } else {
-        elastic_decision_t d;
-        if (elastic_decide(gr->ctl, (double)now / 1000.0, gr->samples, gr->ng,
-                           gr->budget - alive, &d) != 1 ||
-            d.group < 0 || d.group >= gr->ng || gr->samples[d.group].frozen)
-            return;
-        k = d.group;
-        delta = d.delta;
-        snprintf(why, sizeof why, "%s", d.reason);
+        act(r, k, delta, why, NULL);
+        return;
     }
-    act(r, k, delta, why);
+    elastic_decision_t d;
+    int rc = elastic_decide(gr->ctl, (double)now / 1000.0, gr->samples, gr->ng,
+                            gr->budget - alive, &d);
+    if (rc == 0 && d.kind == ELASTIC_NOTE && d.about >= 0 && d.about < gr->ng)
+        report(r, d.about, gr->samples[d.about].active, gr->samples[d.about].active,
+               elastic_kind_name(d.kind), d.reason, &d);
+    if (rc != 1)
+        return;
+    if (d.group < 0 || d.group >= gr->ng) {
+        elastic_done(gr->ctl, d.group, d.delta, false, (double)now / 1000.0);
+        return;
+    }
+    act(r, d.group, d.delta, d.reason, &d);
 }
 
 void grow_changed(struct mpx_run *r, int i, bool ok)

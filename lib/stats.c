@@ -52,6 +52,7 @@ typedef struct stage_fig {
 typedef struct elastic_event {
     double t;
     char stage[64];
+    char action[16];
     int from, to;
     char why[300];
 } elastic_event_t;
@@ -389,8 +390,8 @@ static void json_event(FILE *f, const elastic_event_t *e)
 {
     fprintf(f, "\"t\": %.3f, \"stage\": ", e->t);
     json_str(f, e->stage);
-    fprintf(f, ", \"action\": \"%s\", \"from\": %d, \"to\": %d, \"reason\": ",
-            e->to > e->from ? "grow" : "shrink", e->from, e->to);
+    fprintf(f, ", \"action\": \"%s\", \"from\": %d, \"to\": %d, \"reason\": ", e->action,
+            e->from, e->to);
     json_str(f, e->why);
 }
 
@@ -813,7 +814,8 @@ void stats_inst(const struct mpx_run *r, int i, stats_inst_t *out)
                           .items_in = is->have ? is->cur.items_in : 0};
 }
 
-void stats_elastic(struct mpx_run *r, const char *stage, int from, int to, const char *why)
+void stats_elastic(struct mpx_run *r, const char *stage, int from, int to, const char *action,
+                   const char *why, const char *decision_json)
 {
     stats_t *s = r->stats;
     if (!s)
@@ -823,17 +825,20 @@ void stats_elastic(struct mpx_run *r, const char *stage, int from, int to, const
     s->nevents++;
     *e = (elastic_event_t){.t = (double)(now - s->start_ms) / 1000.0, .from = from, .to = to};
     snprintf(e->stage, sizeof e->stage, "%s", stage);
+    snprintf(e->action, sizeof e->action, "%s", action);
     snprintf(e->why, sizeof e->why, "%s", why);
     const node_monitor_t *mon = &r->root->mon;
     if (mon->json) {
         fputs("{\"mpx_elastic\": 1, ", mon->json);
         json_event(mon->json, e);
+        if (decision_json && decision_json[0])
+            fprintf(mon->json, ", \"decision\": %s", decision_json);
         fputs("}\n", mon->json);
         fflush(mon->json);
     }
     if (mon->watch_ms > 0)
-        fprintf(stderr, "mpx %7.2fs elastic: stage '%s' %d -> %d instances: %s\n", e->t, e->stage,
-                from, to, e->why);
+        fprintf(stderr, "mpx %7.2fs elastic: stage '%s' %s, %d -> %d instances: %s\n", e->t,
+                e->stage, e->action, from, to, e->why);
 }
 
 void stats_rebase(struct mpx_run *r, int i)

@@ -44,6 +44,7 @@ void stats_inst(const struct mpx_run *r, int i, stats_inst_t *out);
 /* Elastic slot i gets a new process: what the last one counted is kept
  * apart (before its counters are reset). */
 void stats_rebase(struct mpx_run *r, int i);
-void stats_elastic(struct mpx_run *r, const char *stage, int from, int to, const char *why);
+void stats_elastic(struct mpx_run *r, const char *stage, int from, int to, const char *action,
+                   const char *why, const char *decision_json);
 
 #endif

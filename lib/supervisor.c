@@ -1785,11 +1785,17 @@ int sup_put(struct mpx_run *r, const mpx_part_t *parts, size_t n, const meta_cur
         if (rc != MPX_EAGAIN) {
             if (rc == 0) {
                 r->want_room = false;
+                if (r->room_since) { /* the program waited for room this long */
+                    r->room_waited += mono_ms() - r->room_since;
+                    r->room_since = 0;
+                }
                 if (r->ready && edge_out_batch_since(r->feed))
                     ready_update(r); /* the batch's time is the descriptor's */
             }
             return rc;
         }
+        if (!r->room_since)
+            r->room_since = mono_ms();
         if (nonblocking || output_pending(r)) {
             r->want_room = true;
             if (r->ready)

@@ -125,6 +125,10 @@ struct mpx_run {
     bool input_closed, input_ended, want_room;
     size_t want_size; /* the record that put could not add, in bytes */
     uint64_t input_count; /* items put: the next one's mpx.index */
+    /* How long the program's puts found no room (ms), in all, and since
+     * when the one under way has (0: it had room): as a stage's time
+     * blocked on output, for an elastic group the program feeds. */
+    long room_waited, room_since;
     uint64_t feed_tick_at; /* ticks of feed_tick's last look */
     /* When the graph begins with a Seq, the program numbers its puts for
      * it (graph/seqhost.h; lib/feed.c): numbered so far, the count its
