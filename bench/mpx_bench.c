@@ -1089,12 +1089,12 @@ static const mpx_stage_def_t ElLocked = {.name = "locked", .args_size = sizeof(e
  * starts {"mpx_elastic": 1, is a change of one group, "from" and "to"
  * instances, stamped with bench_now() when written (the clock the source
  * stamps its phases with).  A change the runtime could not make is
- * logged too ("reason": "could not be made"), and a line that changes
- * nothing ("from" = "to", or "action": "note") is no change: both are
- * left out. */
+ * logged too ("from" = "to", "reason": "could not be carried out ..."),
+ * and so is a note of the controller's that changes nothing ("action":
+ * "note"): both are left out. */
 typedef struct el_change {
     double t;
-    char stage[16];
+    char stage[16], action[16];
     int from, to;
 } el_change_t;
 
@@ -1142,11 +1142,12 @@ static void el_log_line(el_log_t *l)
         return;
     el_change_t c = {.t = bench_now(), .from = el_json_int(l->line, "from"),
                      .to = el_json_int(l->line, "to")};
-    char action[32] = "", reason[64] = "";
-    el_json_str(l->line, "action", action, sizeof action);
+    char reason[64] = "";
+    el_json_str(l->line, "action", c.action, sizeof c.action);
     el_json_str(l->line, "reason", reason, sizeof reason);
     if (!el_json_str(l->line, "stage", c.stage, sizeof c.stage) || c.from < 1 || c.to < 1 ||
-        c.from == c.to || strcmp(action, "note") == 0 || strcmp(reason, "could not be made") == 0)
+        c.from == c.to || strcmp(c.action, "note") == 0 ||
+        strncmp(reason, "could not be", 12) == 0)
         return;
     if (l->n < EL_MAX_CHANGES)
         l->change[l->n++] = c;
@@ -1252,19 +1253,22 @@ static bool el_rate(const el_out_t *o, int p, double lo, double least, double *r
 
 /* What the controller did to the groups named in `names` (ngroups) from
  * `from` to `to` seconds (bench_now): changes, reversals, when the last
- * came (`from` when none), the most instances each group reached and
- * each group's allocation at `to`, which starts from `alloc` as it was
- * at `from` (the caller's running copy, updated here). */
+ * came (`from` when none), the most instances each group reached, each
+ * change in a few words ("A 1->2 grow at 0.9 s", after `zero`), and each
+ * group's allocation at `to`, which starts from `alloc` as it was at
+ * `from` (the caller's running copy, updated here). */
 typedef struct el_phase_changes {
     int changes, reversals;
     double last;
     int most[2];
+    char steps[400];
 } el_phase_changes_t;
 
 static el_phase_changes_t el_changes(const el_log_t *l, const char *const *names, int ngroups,
-                                     double from, double to, int *alloc)
+                                     double from, double to, double zero, int *alloc)
 {
-    el_phase_changes_t pc = {0, 0, from, {alloc[0], ngroups > 1 ? alloc[1] : 0}};
+    el_phase_changes_t pc = {0, 0, from, {alloc[0], ngroups > 1 ? alloc[1] : 0}, ""};
+    size_t len = 0;
     int dir[2] = {0, 0};
     for (int i = 0; i < l->n; i++) {
         const el_change_t *c = &l->change[i];
@@ -1283,6 +1287,12 @@ static el_phase_changes_t el_changes(const el_log_t *l, const char *const *names
         pc.last = c->t;
         alloc[k] = c->to;
         pc.most[k] = c->to > pc.most[k] ? c->to : pc.most[k];
+        if (len < sizeof pc.steps) {
+            int w = snprintf(pc.steps + len, sizeof pc.steps - len, "%s%s %d->%d %s at %.1f s",
+                             len ? "; " : "", c->stage, c->from, c->to, c->action,
+                             c->t - zero);
+            len += w > 0 ? (size_t)w : 0;
+        }
     }
     return pc;
 }
@@ -1339,7 +1349,7 @@ static void elastic_farm(el_shared_t *sh, double min_span)
             /* A phase's changes are those the parent wrote while the
              * source put its items; any before the first item count in
              * the first phase. */
-            pc[p] = el_changes(&o->log, names, 2, p ? b : 0, e, alloc);
+            pc[p] = el_changes(&o->log, names, 2, p ? b : 0, e, b, alloc);
             settle[p] = pc[p].last > b ? pc[p].last - b : 0;
             double lo = (pc[p].last > first ? pc[p].last : first) + warm;
             settled[p] = el_rate(o, p, lo, min_span, &value[p], &span[p]);
@@ -1354,19 +1364,19 @@ static void elastic_farm(el_shared_t *sh, double min_span)
         int best = 0;
         for (int f = 1; f < 3; f++)
             best = rate_fixed[f][p] > rate_fixed[best][p] ? f : best;
-        char extra[700];
+        char extra[1200];
         snprintf(extra, sizeof extra,
                  "\"phase\": %d, \"a_us\": %.0f, \"b_us\": %.0f, \"phase_seconds\": %g, "
                  "\"start\": \"1:1\", \"budget\": 5, \"settle_s\": %.2f, \"settled\": %s, "
                  "\"measured_s\": %.2f, \"changes\": %d, \"reversals\": %d, "
                  "\"allocation\": \"%d:%d\", \"most\": \"%d:%d\", \"best_fixed\": \"%d:%d\", "
                  "\"fixed_1_3\": %.1f, \"fixed_2_2\": %.1f, \"fixed_3_1\": %.1f, "
-                 "\"whole_phase_items_per_s\": %.1f",
+                 "\"whole_phase_items_per_s\": %.1f, \"steps\": \"%s\"",
                  p + 1, el_cost_a[p] * 1e6, el_cost_b[p] * 1e6, phase_s, settle[p],
                  settled[p] ? "true" : "false", span[p], pc[p].changes,
                  pc[p].reversals, settled_on[p][0], settled_on[p][1], pc[p].most[0],
                  pc[p].most[1], fixed[best][0], fixed[best][1], rate_fixed[0][p],
-                 rate_fixed[1][p], rate_fixed[2][p], whole[p]);
+                 rate_fixed[1][p], rate_fixed[2][p], whole[p], pc[p].steps);
         bench_emit("elastic", value[p], "items/s", rate_fixed[best][p], extra);
     }
 }
@@ -1413,19 +1423,20 @@ static void elastic_lock(el_shared_t *sh, double min_span)
         el_rate(o, 0, first + warm, min_span, &rate[k], &span);
         if (k == 1) {
             static const char *const names[] = {"locked"};
-            pc = el_changes(&o->log, names, 1, 0, o->begin[1], alloc);
+            pc = el_changes(&o->log, names, 1, 0, o->begin[1], o->begin[0], alloc);
         }
         el_out_free(o);
     }
     free(o);
     pthread_mutex_destroy(mpx_shared_data(lock));
     mpx_shared_destroy(&lock);
-    char extra[300];
+    char extra[800];
     snprintf(extra, sizeof extra,
              "\"us_per_item\": %.0f, \"seconds\": %g, \"min\": 1, \"max\": 4, \"budget\": 5, "
              "\"grown_to\": %d, \"ended_at\": %d, \"changes\": %d, \"reversals\": %d, "
-             "\"two_instances_items_per_s\": %.1f",
-             cost * 1e6, run_s, pc.most[0], alloc[0], pc.changes, pc.reversals, rate[2]);
+             "\"two_instances_items_per_s\": %.1f, \"steps\": \"%s\"",
+             cost * 1e6, run_s, pc.most[0], alloc[0], pc.changes, pc.reversals, rate[2],
+             pc.steps);
     bench_emit("elastic_lock", rate[1], "items/s", rate[0], extra);
 }
 
