@@ -975,10 +975,12 @@ static void pool_map(void)
  * source and 4 for A and B together (the program, which takes the
  * results, is not a stage process).  Its baseline: the three fixed
  * allocations of those 4 processes (A:B = 1:3, 2:2, 3:1), each run
- * through the same phases in the same invocation (shorter phases: there
- * is nothing to settle), in the order 1:3, 2:2, elastic, 3:1, so that a
- * drift of the machine's speed favours neither side.  The changes the
- * controller made are read from the monitor's JSON stream
+ * through the same phases in the same invocation (3 s a phase against the
+ * elastic graph's 8: there is nothing to settle; 0.3 and 0.4 s with
+ * --quick), in the order 1:3, 2:2, elastic, 3:1, so that a drift of the
+ * machine's speed favours neither side.  Every item put must come out,
+ * once (the run fails otherwise): joins and leaves lose nothing.  The
+ * changes the controller made are read from the monitor's JSON stream
  * (mpx_graph_stats_to: a line {"mpx_elastic": 1, ...} per change),
  * stamped with the parent's clock as it writes them; nothing is guessed
  * from throughput.  Per phase:
@@ -993,15 +995,16 @@ static void pool_map(void)
  *              complete and the items put under the old costs leave.  A
  *              fixed allocation is measured the same way from its phase's
  *              first item out.  When less than the phase's last second
- *              would be left, the last second is measured ("settled":
- *              false);
+ *              (0.1 s with --quick) would be left, that last second is
+ *              measured ("settled": false);
  *   reversals  changes of a group opposite to its previous change in the
  *              same phase (a grow then a shrink, or the reverse).
  *
  * A second line, elastic_lock: source -> a stage that does all its work
  * holding one process-shared mutex (in mpx_shared_new memory) -> the
- * program, elastic 1..4 from 1, budget 5: how far the controller grew it,
- * and its throughput against one instance, and two, fixed. */
+ * program, elastic 1..4 from 1, budget 5, 8 s: how far the controller
+ * grew it, and its throughput from EL_WARM after its first item out
+ * (its trials included) against one instance, and two, fixed (3 s). */
 
 #define EL_PHASES 3
 #define EL_MAX_CHANGES 256
