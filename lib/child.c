@@ -1199,8 +1199,15 @@ static _Noreturn void finish(child_rt_t *rt)
     report_done(rt);
     /* A consumer replaced meanwhile still needs what it had not confirmed,
      * and our end of stream; the counts change with that. */
-    while (!rt->released) {
-        wait_on(rt, NULL, 0, NULL);
+    /* Told to leave after its DONE went (the two crossed): the parent lets
+     * it go at once, so it waits for its consumers' word itself. */
+    while (!rt->released || (rt->leaving && !edge_out_ends_seen(rt->out))) {
+        /* A release alone ends no wait on two sockets: a short one then. */
+        zmq_pollitem_t items[2] = {{rt->ctl, 0, ZMQ_POLLIN, 0},
+                                   {edge_out_socket(rt->out), 0, ZMQ_POLLIN, 0}};
+        poll_serving(rt, items, rt->leaving ? 2 : 1, NULL, rt->leaving ? 20 : -1);
+        if (rt->leaving)
+            edge_out_poll(rt->out);
         uint64_t resent = edge_out_resent(rt->out);
         recover(rt);
         if (edge_out_resent(rt->out) != resent)
@@ -1226,6 +1233,29 @@ static _Noreturn void end_again(child_rt_t *rt)
     rt->phase = PHASE_TEARDOWN;
     set_state(rt, MPX_STATE_TEARDOWN);
     finish(rt);
+}
+
+/* A new instance of an elastic group, before setup (which may put): it
+ * waits until every producer has been heard of (lib/edge.h, Elastic
+ * groups).  If every one had ended before it heard that this instance
+ * joined, no consumer knows of it either (notices tell them): it then
+ * sends nothing — not its setup's or teardown's items, not its end of
+ * stream — and only reports.  (model: the void gate in elastic.pml) */
+static void await_gate(child_rt_t *rt)
+{
+    int g;
+    while ((g = edge_in_gate_scan(rt->in, rt->err, sizeof rt->err)) == EDGE_GATE_PENDING)
+        if (wait_on(rt, edge_in_socket(rt->in), ZMQ_POLLIN, &rt->wait_in) != 0)
+            fail(rt, "waiting for the producers' notices: %s", zmq_strerror(errno));
+    if (g < 0)
+        fail(rt, "%s", rt->err);
+    if (g == EDGE_GATE_VOID) {
+        edge_out_void(rt->out);
+        if (child_before_put(rt) != 0)
+            leave(rt, CHILD_EXIT_SETUP_FAILED);
+        rt->phase = PHASE_TEARDOWN;
+        finish(rt);
+    }
 }
 
 _Noreturn void child_main(const child_args_t *a)
@@ -1261,6 +1291,9 @@ _Noreturn void child_main(const child_args_t *a)
     open_sockets(rt, a);
     if (a->resume != CHILD_FRESH && a->resume != CHILD_JOIN)
         end_again(rt);
+
+    if (a->resume == CHILD_JOIN && rt->in)
+        await_gate(rt);
 
     rt->phase = PHASE_SETUP;
     if (def->setup) {

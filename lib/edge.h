@@ -252,6 +252,16 @@ void edge_in_set_output(edge_in_t *in, edge_out_t *out);
 void edge_in_set_joiner(edge_in_t *in);
 void edge_in_leave(edge_in_t *in);
 bool edge_in_leave_retry(edge_in_t *in);
+/* A joiner, before it starts: read what has come (notices are taken, the
+ * rest waits, untaken, for edge_in_next), and say whether every producer
+ * has been heard of: EDGE_GATE_PENDING, or EDGE_GATE_OPEN (some sent a
+ * notice or data: the joiner is part of the group), or EDGE_GATE_VOID
+ * (every producer had ended: nobody knows of it, and it must send
+ * nothing); negative on an error (err filled). */
+#define EDGE_GATE_VOID 0
+#define EDGE_GATE_OPEN 1
+#define EDGE_GATE_PENDING 2
+int edge_in_gate_scan(edge_in_t *in, char *err, size_t errcap);
 /* Some confirmation waits for `out` to be confirmed: the caller should
  * wake up for the output's credit too (edge_out_socket) and call
  * edge_in_settle. */
@@ -375,6 +385,9 @@ int edge_out_notice_forward(edge_out_t *out, const uint8_t *rec, uint32_t size);
 /* Every consumer our end of stream went to said it took it (or has
  * stopped): a process leaving its group may exit. */
 bool edge_out_ends_seen(const edge_out_t *out);
+/* A joiner nobody heard of (edge_in_gate_scan said EDGE_GATE_VOID): it
+ * sends nothing, not even its end of stream. */
+void edge_out_void(edge_out_t *out);
 /* Keep a copy of the resent count at `to` as well, updated before each
  * sending again (memory the parent reads after a death). */
 void edge_out_mirror_resent(edge_out_t *out, volatile uint64_t *to);

@@ -43,6 +43,7 @@ typedef struct in_peer {
     wire_notice_pair_t *floors;
     uint32_t nfloors;
     bool leave_told; /* a leaver's word reached it */
+    size_t stashed;  /* its messages in the stash (edge_in_gate_scan) */
 } in_peer_t;
 
 /* The marks of one origin: its mark number k arrives once through each
@@ -133,6 +134,13 @@ struct edge_in {
     edge_out_t *out; /* where notices about our siblings go on */
     bool gated;      /* a joiner: no mark goes on before every producer's notice */
     bool leaving;    /* our group let us go: producers send us their end */
+    /* A joiner looking for its producers' notices before it starts
+     * (edge_in_gate_scan): what else comes waits here, untaken, in order,
+     * and is read first afterwards. */
+    bool scanning;
+    zmq_msg_t *stash;
+    int *stash_peer;
+    size_t stash_head, nstash, capstash;
 };
 
 static int parts_reserve(edge_in_t *in, size_t n);
@@ -219,6 +227,10 @@ void edge_in_destroy(edge_in_t **inp)
     free(in->tracks);
     for (int k = 0; in->peers && k < in->npeers; k++)
         free(in->peers[k].floors);
+    for (size_t i = 0; i < in->nstash; i++)
+        zmq_msg_close(&in->stash[(in->stash_head + i) % in->capstash]);
+    free(in->stash);
+    free(in->stash_peer);
     free(in->cp_items);
     free(in->peers);
     free(in->slot);
@@ -760,6 +772,54 @@ static int apply_notice(edge_in_t *in, int k, const uint8_t *raw, uint32_t n)
     return 0;
 }
 
+/* ---- a joiner's first look (edge_in_gate_scan) --------------------------- */
+
+/* Whether message data (len bytes, header h) holds one notice and nothing
+ * else. */
+static bool lone_notice(const uint8_t *data, size_t len, const wire_head_t *h)
+{
+    if (h->type != WIRE_DATA || h->count != 1 || len < WIRE_HEAD + WIRE_REC_HEAD)
+        return false;
+    uint32_t flags;
+    memcpy(&flags, data + WIRE_HEAD + 12, 4);
+    return flags == WIRE_REC_NOTICE;
+}
+
+/* Keep the message in hand, from peer k, for later. */
+static int stash_msg(edge_in_t *in, int k)
+{
+    if (in->nstash == in->capstash) {
+        size_t cap = in->capstash ? 2 * in->capstash : 16;
+        zmq_msg_t *s = malloc(cap * sizeof *s);
+        int *sp = malloc(cap * sizeof *sp);
+        if (!s || !sp) {
+            free(s);
+            free(sp);
+            return MPX_ENOMEM;
+        }
+        for (size_t i = 0; i < in->nstash; i++) {
+            size_t from = (in->stash_head + i) % (in->capstash ? in->capstash : 1);
+            zmq_msg_init(&s[i]);
+            zmq_msg_move(&s[i], &in->stash[from]);
+            zmq_msg_close(&in->stash[from]);
+            sp[i] = in->stash_peer[from];
+        }
+        free(in->stash);
+        free(in->stash_peer);
+        in->stash = s;
+        in->stash_peer = sp;
+        in->stash_head = 0;
+        in->capstash = cap;
+    }
+    size_t at = (in->stash_head + in->nstash) % in->capstash;
+    zmq_msg_init(&in->stash[at]);
+    zmq_msg_move(&in->stash[at], &in->msg);
+    in->stash_peer[at] = k;
+    in->nstash++;
+    in->peers[k].stashed++;
+    return 0;
+}
+
 /* ---- taking records ----------------------------------------------------- */
 
 /* Producer k was replaced, or joined its group again: its new stream
@@ -966,10 +1026,19 @@ static int next_slow(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *er
             return take_item(in, p, weight, it);
         }
         uint8_t rid[16];
-        int ridlen;
-        int rc = receive(in, rid, &ridlen, err, errcap);
-        if (rc != 0)
-            return rc > 0 ? 0 : rc;
+        int ridlen = 0;
+        bool replay = in->nstash > 0 && !in->scanning;
+        if (replay) {
+            /* What waited while a joiner looked for its notices, first. */
+            zmq_msg_move(&in->msg, &in->stash[in->stash_head]);
+            in->peers[in->stash_peer[in->stash_head]].stashed--;
+            in->stash_head = (in->stash_head + 1) % in->capstash;
+            in->nstash--;
+        } else {
+            int rc = receive(in, rid, &ridlen, err, errcap);
+            if (rc != 0)
+                return rc > 0 ? 0 : rc;
+        }
         const uint8_t *data = zmq_msg_data(&in->msg);
         size_t len = zmq_msg_size(&in->msg);
         if ((uintptr_t)data & 7) {
@@ -999,7 +1068,7 @@ static int next_slow(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *er
             return proto_error(err, errcap, "unknown sender", h.sender);
         uint8_t want[EDGE_RID_SIZE];
         edge_rid(want, (int)h.sender, h.gen);
-        if (ridlen != EDGE_RID_SIZE || memcmp(rid, want, EDGE_RID_SIZE) != 0)
+        if (!replay && (ridlen != EDGE_RID_SIZE || memcmp(rid, want, EDGE_RID_SIZE) != 0))
             return proto_error(err, errcap, "not from its sender's connection", h.sender);
         in_peer_t *p = &in->peers[k];
         if (h.gen < p->gen) {
@@ -1012,6 +1081,22 @@ static int next_slow(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *er
         }
         if (h.gen > p->gen)
             new_generation(in, k, h.gen);
+        if (in->scanning &&
+            (p->stashed > 0 || (h.type == WIRE_DATA && !lone_notice(data, len, &h)))) {
+            /* Before the gate: a notice alone in its message is read now
+             * (from a producer it comes first); anything else waits, and
+             * so does all that follows it from that producer.  Data first
+             * is from a producer that did not know we were joining (it
+             * sends no notice): it counts as one that said nothing. */
+            if (h.type == WIRE_DATA && !p->noticed)
+                p->noticed = true;
+            int src = stash_msg(in, k);
+            if (src != 0) {
+                snprintf(err, errcap, "out of memory");
+                return src;
+            }
+            continue;
+        }
         if (p->eos)
             return proto_error(err, errcap, "message after end of stream", h.sender);
         p->heard = true;
@@ -1223,4 +1308,23 @@ bool edge_in_leave_retry(edge_in_t *in)
         owed |= !p->leave_told;
     }
     return owed;
+}
+
+int edge_in_gate_scan(edge_in_t *in, char *err, size_t errcap)
+{
+    mpx_item_t *it;
+    edge_mark_t m;
+    in->scanning = true;
+    int rc = next_slow(in, &it, &m, err, errcap);
+    in->scanning = false;
+    if (rc < 0)
+        return rc;
+    bool any = false;
+    for (int k = 0; k < in->npeers; k++) {
+        const in_peer_t *p = &in->peers[k];
+        if (!p->eos && !p->noticed)
+            return EDGE_GATE_PENDING;
+        any |= p->noticed;
+    }
+    return any ? EDGE_GATE_OPEN : EDGE_GATE_VOID;
 }

@@ -1581,3 +1581,13 @@ int edge_out_recover(edge_out_t *o)
     o->recovering = false;
     return rc;
 }
+
+void edge_out_void(edge_out_t *o)
+{
+    for (int k = 0; k < o->npeers; k++) {
+        out_peer_t *p = &o->peers[k];
+        p->ended = p->end_seen = true;
+        p->eos_due = p->join_due = false;
+    }
+    o->eos_sent = true;
+}

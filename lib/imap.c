@@ -141,9 +141,15 @@ int mpx_imap_start(mpx_imap_t **out, const mpx_stage_def_t *worker, const void *
         o->on_error > MPX_ON_ERROR_RESULT ||
         /* Their count is `workers`: with one per CPU, the program could
          * not know how many would be read. */
-        (o->worker_args && o->workers == 0))
+        (o->worker_args && o->workers == 0) ||
+        (o->max_workers > 0 && (o->worker_args || o->min_workers < 0 ||
+                                o->max_workers > MPX_MAX_INSTANCES ||
+                                o->min_workers > o->max_workers)))
         return MPX_EINVAL;
     int n = o->workers;
+    int least = o->min_workers > 0 ? o->min_workers : 1;
+    if (o->max_workers > 0 && n == 0)
+        n = least;
     if (n == 0) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         n = cpus > 0 ? (int)(cpus < MPX_MAX_INSTANCES ? cpus : MPX_MAX_INSTANCES) : 1;
@@ -159,6 +165,11 @@ int mpx_imap_start(mpx_imap_t **out, const mpx_stage_def_t *worker, const void *
         free(nodes);
     } else {
         group = mpx_as(n, worker, args);
+    }
+    /* Elastic: it starts with n (kept within the bounds). */
+    if (group && o->max_workers > 0 && mpx_node_set_elastic(group, least, o->max_workers) != 0) {
+        mpx_node_destroy(&group);
+        return MPX_EINVAL;
     }
     mpx_graph_t *g = MPX_EZ(group);
     if (!g)

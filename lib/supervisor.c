@@ -408,6 +408,24 @@ static void send_restarts_to(struct mpx_run *r, int p)
             send_restart(r, p, pi->consumers[k]);
 }
 
+/* A new process for instance i, in its current generation: from the fork
+ * server, or forked from here when that could not make it. */
+static int make_process(struct mpx_run *r, int i, child_resume_t resume)
+{
+    int rc = spawn_one(r, i, resume);
+    if (rc != 0) {
+        int nclose = 0;
+        int *close_fds = fds_since_fork(r, &nclose, NULL);
+        uint32_t *gens = current_gens(r);
+        rc = gens ? fork_one(r, i, close_fds, nclose, resume, gens, -1, -1) : r->status;
+        if (rc == 0)
+            watch(r, i);
+        free(gens);
+        free(close_fds);
+    }
+    return rc;
+}
+
 /* Fork a replacement for instance i and tell its producers, who send it
  * (or its siblings) again what the dead process had not confirmed.  A
  * process that had finished needs nothing from them (child_args_t); what
@@ -450,17 +468,7 @@ static void restart_child(struct mpx_run *r, int i, const char *why, child_resum
     c->timed_out = c->wedged = false;
     c->resume = resume;
     c->watch_no = UINT64_MAX;
-    int rc = spawn_one(r, i, resume);
-    if (rc != 0) {
-        int nclose = 0;
-        int *close_fds = fds_since_fork(r, &nclose, NULL);
-        uint32_t *gens = current_gens(r);
-        rc = gens ? fork_one(r, i, close_fds, nclose, resume, gens, -1, -1) : r->status;
-        if (rc == 0)
-            watch(r, i);
-        free(gens);
-        free(close_fds);
-    }
+    int rc = make_process(r, i, resume);
     c->forked_ms = mono_ms(); /* after a server that did not answer */
     if (rc != 0) {
         c->exited = true;
@@ -1249,17 +1257,7 @@ int sup_slot_join(struct mpx_run *r, int i)
     char ep[300];
     if (edge_endpoint(ep, sizeof ep, r->dir, 'c', i, 0) == 0)
         zmq_connect(r->ctl, ep);
-    int rc = spawn_one(r, i, CHILD_JOIN);
-    if (rc != 0) {
-        int nclose = 0;
-        int *close_fds = fds_since_fork(r, &nclose, NULL);
-        uint32_t *gens = current_gens(r);
-        rc = gens ? fork_one(r, i, close_fds, nclose, CHILD_JOIN, gens, -1, -1) : r->status;
-        if (rc == 0)
-            watch(r, i);
-        free(gens);
-        free(close_fds);
-    }
+    int rc = make_process(r, i, CHILD_JOIN);
     c->forked_ms = mono_ms();
     if (rc != 0) {
         /* Nothing was told: the slot is idle again. */

@@ -110,11 +110,19 @@ typedef struct tally {
     char *seen;
     int64_t n, cap, next;
     bool ordered;
+    bool redo;     /* an item may come again if it says it was sent again */
+    int64_t again; /* ... how many did */
 } tally_t;
 
 static void take(tally_t *t, mpx_item_t *it)
 {
-    int64_t v = mpx_item_i64(it);
+    int64_t v = mpx_item_i64(it), redo = 0;
+    if (t->redo && v >= 0 && v < t->cap && t->seen[v]) {
+        CHECK(mpx_item_meta_i64(it, "mpx.redelivered", &redo) == 0 && redo > 0,
+              "output %" PRId64 " twice, not redelivered", v);
+        t->again++;
+        return;
+    }
     CHECK(v >= 0 && v < t->cap && !t->seen[v], "output %" PRId64 " twice or out of range", v);
     if (t->ordered)
         CHECK(v == t->next, "output %" PRId64 " where %" PRId64 " was due", v, t->next);
@@ -152,21 +160,28 @@ enum { CAP = 2000000 };
 
 /* A group of one that grows to four and shrinks to one and back, while
  * items flow: every item comes out once. */
+/* Run g, fed by the program, under script s: every put comes out once
+ * (in order when `ordered`), and the script asked for at least
+ * `changes` changes. */
+static void scripted_run(mpx_graph_t *g, script_t *s, bool ordered, int changes)
+{
+    REQUIRE(testhook_elastic_script(g, scripted, s) == 0, "script");
+    REQUIRE(mpx_graph_set_budget(g, 12) == 0, "budget");
+    tally_t t = {calloc(CAP, 1), 0, CAP, 0, ordered, false, 0};
+    REQUIRE(t.seen, "memory");
+    int64_t put = feed_through(g, s, &t, 2000);
+    CHECK_EQ(t.n, put);
+    CHECK(s->changes >= changes, "only %d changes were made", s->changes);
+    free(t.seen);
+    expect_success(g);
+}
+
 static void grow_and_shrink_lose_nothing(void)
 {
     static const int want[] = {4, 1, 3, 2, 4, 1};
     script_t s = {want, 6, 1, 0, 0, 1, 0, {0}};
-    mpx_graph_t *g = MPX_EZ(elastic(mpx_as(1, &Slow, &(int){100}), 1, 4));
-    REQUIRE(testhook_elastic_script(g, scripted, &s) == 0, "script");
-    REQUIRE(mpx_graph_set_budget(g, 12) == 0, "budget");
-    tally_t t = {calloc(CAP, 1), 0, CAP, 0, false};
-    REQUIRE(t.seen, "memory");
-    int64_t put = feed_through(g, &s, &t, 2000);
-    CHECK_EQ(t.n, put);
-    CHECK(s.changes >= 14, "only %d changes were made", s.changes);
+    scripted_run(MPX_EZ(elastic(mpx_as(1, &Slow, &(int){100}), 1, 4)), &s, false, 14);
     CHECK_EQ(s.max_seen[0], 4);
-    free(t.seen);
-    expect_success(g);
 }
 
 /* Inside a Seq, outputs come in input order while the group changes:
@@ -175,16 +190,7 @@ static void seq_order_while_changing(void)
 {
     static const int want[] = {3, 1, 4, 2, 1, 3};
     script_t s = {want, 6, 1, 0, 0, 1, 0, {0}};
-    mpx_graph_t *g = MPX_EZ(mpx_seq(elastic(mpx_as(2, &Slow, &(int){100}), 1, 4)));
-    REQUIRE(testhook_elastic_script(g, scripted, &s) == 0, "script");
-    REQUIRE(mpx_graph_set_budget(g, 12) == 0, "budget");
-    tally_t t = {calloc(CAP, 1), 0, CAP, 0, true};
-    REQUIRE(t.seen, "memory");
-    int64_t put = feed_through(g, &s, &t, 2000);
-    CHECK_EQ(t.n, put);
-    CHECK(s.changes >= 11, "only %d changes were made", s.changes);
-    free(t.seen);
-    expect_success(g);
+    scripted_run(MPX_EZ(mpx_seq(elastic(mpx_as(2, &Slow, &(int){100}), 1, 4))), &s, true, 11);
 }
 
 /* The same with a source stage numbering for the Seq (its stamp runs in
@@ -223,17 +229,159 @@ static void two_groups_in_a_row(void)
 {
     static const int want[] = {3, 1, 1, 3, 2, 2, 4, 1, 1, 4};
     script_t s = {want, 5, 2, 0, 0, 1, 0, {0}};
-    mpx_graph_t *g = MPX_EZ(elastic(mpx_as(1, &Slow, &(int){100}), 1, 4),
-                            elastic(mpx_as(1, &Slow, &(int){100}), 1, 4));
+    scripted_run(MPX_EZ(elastic(mpx_as(1, &Slow, &(int){100}), 1, 4),
+                        elastic(mpx_as(1, &Slow, &(int){100}), 1, 4)),
+                 &s, false, 16);
+}
+
+/* Puts -v. */
+static int negate_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    return mpx_put_i64(st, -mpx_item_i64(it));
+}
+static const mpx_stage_def_t Negate = {.name = "negate", .process = negate_process};
+
+/* Zip pairs each input's results from an elastic branch and a fixed one,
+ * in order, while the elastic branch changes (Zip's marks go through
+ * both). */
+static void zip_with_an_elastic_branch(void)
+{
+    static const int want[] = {3, 1, 4, 2};
+    script_t s = {want, 4, 1, 0, 0, 1, 0, {0}};
+    mpx_graph_t *g = MPX_EZ(MPX_ZIP(elastic(mpx_as(2, &Slow, &(int){100}), 1, 4),
+                                    mpx_stage(&Negate, NULL)));
+    REQUIRE(testhook_elastic_script(g, scripted, &s) == 0, "script");
+    REQUIRE(mpx_graph_set_budget(g, 16) == 0, "budget");
+    REQUIRE(mpx_graph_start(g) == 0, "start: %s", mpx_graph_error(g));
+    int64_t i = 0, next = 0;
+    mpx_item_t *it;
+    for (; i < 2000 || s.step < s.nsteps; i++) {
+        REQUIRE(i < CAP, "the script did not finish (step %d of %d)", s.step, s.nsteps);
+        int rc;
+        while ((rc = mpx_graph_put(g, &i, sizeof i)) == MPX_EAGAIN)
+            while (mpx_graph_poll(g, 0, &it) == 1) {
+                REQUIRE(mpx_item_parts(it) == 2, "%zu parts", mpx_item_parts(it));
+                int64_t a, b;
+                memcpy(&a, mpx_item_data(it, 0), 8);
+                memcpy(&b, mpx_item_data(it, 1), 8);
+                CHECK(a == next && b == -next, "pair %" PRId64 ": %" PRId64 ", %" PRId64, next,
+                      a, b);
+                next++;
+            }
+        REQUIRE(rc == 0, "put: %s", mpx_strerror(rc));
+    }
+    REQUIRE(mpx_graph_close_input(g) == 0, "close");
+    while ((it = mpx_graph_next(g))) {
+        int64_t a, b;
+        memcpy(&a, mpx_item_data(it, 0), 8);
+        memcpy(&b, mpx_item_data(it, 1), 8);
+        CHECK(a == next && b == -next, "pair %" PRId64 ": %" PRId64 ", %" PRId64, next, a, b);
+        next++;
+    }
+    CHECK_EQ(next, i);
+    expect_success(g);
+}
+
+/* An elastic stage puts odd items into a side graph too: what its
+ * instances put there, joined and left, arrives once. */
+static int split_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    int64_t v = mpx_item_i64(it);
+    usleep((unsigned)(mix((uint64_t)v) % 100));
+    if (v % 2) {
+        int rc = mpx_put_to(st, "odd", &v, sizeof v);
+        if (rc != 0)
+            return rc;
+    }
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t Split = {.name = "split", .process = split_process};
+
+static int record_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    FILE *f = *(FILE *const *)mpx_args(st);
+    fprintf(f, "%" PRId64 "\n", mpx_item_i64(it));
+    return 0;
+}
+static int record_teardown(mpx_stage_t *st)
+{
+    return fflush(*(FILE *const *)mpx_args(st)) == 0 ? 0 : -1;
+}
+static const mpx_stage_def_t Record = {.name = "record", .args_size = sizeof(FILE *),
+                                       .process = record_process, .teardown = record_teardown};
+
+static void side_graph_from_an_elastic_stage(void)
+{
+    static const int want[] = {3, 1, 4, 2};
+    script_t s = {want, 4, 1, 0, 0, 1, 0, {0}};
+    FILE *f = tmpfile(); /* unlinked already: nothing is left behind */
+    REQUIRE(f, "tmpfile");
+    mpx_graph_t *g = MPX_EZ(elastic(mpx_as(1, &Split, NULL), 1, 4));
+    REQUIRE(mpx_graph_xcut(g, "odd", MPX_EZ(mpx_stage(&Record, &f))) == 0, "xcut");
     REQUIRE(testhook_elastic_script(g, scripted, &s) == 0, "script");
     REQUIRE(mpx_graph_set_budget(g, 12) == 0, "budget");
-    tally_t t = {calloc(CAP, 1), 0, CAP, 0, false};
+    tally_t t = {calloc(CAP, 1), 0, CAP, 0, false, false, 0};
     REQUIRE(t.seen, "memory");
     int64_t put = feed_through(g, &s, &t, 2000);
     CHECK_EQ(t.n, put);
-    CHECK(s.changes >= 16, "only %d changes were made", s.changes);
-    free(t.seen);
     expect_success(g);
+    rewind(f);
+    memset(t.seen, 0, CAP);
+    int64_t v, odd = 0;
+    while (fscanf(f, "%" SCNd64, &v) == 1) {
+        CHECK(v >= 0 && v < put && v % 2 && !t.seen[v], "side output %" PRId64, v);
+        if (v >= 0 && v < CAP)
+            t.seen[v] = 1;
+        odd++;
+    }
+    CHECK_EQ(odd, put / 2);
+    fclose(f);
+    free(t.seen);
+}
+
+/* The pool map, elastic (mpx_imap_opts_t.max_workers), decided by the
+ * controller itself: results in order, each once, whatever it does. */
+static int square_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    int64_t v = mpx_item_i64(it);
+    for (volatile int k = 0; k < 20000; k++)
+        ;
+    return mpx_put_i64(st, v * v);
+}
+static const mpx_stage_def_t Square = {.name = "square", .process = square_process};
+
+static void elastic_pool_map(void)
+{
+    enum { N = 20000 };
+    mpx_imap_t *m;
+    mpx_imap_opts_t o = {.ordered = true, .workers = 1, .min_workers = 1, .max_workers = 4};
+    REQUIRE(mpx_imap_start(&m, &Square, NULL, &o) == 0, "start");
+    int64_t next = 0;
+    mpx_item_t *it;
+    for (int64_t i = 0; i < N; i++) {
+        int rc;
+        while ((rc = mpx_imap_put(m, &i, sizeof i)) == MPX_EAGAIN)
+            while (mpx_imap_next(m, 0, &it) == 1) {
+                CHECK(mpx_item_i64(it) == next * next, "result %" PRId64, next);
+                next++;
+            }
+        REQUIRE(rc == 0, "put: %s", mpx_strerror(rc));
+    }
+    REQUIRE(mpx_imap_close(m) == 0, "close");
+    int rc;
+    while ((rc = mpx_imap_next(m, -1, &it)) == 1) {
+        CHECK(mpx_item_i64(it) == next * next, "result %" PRId64, next);
+        next++;
+    }
+    CHECK_EQ(next, N);
+    CHECK_EQ(mpx_imap_join(m), 0);
+    expect_clean(mpx_imap_graph(m));
+    mpx_imap_destroy(&m);
+    mpx_imap_opts_t bad = {.worker_args = (const void *const[]){NULL}, .workers = 1,
+                           .max_workers = 2};
+    CHECK_EQ(mpx_imap_start(&m, &Square, NULL, &bad), MPX_EINVAL);
+    mpx_imap_opts_t bad2 = {.min_workers = 3, .max_workers = 2};
+    CHECK_EQ(mpx_imap_start(&m, &Square, NULL, &bad2), MPX_EINVAL);
 }
 
 /* A process of ours named `comm`, chosen by `pick`, or 0. */
@@ -277,9 +425,9 @@ static void kills_while_changing(void)
     REQUIRE(testhook_elastic_script(g, scripted, &s) == 0, "script");
     REQUIRE(mpx_graph_set_budget(g, 12) == 0, "budget");
     REQUIRE(mpx_graph_start(g) == 0, "start: %s", mpx_graph_error(g));
-    char *seen = calloc(CAP, 1);
-    REQUIRE(seen, "memory");
-    int64_t i = 0, out = 0, twice = 0;
+    tally_t t = {calloc(CAP, 1), 0, CAP, 0, false, true, 0};
+    REQUIRE(t.seen, "memory");
+    int64_t i = 0;
     int kills = 0;
     uint64_t rnd = 12345;
     mpx_item_t *it;
@@ -293,38 +441,18 @@ static void kills_while_changing(void)
         }
         int rc;
         while ((rc = mpx_graph_put(g, &i, sizeof i)) == MPX_EAGAIN)
-            while (mpx_graph_poll(g, 0, &it) == 1) {
-                int64_t v = mpx_item_i64(it), redo = 0;
-                REQUIRE(v >= 0 && v < CAP, "output %" PRId64 " out of range", v);
-                if (seen[v]) {
-                    CHECK(mpx_item_meta_i64(it, "mpx.redelivered", &redo) == 0 && redo > 0,
-                          "output %" PRId64 " twice, not redelivered", v);
-                    twice++;
-                } else {
-                    seen[v] = 1;
-                    out++;
-                }
-            }
+            while (mpx_graph_poll(g, 0, &it) == 1)
+                take(&t, it);
         REQUIRE(rc == 0, "put: %s", mpx_strerror(rc));
     }
     REQUIRE(mpx_graph_close_input(g) == 0, "close");
-    while ((it = mpx_graph_next(g))) {
-        int64_t v = mpx_item_i64(it), redo = 0;
-        REQUIRE(v >= 0 && v < CAP, "output %" PRId64 " out of range", v);
-        if (seen[v]) {
-            CHECK(mpx_item_meta_i64(it, "mpx.redelivered", &redo) == 0 && redo > 0,
-                  "output %" PRId64 " twice, not redelivered", v);
-            twice++;
-        } else {
-            seen[v] = 1;
-            out++;
-        }
-    }
-    CHECK_EQ(out, i);
+    while ((it = mpx_graph_next(g)))
+        take(&t, it);
+    CHECK_EQ(t.n, i);
     CHECK(kills >= 3, "only %d kills", kills);
     fprintf(stderr, "%d kills, %" PRId64 " items, %" PRId64 " again, %d changes\n", kills, i,
-            twice, s.changes);
-    free(seen);
+            t.again, s.changes);
+    free(t.seen);
     expect_success(g);
 }
 
@@ -362,6 +490,9 @@ int main(int argc, char **argv)
         TEST_CASE(seq_from_a_source),
         TEST_CASE(two_groups_in_a_row),
         TEST_CASE(kills_while_changing),
+        TEST_CASE(zip_with_an_elastic_branch),
+        TEST_CASE(side_graph_from_an_elastic_stage),
+        TEST_CASE(elastic_pool_map),
         TEST_CASE(refused_where_it_cannot_work),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);

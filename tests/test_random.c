@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "lib/testhook.h"
 #include "stages.h"
 
 #define GRAPHS_PER_CASE 50
@@ -39,6 +40,11 @@ static uint64_t mix(uint64_t x)
 }
 
 static uint64_t rng_state;
+/* Some stages are elastic groups, changed at random while the graph runs
+ * (random_graphs_elastic). */
+static bool elastic_mode;
+static uint64_t script_rng;
+static int last_total, changes_seen; /* instances running over the groups, changes seen */
 static uint32_t rnd(uint32_t n) { return (uint32_t)((rng_state = mix(rng_state)) % n); }
 
 /* ---- what a stage computes ---------------------------------------------- */
@@ -111,6 +117,8 @@ typedef enum { SP_STAGE, SP_SERIAL, SP_PARALLEL, SP_BROADCAST } sp_kind_t;
 typedef struct spec {
     sp_kind_t kind;
     int fid, teardown, count, by, delay_us; /* stage */
+    int elastic; /* an elastic group of 1..3 (its teardown puts nothing: how many
+                  * processes it will have had is not known) */
     size_t cap;                   /* 0: inherit */
     struct spec *kids[3];
     int nkids;
@@ -144,6 +152,10 @@ static spec_t *sp_variant(const spec_t *s)
         c->kids[i] = sp_variant(s->kids[i]);
     if (c->kind == SP_STAGE && !c->by)
         c->count = 1 + (int)rnd(2);
+    if (c->kind == SP_STAGE && !c->by && elastic_mode && !c->elastic && rnd(2) == 0) {
+        c->elastic = 1;
+        c->teardown = 0;
+    }
     c->cap = rnd(4) == 0 ? 2 + rnd(6) : 0;
     return c;
 }
@@ -158,6 +170,11 @@ static spec_t *sp_gen(int depth)
         s->by = rnd(6) == 0;
         s->count = 1 + (rnd(3) == 0);
         s->cap = rnd(5) == 0 ? 2 + rnd(6) : 0;
+        if (elastic_mode && !s->by && rnd(2) == 0) {
+            s->elastic = 1;
+            s->teardown = 0;
+            s->delay_us = 30 + 10 * (int)rnd(5);
+        }
         return s;
     }
     sp_kind_t kind = (sp_kind_t)(1 + rnd(3));
@@ -196,7 +213,8 @@ static int sp_procs(const spec_t *s)
 static void sp_print(const spec_t *s, FILE *f)
 {
     if (s->kind == SP_STAGE) {
-        fprintf(f, "%s%d(f%d%s", s->by ? "by" : "as", s->count, s->fid, s->teardown ? ",td" : "");
+        fprintf(f, "%s%d(f%d%s%s", s->by ? "by" : "as", s->count, s->fid,
+                s->teardown ? ",td" : "", s->elastic ? ",elastic 1..3" : "");
         if (s->delay_us)
             fprintf(f, ",slow %dus", s->delay_us);
         fputc(')', f);
@@ -219,6 +237,8 @@ static mpx_node_t *sp_build(const spec_t *s)
     if (s->kind == SP_STAGE) {
         fn_args_t a = {s->fid, s->teardown, s->delay_us};
         n = s->by ? mpx_by(s->count, &Fn, &a) : mpx_as(s->count, &Fn, &a);
+        if (n && s->elastic)
+            CHECK_EQ(mpx_node_set_elastic(n, 1, 3), 0);
     } else {
         mpx_node_t *kids[3];
         for (int i = 0; i < s->nkids; i++)
@@ -336,6 +356,8 @@ static uint64_t base_seed(void)
     return seed;
 }
 
+static int random_change(void *ctx, int ngroups, const int *running, int *group, int *delta);
+
 static bool one_graph(uint64_t seed, int index)
 {
     rng_state = seed;
@@ -348,7 +370,7 @@ static bool one_graph(uint64_t seed, int index)
         int nk = 1 + (int)rnd(2);
         for (int i = 0; i < nk; i++)
             body->kids[body->nkids++] = sp_gen(1);
-        n = 20 + rnd(200);
+        n = elastic_mode ? 2000 + rnd(3000) : 20 + rnd(200);
         bag_t in = {0};
         for (int64_t v = 0; v < n; v++)
             bag_add(&in, v, "s");
@@ -366,6 +388,12 @@ static bool one_graph(uint64_t seed, int index)
     mpx_graph_t *g = mpx_serial_v(kids, (size_t)body->nkids + 1);
     if (rnd(3) == 0)
         CHECK_EQ(mpx_node_set_capacity(g, 1 + rnd(16), 0), 0);
+    if (elastic_mode) {
+        script_rng = seed;
+        last_total = 0;
+        CHECK_EQ(testhook_elastic_script(g, random_change, NULL), 0);
+        CHECK_EQ(mpx_graph_set_budget(g, 64), 0);
+    }
 
     bag_t got = {0};
     mpx_item_t *it;
@@ -407,16 +435,47 @@ static void run_batch(int batch)
     uint64_t seed = base_seed();
     printf("seed=%llu batch %d (MPX_TEST_SEED=%llu repeats it)\n", (unsigned long long)seed, batch,
            (unsigned long long)seed);
-    int ok = 0;
-    for (int i = 0; i < GRAPHS_PER_CASE; i++)
+    int ok = 0, graphs = elastic_mode ? GRAPHS_PER_CASE / 3 : GRAPHS_PER_CASE;
+    for (int i = 0; i < graphs; i++)
         ok += one_graph(mix(seed + (uint64_t)batch * 1000 + (uint64_t)i), i);
-    printf("%d of %d random graphs matched\n", ok, GRAPHS_PER_CASE);
+    printf("%d of %d random graphs matched\n", ok, graphs);
+    if (elastic_mode) {
+        printf("%d changes of elastic groups seen\n", changes_seen);
+        CHECK(changes_seen >= graphs, "only %d changes in %d graphs", changes_seen, graphs);
+    }
+}
+
+/* The elastic groups' changes: at each tick, one group grows or shrinks
+ * by one, at random, within 1..3. */
+static int random_change(void *ctx, int ngroups, const int *running, int *group, int *delta)
+{
+    (void)ctx;
+    if (ngroups == 0)
+        return 0;
+    int total = 0;
+    for (int k = 0; k < ngroups; k++)
+        total += running[k];
+    changes_seen += last_total && total != last_total;
+    last_total = total;
+    script_rng = mix(script_rng);
+    int k = (int)(script_rng % (uint64_t)ngroups);
+    int d = (script_rng >> 32) & 1 ? 1 : -1;
+    if (running[k] + d < 1 || running[k] + d > 3)
+        d = -d;
+    *group = k;
+    *delta = d;
+    return 1;
 }
 
 static void random_graphs_a(void) { run_batch(0); }
 static void random_graphs_b(void) { run_batch(1); }
 static void random_graphs_c(void) { run_batch(2); }
 static void random_graphs_d(void) { run_batch(3); }
+static void random_graphs_elastic(void)
+{
+    elastic_mode = true;
+    run_batch(4);
+}
 
 int main(int argc, char **argv)
 {
@@ -425,6 +484,7 @@ int main(int argc, char **argv)
         TEST_CASE(random_graphs_b),
         TEST_CASE(random_graphs_c),
         TEST_CASE(random_graphs_d),
+        TEST_CASE(random_graphs_elastic),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
 }

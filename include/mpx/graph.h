@@ -558,7 +558,9 @@ typedef struct mpx_instance_info {
     int restarts;
 } mpx_instance_info_t;
 
-/* Number of stage processes of a started (or checked) graph. */
+/* Number of stage processes of a started (or checked) graph.  An elastic
+ * group (mpx_node_set_elastic) counts its most: each of its slots is one
+ * entry, and a slot that never had a process has pid 0 and is exited. */
 size_t mpx_graph_instance_count(const mpx_graph_t *g);
 MPX_MUST_CHECK int mpx_graph_instance_info(const mpx_graph_t *g, size_t i, mpx_instance_info_t *out);
 

@@ -83,6 +83,11 @@ typedef struct mpx_imap_opts {
     size_t capacity;
     /* Name of the worker processes (ps, errors; default: the def's). */
     const char *name;
+    /* An elastic pool (graph.h, mpx_node_set_elastic) when max_workers >
+     * 0: mpx runs between min_workers (0: 1) and max_workers, starting
+     * with `workers` (0: min_workers), within the budget of one process
+     * per CPU beyond that start.  Not with worker_args (MPX_EINVAL). */
+    int min_workers, max_workers;
 } mpx_imap_opts_t;
 
 typedef struct mpx_imap mpx_imap_t;
