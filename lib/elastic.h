@@ -87,11 +87,11 @@ typedef struct elastic_params {
     double shrink_below;  /* 0.70: idle shrink when busy_mean * n / (n-1) is below */
     double donor_below;   /* 0.75: to make room, a group gives one up when with one fewer
                            * it would stay below this (so it would not want it back) */
-    double undo_gain_below; /* 0.3: undo a growth that raised the rate by less than this
+    double undo_gain_below; /* 0.15: undo a growth that raised the rate by less than this
                            * share of one instance's worth ... */
     double wasted_above;  /* 0.5: ... while the busy time per item rose by more than this
                            * share of 1/n (the new instance's time went into waiting) */
-    double check_margin;  /* 0.15: an undo for a gain this close below undo_gain_below
+    double check_margin;  /* 0.1: an undo for a gain this close below undo_gain_below
                            * waits for up to two windows of samples */
     double holdoff;       /* 30: after an undo, do not grow past the size for this long */
     double holdoff_max;   /* 240: a repeated undo at the same size doubles it, up to this */
