@@ -66,3 +66,11 @@ int64_t drain_sum(mpx_graph_t *g, int64_t *count)
         *count = n;
     return sum;
 }
+
+uint64_t test_mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}

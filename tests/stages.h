@@ -25,6 +25,10 @@ extern const mpx_stage_def_t Drop;
 /* Forwards every item after spinning `*(long *)args` iterations. */
 extern const mpx_stage_def_t Spin;
 
+/* A well-mixed 64-bit hash of x (splitmix64's finalizer): pseudo-random
+ * delays and choices that repeat from run to run. */
+uint64_t test_mix(uint64_t x);
+
 /* Sum of the i64 values of a graph's output; *count gets the number. */
 int64_t drain_sum(mpx_graph_t *g, int64_t *count);
 

@@ -16,14 +16,6 @@
 #include "harness.h"
 #include "stages.h"
 
-static uint64_t mix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 /* ---- stages ------------------------------------------------------------- */
 
 /* Maps part 0 through a function, keeping the meta. */
@@ -57,7 +49,7 @@ static int64_t plus_1000(int64_t x) { return x + 1000; }
 static int delay_process(mpx_stage_t *st, mpx_item_t *it)
 {
     int max_us = *(const int *)mpx_args(st);
-    unsigned us = (unsigned)(mix((uint64_t)mpx_item_i64(it)) % (unsigned)(max_us + 1));
+    unsigned us = (unsigned)(test_mix((uint64_t)mpx_item_i64(it)) % (unsigned)(max_us + 1));
     if (mpx_stage_instance(st) == 0)
         us *= 4;
     if (us > 0)
@@ -71,7 +63,7 @@ static const mpx_stage_def_t Delay = {.name = "delay", .args_size = sizeof(int),
 static int multi_process(mpx_stage_t *st, mpx_item_t *it)
 {
     int64_t v = mpx_item_i64(it);
-    unsigned us = (unsigned)(mix((uint64_t)v) % 300) * (mpx_stage_instance(st) == 0 ? 4 : 1);
+    unsigned us = (unsigned)(test_mix((uint64_t)v) % 300) * (mpx_stage_instance(st) == 0 ? 4 : 1);
     usleep(us);
     for (int64_t j = 0; j < v % 3; j++) {
         int rc = mpx_put_i64(st, 10 * v + j);
@@ -1246,11 +1238,11 @@ typedef struct rfn_args {
 
 static int rfn_count(const rfn_args_t *a, int64_t x)
 {
-    return a->outputs ? 1 : (int)(mix((uint64_t)a->fid * 7919u + (uint64_t)x) % 3);
+    return a->outputs ? 1 : (int)(test_mix((uint64_t)a->fid * 7919u + (uint64_t)x) % 3);
 }
 static int64_t rfn_value(int fid, int64_t x, int j)
 {
-    return (int64_t)(mix(mix((uint64_t)fid) ^ ((uint64_t)x * 31 + (uint64_t)j)) % 1000000);
+    return (int64_t)(test_mix(test_mix((uint64_t)fid) ^ ((uint64_t)x * 31 + (uint64_t)j)) % 1000000);
 }
 
 static int rfn_process(mpx_stage_t *st, mpx_item_t *it)
@@ -1258,7 +1250,7 @@ static int rfn_process(mpx_stage_t *st, mpx_item_t *it)
     const rfn_args_t *a = mpx_args(st);
     int64_t x = mpx_item_i64(it);
     if (a->max_us > 0) {
-        unsigned us = (unsigned)(mix((uint64_t)x ^ (uint64_t)a->fid << 40) % (unsigned)a->max_us);
+        unsigned us = (unsigned)(test_mix((uint64_t)x ^ (uint64_t)a->fid << 40) % (unsigned)a->max_us);
         usleep(us * (mpx_stage_instance(st) == 0 ? 3 : 1));
     }
     for (int j = 0; j < rfn_count(a, x); j++) {
@@ -1292,7 +1284,7 @@ static const mpx_stage_def_t Rsrc = {.name = "rsrc", .args_size = sizeof(rsrc_ar
                                      .setup = rsrc_setup};
 
 static uint64_t rng_state;
-static uint32_t rnd(uint32_t n) { return (uint32_t)((rng_state = mix(rng_state)) % n); }
+static uint32_t rnd(uint32_t n) { return (uint32_t)((rng_state = test_mix(rng_state)) % n); }
 
 static uint64_t base_seed(void)
 {
@@ -1473,7 +1465,7 @@ static void random_seq_and_zip(void)
     uint64_t seed = base_seed();
     fprintf(stderr, "seed %" PRIu64 " (repeat with MPX_TEST_SEED=%" PRIu64 ")\n", seed, seed);
     for (int i = 0; i < 12; i++) {
-        rng_state = mix(seed + (uint64_t)i);
+        rng_state = test_mix(seed + (uint64_t)i);
         bool zip = i % 2;
         bool ok = zip ? random_zip_graph() : random_seq_graph();
         if (!ok)

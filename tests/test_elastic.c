@@ -19,18 +19,11 @@
 #include "stages.h"
 #include "lib/testhook.h"
 
-static uint64_t mix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    return x ^ (x >> 31);
-}
-
 /* Passes the item on after a short sleep (uneven: 0..max_us). */
 static int slow_process(mpx_stage_t *st, mpx_item_t *it)
 {
     int max_us = *(const int *)mpx_args(st);
-    unsigned us = (unsigned)(mix((uint64_t)mpx_item_i64(it)) % (unsigned)(max_us + 1));
+    unsigned us = (unsigned)(test_mix((uint64_t)mpx_item_i64(it)) % (unsigned)(max_us + 1));
     if (us)
         usleep(us);
     return mpx_put_item(st, it);
@@ -42,7 +35,7 @@ static const mpx_stage_def_t Slow = {.name = "slow", .args_size = sizeof(int),
 static int multi_process(mpx_stage_t *st, mpx_item_t *it)
 {
     int64_t v = mpx_item_i64(it);
-    usleep((unsigned)(mix((uint64_t)v) % 200));
+    usleep((unsigned)(test_mix((uint64_t)v) % 200));
     for (int64_t j = 0; j < v % 3; j++) {
         int rc = mpx_put_i64(st, 10 * v + j);
         if (rc != 0)
@@ -287,7 +280,7 @@ static void zip_with_an_elastic_branch(void)
 static int split_process(mpx_stage_t *st, mpx_item_t *it)
 {
     int64_t v = mpx_item_i64(it);
-    usleep((unsigned)(mix((uint64_t)v) % 100));
+    usleep((unsigned)(test_mix((uint64_t)v) % 100));
     if (v % 2) {
         int rc = mpx_put_to(st, "odd", &v, sizeof v);
         if (rc != 0)
@@ -434,7 +427,7 @@ static void kills_while_changing(void)
     for (; i < 3000 || s.step < s.nsteps; i++) {
         REQUIRE(i < CAP, "the script did not finish (step %d of %d)", s.step, s.nsteps);
         if (i % 700 == 350 && kills < 12) {
-            rnd = mix(rnd);
+            rnd = test_mix(rnd);
             pid_t victim = child_named("slow", (unsigned)rnd);
             if (victim > 0 && kill(victim, SIGKILL) == 0)
                 kills++;

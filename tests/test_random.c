@@ -31,21 +31,13 @@
 #define MAX_PROCS 18
 #define MAX_OUTPUT 40000
 
-static uint64_t mix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 static uint64_t rng_state;
 /* Some stages are elastic groups, changed at random while the graph runs
  * (random_graphs_elastic). */
 static bool elastic_mode;
 static uint64_t script_rng;
 static int last_total, changes_seen; /* instances running over the groups, changes seen */
-static uint32_t rnd(uint32_t n) { return (uint32_t)((rng_state = mix(rng_state)) % n); }
+static uint32_t rnd(uint32_t n) { return (uint32_t)((rng_state = test_mix(rng_state)) % n); }
 
 /* ---- what a stage computes ---------------------------------------------- */
 
@@ -56,10 +48,10 @@ typedef struct fn_args {
 } fn_args_t;
 #define SLOW_BUDGET_US 30000 /* ...until it has slept this long in all */
 
-static int outputs(int fid, int64_t x) { return (int)(mix((uint64_t)fid * 1000003u + (uint64_t)x) % 4); }
+static int outputs(int fid, int64_t x) { return (int)(test_mix((uint64_t)fid * 1000003u + (uint64_t)x) % 4); }
 static int64_t output(int fid, int64_t x, int j)
 {
-    return (int64_t)(mix(mix((uint64_t)fid) ^ ((uint64_t)x * 31 + (uint64_t)j)) % 100000);
+    return (int64_t)(test_mix(test_mix((uint64_t)fid) ^ ((uint64_t)x * 31 + (uint64_t)j)) % 100000);
 }
 static int64_t teardown_value(int fid) { return 100000 + fid; }
 
@@ -437,7 +429,7 @@ static void run_batch(int batch)
            (unsigned long long)seed);
     int ok = 0, graphs = elastic_mode ? GRAPHS_PER_CASE / 3 : GRAPHS_PER_CASE;
     for (int i = 0; i < graphs; i++)
-        ok += one_graph(mix(seed + (uint64_t)batch * 1000 + (uint64_t)i), i);
+        ok += one_graph(test_mix(seed + (uint64_t)batch * 1000 + (uint64_t)i), i);
     printf("%d of %d random graphs matched\n", ok, graphs);
     if (elastic_mode) {
         printf("%d changes of elastic groups seen\n", changes_seen);
@@ -457,7 +449,7 @@ static int random_change(void *ctx, int ngroups, const int *running, int *group,
         total += running[k];
     changes_seen += last_total && total != last_total;
     last_total = total;
-    script_rng = mix(script_rng);
+    script_rng = test_mix(script_rng);
     int k = (int)(script_rng % (uint64_t)ngroups);
     int d = (script_rng >> 32) & 1 ? 1 : -1;
     if (running[k] + d < 1 || running[k] + d > 3)
