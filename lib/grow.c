@@ -18,13 +18,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "elastic.h"
 #include "mpx/error.h"
 #include "stats.h"
 #include "supervisor.h"
+#include "ticks.h"
 
 typedef struct group {
     const mpx_node_t *node;
@@ -46,15 +46,7 @@ struct grow {
     long room_waited; /* r->room_waited at the last sample */
     bool changing;
     int change_group, change_slot, change_delta;
-    long change_ms;
 };
-
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 int grow_open(struct mpx_run *r)
 {
@@ -116,7 +108,7 @@ int grow_open(struct mpx_run *r)
                    gr->budget, start);
         return r->status;
     }
-    gr->next_ms = now_ms() + GROW_TICK_MS;
+    gr->next_ms = mono_ms() + GROW_TICK_MS;
     return 0;
 }
 
@@ -139,7 +131,7 @@ int grow_budget(const struct mpx_run *r) { return r->grow ? r->grow->budget : 0;
 
 long grow_timeout(struct mpx_run *r)
 {
-    long left = r->grow->next_ms - now_ms();
+    long left = r->grow->next_ms - mono_ms();
     return left < 0 ? 0 : left;
 }
 
@@ -210,7 +202,7 @@ static void sample(struct mpx_run *r, int k, double secs)
         if (p == r->n && secs > 0) {
             /* The program: the share of the time its puts found no room. */
             long waited = r->room_waited - gr->room_waited +
-                          (r->room_since ? now_ms() - r->room_since : 0);
+                          (r->room_since ? mono_ms() - r->room_since : 0);
             double b = (double)waited / 1000.0 / secs;
             b = b < 0 ? 0 : b > 1 ? 1 : b;
             if (b > s->up_blocked)
@@ -271,7 +263,7 @@ static void act(struct mpx_run *r, int k, int delta, const char *why,
         snprintf(failed, sizeof failed, "could not be carried out (%s): %s", mpx_strerror(rc),
                  why);
         report(r, k, from, from, action, failed, d);
-        elastic_done(gr->ctl, k, delta, false, (double)now_ms() / 1000.0);
+        elastic_done(gr->ctl, k, delta, false, (double)mono_ms() / 1000.0);
         return;
     }
     report(r, k, from, from + delta, action, why, d);
@@ -279,13 +271,12 @@ static void act(struct mpx_run *r, int k, int delta, const char *why,
     gr->change_group = k;
     gr->change_slot = slot;
     gr->change_delta = delta;
-    gr->change_ms = now_ms();
 }
 
 void grow_tick(struct mpx_run *r)
 {
     grow_t *gr = r->grow;
-    long now = now_ms();
+    long now = mono_ms();
     if (now < gr->next_ms)
         return;
     double secs = gr->last_ms ? (double)(now - gr->last_ms) / 1000.0 : 0;
@@ -337,5 +328,5 @@ void grow_changed(struct mpx_run *r, int i, bool ok)
     if (!gr || !gr->changing || gr->change_slot != i)
         return;
     gr->changing = false;
-    elastic_done(gr->ctl, gr->change_group, gr->change_delta, ok, (double)now_ms() / 1000.0);
+    elastic_done(gr->ctl, gr->change_group, gr->change_delta, ok, (double)mono_ms() / 1000.0);
 }
