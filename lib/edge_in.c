@@ -780,9 +780,7 @@ static bool lone_notice(const uint8_t *data, size_t len, const wire_head_t *h)
 {
     if (h->type != WIRE_DATA || h->count != 1 || len < WIRE_HEAD + WIRE_REC_HEAD)
         return false;
-    uint32_t flags;
-    memcpy(&flags, data + WIRE_HEAD + 12, 4);
-    return flags == WIRE_REC_NOTICE;
+    return wire_rec_flags(data + WIRE_HEAD) == WIRE_REC_NOTICE;
 }
 
 /* Keep the message in hand, from peer k, for later. */
@@ -934,14 +932,14 @@ int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, s
      * next record of the message in hand is a plain item of one part and
      * no meta, and no mark is waiting to be handed on. */
     const uint8_t *rec = in->cur;
-    uint32_t size;
+    uint32_t size, off;
     uint64_t len;
     if (__builtin_expect(in->left > 0 && !in->marks_check, 1) &&
-        __builtin_expect(wire_rec_plain(rec, (size_t)(in->end - rec), &size, &len), 1) &&
+        __builtin_expect(wire_rec_plain(rec, (size_t)(in->end - rec), &size, &len, &off), 1) &&
         (in->left > 1 || rec + size == in->end)) {
         in->cur = rec + size;
         in->left--;
-        wire_rec_plain_item(rec, size, len, &in->item, in->parts);
+        wire_rec_plain_item(rec, size, len, off, &in->item, in->parts);
         return take_item(in, &in->peers[in->cur_peer], size, it);
     }
     return next_slow(in, it, mark, err, errcap);
@@ -964,8 +962,7 @@ static int next_slow(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *er
             in->cur += size;
             if (--in->left == 0 && in->cur != in->end)
                 return proto_error(err, errcap, "data", (uint32_t)p->id);
-            uint32_t flags;
-            memcpy(&flags, rec + 12, 4);
+            uint32_t flags = wire_rec_flags(rec);
             if (flags & (WIRE_REC_MARK | WIRE_REC_NOTICE)) {
                 uint32_t origin;
                 uint64_t value, index;

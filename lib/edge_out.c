@@ -184,8 +184,7 @@ typedef struct run {
 /* Weight (wire_weight) of the record at rec. */
 static inline uint64_t rec_weight(const run_t *r, const uint8_t *rec)
 {
-    uint32_t size;
-    memcpy(&size, rec, 4);
+    uint32_t size = wire_rec_size(rec);
     return r->pooled ? wire_weight(rec, size, 1) : size;
 }
 
@@ -196,9 +195,7 @@ static size_t prefix_bytes(const run_t *r, uint32_t k)
         return r->len;
     size_t at = 0;
     for (uint32_t i = 0; i < k; i++) {
-        uint32_t size;
-        memcpy(&size, r->recs + at, 4);
-        at += size;
+        at += wire_rec_size(r->recs + at);
     }
     return at;
 }
@@ -211,10 +208,8 @@ static uint64_t prefix_weight(const run_t *r, uint32_t k)
     uint64_t w = 0;
     const uint8_t *at = r->recs;
     for (uint32_t i = 0; i < k; i++) {
-        uint32_t size;
-        memcpy(&size, at, 4);
         w += rec_weight(r, at);
-        at += size;
+        at += wire_rec_size(at);
     }
     return w;
 }
@@ -236,10 +231,8 @@ static uint32_t peer_fit(const out_peer_t *p, const run_t *r)
     uint64_t at = 0, w = 0;
     uint32_t i = 0;
     while (i < k && w < bytes) {
-        uint32_t size;
-        memcpy(&size, r->recs + at, 4);
         w += rec_weight(r, r->recs + at);
-        at += size;
+        at += wire_rec_size(r->recs + at);
         i++;
     }
     return i;
@@ -913,13 +906,14 @@ int edge_out_forward(edge_out_t *o, int port, zmq_msg_t *msg)
      * consumers). */
     uint8_t *d = zmq_msg_data(&m);
     size_t len = zmq_msg_size(&m);
-    uint32_t flags;
-    memcpy(&flags, d + WIRE_HEAD + 12, 4);
+    bool is_short = wire_rec_is_short(d + WIRE_HEAD);
+    uint32_t flags = wire_rec_flags(d + WIRE_HEAD);
     flags &= WIRE_REC_POOL; /* the parts stay where they are; no longer a redo */
     bool pooled = flags != 0;
     wire_head_put(d, &(wire_head_t){WIRE_DATA, pooled ? WIRE_DATA_POOL : 0, (uint32_t)o->self, 1,
                                     o->gen});
-    memcpy(d + WIRE_HEAD + 12, &flags, 4);
+    if (!is_short)
+        memcpy(d + WIRE_HEAD + 12, &flags, 4);
     run_t r = {d + WIRE_HEAD, len - WIRE_HEAD, 1, false, pooled,
                wire_weight(d + WIRE_HEAD, len - WIRE_HEAD, 1)};
     rc = send_run(o, pt->root, &r, &m, NULL, 0);
@@ -1056,8 +1050,7 @@ bool edge_out_can_send(const edge_out_t *o, int port)
     const out_port_t *pt = &o->ports[port];
     if (pt->count == 0 || pt->root < 0)
         return false;
-    uint32_t size;
-    memcpy(&size, pt->buf + WIRE_HEAD, 4);
+    uint32_t size = wire_rec_size(pt->buf + WIRE_HEAD);
     const run_t first = {pt->buf + WIRE_HEAD, size, 1, false, pt->pooled,
                          pt->pooled ? wire_weight(pt->buf + WIRE_HEAD, size, 1) : size};
     return tree_fit(o, pt->root, &first) > 0;
@@ -1178,8 +1171,7 @@ static int rebuild(edge_out_t *o, zmq_msg_t *kept, uint64_t skip, int64_t hand, 
             goto done;
         const uint8_t *rec = cur;
         cur += size;
-        uint32_t flags;
-        memcpy(&flags, rec + 12, 4);
+        uint32_t flags = wire_rec_flags(rec);
         if (i < skip)
             continue;
         if (flags & WIRE_REC_MARK) {

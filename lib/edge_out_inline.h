@@ -16,8 +16,10 @@
 #include "ticks.h"
 
 /* Batches stay below this many items and bytes (and below a quarter of
- * the smallest window); credit may cut one into smaller messages. */
-#define BATCH_ITEMS_MAX 256
+ * the smallest window); credit may cut one into smaller messages.  At the
+ * 20-30 us of CPU a message costs, 1024 items a message is 20-30 ns an
+ * item, a fifth of what a small item costs otherwise. */
+#define BATCH_ITEMS_MAX 1024
 #define BATCH_BYTES_MAX (64 * 1024)
 /* Batches up to this size are copied into a fresh zmq message and the
  * buffer kept; larger ones are handed to zmq without a copy. */

@@ -378,6 +378,14 @@ static int put_on(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n)
         return too_large_stamped(rt, size, stamp);
     if (rt->plan->pool)
         return put_pooled(rt, port, parts, n, meta_size, stamp);
+    if (n == 1 && meta_size == 0 && stamp == 0) {
+        size = wire_short_size(parts[0].size);
+        uint8_t *dst = edge_out_reserve(rt->out, port, size, &rc);
+        if (!dst)
+            return rc;
+        wire_short_put(dst, parts[0].data, parts[0].size);
+        return edge_out_commit(rt->out, port, size);
+    }
     uint8_t *dst = edge_out_reserve(rt->out, port, size, &rc);
     if (!dst)
         return rc;
@@ -467,6 +475,17 @@ static inline __attribute__((always_inline)) int put_one(mpx_stage_t *st, const 
     size_t meta_size = m->dirty ? meta_cur_size(m) : m->blk_size;
     size_t nmeta = m->dirty ? meta_cur_n(m) : m->blk_n;
     size_t stamp = stamp_size(rt, 0);
+    if (__builtin_expect(meta_size == 0 && stamp == 0, 1)) {
+        /* No meta: the short record (lib/wire.h). */
+        size_t rec = wire_short_size(size);
+        if (size > UINT32_MAX - 16 || rec > rt->st.pi->max_item)
+            return too_large_stamped(rt, rec, 0);
+        uint8_t *dst = edge_out_reserve(rt->out, 0, rec, &rc);
+        if (!dst)
+            return rc;
+        wire_short_put(dst, data, size);
+        return edge_out_commit(rt->out, 0, rec);
+    }
     if (__builtin_expect(stamp != 0 && nmeta >= UINT16_MAX, 0))
         return stamp_no_room(st);
     size_t rec = WIRE_REC_HEAD + meta_size + stamp + wire_part_size(size);

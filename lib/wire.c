@@ -90,7 +90,7 @@ void wire_mark_put(uint8_t *dst, uint32_t origin, uint64_t value, uint64_t index
 int wire_mark_get(const uint8_t *src, uint32_t size, uint32_t *origin, uint64_t *value,
                   uint64_t *index)
 {
-    uint32_t flags = get32(src + 12);
+    uint32_t flags = wire_rec_flags(src);
     if ((flags & ~(WIRE_REC_REDO | WIRE_REC_POOL)) == 0 || flags == WIRE_REC_NOTICE)
         return 0;
     if (flags != WIRE_REC_MARK || size != WIRE_MARK_SIZE || get16(src + 4) || get16(src + 6) ||
@@ -115,7 +115,7 @@ void wire_notice_put(uint8_t *dst, const wire_notice_t *nt, const wire_notice_pa
 
 int wire_notice_get(const uint8_t *src, uint32_t size, wire_notice_t *nt, const uint8_t **pairs)
 {
-    if (get32(src + 12) != WIRE_REC_NOTICE)
+    if (wire_rec_flags(src) != WIRE_REC_NOTICE)
         return 0;
     if (size < 16 + sizeof *nt || get16(src + 4) || get16(src + 6) || get32(src + 8))
         return MPX_EPROTO;
@@ -152,9 +152,31 @@ static int meta_check(const uint8_t *blk, uint32_t size, uint16_t n)
     return off == size ? 0 : MPX_EPROTO;
 }
 
+/* A short record (wire.h): one part, no meta, no flags. */
+static int decode_short(const uint8_t *src, uint32_t size, mpx_item_t *it, mpx_part_t *parts)
+{
+    uint32_t len = get32(src + 4);
+    if (get32(src) != (size | WIRE_REC_SHORT) || size != wire_short_size(len) ||
+        src[WIRE_SHORT_HEAD + len] != 0)
+        return MPX_EPROTO;
+    parts[0].data = src + WIRE_SHORT_HEAD;
+    parts[0].size = len;
+    it->rec = src;
+    it->size = size;
+    it->flags = 0;
+    it->nparts = 1;
+    it->nmeta = 0;
+    it->meta = src + WIRE_SHORT_HEAD;
+    it->meta_size = 0;
+    it->parts = parts;
+    return 0;
+}
+
 static int decode(const uint8_t *src, uint32_t size, mpx_item_t *it, mpx_part_t *parts,
                   const pool_t *pool, const pool_holder_t *self)
 {
+    if (size >= WIRE_SHORT_HEAD + 8 && wire_rec_is_short(src))
+        return decode_short(src, size, it, parts);
     if (size < WIRE_REC_HEAD || size % 8 || get32(src) != size)
         return MPX_EPROTO;
     uint16_t nparts = get16(src + 4);
@@ -243,6 +265,8 @@ static size_t pool_walk(const uint8_t *body, size_t len, uint32_t count,
             break;
         const uint8_t *rec = body + off;
         off += size;
+        if (wire_rec_is_short(rec))
+            continue;
         uint32_t meta_size = get32(rec + 8);
         if (!(get32(rec + 12) & WIRE_REC_POOL) || meta_size > size - WIRE_REC_HEAD)
             continue;
@@ -339,6 +363,8 @@ int wire_meta_at(const uint8_t *blk, uint32_t size, uint16_t n, size_t i, const 
 
 bool wire_rec_drop_meta(uint8_t *rec, uint32_t *size, const char *key, int64_t *val8)
 {
+    if (wire_rec_is_short(rec))
+        return false;
     uint16_t nmeta = get16(rec + 6);
     uint32_t meta_size = get32(rec + 8);
     uint8_t *blk = rec + WIRE_REC_HEAD;

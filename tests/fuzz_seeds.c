@@ -66,6 +66,15 @@ static uint8_t *item(seed_t *s, const meta_kv_t *meta, size_t nmeta, const mpx_p
     return rec;
 }
 
+/* Append one short record (no meta, one part), as stage.c put_one lays
+ * it out; returns where it starts. */
+static uint8_t *short_item(seed_t *s, const void *data, size_t len)
+{
+    uint8_t *rec = bytes(s) + s->len;
+    s->len = (size_t)(wire_short_put(rec, data, len) - bytes(s));
+    return rec;
+}
+
 static void mark(seed_t *s, uint32_t origin, uint64_t value)
 {
     wire_mark_put(bytes(s) + s->len, origin, value, 3);
@@ -119,6 +128,16 @@ int main(int argc, char **argv)
     item(&s, (meta_kv_t[]){{"empty", NULL, 0}}, 1, NULL, 0);
     item(&s, NULL, 0, (mpx_part_t[]){{"x", 1}, {"yz", 2}}, 2);
     bad |= save(dir, "data_items_meta_parts", &s);
+
+    /* Short records, the common item: among full ones, empty, 8 bytes
+     * (a 64-bit integer: no padding after the NUL's word), longer. */
+    head(&s, WIRE_DATA, 0, 5);
+    short_item(&s, &i64, sizeof i64);
+    short_item(&s, "", 0);
+    item(&s, (meta_kv_t[]){{"k", "v", 1}}, 1, (mpx_part_t[]){{"full", 4}}, 1);
+    short_item(&s, "a short record of some length", 29);
+    short_item(&s, big, 100);
+    bad |= save(dir, "data_short_items", &s);
 
     head(&s, WIRE_DATA, 0, 2);
     item(&s, NULL, 0, (mpx_part_t[]){{"", 0}}, 1);
@@ -182,6 +201,13 @@ int main(int argc, char **argv)
     item(&s, NULL, 0, (mpx_part_t[]){{"one", 3}}, 1);
     item(&s, NULL, 0, (mpx_part_t[]){{"extra", 5}}, 1);
     bad |= save(dir, "bad_data_trailing_record", &s);
+
+    /* A short record whose length runs past its size. */
+    head(&s, WIRE_DATA, 0, 1);
+    rec = short_item(&s, "sixteen bytes!!!", 16);
+    uint32_t too_long = 24;
+    memcpy(rec + 4, &too_long, 4);
+    bad |= save(dir, "bad_data_short_overrun", &s);
 
     /* Credit: wire_credit_t, exactly EDGE_CREDIT_SIZE with the header. */
     wire_credit_t credit = {64, 1 << 20, 5, 0, 0};

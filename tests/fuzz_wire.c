@@ -123,6 +123,17 @@ static void check_item(const mpx_item_t *it, const uint8_t *rec, uint32_t size, 
 {
     const uint8_t *end = rec + size;
     MUST(it->rec == rec && it->size == size && it->nparts == nparts);
+    if (wire_rec_is_short(rec)) {
+        /* One part right after the 8-byte head, nothing else. */
+        const uint8_t *d = rec + WIRE_SHORT_HEAD;
+        size_t n = rd32(rec + 4);
+        MUST(rd32(rec) == (size | WIRE_REC_SHORT) && size == wire_short_size(n));
+        MUST(it->nparts == 1 && it->nmeta == 0 && it->flags == 0 && it->meta_size == 0);
+        MUST(it->parts[0].data == d && it->parts[0].size == n && d[n] == 0);
+        MUST(((uintptr_t)d & 7) == 0);
+        touch(d, n);
+        return;
+    }
     MUST(it->nmeta == rd16(rec + 6));
     MUST(it->flags == rd32(rec + 12) && (it->flags == 0 || it->flags == WIRE_REC_REDO));
     MUST(it->meta == rec + WIRE_REC_HEAD && it->meta_size % 8 == 0);
@@ -210,6 +221,21 @@ static void same_item(const mpx_item_t *a, const mpx_item_t *b)
  * same bytes and decode to the same entries and parts. */
 static void reencode(const mpx_item_t *it, const ent_t *ents)
 {
+    if (wire_rec_is_short(it->rec)) {
+        size_t n = it->parts[0].size;
+        MUST(wire_short_size(n) == it->size);
+        uint8_t *buf = malloc(it->size);
+        if (!buf)
+            return;
+        MUST(wire_short_put(buf, it->parts[0].data, n) == buf + it->size);
+        mpx_item_t again;
+        mpx_part_t part;
+        MUST(wire_rec_decode_full(buf, it->size, &again, &part) == 0);
+        MUST(again.nparts == 1 && again.nmeta == 0 && again.flags == 0 && part.size == n);
+        MUST(memcmp(part.data, it->parts[0].data, n) == 0);
+        free(buf);
+        return;
+    }
     size_t size = WIRE_REC_HEAD + it->meta_size;
     for (size_t i = 0; i < it->nparts; i++)
         size += wire_part_size(it->parts[i].size);
@@ -258,7 +284,8 @@ static void reencode(const mpx_item_t *it, const ent_t *ents)
  * receiver's test of the flags word (edge_in.c: flags & WIRE_REC_MARK). */
 static const char *take_record(const uint8_t *rec, uint32_t size, uint16_t nparts)
 {
-    uint32_t flags = rd32(rec + 12);
+    uint32_t flags = wire_rec_is_short(rec) ? 0 : rd32(rec + 12);
+    MUST(flags == wire_rec_flags(rec) && size == wire_rec_size(rec));
     uint32_t origin = 0;
     uint64_t value = 0, index = 0;
     int m = wire_mark_get(rec, size, &origin, &value, &index);
@@ -372,8 +399,11 @@ static const char *data_message(const uint8_t *msg, size_t len, const wire_head_
         uint16_t nparts;
         if (wire_rec_peek(cur, (size_t)(end - cur), &size, &nparts) != 0)
             return "record framing";
-        MUST(size >= WIRE_REC_HEAD && size % 8 == 0 && size <= (size_t)(end - cur));
-        MUST(rd32(cur) == size && rd16(cur + 4) == nparts);
+        MUST(size >= WIRE_SHORT_HEAD + 8 && size % 8 == 0 && size <= (size_t)(end - cur));
+        if (wire_rec_is_short(cur))
+            MUST(rd32(cur) == (size | WIRE_REC_SHORT) && nparts == 1);
+        else
+            MUST(size >= WIRE_REC_HEAD && rd32(cur) == size && rd16(cur + 4) == nparts);
         const uint8_t *rec = cur;
         cur += size;
         total += size;

@@ -1075,7 +1075,7 @@ static void oversize_item_refused(void)
     mpx_graph_t *g = MPX_EZ(mpx_stage(&Big, NULL), mpx_stage(&Drop, NULL));
     CHECK_EQ(mpx_node_set_max_item(g, 1024), 0);
     EXPECT_ERROR(g, MPX_ESTAGE, "stage 'big'",
-                 "an item of 4128 bytes is larger than the maximum of 1024");
+                 "an item of 4112 bytes is larger than the maximum of 1024");
 }
 
 /* Send raw bytes to a socket of a running graph, as a stray or hostile
@@ -1115,7 +1115,7 @@ static void put_header(uint8_t *buf, uint8_t type, uint32_t sender, uint32_t cou
 {
     const uint32_t w[3] = {sender, count, gen};
     buf[0] = 0x6d;
-    buf[1] = 1;
+    buf[1] = 2; /* WIRE_VERSION */
     buf[2] = type;
     buf[3] = 0;
     memcpy(buf + 4, w, sizeof w);
