@@ -438,6 +438,8 @@ static int link_routes(plan_t *p, const mpx_node_t *root)
         if (!in->producers)
             goto oom;
         in->cap_items = inherited(c < p->ninst ? in->node : root, false);
+        if (c == p->ninst && !root->cap_items)
+            in->cap_items = PLAN_SINK_CAPACITY;
         in->cap_bytes = inherited(c < p->ninst ? in->node : root, true);
     }
     for (int i = 0; i <= p->ninst; i++)

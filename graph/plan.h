@@ -33,6 +33,13 @@ typedef struct plan_xout {
     int root; /* dispatch tree into the side graph */
 } plan_xout_t;
 
+/* The program's input (the graph's output) in items, when the graph
+ * sets no capacity: four times a stage's, because every message to the
+ * program wakes its thread and its zmq thread, which take their CPU from
+ * the stages, and the window is shared by every producer of the graph's
+ * output (a worker of 16 would otherwise send 64 results a message). */
+#define PLAN_SINK_CAPACITY (4 * (size_t)MPX_DEFAULT_CAPACITY)
+
 typedef struct plan_inst {
     const mpx_node_t *node;     /* NULL for the sink */
     const mpx_stage_def_t *def; /* NULL for the sink */

@@ -44,7 +44,11 @@ typedef struct mpx_node mpx_graph_t;
  * count is what bounds small items: a batch is at most a quarter of the
  * window (1024 items, 24 KiB of 64-bit integers), and a message costs
  * tens of microseconds of CPU however small, so fewer items in the window
- * would make each item pay more (README, Benchmarks). */
+ * would make each item pay more (README, Benchmarks).  What the graph
+ * sends the program (mpx_graph_next, collect, the pool map's results) has
+ * four times this in items unless the root sets a capacity: every message
+ * wakes the program, and that window is shared by every producer of the
+ * graph's output. */
 #define MPX_DEFAULT_CAPACITY 4096
 #define MPX_DEFAULT_CAPACITY_BYTES (16u * 1024u * 1024u)
 
