@@ -105,6 +105,29 @@ static void nested_groups_flatten(void)
     mpx_node_destroy(&g);
 }
 
+/* What the graph sends the program has four times a stage's default in
+ * items when the root sets no capacity (a setting inside the graph does
+ * not count), and follows the root's setting otherwise. */
+static void program_input_capacity(void)
+{
+    mpx_node_t *inner = mpx_as(2, &Inc, NULL);
+    CHECK_EQ(mpx_node_set_capacity(inner, 10, 0), 0);
+    mpx_graph_t *g = MPX_EZ(range_node(0, 1), inner);
+    plan_t *p = plan_of(g);
+    CHECK_EQ(p->inst[1].cap_items, 10);
+    CHECK_EQ(p->inst[p->ninst].cap_items, 4 * MPX_DEFAULT_CAPACITY);
+    CHECK_EQ(p->inst[p->ninst].cap_bytes, MPX_DEFAULT_CAPACITY_BYTES);
+    /* shared by the two producers of the graph's output */
+    CHECK_EQ(plan_window_items(p, p->ninst), 2 * MPX_DEFAULT_CAPACITY);
+    plan_free(&p);
+    CHECK_EQ(mpx_node_set_capacity(g, 64, 0), 0);
+    p = plan_of(g);
+    CHECK_EQ(p->inst[p->ninst].cap_items, 64);
+    CHECK_EQ(p->inst[1].cap_items, 10);
+    plan_free(&p);
+    mpx_node_destroy(&g);
+}
+
 static void capacities_and_windows(void)
 {
     mpx_node_t *wide = mpx_as(2, &Inc, NULL);
@@ -166,6 +189,7 @@ int main(int argc, char **argv)
         TEST_CASE(parallel_and_broadcast),
         TEST_CASE(nested_groups_flatten),
         TEST_CASE(capacities_and_windows),
+        TEST_CASE(program_input_capacity),
         TEST_CASE(confirms),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
