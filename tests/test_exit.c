@@ -221,6 +221,37 @@ static void runtime_dir_is_private(void)
     mpx_node_destroy(&g);
 }
 
+/* Without $XDG_RUNTIME_DIR and $TMPDIR the directory goes to /dev/shm
+ * (memory) when it can be made there, else to /tmp; either way it is
+ * private and gone at the end, whatever the run's outcome. */
+static void runtime_dir_default_base(void)
+{
+    char keep[4096];
+    snprintf(keep, sizeof keep, "%s", getenv("TMPDIR") ? getenv("TMPDIR") : "");
+    unsetenv("TMPDIR");
+    char probe[] = "/dev/shm/mpx-probe-XXXXXX";
+    bool shm = mkdtemp(probe) != NULL;
+    if (shm)
+        rmdir(probe);
+    const char *want = shm ? "/dev/shm/mpx-" : "/tmp/mpx-";
+    for (int fail_it = 0; fail_it < 2; fail_it++) {
+        mpx_graph_t *g = fail_it ? MPX_EZ(mpx_stage(&Endless, NULL), mpx_stage(&Boom, NULL))
+                                 : MPX_EZ(range_node(0, 100), mpx_stage(&Inc, NULL));
+        REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s", mpx_graph_runtime_dir(g));
+        CHECK(strncmp(dir, want, strlen(want)) == 0, "%s is not under %s", dir, want);
+        struct stat sb;
+        CHECK(stat(dir, &sb) == 0 && (sb.st_mode & 0777) == 0700, "%s not private", dir);
+        int rc = mpx_graph_join(g);
+        CHECK(fail_it ? rc != 0 : rc == 0, "join: %d (%s)", rc, mpx_graph_error(g));
+        CHECK(access(dir, F_OK) != 0, "runtime directory %s left", dir);
+        expect_clean(g);
+        mpx_node_destroy(&g);
+    }
+    setenv("TMPDIR", keep, 1);
+}
+
 static const mpx_stage_def_t LongName = {.name = "a-very-long-stage-name", .process = boom};
 
 static void processes_named_after_stages(void)
@@ -448,6 +479,7 @@ int main(int argc, char **argv)
         TEST_CASE(stop_stage_in_user_code),
         TEST_CASE(destroy_while_running),
         TEST_CASE(runtime_dir_is_private),
+        TEST_CASE(runtime_dir_default_base),
         TEST_CASE(processes_named_after_stages),
         TEST_CASE(sigchld_ignored),
         TEST_CASE(sigchld_handled),

@@ -196,10 +196,12 @@ static probe_t target_from_pid(target_t *t, pid_t pid, char *err, size_t cap)
     char their_xdg[PATH_MAX], their_tmp[PATH_MAX];
     env_of(pid, "XDG_RUNTIME_DIR", their_xdg, sizeof their_xdg);
     env_of(pid, "TMPDIR", their_tmp, sizeof their_tmp);
-    const char *cand[] = {their_xdg, their_tmp, getenv("XDG_RUNTIME_DIR"), getenv("TMPDIR"), "/tmp"};
-    const char *bases[5];
+    const char *cand[] = {their_xdg,           their_tmp, getenv("XDG_RUNTIME_DIR"),
+                          getenv("TMPDIR"), "/dev/shm", "/tmp"};
+    enum { NCAND = sizeof cand / sizeof *cand };
+    const char *bases[NCAND];
     size_t nbases = 0;
-    for (size_t i = 0; i < 5; i++) {
+    for (size_t i = 0; i < NCAND; i++) {
         bool use = cand[i] && cand[i][0] == '/';
         for (size_t j = 0; use && j < nbases; j++)
             use = strcmp(bases[j], cand[i]) != 0;
@@ -997,7 +999,8 @@ static void usage(FILE *f)
             "Watch a running mpx graph: every stage's state, items in and out, rate, busy\n"
             "share and input queue, as a tree that follows the graph.  PID is the graph's\n"
             "parent process; RUNTIME_DIR its runtime directory (mpx-PID-XXXXXX under\n"
-            "$XDG_RUNTIME_DIR, $TMPDIR or /tmp).  Only the graph's owner can attach.\n"
+            "$XDG_RUNTIME_DIR, $TMPDIR, /dev/shm or /tmp).  Only the graph's owner can\n"
+            "attach.\n"
             "  --json         print each snapshot as one line of JSON until the graph ends\n"
             "                 (exit 0; 1 if it ended without its final snapshot)\n"
             "  --interval MS  redraw every MS milliseconds, 10 to 60000 (default %d)\n"
