@@ -1620,14 +1620,19 @@ static double fork_split(const double *x, size_t n, int workers, double *out, do
     return bench_now() - t0;
 }
 
-static void chunks(void)
+/* One line per kind of input memory: mpx_shared_new's (shared, faulted
+ * in by each process that reads it) and mpx_shared_new_readonly's
+ * (private, its page tables passed on by fork).  The loop, OpenMP and the
+ * fork split read the same memory as mpx in each line. */
+static void chunks_line(bool readonly)
 {
     const int workers = 2;
     size_t bytes = quick ? (size_t)32 << 20 : (size_t)1 << 30, n = bytes / sizeof(double);
     size_t size = mpx_chunks_size(n, 0), nchunks = n / size + (n % size != 0);
     /* out: a slot per chunk, and per forked worker of the fork split. */
     size_t slots = nchunks > (size_t)workers ? nchunks : (size_t)workers;
-    sumsq_args_t a = {mpx_shared_new(bytes), mpx_shared_new(slots * sizeof(double))};
+    sumsq_args_t a = {readonly ? mpx_shared_new_readonly(bytes) : mpx_shared_new(bytes),
+                      mpx_shared_new(slots * sizeof(double))};
     if (!a.in || !a.out) {
         perror("mpx-bench: chunks: mpx_shared_new");
         exit(1);
@@ -1664,13 +1669,21 @@ static void chunks(void)
     mpx_shared_destroy(&a.out);
     char extra[300];
     snprintf(extra, sizeof extra,
-             "\"workers\": %d, \"bytes\": %zu, \"chunks\": %zu, \"seconds\": %.4f, "
-             "\"baseline_seconds\": %.4f, \"loop_seconds\": %.4f, \"fork_split_x\": %.4g",
-             workers, bytes, nchunks, bench_median(t_mpx, (size_t)r_max),
+             "\"memory\": \"%s\", \"workers\": %d, \"bytes\": %zu, \"chunks\": %zu, "
+             "\"seconds\": %.4f, \"baseline_seconds\": %.4f, \"loop_seconds\": %.4f, "
+             "\"fork_split_x\": %.4g",
+             readonly ? "readonly" : "shared", workers, bytes, nchunks,
+             bench_median(t_mpx, (size_t)r_max),
              bench_median(t_omp, (size_t)r_max), bench_median(t_one, (size_t)r_max),
              bench_median(fup, (size_t)r_max));
     bench_emit("chunks", bench_median(up, (size_t)r_max), "x", bench_median(oup, (size_t)r_max),
                extra);
+}
+
+static void chunks(void)
+{
+    chunks_line(false);
+    chunks_line(true);
 }
 
 static const struct {

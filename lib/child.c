@@ -33,6 +33,7 @@
 #include "mpx/monitor.h"
 #include "pool.h"
 #include "reorder.h"
+#include "shared_stage.h"
 #include "ticks.h"
 #include "wire.h"
 
@@ -1261,6 +1262,7 @@ static void await_gate(child_rt_t *rt)
 _Noreturn void child_main(const child_args_t *a)
 {
     take_identity(a);
+    shared_stage_protect();
     child_rt_t *rt = calloc(1, sizeof *rt);
     if (!rt)
         leave(rt, CHILD_EXIT_SETUP_FAILED);

@@ -1,9 +1,10 @@
 /* lib/shared.c — mpx_shared: memory mapped MAP_SHARED in the parent before
  * fork, so that every stage process inherits it at the same address.
  *
- * Owns the mapping and nothing else: no registry, no hook into the graph.
- * fork() (and the fork server's clone) copy the mapping into each child,
- * which is all the sharing needs.
+ * Owns the mapping.  fork() (and the fork server's clone) copy the mapping
+ * into each child, which is all the sharing needs.  The one hook into the
+ * graph is for mpx_shared_new_readonly's memory: a list of it, which each
+ * stage process makes read-only as it starts (shared_stage_protect).
  *
  * Why MAP_SHARED | MAP_ANONYMOUS and not a memfd: both are shmem pages
  * that no file system shows, but a memfd is created with VM_NORESERVE, so
@@ -17,8 +18,10 @@
  */
 #define _GNU_SOURCE
 #include "mpx/shared.h"
+#include "shared_stage.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,14 +32,23 @@
 struct mpx_shared {
     void *data;  /* NULL when size is 0: nothing is mapped */
     size_t size;
+    bool readonly;             /* mpx_shared_new_readonly: on the list below */
+    struct mpx_shared *next;   /* on that list */
 };
+
+/* mpx_shared_new_readonly's objects.  Added at the head with an atomic
+ * store of a node already whole, so that a process forked at any moment
+ * (by a graph started in another thread) reads a list it can walk without
+ * the lock, which fork may have left held; removed under the lock. */
+static mpx_shared_t *readonly_head;
+static pthread_mutex_t readonly_lock = PTHREAD_MUTEX_INITIALIZER;
 
 mpx_shared_t *mpx_shared_new(size_t bytes)
 {
     mpx_shared_t *s = malloc(sizeof *s);
     if (!s)
         return NULL;
-    *s = (mpx_shared_t){NULL, bytes};
+    *s = (mpx_shared_t){NULL, bytes, false, NULL};
     if (bytes == 0)
         return s;
     /* Anonymous pages are zero; no MAP_NORESERVE, so that the size is
@@ -59,6 +71,44 @@ mpx_shared_t *mpx_shared_new(size_t bytes)
         (void)madvise(p, bytes, MADV_HUGEPAGE);
     s->data = p;
     return s;
+}
+
+mpx_shared_t *mpx_shared_new_readonly(size_t bytes)
+{
+    mpx_shared_t *s = malloc(sizeof *s);
+    if (!s)
+        return NULL;
+    *s = (mpx_shared_t){NULL, bytes, true, NULL};
+    if (bytes == 0)
+        return s;
+    /* Private, so that fork passes the parent's page tables on (copied on
+     * write, and no process but the parent writes); charged now like
+     * mpx_shared_new's. */
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        int err = errno;
+        free(s);
+        errno = err;
+        return NULL;
+    }
+    /* In 2 MiB pages where private memory may have them (most systems):
+     * fork then copies one entry per 2 MiB, and a reader takes fewer TLB
+     * misses.  Ignored where the system allows none. */
+    if (bytes >= ((size_t)2 << 20))
+        (void)madvise(p, bytes, MADV_HUGEPAGE);
+    s->data = p;
+    pthread_mutex_lock(&readonly_lock);
+    s->next = readonly_head;
+    __atomic_store_n(&readonly_head, s, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&readonly_lock);
+    return s;
+}
+
+void shared_stage_protect(void)
+{
+    for (mpx_shared_t *s = __atomic_load_n(&readonly_head, __ATOMIC_ACQUIRE); s; s = s->next)
+        if (s->data)
+            (void)mprotect(s->data, s->size, PROT_READ);
 }
 
 /* The size of the regular file open at fd, or -1 with errno set. */
@@ -99,7 +149,7 @@ mpx_shared_t *mpx_shared_map(const char *path, bool writable)
     mpx_shared_t *s = NULL;
     if (file_size(fd, &size) != 0 || !(s = malloc(sizeof *s)))
         goto fail;
-    *s = (mpx_shared_t){NULL, size};
+    *s = (mpx_shared_t){NULL, size, false, NULL};
     if (size > 0) {
         int prot = PROT_READ | (writable ? PROT_WRITE : 0);
         void *p = mmap(NULL, size, prot, MAP_SHARED, fd, 0);
@@ -125,6 +175,15 @@ void mpx_shared_destroy(mpx_shared_t **s)
 {
     if (!s || !*s)
         return;
+    if ((*s)->readonly && (*s)->data) {
+        pthread_mutex_lock(&readonly_lock);
+        mpx_shared_t **at = &readonly_head;
+        while (*at && *at != *s)
+            at = &(*at)->next;
+        if (*at)
+            __atomic_store_n(at, (*s)->next, __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&readonly_lock);
+    }
     if ((*s)->data)
         munmap((*s)->data, (*s)->size);
     free(*s);

@@ -171,7 +171,9 @@ def main():
     for r in by.get("wide", []):
         check(r.get("processes") == r.get("workers", 0) + 2 and r.get("cpu_ms_per_worker", 0) > 0,
               f"wide says its processes and CPU per worker: {r}")
-    check(len(by.get("chunks", [])) == 1, f"chunks is one line: {by.get('chunks')}")
+    check(sorted(r.get("memory", "") for r in by.get("chunks", [])) == ["readonly", "shared"],
+          f"chunks is a line for mpx_shared_new's memory and one for mpx_shared_new_readonly's: "
+          f"{by.get('chunks')}")
     for r in by.get("chunks", []):
         check(r.get("workers") == 2 and r.get("bytes") == 32 << 20 and r.get("chunks", 0) >= 1,
               f"chunks sums 32 MiB with --quick over 2 workers, in chunks: {r}")

@@ -394,10 +394,14 @@ static mpx_node_t *numbered_chunks(size_t total, size_t chunk)
     return n;
 }
 
+/* The input array from mpx_shared_new_readonly instead of mpx_shared_new. */
+static bool readonly_input;
+
 static void sum_of_squares_case(size_t n, size_t chunk)
 {
     size_t size = mpx_chunks_size(n, chunk), nchunks = n / size + (n % size != 0);
-    sq_args_t a = {mpx_shared_new(n * sizeof(double)),
+    sq_args_t a = {readonly_input ? mpx_shared_new_readonly(n * sizeof(double))
+                                  : mpx_shared_new(n * sizeof(double)),
                    mpx_shared_new((nchunks ? nchunks : 1) * sizeof(double))};
     REQUIRE(a.in && a.out, "mpx_shared_new: %s", strerror(errno));
     double *x = mpx_shared_data(a.in);
@@ -463,6 +467,98 @@ static void chunks_sum_of_squares(void)
     sum_of_squares_case(1000003, 10007);
     sum_of_squares_case(5, 2);
     sum_of_squares_case(0, 0);
+}
+
+/* The same over input the stages only read (mpx_shared_new_readonly):
+ * every worker sees what the parent wrote before the start. */
+static void chunks_readonly_input(void)
+{
+    readonly_input = true;
+    sum_of_squares_case(3000017, 0);
+    sum_of_squares_case(1000003, 10007);
+    sum_of_squares_case(0, 0);
+    readonly_input = false;
+}
+
+/* What the parent writes after the start is its own; a stage that writes
+ * into the array crashes, and the run names the stage. */
+typedef struct ro_args {
+    mpx_shared_t *in;
+    bool write;
+} ro_args_t;
+
+static int ro_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    (void)it;
+    const ro_args_t *a = mpx_args(st);
+    volatile unsigned char *p = mpx_shared_data(a->in);
+    if (a->write)
+        p[100] = 7;
+    return mpx_put_i64(st, p[100]);
+}
+static const mpx_stage_def_t RoStage = {
+    .name = "ro_stage", .args_size = sizeof(ro_args_t), .process = ro_process};
+
+static int gate_first(mpx_stage_t *st, mpx_item_t *it)
+{
+    /* Holds the first item until the parent has written after start. */
+    mpx_event_t *const *ev = mpx_args(st);
+    int64_t v;
+    if (mpx_item_get_i64(it, 0, &v) == 0 && v == 0 && mpx_event_wait(*ev, 30000) != 1)
+        return mpx_fail(st, "the parent did not write");
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t GateFirst = {
+    .name = "gate_first", .args_size = sizeof(mpx_event_t *), .process = gate_first};
+
+static void readonly_input_is_a_snapshot(void)
+{
+    mpx_shared_t *in = mpx_shared_new_readonly(1 << 20);
+    REQUIRE(in && mpx_shared_size(in) == 1 << 20, "mpx_shared_new_readonly: %s", strerror(errno));
+    unsigned char *p = mpx_shared_data(in);
+    CHECK(p[100] == 0 && p[(1 << 20) - 1] == 0, "not zeroed");
+    p[100] = 42;
+
+    /* Written after the start: the stages still see 42. */
+    mpx_event_t *ev = mpx_event_new();
+    REQUIRE(ev, "mpx_event_new");
+    mpx_graph_t *g = MPX_EZ(mpx_range(0, 20, 1), mpx_stage(&GateFirst, &ev),
+                            mpx_as(2, &RoStage, &(ro_args_t){in, false}));
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    p[100] = 99;
+    CHECK_EQ(mpx_event_set(ev), 0);
+    int64_t got = 0, wrong = 0;
+    for (mpx_item_t *it; (it = mpx_graph_next(g)) != NULL; got++)
+        wrong += mpx_item_i64(it) != 42;
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK(got == 20 && wrong == 0, "%" PRId64 " results, %" PRId64 " not 42", got, wrong);
+    CHECK(p[100] == 99, "the parent's own write is gone");
+    expect_clean(g);
+    mpx_node_destroy(&g);
+    mpx_event_destroy(&ev);
+
+    /* A write in a stage is a crash, reported with the stage's name. */
+    g = MPX_EZ(mpx_const_i64(1, 1), mpx_stage(&RoStage, &(ro_args_t){in, true}));
+    REQUIRE(g != NULL, "builder returned NULL");
+    CHECK_EQ(mpx_graph_join(g), MPX_ECRASH);
+    const char *msg = mpx_graph_error(g);
+    CHECK(strstr(msg, "ro_stage") != NULL, "error '%s' does not name the stage", msg);
+#if !defined(__SANITIZE_ADDRESS__) /* ASan reports it and exits 1 instead */
+    CHECK(strstr(msg, strsignal(SIGSEGV)) != NULL, "error '%s' does not name SIGSEGV", msg);
+#endif
+    CHECK(p[100] == 99, "a stage's write reached the parent");
+    expect_clean(g);
+    mpx_node_destroy(&g);
+    mpx_shared_destroy(&in);
+    CHECK(in == NULL, "destroy did not clear the pointer");
+
+    mpx_shared_t *empty = mpx_shared_new_readonly(0);
+    REQUIRE(empty != NULL, "size 0: %s", strerror(errno));
+    CHECK(mpx_shared_data(empty) == NULL && mpx_shared_size(empty) == 0, "size 0 is not empty");
+    mpx_shared_destroy(&empty);
+    errno = 0;
+    CHECK(mpx_shared_new_readonly(SIZE_MAX) == NULL && errno == ENOMEM, "SIZE_MAX: errno %d",
+          errno);
 }
 
 /* A worker dies (SIGKILL) on its first try of chunk 3; with a retry its
@@ -806,6 +902,8 @@ int main(int argc, char **argv)
         TEST_CASE(chunks_cover_once),
         TEST_CASE(chunks_auto_size),
         TEST_CASE(chunks_sum_of_squares),
+        TEST_CASE(chunks_readonly_input),
+        TEST_CASE(readonly_input_is_a_snapshot),
         TEST_CASE(chunks_worker_replaced),
         TEST_CASE(chunks_bad_args),
         TEST_CASE(map_read_only),
