@@ -1262,7 +1262,11 @@ static void await_gate(child_rt_t *rt)
 _Noreturn void child_main(const child_args_t *a)
 {
     take_identity(a);
-    shared_stage_protect();
+    if (shared_stage_protect() != 0) {
+        fprintf(stderr, "mpx: stage %s: cannot make read-only input read-only: %s\n",
+                a->st.pi->name, strerror(errno));
+        leave(NULL, CHILD_EXIT_SETUP_FAILED);
+    }
     child_rt_t *rt = calloc(1, sizeof *rt);
     if (!rt)
         leave(rt, CHILD_EXIT_SETUP_FAILED);

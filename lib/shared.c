@@ -104,11 +104,16 @@ mpx_shared_t *mpx_shared_new_readonly(size_t bytes)
     return s;
 }
 
-void shared_stage_protect(void)
+int shared_stage_protect(void)
 {
+    /* A fork while another thread of the parent held the lock left it
+     * held here, where nobody will release it: this process has one
+     * thread now, so it starts afresh. */
+    readonly_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
     for (mpx_shared_t *s = __atomic_load_n(&readonly_head, __ATOMIC_ACQUIRE); s; s = s->next)
-        if (s->data)
-            (void)mprotect(s->data, s->size, PROT_READ);
+        if (s->data && mprotect(s->data, s->size, PROT_READ) != 0)
+            return -1;
+    return 0;
 }
 
 /* The size of the regular file open at fd, or -1 with errno set. */

@@ -4,8 +4,10 @@
 #define MPX_LIB_SHARED_STAGE_H
 
 /* Make every mpx_shared_new_readonly object this process inherited
- * read-only (a write is then a SIGSEGV).  Called in each stage process
- * before its setup; walks the list without its lock (see lib/shared.c). */
-void shared_stage_protect(void);
+ * read-only (a write is then a SIGSEGV), and the list's lock free.  Called
+ * first in each stage process, while it has one thread; walks the list
+ * without its lock (see lib/shared.c).  0, or -1 with errno set by
+ * mprotect: the stage must not run with the memory writable. */
+int shared_stage_protect(void);
 
 #endif

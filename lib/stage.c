@@ -476,10 +476,13 @@ static inline __attribute__((always_inline)) int put_one(mpx_stage_t *st, const 
     size_t nmeta = m->dirty ? meta_cur_n(m) : m->blk_n;
     size_t stamp = stamp_size(rt, 0);
     if (__builtin_expect(meta_size == 0 && stamp == 0, 1)) {
-        /* No meta: the short record (lib/wire.h). */
-        size_t rec = wire_short_size(size);
-        if (size > UINT32_MAX - 16 || rec > rt->st.pi->max_item)
-            return too_large_stamped(rt, rec, 0);
+        /* No meta: the short record (lib/wire.h).  The limit counts the
+         * full form's framing, as put_on does for an item passed on (it
+         * may write the full form): an item is judged the same at every
+         * stage it goes through. */
+        size_t rec = wire_short_size(size), full = WIRE_REC_HEAD + wire_part_size(size);
+        if (size > UINT32_MAX - 16 || full > rt->st.pi->max_item)
+            return too_large_stamped(rt, full, 0);
         uint8_t *dst = edge_out_reserve(rt->out, 0, rec, &rc);
         if (!dst)
             return rc;

@@ -1070,12 +1070,53 @@ static int big_setup(mpx_stage_t *st)
 }
 static const mpx_stage_def_t Big = {.name = "big", .setup = big_setup};
 
+/* An item of exactly the limit (parts and framing) put by one stage is
+ * passed on by the next (mpx_put_item) within the same limit, with and
+ * without a pool (where passing on takes the pool's path): an item is
+ * judged the same at every stage. */
+static int limit_setup(mpx_stage_t *st)
+{
+    static char buf[1024];
+    /* 16 bytes of head, 8 of length, 992 + NUL padded to 1000: 1024. */
+    const size_t *n = mpx_args(st);
+    memset(buf, 'x', sizeof buf);
+    return mpx_put(st, buf, *n);
+}
+static const mpx_stage_def_t AtLimit = {
+    .name = "at_limit", .args_size = sizeof(size_t), .setup = limit_setup};
+static int pass_on(mpx_stage_t *st, mpx_item_t *it) { return mpx_put_item(st, it); }
+static const mpx_stage_def_t PassOn = {.name = "pass_on", .process = pass_on};
+
+static void item_limit_same_at_every_stage(void)
+{
+    for (int pool = 0; pool < 2; pool++) {
+        mpx_graph_t *g = MPX_EZ(mpx_stage(&AtLimit, &(size_t){992}), mpx_stage(&PassOn, NULL),
+                                mpx_stage(&PassOn, NULL));
+        CHECK_EQ(mpx_node_set_max_item(g, 1024), 0);
+        CHECK_EQ(mpx_graph_set_pool(g, pool ? (size_t)8 << 20 : 0), 0);
+        mpx_list_t *out = NULL;
+        int rc = mpx_graph_collect(g, &out);
+        CHECK(rc == 0, "pool %d: %s", pool, mpx_graph_error(g));
+        CHECK(out && mpx_list_size(out) == 1 && mpx_item_size(mpx_list_at(out, 0), 0) == 992,
+              "pool %d: the item did not come through whole", pool);
+        mpx_list_destroy(&out);
+        expect_clean(g);
+        mpx_node_destroy(&g);
+        /* Eight bytes more: refused where it is put, not further on. */
+        g = MPX_EZ(mpx_stage(&AtLimit, &(size_t){1000}), mpx_stage(&PassOn, NULL));
+        CHECK_EQ(mpx_node_set_max_item(g, 1024), 0);
+        CHECK_EQ(mpx_graph_set_pool(g, pool ? (size_t)8 << 20 : 0), 0);
+        EXPECT_ERROR(g, MPX_ESTAGE, "stage 'at_limit'",
+                     "an item of 1032 bytes is larger than the maximum of 1024");
+    }
+}
+
 static void oversize_item_refused(void)
 {
     mpx_graph_t *g = MPX_EZ(mpx_stage(&Big, NULL), mpx_stage(&Drop, NULL));
     CHECK_EQ(mpx_node_set_max_item(g, 1024), 0);
     EXPECT_ERROR(g, MPX_ESTAGE, "stage 'big'",
-                 "an item of 4112 bytes is larger than the maximum of 1024");
+                 "an item of 4128 bytes is larger than the maximum of 1024");
 }
 
 /* Send raw bytes to a socket of a running graph, as a stray or hostile
@@ -1315,6 +1356,7 @@ int main(int argc, char **argv)
         TEST_CASE(teardown_failure_reported),
         TEST_CASE(death_at_exit_not_replaced_for_ever),
         TEST_CASE(oversize_item_refused),
+        TEST_CASE(item_limit_same_at_every_stage),
         TEST_CASE(malformed_edge_message_reported),
         TEST_CASE(malformed_control_message_reported),
         TEST_CASE(no_faults_exactly_once_with_recovery_on),

@@ -94,7 +94,10 @@ MPX_MUST_CHECK mpx_shared_t *mpx_shared_new(size_t bytes);
  * fills it before mpx_graph_start(), and every stage process sees it as
  * it was when the process was forked.  For a graph's stages, their
  * replacements and elastic joiners (forked from the fork server, which is
- * forked at start) that is its content at the graph's start.  In a stage
+ * forked at start) that is its content at the graph's start; a
+ * replacement the parent has to fork itself, when the fork server cannot
+ * make it (it failed to start, or clone was refused), sees the parent's
+ * memory as it is then.  In a stage
  * process it is read-only: a write is a SIGSEGV, which ends the run as a
  * crash (MPX_ECRASH) naming the stage.  The parent may write to it
  * afterwards; the stages do not see that (it is copied on write), and
@@ -111,10 +114,13 @@ MPX_MUST_CHECK mpx_shared_t *mpx_shared_new(size_t bytes);
  * pass over 1 GiB by two processes gained 1.2-1.3x over one process with
  * that memory on the machine mpx is measured on, and 1.8-1.95x with this.
  *
- * Charged to the commit limit as mpx_shared_new is; each fork charges it
- * again until the new stage has made it read-only, which it does first:
- * under strict overcommit a start may fail for lack of commit where
- * mpx_shared_new's memory would not.  bytes 0 gives a valid object of size
+ * Charged to the commit limit as mpx_shared_new is here, and again in
+ * every process forked while it exists (each stage, and the fork server)
+ * for as long as that process lives: Linux does not give a private
+ * mapping's charge back when it is made read-only.  Under strict
+ * overcommit (vm.overcommit_memory = 2) a graph of N stages needs N + 2
+ * times its size, and a start may fail where mpx_shared_new's memory,
+ * charged once, would not.  bytes 0 gives a valid object of size
  * 0 whose data is NULL.  NULL with errno set on failure (ENOMEM).  Destroy
  * it with mpx_shared_destroy, after join. */
 MPX_MUST_CHECK mpx_shared_t *mpx_shared_new_readonly(size_t bytes);
