@@ -43,64 +43,55 @@ struct mpx_shared {
 static mpx_shared_t *readonly_head;
 static pthread_mutex_t readonly_lock = PTHREAD_MUTEX_INITIALIZER;
 
-mpx_shared_t *mpx_shared_new(size_t bytes)
+/* `bytes` of zeroed anonymous memory, MAP_SHARED or MAP_PRIVATE (`how`),
+ * in 2 MiB pages where the system allows them for that kind of memory;
+ * size 0 maps nothing. */
+static mpx_shared_t *new_anon(size_t bytes, int how)
 {
     mpx_shared_t *s = malloc(sizeof *s);
     if (!s)
         return NULL;
-    *s = (mpx_shared_t){NULL, bytes, false, NULL};
+    *s = (mpx_shared_t){NULL, bytes, how == MAP_PRIVATE, NULL};
     if (bytes == 0)
         return s;
     /* Anonymous pages are zero; no MAP_NORESERVE, so that the size is
      * charged now (see the top of the file). */
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, how | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
         int err = errno; /* ENOMEM, for a length past the address space too */
         free(s);
         errno = err;
         return NULL;
     }
-    /* Every stage process maps the pages it touches anew (fork copies no
-     * page table of a shared mapping): with 4 KiB pages that is a fault
-     * and an unmap per page per process, which costs a light pass over a
-     * large array much of what a second worker gains.  Huge pages make it
-     * one per 2 MiB, where the system allows them for shared memory
-     * (/sys/kernel/mm/transparent_hugepage/shmem_enabled "advise" or
-     * more); elsewhere the advice is ignored. */
+    /* Shared: every stage process maps the pages it touches anew (fork
+     * copies no page table of a shared mapping): with 4 KiB pages that is
+     * a fault and an unmap per page per process, which costs a light pass
+     * over a large array much of what a second worker gains.  Huge pages
+     * make it one per 2 MiB, where the system allows them for shared
+     * memory (/sys/kernel/mm/transparent_hugepage/shmem_enabled "advise"
+     * or more).  Private: fork copies one entry per 2 MiB instead of 512,
+     * and a reader takes fewer TLB misses (transparent_hugepage/enabled
+     * "madvise" or "always", most systems).  Elsewhere the advice is
+     * ignored. */
     if (bytes >= ((size_t)2 << 20))
         (void)madvise(p, bytes, MADV_HUGEPAGE);
     s->data = p;
     return s;
 }
 
+mpx_shared_t *mpx_shared_new(size_t bytes) { return new_anon(bytes, MAP_SHARED); }
+
 mpx_shared_t *mpx_shared_new_readonly(size_t bytes)
 {
-    mpx_shared_t *s = malloc(sizeof *s);
-    if (!s)
-        return NULL;
-    *s = (mpx_shared_t){NULL, bytes, true, NULL};
-    if (bytes == 0)
-        return s;
     /* Private, so that fork passes the parent's page tables on (copied on
-     * write, and no process but the parent writes); charged now like
-     * mpx_shared_new's. */
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-        int err = errno;
-        free(s);
-        errno = err;
-        return NULL;
+     * write, and no process but the parent writes). */
+    mpx_shared_t *s = new_anon(bytes, MAP_PRIVATE);
+    if (s && s->data) {
+        pthread_mutex_lock(&readonly_lock);
+        s->next = readonly_head;
+        __atomic_store_n(&readonly_head, s, __ATOMIC_RELEASE);
+        pthread_mutex_unlock(&readonly_lock);
     }
-    /* In 2 MiB pages where private memory may have them (most systems):
-     * fork then copies one entry per 2 MiB, and a reader takes fewer TLB
-     * misses.  Ignored where the system allows none. */
-    if (bytes >= ((size_t)2 << 20))
-        (void)madvise(p, bytes, MADV_HUGEPAGE);
-    s->data = p;
-    pthread_mutex_lock(&readonly_lock);
-    s->next = readonly_head;
-    __atomic_store_n(&readonly_head, s, __ATOMIC_RELEASE);
-    pthread_mutex_unlock(&readonly_lock);
     return s;
 }
 
