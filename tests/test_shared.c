@@ -469,6 +469,19 @@ static void chunks_sum_of_squares(void)
     sum_of_squares_case(0, 0);
 }
 
+/* The run ends as a crash of `stage` by signal `sig`, and says both. */
+static void expect_crash(mpx_graph_t *g, const char *stage, int sig)
+{
+    CHECK_EQ(mpx_graph_join(g), MPX_ECRASH);
+    const char *msg = mpx_graph_error(g);
+    CHECK(strstr(msg, stage) != NULL, "error '%s' does not name the stage %s", msg, stage);
+#if !defined(__SANITIZE_ADDRESS__) /* ASan reports it and exits 1 instead */
+    CHECK(strstr(msg, strsignal(sig)) != NULL, "error '%s' does not name %s", msg, strsignal(sig));
+#else
+    (void)sig;
+#endif
+}
+
 /* The same over input the stages only read (mpx_shared_new_readonly):
  * every worker sees what the parent wrote before the start. */
 static void chunks_readonly_input(void)
@@ -540,12 +553,7 @@ static void readonly_input_is_a_snapshot(void)
     /* A write in a stage is a crash, reported with the stage's name. */
     g = MPX_EZ(mpx_const_i64(1, 1), mpx_stage(&RoStage, &(ro_args_t){in, true}));
     REQUIRE(g != NULL, "builder returned NULL");
-    CHECK_EQ(mpx_graph_join(g), MPX_ECRASH);
-    const char *msg = mpx_graph_error(g);
-    CHECK(strstr(msg, "ro_stage") != NULL, "error '%s' does not name the stage", msg);
-#if !defined(__SANITIZE_ADDRESS__) /* ASan reports it and exits 1 instead */
-    CHECK(strstr(msg, strsignal(SIGSEGV)) != NULL, "error '%s' does not name SIGSEGV", msg);
-#endif
+    expect_crash(g, "ro_stage", SIGSEGV);
     CHECK(p[100] == 99, "a stage's write reached the parent");
     expect_clean(g);
     mpx_node_destroy(&g);
@@ -882,12 +890,7 @@ static void map_shrunk_file_is_sigbus(void)
 
     mpx_graph_t *g = MPX_EZ(mpx_const_i64(1, 1), mpx_stage(&Touch, &f));
     REQUIRE(g != NULL, "builder returned NULL");
-    CHECK_EQ(mpx_graph_join(g), MPX_ECRASH);
-    const char *msg = mpx_graph_error(g);
-    CHECK(strstr(msg, "touch") != NULL, "error '%s' does not name the stage", msg);
-#if !defined(__SANITIZE_ADDRESS__) /* ASan reports it and exits 1 instead */
-    CHECK(strstr(msg, strsignal(SIGBUS)) != NULL, "error '%s' does not name SIGBUS", msg);
-#endif
+    expect_crash(g, "touch", SIGBUS);
     CHECK(unlink(path) == 0, "unlink: %s", strerror(errno));
     expect_clean(g);
     mpx_node_destroy(&g);
