@@ -148,14 +148,17 @@ static served_t serve_fd(mpx_graph_t *g, int fd, unsigned char *seen, int64_t n)
     return s;
 }
 
-/* Dispatch until the descriptor is quiet.  What was in flight when the
- * case started waiting (a stage's report of its state, say) may make it
- * readable once or twice more; a descriptor readable after every
- * dispatch is a busy loop. */
+/* Dispatch until the descriptor stays quiet for QUIET_MS.  What was in
+ * flight when the case started waiting (a stage's report of its state, a
+ * connection its I/O thread had not yet made) may make it readable once
+ * or twice more, late under load: each such wake-up must be idle, and
+ * they must end.  A descriptor readable after every dispatch is a busy
+ * loop, and fails here. */
+#define QUIET_MS 200
 static void settle(mpx_graph_t *g, int fd)
 {
     int rounds = 0;
-    while (fd_readable(fd, 0)) {
+    while (fd_readable(fd, QUIET_MS)) {
         REQUIRE(++rounds <= 10, "the descriptor is readable after %d dispatches", rounds - 1);
         int rc = mpx_graph_dispatch(g);
         CHECK_EQ(rc, MPX_DISPATCH_IDLE);
