@@ -1194,6 +1194,10 @@ static _Noreturn void finish(child_rt_t *rt)
         recover(rt);
     }
     rt->phase = PHASE_END;
+    /* A JOIN heard after our end went (while draining, say) owes the
+     * joiner its end: sent now, for the wait below returns only when
+     * another control message comes. */
+    recover(rt);
     fflush(stdout);
     fflush(stderr);
     set_state(rt, MPX_STATE_DONE);

@@ -400,6 +400,7 @@ static int deliver(edge_out_t *o, int d, const piece_t *pc)
 
 static void fit_batches(const edge_out_t *o);
 static int send_eos(edge_out_t *o, out_peer_t *p);
+static int send_notices(edge_out_t *o, int k);
 static void fit_batch(const edge_out_t *o, out_port_t *pt);
 
 /* How long credit read to the end counts as known (send_run).  Longer
@@ -1007,6 +1008,17 @@ int edge_out_eos(edge_out_t *o)
         if (rc < 0 && rc != MPX_ESTOPPED)
             return rc;
     }
+    /* A consumer that joined while this waited (its JOIN heard inside the
+     * flush's wait for credit) is owed its notices, and they go before
+     * any end: a sibling that took our end first could end before it
+     * passed the notice on, its consumers would not wait for the joiner,
+     * and the joiner's gate would wait for ever for a notice or an end
+     * from us.  Once told, the joiner gets its end below like any other.
+     * (model: on_join, atomic in elastic.pml, sends them before the end;
+     * BROKEN_NOTICE_LATE's guard) */
+    for (int k = 0; k < o->npeers; k++)
+        if (o->peers[k].join_due && (rc = send_notices(o, k)) < 0)
+            return rc;
     for (int k = 0; k < o->npeers; k++) {
         out_peer_t *p = &o->peers[k];
         /* A slot without a process gets none (it gets one when it joins,
