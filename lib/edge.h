@@ -11,7 +11,7 @@
  *
  * Credit, the one rule.  A consumer allows each producer a number of
  * records (and bytes) beyond what it has taken from it: its *target*, as
- * many as it processes in EDGE_TARGET_TICKS (four milliseconds) at
+ * many as it processes in EDGE_TARGET_TICKS (sixteen milliseconds) at
  * its measured pace, shared among its producers, at least EDGE_TARGET_MIN
  * and at most the producer's window (the consumer's capacity shared among
  * its producers).  Whenever, after taking a record, what a producer may
@@ -22,17 +22,20 @@
  * A producer sends a message only with item credit for all its records
  * and some byte credit left (the message may overrun that by itself, so
  * any item fits an idle edge); a batch larger than the credit goes in
- * pieces.  So a slow consumer gets about two milliseconds of its work per
- * message and returns one credit per such message, a fast one gets large
- * batches, and no consumer ever holds more than a few milliseconds of
- * work that a sibling could have taken.  (Four: a message costs both ends
- * 20-30 us of CPU on this 2-core machine, and one every two milliseconds
- * of work is about 2 % of it.)  A parallel (ONE) choice sends to the
- * branch with the most credit: the one that asked for most.  Until a
- * consumer has said anything, a choice gives it no more than an equal
- * share of a batch, and a producer builds its batches no larger than the
- * credit it has, or than one grant adds (so a producer waiting on a slow
- * consumer holds about one message's worth, no more).
+ * pieces.  So a slow consumer gets about eight milliseconds of its work
+ * per message and returns one credit per such message, a fast one gets
+ * large batches, and no consumer ever holds more than sixteen milliseconds
+ * of work that a sibling could have taken.  (Sixteen: a message and its
+ * credit cost both ends 20-30 us of CPU each on a KVM guest, 50-100 us on
+ * a PVM guest, where a page fault, a context switch and an IPI cost
+ * several times more; with four, a 2-worker map of 40 us items spent 6-9
+ * us of CPU per item beyond its work there, with sixteen 2-4.)  A
+ * parallel (ONE) choice sends to the branch with the most credit: the
+ * one that asked for most.  Until a consumer has said anything, a choice
+ * gives it no more than an equal share of a batch, and a producer builds
+ * its batches no larger than the credit it has, or than one grant adds
+ * (so a producer waiting on a slow consumer holds about one message's
+ * worth, no more).
  *
  * Batching.  While an edge is busy, items are batched into one message
  * (at most a quarter of the smallest window behind the port); when a
@@ -169,7 +172,7 @@ int edge_poll(zmq_pollitem_t *items, int n, long timeout_ms);
 #define EDGE_CREDIT_SIZE (WIRE_HEAD + (int)sizeof(wire_credit_t))
 
 /* The credit rule's constants (see above). */
-#define EDGE_TARGET_TICKS TICKS_US(4000)
+#define EDGE_TARGET_TICKS TICKS_US(16000)
 #define EDGE_TARGET_MIN 2
 #define EDGE_START 256
 #define EDGE_CONFIRM_TICKS TICKS_US(1000)

@@ -38,9 +38,11 @@
  * thread, and that CPU comes out of the stages' share: a pool map of 40
  * us items on 2 workers got a result message per ~25 items (a
  * millisecond of each worker), 4,000 per 100,000 items and half of the
- * parent's wake-ups; held this long, one per ~100.  An idle graph gains
- * no latency: a stage about to wait for input sends what it holds (a
- * source, which has no such wait, keeps DEFER_TICKS). */
+ * parent's wake-ups; held four milliseconds, one per ~100; held as long
+ * as the credit target (sixteen), one per that much of a worker's work.
+ * Results reach a busy program in bursts that far apart.  An idle graph
+ * gains no latency: a stage about to wait for input sends what it holds
+ * (a source, which has no such wait, keeps DEFER_TICKS). */
 #define PROGRAM_HOLD_TICKS EDGE_TARGET_TICKS
 /* The first item after this long without a send leaves at once. */
 #define QUIET_TICKS TICKS_US(200)

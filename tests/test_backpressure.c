@@ -381,14 +381,14 @@ static void large_items_not_starved(void)
 }
 
 /* A slow stage in a chain: once its pace is known its producer keeps
- * only a few of its items in flight (README: "a few milliseconds of its
- * consumer's work"; an item here takes at least 1 ms), not its whole
+ * only a few of its items in flight (README: "about sixteen milliseconds
+ * of its own work"; an item here takes at least 1 ms), not its whole
  * capacity, so items do not wait long in front of it.  The capacity, 256,
  * is below the 600 items, so any producer must have waited for credit,
  * and seen the pace, long before the 400th item; one that kept its
  * capacity in flight would be 128 or more ahead there (credit comes back
  * by half windows at the least).  Bounded by 64, a sixteenth of a second
- * of work: many times what a pace-following producer keeps. */
+ * of work: four times what a pace-following producer keeps. */
 #define SLOW_ITEMS 600
 #define SLOW_AT 400
 #define SLOW_CAPACITY 256

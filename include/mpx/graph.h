@@ -39,8 +39,8 @@ typedef struct mpx_node mpx_graph_t;
  * item always fits, however large.  An item's bytes count wherever they
  * are: a part in the shared-memory pool counts its size, though only a
  * reference crosses the edge.  Within that, a consumer asks each
- * producer for about four milliseconds of its own work at its measured
- * pace, so a slow consumer is sent only a few items at a time.  The item
+ * producer for about sixteen milliseconds of its own work at its
+ * measured pace, so a slow consumer is sent only a few items at a time.  The item
  * count is what bounds small items: a batch is at most a quarter of the
  * window (1024 items, 24 KiB of 64-bit integers), and a message costs
  * tens of microseconds of CPU however small, so fewer items in the window
