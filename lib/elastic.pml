@@ -70,9 +70,11 @@
  *               send_run) and sent (BATCH: it waits in that slot's batch,
  *               x_flush sends it);
  *     on_join   join step 2, from handle_ctl: after X's EOS, J gets only
- *               an EOS (send_eos); else NOTICE(J, g, X, counts) to every
- *               active sibling and to J, behind what was sent, then J may
- *               be chosen (counts: the marks X handed on, edge_out_mark);
+ *               an EOS (send_eos); else the NOTICEs are owed (join_due)
+ *     x_notices ... and go at X's next safe point (recover, send_notices):
+ *               NOTICE(J, g, X, counts) to every active sibling and to J,
+ *               behind what was sent, then J may be chosen (counts: the
+ *               marks X handed on by then, edge_out_mark);
  *     on_leave  leave step 3, from read_credit: LEAVE from L: never chosen
  *               again, what waits in L's batch goes, then L's EOS;
  *     the end   edge_out_eos: the NOTICEs owed for a JOIN heard while it
@@ -230,6 +232,11 @@
  *   BROKEN_NOTICE_LATE    X chooses J before its NOTICE went to the
  *                         sibling (sent at some later step): D hands a
  *                         mark on before J's records (early).
+ *   BROKEN_EOS_OWED       X's EOS goes while the NOTICEs of a JOIN are
+ *                         still owed (J, not yet active, gets none), and
+ *                         nothing sends them after: J's gate waits for
+ *                         ever (end).  The code did this when the JOIN
+ *                         came inside edge_out_eos's wait for credit.
  *   BROKEN_NO_GATE        the joiner's gate opens at the first NOTICE and
  *                         its marks wait only for the producers it knows:
  *                         J hands a mark on before a record another
@@ -463,21 +470,35 @@ inline on_join()
         :: act[1 - ta] -> owe = true; owe_j = ta; owe_c = mcount
         :: else -> skip
         fi;
-#else
-        if
-        :: act[1 - ta] -> x_send(1 - ta, D_NOTICE, NOTE_A(ta, tg), NOTE_B(i, mcount))
-        :: else -> skip
-        fi;
-#endif
         x_send(ta, D_NOTICE, NOTE_A(ta, tg), NOTE_B(i, mcount));
         act[ta] = true
+#else
+        /* As the code does: handle_ctl only notes the notices as owed
+         * (join_due); they go at the next safe point (x_notices) */
+        owe = true; owe_j = ta
+#endif
     fi
 }
 
-#ifdef BROKEN_NOTICE_LATE
-#define NOT_OWED (!owe) /* the owed NOTICE at least goes before X's EOS */
-#else
+#ifndef BROKEN_NOTICE_LATE
+/* recover (edge_out_recover, send_notices): the owed NOTICEs, to the
+ * sibling and to J, with the marks handed on by now; then J may be chosen */
+inline x_notices()
+{
+    if
+    :: act[1 - owe_j] -> x_send(1 - owe_j, D_NOTICE, NOTE_A(owe_j, xg[owe_j]), NOTE_B(i, mcount))
+    :: else -> skip
+    fi;
+    x_send(owe_j, D_NOTICE, NOTE_A(owe_j, xg[owe_j]), NOTE_B(i, mcount));
+    act[owe_j] = true;
+    owe = false; owe_j = 0
+}
+#endif
+
+#ifdef BROKEN_EOS_OWED
 #define NOT_OWED true
+#else
+#define NOT_OWED (!owe) /* the owed NOTICEs go before X's EOS (edge_out_eos) */
 #endif
 
 proctype Xp(byte i)
@@ -488,9 +509,10 @@ proctype Xp(byte i)
     bool pend;              /* a record in a slot's batch (LEAVE) */
     byte rid, ptgt;
     bool ended;
+    bool owe;               /* NOTICEs owed (BROKEN_NOTICE_LATE: the sibling's) */
+    byte owe_j;             /* about which slot */
 #ifdef BROKEN_NOTICE_LATE
-    bool owe;               /* a NOTICE not yet sent to the sibling */
-    byte owe_j, owe_c;      /* about which slot, with which count */
+    byte owe_c;             /* with which count */
 #endif
 
     atomic {
@@ -539,6 +561,9 @@ proctype Xp(byte i)
     :: atomic { owe ->
         x_send(1 - owe_j, D_NOTICE, NOTE_A(owe_j, xg[owe_j]), NOTE_B(i, owe_c));
         owe = false; owe_j = 0; owe_c = 0 }
+#else
+    /* the owed NOTICEs, at the next safe point (recover) */
+    :: atomic { !pend && owe -> x_notices() }
 #endif
     od;
     /* finish: it still serves JOIN and LEAVE until released (the release,

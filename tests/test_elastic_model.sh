@@ -37,6 +37,7 @@ configs=(
     "rejoin_two_x|elastic.pml|pass|-DTWO_X -DBOTH -DREJOIN -DNREC=2 -DNMARK=1 -DOWN|two producers: a slot leaves and joins again"
     "+join_leave_two_x|elastic.pml|pass|-DTWO_X -DLEAVE -DNREC=2 -DNMARK=1|two producers: a join, then a leave (6.8M states, 1.1 GB)"
     "broken_notice_late|elastic.pml|fail=early|-DNREC=2 -DNMARK=1 -DBROKEN_NOTICE_LATE|X chooses J before its NOTICE went to the sibling"
+    "broken_eos_owed|elastic.pml|fail=end|-DNREC=2 -DNMARK=1 -DBROKEN_EOS_OWED|X ends while the NOTICEs of a JOIN are owed: the joiner's gate waits for ever"
     "broken_no_gate|elastic.pml|fail=early|-DTWO_X -DNREC=2 -DNMARK=1 -DBROKEN_NO_GATE|the joiner hands marks on before every producer's NOTICE came"
     "broken_no_forward|elastic.pml|fail=lost|-DNREC=2 -DNMARK=1 -DBROKEN_NO_FORWARD|the sibling does not forward the NOTICE"
     "broken_leave_early|elastic.pml|fail=lost|-DNREC=2 -DNMARK=1 -DLEAVE -DBROKEN_LEAVE_EARLY|a leaver exits without END-SEEN, the tail of its stream is lost (D told of its exit)"
