@@ -1014,8 +1014,8 @@ int edge_out_eos(edge_out_t *o)
      * passed the notice on, its consumers would not wait for the joiner,
      * and the joiner's gate would wait for ever for a notice or an end
      * from us.  Once told, the joiner gets its end below like any other.
-     * (model: on_join, atomic in elastic.pml, sends them before the end;
-     * BROKEN_NOTICE_LATE's guard) */
+     * (model: x_notices and NOT_OWED in elastic.pml; BROKEN_EOS_OWED, the
+     * end sent while they are owed, fails its check) */
     for (int k = 0; k < o->npeers; k++)
         if (o->peers[k].join_due && (rc = send_notices(o, k)) < 0)
             return rc;

@@ -77,9 +77,9 @@
  *               marks X handed on by then, edge_out_mark);
  *     on_leave  leave step 3, from read_credit: LEAVE from L: never chosen
  *               again, what waits in L's batch goes, then L's EOS;
- *     the end   edge_out_eos: the NOTICEs owed for a JOIN heard while it
- *               waited for credit (on_join's, atomic here), then an EOS
- *               to every slot it has, DONE
+ *     the end   edge_out_eos: the NOTICEs still owed (x_notices; the
+ *               end waits for them: NOT_OWED), then an EOS to every slot
+ *               it has, DONE
  *               (report_done); then finish, which still serves JOIN and
  *               LEAVE (end_fin) until released.
  *   Slot    an instance of the group: edge_in.c (its producers' streams,
