@@ -29,7 +29,7 @@
  * credit cost both ends 20-30 us of CPU each on a KVM guest, 50-100 us on
  * a PVM guest, where a page fault, a context switch and an IPI cost
  * several times more; with four, a 2-worker map of 40 us items spent 6-9
- * us of CPU per item beyond its work there, with sixteen 2-4.)  A
+ * us of CPU per item beyond its work there, with sixteen 2-5.)  A
  * parallel (ONE) choice sends to the branch with the most credit: the
  * one that asked for most.  Until a consumer has said anything, a choice
  * gives it no more than an equal share of a batch, and a producer builds
