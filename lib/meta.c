@@ -14,6 +14,7 @@ static void drop_entries(meta_cur_t *m)
     for (size_t i = 0; i < m->n; i++)
         free(m->ents[i].owned);
     m->n = 0;
+    m->indexed = false;
 }
 
 void meta_cur_reset(meta_cur_t *m, const uint8_t *blk, uint32_t size, uint16_t n)
@@ -30,6 +31,7 @@ void meta_cur_free(meta_cur_t *m)
 {
     drop_entries(m);
     free(m->ents);
+    free(m->slots);
     memset(m, 0, sizeof *m);
 }
 
@@ -56,6 +58,7 @@ static int materialize(meta_cur_t *m)
     if (reserve(m, m->blk_n) != 0)
         return MPX_ENOMEM;
     m->n = 0;
+    m->indexed = false;
     for (uint16_t i = 0; i < m->blk_n; i++) {
         meta_ent_t *e = &m->ents[m->n++];
         const void *val;
@@ -68,12 +71,73 @@ static int materialize(meta_cur_t *m)
     return 0;
 }
 
-static meta_ent_t *find(const meta_cur_t *m, const char *key, size_t klen)
+/* Below this many entries a scan is as quick as hashing the key. */
+#define META_INDEX_MIN 16
+
+static size_t key_hash(const char *key, size_t klen)
 {
+    uint64_t h = 0xcbf29ce484222325u; /* FNV-1a */
+    for (size_t i = 0; i < klen; i++)
+        h = (h ^ (uint8_t)key[i]) * 0x100000001b3u;
+    return (size_t)(h ^ (h >> 32));
+}
+
+static void index_put(meta_cur_t *m, size_t i)
+{
+    size_t mask = m->nslots - 1;
+    size_t s = key_hash(m->ents[i].key, m->ents[i].klen) & mask;
+    while (m->slots[s])
+        s = (s + 1) & mask;
+    m->slots[s] = (uint32_t)(i + 1);
+}
+
+/* Index ents[0..n) in a table with room for `want` entries; false when
+ * out of memory (lookups then scan). */
+static bool index_build(meta_cur_t *m, size_t want)
+{
+    size_t nslots = 64;
+    while (nslots < 2 * want)
+        nslots *= 2;
+    if (nslots != m->nslots) {
+        uint32_t *slots = malloc(nslots * sizeof *slots);
+        if (!slots)
+            return false;
+        free(m->slots);
+        m->slots = slots;
+        m->nslots = nslots;
+    }
+    memset(m->slots, 0, m->nslots * sizeof *m->slots);
+    for (size_t i = 0; i < m->n; i++)
+        index_put(m, i);
+    m->indexed = true;
+    return true;
+}
+
+/* The entry of `key`, through the index when there is one. */
+static meta_ent_t *lookup(const meta_cur_t *m, const char *key, size_t klen)
+{
+    if (m->indexed) {
+        size_t mask = m->nslots - 1;
+        for (size_t s = key_hash(key, klen) & mask; m->slots[s]; s = (s + 1) & mask) {
+            meta_ent_t *e = &m->ents[m->slots[s] - 1];
+            if (e->klen == klen && memcmp(e->key, key, klen) == 0)
+                return e;
+        }
+        return NULL;
+    }
     for (size_t i = 0; i < m->n; i++)
         if (m->ents[i].klen == klen && memcmp(m->ents[i].key, key, klen) == 0)
             return &m->ents[i];
     return NULL;
+}
+
+/* The same for a change, building the index first when it is due (a
+ * reader of a const meta only uses one). */
+static meta_ent_t *find(meta_cur_t *m, const char *key, size_t klen)
+{
+    if (!m->indexed && m->n >= META_INDEX_MIN)
+        (void)index_build(m, m->n);
+    return lookup(m, key, klen);
 }
 
 int meta_cur_set(meta_cur_t *m, const char *key, const void *val, size_t vlen)
@@ -101,6 +165,14 @@ int meta_cur_set(meta_cur_t *m, const char *key, const void *val, size_t vlen)
             return m->n >= UINT16_MAX ? MPX_ERANGE : MPX_ENOMEM;
         }
         e = &m->ents[m->n++];
+        e->key = copy;
+        e->klen = klen;
+        /* Past half full the table grows (a rebuild); failing that,
+         * lookups scan until the next build. */
+        if (m->indexed && 2 * m->n > m->nslots && !index_build(m, 2 * m->n))
+            m->indexed = false;
+        else if (m->indexed)
+            index_put(m, m->n - 1);
     } else {
         free(e->owned);
     }
@@ -118,7 +190,7 @@ const void *meta_cur_get(const meta_cur_t *m, const char *key, size_t *vlen)
         return NULL;
     if (!m->dirty)
         return m->blk_n ? wire_meta_find(m->blk, m->blk_size, m->blk_n, key, vlen) : NULL;
-    const meta_ent_t *e = find(m, key, strlen(key));
+    const meta_ent_t *e = lookup(m, key, strlen(key));
     if (!e)
         return NULL;
     if (vlen)
@@ -137,6 +209,7 @@ int meta_cur_del(meta_cur_t *m, const char *key)
     size_t i = (size_t)(e - m->ents);
     memmove(e, e + 1, (m->n - i - 1) * sizeof *e);
     m->n--;
+    m->indexed = false; /* the entries after it moved */
     return 0;
 }
 

@@ -28,6 +28,13 @@ typedef struct meta_cur {
     bool dirty;         /* entries below are the truth */
     meta_ent_t *ents;
     size_t n, cap;
+    /* A hash index of the entries (slot: entry + 1, 0 empty), kept only
+     * once there are many: finding a key by scanning made setting k keys
+     * cost k*k/2 comparisons (65535 keys: minutes).  Dropped when entries
+     * move (a delete, a reset) and built again by the next lookup. */
+    uint32_t *slots;
+    size_t nslots;  /* a power of two, at least twice the entries indexed */
+    bool indexed;   /* slots describe ents[0..n) */
 } meta_cur_t;
 
 /* Start from an encoded block (NULL/0/0 for empty). */

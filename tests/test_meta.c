@@ -246,12 +246,79 @@ static void meta_in_setup_and_teardown(void)
     mpx_node_destroy(&g);
 }
 
+/* Thousands of keys, set, changed, deleted and set again, in the
+ * stage's meta (an index finds them once there are many; a delete moves
+ * the entries after it).  Every key reads back what was last set, in the
+ * stage and in the item it put. */
+enum { MANY_KEYS = 4000 };
+static int64_t many_expected(int i, bool *present)
+{
+    *present = !(i % 5 == 0 && i % 10 != 0);
+    return i % 10 == 0 ? -i : i % 3 == 0 ? i + 100000 : i;
+}
+static int many_setup(mpx_stage_t *st)
+{
+    char key[16];
+    for (int pass = 0; pass < 4; pass++)
+        for (int i = 0; i < MANY_KEYS; i++) {
+            snprintf(key, sizeof key, "k%d", i);
+            int rc = 0;
+            if (pass == 0)
+                rc = mpx_meta_set_i64(st, key, i);
+            else if (pass == 1 && i % 3 == 0)
+                rc = mpx_meta_set_i64(st, key, i + 100000);
+            else if (pass == 2 && i % 5 == 0)
+                rc = mpx_meta_del(st, key);
+            else if (pass == 3 && i % 10 == 0)
+                rc = mpx_meta_set_i64(st, key, -i);
+            if (rc != 0)
+                return mpx_fail(st, "pass %d, %s: %s", pass, key, mpx_strerror(rc));
+        }
+    for (int i = 0; i < MANY_KEYS; i++) {
+        bool present;
+        int64_t want = many_expected(i, &present), v = 0;
+        snprintf(key, sizeof key, "k%d", i);
+        int rc = mpx_meta_i64(st, key, &v);
+        if (present ? rc != 0 || v != want : rc != MPX_EINVAL)
+            return mpx_fail(st, "%s reads %lld (rc %d)", key, (long long)v, rc);
+    }
+    if (mpx_meta_get(st, "k4000", NULL) || mpx_meta_get(st, "", NULL))
+        return mpx_fail(st, "a key never set is found");
+    int rc = mpx_put_i64(st, (int64_t)mpx_meta_count(st));
+    return rc ? rc : mpx_stop(st);
+}
+static const mpx_stage_def_t ManyKeys = {.name = "manykeys", .setup = many_setup};
+
+static void meta_with_many_keys(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_stage(&ManyKeys, NULL));
+    mpx_item_t *it = mpx_graph_next(g);
+    REQUIRE(it, "an item: %s", mpx_graph_error(g));
+    int64_t present = 0;
+    for (int i = 0; i < MANY_KEYS; i++) {
+        bool there;
+        int64_t want = many_expected(i, &there), v = 0;
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        present += there;
+        int rc = mpx_item_meta_i64(it, key, &v);
+        CHECK(there ? rc == 0 && v == want : rc != 0, "%s: %lld (rc %d)", key, (long long)v, rc);
+    }
+    CHECK_EQ(mpx_item_i64(it), present);
+    CHECK_EQ((int64_t)mpx_item_meta_count(it), present);
+    CHECK(mpx_graph_next(g) == NULL, "one item");
+    CHECK_EQ(mpx_graph_join(g), 0);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
 int main(int argc, char **argv)
 {
     static const test_case_t cases[] = {
         TEST_CASE(meta_through_graph),
         TEST_CASE(meta_api),
         TEST_CASE(meta_in_setup_and_teardown),
+        TEST_CASE(meta_with_many_keys),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
 }
