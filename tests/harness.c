@@ -22,6 +22,12 @@ static pid_t harness_pid;
 
 const char *harness_tmpdir(void) { return tmpdir; }
 
+bool harness_long(void)
+{
+    const char *v = getenv("MPX_LONG_TESTS");
+    return v && strcmp(v, "1") == 0;
+}
+
 static void vreport(const char *file, int line, const char *what, const char *fmt, va_list ap)
     __attribute__((format(printf, 4, 0)));
 static void vreport(const char *file, int line, const char *what, const char *fmt, va_list ap)

@@ -54,6 +54,10 @@ _Noreturn void harness_abort(const char *file, int line, const char *what, const
                          a_, b_);                                                    \
     } while (0)
 
+/* True when MPX_LONG_TESTS=1: the soak sizes (more random graphs, more
+ * inputs) instead of the shorter ones the suite runs by default. */
+bool harness_long(void);
+
 /* The private directory TMPDIR points at during the case. */
 const char *harness_tmpdir(void);
 

@@ -38,6 +38,9 @@ configs=(
 )
 
 want=("$@")
+# The configurations whose search takes seconds: their pan is built with
+# -O2 (tests/model_common.sh).
+optimised=()
 # Puts, takes, credit, marks and the end of stream.
 explain_pattern='in1|in2|sink|cr_|outputs|pend|ended|lost|held|marked|owed|overtaken|assert|violated'
 check_configs

@@ -10,7 +10,8 @@
 #
 #   test_fuzz.sh SOURCE_ROOT [SECONDS]
 #
-# SECONDS of fuzzing: 60 unless given, or MPX_FUZZ_SECONDS when set.
+# SECONDS of fuzzing: MPX_FUZZ_SECONDS when set, else 20, or 120 with
+# MPX_LONG_TESTS=1 (the suite's long version).
 # Needs clang and its libFuzzer runtime (Debian: clang, libclang-rt-14-dev).
 set -uo pipefail
 
@@ -19,7 +20,9 @@ if [[ $# -lt 1 || $# -gt 2 || ! -d $1 ]]; then
     exit 2
 fi
 src=$(cd "$1" && pwd)
-secs=${2:-${MPX_FUZZ_SECONDS:-60}}
+default_secs=20
+[[ ${MPX_LONG_TESTS:-0} == 1 ]] && default_secs=120
+secs=${2:-${MPX_FUZZ_SECONDS:-$default_secs}}
 if [[ ! $secs =~ ^[1-9][0-9]*$ ]]; then
     echo "usage: $0 SOURCE_ROOT [SECONDS]  (SECONDS a positive integer, not '$secs')" >&2
     exit 2

@@ -11,13 +11,14 @@
 # or read_unheld, or `end` for an invalid end state: a process that waits
 # for ever): else the model checker did not catch it and this test fails.
 # The figures of every run are printed.  Everything happens in a fresh
-# temporary directory, removed at the end whatever happens.  About 90 s of
-# one core (a third of it the hand-off's), 1.2 GB at most.
+# temporary directory, removed at the end whatever happens.  About 20 s of
+# one core for pan and 60 s to build it, 400 MB at most.
 #
 #   test_pool_model.sh SOURCE_ROOT [NAME...]
 #
-# NAMEs pick configurations (all but the optional ones, marked + below,
-# when none is given).  Needs spin and a C compiler.  MPX_MODEL_KEEP=1
+# NAMEs pick configurations (when none is given, all but the optional
+# ones, marked + below, and the long ones, marked *, which also run with
+# MPX_LONG_TESTS=1: another 60 s of one core and 1.2 GB).  Needs spin and a C compiler.  MPX_MODEL_KEEP=1
 # keeps the directory and says where it is (trails of failures are in it).
 set -uo pipefail
 
@@ -27,8 +28,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/model_common.sh"
 
 # COLLAPSE compresses each stored state without loss: the search stays
 # exhaustive.  pan stops (and this test fails) rather than pass the limit.
-# A broken variant's search ends at its first error, in well under a
-# second: its pan is built without optimisation, which saves 2 s a build.
+# A search that ends in well under a second (a broken variant's at its
+# first error, a small configuration's) runs a pan built without
+# optimisation, which saves 4-5 s a build: see `optimised` below.
 panflags=(-w -DSAFETY -DCOLLAPSE -DMEMLIM=3000)
 
 # name | model | expectation | model macros | what it shows
@@ -37,8 +39,8 @@ panflags=(-w -DSAFETY -DCOLLAPSE -DMEMLIM=3000)
 configs=(
     "two|pool.pml|pass|-DNP=2 -DMAXCRASH=1|two processes hand the block to each other (two holds given), one kill anywhere"
     "two_lock_late|pool.pml|pass|-DNP=2 -DMAXCRASH=1 -DLOCK_LATE|the same, reclaim taking the lock after its scan: the epoch it moves before clearing suffices"
-    "two_kills|pool.pml|pass|-DNP=2 -DMAXCRASH=2|two kills: a replacement dies too"
-    "three|pool.pml|pass|-DNP=3 -DMAXCRASH=0|three processes, broadcast and chains, no kill"
+    "*two_kills|pool.pml|pass|-DNP=2 -DMAXCRASH=2|two kills: a replacement dies too"
+    "*three|pool.pml|pass|-DNP=3 -DMAXCRASH=0|three processes, broadcast and chains, no kill"
     "+two_three_gives|pool.pml|pass|-DNP=2 -DMAXCRASH=1 -DMAXGIVE=3|three holds given, one kill"
     "broken_scan_first|pool.pml|fail=held_by_the_dead_after_reclaim|-DNP=2 -DMAXCRASH=1 -DBROKEN_SCAN_FIRST|reclaim scans the words before marking the incarnation dead"
     "broken_no_check|pool.pml|fail=held_by_the_dead_after_reclaim|-DNP=2 -DMAXCRASH=1 -DBROKEN_NO_CHECK|pool_hold does not look for the mark after giving"
@@ -59,6 +61,9 @@ configs=(
 )
 
 want=("$@")
+# The configurations whose search takes seconds: their pan is built with
+# -O2 (tests/model_common.sh).
+optimised=(two two_lock_late two_kills three two_three_gives handoff_two_kills handoff_bystander)
 # Every step that touches the block's words, state, the marks, the
 # messages and the processes' lives.
 explain_pattern='wcnt\[|st = |dead\[[a-z]+\] = |kill\[[a-z0-9]+\] = 1|ended|run [A-Z]|assert|violated|q\[.*[?!]|conf\[x\]|cdone = 1|inval = '
