@@ -65,6 +65,7 @@ typedef struct group {
      * until the busy time per item at size cap moves (the work changed). */
     int cap; /* -1: none */
     double cap_until, cap_ref_work;
+    int cap_others; /* instances of the other groups when it began */
     int fails;    /* undos in a row at size last_cap: each doubles the hold-off */
     int last_cap; /* the size of the last hold-off, over or not (-1: none) */
     double fail_until; /* after a change that failed: leave the group alone */
@@ -73,6 +74,15 @@ typedef struct group {
      * undone, this one is looked at again with the fresh figures. */
     int kept_from; /* -1: none */
     double kept_rate, kept_work, kept_gain, kept_t;
+    /* Its last shrink (idle, or to make room): the size it left, when. */
+    int shrunk_from; /* -1: none */
+    double shrunk_t;
+    /* A floor after a shrink that was grown back: the group does not give
+     * up an instance below `floor` (idle or to make room) until
+     * floor_until, or until the busy time per item at that size moves
+     * from floor_ref_work (taken at the first full window there). */
+    int floor; /* -1: none */
+    double floor_until, floor_ref_work;
 } group_t;
 
 /* A growth waiting for its check: the figures before it. */
@@ -80,6 +90,9 @@ typedef struct verdict {
     int group; /* -1: none */
     int from;
     double rate, work;
+    /* A growth into room a make-room shrink made: the group that gave the
+     * instance up and its size after (-1: an ordinary growth). */
+    int donor, donor_size;
 } verdict_t;
 
 struct elastic {
@@ -92,7 +105,7 @@ struct elastic {
     double first; /* the first call's time: windows hold nothing older */
     /* A decision handed out and not yet reported done. */
     bool awaiting;
-    int aw_group, aw_delta;
+    int aw_group, aw_delta, aw_from;
     elastic_kind_t aw_kind;
     /* After a growth completes: the check of its gain. */
     verdict_t verdict;
@@ -109,6 +122,11 @@ struct elastic {
     /* After an undo: the group whose growth before it goes too. */
     int cascade; /* -1: none */
     char cascade_reason[256];
+    /* After the undo of a growth into room: the donor gets its instance
+     * back (until giveback_until; -1: none). */
+    int giveback, giveback_size;
+    double giveback_until;
+    char giveback_reason[256];
 };
 
 static const elastic_params_t defaults = {
@@ -150,10 +168,13 @@ elastic_t *elastic_new(int ngroups)
     e->pair_group = -1;
     e->aw_for = -1;
     e->cascade = -1;
+    e->giveback = -1;
     for (int i = 0; i < ngroups; i++) {
         snprintf(e->g[i].name, sizeof e->g[i].name, "group %d", i);
         e->g[i].cap = e->g[i].last_cap = -1;
         e->g[i].kept_from = -1;
+        e->g[i].shrunk_from = -1;
+        e->g[i].floor = -1;
         e->g[i].fail_until = -INFINITY;
     }
     return e;
@@ -366,6 +387,7 @@ static int change(elastic_t *e, elastic_decision_t *d, double now, elastic_kind_
     e->awaiting = true;
     e->aw_group = g;
     e->aw_delta = delta;
+    e->aw_from = active;
     e->aw_kind = kind;
     e->aw_for = -1;
     return 1;
@@ -395,6 +417,15 @@ static void describe_pressure(char *buf, size_t cap, const view_t *v)
 
 static double ms(double s) { return 1e3 * s; }
 
+/* Instances of every group but i now. */
+static int others_of(const elastic_t *e, const elastic_sample_t *s, int i)
+{
+    int n = 0;
+    for (int j = 0; j < e->n; j++)
+        n += j == i ? 0 : s[j].active;
+    return n;
+}
+
 /* An undo of n -> n+1 looks again at the growth n-1 -> n before it, if
  * that was the group's last change and its check kept it: the figures at
  * n taken just before the undone growth are a second measurement of what
@@ -402,7 +433,8 @@ static double ms(double s) { return 1e3 * s; }
  * (after this undo completes), and the hold-off moves down to n-1.  A
  * stage on a lock whose knee a noisy check passed once is so brought
  * back to its knee, not left one instance past it. */
-static void look_again(elastic_t *e, verdict_t vd, double now, double holdoff)
+static void look_again(elastic_t *e, const elastic_sample_t *s, verdict_t vd, double now,
+                       double holdoff)
 {
     group_t *g = &e->g[vd.group];
     int n = vd.from;
@@ -420,6 +452,7 @@ static void look_again(elastic_t *e, verdict_t vd, double now, double holdoff)
     g->cap = g->last_cap = n - 1;
     g->cap_until = now + holdoff;
     g->cap_ref_work = g->kept_work;
+    g->cap_others = others_of(e, s, vd.group);
     snprintf(e->cascade_reason, sizeof e->cascade_reason,
              "undo %s %d->%d as well: its growth gave %+.0f%% of one instance's %.4g/s when "
              "checked and %+.0f%% measured again (< %.0f%%); busy per item %.3g->%.3g ms; not "
@@ -520,6 +553,7 @@ static int check_growth(elastic_t *e, double now, const elastic_sample_t *s,
     g->cap = g->last_cap = vd.from;
     g->cap_until = now + holdoff;
     g->cap_ref_work = vd.work;
+    g->cap_others = others_of(e, s, vd.group);
     change(e, d, now, ELASTIC_UNDO, vd.group, -1, vd.from + 1, &v);
     d->fig.rate_before = vd.rate;
     d->fig.work_before = vd.work;
@@ -529,18 +563,80 @@ static int check_growth(elastic_t *e, double now, const elastic_sample_t *s,
         "per item %.3g->%.3g ms (a lock, a shared core?); not past %d for %.0f s",
         g->name, vd.from + 1, vd.from, vd.rate, v.rate, 100 * gain, share,
         100 * e->p.undo_gain_below, ms(vd.work), ms(v.work), vd.from, holdoff);
-    look_again(e, vd, now, holdoff);
+    look_again(e, s, vd, now, holdoff);
+    /* The instance came from a group that gave it up for this growth:
+     * with the growth undone, the trade failed, and the donor gets it back
+     * as soon as the undo is done (its figures before the trade still
+     * stand; waiting for a window to show it limits would only add a
+     * second to the phase). */
+    if (vd.donor >= 0 && vd.donor != vd.group && e->cascade < 0) {
+        e->giveback = vd.donor;
+        e->giveback_size = vd.donor_size;
+        snprintf(e->giveback_reason, sizeof e->giveback_reason,
+                 "grow %s %d->%d: give back the instance it gave up for %s, whose growth "
+                 "was undone",
+                 e->g[vd.donor].name, vd.donor_size, vd.donor_size + 1, g->name);
+    }
     return 1;
 }
 
-/* A hold-off ends at its time, or when the work per item at the held size
- * moved: the stage is doing other work now, and what was learnt no longer
- * holds.  Returns true with a note in d when one ended. */
+/* A floor ends at its time, or when the work per item at its size moved
+ * (as a hold-off does).  Returns true with a note in d when one ended. */
+static bool end_floor(elastic_t *e, double now, const elastic_sample_t *s, int i,
+                      elastic_decision_t *d)
+{
+    group_t *g = &e->g[i];
+    if (g->floor < 0)
+        return false;
+    if (now >= g->floor_until - EPS) {
+        hold(d, now);
+        d->kind = ELASTIC_NOTE;
+        d->about = i;
+        say(d, "floor of %s ended: it may give up an instance below %d again", g->name,
+            g->floor);
+        g->floor = -1;
+        return true;
+    }
+    /* Over the idle shrink's longer window: busy time per item moves with
+     * the other groups' changes on shared cores, and only a lasting move
+     * means the work changed (measured over half a second, a floor in the
+     * `elastic` benchmark ended 2.4 s after it was set, in a phase whose
+     * work did not change, and the group shrank and grew again). */
+    view_t v = view(e, g, now, e->p.shrink_window, e->p.min_samples);
+    if (s[i].active != g->floor || v.n != g->floor || !ready(e, &v) || isnan(v.work) ||
+        v.span < e->p.shrink_window - e->p.window)
+        return false;
+    if (!(g->floor_ref_work > 0)) {
+        g->floor_ref_work = v.work;
+        return false;
+    }
+    double moved = v.work / g->floor_ref_work - 1;
+    if (moved <= e->p.workload_change && -moved <= e->p.workload_change)
+        return false;
+    hold(d, now);
+    d->kind = ELASTIC_NOTE;
+    d->about = i;
+    figures_of(&d->fig, &v);
+    d->fig.work_before = g->floor_ref_work;
+    say(d, "floor of %s ended: busy per item at %d went %.3g->%.3g ms, the work changed", g->name,
+        g->floor, ms(g->floor_ref_work), ms(v.work));
+    g->floor = -1;
+    return true;
+}
+
+/* A hold-off ends at its time; when the work per item at the held size
+ * moved (the stage is doing other work now, and what was learnt no longer
+ * holds); or when the other groups run fewer instances than when it began
+ * (the cores or the lock the undone instance shared are less contended:
+ * its check was made in another configuration).  Floors end the same way
+ * (end_floor).  Returns true with a note in d when one ended. */
 static bool end_holdoffs(elastic_t *e, double now, const elastic_sample_t *s,
                          elastic_decision_t *d)
 {
     for (int i = 0; i < e->n; i++) {
         group_t *g = &e->g[i];
+        if (end_floor(e, now, s, i, d))
+            return true;
         if (g->cap < 0)
             continue;
         if (now >= g->cap_until - EPS) {
@@ -548,6 +644,16 @@ static bool end_holdoffs(elastic_t *e, double now, const elastic_sample_t *s,
             d->kind = ELASTIC_NOTE;
             d->about = i;
             say(d, "hold-off of %s ended: it may grow past %d again", g->name, g->cap);
+            g->cap = -1;
+            return true;
+        }
+        int others = others_of(e, s, i);
+        if (others < g->cap_others) {
+            hold(d, now);
+            d->kind = ELASTIC_NOTE;
+            d->about = i;
+            say(d, "hold-off of %s ended: the other groups run %d instance(s), %d when it began",
+                g->name, others, g->cap_others);
             g->cap = -1;
             return true;
         }
@@ -588,7 +694,8 @@ static int pick_donor(const elastic_t *e, double now, const elastic_sample_t *s,
     int best = -1;
     view_t bv = {0};
     for (int i = 0; i < e->n; i++) {
-        if (i == except || !changeable(e, s, i, now) || s[i].active <= floor_of(&s[i]))
+        if (i == except || !changeable(e, s, i, now) || s[i].active <= floor_of(&s[i]) ||
+            (e->g[i].floor >= 0 && s[i].active <= e->g[i].floor))
             continue;
         view_t v = view(e, &e->g[i], now, span, e->p.min_samples);
         if (!ready(e, &v) || v.n != s[i].active || !(v.projected < below))
@@ -636,7 +743,7 @@ static int grow_or_make_room(elastic_t *e, double now, const elastic_sample_t *s
     if (room >= 1) {
         change(e, d, now, ELASTIC_GROW, cand, +1, s[cand].active, &cv);
         e->aw_before = (verdict_t){.group = cand, .from = s[cand].active, .rate = cv.rate,
-                                   .work = cv.work};
+                                   .work = cv.work, .donor = -1};
         say(d, "grow %s %d->%d: busy min %.2f mean %.2f, %s, %.4g/s (medians of %d samples)",
             g->name, s[cand].active, s[cand].active + 1, cv.busy_min, cv.busy_mean, why, cv.rate,
             cv.count);
@@ -657,7 +764,7 @@ static int grow_or_make_room(elastic_t *e, double now, const elastic_sample_t *s
     e->aw_for = cand;
     figures_of(&e->aw_fig, &cv);
     e->aw_before = (verdict_t){.group = cand, .from = s[cand].active, .rate = cv.rate,
-                               .work = cv.work};
+                               .work = cv.work, .donor = -1};
     say(d,
         "shrink %s %d->%d to make room for %s (busy min %.2f, %s): its busy %.2f would be "
         "%.2f with %d (< %.2f)",
@@ -805,6 +912,25 @@ int elastic_decide(elastic_t *e, double now, const elastic_sample_t *s, int ngro
             return 1;
         }
     }
+    if (e->giveback >= 0) {
+        int c = e->giveback;
+        if (!changeable(e, s, c, now) || s[c].active != e->giveback_size ||
+            s[c].active >= s[c].max || now > e->giveback_until) {
+            e->giveback = -1;
+        } else if (room < 1) {
+            /* The undone instance may still count against the budget. */
+            d->about = c;
+            say(d, "%s waits for room to get its instance back", e->g[c].name);
+            return 0;
+        } else {
+            e->giveback = -1;
+            /* Back to a size it ran at before the trade: no check. */
+            change(e, d, now, ELASTIC_GROW, c, +1, s[c].active, NULL);
+            e->aw_before.group = -1;
+            snprintf(d->reason, sizeof d->reason, "%s", e->giveback_reason);
+            return 1;
+        }
+    }
     if (now < e->settle - EPS)
         return 0;
     if (e->verdict.group >= 0)
@@ -835,15 +961,35 @@ void elastic_done(elastic_t *e, int group, int delta, bool ok, double now)
         e->g[group].fail_until = now + e->p.fail_holdoff;
         e->aw_for = -1;
         e->cascade = -1;
+        e->giveback = -1;
         return;
     }
+    group_t *g = &e->g[group];
     if (delta < 0)
-        e->g[group].kept_from = -1;
+        g->kept_from = -1;
+    if (delta < 0 && (kind == ELASTIC_SHRINK || kind == ELASTIC_MAKE_ROOM)) {
+        g->shrunk_from = e->aw_from;
+        g->shrunk_t = now;
+    }
+    /* Grown back to the size it gave up: giving it up was wrong, and doing
+     * it again would flap (a group on the line between shrinking and
+     * growing, or a make-room whose growth was undone). */
+    if (delta > 0 && kind == ELASTIC_GROW && g->shrunk_from == e->aw_from + 1 &&
+        now - g->shrunk_t <= e->p.holdoff) {
+        g->floor = g->shrunk_from;
+        g->floor_until = now + e->p.holdoff;
+        g->floor_ref_work = NAN;
+        g->shrunk_from = -1;
+    }
+    if (kind == ELASTIC_UNDO && e->giveback >= 0)
+        e->giveback_until = now + e->p.cooldown + e->p.window;
     if (kind == ELASTIC_GROW && e->aw_before.group == group) {
         e->verdict = e->aw_before;
     } else if (kind == ELASTIC_MAKE_ROOM && e->aw_for >= 0) {
         e->pair_group = e->aw_for;
         e->pair_before = e->aw_before;
+        e->pair_before.donor = group;
+        e->pair_before.donor_size = e->aw_from - 1;
         e->pair_fig = e->aw_fig;
         /* The room should be there at once; if the budget does not show
          * it within a window and a cool-down, the moment has passed. */

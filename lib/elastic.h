@@ -93,10 +93,12 @@ typedef struct elastic_params {
                            * share of 1/n (the new instance's time went into waiting) */
     double check_margin;  /* 0.1: an undo for a gain this close below undo_gain_below
                            * waits for up to two windows of samples */
-    double holdoff;       /* 30: after an undo, do not grow past the size for this long */
+    double holdoff;       /* 30: after an undo, do not grow past the size for this long;
+                           * after a shrink grown back within it, do not give up an
+                           * instance below that size for this long */
     double holdoff_max;   /* 240: a repeated undo at the same size doubles it, up to this */
-    double workload_change; /* 0.3: the hold-off ends early when the busy time per item at
-                           * the held size moved by more than this share */
+    double workload_change; /* 0.3: a hold-off (or floor) ends early when the busy time per
+                           * item at the held size moved by more than this share */
     double fail_holdoff;  /* 5: after a change that failed, that group waits this long */
 } elastic_params_t;
 

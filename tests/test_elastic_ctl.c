@@ -273,6 +273,49 @@ static void budget_make_room(void)
     elastic_free(&e);
 }
 
+/* A trade that failed is taken back: the growth into the room parse made
+ * is undone (score's rate barely rose while its busy time per item did),
+ * and parse gets its instance back at once, not after a window of its
+ * own; it then keeps that size (grown back: no make-room below it). */
+static void undone_trade_gives_back(void)
+{
+    elastic_t *e = elastic_new(2);
+    elastic_set_name(e, 0, "parse");
+    elastic_set_name(e, 1, "score");
+    elastic_decision_t d;
+    double t = 0;
+    elastic_sample_t s[2] = {sample(3, 0.12, 0.0, 0, 100), sample(1, 0.99, 0.88, 1, 100)};
+    REQUIRE(feed(e, &t, s, 2, 0, 10, &d) <= 10 && d.kind == ELASTIC_MAKE_ROOM, "make room");
+    t += TICK;
+    elastic_done(e, 0, -1, true, t);
+    s[0] = sample(2, 0.18, 0.0, 0, 100);
+    REQUIRE(feed(e, &t, s, 2, 1, 10, &d) <= 10 && d.kind == ELASTIC_GROW && d.group == 1,
+            "grow score: %s", d.reason);
+    t += TICK;
+    elastic_done(e, 1, +1, true, t);
+    s[1] = sample(2, 0.99, 0.88, 1, 102);
+    REQUIRE(feed(e, &t, s, 2, 0, 30, &d) <= 30 && d.kind == ELASTIC_UNDO && d.group == 1,
+            "undo score: %s", d.reason);
+    t += TICK;
+    elastic_done(e, 1, -1, true, t);
+    s[1] = sample(1, 0.99, 0.88, 1, 100);
+    /* The leaver still counts against the budget for a tick. */
+    CHECK_EQ(elastic_decide(e, t, s, 2, 0, &d), 0);
+    CHECK(has(d.reason, "parse waits for room to get its instance back"), "reason: %s", d.reason);
+    t += TICK;
+    CHECK_EQ(elastic_decide(e, t, s, 2, 1, &d), 1);
+    CHECK(d.kind == ELASTIC_GROW && d.group == 0 && d.from == 2 && d.to == 3, "give back: %s",
+          d.reason);
+    CHECK(has(d.reason, "grow parse 2->3: give back the instance it gave up for score"),
+          "reason: %s", d.reason);
+    t += TICK;
+    elastic_done(e, 0, +1, true, t);
+    /* score is held at 1 and parse keeps its 3: nothing moves. */
+    s[0] = sample(3, 0.12, 0.0, 0, 100);
+    CHECK_EQ(feed(e, &t, s, 2, 0, 100, &d), 101);
+    elastic_free(&e);
+}
+
 /* Budget full and nobody with slack: hold, and say so. */
 static void budget_full_no_slack(void)
 {
@@ -462,6 +505,103 @@ static void holdoff_ends_when_work_changes(void)
     CHECK(note_at >= 0 && has(d.reason, "the work changed"), "note: %s", d.reason);
     CHECK(!elastic_holdoff(e, 0, NULL, NULL), "hold-off over");
     CHECK(feed(e, &t, &s, 1, 3, 10, &d) <= 10 && d.kind == ELASTIC_GROW, "grows again");
+    elastic_free(&e);
+}
+
+/* A hold-off was learnt with the other groups as they were: when they
+ * run fewer instances (here B, idle, gives one up), the cores the undone
+ * instance shared are less contended, and the group may try again at
+ * once rather than after 30 s. */
+static void holdoff_ends_when_others_shrink(void)
+{
+    elastic_t *e = elastic_new(2);
+    elastic_set_name(e, 0, "A");
+    elastic_set_name(e, 1, "B");
+    elastic_decision_t d;
+    double t = 0;
+    elastic_sample_t s[2] = {sample(1, 0.99, 0.9, 1, 250), sample(2, 0.50, 0, 0, 250)};
+    REQUIRE(feed(e, &t, s, 2, 4, 50, &d) <= 50 && d.kind == ELASTIC_GROW && d.group == 0,
+            "A grows: %s", d.reason);
+    t += TICK;
+    elastic_done(e, 0, +1, true, t);
+    s[0] = sample(2, 0.99, 0.9, 1, 255);
+    REQUIRE(feed(e, &t, s, 2, 3, 30, &d) <= 30 && d.kind == ELASTIC_UNDO && d.group == 0,
+            "A undone: %s", d.reason);
+    t += TICK;
+    elastic_done(e, 0, -1, true, t);
+    double undone = t;
+    /* Held while B keeps its two. */
+    s[0] = sample(1, 0.99, 0.9, 1, 250);
+    CHECK_EQ(feed(e, &t, s, 2, 4, 50, &d), 51);
+    REQUIRE(elastic_holdoff(e, 0, NULL, NULL), "A held");
+    s[1] = sample(2, 0.30, 0, 0, 250); /* 0.60 with one */
+    REQUIRE(feed(e, &t, s, 2, 4, 50, &d) <= 50 && d.kind == ELASTIC_SHRINK && d.group == 1,
+            "B shrinks: %s", d.reason);
+    t += TICK;
+    elastic_done(e, 1, -1, true, t);
+    s[1] = sample(1, 0.60, 0, 0, 250);
+    bool ended = false;
+    for (int k = 0; k < 20 && !ended; k++, t += TICK) {
+        REQUIRE(elastic_decide(e, t, s, 2, 5, &d) == 0, "a change before the note: %s", d.reason);
+        ended = d.kind == ELASTIC_NOTE && has(d.reason, "hold-off of A ended") &&
+                has(d.reason, "the other groups run 1 instance(s), 2 when it began");
+    }
+    CHECK(ended, "no note: %s", d.reason);
+    CHECK(!elastic_holdoff(e, 0, NULL, NULL), "hold-off over");
+    CHECK(feed(e, &t, s, 2, 5, 20, &d) <= 20 && d.kind == ELASTIC_GROW && d.group == 0,
+          "A grows again: %s", d.reason);
+    CHECK(t - undone < 10, "A grew again %.1f s after its undo", t - undone);
+    elastic_free(&e);
+}
+
+/* A group that gave up an instance and grew back to that size within the
+ * hold-off is on the line between the two rules: it keeps that size (no
+ * idle shrink, no make-room below it) for 30 s, or until its work per
+ * item changes, instead of flapping. */
+static void regrown_group_keeps_its_size(void)
+{
+    elastic_t *e = elastic_new(1);
+    elastic_set_name(e, 0, "A");
+    elastic_decision_t d;
+    double t = 0;
+    elastic_sample_t s = sample(2, 0.30, 0, 0, 250);
+    REQUIRE(feed(e, &t, &s, 1, 4, 50, &d) <= 50 && d.kind == ELASTIC_SHRINK, "shrink: %s",
+            d.reason);
+    t += TICK;
+    elastic_done(e, 0, -1, true, t);
+    s = sample(1, 0.99, 0.9, 1, 250);
+    REQUIRE(feed(e, &t, &s, 1, 4, 50, &d) <= 50 && d.kind == ELASTIC_GROW, "regrow: %s",
+            d.reason);
+    t += TICK;
+    elastic_done(e, 0, +1, true, t);
+    double regrown = t;
+    /* Idle enough to shrink again, but not for 30 s. */
+    s = sample(2, 0.30, 0, 0, 250);
+    CHECK(feed(e, &t, &s, 1, 4, 200, &d) == 201, "shrank again %.1f s after growing back: %s",
+          t - regrown, d.reason);
+    /* Half the work per item: the floor is over, and it shrinks. */
+    s.rate = 500;
+    CHECK(feed(e, &t, &s, 1, 4, 50, &d) <= 50 && d.kind == ELASTIC_SHRINK, "no shrink: %s",
+          d.reason);
+    CHECK(t - regrown < 30, "shrank %.1f s after growing back", t - regrown);
+    elastic_free(&e);
+
+    /* Without a change of work, at the end of the 30 s. */
+    e = elastic_new(1);
+    t = 0;
+    s = sample(2, 0.30, 0, 0, 250);
+    REQUIRE(feed(e, &t, &s, 1, 4, 50, &d) <= 50 && d.kind == ELASTIC_SHRINK, "shrink");
+    t += TICK;
+    elastic_done(e, 0, -1, true, t);
+    s = sample(1, 0.99, 0.9, 1, 250);
+    REQUIRE(feed(e, &t, &s, 1, 4, 50, &d) <= 50 && d.kind == ELASTIC_GROW, "regrow");
+    t += TICK;
+    elastic_done(e, 0, +1, true, t);
+    regrown = t;
+    s = sample(2, 0.30, 0, 0, 250);
+    CHECK(feed(e, &t, &s, 1, 4, 400, &d) <= 400 && d.kind == ELASTIC_SHRINK, "no shrink");
+    CHECK(t - regrown >= 30 - 1e-6 && t - regrown < 33, "shrank %.1f s after growing back",
+          t - regrown);
     elastic_free(&e);
 }
 
@@ -1255,12 +1395,15 @@ int main(int argc, char **argv)
         TEST_CASE(one_step_and_cooldown),
         TEST_CASE(frozen_and_changing),
         TEST_CASE(budget_make_room),
+        TEST_CASE(undone_trade_gives_back),
         TEST_CASE(budget_full_no_slack),
         TEST_CASE(undo_and_holdoff),
         TEST_CASE(undo_looks_again),
         TEST_CASE(keep_when_rate_rose),
         TEST_CASE(keep_when_limit_moved),
         TEST_CASE(holdoff_ends_when_work_changes),
+        TEST_CASE(holdoff_ends_when_others_shrink),
+        TEST_CASE(regrown_group_keeps_its_size),
         TEST_CASE(failed_change),
         TEST_CASE(bounds_and_budget),
         TEST_CASE(random_samples_keep_the_limits),
