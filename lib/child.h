@@ -145,6 +145,8 @@ typedef struct child_rt {
     /* Blocks mpx_alloc gave outside the pool (lib/stage.c). */
     struct heap_block *heap;
     size_t nheap, capheap;
+    /* Tests only (lib/testhook.h): SIGKILL itself once marked ended. */
+    bool crash_when_ended;
     char err[256];
 } child_rt_t;
 

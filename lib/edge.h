@@ -272,8 +272,9 @@ bool edge_in_settling(const edge_in_t *in);
 /* Read the output's credit and send the input's confirmations that it
  * releases. */
 void edge_in_settle(edge_in_t *in);
-/* At the end: checkpoint everything taken (flushing the output); then
- * settle until edge_in_settling turns false. */
+/* At the end: checkpoint everything taken, and everything put since the
+ * last checkpoint (teardown's puts: flushing the output); then settle
+ * until edge_in_settling turns false. */
 void edge_in_settle_all(edge_in_t *in);
 /* The message `it` came in, when it can leave again as it is: `it` is the
  * record in hand, alone in its message, whose bytes zmq received in place

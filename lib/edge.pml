@@ -90,6 +90,11 @@
  *     put itself (the code may hold puts in a batch until the checkpoint
  *     flushes it; a crash before the flush is a crash before the put).
  *     Its kept messages are then those past oconf, and settled is oconf.
+ *     Puts in teardown are left out: the code checkpoints them before the
+ *     process counts as ended (edge_in_settle_all: "the output moved"),
+ *     which makes them what this model's puts are, settled before
+ *     `ended`; without that check a process killed once ended lost the
+ *     teardown's last put from its batch (tests/test_ended.c).
  *   - The credit target (EDGE_TARGET_TICKS at the measured pace) is any of
  *     TMIN..W at each grant.  A chained input checkpoints once CP_EVERY
  *     records are done, or at any record before (the timer).  The sink

@@ -82,6 +82,7 @@ struct edge_in {
     uint64_t *cp_items;            /* CP_MAX x npeers */
     int cp_head, cp_count;
     uint64_t cp_at;                /* ticks of the last checkpoint */
+    uint64_t cp_out;               /* the output's sequence at the last checkpoint */
     uint64_t cp_every;             /* records between checkpoints */
     uint64_t cur_rec;              /* index of the record handed out in its stream */
     void *sock;
@@ -401,7 +402,7 @@ static void checkpoint(edge_in_t *in)
         slot = (in->cp_head + in->cp_count) % CP_MAX;
         in->cp_count++;
     }
-    in->cp_seq[slot] = edge_out_seq(in->chain);
+    in->cp_seq[slot] = in->cp_out = edge_out_seq(in->chain);
     size_t at = (size_t)slot * (size_t)in->npeers;
     for (int k = 0; k < in->npeers; k++) {
         in_peer_t *p = &in->peers[k];
@@ -1209,7 +1210,11 @@ void edge_in_settle_all(edge_in_t *in)
     count_done(in);
     if (!in->chain || in->closed)
         return;
-    if (checkpoint_due(in))
+    /* Also when only the output moved (what teardown or an idle hook put
+     * after the last checkpoint): a process that dies once it is ended
+     * is replaced by one that only ends the stream again, so everything
+     * put must be confirmed before then, not only what input made. */
+    if (checkpoint_due(in) || edge_out_pending(in->chain) || edge_out_seq(in->chain) != in->cp_out)
         checkpoint(in);
     else
         edge_in_settle(in);

@@ -19,6 +19,14 @@ int testhook_pool_crash_at(mpx_stage_t *st, int point)
     return 0;
 }
 
+int testhook_crash_when_ended(mpx_stage_t *st)
+{
+    if (!st || !st->rt)
+        return MPX_EINVAL;
+    st->rt->crash_when_ended = true;
+    return 0;
+}
+
 int testhook_elastic_script(mpx_graph_t *g, testhook_grow_fn fn, void *ctx)
 {
     if (!g)

@@ -22,6 +22,13 @@
  * finalize), when the graph has no pool, or for a point out of range. */
 MPX_MUST_CHECK int testhook_pool_crash_at(mpx_stage_t *st, int point);
 
+/* Arm a SIGKILL of the calling stage process at the moment its parent
+ * would take it for finished (its blackbox says ended), just before it
+ * ends its stream: what it put, in teardown too, must be confirmed by
+ * then, for its replacement only ends the stream again.  0, or
+ * MPX_EINVAL outside a stage process. */
+MPX_MUST_CHECK int testhook_crash_when_ended(mpx_stage_t *st);
+
 /* Decide the changes of g's elastic groups instead of the controller
  * (graph/node.h, grow_script), before start: fn(ctx, ngroups, running,
  * &group, &delta) at each tick (GROW_TICK_MS) returns 1 for a change.
