@@ -22,6 +22,15 @@ static pid_t harness_pid;
 
 const char *harness_tmpdir(void) { return tmpdir; }
 
+bool harness_sanitized(void)
+{
+#ifdef __SANITIZE_ADDRESS__
+    return true;
+#else
+    return false;
+#endif
+}
+
 bool harness_long(void)
 {
     const char *v = getenv("MPX_LONG_TESTS");

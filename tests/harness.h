@@ -57,6 +57,9 @@ _Noreturn void harness_abort(const char *file, int line, const char *what, const
 /* True when MPX_LONG_TESTS=1: the soak sizes (more random graphs, more
  * inputs) instead of the shorter ones the suite runs by default. */
 bool harness_long(void);
+/* True in the AddressSanitizer build, where a process runs 3-10 times
+ * slower: soaks take their smaller sizes there. */
+bool harness_sanitized(void);
 
 /* The private directory TMPDIR points at during the case. */
 const char *harness_tmpdir(void);

@@ -872,7 +872,8 @@ static void single_thread_never_deadlocks(void)
 {
     for (int shape = 0; shape <= 5; shape++)
         for (int v = 0; v < 4; v++) {
-            shape_run_t sr = {shape, v & 1, v & 2, harness_long() ? 500 : 150, 0};
+            shape_run_t sr = {shape, v & 1, v & 2,
+                              harness_long() ? 500 : harness_sanitized() ? 60 : 150, 0};
             char what[80];
             snprintf(what, sizeof what, "shape %d, %s%s", shape,
                      sr.wait ? "waiting in poll" : "polling with 0",

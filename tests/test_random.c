@@ -28,8 +28,8 @@
 #include "stages.h"
 
 /* Graphs per case: a new seed each run, so runs add up; MPX_LONG_TESTS=1
- * for the soak's count. */
-#define GRAPHS_PER_CASE (harness_long() ? 50 : 20)
+ * for the soak's count, half as many under ASan otherwise. */
+#define GRAPHS_PER_CASE (harness_long() ? 50 : harness_sanitized() ? 10 : 20)
 #define MAX_PROCS 18
 #define MAX_OUTPUT 40000
 
