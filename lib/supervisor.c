@@ -1797,9 +1797,10 @@ int sup_put(struct mpx_run *r, const mpx_part_t *parts, size_t n, const meta_cur
         /* A message on the output's socket may be no item at all (an end
          * of stream, a mark): read it, keeping an item it holds for the
          * next poll, so that MPX_EAGAIN means what the header says, an
-         * item waits.  A stage that stops sends its end to the output
-         * before the feed hears that it closed: that end alone made a put
-         * say MPX_EAGAIN instead of waiting on to MPX_ESTOPPED. */
+         * item waits.  A stage that stops can have its end of stream read
+         * here before its close reaches the feed (two sockets): that end
+         * alone made a put say MPX_EAGAIN instead of waiting on to
+         * MPX_ESTOPPED. */
         if (!nonblocking && !r->holding && !r->stash && !r->rq_n && output_pending(r)) {
             mpx_item_t *it = NULL;
             int got = advance(r, true, &it);

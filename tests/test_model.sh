@@ -96,6 +96,8 @@ for entry in "${configs[@]}"; do
         if [[ $mode == safety ]]; then
             cflags=(-DSAFETY)
             args=(-m1000000 -w24)
+            # A broken variant stops at its first error: a smaller table.
+            [[ $expect == pass ]] || args=(-m1000000 -w20)
         else
             cflags=(-DNP)
             args=(-l -m1000000 -w24)
