@@ -37,7 +37,8 @@ panflags=(-w -DCOLLAPSE "-DMEMLIM=$memlim" -DVECTORSZ=2048)
 #   expectation: pass, or fail (a broken variant: an error must be found)
 #   checks: safety (assertions, end states), np (cycles), or safety+np
 configs=(
-    "chain|pass|safety+np|-DNC=1 -DFORWARD -DN=3 -DW=2 -DMAXCRASH=1 -DORDERED|P -> C (chained) -> sink, one crash anywhere; credit runs out (window 2)"
+    "chain|pass|safety|-DNC=1 -DFORWARD -DN=3 -DW=2 -DMAXCRASH=1 -DORDERED|P -> C (chained) -> sink, one crash anywhere; credit runs out (window 2)"
+    "*chain_cycles|pass|np|-DNC=1 -DFORWARD -DN=3 -DW=2 -DMAXCRASH=1 -DORDERED|the same, for cycles (parallel_cycles checks them by default)"
     "*chain_twice|pass|safety|-DNC=1 -DFORWARD -DN=2 -DW=2 -DMAXCRASH=2 -DORDERED|the same with two crashes: a replacement dies too"
     "*chain_window3|pass|safety|-DNC=1 -DFORWARD -DN=4 -DW=3 -DMAXCRASH=1 -DORDERED|window 3, credit target 2 or 3 at each grant"
     "parallel_two|pass|safety|-DNC=2 -DN=2 -DW=2 -DMAXCRASH=1 -DORDERED|P -> ONE(C0, C1), each processing with a side effect, two items, one crash anywhere"
