@@ -61,6 +61,19 @@ static int feed(elastic_t *e, double *t, const elastic_sample_t *s, int ngroups,
 
 static bool has(const char *s, const char *part) { return strstr(s, part) != NULL; }
 
+/* Feed s until a change comes (within `ticks`): it must be a `kind` of
+ * group `group`; it is reported done a tick later. */
+static void change_done(elastic_t *e, double *t, const elastic_sample_t *s, int ngroups,
+                        int room, int ticks, elastic_kind_t kind, int group)
+{
+    elastic_decision_t d;
+    REQUIRE(feed(e, t, s, ngroups, room, ticks, &d) <= ticks && d.kind == kind &&
+                d.group == group,
+            "expected %s of group %d: %s", elastic_kind_name(kind), group, d.reason);
+    *t += TICK;
+    elastic_done(e, group, d.delta, true, *t);
+}
+
 /* Reaction needs a full window: five samples, not one. */
 static void one_sample_is_not_enough(void)
 {
@@ -285,19 +298,11 @@ static void undone_trade_gives_back(void)
     elastic_decision_t d;
     double t = 0;
     elastic_sample_t s[2] = {sample(3, 0.12, 0.0, 0, 100), sample(1, 0.99, 0.88, 1, 100)};
-    REQUIRE(feed(e, &t, s, 2, 0, 10, &d) <= 10 && d.kind == ELASTIC_MAKE_ROOM, "make room");
-    t += TICK;
-    elastic_done(e, 0, -1, true, t);
+    change_done(e, &t, s, 2, 0, 10, ELASTIC_MAKE_ROOM, 0);
     s[0] = sample(2, 0.18, 0.0, 0, 100);
-    REQUIRE(feed(e, &t, s, 2, 1, 10, &d) <= 10 && d.kind == ELASTIC_GROW && d.group == 1,
-            "grow score: %s", d.reason);
-    t += TICK;
-    elastic_done(e, 1, +1, true, t);
+    change_done(e, &t, s, 2, 1, 10, ELASTIC_GROW, 1);
     s[1] = sample(2, 0.99, 0.88, 1, 102);
-    REQUIRE(feed(e, &t, s, 2, 0, 30, &d) <= 30 && d.kind == ELASTIC_UNDO && d.group == 1,
-            "undo score: %s", d.reason);
-    t += TICK;
-    elastic_done(e, 1, -1, true, t);
+    change_done(e, &t, s, 2, 0, 30, ELASTIC_UNDO, 1);
     s[1] = sample(1, 0.99, 0.88, 1, 100);
     /* The leaver still counts against the budget for a tick. */
     CHECK_EQ(elastic_decide(e, t, s, 2, 0, &d), 0);
@@ -487,9 +492,7 @@ static void holdoff_ends_when_work_changes(void)
     double t = 0;
     grow_once(e, &t, 1, 250);
     elastic_sample_t s = sample(2, 0.99, 0.9, 1, 250);
-    REQUIRE(feed(e, &t, &s, 1, 3, 20, &d) <= 20 && d.kind == ELASTIC_UNDO, "undo");
-    t += TICK;
-    elastic_done(e, 0, -1, true, t);
+    change_done(e, &t, &s, 1, 3, 20, ELASTIC_UNDO, 0);
     /* Same work: held. */
     s = sample(1, 0.99, 0.9, 1, 250);
     CHECK_EQ(feed(e, &t, &s, 1, 3, 50, &d), 51);
@@ -520,25 +523,16 @@ static void holdoff_ends_when_others_shrink(void)
     elastic_decision_t d;
     double t = 0;
     elastic_sample_t s[2] = {sample(1, 0.99, 0.9, 1, 250), sample(2, 0.50, 0, 0, 250)};
-    REQUIRE(feed(e, &t, s, 2, 4, 50, &d) <= 50 && d.kind == ELASTIC_GROW && d.group == 0,
-            "A grows: %s", d.reason);
-    t += TICK;
-    elastic_done(e, 0, +1, true, t);
+    change_done(e, &t, s, 2, 4, 50, ELASTIC_GROW, 0);
     s[0] = sample(2, 0.99, 0.9, 1, 255);
-    REQUIRE(feed(e, &t, s, 2, 3, 30, &d) <= 30 && d.kind == ELASTIC_UNDO && d.group == 0,
-            "A undone: %s", d.reason);
-    t += TICK;
-    elastic_done(e, 0, -1, true, t);
+    change_done(e, &t, s, 2, 3, 30, ELASTIC_UNDO, 0);
     double undone = t;
     /* Held while B keeps its two. */
     s[0] = sample(1, 0.99, 0.9, 1, 250);
     CHECK_EQ(feed(e, &t, s, 2, 4, 50, &d), 51);
     REQUIRE(elastic_holdoff(e, 0, NULL, NULL), "A held");
     s[1] = sample(2, 0.30, 0, 0, 250); /* 0.60 with one */
-    REQUIRE(feed(e, &t, s, 2, 4, 50, &d) <= 50 && d.kind == ELASTIC_SHRINK && d.group == 1,
-            "B shrinks: %s", d.reason);
-    t += TICK;
-    elastic_done(e, 1, -1, true, t);
+    change_done(e, &t, s, 2, 4, 50, ELASTIC_SHRINK, 1);
     s[1] = sample(1, 0.60, 0, 0, 250);
     bool ended = false;
     for (int k = 0; k < 20 && !ended; k++, t += TICK) {
@@ -565,15 +559,9 @@ static void regrown_group_keeps_its_size(void)
     elastic_decision_t d;
     double t = 0;
     elastic_sample_t s = sample(2, 0.30, 0, 0, 250);
-    REQUIRE(feed(e, &t, &s, 1, 4, 50, &d) <= 50 && d.kind == ELASTIC_SHRINK, "shrink: %s",
-            d.reason);
-    t += TICK;
-    elastic_done(e, 0, -1, true, t);
+    change_done(e, &t, &s, 1, 4, 50, ELASTIC_SHRINK, 0);
     s = sample(1, 0.99, 0.9, 1, 250);
-    REQUIRE(feed(e, &t, &s, 1, 4, 50, &d) <= 50 && d.kind == ELASTIC_GROW, "regrow: %s",
-            d.reason);
-    t += TICK;
-    elastic_done(e, 0, +1, true, t);
+    change_done(e, &t, &s, 1, 4, 50, ELASTIC_GROW, 0);
     double regrown = t;
     /* Idle enough to shrink again, but not for 30 s. */
     s = sample(2, 0.30, 0, 0, 250);
@@ -590,13 +578,9 @@ static void regrown_group_keeps_its_size(void)
     e = elastic_new(1);
     t = 0;
     s = sample(2, 0.30, 0, 0, 250);
-    REQUIRE(feed(e, &t, &s, 1, 4, 50, &d) <= 50 && d.kind == ELASTIC_SHRINK, "shrink");
-    t += TICK;
-    elastic_done(e, 0, -1, true, t);
+    change_done(e, &t, &s, 1, 4, 50, ELASTIC_SHRINK, 0);
     s = sample(1, 0.99, 0.9, 1, 250);
-    REQUIRE(feed(e, &t, &s, 1, 4, 50, &d) <= 50 && d.kind == ELASTIC_GROW, "regrow");
-    t += TICK;
-    elastic_done(e, 0, +1, true, t);
+    change_done(e, &t, &s, 1, 4, 50, ELASTIC_GROW, 0);
     regrown = t;
     s = sample(2, 0.30, 0, 0, 250);
     CHECK(feed(e, &t, &s, 1, 4, 400, &d) <= 400 && d.kind == ELASTIC_SHRINK, "no shrink");
