@@ -83,6 +83,7 @@ struct edge_in {
     int cp_head, cp_count;
     uint64_t cp_at;                /* ticks of the last checkpoint */
     uint64_t cp_out;               /* the output's sequence at the last checkpoint */
+    uint64_t closed_out;           /* closed: the output's sequence to see confirmed */
     uint64_t cp_every;             /* records between checkpoints */
     uint64_t cur_rec;              /* index of the record handed out in its stream */
     void *sock;
@@ -1202,14 +1203,30 @@ void edge_in_chain(edge_in_t *in, edge_out_t *out)
         in->chain = out;
 }
 
-bool edge_in_settling(const edge_in_t *in) { return in->chain && in->cp_count > 0; }
+bool edge_in_settling(const edge_in_t *in)
+{
+    return in->chain &&
+           (in->cp_count > 0 || (in->closed && edge_out_settled(in->chain) < in->closed_out));
+}
 
 void edge_in_settle_all(edge_in_t *in)
 {
     in->clock = in->now ? in->now : ticks_now();
     count_done(in);
-    if (!in->chain || in->closed)
+    if (!in->chain)
         return;
+    if (in->closed) {
+        /* A stage that stopped itself: its input was confirmed when it
+         * closed, but what teardown put since must be confirmed
+         * downstream before the stage counts as ended (its replacement
+         * would only end the stream again).  A flush that lost a batch
+         * fails the stage at its next put or end. */
+        if (edge_out_flush(in->chain) < 0 && edge_out_lost(in->chain))
+            return;
+        in->closed_out = edge_out_seq(in->chain);
+        edge_in_settle(in);
+        return;
+    }
     /* Also when only the output moved (what teardown or an idle hook put
      * after the last checkpoint): a process that dies once it is ended
      * is replaced by one that only ends the stream again, so everything

@@ -4,7 +4,9 @@
  * put, in teardown too, must reach the consumer all the same.  The kill
  * comes from a test hook (lib/testhook.h) at that exact instant, while
  * the consumer, slower than the worker, still has a window of the
- * teardown's items unread. */
+ * teardown's items unread.  The same for a worker that stopped itself
+ * (mpx_stop): its input was confirmed when it closed, and what its
+ * teardown puts after that must still be confirmed before it ends. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +16,7 @@
 #include "harness.h"
 #include "lib/testhook.h"
 
-enum { N = 200, TAIL = 400 };
+enum { N = 200, TAIL = 400, STOP_AT = 120 };
 
 /* N ids, then a pause before the end of stream: the worker goes idle and
  * confirms all it took, so that nothing taken is left to confirm when
@@ -47,6 +49,19 @@ static int tail_teardown(mpx_stage_t *st)
 static const mpx_stage_def_t Tail = {.name = "tail", .process = pass_process,
                                      .teardown = tail_teardown};
 
+/* Passes ids up to STOP_AT, then stops itself: the rest of its input is
+ * discarded, and its teardown puts the tail as above. */
+static int stopper_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    int64_t v = mpx_item_i64(it);
+    int rc = mpx_put_item(st, it);
+    if (rc == 0 && v == STOP_AT)
+        rc = mpx_stop(st);
+    return rc;
+}
+static const mpx_stage_def_t Stopper = {.name = "tail", .process = stopper_process,
+                                        .teardown = tail_teardown};
+
 /* Slower than the worker: the worker's last puts are unread in this
  * consumer's socket when it is killed. */
 static int slow_process(mpx_stage_t *st, mpx_item_t *it)
@@ -57,9 +72,12 @@ static int slow_process(mpx_stage_t *st, mpx_item_t *it)
 }
 static const mpx_stage_def_t Slow = {.name = "slow", .process = slow_process};
 
-static void teardown_output_survives_a_kill_at_the_end(void)
+/* Runs src -> worker (recoverable) -> slow and checks that exactly the
+ * ids below `passed` and the TAIL teardown ids arrive, and that the
+ * worker was replaced once (the kill at its end). */
+static void run(const mpx_stage_def_t *worker, int passed)
 {
-    mpx_node_t *w = mpx_stage(&Tail, NULL);
+    mpx_node_t *w = mpx_stage(worker, NULL);
     REQUIRE(w && mpx_node_set_retries(w, 2) == 0, "recoverable worker");
     mpx_node_t *slow = mpx_stage(&Slow, NULL);
     REQUIRE(slow, "slow consumer");
@@ -70,7 +88,7 @@ static void teardown_output_survives_a_kill_at_the_end(void)
     mpx_item_t *it;
     while ((it = mpx_graph_next(g))) {
         int64_t v = mpx_item_i64(it);
-        if (v >= 0 && v < N + TAIL)
+        if (v >= 0 && v < N + TAIL && (v < passed || v >= N))
             seen[v]++;
         else
             bad++;
@@ -80,10 +98,10 @@ static void teardown_output_survives_a_kill_at_the_end(void)
     CHECK_EQ(bad, 0);
     int missing = 0, first = -1;
     for (int i = 0; i < N + TAIL; i++)
-        if (!seen[i] && missing++ == 0)
+        if ((i < passed || i >= N) && !seen[i] && missing++ == 0)
             first = i;
     CHECK(missing == 0, "%d of %d ids never arrived (the first: %d; %d teardown ids)", missing,
-          N + TAIL, first, TAIL);
+          passed + TAIL, first, TAIL);
     uint64_t restarts = 0;
     for (size_t i = 0; i < mpx_graph_instance_count(g); i++) {
         mpx_instance_info_t info;
@@ -91,16 +109,24 @@ static void teardown_output_survives_a_kill_at_the_end(void)
             restarts += info.restarts;
     }
     CHECK_EQ(restarts, 1);
-    printf("%lld arrivals of %d ids, %llu restart(s)\n", (long long)total, N + TAIL,
+    printf("%lld arrivals of %d ids, %llu restart(s)\n", (long long)total, passed + TAIL,
            (unsigned long long)restarts);
     expect_clean(g);
     mpx_node_destroy(&g);
+}
+
+static void teardown_output_survives_a_kill_at_the_end(void) { run(&Tail, N); }
+
+static void stopped_stage_teardown_output_survives_a_kill_at_the_end(void)
+{
+    run(&Stopper, STOP_AT + 1);
 }
 
 int main(int argc, char **argv)
 {
     static const test_case_t cases[] = {
         TEST_CASE(teardown_output_survives_a_kill_at_the_end),
+        TEST_CASE(stopped_stage_teardown_output_survives_a_kill_at_the_end),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
 }
