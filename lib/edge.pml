@@ -94,7 +94,9 @@
  *     process counts as ended (edge_in_settle_all: "the output moved"),
  *     which makes them what this model's puts are, settled before
  *     `ended`; without that check a process killed once ended lost the
- *     teardown's last put from its batch (tests/test_ended.c).
+ *     teardown's last put from its batch (tests/test_ended.c).  A stage
+ *     that stopped itself settles its teardown's puts the same way
+ *     (edge_in_settle_all on a closed input: its output only).
  *   - The credit target (EDGE_TARGET_TICKS at the measured pace) is any of
  *     TMIN..W at each grant.  A chained input checkpoints once CP_EVERY
  *     records are done, or at any record before (the timer).  The sink
