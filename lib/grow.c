@@ -43,10 +43,15 @@ struct grow {
     elastic_sample_t *samples;
     int *running;
     long next_ms, last_ms;
+    long t0_ms; /* the controller's time 0: its decisions' "t" is seconds of the run */
     long room_waited; /* r->room_waited at the last sample */
     bool changing;
     int change_group, change_slot, change_delta;
 };
+
+/* The controller's clock: seconds since the groups were opened (the
+ * stats' clock starts at the same moment, give or take the set-up). */
+static double run_secs(const grow_t *gr, long ms) { return (double)(ms - gr->t0_ms) / 1000.0; }
 
 int grow_open(struct mpx_run *r)
 {
@@ -108,7 +113,8 @@ int grow_open(struct mpx_run *r)
                    gr->budget, start);
         return r->status;
     }
-    gr->next_ms = mono_ms() + GROW_TICK_MS;
+    gr->t0_ms = mono_ms();
+    gr->next_ms = gr->t0_ms + GROW_TICK_MS;
     return 0;
 }
 
@@ -263,7 +269,7 @@ static void act(struct mpx_run *r, int k, int delta, const char *why,
         snprintf(failed, sizeof failed, "could not be carried out (%s): %s", mpx_strerror(rc),
                  why);
         report(r, k, from, from, action, failed, d);
-        elastic_done(gr->ctl, k, delta, false, (double)mono_ms() / 1000.0);
+        elastic_done(gr->ctl, k, delta, false, run_secs(gr, mono_ms()));
         return;
     }
     report(r, k, from, from + delta, action, why, d);
@@ -308,7 +314,7 @@ void grow_tick(struct mpx_run *r)
         return;
     }
     elastic_decision_t d;
-    int rc = elastic_decide(gr->ctl, (double)now / 1000.0, gr->samples, gr->ng,
+    int rc = elastic_decide(gr->ctl, run_secs(gr, now), gr->samples, gr->ng,
                             gr->budget - alive, &d);
     if (rc == 0 && d.kind == ELASTIC_NOTE && d.about >= 0 && d.about < gr->ng)
         report(r, d.about, gr->samples[d.about].active, gr->samples[d.about].active,
@@ -316,7 +322,7 @@ void grow_tick(struct mpx_run *r)
     if (rc != 1)
         return;
     if (d.group < 0 || d.group >= gr->ng) {
-        elastic_done(gr->ctl, d.group, d.delta, false, (double)now / 1000.0);
+        elastic_done(gr->ctl, d.group, d.delta, false, run_secs(gr, now));
         return;
     }
     act(r, d.group, d.delta, d.reason, &d);
@@ -328,5 +334,5 @@ void grow_changed(struct mpx_run *r, int i, bool ok)
     if (!gr || !gr->changing || gr->change_slot != i)
         return;
     gr->changing = false;
-    elastic_done(gr->ctl, gr->change_group, gr->change_delta, ok, (double)mono_ms() / 1000.0);
+    elastic_done(gr->ctl, gr->change_group, gr->change_delta, ok, run_secs(gr, mono_ms()));
 }

@@ -1243,6 +1243,10 @@ int sup_slot_join(struct mpx_run *r, int i)
     memset(b, 0, offsetof(blackbox_t, spawn));
     stats_rebase(r, i);
     c->items_in = c->items_out = c->items_dropped = 0;
+    /* items_failed and items_resent count every process the slot had
+     * (mpx_instance_info_t): the ones before this joiner too. */
+    c->failed_before = c->items_failed;
+    c->resent_before = c->items_resent;
     c->gen++;
     c->slot = SLOT_JOINING;
     c->hello = c->ready = c->done = c->released = c->stop_sent = c->exited = false;

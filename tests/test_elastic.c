@@ -4,7 +4,8 @@
  * changes here are scripted (lib/testhook.h, testhook_elastic_script),
  * so that each case sees the joins and leaves it is about whatever the
  * controller would decide; the controller has tests of its own
- * (test_elastic_ctl.c). */
+ * (test_elastic_ctl.c), and one case here lets it act on real processes
+ * and checks what the monitor says about it. */
 #define _GNU_SOURCE
 #include <inttypes.h>
 #include <stdint.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <dirent.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -63,6 +65,7 @@ typedef struct script {
     int step, ticks, every;
     int changes;     /* changes asked for */
     int max_seen[2]; /* most running seen, per group */
+    int grows;       /* of those, growths */
 } script_t;
 
 static int scripted(void *ctx, int ngroups, const int *running, int *group, int *delta)
@@ -81,6 +84,7 @@ static int scripted(void *ctx, int ngroups, const int *running, int *group, int 
             *group = k;
             *delta = running[k] < want ? 1 : -1;
             s->changes++;
+            s->grows += *delta > 0;
             s->ticks = 0;
             return 1;
         }
@@ -172,7 +176,7 @@ static void scripted_run(mpx_graph_t *g, script_t *s, bool ordered, int changes)
 static void grow_and_shrink_lose_nothing(void)
 {
     static const int want[] = {4, 1, 3, 2, 4, 1};
-    script_t s = {want, 6, 1, 0, 0, 1, 0, {0}};
+    script_t s = {want, 6, 1, 0, 0, 1, 0, {0}, 0};
     scripted_run(MPX_EZ(elastic(mpx_as(1, &Slow, &(int){100}), 1, 4)), &s, false, 14);
     CHECK_EQ(s.max_seen[0], 4);
 }
@@ -182,7 +186,7 @@ static void grow_and_shrink_lose_nothing(void)
 static void seq_order_while_changing(void)
 {
     static const int want[] = {3, 1, 4, 2, 1, 3};
-    script_t s = {want, 6, 1, 0, 0, 1, 0, {0}};
+    script_t s = {want, 6, 1, 0, 0, 1, 0, {0}, 0};
     scripted_run(MPX_EZ(mpx_seq(elastic(mpx_as(2, &Slow, &(int){100}), 1, 4))), &s, true, 11);
 }
 
@@ -192,7 +196,7 @@ static void seq_from_a_source(void)
 {
     enum { N = 30000 };
     static const int want[] = {3, 1, 4, 2};
-    script_t s = {want, 4, 1, 0, 0, 1, 0, {0}};
+    script_t s = {want, 4, 1, 0, 0, 1, 0, {0}, 0};
     mpx_graph_t *g =
         MPX_EZ(range_node(0, N), mpx_seq(elastic(mpx_as(2, &Multi, NULL), 1, 4)));
     REQUIRE(testhook_elastic_script(g, scripted, &s) == 0, "script");
@@ -221,7 +225,7 @@ static void seq_from_a_source(void)
 static void two_groups_in_a_row(void)
 {
     static const int want[] = {3, 1, 1, 3, 2, 2, 4, 1, 1, 4};
-    script_t s = {want, 5, 2, 0, 0, 1, 0, {0}};
+    script_t s = {want, 5, 2, 0, 0, 1, 0, {0}, 0};
     scripted_run(MPX_EZ(elastic(mpx_as(1, &Slow, &(int){100}), 1, 4),
                         elastic(mpx_as(1, &Slow, &(int){100}), 1, 4)),
                  &s, false, 16);
@@ -240,7 +244,7 @@ static const mpx_stage_def_t Negate = {.name = "negate", .process = negate_proce
 static void zip_with_an_elastic_branch(void)
 {
     static const int want[] = {3, 1, 4, 2};
-    script_t s = {want, 4, 1, 0, 0, 1, 0, {0}};
+    script_t s = {want, 4, 1, 0, 0, 1, 0, {0}, 0};
     mpx_graph_t *g = MPX_EZ(MPX_ZIP(elastic(mpx_as(2, &Slow, &(int){100}), 1, 4),
                                     mpx_stage(&Negate, NULL)));
     REQUIRE(testhook_elastic_script(g, scripted, &s) == 0, "script");
@@ -306,7 +310,7 @@ static const mpx_stage_def_t Record = {.name = "record", .args_size = sizeof(FIL
 static void side_graph_from_an_elastic_stage(void)
 {
     static const int want[] = {3, 1, 4, 2};
-    script_t s = {want, 4, 1, 0, 0, 1, 0, {0}};
+    script_t s = {want, 4, 1, 0, 0, 1, 0, {0}, 0};
     FILE *f = tmpfile(); /* unlinked already: nothing is left behind */
     REQUIRE(f, "tmpfile");
     mpx_graph_t *g = MPX_EZ(elastic(mpx_as(1, &Split, NULL), 1, 4));
@@ -411,7 +415,7 @@ static pid_t child_named(const char *comm, unsigned pick)
 static void kills_while_changing(void)
 {
     static const int want[] = {3, 1, 4, 2, 1, 3, 1};
-    script_t s = {want, 7, 1, 0, 0, 1, 0, {0}};
+    script_t s = {want, 7, 1, 0, 0, 1, 0, {0}, 0};
     mpx_node_t *w = elastic(mpx_as(2, &Slow, &(int){100}), 1, 4);
     REQUIRE(mpx_node_set_retries(w, 100) == 0, "retries");
     mpx_graph_t *g = MPX_EZ(w);
@@ -447,6 +451,263 @@ static void kills_while_changing(void)
             t.again, s.changes);
     free(t.seen);
     expect_success(g);
+}
+
+/* ---- a process's life in the group ------------------------------------- */
+
+/* Counts, in memory shared by every process: setups run, teardowns run. */
+typedef struct lives {
+    int setups, teardowns;
+} lives_t;
+
+enum { TEARDOWN_BASE = 1000000 };
+
+static int life_setup(mpx_stage_t *st)
+{
+    lives_t *l = *(lives_t *const *)mpx_args(st);
+    __atomic_add_fetch(&l->setups, 1, __ATOMIC_SEQ_CST);
+    return 0;
+}
+static int life_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    usleep((unsigned)(test_mix((uint64_t)mpx_item_i64(it)) % 100));
+    return mpx_put_item(st, it);
+}
+/* One item of its own per process, numbered by its turn among teardowns. */
+static int life_teardown(mpx_stage_t *st)
+{
+    lives_t *l = *(lives_t *const *)mpx_args(st);
+    int k = __atomic_add_fetch(&l->teardowns, 1, __ATOMIC_SEQ_CST);
+    return mpx_put_i64(st, TEARDOWN_BASE + k);
+}
+static const mpx_stage_def_t Life = {.name = "life", .args_size = sizeof(lives_t *),
+                                     .setup = life_setup, .process = life_process,
+                                     .teardown = life_teardown};
+
+/* Every process of the group runs setup once, and teardown once as it
+ * leaves or as the input ends; what teardown puts arrives, also from the
+ * instances that left while the others went on. */
+static void setup_and_teardown_in_every_process(void)
+{
+    static const int want[] = {3, 1, 4, 2, 3, 1};
+    script_t s = {want, 6, 1, 0, 0, 1, 0, {0}, 0};
+    lives_t *l = mmap(NULL, sizeof *l, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(l != MAP_FAILED, "mmap");
+    mpx_graph_t *g = MPX_EZ(elastic(mpx_as(1, &Life, &l), 1, 4));
+    REQUIRE(testhook_elastic_script(g, scripted, &s) == 0, "script");
+    REQUIRE(mpx_graph_set_budget(g, 12) == 0, "budget");
+    REQUIRE(mpx_graph_start(g) == 0, "start: %s", mpx_graph_error(g));
+    tally_t t = {calloc(CAP, 1), 0, CAP, 0, false, false, 0};
+    REQUIRE(t.seen, "memory");
+    int64_t i = 0, tails = 0;
+    char tail_seen[64] = {0};
+    mpx_item_t *it;
+#define TAKE(it)                                                                    \
+    do {                                                                            \
+        int64_t v_ = mpx_item_i64(it);                                              \
+        if (v_ > TEARDOWN_BASE && v_ < TEARDOWN_BASE + 64) {                        \
+            CHECK(!tail_seen[v_ - TEARDOWN_BASE], "teardown item %" PRId64 " twice", \
+                  v_ - TEARDOWN_BASE);                                              \
+            tail_seen[v_ - TEARDOWN_BASE] = 1;                                      \
+            tails++;                                                                \
+        } else {                                                                    \
+            take(&t, it);                                                           \
+        }                                                                           \
+    } while (0)
+    for (; i < 2000 || s.step < s.nsteps; i++) {
+        REQUIRE(i < TEARDOWN_BASE, "the script did not finish (step %d of %d)", s.step,
+                s.nsteps);
+        int rc;
+        while ((rc = mpx_graph_put(g, &i, sizeof i)) == MPX_EAGAIN)
+            while (mpx_graph_poll(g, 0, &it) == 1)
+                TAKE(it);
+        REQUIRE(rc == 0, "put: %s", mpx_strerror(rc));
+    }
+    REQUIRE(mpx_graph_close_input(g) == 0, "close");
+    while ((it = mpx_graph_next(g)))
+        TAKE(it);
+#undef TAKE
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(t.n, i);
+    /* One process to start with, and one more per growth. */
+    int processes = 1 + s.grows;
+    CHECK(s.grows >= 6, "only %d growths", s.grows);
+    CHECK_EQ(l->setups, processes);
+    CHECK_EQ(l->teardowns, processes);
+    CHECK_EQ(tails, processes);
+    fprintf(stderr, "%d processes: %d setups, %d teardowns, %" PRId64 " teardown items\n",
+            processes, l->setups, l->teardowns, tails);
+    free(t.seen);
+    munmap(l, sizeof *l);
+    CHECK(strcmp(mpx_graph_error(g), "") == 0, "error: %s", mpx_graph_error(g));
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* ---- error policies ------------------------------------------------------ */
+
+/* Fails every item divisible by 7, passes the others on. */
+static int picky_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    int64_t v = mpx_item_i64(it);
+    usleep((unsigned)(test_mix((uint64_t)v) % 100));
+    if (v % 7 == 0)
+        return mpx_fail(st, "item %lld is a multiple of 7", (long long)v);
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t Picky = {.name = "picky", .process = picky_process};
+
+/* Under MPX_ON_ERROR_SKIP the group goes on through its changes: every
+ * item that does not fail comes out once, the others are counted as
+ * failed over the group's instances, whichever process took them. */
+static void skip_policy_while_changing(void)
+{
+    static const int want[] = {3, 1, 4, 2, 1};
+    script_t s = {want, 5, 1, 0, 0, 1, 0, {0}, 0};
+    mpx_node_t *w = elastic(mpx_as(1, &Picky, NULL), 1, 4);
+    REQUIRE(mpx_node_on_error(w, MPX_ON_ERROR_SKIP, NULL) == 0, "skip");
+    mpx_graph_t *g = MPX_EZ(w);
+    REQUIRE(testhook_elastic_script(g, scripted, &s) == 0, "script");
+    REQUIRE(mpx_graph_set_budget(g, 12) == 0, "budget");
+    tally_t t = {calloc(CAP, 1), 0, CAP, 0, false, false, 0};
+    REQUIRE(t.seen, "memory");
+    int64_t put = feed_through(g, &s, &t, 2000);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    int64_t multiples = (put + 6) / 7; /* 0, 7, 14, ... below put */
+    CHECK_EQ(t.n, put - multiples);
+    for (int64_t v = 0; v < put; v++)
+        if ((v % 7 == 0) == (t.seen[v] != 0)) {
+            CHECK(false, "item %" PRId64 " %s", v, t.seen[v] ? "came out" : "is missing");
+            break;
+        }
+    unsigned long long failed = 0;
+    for (size_t i = 0; i < mpx_graph_instance_count(g); i++) {
+        mpx_instance_info_t info;
+        if (mpx_graph_instance_info(g, i, &info) == 0 && strcmp(info.name, "picky") == 0)
+            failed += info.items_failed;
+    }
+    CHECK_EQ(failed, (unsigned long long)multiples);
+    CHECK(s.changes >= 8, "only %d changes", s.changes);
+    free(t.seen);
+    CHECK(strcmp(mpx_graph_error(g), "") == 0, "error: %s", mpx_graph_error(g));
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* ---- the controller on real processes ------------------------------------ */
+
+/* A millisecond's sleep per item: the stage is busy all the time without
+ * taking a CPU, so that the controller sees a group that limits the graph
+ * (its source waits for room) on any machine, however loaded. */
+static int nap_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    usleep(1000);
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t Nap = {.name = "nap", .process = nap_process};
+
+/* The first line of `text` that holds every one of the strings, or NULL. */
+static const char *line_with(const char *text, const char *a, const char *b, const char *c)
+{
+    for (const char *l = text; l && *l;) {
+        const char *end = strchr(l, '\n');
+        size_t len = end ? (size_t)(end - l) : strlen(l);
+        char *copy = strndup(l, len);
+        bool all = copy && strstr(copy, a) && (!b || strstr(copy, b)) && (!c || strstr(copy, c));
+        free(copy);
+        if (all)
+            return l;
+        l = end ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
+static char *slurp(FILE *f)
+{
+    fflush(f);
+    long n = ftell(f);
+    REQUIRE(n >= 0, "ftell");
+    char *buf = calloc(1, (size_t)n + 1);
+    REQUIRE(buf, "memory");
+    rewind(f);
+    REQUIRE(fread(buf, 1, (size_t)n, f) == (size_t)n, "read back");
+    return buf;
+}
+
+/* The controller itself (no script) on a group of one that limits the
+ * graph: it grows it, nothing is lost or repeated, and the decision is
+ * on the JSON stream (with the controller's record and figures, on the
+ * run's clock), in the snapshots' "elastic" object with the default
+ * budget (the processes the graph starts with, plus one per CPU), and on
+ * `watch`'s lines. */
+static void controller_grows_a_limiting_group_and_says_so(void)
+{
+    enum { N = 3000 };
+    mpx_graph_t *g = MPX_EZ(range_node(0, N), elastic(mpx_as(1, &Nap, NULL), 1, 3));
+    FILE *js = tmpfile(), *errs = tmpfile();
+    REQUIRE(js && errs, "tmpfile");
+    REQUIRE(mpx_graph_stats_to(g, js) == 0, "stats_to");
+    REQUIRE(mpx_graph_watch(g, 0) == 0, "watch");
+    char *seen = calloc(N, 1);
+    REQUIRE(seen, "memory");
+    /* watch writes to stderr: into errs for the run (nothing here may
+     * fail meanwhile: the harness reports on stderr). */
+    fflush(stderr);
+    int saved = dup(2);
+    REQUIRE(saved >= 0 && dup2(fileno(errs), 2) == 2, "redirect stderr");
+    int64_t n = 0, bad = 0;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        int64_t v = mpx_item_i64(it);
+        if (v < 0 || v >= N || seen[v]++)
+            bad++;
+        n++;
+    }
+    int rc = mpx_graph_join(g);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    CHECK_EQ(rc, 0);
+    CHECK_EQ(n, N);
+    CHECK_EQ(bad, 0);
+
+    char *json = slurp(js), *watch = slurp(errs);
+    const char *grow = line_with(json, "{\"mpx_elastic\": 1, ", "\"action\": \"grow\"",
+                                 "\"stage\": \"nap\", ");
+    CHECK(grow != NULL, "no growth of 'nap' on the JSON stream:\n%.3000s", json);
+    if (grow) {
+        double t = -1, dt = -1;
+        const char *d = strstr(grow, "\"decision\": {");
+        CHECK(sscanf(grow, "{\"mpx_elastic\": 1, \"t\": %lf", &t) == 1, "no t: %.400s", grow);
+        CHECK(d && sscanf(d, "\"decision\": {\"t\": %lf", &dt) == 1, "no decision.t: %.600s",
+              grow);
+        CHECK(strstr(grow, "\"from\": 1, \"to\": 2") != NULL, "not 1 -> 2: %.400s", grow);
+        CHECK(d && strstr(d, "\"figures\": {") && strstr(d, "\"busy_min\": "),
+              "no figures in the decision: %.800s", grow);
+        /* Both on the run's clock (before, the decision's was the
+         * machine's monotonic clock: hours, not seconds). */
+        CHECK(t >= 0 && dt >= 0 && dt - t < 5 && t - dt < 5, "t %.3f, decision.t %.3f", t, dt);
+    }
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    char budget[64];
+    snprintf(budget, sizeof budget, "\"elastic\": {\"budget\": %ld, ", 2 + (cpus > 0 ? cpus : 1));
+    const char *snap = line_with(json, "\"mpx_stats\"", "\"ended\": true", budget);
+    CHECK(snap != NULL, "no final snapshot with %s:\n%.3000s", budget, json);
+    if (snap) {
+        const char *dec = strstr(snap, "\"decisions\": ");
+        unsigned long long decisions = 0;
+        CHECK(dec && sscanf(dec, "\"decisions\": %llu", &decisions) == 1 && decisions >= 1,
+              "no decisions counted: %.600s", dec ? dec : snap);
+    }
+    CHECK(line_with(watch, "elastic: stage 'nap' grow, 1 -> 2 instances: ", NULL, NULL) != NULL,
+          "watch printed no line for the growth:\n%.3000s", watch);
+    free(json);
+    free(watch);
+    fclose(js);
+    fclose(errs);
+    free(seen);
+    expect_clean(g);
+    mpx_node_destroy(&g);
 }
 
 /* What the API refuses. */
@@ -487,6 +748,9 @@ int main(int argc, char **argv)
         TEST_CASE(side_graph_from_an_elastic_stage),
         TEST_CASE(elastic_pool_map),
         TEST_CASE(refused_where_it_cannot_work),
+        TEST_CASE(setup_and_teardown_in_every_process),
+        TEST_CASE(skip_policy_while_changing),
+        TEST_CASE(controller_grows_a_limiting_group_and_says_so),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
 }
