@@ -6,13 +6,16 @@
  * thousandth item, a worker reports how long the work took to a side
  * graph (xcut "log") whose one stage sums the reports up.
  *
- *     monitor_demo [--workers N] [--seconds S] [--dot]
+ *     monitor_demo [--workers N] [--elastic MAX] [--seconds S] [--dot]
  *
  *     numbers ──▶ work ×N ──▶ tally ──▶ "processed N items" on stdout
  *                   └─ every 1000th ─▶ xcut "log": logger ──▶ stderr
  *
  * Watch it from another terminal with the command it prints on stderr
- * (mpx-top PID).  --dot prints the graph in Graphviz DOT and exits.
+ * (mpx-top PID).  --elastic MAX lets mpx size the workers from N up to
+ * MAX while it runs (mpx_node_set_elastic): mpx-top's header then shows
+ * the budget and the controller's last decision.  --dot prints the graph
+ * in Graphviz DOT and exits.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -150,11 +153,14 @@ static const mpx_stage_def_t Logger = {
 
 /* ---- main ------------------------------------------------------------------ */
 
-static mpx_graph_t *demo_graph(int workers, numbers_ctx *numbers)
+static mpx_graph_t *demo_graph(int workers, int elastic_max, numbers_ctx *numbers)
 {
-    mpx_graph_t *g = MPX_EZ(mpx_iter_fn("numbers", numbers_next, numbers),
-                            mpx_as(workers, &Work, NULL),
-                            mpx_stage(&Tally, NULL));
+    mpx_node_t *work = mpx_as(workers, &Work, NULL);
+    if (work && elastic_max > 0 && mpx_node_set_elastic(work, workers, elastic_max) != 0)
+        mpx_node_destroy(&work);
+    mpx_graph_t *g = work ? MPX_EZ(mpx_iter_fn("numbers", numbers_next, numbers), work,
+                                   mpx_stage(&Tally, NULL))
+                          : NULL;
     mpx_graph_t *log = mpx_stage(&Logger, NULL);
     if (!g || !log || mpx_node_set_name(g, "monitor_demo") != 0 ||
         mpx_node_set_capacity(g, QUEUE_ITEMS, 0) != 0 || mpx_graph_xcut(g, "log", log) != 0) {
@@ -167,9 +173,10 @@ static mpx_graph_t *demo_graph(int workers, numbers_ctx *numbers)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: monitor_demo [--workers N] [--seconds S] [--dot]\n"
+    fprintf(f, "usage: monitor_demo [--workers N] [--elastic MAX] [--seconds S] [--dot]\n"
                "Run a pipeline for about S seconds (default 20) with N workers (default 3)\n"
                "for mpx-top to watch, then print how many items it processed.\n"
+               "--elastic lets mpx run from N up to MAX workers as it sees fit.\n"
                "--dot prints the graph in Graphviz DOT instead.\n");
 }
 
@@ -178,11 +185,12 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"workers", required_argument, NULL, 'w'},
         {"seconds", required_argument, NULL, 's'},
+        {"elastic", required_argument, NULL, 'e'},
         {"dot", no_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    long workers = 3;
+    long workers = 3, elastic_max = 0;
     bool dot = false;
     numbers_ctx numbers = {.seconds = 20};
     for (int opt; (opt = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
@@ -203,6 +211,13 @@ int main(int argc, char **argv)
                 return EXIT_FAILURE;
             }
             break;
+        case 'e':
+            elastic_max = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || elastic_max < 1 || elastic_max > 256) {
+                fprintf(stderr, "monitor_demo: --elastic wants a count from 1 to 256\n");
+                return EXIT_FAILURE;
+            }
+            break;
         case 'd': dot = true; break;
         case 'h': usage(stdout); return EXIT_SUCCESS;
         default: usage(stderr); return EXIT_FAILURE;
@@ -212,8 +227,13 @@ int main(int argc, char **argv)
         usage(stderr);
         return EXIT_FAILURE;
     }
+    if (elastic_max > 0 && elastic_max < workers) {
+        fprintf(stderr, "monitor_demo: --elastic %ld is fewer than the %ld workers to start with\n",
+                elastic_max, workers);
+        return EXIT_FAILURE;
+    }
 
-    mpx_graph_t *g = demo_graph((int)workers, &numbers);
+    mpx_graph_t *g = demo_graph((int)workers, (int)elastic_max, &numbers);
     if (!g) {
         fprintf(stderr, "monitor_demo: out of memory\n");
         return EXIT_FAILURE;

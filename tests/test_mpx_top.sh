@@ -5,6 +5,8 @@
 # two more attach and leave at once.  Checks what the screen shows and that
 # its figures move, that the stream is valid JSON ending with the outcome,
 # that q ends mpx-top, and that the demo, watched or not, finishes its work.
+# Then the demo with an elastic group of workers: the header shows the
+# budget and the controller's last decision.
 # Leaves no process and no file behind, whatever happens.
 #
 #   test_mpx_top.sh BUILD_ROOT
@@ -40,10 +42,10 @@ tmuxsock=mpxtop
 tm() { TMUX_TMPDIR=$tmp/tmux tmux -L "$tmuxsock" -f /dev/null "$@"; }
 run_env=(env -u XDG_RUNTIME_DIR "TMPDIR=$tmp/run")
 
-demo_pid='' json_pid='' brief1='' brief2='' tmux_pid='' stage_pids=''
+demo_pid='' json_pid='' brief1='' brief2='' tmux_pid='' stage_pids='' edemo_pid=''
 cleanup() {
     local p
-    for p in $demo_pid $json_pid $brief1 $brief2; do
+    for p in $demo_pid $json_pid $brief1 $brief2 $edemo_pid; do
         pkill -P "$p" 2>/dev/null # a brief monitor's mpx-top
         kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
     done
@@ -216,6 +218,42 @@ assert tally["in"] > 0 and tally["state"] == "done", tally
 print(f"  ok: --json gave {len(snaps)} snapshots, valid JSON, mpx_stats 1, "
       f"the last ended ok; tally took {tally['in']} items")
 EOF
+
+echo "== an elastic group: the header shows the budget and the controller's last decision"
+# One worker that limits the graph (the tally is faster than one): the
+# controller grows it within a second or so; whatever it does next (keep,
+# undo, grow again), the header shows its last decision.
+"${run_env[@]}" "$demo" --workers 1 --elastic 3 --seconds 3 >"$tmp/edemo.out" 2>"$tmp/edemo.err" &
+edemo_pid=$!
+esocket() {
+    local s
+    for s in "$tmp/run/mpx-$edemo_pid-"*/stats; do
+        [[ -S $s ]] && return 0
+    done
+    return 1
+}
+wait_for 10 esocket || fail "no stats socket for the elastic demo after 10 s ($(cat "$tmp/edemo.err"))"
+estage_pids=$(pgrep -P "$edemo_pid" | tr '\n' ' ')
+tm new-session -d -s etop -x 160 -y 30 \
+    "env -u XDG_RUNTIME_DIR TMPDIR='$tmp/run' TERM=screen '$top' $edemo_pid; echo \$? >'$tmp/etop.rc'" ||
+    fail "tmux new-session for the elastic demo failed"
+decided() {
+    tm capture-pane -p -t etop >"$tmp/escreen" 2>/dev/null &&
+        grep -qE "budget [0-9]+; at [0-9.]+s 'work' [0-9]+ -> [0-9]+: " "$tmp/escreen"
+}
+wait_for 20 decided || fail "mpx-top showed no decision of the controller within 20 s; the screen was:
+$(cat "$tmp/escreen")"
+ok "the header shows: $(grep -oE "budget [0-9]+; at [0-9.]+s 'work' [0-9]+ -> [0-9]+: .{0,40}" "$tmp/escreen")"
+tm send-keys -t etop q
+wait_for 20 test -s "$tmp/etop.rc" || fail "mpx-top (elastic demo) did not exit within 20 s of 'q'"
+wait "$edemo_pid"
+rc=$?
+edemo_pid=''
+((rc == 0)) || fail "monitor_demo --elastic exited with status $rc: $(cat "$tmp/edemo.err")"
+grep -qE '^processed [1-9][0-9]* items$' "$tmp/edemo.out" ||
+    fail "monitor_demo --elastic printed '$(cat "$tmp/edemo.out")', not 'processed N items'"
+ok "monitor_demo --elastic: $(cat "$tmp/edemo.out")"
+stage_pids="$stage_pids $estage_pids"
 
 echo "== nothing left behind"
 tm kill-server 2>/dev/null
