@@ -710,6 +710,108 @@ static void controller_grows_a_limiting_group_and_says_so(void)
     mpx_node_destroy(&g);
 }
 
+/* Processes of ours named `comm` that are alive (not zombies). */
+static int live_children_named(const char *comm)
+{
+    int n = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char path[300], buf[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+        char state = 0;
+        long ppid = 0;
+        if (!open || !close || sscanf(close + 2, "%c %ld", &state, &ppid) != 2 ||
+            ppid != getpid() || state == 'Z')
+            continue;
+        n += (size_t)(close - open - 1) == strlen(comm) && !strncmp(open + 1, comm, strlen(comm));
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* Slow with a setup of 300 ms: each replacement takes that long to be
+ * ready, a window of several of the controller's ticks. */
+static int late_setup(mpx_stage_t *st)
+{
+    (void)st;
+    usleep(300 * 1000);
+    return 0;
+}
+static const mpx_stage_def_t SlowStart = {.name = "slow", .args_size = sizeof(int),
+                                          .setup = late_setup, .process = slow_process};
+
+/* Passes items on like Slow, under another name. */
+static const mpx_stage_def_t Calm = {.name = "calm", .args_size = sizeof(int),
+                                     .process = slow_process};
+
+/* A replacement counts against the budget: a fixed recoverable group of
+ * two, then an elastic group of one that a script always wants one
+ * larger, with a budget of three — full from the start.  The elastic
+ * group never grows, also while a killed instance of the first group is
+ * being replaced (had the replacement not counted, the growth would take
+ * the dead one's place and the replacement come on top: four processes).
+ * The first group's setup takes 300 ms, so that each replacement is
+ * not ready for several of the controller's ticks.  Nothing is lost
+ * meanwhile. */
+static void replacement_counts_against_the_budget(void)
+{
+    static const int want[] = {2};
+    script_t s = {want, 1, 1, 0, 0, 1, 0, {0}, 0};
+    mpx_node_t *a = mpx_as(2, &SlowStart, &(int){200});
+    REQUIRE(a && mpx_node_set_retries(a, 100) == 0, "retries");
+    mpx_graph_t *g = MPX_EZ(a, elastic(mpx_as(1, &Calm, &(int){1}), 1, 2));
+    REQUIRE(testhook_elastic_script(g, scripted, &s) == 0, "script");
+    REQUIRE(mpx_graph_set_budget(g, 3) == 0, "budget");
+    REQUIRE(mpx_graph_start(g) == 0, "start: %s", mpx_graph_error(g));
+    tally_t t = {calloc(CAP, 1), 0, CAP, 0, false, true, 0};
+    REQUIRE(t.seen, "memory");
+    enum { N = 4000 };
+    int kills = 0, most = 0, samples = 0;
+    uint64_t rnd = 777;
+    mpx_item_t *it;
+    for (int64_t i = 0; i < N; i++) {
+        if (i % 400 == 200) {
+            rnd = test_mix(rnd);
+            pid_t victim = child_named("slow", (unsigned)rnd);
+            if (victim > 0 && kill(victim, SIGKILL) == 0)
+                kills++;
+        }
+        if (i % 10 == 0) {
+            int live = live_children_named("slow") + live_children_named("calm");
+            most = live > most ? live : most;
+            samples++;
+            if (most > 3)
+                fprintf(stderr, "over the budget after %d kills: %d processes\n", kills, most);
+            REQUIRE(most <= 3, "%d stage processes alive at once with a budget of 3", most);
+        }
+        int rc;
+        while ((rc = mpx_graph_put(g, &i, sizeof i)) == MPX_EAGAIN)
+            while (mpx_graph_poll(g, 0, &it) == 1)
+                take(&t, it);
+        REQUIRE(rc == 0, "put: %s", mpx_strerror(rc));
+    }
+    REQUIRE(mpx_graph_close_input(g) == 0, "close");
+    while ((it = mpx_graph_next(g)))
+        take(&t, it);
+    CHECK_EQ(t.n, N);
+    CHECK(kills >= 5, "only %d kills", kills);
+    CHECK(s.max_seen[0] <= 1, "the elastic group ran %d instances with no room in the budget",
+          s.max_seen[0]);
+    fprintf(stderr, "%d kills, at most %d alive in %d samples, %" PRId64 " again\n", kills, most,
+            samples, t.again);
+    free(t.seen);
+    expect_success(g);
+}
+
 /* What the API refuses. */
 static void refused_where_it_cannot_work(void)
 {
@@ -751,6 +853,7 @@ int main(int argc, char **argv)
         TEST_CASE(setup_and_teardown_in_every_process),
         TEST_CASE(skip_policy_while_changing),
         TEST_CASE(controller_grows_a_limiting_group_and_says_so),
+        TEST_CASE(replacement_counts_against_the_budget),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
 }
