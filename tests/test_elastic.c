@@ -812,6 +812,47 @@ static void replacement_counts_against_the_budget(void)
     expect_success(g);
 }
 
+/* Chaos under the controller's own changes: a recoverable group of one
+ * that limits the graph, grown by the controller (no script); once it
+ * runs two instances, SIGKILLs at its instances every so many arrivals.
+ * Every item arrives, one arrives twice only if it was sent again. */
+static void controller_changes_under_kills(void)
+{
+    enum { N = 5000 };
+    mpx_node_t *w = elastic(mpx_as(1, &Nap, NULL), 1, 3);
+    REQUIRE(mpx_node_set_retries(w, 100) == 0, "retries");
+    mpx_graph_t *g = MPX_EZ(range_node(0, N), w);
+    REQUIRE(mpx_graph_start(g) == 0, "start: %s", mpx_graph_error(g));
+    tally_t t = {calloc(N, 1), 0, N, 0, false, true, 0};
+    REQUIRE(t.seen, "memory");
+    int kills = 0, most = 0;
+    int64_t arrivals = 0;
+    uint64_t rnd = 4242;
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g))) {
+        take(&t, it);
+        if (++arrivals % 50 == 0) {
+            int live = live_children_named("nap");
+            most = live > most ? live : most;
+        }
+        if (most >= 2 && arrivals % 300 == 0 && kills < 10) {
+            rnd = test_mix(rnd);
+            pid_t victim = child_named("nap", (unsigned)rnd);
+            if (victim > 0 && kill(victim, SIGKILL) == 0)
+                kills++;
+        }
+    }
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(t.n, N);
+    CHECK(most >= 2, "the controller never grew the group (at most %d instance)", most);
+    CHECK(kills >= 3, "only %d kills", kills);
+    fprintf(stderr, "%d kills, at most %d instances, %" PRId64 " again\n", kills, most, t.again);
+    free(t.seen);
+    CHECK(strcmp(mpx_graph_error(g), "") == 0, "error: %s", mpx_graph_error(g));
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
 /* What the API refuses. */
 static void refused_where_it_cannot_work(void)
 {
@@ -854,6 +895,7 @@ int main(int argc, char **argv)
         TEST_CASE(skip_policy_while_changing),
         TEST_CASE(controller_grows_a_limiting_group_and_says_so),
         TEST_CASE(replacement_counts_against_the_budget),
+        TEST_CASE(controller_changes_under_kills),
     };
     return harness_main(argc, argv, cases, sizeof cases / sizeof *cases);
 }
