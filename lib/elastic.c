@@ -451,7 +451,7 @@ static void look_again(elastic_t *e, const elastic_sample_t *s, verdict_t vd, do
     e->cascade = vd.group;
     g->cap = g->last_cap = n - 1;
     g->cap_until = now + holdoff;
-    g->cap_ref_work = g->kept_work;
+    g->cap_ref_work = NAN; /* taken at the first full window at size cap (end_holdoffs) */
     g->cap_others = others_of(e, s, vd.group);
     snprintf(e->cascade_reason, sizeof e->cascade_reason,
              "undo %s %d->%d as well: its growth gave %+.0f%% of one instance's %.4g/s when "
@@ -552,7 +552,7 @@ static int check_growth(elastic_t *e, double now, const elastic_sample_t *s,
     g->fails = g->last_cap == vd.from ? g->fails + 1 : 1;
     g->cap = g->last_cap = vd.from;
     g->cap_until = now + holdoff;
-    g->cap_ref_work = vd.work;
+    g->cap_ref_work = NAN; /* taken at the first full window at size cap (end_holdoffs) */
     g->cap_others = others_of(e, s, vd.group);
     change(e, d, now, ELASTIC_UNDO, vd.group, -1, vd.from + 1, &v);
     d->fig.rate_before = vd.rate;
@@ -657,10 +657,20 @@ static bool end_holdoffs(elastic_t *e, double now, const elastic_sample_t *s,
             g->cap = -1;
             return true;
         }
-        view_t v = view(e, g, now, e->p.window, e->p.min_samples);
+        /* As for floors (end_floor): over the longer window, against the
+         * work per item measured at the held size once the undo was done,
+         * not the figures from before the growth (taken in another
+         * configuration, and over half a second: in the `elastic`
+         * benchmark a hold-off ended 4 s after its undo, in a phase whose
+         * work did not change, and the group grew again). */
+        view_t v = view(e, g, now, e->p.shrink_window, e->p.min_samples);
         if (s[i].active != g->cap || v.n != g->cap || !ready(e, &v) || isnan(v.work) ||
-            !(g->cap_ref_work > 0))
+            v.span < e->p.shrink_window - e->p.window)
             continue;
+        if (!(g->cap_ref_work > 0)) {
+            g->cap_ref_work = v.work;
+            continue;
+        }
         double moved = v.work / g->cap_ref_work - 1;
         if (moved > e->p.workload_change || -moved > e->p.workload_change) {
             hold(d, now);

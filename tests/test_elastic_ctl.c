@@ -511,6 +511,34 @@ static void holdoff_ends_when_work_changes(void)
     elastic_free(&e);
 }
 
+/* What the work per item is at the held size is measured there, once
+ * the undo is done: before the growth, the group ran in another
+ * configuration (here the other stages took more of the cores once it
+ * was back at 1: 5.5 ms of busy time per item instead of 3.96, steady).
+ * That is no change of work, and the hold-off stands. */
+static void holdoff_measures_its_reference_after_the_undo(void)
+{
+    elastic_t *e = elastic_new(1);
+    elastic_decision_t d;
+    double t = 0;
+    grow_once(e, &t, 1, 250);
+    elastic_sample_t s = sample(2, 0.99, 0.9, 1, 250);
+    change_done(e, &t, &s, 1, 3, 20, ELASTIC_UNDO, 0);
+    s = sample(1, 0.99, 0.9, 1, 180);
+    CHECK_EQ(feed(e, &t, &s, 1, 3, 100, &d), 101);
+    CHECK(elastic_holdoff(e, 0, NULL, NULL), "the hold-off ended: %s", d.reason);
+    /* A real change of work still ends it. */
+    s.rate = 400;
+    int note_at = -1;
+    for (int k = 0; k < 20 && note_at < 0; k++, t += TICK) {
+        CHECK_EQ(elastic_decide(e, t, &s, 1, 3, &d), 0);
+        if (d.kind == ELASTIC_NOTE)
+            note_at = k;
+    }
+    CHECK(note_at >= 0 && has(d.reason, "the work changed"), "note: %s", d.reason);
+    elastic_free(&e);
+}
+
 /* A hold-off was learnt with the other groups as they were: when they
  * run fewer instances (here B, idle, gives one up), the cores the undone
  * instance shared are less contended, and the group may try again at
@@ -1386,6 +1414,7 @@ int main(int argc, char **argv)
         TEST_CASE(keep_when_rate_rose),
         TEST_CASE(keep_when_limit_moved),
         TEST_CASE(holdoff_ends_when_work_changes),
+        TEST_CASE(holdoff_measures_its_reference_after_the_undo),
         TEST_CASE(holdoff_ends_when_others_shrink),
         TEST_CASE(regrown_group_keeps_its_size),
         TEST_CASE(failed_change),
