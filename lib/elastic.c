@@ -141,6 +141,7 @@ static const elastic_params_t defaults = {
     .donor_below = 0.75,
     .undo_gain_below = 0.15,
     .wasted_above = 0.5,
+    .changed_above = 1.5,
     .check_margin = 0.1,
     .holdoff = 30,
     .holdoff_max = 240,
@@ -198,7 +199,8 @@ int elastic_set_params(elastic_t *e, const elastic_params_t *p)
         !(p->shrink_below >= 0 && p->shrink_below < p->grow_above) ||
         !(p->donor_below >= 0 && p->donor_below <= p->grow_above) || !(p->holdoff >= 0) ||
         !(p->holdoff_max >= p->holdoff) || !(p->workload_change > 0) ||
-        !(p->fail_holdoff >= 0) || !(p->check_margin >= 0))
+        !(p->fail_holdoff >= 0) || !(p->check_margin >= 0) ||
+        !(p->changed_above > p->wasted_above))
         return MPX_EINVAL;
     e->p = *p;
     return 0;
@@ -493,7 +495,13 @@ static int check_growth(elastic_t *e, double now, const elastic_sample_t *s,
     double share = vd.rate / vd.from;
     double gain = share > 0 ? (v.rate - vd.rate) / share : INFINITY;
     double wasted = vd.work > 0 && !isnan(v.work) ? v.work / vd.work - 1 : 0;
-    bool undo = gain < e->p.undo_gain_below && wasted > e->p.wasted_above / vd.from;
+    /* A new instance whose time all goes into waiting raises the busy
+     * time per item by 1/from at most; a rise well beyond that is the
+     * work per item itself changing under the check (a new phase of the
+     * workload): the rates before and after measure different work, and
+     * say nothing about the growth, which is kept. */
+    bool changed = wasted > e->p.changed_above / vd.from;
+    bool undo = !changed && gain < e->p.undo_gain_below && wasted > e->p.wasted_above / vd.from;
     /* An undo close to the line waits for more samples (up to two
      * windows): one window of a jittery rate can be off by a tenth, and a
      * wrong undo costs a reversal and a hold-off where a wrong keep costs
@@ -510,7 +518,9 @@ static int check_growth(elastic_t *e, double now, const elastic_sample_t *s,
     }
     e->verdict.group = -1;
     if (!undo) {
-        g->kept_from = vd.from;
+        /* A growth checked across a change of work is not looked at
+         * again (undo_looks_again): its figures compare different work. */
+        g->kept_from = changed && gain < e->p.undo_gain_below ? -1 : vd.from;
         g->kept_rate = vd.rate;
         g->kept_work = vd.work;
         g->kept_gain = gain;
@@ -524,7 +534,13 @@ static int check_growth(elastic_t *e, double now, const elastic_sample_t *s,
         d->fig.rate_before = vd.rate;
         d->fig.work_before = vd.work;
         d->fig.gain = gain;
-        if (gain >= e->p.undo_gain_below || isinf(gain)) {
+        if (changed && gain < e->p.undo_gain_below) {
+            say(d,
+                "kept %s %d->%d: rate %.4g->%.4g/s, but busy per item %.3g->%.3g ms (+%.0f%%, "
+                "more than one more instance could add): the work changed, the check says nothing",
+                g->name, vd.from, vd.from + 1, vd.rate, v.rate, ms(vd.work), ms(v.work),
+                100 * wasted);
+        } else if (gain >= e->p.undo_gain_below || isinf(gain)) {
             g->fails = 0;
             say(d, "kept %s %d->%d: rate %.4g->%.4g/s, %+.0f%% of one instance's %.4g/s",
                 g->name, vd.from, vd.from + 1, vd.rate, v.rate, 100 * gain, share);

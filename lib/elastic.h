@@ -91,6 +91,9 @@ typedef struct elastic_params {
                            * share of one instance's worth ... */
     double wasted_above;  /* 0.5: ... while the busy time per item rose by more than this
                            * share of 1/n (the new instance's time went into waiting) */
+    double changed_above; /* 1.5: no undo when the busy time per item rose by more than this
+                           * share of 1/n: more than a new instance's waiting could add (1/n),
+                           * so the work per item itself changed during the check */
     double check_margin;  /* 0.1: an undo for a gain this close below undo_gain_below
                            * waits for up to two windows of samples */
     double holdoff;       /* 30: after an undo, do not grow past the size for this long;

@@ -539,6 +539,31 @@ static void holdoff_measures_its_reference_after_the_undo(void)
     elastic_free(&e);
 }
 
+/* A growth checked while the work per item itself changed (a new phase:
+ * items three times as costly reach the group just after it grew) is
+ * kept: the busy time per item rose by 194%, more than a new instance
+ * that only waits could add (100% from 1 to 2), so the rates before and
+ * after measure different work.  The same fall of the rate with the busy
+ * time per item doubled (a lock) is still undone (undo_and_holdoff). */
+static void growth_kept_when_the_work_changes_under_its_check(void)
+{
+    elastic_t *e = elastic_new(1);
+    elastic_set_name(e, 0, "B");
+    elastic_decision_t d;
+    double t = 0;
+    grow_once(e, &t, 1, 250);
+    elastic_sample_t s = sample(2, 0.99, 0.9, 1, 170);
+    REQUIRE(until_note(e, &t, &s, 3, 40, &d), "no verdict (a change came first: kind %d)",
+            d.kind);
+    CHECK(has(d.reason, "kept B 1->2") && has(d.reason, "the work changed"), "note: %s",
+          d.reason);
+    CHECK(!elastic_holdoff(e, 0, NULL, NULL), "held off");
+    /* Still the limit (busy, producers blocked): it grows on. */
+    CHECK(feed(e, &t, &s, 1, 3, 20, &d) <= 20 && d.kind == ELASTIC_GROW && d.from == 2,
+          "kind %d from %d", d.kind, d.from);
+    elastic_free(&e);
+}
+
 /* A hold-off was learnt with the other groups as they were: when they
  * run fewer instances (here B, idle, gives one up), the cores the undone
  * instance shared are less contended, and the group may try again at
@@ -1415,6 +1440,7 @@ int main(int argc, char **argv)
         TEST_CASE(keep_when_limit_moved),
         TEST_CASE(holdoff_ends_when_work_changes),
         TEST_CASE(holdoff_measures_its_reference_after_the_undo),
+        TEST_CASE(growth_kept_when_the_work_changes_under_its_check),
         TEST_CASE(holdoff_ends_when_others_shrink),
         TEST_CASE(regrown_group_keeps_its_size),
         TEST_CASE(failed_change),
