@@ -129,6 +129,26 @@ static void take(tally_t *t, mpx_item_t *it)
     t->n++;
 }
 
+/* Put i into g, taking what comes out (into t) while its input is full. */
+static void put_taking(mpx_graph_t *g, int64_t i, tally_t *t)
+{
+    int rc;
+    mpx_item_t *it;
+    while ((rc = mpx_graph_put(g, &i, sizeof i)) == MPX_EAGAIN)
+        while (mpx_graph_poll(g, 0, &it) == 1)
+            take(t, it);
+    REQUIRE(rc == 0, "put: %s", mpx_strerror(rc));
+}
+
+/* Close g's input and take the rest. */
+static void close_taking(mpx_graph_t *g, tally_t *t)
+{
+    REQUIRE(mpx_graph_close_input(g) == 0, "close");
+    mpx_item_t *it;
+    while ((it = mpx_graph_next(g)))
+        take(t, it);
+}
+
 /* The program feeds g until the script has made every change (and at
  * least `least` items), taking outputs as they come, then closes the
  * input and takes the rest: how long the changes take does not matter. */
@@ -138,18 +158,9 @@ static int64_t feed_through(mpx_graph_t *g, script_t *s, tally_t *t, int64_t lea
     int64_t i = 0;
     for (; i < least || s->step < s->nsteps; i++) {
         REQUIRE(i < t->cap, "the script did not finish (step %d of %d)", s->step, s->nsteps);
-        int rc;
-        while ((rc = mpx_graph_put(g, &i, sizeof i)) == MPX_EAGAIN) {
-            mpx_item_t *it;
-            while (mpx_graph_poll(g, 0, &it) == 1)
-                take(t, it);
-        }
-        REQUIRE(rc == 0, "put: %s", mpx_strerror(rc));
+        put_taking(g, i, t);
     }
-    REQUIRE(mpx_graph_close_input(g) == 0, "close");
-    mpx_item_t *it;
-    while ((it = mpx_graph_next(g)))
-        take(t, it);
+    close_taking(g, t);
     return i;
 }
 
@@ -409,6 +420,15 @@ static pid_t child_named(const char *comm, unsigned pick)
     return n ? found[pick % (unsigned)n] : 0;
 }
 
+/* SIGKILL one of our processes named `comm`, chosen by the next value
+ * of *rnd; 1 when one was killed. */
+static int kill_one(const char *comm, uint64_t *rnd)
+{
+    *rnd = test_mix(*rnd);
+    pid_t victim = child_named(comm, (unsigned)*rnd);
+    return victim > 0 && kill(victim, SIGKILL) == 0;
+}
+
 /* Chaos: SIGKILLs at the workers of a recoverable elastic group while it
  * grows and shrinks.  Every item comes out; one comes out twice only if
  * it was sent again after a death (mpx.redelivered). */
@@ -427,24 +447,13 @@ static void kills_while_changing(void)
     int64_t i = 0;
     int kills = 0;
     uint64_t rnd = 12345;
-    mpx_item_t *it;
     for (; i < 3000 || s.step < s.nsteps; i++) {
         REQUIRE(i < CAP, "the script did not finish (step %d of %d)", s.step, s.nsteps);
-        if (i % 700 == 350 && kills < 12) {
-            rnd = test_mix(rnd);
-            pid_t victim = child_named("slow", (unsigned)rnd);
-            if (victim > 0 && kill(victim, SIGKILL) == 0)
-                kills++;
-        }
-        int rc;
-        while ((rc = mpx_graph_put(g, &i, sizeof i)) == MPX_EAGAIN)
-            while (mpx_graph_poll(g, 0, &it) == 1)
-                take(&t, it);
-        REQUIRE(rc == 0, "put: %s", mpx_strerror(rc));
+        if (i % 700 == 350 && kills < 12)
+            kills += kill_one("slow", &rnd);
+        put_taking(g, i, &t);
     }
-    REQUIRE(mpx_graph_close_input(g) == 0, "close");
-    while ((it = mpx_graph_next(g)))
-        take(&t, it);
+    close_taking(g, &t);
     CHECK_EQ(t.n, i);
     CHECK(kills >= 3, "only %d kills", kills);
     fprintf(stderr, "%d kills, %" PRId64 " items, %" PRId64 " again, %d changes\n", kills, i,
@@ -777,14 +786,9 @@ static void replacement_counts_against_the_budget(void)
     enum { N = 4000 };
     int kills = 0, most = 0, samples = 0;
     uint64_t rnd = 777;
-    mpx_item_t *it;
     for (int64_t i = 0; i < N; i++) {
-        if (i % 400 == 200) {
-            rnd = test_mix(rnd);
-            pid_t victim = child_named("slow", (unsigned)rnd);
-            if (victim > 0 && kill(victim, SIGKILL) == 0)
-                kills++;
-        }
+        if (i % 400 == 200)
+            kills += kill_one("slow", &rnd);
         if (i % 10 == 0) {
             int live = live_children_named("slow") + live_children_named("calm");
             most = live > most ? live : most;
@@ -793,15 +797,9 @@ static void replacement_counts_against_the_budget(void)
                 fprintf(stderr, "over the budget after %d kills: %d processes\n", kills, most);
             REQUIRE(most <= 3, "%d stage processes alive at once with a budget of 3", most);
         }
-        int rc;
-        while ((rc = mpx_graph_put(g, &i, sizeof i)) == MPX_EAGAIN)
-            while (mpx_graph_poll(g, 0, &it) == 1)
-                take(&t, it);
-        REQUIRE(rc == 0, "put: %s", mpx_strerror(rc));
+        put_taking(g, i, &t);
     }
-    REQUIRE(mpx_graph_close_input(g) == 0, "close");
-    while ((it = mpx_graph_next(g)))
-        take(&t, it);
+    close_taking(g, &t);
     CHECK_EQ(t.n, N);
     CHECK(kills >= 5, "only %d kills", kills);
     CHECK(s.max_seen[0] <= 1, "the elastic group ran %d instances with no room in the budget",
@@ -835,12 +833,8 @@ static void controller_changes_under_kills(void)
             int live = live_children_named("nap");
             most = live > most ? live : most;
         }
-        if (most >= 2 && arrivals % 300 == 0 && kills < 10) {
-            rnd = test_mix(rnd);
-            pid_t victim = child_named("nap", (unsigned)rnd);
-            if (victim > 0 && kill(victim, SIGKILL) == 0)
-                kills++;
-        }
+        if (most >= 2 && arrivals % 300 == 0 && kills < 10)
+            kills += kill_one("nap", &rnd);
     }
     CHECK_EQ(mpx_graph_join(g), 0);
     CHECK_EQ(t.n, N);

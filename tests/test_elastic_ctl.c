@@ -529,13 +529,8 @@ static void holdoff_measures_its_reference_after_the_undo(void)
     CHECK(elastic_holdoff(e, 0, NULL, NULL), "the hold-off ended: %s", d.reason);
     /* A real change of work still ends it. */
     s.rate = 400;
-    int note_at = -1;
-    for (int k = 0; k < 20 && note_at < 0; k++, t += TICK) {
-        CHECK_EQ(elastic_decide(e, t, &s, 1, 3, &d), 0);
-        if (d.kind == ELASTIC_NOTE)
-            note_at = k;
-    }
-    CHECK(note_at >= 0 && has(d.reason, "the work changed"), "note: %s", d.reason);
+    CHECK(until_note(e, &t, &s, 3, 20, &d) && has(d.reason, "the work changed"), "note: %s",
+          d.reason);
     elastic_free(&e);
 }
 

@@ -76,14 +76,15 @@ wait_for() {
 demo_pid=$!
 echo "== monitor_demo --seconds 10 started, pid $demo_pid"
 
+# The stats socket of the graph run by process $1.
 stats_socket() {
     local s
-    for s in "$tmp/run/mpx-$demo_pid-"*/stats; do
+    for s in "$tmp/run/mpx-$1-"*/stats; do
         [[ -S $s ]] && return 0
     done
     return 1
 }
-wait_for 10 stats_socket || fail "no $tmp/run/mpx-$demo_pid-*/stats after 10 s ($(cat "$tmp/demo.err"))"
+wait_for 10 stats_socket "$demo_pid" || fail "no $tmp/run/mpx-$demo_pid-*/stats after 10 s ($(cat "$tmp/demo.err"))"
 rundir=$(dirname "$tmp/run/mpx-$demo_pid-"*/stats)
 ok "runtime directory $rundir holds the stats socket"
 stage_pids=$(pgrep -P "$demo_pid" | tr '\n' ' ')
@@ -225,14 +226,7 @@ echo "== an elastic group: the header shows the budget and the controller's last
 # undo, grow again), the header shows its last decision.
 "${run_env[@]}" "$demo" --workers 1 --elastic 3 --seconds 3 >"$tmp/edemo.out" 2>"$tmp/edemo.err" &
 edemo_pid=$!
-esocket() {
-    local s
-    for s in "$tmp/run/mpx-$edemo_pid-"*/stats; do
-        [[ -S $s ]] && return 0
-    done
-    return 1
-}
-wait_for 10 esocket || fail "no stats socket for the elastic demo after 10 s ($(cat "$tmp/edemo.err"))"
+wait_for 10 stats_socket "$edemo_pid" || fail "no stats socket for the elastic demo after 10 s ($(cat "$tmp/edemo.err"))"
 estage_pids=$(pgrep -P "$edemo_pid" | tr '\n' ' ')
 tm new-session -d -s etop -x 160 -y 30 \
     "env -u XDG_RUNTIME_DIR TMPDIR='$tmp/run' TERM=screen '$top' $edemo_pid; echo \$? >'$tmp/etop.rc'" ||
