@@ -392,14 +392,14 @@ static void elastic_pool_map(void)
     CHECK_EQ(mpx_imap_start(&m, &Square, NULL, &bad2), MPX_EINVAL);
 }
 
-/* A process of ours named `comm`, chosen by `pick`, or 0. */
-static pid_t child_named(const char *comm, unsigned pick)
+/* Our live (not zombie) child processes named `comm`: up to `cap` pids
+ * into `pids`; returns how many there are (all, even past cap). */
+static int children_named(const char *comm, pid_t *pids, int cap)
 {
-    pid_t found[64];
     int n = 0;
     DIR *d = opendir("/proc");
     struct dirent *e;
-    while (d && (e = readdir(d)) && n < 64) {
+    while (d && (e = readdir(d))) {
         char path[300], buf[512];
         snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
         FILE *f = fopen(path, "r");
@@ -409,14 +409,28 @@ static pid_t child_named(const char *comm, unsigned pick)
         fclose(f);
         buf[len] = '\0';
         char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+        char state = 0;
         long ppid = 0;
-        if (!open || !close || sscanf(close + 2, "%*c %ld", &ppid) != 1 || ppid != getpid())
+        if (!open || !close || sscanf(close + 2, "%c %ld", &state, &ppid) != 2 ||
+            ppid != getpid() || state == 'Z')
             continue;
-        if ((size_t)(close - open - 1) == strlen(comm) && !strncmp(open + 1, comm, strlen(comm)))
-            found[n++] = (pid_t)atol(e->d_name);
+        if ((size_t)(close - open - 1) != strlen(comm) || strncmp(open + 1, comm, strlen(comm)))
+            continue;
+        if (n < cap)
+            pids[n] = (pid_t)atol(e->d_name);
+        n++;
     }
     if (d)
         closedir(d);
+    return n;
+}
+
+/* A live process of ours named `comm`, chosen by `pick`, or 0. */
+static pid_t child_named(const char *comm, unsigned pick)
+{
+    pid_t found[64];
+    int n = children_named(comm, found, 64);
+    n = n < 64 ? n : 64;
     return n ? found[pick % (unsigned)n] : 0;
 }
 
@@ -719,34 +733,6 @@ static void controller_grows_a_limiting_group_and_says_so(void)
     mpx_node_destroy(&g);
 }
 
-/* Processes of ours named `comm` that are alive (not zombies). */
-static int live_children_named(const char *comm)
-{
-    int n = 0;
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        char path[300], buf[512];
-        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        size_t len = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[len] = '\0';
-        char *open = strchr(buf, '('), *close = strrchr(buf, ')');
-        char state = 0;
-        long ppid = 0;
-        if (!open || !close || sscanf(close + 2, "%c %ld", &state, &ppid) != 2 ||
-            ppid != getpid() || state == 'Z')
-            continue;
-        n += (size_t)(close - open - 1) == strlen(comm) && !strncmp(open + 1, comm, strlen(comm));
-    }
-    if (d)
-        closedir(d);
-    return n;
-}
-
 /* Slow with a setup of 300 ms: each replacement takes that long to be
  * ready, a window of several of the controller's ticks. */
 static int late_setup(mpx_stage_t *st)
@@ -790,7 +776,7 @@ static void replacement_counts_against_the_budget(void)
         if (i % 400 == 200)
             kills += kill_one("slow", &rnd);
         if (i % 10 == 0) {
-            int live = live_children_named("slow") + live_children_named("calm");
+            int live = children_named("slow", NULL, 0) + children_named("calm", NULL, 0);
             most = live > most ? live : most;
             samples++;
             if (most > 3)
@@ -830,7 +816,7 @@ static void controller_changes_under_kills(void)
     while ((it = mpx_graph_next(g))) {
         take(&t, it);
         if (++arrivals % 50 == 0) {
-            int live = live_children_named("nap");
+            int live = children_named("nap", NULL, 0);
             most = live > most ? live : most;
         }
         if (most >= 2 && arrivals % 300 == 0 && kills < 10)

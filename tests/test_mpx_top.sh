@@ -186,14 +186,20 @@ if ((rc1 != 0 || rc2 != 0)); then
 fi
 ok "two more monitors attached (each printed a snapshot) and left while the graph ran"
 
+# A demo ($1: pid, $2: name of its .out/.err files in $tmp, $3: how to
+# call it) ended with status 0 and printed its count.
+demo_finished() {
+    wait "$1"
+    local rc=$?
+    ((rc == 0)) || fail "$3 exited with status $rc: $(cat "$tmp/$2.err")"
+    grep -qE '^processed [1-9][0-9]* items$' "$tmp/$2.out" ||
+        fail "$3 printed '$(cat "$tmp/$2.out")', not 'processed N items'"
+    ok "$3: $(cat "$tmp/$2.out")"
+}
+
 echo "== the demo finishes on its own"
-wait "$demo_pid"
-rc=$?
+demo_finished "$demo_pid" demo monitor_demo
 demo_pid=''
-((rc == 0)) || fail "monitor_demo exited with status $rc: $(cat "$tmp/demo.err")"
-grep -qE '^processed [1-9][0-9]* items$' "$tmp/demo.out" ||
-    fail "monitor_demo printed '$(cat "$tmp/demo.out")', not 'processed N items'"
-ok "monitor_demo: $(cat "$tmp/demo.out")"
 
 wait "$json_pid"
 rc=$?
@@ -240,13 +246,8 @@ $(cat "$tmp/escreen")"
 ok "the header shows: $(grep -oE "budget [0-9]+; at [0-9.]+s 'work' [0-9]+ -> [0-9]+: .{0,40}" "$tmp/escreen")"
 tm send-keys -t etop q
 wait_for 20 test -s "$tmp/etop.rc" || fail "mpx-top (elastic demo) did not exit within 20 s of 'q'"
-wait "$edemo_pid"
-rc=$?
+demo_finished "$edemo_pid" edemo "monitor_demo --elastic"
 edemo_pid=''
-((rc == 0)) || fail "monitor_demo --elastic exited with status $rc: $(cat "$tmp/edemo.err")"
-grep -qE '^processed [1-9][0-9]* items$' "$tmp/edemo.out" ||
-    fail "monitor_demo --elastic printed '$(cat "$tmp/edemo.out")', not 'processed N items'"
-ok "monitor_demo --elastic: $(cat "$tmp/edemo.out")"
 stage_pids="$stage_pids $estage_pids"
 
 echo "== nothing left behind"
