@@ -1,6 +1,6 @@
 /* bench/mpx_bench.c — mpx against hand-written libzmq, measured in one run.
  *
- *     mpx-bench [--quick] [NAME...]
+ *     mpx-bench [--quick] [--decisions] [NAME...]
  *
  * Prints one JSON object per line (see README, "Benchmarks"):
  *     {"bench": NAME, "value": V, "unit": U, "baseline": B, "ratio": V/B, ...}
@@ -8,6 +8,9 @@
  * between forked processes over ipc://, bench/raw.c; for chunks, OpenMP
  * threads, bench/omp.c) is measured here too.
  * --quick runs everything small, to check that the benchmarks work.
+ * --decisions copies the elastic controller's JSON lines (every change and
+ * note, with its reason and figures) to stderr, each after the seconds of
+ * the benchmark's clock at which the program read it.
  */
 #define _GNU_SOURCE
 #include <math.h>
@@ -30,6 +33,7 @@
 #include "raw.h"
 
 static bool quick;
+static bool decisions; /* --decisions: the controller's lines of the elastic runs to stderr */
 static int reps = 3;
 
 static void fail(mpx_graph_t *g, const char *what)
@@ -1143,6 +1147,8 @@ static void el_log_line(el_log_t *l)
     l->line[l->len] = '\0';
     if (strncmp(l->line, tag, sizeof tag - 1) != 0)
         return;
+    if (decisions)
+        fprintf(stderr, "%.3f %s\n", bench_now(), l->line);
     el_change_t c = {.t = bench_now(), .from = el_json_int(l->line, "from"),
                      .to = el_json_int(l->line, "to")};
     char reason[64] = "";
@@ -1709,10 +1715,16 @@ static const struct {
 int main(int argc, char **argv)
 {
     int first = 1;
-    if (argc > 1 && strcmp(argv[1], "--quick") == 0) {
-        quick = true;
-        reps = 1;
-        first = 2;
+    for (; first < argc && strncmp(argv[first], "--", 2) == 0; first++) {
+        if (strcmp(argv[first], "--quick") == 0) {
+            quick = true;
+            reps = 1;
+        } else if (strcmp(argv[first], "--decisions") == 0) {
+            decisions = true;
+        } else {
+            fprintf(stderr, "mpx-bench: unknown option '%s'\n", argv[first]);
+            return 2;
+        }
     }
     size_t nb = sizeof benches / sizeof *benches;
     for (int a = first; a < argc; a++) {
@@ -1720,7 +1732,7 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < nb; i++)
             known |= strcmp(argv[a], benches[i].name) == 0;
         if (!known) {
-            fprintf(stderr, "usage: mpx-bench [--quick] [BENCHMARK...]\nbenchmarks:");
+            fprintf(stderr, "usage: mpx-bench [--quick] [--decisions] [BENCHMARK...]\nbenchmarks:");
             for (size_t i = 0; i < nb; i++)
                 fprintf(stderr, " %s", benches[i].name);
             fprintf(stderr, "\nmpx-bench: no benchmark named '%s'\n", argv[a]);

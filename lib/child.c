@@ -335,6 +335,12 @@ void child_report(child_rt_t *rt)
     if (!buf)
         return;
     uint64_t now = mono_ns();
+    /* The CPU time beside the wall time: the elastic controller tells a
+     * change of work per item from a core shared with more processes by
+     * it (lib/elastic.c).  One system call per report. */
+    struct timespec cpu;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu) != 0)
+        cpu = (struct timespec){0};
     uint64_t out_items = rt->out ? edge_out_items(rt->out) : 0;
     wire_stats_t ws = {
         .state = (uint32_t)rt->state,
@@ -349,6 +355,7 @@ void child_report(child_rt_t *rt)
         .progress_done = rt->progress_own ? rt->progress_done : out_items,
         .progress_total = rt->progress_total,
         .failed = rt->failed,
+        .cpu = (uint64_t)cpu.tv_sec * 1000000000u + (uint64_t)cpu.tv_nsec,
     };
     wire_head_put(buf, &(wire_head_t){WIRE_STATS, 0, (uint32_t)rt->id, 0, rt->gen});
     memcpy(buf + WIRE_HEAD, &ws, sizeof ws);

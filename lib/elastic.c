@@ -43,6 +43,7 @@ typedef struct rec {
     double t;
     int active;
     double busy_min, busy_mean, busy_max, blocked, up_blocked, qfill, rate;
+    double cpu; /* NaN: unknown */
 } rec_t;
 
 /* A group's figures over a window (see view()). */
@@ -54,17 +55,28 @@ typedef struct view {
     double up;     /* NaN: no sample knew the producers */
     double qfill, rate;
     double work;      /* busy seconds per item, NaN without items */
+    double cpu_work;  /* CPU seconds per item, NaN without items or when unknown */
     double projected; /* busy_mean with one instance fewer, INFINITY when n <= 1 */
 } view_t;
+
+/* The work per item at a held size (a hold-off's, a floor's), taken at
+ * the first full window there: the CPU time per item when every sample
+ * knew it, else the busy time (NaN: not taken yet). */
+typedef struct work_ref {
+    double work, cpu;
+} work_ref_t;
+
+static const work_ref_t NO_REF = {NAN, NAN};
 
 typedef struct group {
     char name[32];
     rec_t ring[RING];
     int head, count; /* ring[head - 1] is the newest */
     /* Hold-off after an undo: no growth past cap until cap_until, or
-     * until the busy time per item at size cap moves (the work changed). */
+     * until the work per item at size cap moves (the work changed). */
     int cap; /* -1: none */
-    double cap_until, cap_ref_work;
+    double cap_until;
+    work_ref_t cap_ref;
     int cap_others; /* instances of the other groups when it began */
     int fails;    /* undos in a row at size last_cap: each doubles the hold-off */
     int last_cap; /* the size of the last hold-off, over or not (-1: none) */
@@ -79,17 +91,18 @@ typedef struct group {
     double shrunk_t;
     /* A floor after a shrink that was grown back: the group does not give
      * up an instance below `floor` (idle or to make room) until
-     * floor_until, or until the busy time per item at that size moves
-     * from floor_ref_work (taken at the first full window there). */
+     * floor_until, or until the work per item at that size moves from
+     * floor_ref. */
     int floor; /* -1: none */
-    double floor_until, floor_ref_work;
+    double floor_until;
+    work_ref_t floor_ref;
 } group_t;
 
 /* A growth waiting for its check: the figures before it. */
 typedef struct verdict {
     int group; /* -1: none */
     int from;
-    double rate, work;
+    double rate, work, cpu_work;
     /* A growth into room a make-room shrink made: the group that gave the
      * instance up and its size after (-1: an ordinary growth). */
     int donor, donor_size;
@@ -258,6 +271,7 @@ static void record(group_t *g, double now, const elastic_sample_t *s)
     r->up_blocked = s->up_blocked < 0 || isnan(s->up_blocked) ? NAN : clamp01(s->up_blocked);
     r->qfill = s->capacity ? clamp01((double)s->queue / (double)s->capacity) : 0;
     r->rate = isnan(s->rate) || s->rate < 0 ? 0 : s->rate;
+    r->cpu = s->cpu_mean > 0 ? s->cpu_mean : NAN;
     g->head = (g->head + 1) % RING;
     if (g->count < RING)
         g->count++;
@@ -287,9 +301,9 @@ static double median(double *v, int n)
  * judged against. */
 static view_t view(const elastic_t *e, const group_t *g, double now, double span, int least)
 {
-    view_t v = {.up = NAN, .work = NAN, .projected = INFINITY};
-    double col[7][RING];
-    int up_count = 0;
+    view_t v = {.up = NAN, .work = NAN, .cpu_work = NAN, .projected = INFINITY};
+    double col[8][RING];
+    int up_count = 0, cpu_count = 0;
     double oldest = now;
     for (int k = 0; k < g->count; k++) {
         const rec_t *r = &g->ring[(g->head - 1 - k + RING) % RING];
@@ -311,6 +325,8 @@ static view_t view(const elastic_t *e, const group_t *g, double now, double span
         v.count++;
         if (!isnan(r->up_blocked))
             col[6][up_count++] = r->up_blocked;
+        if (!isnan(r->cpu))
+            col[7][cpu_count++] = r->cpu;
     }
     if (v.count == 0)
         return v;
@@ -326,6 +342,10 @@ static view_t view(const elastic_t *e, const group_t *g, double now, double span
         v.up = median(col[6], up_count);
     if (v.rate > 0)
         v.work = v.busy_mean * v.n / v.rate;
+    /* As for the producers: unknown in most samples (a process's first
+     * report has no CPU time over an interval yet), unknown. */
+    if (v.rate > 0 && 2 * cpu_count > v.count)
+        v.cpu_work = median(col[7], cpu_count) * v.n / v.rate;
     if (v.n > 1)
         v.projected = v.busy_mean * v.n / (v.n - 1);
     return v;
@@ -350,9 +370,11 @@ static void figures_of(elastic_figures_t *f, const view_t *v)
         .queue_fill = v->qfill,
         .rate = v->rate,
         .work = v->work,
+        .cpu_work = v->cpu_work,
         .projected = v->projected,
         .rate_before = NAN,
         .work_before = NAN,
+        .cpu_work_before = NAN,
         .gain = NAN,
     };
 }
@@ -370,7 +392,10 @@ static void hold(elastic_decision_t *d, double now)
 {
     *d = (elastic_decision_t){
         .group = -1, .kind = ELASTIC_HOLD, .t = now, .for_group = -1, .about = -1};
-    d->fig = (elastic_figures_t){NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN};
+    d->fig = (elastic_figures_t){
+        .busy_min = NAN, .busy_mean = NAN, .blocked = NAN, .up_blocked = NAN,
+        .queue_fill = NAN, .rate = NAN, .work = NAN, .cpu_work = NAN, .projected = NAN,
+        .rate_before = NAN, .work_before = NAN, .cpu_work_before = NAN, .gain = NAN};
 }
 
 /* Fill d with a change of group g and remember it until elastic_done. */
@@ -453,7 +478,7 @@ static void look_again(elastic_t *e, const elastic_sample_t *s, verdict_t vd, do
     e->cascade = vd.group;
     g->cap = g->last_cap = n - 1;
     g->cap_until = now + holdoff;
-    g->cap_ref_work = NAN; /* taken at the first full window at size cap (end_holdoffs) */
+    g->cap_ref = NO_REF; /* taken at the first full window at size cap (end_holdoffs) */
     g->cap_others = others_of(e, s, vd.group);
     snprintf(e->cascade_reason, sizeof e->cascade_reason,
              "undo %s %d->%d as well: its growth gave %+.0f%% of one instance's %.4g/s when "
@@ -495,12 +520,19 @@ static int check_growth(elastic_t *e, double now, const elastic_sample_t *s,
     double share = vd.rate / vd.from;
     double gain = share > 0 ? (v.rate - vd.rate) / share : INFINITY;
     double wasted = vd.work > 0 && !isnan(v.work) ? v.work / vd.work - 1 : 0;
-    /* A new instance whose time all goes into waiting raises the busy
-     * time per item by 1/from at most; a rise well beyond that is the
-     * work per item itself changing under the check (a new phase of the
+    /* The work per item changed under the check (a new phase of the
      * workload): the rates before and after measure different work, and
-     * say nothing about the growth, which is kept. */
-    bool changed = wasted > e->p.changed_above / vd.from;
+     * say nothing about the growth, which is kept.  The CPU time per item
+     * says so directly: waiting (for a lock, a file, a shared core) adds
+     * none of it, nor does another program taking a core.  Without it,
+     * the busy time per item stands in: a new instance whose time all
+     * goes into waiting raises it by 1/from at most, so a rise well
+     * beyond that is the work (or, what it cannot tell apart, a core
+     * taken by another program during the check). */
+    bool by_cpu = vd.cpu_work > 0 && v.cpu_work > 0;
+    double cpu_moved = by_cpu ? v.cpu_work / vd.cpu_work - 1 : 0;
+    bool changed = by_cpu ? cpu_moved > e->p.workload_change || -cpu_moved > e->p.workload_change
+                          : wasted > e->p.changed_above / vd.from;
     bool undo = !changed && gain < e->p.undo_gain_below && wasted > e->p.wasted_above / vd.from;
     /* An undo close to the line waits for more samples (up to two
      * windows): one window of a jittery rate can be off by a tenth, and a
@@ -533,8 +565,14 @@ static int check_growth(elastic_t *e, double now, const elastic_sample_t *s,
         figures_of(&d->fig, &v);
         d->fig.rate_before = vd.rate;
         d->fig.work_before = vd.work;
+        d->fig.cpu_work_before = vd.cpu_work;
         d->fig.gain = gain;
-        if (changed && gain < e->p.undo_gain_below) {
+        if (changed && gain < e->p.undo_gain_below && by_cpu) {
+            say(d,
+                "kept %s %d->%d: rate %.4g->%.4g/s, but CPU per item %.3g->%.3g ms: the work "
+                "changed, the check says nothing",
+                g->name, vd.from, vd.from + 1, vd.rate, v.rate, ms(vd.cpu_work), ms(v.cpu_work));
+        } else if (changed && gain < e->p.undo_gain_below) {
             say(d,
                 "kept %s %d->%d: rate %.4g->%.4g/s, but busy per item %.3g->%.3g ms (+%.0f%%, "
                 "more than one more instance could add): the work changed, the check says nothing",
@@ -568,11 +606,12 @@ static int check_growth(elastic_t *e, double now, const elastic_sample_t *s,
     g->fails = g->last_cap == vd.from ? g->fails + 1 : 1;
     g->cap = g->last_cap = vd.from;
     g->cap_until = now + holdoff;
-    g->cap_ref_work = NAN; /* taken at the first full window at size cap (end_holdoffs) */
+    g->cap_ref = NO_REF; /* taken at the first full window at size cap (end_holdoffs) */
     g->cap_others = others_of(e, s, vd.group);
     change(e, d, now, ELASTIC_UNDO, vd.group, -1, vd.from + 1, &v);
     d->fig.rate_before = vd.rate;
     d->fig.work_before = vd.work;
+    d->fig.cpu_work_before = vd.cpu_work;
     d->fig.gain = gain;
     say(d,
         "undo %s %d->%d: rate %.4g->%.4g/s, %+.0f%% of one instance's %.4g/s (< %.0f%%); busy "
@@ -594,6 +633,31 @@ static int check_growth(elastic_t *e, double now, const elastic_sample_t *s,
                  e->g[vd.donor].name, vd.donor_size, vd.donor_size + 1, g->name);
     }
     return 1;
+}
+
+/* Whether the work per item in v moved from *ref by more than
+ * workload_change (up, or down by as much), saying how into what; the
+ * first call at a held size takes the reference and answers no.  The CPU
+ * time per item when both have it: the busy time per item moves with the
+ * other groups' changes and with other programs on shared cores, the CPU
+ * time only with the work (in the `elastic` benchmark, a program taking
+ * a core for a few seconds raised A's busy time per item by 31% and ended
+ * its hold-off in a phase whose work did not change). */
+static bool work_moved(const elastic_t *e, work_ref_t *ref, const view_t *v, char *what,
+                       size_t cap)
+{
+    if (!(ref->work > 0)) {
+        *ref = (work_ref_t){v->work, v->cpu_work > 0 ? v->cpu_work : NAN};
+        return false;
+    }
+    bool cpu = ref->cpu > 0 && v->cpu_work > 0;
+    double before = cpu ? ref->cpu : ref->work, after = cpu ? v->cpu_work : v->work;
+    double moved = after / before - 1;
+    if (moved <= e->p.workload_change && -moved <= e->p.workload_change)
+        return false;
+    snprintf(what, cap, "%s per item went %.3g->%.3g ms", cpu ? "CPU" : "busy", ms(before),
+             ms(after));
+    return true;
 }
 
 /* A floor ends at its time, or when the work per item at its size moved
@@ -622,20 +686,16 @@ static bool end_floor(elastic_t *e, double now, const elastic_sample_t *s, int i
     if (s[i].active != g->floor || v.n != g->floor || !ready(e, &v) || isnan(v.work) ||
         v.span < e->p.shrink_window - e->p.window)
         return false;
-    if (!(g->floor_ref_work > 0)) {
-        g->floor_ref_work = v.work;
-        return false;
-    }
-    double moved = v.work / g->floor_ref_work - 1;
-    if (moved <= e->p.workload_change && -moved <= e->p.workload_change)
+    char moved[96];
+    if (!work_moved(e, &g->floor_ref, &v, moved, sizeof moved))
         return false;
     hold(d, now);
     d->kind = ELASTIC_NOTE;
     d->about = i;
     figures_of(&d->fig, &v);
-    d->fig.work_before = g->floor_ref_work;
-    say(d, "floor of %s ended: busy per item at %d went %.3g->%.3g ms, the work changed", g->name,
-        g->floor, ms(g->floor_ref_work), ms(v.work));
+    d->fig.work_before = g->floor_ref.work;
+    d->fig.cpu_work_before = g->floor_ref.cpu;
+    say(d, "floor of %s ended: %s at %d, the work changed", g->name, moved, g->floor);
     g->floor = -1;
     return true;
 }
@@ -683,19 +743,15 @@ static bool end_holdoffs(elastic_t *e, double now, const elastic_sample_t *s,
         if (s[i].active != g->cap || v.n != g->cap || !ready(e, &v) || isnan(v.work) ||
             v.span < e->p.shrink_window - e->p.window)
             continue;
-        if (!(g->cap_ref_work > 0)) {
-            g->cap_ref_work = v.work;
-            continue;
-        }
-        double moved = v.work / g->cap_ref_work - 1;
-        if (moved > e->p.workload_change || -moved > e->p.workload_change) {
+        char moved[96];
+        if (work_moved(e, &g->cap_ref, &v, moved, sizeof moved)) {
             hold(d, now);
             d->kind = ELASTIC_NOTE;
             d->about = i;
             figures_of(&d->fig, &v);
-            d->fig.work_before = g->cap_ref_work;
-            say(d, "hold-off of %s ended: busy per item at %d went %.3g->%.3g ms, the work changed",
-                g->name, g->cap, ms(g->cap_ref_work), ms(v.work));
+            d->fig.work_before = g->cap_ref.work;
+            d->fig.cpu_work_before = g->cap_ref.cpu;
+            say(d, "hold-off of %s ended: %s at %d, the work changed", g->name, moved, g->cap);
             g->cap = g->last_cap = -1;
             g->fails = 0;
             return true;
@@ -769,7 +825,7 @@ static int grow_or_make_room(elastic_t *e, double now, const elastic_sample_t *s
     if (room >= 1) {
         change(e, d, now, ELASTIC_GROW, cand, +1, s[cand].active, &cv);
         e->aw_before = (verdict_t){.group = cand, .from = s[cand].active, .rate = cv.rate,
-                                   .work = cv.work, .donor = -1};
+                                   .work = cv.work, .cpu_work = cv.cpu_work, .donor = -1};
         say(d, "grow %s %d->%d: busy min %.2f mean %.2f, %s, %.4g/s (medians of %d samples)",
             g->name, s[cand].active, s[cand].active + 1, cv.busy_min, cv.busy_mean, why, cv.rate,
             cv.count);
@@ -790,7 +846,7 @@ static int grow_or_make_room(elastic_t *e, double now, const elastic_sample_t *s
     e->aw_for = cand;
     figures_of(&e->aw_fig, &cv);
     e->aw_before = (verdict_t){.group = cand, .from = s[cand].active, .rate = cv.rate,
-                               .work = cv.work, .donor = -1};
+                               .work = cv.work, .cpu_work = cv.cpu_work, .donor = -1};
     say(d,
         "shrink %s %d->%d to make room for %s (busy min %.2f, %s): its busy %.2f would be "
         "%.2f with %d (< %.2f)",
@@ -1004,7 +1060,7 @@ void elastic_done(elastic_t *e, int group, int delta, bool ok, double now)
         now - g->shrunk_t <= e->p.holdoff) {
         g->floor = g->shrunk_from;
         g->floor_until = now + e->p.holdoff;
-        g->floor_ref_work = NAN;
+        g->floor_ref = NO_REF;
         g->shrunk_from = -1;
     }
     if (kind == ELASTIC_UNDO && e->giveback >= 0)
@@ -1099,6 +1155,8 @@ int elastic_decision_json(const elastic_t *e, const elastic_decision_t *d, char 
     put_num(&o, "projected", f->projected);
     put_num(&o, "rate_before", f->rate_before);
     put_num(&o, "work_before", f->work_before);
+    put_num(&o, "cpu_work", f->cpu_work);
+    put_num(&o, "cpu_work_before", f->cpu_work_before);
     put_num(&o, "gain", f->gain);
     put(&o, "}, \"reason\": ");
     put_str(&o, d->reason);

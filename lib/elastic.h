@@ -26,6 +26,8 @@ typedef struct elastic_sample { /* one elastic group, one tick */
     double busy_min, busy_mean, busy_max; /* over active instances, last stats window, 0..1:
                                  * time neither waiting for input nor for room */
     double blocked_mean;        /* instances' time waiting for room downstream, 0..1 */
+    double cpu_mean;            /* CPU seconds per second of its instances' processes, mean;
+                                 * NaN or <= 0: unknown (then the busy time stands in) */
     double up_blocked;          /* max over the group's producers of their time waiting
                                  * for room, 0..1; < 0 when unknown (the program feeds it) */
     double rate;                /* items the group took per second over the window */
@@ -53,8 +55,10 @@ typedef struct elastic_figures {
     double queue_fill;                   /* queue / capacity at its input */
     double rate;                         /* items/s the group took */
     double work;                         /* busy seconds per item: busy_mean * n / rate */
+    double cpu_work;                     /* CPU seconds per item: waiting adds none */
     double projected;                    /* busy_mean * n / (n - 1): with one fewer */
     double rate_before, work_before;     /* an undo or a kept growth: before the growth */
+    double cpu_work_before;
     double gain;                         /* an undo or a kept growth: the rate's rise as a
                                           * share of rate_before / n (one instance's worth) */
 } elastic_figures_t;
@@ -91,17 +95,20 @@ typedef struct elastic_params {
                            * share of one instance's worth ... */
     double wasted_above;  /* 0.5: ... while the busy time per item rose by more than this
                            * share of 1/n (the new instance's time went into waiting) */
-    double changed_above; /* 1.5: no undo when the busy time per item rose by more than this
-                           * share of 1/n: more than a new instance's waiting could add (1/n),
-                           * so the work per item itself changed during the check */
+    double changed_above; /* 1.5: where the CPU time is not known, no undo when the busy time
+                           * per item rose by more than this share of 1/n: more than a new
+                           * instance's waiting could add (1/n), so the work per item itself
+                           * changed during the check */
     double check_margin;  /* 0.1: an undo for a gain this close below undo_gain_below
                            * waits for up to two windows of samples */
     double holdoff;       /* 30: after an undo, do not grow past the size for this long;
                            * after a shrink grown back within it, do not give up an
                            * instance below that size for this long */
     double holdoff_max;   /* 240: a repeated undo at the same size doubles it, up to this */
-    double workload_change; /* 0.3: a hold-off (or floor) ends early when the busy time per
-                           * item at the held size moved by more than this share */
+    double workload_change; /* 0.3: the work per item changed when its CPU time (where not
+                           * known, its busy time) moved by more than this share, up or down
+                           * by as much: a growth's check then keeps it; a hold-off (or floor)
+                           * ends early when this happens at the held size */
     double fail_holdoff;  /* 5: after a change that failed, that group waits this long */
 } elastic_params_t;
 

@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include "grow.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,8 +171,10 @@ static void sample(struct mpx_run *r, int k, double secs)
     group_t *g = &gr->g[k];
     elastic_sample_t *s = &gr->samples[k];
     *s = (elastic_sample_t){.min = g->min, .max = g->max, .changing = gr->changing,
-                            .frozen = frozen(r, g), .busy_min = 1, .up_blocked = -1};
-    double busy_sum = 0, blocked_sum = 0;
+                            .frozen = frozen(r, g), .busy_min = 1, .up_blocked = -1,
+                            .cpu_mean = NAN};
+    double busy_sum = 0, blocked_sum = 0, cpu_sum = 0;
+    int cpu_n = 0;
     for (int i = g->first; i < g->first + g->count; i++) {
         const run_child_t *c = &r->ch[i];
         stats_inst_t f;
@@ -190,6 +193,10 @@ static void sample(struct mpx_run *r, int k, double secs)
         s->capacity += r->plan->inst[i].cap_items;
         busy_sum += f.busy;
         blocked_sum += f.blocked;
+        if (!isnan(f.cpu)) {
+            cpu_sum += f.cpu;
+            cpu_n++;
+        }
         s->busy_min = f.busy < s->busy_min ? f.busy : s->busy_min;
         s->busy_max = f.busy > s->busy_max ? f.busy : s->busy_max;
     }
@@ -199,6 +206,9 @@ static void sample(struct mpx_run *r, int k, double secs)
     if (s->active) {
         s->busy_mean = busy_sum / s->active;
         s->blocked_mean = blocked_sum / s->active;
+        /* Only when every instance's is known: a mean over some would not
+         * be the group's CPU per item. */
+        s->cpu_mean = cpu_n == s->active ? cpu_sum / s->active : NAN;
     } else {
         s->busy_min = 0;
     }

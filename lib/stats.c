@@ -10,6 +10,7 @@
 #include "stats.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@ typedef struct inst_stats {
     pair_t *out, *in;   /* as last reported */
     uint32_t nout, nin;
     double busy, blocked; /* over the last two reports */
+    double cpu;           /* ... CPU seconds per second; NaN: unknown */
     uint64_t depth;
     /* What the processes an elastic slot had before its current one
      * counted (stats_rebase). */
@@ -212,6 +214,9 @@ void stats_report(struct mpx_run *r, int i, const uint8_t *data, size_t len)
         is->blocked = (double)(ws.wait_out - is->prev.wait_out) / span;
         is->busy = is->busy < 0 ? 0 : is->busy > 1 ? 1 : is->busy;
         is->blocked = is->blocked < 0 ? 0 : is->blocked > 1 ? 1 : is->blocked;
+        is->cpu = ws.cpu && is->prev.cpu && ws.cpu >= is->prev.cpu
+                      ? (double)(ws.cpu - is->prev.cpu) / span
+                      : NAN;
     }
 }
 
@@ -810,7 +815,8 @@ void stats_inst(const struct mpx_run *r, int i, stats_inst_t *out)
 {
     const inst_stats_t *is = &r->stats->inst[i];
     *out = (stats_inst_t){.reported = is->have, .busy = is->have_prev ? is->busy : 0,
-                          .blocked = is->have_prev ? is->blocked : 0, .depth = is->depth,
+                          .blocked = is->have_prev ? is->blocked : 0,
+                          .cpu = is->have_prev ? is->cpu : NAN, .depth = is->depth,
                           .items_in = is->have ? is->cur.items_in : 0};
 }
 
@@ -853,4 +859,5 @@ void stats_rebase(struct mpx_run *r, int i)
     is->have = is->have_prev = false;
     is->cur = is->prev = (wire_stats_t){0};
     is->busy = is->blocked = 0;
+    is->cpu = NAN;
 }

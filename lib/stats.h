@@ -35,6 +35,8 @@ void stats_free(struct mpx_run *r);
 typedef struct stats_inst {
     bool reported;     /* some report came from its current process */
     double busy, blocked; /* over its last two reports */
+    double cpu;        /* ... CPU seconds per second of its process (can pass 1: the
+                        * zmq I/O thread); NaN: unknown */
     uint64_t depth;    /* items sent to it not taken yet, at the last snapshot */
     uint64_t items_in; /* taken by its current process */
 } stats_inst_t;

@@ -115,6 +115,7 @@ typedef struct wire_stats {
     uint64_t wait_in, wait_out; /* ns spent waiting for input, for room */
     uint64_t progress_done, progress_total;
     uint64_t failed; /* items given up on (skipped, dead-lettered) */
+    uint64_t cpu;    /* ns of CPU time the process used, all its threads (0: unknown) */
 } wire_stats_t;
 
 /* The payload of WIRE_CREDIT.  Counts are cumulative over the stream of

@@ -559,6 +559,43 @@ static void growth_kept_when_the_work_changes_under_its_check(void)
     elastic_free(&e);
 }
 
+/* The same, told by the CPU time per item where the busy time cannot
+ * tell it: here the busy time per item rose by 125% from 1 to 2 (2 *
+ * 0.99 / 220 against 0.99 / 250: not over the 150% a waiting instance
+ * cannot reach), because the new items' work met cores shared with more
+ * processes.  The CPU time per item tells it: 3.8 ms before, 8.6 ms after,
+ * the work changed, and the growth is kept.  With the CPU time per item
+ * as it was (1 -> 2 instances that each use 0.42 of a core: the new
+ * instance's time went into waiting) it is undone. */
+static void growth_kept_when_its_cpu_per_item_changes(void)
+{
+    for (int same = 0; same <= 1; same++) {
+        elastic_t *e = elastic_new(1);
+        elastic_set_name(e, 0, "B");
+        elastic_decision_t d;
+        double t = 0;
+        elastic_sample_t s = sample(1, 0.99, 0.9, 1, 250);
+        s.cpu_mean = 0.95;
+        REQUIRE(feed(e, &t, &s, 1, 4, 400, &d) <= 400 && d.kind == ELASTIC_GROW, "no growth");
+        t += TICK;
+        elastic_done(e, 0, +1, true, t);
+        s = sample(2, 0.99, 0.9, 1, 220);
+        s.cpu_mean = same ? 0.42 : 0.95;
+        int r = 0;
+        for (int k = 0; k < 40 && r == 0 && d.kind != ELASTIC_NOTE; k++, t += TICK)
+            r = elastic_decide(e, t, &s, 1, 3, &d);
+        if (same) {
+            CHECK(r == 1 && d.kind == ELASTIC_UNDO, "not undone: %s", d.reason);
+        } else {
+            CHECK(r == 0 && d.kind == ELASTIC_NOTE && has(d.reason, "kept B 1->2") &&
+                      has(d.reason, "CPU per item 3.8->8.64 ms: the work changed"),
+                  "not kept: %s", d.reason);
+            CHECK(!elastic_holdoff(e, 0, NULL, NULL), "held off");
+        }
+        elastic_free(&e);
+    }
+}
+
 /* A hold-off was learnt with the other groups as they were: when they
  * run fewer instances (here B, idle, gives one up), the cores the undone
  * instance shared are less contended, and the group may try again at
@@ -855,6 +892,7 @@ typedef struct sim_inst {
     int inq, state;
     double left;                /* core-seconds left in the current part */
     double busy, blocked, alive; /* this tick */
+    double cpu;                  /* core-seconds of work this tick (waiting uses none) */
 } sim_inst_t;
 
 typedef struct sim_stage {
@@ -946,8 +984,10 @@ static double sim_advance(sim_t *m, int k, sim_inst_t *in, double budget, double
         case S_WORK:
             if (budget < in->left) {
                 in->left -= budget;
+                in->cpu += budget;
                 return 0;
             }
+            in->cpu += in->left;
             budget -= in->left;
             in->left = 0;
             in->state = s->lock > 0 ? S_LOCKWAIT : S_HOLD;
@@ -966,9 +1006,11 @@ static double sim_advance(sim_t *m, int k, sim_inst_t *in, double budget, double
             double can = dmin(budget, s->lock_time * speed);
             if (can < in->left) {
                 in->left -= can;
+                in->cpu += can;
                 s->lock_time -= can / speed;
                 return 0;
             }
+            in->cpu += in->left;
             budget -= in->left;
             s->lock_time -= in->left / speed;
             s->locked = false;
@@ -1062,7 +1104,7 @@ static elastic_sample_t sim_sample(sim_t *m, int k, double tick)
     sim_stage_t *s = &m->st[k];
     elastic_sample_t o = {.min = sc->min[k], .max = sc->max[k], .busy_min = 1, .up_blocked = 0};
     int n = 0;
-    double busy_sum = 0, blocked_sum = 0;
+    double busy_sum = 0, blocked_sum = 0, cpu_sum = 0;
     for (int i = 0; i < SIM_MAXI; i++) {
         sim_inst_t *in = &s->in[i];
         if (!in->on || in->leaving)
@@ -1079,10 +1121,15 @@ static elastic_sample_t sim_sample(sim_t *m, int k, double tick)
         o.busy_min = dmin(o.busy_min, b);
         o.busy_max = dmax(o.busy_max, b);
         blocked_sum += in->blocked / in->alive;
+        double c = in->cpu / in->alive;
+        if (sc->noise > 0) /* its own jitter, as large as the busy time's */
+            c *= 1 + sc->noise * (2 * rng_unit(&m->rng) - 1);
+        cpu_sum += c;
     }
     if (n) {
         o.busy_mean = busy_sum / n;
         o.blocked_mean = blocked_sum / n;
+        o.cpu_mean = cpu_sum / n;
     } else {
         o.busy_min = 0;
     }
@@ -1108,7 +1155,7 @@ static void sim_reset_tick(sim_t *m)
         m->st[k].took = 0;
         for (int i = 0; i < SIM_MAXI; i++) {
             sim_inst_t *in = &m->st[k].in[i];
-            in->busy = in->blocked = in->alive = 0;
+            in->busy = in->blocked = in->alive = in->cpu = 0;
         }
     }
     m->src_blocked = 0;
@@ -1436,6 +1483,7 @@ int main(int argc, char **argv)
         TEST_CASE(holdoff_ends_when_work_changes),
         TEST_CASE(holdoff_measures_its_reference_after_the_undo),
         TEST_CASE(growth_kept_when_the_work_changes_under_its_check),
+        TEST_CASE(growth_kept_when_its_cpu_per_item_changes),
         TEST_CASE(holdoff_ends_when_others_shrink),
         TEST_CASE(regrown_group_keeps_its_size),
         TEST_CASE(failed_change),
