@@ -159,6 +159,7 @@ static const elastic_params_t defaults = {
     .holdoff = 30,
     .holdoff_max = 240,
     .workload_change = 0.3,
+    .cpu_share = 0.5,
     .fail_holdoff = 5,
 };
 
@@ -213,7 +214,7 @@ int elastic_set_params(elastic_t *e, const elastic_params_t *p)
         !(p->donor_below >= 0 && p->donor_below <= p->grow_above) || !(p->holdoff >= 0) ||
         !(p->holdoff_max >= p->holdoff) || !(p->workload_change > 0) ||
         !(p->fail_holdoff >= 0) || !(p->check_margin >= 0) ||
-        !(p->changed_above > p->wasted_above))
+        !(p->changed_above > p->wasted_above) || !(p->cpu_share > 0 && p->cpu_share <= 1))
         return MPX_EINVAL;
     e->p = *p;
     return 0;
@@ -357,6 +358,18 @@ static bool ready(const elastic_t *e, const view_t *v) { return v->count >= e->p
  * per two instances: one more instance adds 1/n of the rate, and a
  * median over the window must be sure to a fraction of that. */
 static int windows_for(int n) { return n > 1 ? (n + 1) / 2 : 1; }
+
+/* Whether the CPU time per item speaks for the work: known before and
+ * after, and before at least cpu_share of the busy time per item.  A
+ * stage that mostly waits (sleeps, reads, holds a lock while it sleeps)
+ * has too little CPU time per item for a share of it to mean anything:
+ * a few microseconds of futex calls more, once its lock is contended,
+ * would read as a change of work. */
+static bool by_cpu(const elastic_t *e, double work_before, double cpu_before, double cpu_after)
+{
+    return cpu_before > 0 && cpu_after > 0 && work_before > 0 &&
+           cpu_before >= e->p.cpu_share * work_before;
+}
 
 /* ---- decisions -------------------------------------------------------------- */
 
@@ -529,10 +542,10 @@ static int check_growth(elastic_t *e, double now, const elastic_sample_t *s,
      * goes into waiting raises it by 1/from at most, so a rise well
      * beyond that is the work (or, what it cannot tell apart, a core
      * taken by another program during the check). */
-    bool by_cpu = vd.cpu_work > 0 && v.cpu_work > 0;
-    double cpu_moved = by_cpu ? v.cpu_work / vd.cpu_work - 1 : 0;
-    bool changed = by_cpu ? cpu_moved > e->p.workload_change || -cpu_moved > e->p.workload_change
-                          : wasted > e->p.changed_above / vd.from;
+    bool cpu = by_cpu(e, vd.work, vd.cpu_work, v.cpu_work);
+    double cpu_moved = cpu ? v.cpu_work / vd.cpu_work - 1 : 0;
+    bool changed = cpu ? cpu_moved > e->p.workload_change || -cpu_moved > e->p.workload_change
+                       : wasted > e->p.changed_above / vd.from;
     bool undo = !changed && gain < e->p.undo_gain_below && wasted > e->p.wasted_above / vd.from;
     /* An undo close to the line waits for more samples (up to two
      * windows): one window of a jittery rate can be off by a tenth, and a
@@ -567,7 +580,7 @@ static int check_growth(elastic_t *e, double now, const elastic_sample_t *s,
         d->fig.work_before = vd.work;
         d->fig.cpu_work_before = vd.cpu_work;
         d->fig.gain = gain;
-        if (changed && gain < e->p.undo_gain_below && by_cpu) {
+        if (changed && gain < e->p.undo_gain_below && cpu) {
             say(d,
                 "kept %s %d->%d: rate %.4g->%.4g/s, but CPU per item %.3g->%.3g ms: the work "
                 "changed, the check says nothing",
@@ -650,7 +663,7 @@ static bool work_moved(const elastic_t *e, work_ref_t *ref, const view_t *v, cha
         *ref = (work_ref_t){v->work, v->cpu_work > 0 ? v->cpu_work : NAN};
         return false;
     }
-    bool cpu = ref->cpu > 0 && v->cpu_work > 0;
+    bool cpu = by_cpu(e, ref->work, ref->cpu, v->cpu_work);
     double before = cpu ? ref->cpu : ref->work, after = cpu ? v->cpu_work : v->work;
     double moved = after / before - 1;
     if (moved <= e->p.workload_change && -moved <= e->p.workload_change)

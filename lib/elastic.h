@@ -109,6 +109,9 @@ typedef struct elastic_params {
                            * known, its busy time) moved by more than this share, up or down
                            * by as much: a growth's check then keeps it; a hold-off (or floor)
                            * ends early when this happens at the held size */
+    double cpu_share;     /* 0.5: the CPU time per item, not the busy time, says whether the
+                           * work changed when it was at least this share of the busy time
+                           * per item (a stage that mostly waits has too little of it) */
     double fail_holdoff;  /* 5: after a change that failed, that group waits this long */
 } elastic_params_t;
 

@@ -11,6 +11,7 @@ usage: test_bench.py MPX_BENCH [--sanitized]
 (elastic, pachinko, wide) are left out; the optimised build checks them."""
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -45,7 +46,30 @@ SKIPPED_SANITIZED = ("elastic", "pachinko", "wide")
 SKIPPED_LINES = ("elastic", "elastic_lock", "pachinko", "wide")
 
 
+def on_signal(signum, frame):
+    """meson's timeout (SIGTERM), ^C or a hang-up: unwind, so that the
+    finally below stops the benchmark's session and the temporary
+    directory goes (Python's default would end the test at once and leave
+    both behind)."""
+    raise SystemExit(128 + signum)
+
+
+def stop_session(proc):
+    """Kill what is left of the benchmark's session; the pids killed."""
+    left = session_procs(proc.pid)
+    for pid in left:
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+    if proc.poll() is None:
+        proc.wait()
+    return left
+
+
 def main():
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, on_signal)
     exe = sys.argv[1]
     sanitized = "--sanitized" in sys.argv[2:]
     with tempfile.TemporaryDirectory(prefix="mpx-test-bench-") as tmp:
@@ -66,18 +90,16 @@ def main():
         proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
-            out, err = proc.communicate(timeout=540)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            out, err = proc.communicate()
-        check(proc.returncode == 0, f"mpx-bench exits 0 (got {proc.returncode}): {err}")
-        left = session_procs(proc.pid)
-        check(not left, f"no process left behind: {left}")
-        for pid in left:  # leave nothing behind, even when failing
             try:
-                os.kill(pid, 9)
-            except OSError:
-                pass
+                out, err = proc.communicate(timeout=540)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                out, err = proc.communicate()
+            check(proc.returncode == 0, f"mpx-bench exits 0 (got {proc.returncode}): {err}")
+            left = session_procs(proc.pid)
+            check(not left, f"no process left behind: {left}")
+        finally:
+            stop_session(proc)  # leave nothing behind, even when failing or stopped
         check(os.listdir(tmp) == [], f"no file left in TMPDIR: {os.listdir(tmp)}")
 
     lines = [l for l in out.splitlines() if l.strip()]

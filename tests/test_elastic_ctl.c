@@ -596,6 +596,31 @@ static void growth_kept_when_its_cpu_per_item_changes(void)
     }
 }
 
+/* A stage that mostly waits (here 0.1 ms of CPU in 3.96 ms of busy time
+ * per item: it sleeps holding a lock) has too little CPU time per item
+ * for it to say whether the work changed: +40% of it (a contended lock's
+ * futex calls) is not a new phase.  Its growth gave +2% while its busy
+ * time per item doubled, and it is undone. */
+static void little_cpu_time_does_not_speak_for_the_work(void)
+{
+    elastic_t *e = elastic_new(1);
+    elastic_set_name(e, 0, "locked");
+    elastic_decision_t d;
+    double t = 0;
+    elastic_sample_t s = sample(1, 0.99, 0.9, 1, 250);
+    s.cpu_mean = 0.025;
+    REQUIRE(feed(e, &t, &s, 1, 4, 400, &d) <= 400 && d.kind == ELASTIC_GROW, "no growth");
+    t += TICK;
+    elastic_done(e, 0, +1, true, t);
+    s = sample(2, 0.99, 0.9, 1, 255);
+    s.cpu_mean = 0.0179; /* 2 * 0.0179 / 255: 0.14 ms per item */
+    int r = 0;
+    for (int k = 0; k < 40 && r == 0 && d.kind != ELASTIC_NOTE; k++, t += TICK)
+        r = elastic_decide(e, t, &s, 1, 3, &d);
+    CHECK(r == 1 && d.kind == ELASTIC_UNDO, "not undone: %s", d.reason);
+    elastic_free(&e);
+}
+
 /* A hold-off was learnt with the other groups as they were: when they
  * run fewer instances (here B, idle, gives one up), the cores the undone
  * instance shared are less contended, and the group may try again at
@@ -1484,6 +1509,7 @@ int main(int argc, char **argv)
         TEST_CASE(holdoff_measures_its_reference_after_the_undo),
         TEST_CASE(growth_kept_when_the_work_changes_under_its_check),
         TEST_CASE(growth_kept_when_its_cpu_per_item_changes),
+        TEST_CASE(little_cpu_time_does_not_speak_for_the_work),
         TEST_CASE(holdoff_ends_when_others_shrink),
         TEST_CASE(regrown_group_keeps_its_size),
         TEST_CASE(failed_change),

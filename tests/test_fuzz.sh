@@ -62,7 +62,10 @@ cflags=(-std=gnu17 -Wall -Wextra -Werror -g -O1 -pthread -fno-sanitize-recover=u
 build() { # OUT SANITIZERS SOURCE [FLAGS...]
     local out=$1 san=$2 file=$3
     shift 3
-    if ! clang "${cflags[@]}" "$@" -fsanitize="$san" "$src/$file" "$src/lib/wire.c" "$src/lib/pool.c" \
+    # clang's temporary objects in the test's directory: a clang killed
+    # mid-build (a timeout, ^C) leaves them behind, and the trap removes
+    # that directory.
+    if ! TMPDIR=$tmp clang "${cflags[@]}" "$@" -fsanitize="$san" "$src/$file" "$src/lib/wire.c" "$src/lib/pool.c" \
         -o "$tmp/$out" >"$tmp/cc.log" 2>&1; then
         cat "$tmp/cc.log" >&2
         if grep -q 'clang_rt\.fuzzer\|libFuzzer' "$tmp/cc.log"; then
