@@ -107,11 +107,17 @@ typedef struct elastic_params {
     double holdoff_max;   /* 240: a repeated undo at the same size doubles it, up to this */
     double workload_change; /* 0.3: the work per item changed when its CPU time (where not
                            * known, its busy time) moved by more than this share, up or down
-                           * by as much: a growth's check then keeps it; a hold-off (or floor)
-                           * ends early when this happens at the held size */
+                           * by as much (in a growth's check, with the busy time moving the
+                           * same way: cpu_explains): the check then keeps the growth; a
+                           * hold-off (or floor) ends early when this happens at the held
+                           * size */
     double cpu_share;     /* 0.5: the CPU time per item, not the busy time, says whether the
                            * work changed when it was at least this share of the busy time
                            * per item (a stage that mostly waits has too little of it) */
+    double cpu_explains;  /* 0.8: a rise of the CPU time per item during a growth's check is a
+                           * change of work only when it is at least this share of the busy
+                           * time per item's rise (as ratios after/before): the rest of that
+                           * rise is waiting */
     double fail_holdoff;  /* 5: after a change that failed, that group waits this long */
 } elastic_params_t;
 

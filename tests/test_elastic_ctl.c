@@ -321,6 +321,34 @@ static void undone_trade_gives_back(void)
     elastic_free(&e);
 }
 
+/* A trade whose rate did not rise is undone even though the receiving
+ * group's busy time per item stayed (it now waits for input: the limit
+ * moved to the donor, because of the trade), and the donor gets its
+ * instance back.  An ordinary growth with the same figures is kept
+ * (keep_when_limit_moved). */
+static void trade_that_moved_the_limit_is_undone(void)
+{
+    elastic_t *e = elastic_new(2);
+    elastic_set_name(e, 0, "parse");
+    elastic_set_name(e, 1, "score");
+    elastic_decision_t d;
+    double t = 0;
+    elastic_sample_t s[2] = {sample(3, 0.12, 0.0, 0, 100), sample(1, 0.99, 0.88, 1, 100)};
+    change_done(e, &t, s, 2, 0, 10, ELASTIC_MAKE_ROOM, 0);
+    s[0] = sample(2, 0.18, 0.0, 0, 100);
+    change_done(e, &t, s, 2, 1, 10, ELASTIC_GROW, 1);
+    /* score at 2: no faster, and half idle (2 * 0.5 / 101 per item, as 0.99 / 100 before). */
+    s[1] = sample(2, 0.5, 0.88, 0, 101);
+    s[1].blocked_mean = 0;
+    change_done(e, &t, s, 2, 0, 30, ELASTIC_UNDO, 1);
+    s[1] = sample(1, 0.99, 0.88, 1, 100);
+    t += TICK;
+    CHECK_EQ(elastic_decide(e, t, s, 2, 1, &d), 1);
+    CHECK(d.kind == ELASTIC_GROW && d.group == 0 && d.from == 2 && d.to == 3, "give back: %s",
+          d.reason);
+    elastic_free(&e);
+}
+
 /* Budget full and nobody with slack: hold, and say so. */
 static void budget_full_no_slack(void)
 {
@@ -594,6 +622,31 @@ static void growth_kept_when_its_cpu_per_item_changes(void)
         }
         elastic_free(&e);
     }
+}
+
+/* A rise of the CPU time per item that does not account for the rise of
+ * the busy time per item is not a change of work: here a stage that does
+ * all its work under a lock, 1 -> 2, rate -6 %, busy time per item x2.14,
+ * CPU time per item x1.59 (what a host that takes CPUs from its guest
+ * adds, on a machine without steal time): undone. */
+static void cpu_rise_short_of_the_busy_rise_is_waiting(void)
+{
+    elastic_t *e = elastic_new(1);
+    elastic_set_name(e, 0, "locked");
+    elastic_decision_t d;
+    double t = 0;
+    elastic_sample_t s = sample(1, 1.0, 0.99, 1, 4970);
+    s.cpu_mean = 1.0; /* 0.201 ms per item */
+    REQUIRE(feed(e, &t, &s, 1, 4, 400, &d) <= 400 && d.kind == ELASTIC_GROW, "no growth");
+    t += TICK;
+    elastic_done(e, 0, +1, true, t);
+    s = sample(2, 1.0, 0.99, 1, 4650);           /* 0.430 ms of busy time per item */
+    s.cpu_mean = 0.000320 * 4650 / 2;             /* 0.320 ms of CPU time per item */
+    int r = 0;
+    for (int k = 0; k < 40 && r == 0 && d.kind != ELASTIC_NOTE; k++, t += TICK)
+        r = elastic_decide(e, t, &s, 1, 3, &d);
+    CHECK(r == 1 && d.kind == ELASTIC_UNDO, "not undone: %s", d.reason);
+    elastic_free(&e);
 }
 
 /* A stage that mostly waits (here 0.1 ms of CPU in 3.96 ms of busy time
@@ -1500,6 +1553,7 @@ int main(int argc, char **argv)
         TEST_CASE(frozen_and_changing),
         TEST_CASE(budget_make_room),
         TEST_CASE(undone_trade_gives_back),
+        TEST_CASE(trade_that_moved_the_limit_is_undone),
         TEST_CASE(budget_full_no_slack),
         TEST_CASE(undo_and_holdoff),
         TEST_CASE(undo_looks_again),
@@ -1510,6 +1564,7 @@ int main(int argc, char **argv)
         TEST_CASE(growth_kept_when_the_work_changes_under_its_check),
         TEST_CASE(growth_kept_when_its_cpu_per_item_changes),
         TEST_CASE(little_cpu_time_does_not_speak_for_the_work),
+        TEST_CASE(cpu_rise_short_of_the_busy_rise_is_waiting),
         TEST_CASE(holdoff_ends_when_others_shrink),
         TEST_CASE(regrown_group_keeps_its_size),
         TEST_CASE(failed_change),
