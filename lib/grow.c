@@ -31,8 +31,8 @@ typedef struct group {
     const mpx_node_t *node;
     int first, count; /* its slots in the plan */
     int min, max;
-    uint64_t *last_in; /* per slot: items taken, as last reported */
-    uint64_t taken;    /* items the group took, summed over reports */
+    uint64_t *last_in; /* per slot: items taken, as last read from its blackbox */
+    uint64_t taken;    /* items the group took, summed over those reads */
     uint64_t taken_at; /* ... at the previous sample */
 } group_t;
 
@@ -179,13 +179,18 @@ static void sample(struct mpx_run *r, int k, double secs)
         const run_child_t *c = &r->ch[i];
         stats_inst_t f;
         stats_inst(r, i, &f);
-        /* What an incarnation took counts from 0: a smaller count is a new
-         * process's. */
+        /* The items it took, read where it writes them as it takes each
+         * (its blackbox, in shared memory), not from its last report: a
+         * report comes every 100 ms or so by the child's clock, and one
+         * that reached the parent just after a tick counted in the next,
+         * so that a tick's rate jittered by a report's worth (under load,
+         * a stage serialised on a lock seemed to go faster than its lock
+         * allows).  What an incarnation took counts from 0: a smaller
+         * count is a new process's. */
         uint64_t *last = &g->last_in[i - g->first];
-        if (f.reported) {
-            g->taken += f.items_in >= *last ? f.items_in - *last : f.items_in;
-            *last = f.items_in;
-        }
+        uint64_t no = r->boxes[i].item_no;
+        g->taken += no >= *last ? no - *last : no;
+        *last = no;
         if (c->slot != SLOT_RUNS || !c->ready || c->done)
             continue;
         s->active++;
