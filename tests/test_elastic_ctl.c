@@ -587,6 +587,23 @@ static void growth_kept_when_the_work_changes_under_its_check(void)
     elastic_free(&e);
 }
 
+/* Group 0 of e (one group) grows 1 -> 2 on `before`, fed until it does;
+ * the growth is done, and `after` is fed until its check's verdict (a
+ * change, or a note).  Returns elastic_decide's last answer; *d holds the
+ * verdict. */
+static int checked_growth(elastic_t *e, elastic_sample_t before, elastic_sample_t after,
+                          elastic_decision_t *d)
+{
+    double t = 0;
+    REQUIRE(feed(e, &t, &before, 1, 4, 400, d) <= 400 && d->kind == ELASTIC_GROW, "no growth");
+    t += TICK;
+    elastic_done(e, 0, +1, true, t);
+    int r = 0;
+    for (int k = 0; k < 40 && r == 0 && d->kind != ELASTIC_NOTE; k++, t += TICK)
+        r = elastic_decide(e, t, &after, 1, 3, d);
+    return r;
+}
+
 /* The same, told by the CPU time per item where the busy time cannot
  * tell it: here the busy time per item rose by 125% from 1 to 2 (2 *
  * 0.99 / 220 against 0.99 / 250: not over the 150% a waiting instance
@@ -601,17 +618,10 @@ static void growth_kept_when_its_cpu_per_item_changes(void)
         elastic_t *e = elastic_new(1);
         elastic_set_name(e, 0, "B");
         elastic_decision_t d;
-        double t = 0;
-        elastic_sample_t s = sample(1, 0.99, 0.9, 1, 250);
-        s.cpu_mean = 0.95;
-        REQUIRE(feed(e, &t, &s, 1, 4, 400, &d) <= 400 && d.kind == ELASTIC_GROW, "no growth");
-        t += TICK;
-        elastic_done(e, 0, +1, true, t);
-        s = sample(2, 0.99, 0.9, 1, 220);
-        s.cpu_mean = same ? 0.42 : 0.95;
-        int r = 0;
-        for (int k = 0; k < 40 && r == 0 && d.kind != ELASTIC_NOTE; k++, t += TICK)
-            r = elastic_decide(e, t, &s, 1, 3, &d);
+        elastic_sample_t before = sample(1, 0.99, 0.9, 1, 250), after = sample(2, 0.99, 0.9, 1, 220);
+        before.cpu_mean = 0.95;
+        after.cpu_mean = same ? 0.42 : 0.95;
+        int r = checked_growth(e, before, after, &d);
         if (same) {
             CHECK(r == 1 && d.kind == ELASTIC_UNDO, "not undone: %s", d.reason);
         } else {
@@ -634,17 +644,11 @@ static void cpu_rise_short_of_the_busy_rise_is_waiting(void)
     elastic_t *e = elastic_new(1);
     elastic_set_name(e, 0, "locked");
     elastic_decision_t d;
-    double t = 0;
-    elastic_sample_t s = sample(1, 1.0, 0.99, 1, 4970);
-    s.cpu_mean = 1.0; /* 0.201 ms per item */
-    REQUIRE(feed(e, &t, &s, 1, 4, 400, &d) <= 400 && d.kind == ELASTIC_GROW, "no growth");
-    t += TICK;
-    elastic_done(e, 0, +1, true, t);
-    s = sample(2, 1.0, 0.99, 1, 4650);           /* 0.430 ms of busy time per item */
-    s.cpu_mean = 0.000320 * 4650 / 2;             /* 0.320 ms of CPU time per item */
-    int r = 0;
-    for (int k = 0; k < 40 && r == 0 && d.kind != ELASTIC_NOTE; k++, t += TICK)
-        r = elastic_decide(e, t, &s, 1, 3, &d);
+    elastic_sample_t before = sample(1, 1.0, 0.99, 1, 4970);
+    before.cpu_mean = 1.0;                            /* 0.201 ms per item */
+    elastic_sample_t after = sample(2, 1.0, 0.99, 1, 4650); /* 0.430 ms of busy time per item */
+    after.cpu_mean = 0.000320 * 4650 / 2;             /* 0.320 ms of CPU time per item */
+    int r = checked_growth(e, before, after, &d);
     CHECK(r == 1 && d.kind == ELASTIC_UNDO, "not undone: %s", d.reason);
     elastic_free(&e);
 }
@@ -659,17 +663,10 @@ static void little_cpu_time_does_not_speak_for_the_work(void)
     elastic_t *e = elastic_new(1);
     elastic_set_name(e, 0, "locked");
     elastic_decision_t d;
-    double t = 0;
-    elastic_sample_t s = sample(1, 0.99, 0.9, 1, 250);
-    s.cpu_mean = 0.025;
-    REQUIRE(feed(e, &t, &s, 1, 4, 400, &d) <= 400 && d.kind == ELASTIC_GROW, "no growth");
-    t += TICK;
-    elastic_done(e, 0, +1, true, t);
-    s = sample(2, 0.99, 0.9, 1, 255);
-    s.cpu_mean = 0.0179; /* 2 * 0.0179 / 255: 0.14 ms per item */
-    int r = 0;
-    for (int k = 0; k < 40 && r == 0 && d.kind != ELASTIC_NOTE; k++, t += TICK)
-        r = elastic_decide(e, t, &s, 1, 3, &d);
+    elastic_sample_t before = sample(1, 0.99, 0.9, 1, 250), after = sample(2, 0.99, 0.9, 1, 255);
+    before.cpu_mean = 0.025;
+    after.cpu_mean = 0.0179; /* 2 * 0.0179 / 255: 0.14 ms per item */
+    int r = checked_growth(e, before, after, &d);
     CHECK(r == 1 && d.kind == ELASTIC_UNDO, "not undone: %s", d.reason);
     elastic_free(&e);
 }
