@@ -60,8 +60,8 @@ typedef struct view {
 } view_t;
 
 /* The work per item at a held size (a hold-off's, a floor's), taken at
- * the first full window there: the CPU time per item when every sample
- * knew it, else the busy time (NaN: not taken yet). */
+ * the first full window there: the busy time per item, and the CPU time
+ * per item where the window knew it (NaN: not taken yet, or unknown). */
 typedef struct work_ref {
     double work, cpu;
 } work_ref_t;
@@ -676,7 +676,8 @@ static int check_growth(elastic_t *e, double now, const elastic_sample_t *s,
  * first call at a held size takes the reference and answers no.  The CPU
  * time per item when both have it: the busy time per item moves with the
  * other groups' changes and with other programs on shared cores, the CPU
- * time only with the work (in the `elastic` benchmark, a program taking
+ * time with the work (and, on a guest without steal time, with what the
+ * host takes: see check_growth) (in the `elastic` benchmark, a program taking
  * a core for a few seconds raised A's busy time per item by 31% and ended
  * its hold-off in a phase whose work did not change). */
 static bool work_moved(const elastic_t *e, work_ref_t *ref, const view_t *v, char *what,
