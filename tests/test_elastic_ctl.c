@@ -639,18 +639,27 @@ static void growth_kept_when_its_cpu_per_item_changes(void)
  * all its work under a lock, 1 -> 2, rate -6 %, busy time per item x2.14,
  * CPU time per item x1.59 (what a host that takes CPUs from its guest
  * adds, on a machine without steal time): undone. */
-static void cpu_rise_short_of_the_busy_rise_is_waiting(void)
+/* A growth 1 -> 2 of a group "locked" checked on `before` and `after`,
+ * with those CPU times: it must be undone. */
+static void expect_undone(elastic_sample_t before, double cpu_before, elastic_sample_t after,
+                          double cpu_after)
 {
     elastic_t *e = elastic_new(1);
     elastic_set_name(e, 0, "locked");
     elastic_decision_t d;
-    elastic_sample_t before = sample(1, 1.0, 0.99, 1, 4970);
-    before.cpu_mean = 1.0;                            /* 0.201 ms per item */
-    elastic_sample_t after = sample(2, 1.0, 0.99, 1, 4650); /* 0.430 ms of busy time per item */
-    after.cpu_mean = 0.000320 * 4650 / 2;             /* 0.320 ms of CPU time per item */
+    before.cpu_mean = cpu_before;
+    after.cpu_mean = cpu_after;
     int r = checked_growth(e, before, after, &d);
     CHECK(r == 1 && d.kind == ELASTIC_UNDO, "not undone: %s", d.reason);
     elastic_free(&e);
+}
+
+static void cpu_rise_short_of_the_busy_rise_is_waiting(void)
+{
+    /* 0.201 ms of CPU time per item before; after, 0.430 ms of busy time
+     * and 0.320 ms of CPU time per item. */
+    expect_undone(sample(1, 1.0, 0.99, 1, 4970), 1.0, sample(2, 1.0, 0.99, 1, 4650),
+                  0.000320 * 4650 / 2);
 }
 
 /* A stage that mostly waits (here 0.1 ms of CPU in 3.96 ms of busy time
@@ -660,15 +669,8 @@ static void cpu_rise_short_of_the_busy_rise_is_waiting(void)
  * time per item doubled, and it is undone. */
 static void little_cpu_time_does_not_speak_for_the_work(void)
 {
-    elastic_t *e = elastic_new(1);
-    elastic_set_name(e, 0, "locked");
-    elastic_decision_t d;
-    elastic_sample_t before = sample(1, 0.99, 0.9, 1, 250), after = sample(2, 0.99, 0.9, 1, 255);
-    before.cpu_mean = 0.025;
-    after.cpu_mean = 0.0179; /* 2 * 0.0179 / 255: 0.14 ms per item */
-    int r = checked_growth(e, before, after, &d);
-    CHECK(r == 1 && d.kind == ELASTIC_UNDO, "not undone: %s", d.reason);
-    elastic_free(&e);
+    /* 2 * 0.0179 / 255: 0.14 ms per item after. */
+    expect_undone(sample(1, 0.99, 0.9, 1, 250), 0.025, sample(2, 0.99, 0.9, 1, 255), 0.0179);
 }
 
 /* A hold-off was learnt with the other groups as they were: when they
