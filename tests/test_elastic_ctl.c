@@ -286,24 +286,35 @@ static void budget_make_room(void)
     elastic_free(&e);
 }
 
+/* parse (3, idle) makes room for score (1, the limit), score grows into
+ * it, and with `score_after` as its figures at 2 the growth is undone.
+ * Returns the controller, s[] as after the undo (parse 2, score 1). */
+static elastic_t *undone_trade(double *t, elastic_sample_t s[2], elastic_sample_t score_after)
+{
+    elastic_t *e = elastic_new(2);
+    elastic_set_name(e, 0, "parse");
+    elastic_set_name(e, 1, "score");
+    s[0] = sample(3, 0.12, 0.0, 0, 100);
+    s[1] = sample(1, 0.99, 0.88, 1, 100);
+    change_done(e, t, s, 2, 0, 10, ELASTIC_MAKE_ROOM, 0);
+    s[0] = sample(2, 0.18, 0.0, 0, 100);
+    change_done(e, t, s, 2, 1, 10, ELASTIC_GROW, 1);
+    s[1] = score_after;
+    change_done(e, t, s, 2, 0, 30, ELASTIC_UNDO, 1);
+    s[1] = sample(1, 0.99, 0.88, 1, 100);
+    return e;
+}
+
 /* A trade that failed is taken back: the growth into the room parse made
  * is undone (score's rate barely rose while its busy time per item did),
  * and parse gets its instance back at once, not after a window of its
  * own; it then keeps that size (grown back: no make-room below it). */
 static void undone_trade_gives_back(void)
 {
-    elastic_t *e = elastic_new(2);
-    elastic_set_name(e, 0, "parse");
-    elastic_set_name(e, 1, "score");
     elastic_decision_t d;
     double t = 0;
-    elastic_sample_t s[2] = {sample(3, 0.12, 0.0, 0, 100), sample(1, 0.99, 0.88, 1, 100)};
-    change_done(e, &t, s, 2, 0, 10, ELASTIC_MAKE_ROOM, 0);
-    s[0] = sample(2, 0.18, 0.0, 0, 100);
-    change_done(e, &t, s, 2, 1, 10, ELASTIC_GROW, 1);
-    s[1] = sample(2, 0.99, 0.88, 1, 102);
-    change_done(e, &t, s, 2, 0, 30, ELASTIC_UNDO, 1);
-    s[1] = sample(1, 0.99, 0.88, 1, 100);
+    elastic_sample_t s[2];
+    elastic_t *e = undone_trade(&t, s, sample(2, 0.99, 0.88, 1, 102));
     /* The leaver still counts against the budget for a tick. */
     CHECK_EQ(elastic_decide(e, t, s, 2, 0, &d), 0);
     CHECK(has(d.reason, "parse waits for room to get its instance back"), "reason: %s", d.reason);
@@ -328,20 +339,11 @@ static void undone_trade_gives_back(void)
  * (keep_when_limit_moved). */
 static void trade_that_moved_the_limit_is_undone(void)
 {
-    elastic_t *e = elastic_new(2);
-    elastic_set_name(e, 0, "parse");
-    elastic_set_name(e, 1, "score");
     elastic_decision_t d;
     double t = 0;
-    elastic_sample_t s[2] = {sample(3, 0.12, 0.0, 0, 100), sample(1, 0.99, 0.88, 1, 100)};
-    change_done(e, &t, s, 2, 0, 10, ELASTIC_MAKE_ROOM, 0);
-    s[0] = sample(2, 0.18, 0.0, 0, 100);
-    change_done(e, &t, s, 2, 1, 10, ELASTIC_GROW, 1);
+    elastic_sample_t s[2];
     /* score at 2: no faster, and half idle (2 * 0.5 / 101 per item, as 0.99 / 100 before). */
-    s[1] = sample(2, 0.5, 0.88, 0, 101);
-    s[1].blocked_mean = 0;
-    change_done(e, &t, s, 2, 0, 30, ELASTIC_UNDO, 1);
-    s[1] = sample(1, 0.99, 0.88, 1, 100);
+    elastic_t *e = undone_trade(&t, s, sample(2, 0.5, 0.88, 0, 101));
     t += TICK;
     CHECK_EQ(elastic_decide(e, t, s, 2, 1, &d), 1);
     CHECK(d.kind == ELASTIC_GROW && d.group == 0 && d.from == 2 && d.to == 3, "give back: %s",
