@@ -814,10 +814,9 @@ int mpx_graph_set_progress(mpx_graph_t *g, bool on)
 void stats_inst(const struct mpx_run *r, int i, stats_inst_t *out)
 {
     const inst_stats_t *is = &r->stats->inst[i];
-    *out = (stats_inst_t){.reported = is->have, .busy = is->have_prev ? is->busy : 0,
+    *out = (stats_inst_t){.busy = is->have_prev ? is->busy : 0,
                           .blocked = is->have_prev ? is->blocked : 0,
-                          .cpu = is->have_prev ? is->cpu : NAN, .depth = is->depth,
-                          .items_in = is->have ? is->cur.items_in : 0};
+                          .cpu = is->have_prev ? is->cpu : NAN, .depth = is->depth};
 }
 
 void stats_elastic(struct mpx_run *r, const char *stage, int from, int to, const char *action,

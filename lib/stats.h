@@ -33,12 +33,10 @@ void stats_free(struct mpx_run *r);
 /* Instance i's figures as last reported, for the elastic groups'
  * controller (lib/grow.c). */
 typedef struct stats_inst {
-    bool reported;     /* some report came from its current process */
     double busy, blocked; /* over its last two reports */
     double cpu;        /* ... CPU seconds per second of its process (can pass 1: the
                         * zmq I/O thread); NaN: unknown */
     uint64_t depth;    /* items sent to it not taken yet, at the last snapshot */
-    uint64_t items_in; /* taken by its current process */
 } stats_inst_t;
 void stats_inst(const struct mpx_run *r, int i, stats_inst_t *out);
 /* An elastic group changed (or could not): to the JSON stream, the
