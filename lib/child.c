@@ -407,6 +407,36 @@ static long report_timeout(const child_rt_t *rt, uint64_t now)
  * return 0 once one of the rest is ready, or, with n == 1, once a control
  * message was handled; 1 once `limit_ms` (-1: none) has passed.  Reports
  * stay on time meanwhile, and the time spent here is added to *waited. */
+/* With the edges' endpoints that have bytes their peers' sockets did not
+ * take yet, or a connection to make again, added (never "ready": only so
+ * that the wait writes them when their peers read).  Every wait of the
+ * stage's goes through here, so that none — for credit, for a pool block,
+ * for a control message — leaves output unsent that a consumer is waiting
+ * for.  Returns the number of items, or -1 when out of memory. */
+static int with_unwritten(child_rt_t *rt, zmq_pollitem_t *items, int n, zmq_pollitem_t **all,
+                          zmq_pollitem_t *local, int cap)
+{
+    void *extra[2] = {rt->out && edge_out_unwritten(rt->out) ? edge_out_socket(rt->out) : NULL,
+                      rt->in && edge_in_unwritten(rt->in) ? edge_in_socket(rt->in) : NULL};
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < 2; k++)
+            if (extra[k] == items[i].socket)
+                extra[k] = NULL;
+    if (!extra[0] && !extra[1]) {
+        *all = items;
+        return n;
+    }
+    *all = n + 2 <= cap ? local : malloc((size_t)(n + 2) * sizeof **all);
+    if (!*all)
+        return -1;
+    memcpy(*all, items, (size_t)n * sizeof *items);
+    int m = n;
+    for (int k = 0; k < 2; k++)
+        if (extra[k])
+            (*all)[m++] = (zmq_pollitem_t){extra[k], 0, 0, 0};
+    return m;
+}
+
 static int poll_serving(child_rt_t *rt, zmq_pollitem_t *items, int n, uint64_t *waited,
                         long limit_ms)
 {
@@ -423,7 +453,17 @@ static int poll_serving(child_rt_t *rt, zmq_pollitem_t *items, int n, uint64_t *
                 return 1;
             timeout = timeout < 0 || left < timeout ? left : timeout;
         }
-        int rc = edge_poll(items, n, timeout);
+        zmq_pollitem_t local[8], *all;
+        int m = with_unwritten(rt, items, n, &all, local, 8);
+        int rc = m < 0 ? -1 : edge_poll(all, m, timeout);
+        if (all != items) {
+            for (int i = 0; i < n; i++)
+                items[i].revents = all[i].revents;
+            if (all != local)
+                free(all);
+        }
+        if (m < 0)
+            errno = ENOMEM;
         if (waited)
             *waited += mono_ns() - t0;
         if (rc < 0) {
@@ -921,12 +961,12 @@ static void open_sockets(child_rt_t *rt, const child_args_t *a)
     if (pi->nproducers > 0 && a->resume != CHILD_FINISHED) {
         if (a->inbox_fd >= 0)
             edge_adopt_inbox(rt->id, rt->gen, a->inbox_fd);
-        rt->in = edge_in_new(rt->zctx, rt->plan, rt->id, rt->gen, a->gens, rt->dir, rt->err,
+        rt->in = edge_in_new(rt->plan, rt->id, rt->gen, a->gens, rt->dir, rt->err,
                              sizeof rt->err);
         if (!rt->in)
             fail(rt, "cannot open input: %s", rt->err);
     }
-    rt->out = edge_out_new(rt->zctx, rt->plan, rt->id, rt->gen, a->gens, rt->dir, wait_sock, rt,
+    rt->out = edge_out_new(rt->plan, rt->id, rt->gen, a->gens, rt->dir, wait_sock, rt,
                            rt->err, sizeof rt->err);
     if (!rt->out)
         fail(rt, "cannot open output: %s", rt->err);

@@ -16,6 +16,7 @@
 #include <zmq.h>
 
 #include "mpx/error.h"
+#include "xport.h"
 
 int edge_endpoint(char *buf, size_t cap, const char *dir, char kind, int id, uint32_t gen)
 {
@@ -53,25 +54,16 @@ void edge_rid(uint8_t rid[EDGE_RID_SIZE], int id, uint32_t gen)
     memcpy(rid + 5, &gen, 4);
 }
 
-/* A ROUTER with mpx's options, our routing id, and every send to a peer
- * that is not connected refused (EHOSTUNREACH) rather than dropped. */
-static void *open_router(void *zctx, int self, uint32_t gen, char *err, size_t errcap)
+/* An endpoint of ours under our routing id (lib/xport.h: a send to a
+ * peer that is not connected is refused with EHOSTUNREACH). */
+static xport_t *open_xport(int self, uint32_t gen, char *err, size_t errcap)
 {
-    void *s = zmq_socket(zctx, ZMQ_ROUTER);
-    if (!s) {
-        snprintf(err, errcap, "zmq_socket: %s", zmq_strerror(errno));
-        return NULL;
-    }
     uint8_t rid[EDGE_RID_SIZE];
     edge_rid(rid, self, gen);
-    int one = 1;
-    if (edge_sockopts(s) != 0 || zmq_setsockopt(s, ZMQ_ROUTING_ID, rid, sizeof rid) != 0 ||
-        zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0) {
-        snprintf(err, errcap, "socket options: %s", zmq_strerror(errno));
-        zmq_close(s);
-        return NULL;
-    }
-    return s;
+    xport_t *x = xport_new(rid, sizeof rid);
+    if (!x)
+        snprintf(err, errcap, "an edge's endpoint: %s", strerror(errno));
+    return x;
 }
 
 int edge_listen(const char *dir, char kind, int id, int backlog)
@@ -111,8 +103,7 @@ void edge_adopt_inbox(int self, uint32_t gen, int fd)
     adopt.fd = fd;
 }
 
-void *edge_open_inbox(void *zctx, const char *dir, int self, uint32_t gen, char *err,
-                      size_t errcap)
+xport_t *edge_open_inbox(const char *dir, int self, uint32_t gen, char *err, size_t errcap)
 {
     char ep[256];
     int fd = -1;
@@ -126,45 +117,41 @@ void *edge_open_inbox(void *zctx, const char *dir, int self, uint32_t gen, char 
             close(fd);
         return NULL;
     }
-    void *s = open_router(zctx, self, gen, err, errcap);
-    /* zmq closes an adopted descriptor with the socket. */
-    if (s && fd >= 0 && zmq_setsockopt(s, ZMQ_USE_FD, &fd, sizeof fd) != 0) {
-        snprintf(err, errcap, "adopting the listening socket of %s: %s", ep,
-                 zmq_strerror(errno));
-        zmq_close(s);
-        close(fd);
+    xport_t *x = open_xport(self, gen, err, errcap);
+    const char *path = ep + strlen("ipc://");
+    if (!x) {
+        if (fd >= 0)
+            close(fd);
         return NULL;
     }
-    if (!s && fd >= 0)
-        close(fd);
-    if (s && zmq_bind(s, ep) != 0) {
-        snprintf(err, errcap, "bind %s: %s", ep, zmq_strerror(errno));
-        zmq_close(s);
-        return NULL;
+    /* The xport owns an adopted descriptor, also when adopting fails.  A
+     * file left at the path by a process of this generation that died is
+     * replaced, as zmq's bind would. */
+    int rc = fd >= 0 ? xport_listen_fd(x, fd) : (unlink(path), xport_bind(x, path, 128));
+    if (rc != 0) {
+        snprintf(err, errcap, "listening at %s: %s", path, strerror(errno));
+        xport_destroy(&x);
     }
-    return s;
+    return x;
 }
 
-void *edge_open_outbox(void *zctx, int self, uint32_t gen, char *err, size_t errcap)
+xport_t *edge_open_outbox(int self, uint32_t gen, char *err, size_t errcap)
 {
-    return open_router(zctx, self, gen, err, errcap);
+    return open_xport(self, gen, err, errcap);
 }
 
-int edge_connect(void *sock, const char *dir, int id, uint32_t gen, bool connect)
+int edge_connect(xport_t *x, const char *dir, int id, uint32_t gen, bool connect)
 {
     char ep[256];
     if (edge_endpoint(ep, sizeof ep, dir, 'i', id, gen) != 0)
         return MPX_ERANGE;
-    if (!connect)
-        return zmq_disconnect(sock, ep) == 0 ? 0 : MPX_ESYS;
-    /* Under the consumer's routing id: the pipe exists from now on, and
-     * what is sent waits in it until the consumer has bound. */
     uint8_t rid[EDGE_RID_SIZE];
     edge_rid(rid, id, gen);
-    if (zmq_setsockopt(sock, ZMQ_CONNECT_ROUTING_ID, rid, sizeof rid) != 0 ||
-        zmq_connect(sock, ep) != 0)
-        return MPX_ESYS;
-    return 0;
+    if (!connect)
+        return xport_disconnect(x, rid, sizeof rid) == 0 ? 0 : MPX_ESYS;
+    /* Under the consumer's routing id: addressable from now on, and what
+     * is sent waits in this process until the consumer listens. */
+    return xport_connect(x, ep + strlen("ipc://"), rid, sizeof rid) == 0 ? 0 : MPX_ESYS;
 }
 
 int *edge_slot_map(const plan_t *plan)
@@ -201,6 +188,14 @@ static short fd_ready(short revents)
     return r;
 }
 
+/* What an edge's endpoint is ready for now, of `want`: input when a whole
+ * frame waits in the process; output always (it never refuses a send). */
+static short xport_ready(xport_t *x, short want)
+{
+    return (short)((want & ZMQ_POLLIN && xport_has_input(x) ? ZMQ_POLLIN : 0) |
+                   (want & ZMQ_POLLOUT));
+}
+
 int edge_poll(zmq_pollitem_t *items, int n, long timeout_ms)
 {
     struct pollfd local[16];
@@ -210,9 +205,18 @@ int edge_poll(zmq_pollitem_t *items, int n, long timeout_ms)
         return -1;
     }
     int ready = 0, nfds = 0;
+    bool xports = false;
     for (int i = 0; i < n; i++) {
         items[i].revents = 0;
-        if (items[i].socket) {
+        if (items[i].socket && xport_is(items[i].socket)) {
+            /* Frames already read are asked of the process, the rest of
+             * the descriptor: no system call before sleeping. */
+            xport_t *x = items[i].socket;
+            items[i].revents = xport_ready(x, items[i].events);
+            pfd[i] = (struct pollfd){items[i].revents ? -1 : xport_fd(x), POLLIN, 0};
+            ready += items[i].revents != 0;
+            xports = true;
+        } else if (items[i].socket) {
             items[i].revents = zsock_ready(items[i].socket, items[i].events);
             size_t len = sizeof pfd[i].fd;
             if (zmq_getsockopt(items[i].socket, ZMQ_FD, &pfd[i].fd, &len) != 0)
@@ -233,26 +237,48 @@ int edge_poll(zmq_pollitem_t *items, int n, long timeout_ms)
     long wait = ready ? 0 : timeout_ms;
     /* Descriptors are looked at even when a socket is ready: a process
      * that always has input must still notice a child's exit. */
-    if (wait == 0 && nfds == 0)
+    if (wait == 0 && nfds == 0 && !xports)
         goto out;
     long deadline = wait > 0 ? mono_ms() + wait : 0;
     for (;;) {
-        int rc = poll(pfd, (nfds_t)n, (int)(wait > INT32_MAX ? INT32_MAX : wait));
+        /* An endpoint's reconnect (xport_due_ms) shortens the sleep. */
+        long sleep = wait, due = -1;
+        for (int i = 0; xports && i < n; i++) {
+            long d = items[i].socket && xport_is(items[i].socket)
+                         ? xport_due_ms(items[i].socket)
+                         : -1;
+            if (d >= 0 && (due < 0 || d < due))
+                due = d;
+        }
+        if (due >= 0 && (sleep < 0 || due < sleep))
+            sleep = due;
+        int rc = poll(pfd, (nfds_t)n, (int)(sleep > INT32_MAX ? INT32_MAX : sleep));
         if (rc < 0) {
             ready = -1;
             goto out;
         }
         for (int i = 0; i < n; i++) {
-            if (!pfd[i].revents)
+            bool x = items[i].socket && xport_is(items[i].socket);
+            if (!pfd[i].revents && !(x && due >= 0 && xport_due_ms(items[i].socket) == 0))
                 continue;
-            short r = items[i].socket ? zsock_ready(items[i].socket, items[i].events)
-                                      : fd_ready(pfd[i].revents);
+            short r;
+            if (x) {
+                /* Accept, read, write, reconnect: then ask again. */
+                (void)xport_service(items[i].socket);
+                r = xport_ready(items[i].socket, items[i].events);
+                if (r)
+                    pfd[i].fd = -1;
+            } else {
+                r = items[i].socket ? zsock_ready(items[i].socket, items[i].events)
+                                    : fd_ready(pfd[i].revents);
+            }
             ready += r && !items[i].revents;
             items[i].revents |= r;
         }
-        if (ready || rc == 0 || wait == 0)
+        if (ready || wait == 0 || (rc == 0 && sleep == wait))
             break;
-        /* Only commands that made nothing ready: sleep again. */
+        /* Only commands, output or reconnects that made nothing ready:
+         * sleep again. */
         if (wait > 0 && (wait = deadline - mono_ms()) <= 0)
             break;
     }

@@ -1,13 +1,16 @@
 /* lib/edge.h — moving items between processes: the only code that knows
  * how an edge is made.
  *
- * Connections.  Every process that consumes binds one ZeroMQ ROUTER (its
- * inbox); every process that produces has one ROUTER of its own that
- * connects to the inbox of each consumer its dispatch trees reach, under
- * that consumer's routing id, so that it can address each one.  A
- * producer–consumer pair thus shares exactly one connection: records and
- * end of stream go one way, credit comes back the other way, and nothing
- * on it can overtake anything else on it.
+ * Connections.  Every process that consumes listens on one inbox (a unix
+ * stream socket in the runtime directory); every process that produces
+ * has one endpoint of its own that connects to the inbox of each consumer
+ * its dispatch trees reach, under that consumer's routing id, so that it
+ * can address each one (lib/xport.h: framed messages that the process's
+ * own thread reads and writes, no zmq socket and no I/O thread on the
+ * way).  A producer–consumer pair thus shares exactly one connection:
+ * records and end of stream go one way, credit comes back the other way,
+ * and nothing on it can overtake anything else on it.  zmq carries the
+ * control channel and the monitor only.
  *
  * Credit, the one rule.  A consumer allows each producer a number of
  * records (and bytes) beyond what it has taken from it: its *target*, as
@@ -100,7 +103,8 @@
  * test suite), joining and leaving in elastic.pml; each header says which
  * part of this code each process of the model stands for.
  *
- * zmq sockets are created in the context passed in, never before fork.
+ * Endpoints are made after fork, in the process that uses them (an inbox
+ * may adopt a listening socket made before: edge_listen).
  */
 #ifndef MPX_LIB_EDGE_H
 #define MPX_LIB_EDGE_H
@@ -113,6 +117,7 @@
 #include "graph/plan.h"
 #include "ticks.h"
 #include "wire.h"
+#include "xport.h"
 
 /* Called when the edge must block until `sock` is ready for `events`
  * (ZMQ_POLLIN / ZMQ_POLLOUT), so that the owner keeps serving its control
@@ -136,26 +141,25 @@ int edge_endpoint(char *buf, size_t cap, const char *dir, char kind, int id, uin
  * connections until that process adopts the socket.  A descriptor, or -1
  * with errno set. */
 int edge_listen(const char *dir, char kind, int id, int backlog);
-/* The next edge_open_inbox(.., self, gen, ..) in this thread binds its
- * socket to `fd` (from edge_listen; zmq owns it from then on) instead of
- * making one. */
+/* The next edge_open_inbox(.., self, gen, ..) in this thread listens on
+ * `fd` (from edge_listen; the inbox owns it from then on) instead of
+ * making a socket. */
 void edge_adopt_inbox(int self, uint32_t gen, int fd);
 
-/* Apply the options every mpx socket uses. */
+/* Apply the options every mpx zmq socket (control, monitor) uses. */
 int edge_sockopts(void *sock);
 
 /* A process's routing id on the edges: its instance and generation. */
 #define EDGE_RID_SIZE 9
 void edge_rid(uint8_t rid[EDGE_RID_SIZE], int id, uint32_t gen);
 
-/* The inbox of `self` (a ROUTER, bound), or a producer's socket (a ROUTER
- * with its own routing id, connected to nothing yet). */
-void *edge_open_inbox(void *zctx, const char *dir, int self, uint32_t gen, char *err,
-                      size_t errcap);
-void *edge_open_outbox(void *zctx, int self, uint32_t gen, char *err, size_t errcap);
-/* Connect a producer's socket to consumer `id`'s inbox of generation
+/* The inbox of `self` (listening), or a producer's endpoint (its own
+ * routing id, connected to nothing yet): lib/xport.h. */
+xport_t *edge_open_inbox(const char *dir, int self, uint32_t gen, char *err, size_t errcap);
+xport_t *edge_open_outbox(int self, uint32_t gen, char *err, size_t errcap);
+/* Connect a producer's endpoint to consumer `id`'s inbox of generation
  * `gen`, or disconnect from it. */
-int edge_connect(void *sock, const char *dir, int id, uint32_t gen, bool connect);
+int edge_connect(xport_t *x, const char *dir, int id, uint32_t gen, bool connect);
 
 int *edge_slot_map(const plan_t *plan);
 
@@ -167,7 +171,11 @@ int *edge_slot_map(const plan_t *plan);
  * rest, and after waking asks only the sockets whose descriptor fired:
  * ZMQ_FD only signals commands arriving, which is all that can make an
  * idle socket ready.  Same arguments and results as zmq_poll (-1 with
- * errno EINTR when a signal came). */
+ * errno EINTR when a signal came).  An item's socket may also be an
+ * edge's endpoint (xport_is): frames it has already read make it ready
+ * without a system call, its descriptor wakes the sleep for the rest, and
+ * its reconnects shorten the sleep; it is serviced (read, written,
+ * reconnected) when its descriptor fires. */
 int edge_poll(zmq_pollitem_t *items, int n, long timeout_ms);
 #define EDGE_CREDIT_SIZE (WIRE_HEAD + (int)sizeof(wire_credit_t))
 
@@ -196,10 +204,12 @@ typedef struct edge_mark {
 
 /* peer_gens (NULL: all 0): the generation each producer runs in now, by
  * instance id, as for edge_out_new. */
-edge_in_t *edge_in_new(void *zctx, const plan_t *plan, int self, uint32_t gen,
+edge_in_t *edge_in_new(const plan_t *plan, int self, uint32_t gen,
                        const uint32_t *peer_gens, const char *dir, char *err, size_t errcap);
 void edge_in_destroy(edge_in_t **in);
 void *edge_in_socket(edge_in_t *in);
+/* The same for credit to the producers (edge_out_unwritten). */
+bool edge_in_unwritten(const edge_in_t *in);
 
 /* Next item or mark: 1 and *it set (valid until the next call), 2 and
  * *mark set for a mark that has come through every path, 0 when nothing
@@ -294,7 +304,7 @@ void edge_in_current(const edge_in_t *in, int *producer, uint32_t *gen, uint64_t
 /* peer_gens (NULL: all 0) gives, by instance id, the generation each
  * consumer runs in now: a replacement sends to the consumers' current
  * processes, not to ones that were replaced before it started. */
-edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, uint32_t gen,
+edge_out_t *edge_out_new(const plan_t *plan, int self, uint32_t gen,
                          const uint32_t *peer_gens, const char *dir, edge_wait_fn wait, void *owner,
                          char *err, size_t errcap);
 void edge_out_destroy(edge_out_t **out);
@@ -364,6 +374,10 @@ void edge_out_peer(const edge_out_t *out, int k, int *consumer, uint64_t *sent);
 
 /* The socket credit arrives on (to wait on it). */
 void *edge_out_socket(edge_out_t *out);
+/* Messages that the consumers' sockets have not taken yet wait in the
+ * process, or a connection is to be made again: the socket must be in
+ * the process's waits (it is written when its descriptor fires). */
+bool edge_out_unwritten(const edge_out_t *out);
 /* Keep every message until confirmed, for edge_in_chain. */
 void edge_out_keep_all(edge_out_t *out);
 /* Sequence number of the last message sent, and the highest such that it

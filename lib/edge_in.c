@@ -86,7 +86,8 @@ struct edge_in {
     uint64_t closed_out;           /* closed: the output's sequence to see confirmed */
     uint64_t cp_every;             /* records between checkpoints */
     uint64_t cur_rec;              /* index of the record handed out in its stream */
-    void *sock;
+    xport_t *sock;
+    uint64_t refused; /* xport_refused when last looked at */
     in_peer_t *peers;
     int npeers;
     int *slot;
@@ -164,7 +165,7 @@ static void fresh_peer(edge_in_t *in, in_peer_t *p, uint32_t gen)
     p->regrant_bytes = p->grant_bytes - in->win_bytes / 2;
 }
 
-edge_in_t *edge_in_new(void *zctx, const plan_t *plan, int self, uint32_t gen,
+edge_in_t *edge_in_new(const plan_t *plan, int self, uint32_t gen,
                        const uint32_t *peer_gens, const char *dir, char *err, size_t errcap)
 {
     const plan_inst_t *pi = &plan->inst[self];
@@ -179,7 +180,7 @@ edge_in_t *edge_in_new(void *zctx, const plan_t *plan, int self, uint32_t gen,
     if (!in->slot || !in->peers)
         goto oom;
     zmq_msg_init(&in->msg);
-    in->sock = edge_open_inbox(zctx, dir, self, gen, err, errcap);
+    in->sock = edge_open_inbox(dir, self, gen, err, errcap);
     if (!in->sock)
         goto fail;
     in->win_items = plan_window_items(plan, self);
@@ -217,8 +218,7 @@ void edge_in_destroy(edge_in_t **inp)
     edge_in_t *in = inp ? *inp : NULL;
     if (!in)
         return;
-    if (in->sock)
-        zmq_close(in->sock);
+    xport_destroy(&in->sock);
     zmq_msg_close(&in->msg);
     for (int t = 0; t < in->ntracks; t++) {
         free(in->tracks[t].relevant);
@@ -245,6 +245,11 @@ void edge_in_destroy(edge_in_t **inp)
 
 void *edge_in_socket(edge_in_t *in) { return in->sock; }
 
+bool edge_in_unwritten(const edge_in_t *in)
+{
+    return in->sock && (xport_queued(in->sock) || xport_due_ms(in->sock) >= 0);
+}
+
 /* ---- credit and confirmations ------------------------------------------- */
 
 static void send_credit(edge_in_t *in, in_peer_t *p)
@@ -260,15 +265,10 @@ static void send_credit(edge_in_t *in, in_peer_t *p)
     wire_head_put(buf, &(wire_head_t){WIRE_CREDIT, flags, (uint32_t)in->self, 0, in->gen});
     wire_credit_t c = {p->grant_items, p->grant_bytes, p->confirmable, p->gen, 0};
     memcpy(buf + WIRE_HEAD, &c, sizeof c);
-    /* No high-water mark: this never blocks.  A producer that died since
-     * is unreachable (EHOSTUNREACH): its replacement starts afresh. */
-    int rc;
-    while ((rc = zmq_send(in->sock, p->rid, EDGE_RID_SIZE, ZMQ_SNDMORE | ZMQ_DONTWAIT)) < 0 &&
-           errno == EINTR)
-        ;
-    if (rc >= 0)
-        while ((rc = zmq_send(in->sock, buf, sizeof buf, ZMQ_DONTWAIT)) < 0 && errno == EINTR)
-            ;
+    /* This never blocks (what the socket does not take waits in the
+     * process).  A producer that died since is unreachable (EHOSTUNREACH):
+     * its replacement starts afresh. */
+    int rc = xport_send_buf(in->sock, p->rid, EDGE_RID_SIZE, buf, sizeof buf);
     /* Told, or gone (its stream ends with it): either way nothing is
      * owed to this stream until it has more. */
     if (rc >= 0 || errno == EHOSTUNREACH)
@@ -874,31 +874,28 @@ static int take_notice(edge_in_t *in, int k, const uint8_t *rec, uint32_t size, 
     return rc;
 }
 
-/* Receive the next message (its routing frame, then its body, which must
- * be the last frame) into in->msg.  0 when one came, 1 when none is
- * waiting, negative on an error. */
+/* Receive the next message into in->msg, its sender's routing id into
+ * rid.  0 when one came, 1 when none is waiting, negative on an error. */
 static int receive(edge_in_t *in, uint8_t *rid, int *ridlen, char *err, size_t errcap)
 {
-    *ridlen = zmq_recv(in->sock, rid, 16, ZMQ_DONTWAIT);
-    if (*ridlen < 0) {
+    size_t len = 0;
+    int rc = xport_recv(in->sock, rid, &len, &in->msg);
+    /* A connection cut for a broken frame or hello is a malformed message
+     * as any other (its sender, unknown, is reported as 0). */
+    if (xport_refused(in->sock) != in->refused) {
+        in->refused = xport_refused(in->sock);
+        if (rc == 0)
+            in->refused--; /* the frame in hand first; this again next time */
+        else
+            return proto_error(err, errcap, "framing", 0);
+    }
+    if (rc != 0) {
         if (errno == EAGAIN || errno == EINTR)
             return 1;
-        snprintf(err, errcap, "receive: %s", zmq_strerror(errno));
+        snprintf(err, errcap, "receive: %s", strerror(errno));
         return MPX_ESYS;
     }
-    int more = 0;
-    size_t ms = sizeof more;
-    zmq_getsockopt(in->sock, ZMQ_RCVMORE, &more, &ms);
-    if (!more || zmq_msg_recv(&in->msg, in->sock, ZMQ_DONTWAIT) < 0)
-        return proto_error(err, errcap, "no body", 0);
-    if (zmq_msg_more(&in->msg)) {
-        zmq_msg_t rest;
-        zmq_msg_init(&rest);
-        while (zmq_msg_recv(&rest, in->sock, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&rest))
-            ;
-        zmq_msg_close(&rest);
-        return proto_error(err, errcap, "frames", 0);
-    }
+    *ridlen = (int)len;
     return 0;
 }
 

@@ -330,18 +330,9 @@ static int send_to(edge_out_t *o, out_peer_t *p, zmq_msg_t *msg)
     zmq_msg_init(&copy);
     if (zmq_msg_copy(&copy, msg) != 0)
         return MPX_ENOMEM;
-    int rc;
-    while ((rc = zmq_send(o->sock, p->rid, EDGE_RID_SIZE, ZMQ_SNDMORE | ZMQ_DONTWAIT)) < 0 &&
-           errno == EINTR)
-        ;
-    if (rc >= 0)
-        while ((rc = zmq_msg_send(&copy, o->sock, ZMQ_DONTWAIT)) < 0 && errno == EINTR)
-            ;
-    if (rc < 0) {
-        zmq_msg_close(&copy);
-        return MPX_ESYS;
-    }
-    return 0;
+    int rc = xport_send(o->sock, p->rid, EDGE_RID_SIZE, &copy);
+    zmq_msg_close(&copy);
+    return rc == 0 ? 0 : MPX_ESYS;
 }
 
 /* A message of the run's first k records (`bytes` of them), numbered
@@ -414,28 +405,21 @@ static int read_credit(edge_out_t *o)
 {
     int n = 0;
     bool closed = false;
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
     for (;;) {
-        uint8_t rid[16], buf[EDGE_CREDIT_SIZE + 1];
-        if (zmq_recv(o->sock, rid, sizeof rid, ZMQ_DONTWAIT) < 0) {
+        uint8_t rid[XPORT_RID_MAX];
+        size_t rid_len;
+        if (xport_recv(o->sock, rid, &rid_len, &msg) != 0) {
             if (errno == EAGAIN)
                 o->read_at = ticks_now(); /* read to the end */
             break;
         }
-        int more = 0, len = -1;
-        size_t ms = sizeof more;
-        zmq_getsockopt(o->sock, ZMQ_RCVMORE, &more, &ms);
-        if (more)
-            len = zmq_recv(o->sock, buf, sizeof buf, ZMQ_DONTWAIT);
-        /* Anything else is not from a consumer of ours: ignore it, and
-         * whatever frames follow it. */
-        for (more = len >= 0; more;) {
-            zmq_getsockopt(o->sock, ZMQ_RCVMORE, &more, &ms);
-            if (more && zmq_recv(o->sock, rid, sizeof rid, ZMQ_DONTWAIT) < 0)
-                break;
-            len = more ? -1 : len;
-        }
+        /* Anything else is not from a consumer of ours: ignore it. */
+        size_t len = zmq_msg_size(&msg);
+        const uint8_t *buf = zmq_msg_data(&msg);
         wire_head_t h;
-        if (len != EDGE_CREDIT_SIZE || wire_head_get(buf, (size_t)len, &h) != 0 ||
+        if (len != EDGE_CREDIT_SIZE || wire_head_get(buf, len, &h) != 0 ||
             h.type != WIRE_CREDIT || h.sender > (uint32_t)o->plan->ninst || o->slot[h.sender] < 0)
             continue;
         out_peer_t *p = &o->peers[o->slot[h.sender]];
@@ -474,6 +458,7 @@ static int read_credit(edge_out_t *o)
             p->end_seen = true;
         n++;
     }
+    zmq_msg_close(&msg);
     if (closed)
         update_closed(o);
     if (n)
@@ -741,7 +726,7 @@ static void fresh_peer(edge_out_t *o, out_peer_t *p, uint32_t gen)
     p->step = 0;
 }
 
-edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, uint32_t gen,
+edge_out_t *edge_out_new(const plan_t *plan, int self, uint32_t gen,
                          const uint32_t *peer_gens, const char *dir, edge_wait_fn wait, void *owner,
                          char *err, size_t errcap)
 {
@@ -752,7 +737,6 @@ edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, uint32_t gen,
     o->plan = plan;
     o->self = self;
     o->gen = gen;
-    o->zctx = zctx;
     o->dir = dir;
     o->wait = wait;
     o->owner = owner;
@@ -769,7 +753,7 @@ edge_out_t *edge_out_new(void *zctx, const plan_t *plan, int self, uint32_t gen,
         note_parents(plan, pi->out, o->dn_parent);
     for (int x = 0; x < pi->nxouts; x++)
         note_parents(plan, pi->xouts[x].root, o->dn_parent);
-    o->sock = edge_open_outbox(zctx, self, gen, err, errcap);
+    o->sock = edge_open_outbox(self, gen, err, errcap);
     if (!o->sock)
         goto fail;
     for (int k = 0; k < pi->nconsumers; k++) {
@@ -816,8 +800,7 @@ void edge_out_destroy(edge_out_t **op)
     free(o->redo);
     free(o->dn_parent);
     free(o->mark_next);
-    if (o->sock)
-        zmq_close(o->sock);
+    xport_destroy(&o->sock);
     for (int i = 0; o->ports && i < o->nports; i++)
         free(o->ports[i].buf);
     free(o->ports);
@@ -926,6 +909,10 @@ int edge_out_forward(edge_out_t *o, int port, zmq_msg_t *msg)
 
 int edge_out_tick(edge_out_t *o, uint64_t now)
 {
+    /* What a consumer's socket did not take at the send goes on now, if
+     * it has read since: nothing else writes it while we process. */
+    if (xport_queued(o->sock))
+        (void)xport_flush(o->sock);
     for (int i = 0; i < o->nports; i++) {
         out_port_t *pt = &o->ports[i];
         if (pt->count == 0 || now - pt->first_at < pt->hold)
@@ -1096,6 +1083,11 @@ void edge_out_peer(const edge_out_t *o, int k, int *consumer, uint64_t *sent)
 /* ---- recovery (edge.h) -------------------------------------------------- */
 
 void *edge_out_socket(edge_out_t *o) { return o->sock; }
+
+bool edge_out_unwritten(const edge_out_t *o)
+{
+    return o->sock && (xport_queued(o->sock) || xport_due_ms(o->sock) >= 0);
+}
 void edge_out_keep_all(edge_out_t *o) { o->keep_all = true; }
 uint64_t edge_out_seq(const edge_out_t *o) { return o->seq; }
 uint64_t edge_out_resent(const edge_out_t *o) { return o->resent; }

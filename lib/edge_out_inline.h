@@ -109,9 +109,8 @@ struct edge_out {
     const plan_t *plan;
     int self;
     uint32_t gen;
-    void *zctx;
     const char *dir;
-    void *sock;       /* our ROUTER, connected to every consumer's inbox */
+    xport_t *sock;    /* our endpoint, connected to every consumer's inbox */
     bool keep_all;    /* keep every message (a chained stage) */
     bool sending, recovering, eos_sent;
     size_t kept_pooled; /* kept messages that refer to pool blocks */

@@ -56,7 +56,7 @@ int feed_open(struct mpx_run *r)
     uint32_t *gens = r->grow ? current_gens(r) : NULL;
     if (r->grow && !gens)
         return r->status;
-    r->feed = edge_out_new(r->zctx, r->plan, r->n, 0, gens, r->dir, decline, r, r->err,
+    r->feed = edge_out_new(r->plan, r->n, 0, gens, r->dir, decline, r, r->err,
                            sizeof r->err);
     free(gens);
     if (!r->feed) {

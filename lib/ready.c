@@ -10,7 +10,11 @@
  * commands arriving, and once they are processed it stays quiet however
  * many messages wait.  Here it is only a wake-up; before the supervisor
  * returns to the program it asks each socket (ready_sock_in) and sets the
- * eventfd for the messages that wait.
+ * eventfd for the messages that wait.  An edge's endpoint (lib/xport.h)
+ * is watched through its epoll descriptor, which is readable while its
+ * sockets have something to read, write or accept; the frames it has read
+ * already are asked of it the same way (ready_sock_in), which services it
+ * and so quiets its descriptor.
  */
 #define _GNU_SOURCE
 #include "ready.h"
@@ -28,6 +32,7 @@
 #include <zmq.h>
 
 #include "mpx/error.h"
+#include "xport.h"
 
 struct ready {
     int ep, ev, timer;
@@ -87,6 +92,8 @@ int ready_watch_fd(ready_t *rd, int fd, char *err, size_t errcap)
 
 int ready_watch_sock(ready_t *rd, void *sock, char *err, size_t errcap)
 {
+    if (xport_is(sock))
+        return ready_watch_fd(rd, xport_fd(sock), err, errcap);
     int fd = -1;
     size_t len = sizeof fd;
     if (zmq_getsockopt(sock, ZMQ_FD, &fd, &len) != 0) {
@@ -100,6 +107,10 @@ bool ready_sock_in(void *sock)
 {
     if (!sock)
         return false;
+    if (xport_is(sock)) {
+        (void)xport_service(sock);
+        return xport_has_input(sock);
+    }
     uint32_t ev = 0;
     size_t len = sizeof ev;
     if (zmq_getsockopt(sock, ZMQ_EVENTS, &ev, &len) != 0)

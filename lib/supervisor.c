@@ -671,9 +671,14 @@ static bool pump(struct mpx_run *r, bool want_sink, long timeout_ms)
     if (want_sink && r->feed && (feeding || !r->input_ended)) {
         feed_at = k;
         items[k++] = (zmq_pollitem_t){feed_socket(r), 0, ZMQ_POLLIN, 0};
+    } else if (r->feed && edge_out_unwritten(r->feed)) {
+        /* Only to be written to when the stages read: never "ready". */
+        items[k++] = (zmq_pollitem_t){feed_socket(r), 0, 0, 0};
     }
     if (want_sink && r->sink && !r->sink_complete)
         items[k++] = (zmq_pollitem_t){edge_in_socket(r->sink), 0, ZMQ_POLLIN, 0};
+    else if (r->sink && edge_in_unwritten(r->sink))
+        items[k++] = (zmq_pollitem_t){edge_in_socket(r->sink), 0, 0, 0};
     /* New monitors' subscriptions wake us: stats_tick answers them. */
     if (stats_socket(r))
         items[k++] = (zmq_pollitem_t){stats_socket(r), 0, ZMQ_POLLIN, 0};
@@ -1340,7 +1345,7 @@ static int open_parent_sockets(struct mpx_run *r)
     uint32_t *gens = r->grow ? current_gens(r) : NULL;
     if (r->grow && !gens)
         return r->status;
-    r->sink = edge_in_new(r->zctx, r->plan, r->n, 0, gens, r->dir, r->err, sizeof r->err);
+    r->sink = edge_in_new(r->plan, r->n, 0, gens, r->dir, r->err, sizeof r->err);
     free(gens);
     if (!r->sink) {
         sup_record(r, MPX_ESYS, "output: %s", r->err);

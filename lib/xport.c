@@ -67,7 +67,15 @@ typedef struct conn {
     size_t q_head, q_n, q_cap, q_bytes;
 } conn_t;
 
+/* The first word of every xport: edge_poll takes zmq sockets and xports
+ * in one list and tells them apart by it.  No zmq socket starts with it:
+ * a libzmq socket object starts with its C++ vtable pointer, a canonical
+ * address, and this is not one (its top 16 bits are neither all zeros nor
+ * all ones). */
+#define XPORT_MAGIC 0x78706f72744d5058ull
+
 struct xport {
+    uint64_t magic;
     int epfd, lfd;
     bool lfd_paused;
     long lfd_retry_at;
@@ -102,6 +110,7 @@ xport_t *xport_new(const void *rid, size_t rid_len)
     xport_t *x = calloc(1, sizeof *x);
     if (!x)
         return NULL;
+    x->magic = XPORT_MAGIC;
     x->lfd = -1;
     x->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (x->epfd < 0) {
@@ -856,6 +865,13 @@ size_t xport_flush(xport_t *x)
     return x->queued;
 }
 
+bool xport_is(const void *p)
+{
+    uint64_t w;
+    memcpy(&w, p, sizeof w);
+    return w == XPORT_MAGIC;
+}
+
 int xport_fd(const xport_t *x)
 {
     return x->epfd;
@@ -911,6 +927,7 @@ void xport_destroy(xport_t **xp)
     if (x->lfd >= 0)
         close(x->lfd);
     close(x->epfd);
+    x->magic = 0;
     free(x);
     *xp = NULL;
 }

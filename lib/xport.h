@@ -114,6 +114,9 @@ bool xport_has_input(const xport_t *x);
 /* Milliseconds until a reconnect is due (0: now), -1 when none is. */
 long xport_due_ms(const xport_t *x);
 
+/* Whether p (an xport or a zmq socket) is an xport. */
+bool xport_is(const void *p);
+
 /* Whether `rid` is a peer now; bytes waiting to be written to all peers;
  * connections refused for a broken frame or hello since xport_new. */
 bool xport_has_peer(const xport_t *x, const void *rid, size_t rid_len);

@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -1124,9 +1126,40 @@ static void oversize_item_refused(void)
  * peer's connection when this returns: the socket lingers without a time
  * limit, and ending the context waits for it (for a peer that is gone it
  * would wait forever: the suite's time limit catches that hang). */
+/* Into an inbox ("i<id>"): a connection of our own that frames as an edge
+ * does (lib/xport.h: a 4-byte length, then the bytes; first the routing
+ * id, one of our choosing when none is given). */
+static bool send_raw_inbox(const char *path, const void *rid, size_t ridlen, const void *data,
+                           size_t len)
+{
+    static const uint8_t ours[5] = {0, 'r', 'a', 'w', 0};
+    if (!rid) {
+        rid = ours;
+        ridlen = sizeof ours;
+    }
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof a.sun_path)
+        return false;
+    memcpy(a.sun_path, path, strlen(path));
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0)
+        return false;
+    uint32_t rl = (uint32_t)ridlen, dl = (uint32_t)len;
+    bool sent = connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+                write(fd, &rl, 4) == 4 && write(fd, rid, ridlen) == (ssize_t)ridlen &&
+                write(fd, &dl, 4) == 4 && write(fd, data, len) == (ssize_t)len;
+    close(fd); /* what was written is read before the end of the connection */
+    return sent;
+}
+
 static bool send_raw_as(mpx_graph_t *g, const void *rid, size_t ridlen, const char *name,
                         const void *data, size_t len)
 {
+    if (name[0] == 'i') {
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", mpx_graph_runtime_dir(g), name);
+        return send_raw_inbox(path, rid, ridlen, data, len);
+    }
     void *ctx = zmq_ctx_new();
     void *s = ctx ? zmq_socket(ctx, ZMQ_DEALER) : NULL;
     char ep[600];
@@ -1142,8 +1175,8 @@ static bool send_raw_as(mpx_graph_t *g, const void *rid, size_t ridlen, const ch
     return sent;
 }
 
-/* A DEALER, which both mpx's inboxes (ROUTER) and control channels
- * (DEALER) accept, with an identity of zmq's choosing. */
+/* Raw bytes into an inbox or (a DEALER) a control channel, from a sender
+ * of our choosing. */
 static bool send_raw(mpx_graph_t *g, const char *name, const void *data, size_t len)
 {
     return send_raw_as(g, NULL, 0, name, data, len);
@@ -1210,6 +1243,8 @@ static void malformed_edge_message_reported(void)
         {unknown, sizeof unknown, replacement, "malformed message on an edge (data, sender 0)"},
         {shortrec, sizeof shortrec, replacement,
          "malformed message on an edge (record, sender 0)"},
+        /* A frame of no bytes, which the framing refuses. */
+        {"", 0, NULL, "malformed message on an edge (framing, sender 0)"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         mpx_graph_t *g =
