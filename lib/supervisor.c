@@ -1818,7 +1818,10 @@ int sup_put(struct mpx_run *r, const mpx_part_t *parts, size_t n, const meta_cur
             else if (got == 0)
                 continue; /* ended: said at the top */
         }
-        if (nonblocking || output_pending(r)) {
+        /* Not output_pending again: a message that came since the look
+         * above (this stage's end of stream, say) is not an item the
+         * program must take, and the wait below reads it. */
+        if (nonblocking || r->stash || r->rq_n || (r->holding && output_pending(r))) {
             r->want_room = true;
             if (r->ready)
                 ready_update(r);
