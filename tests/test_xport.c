@@ -96,13 +96,56 @@ static void expect_frame(xport_t *to, xport_t *other, const char *from, size_t i
     zmq_msg_close(&m);
 }
 
+/* The next frame at `to` comes from peer `from` (a one-byte id) and holds
+ * exactly `bytes`. */
+static void expect_bytes(xport_t *to, xport_t *other, char from, const char *bytes,
+                         const char *what)
+{
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    char rid[XPORT_RID_MAX];
+    size_t rl, len = strlen(bytes);
+    recv_frame(to, other, &m, rid, &rl);
+    CHECK(rl == 1 && rid[0] == from, "%s: from %c", what, from);
+    CHECK(zmq_msg_size(&m) == len && memcmp(zmq_msg_data(&m), bytes, len) == 0, "%s (%zu bytes)",
+          what, zmq_msg_size(&m));
+    zmq_msg_close(&m);
+}
+
+/* A listening at `path`, and B connected to it under A's routing id. */
+static void make_pair(const char *path, xport_t **a, xport_t **b)
+{
+    *a = xport_new("A", 1);
+    *b = xport_new("B", 1);
+    REQUIRE(*a && *b && xport_bind(*a, path, 16) == 0, "bind: %s", strerror(errno));
+    REQUIRE(xport_connect(*b, path, "A", 1) == 0, "connect");
+}
+
+static void end_pair(const char *path, xport_t **a, xport_t **b)
+{
+    xport_destroy(a);
+    xport_destroy(b);
+    CHECK(*a == NULL && *b == NULL, "destroy clears");
+    unlink(path);
+}
+
+/* Service b until it found its connection lost and waits to connect
+ * again. */
+static void until_loss_noticed(xport_t *b)
+{
+    for (int i = 0; i < 1000 && xport_due_ms(b) < 0; i++) {
+        struct pollfd p = {xport_fd(b), POLLIN, 0};
+        (void)poll(&p, 1, 10);
+        (void)xport_service(b);
+    }
+    REQUIRE(xport_due_ms(b) >= 0, "loss noticed");
+}
+
 static void frames_arrive_whole_and_in_order_both_ways(void)
 {
     const char *path = sock_path("a");
-    xport_t *a = xport_new("A", 1), *b = xport_new("B", 1);
-    REQUIRE(a && b, "new");
-    REQUIRE(xport_bind(a, path, 16) == 0, "bind: %s", strerror(errno));
-    REQUIRE(xport_connect(b, path, "A", 1) == 0, "connect");
+    xport_t *a, *b;
+    make_pair(path, &a, &b);
     CHECK(xport_has_peer(b, "A", 1), "a connected peer is addressable at once");
     const size_t n = 300;
     for (size_t i = 0; i < n; i++)
@@ -126,10 +169,7 @@ static void frames_arrive_whole_and_in_order_both_ways(void)
     errno = 0;
     CHECK(xport_send_buf(a, "Z", 1, "x", 1) == -1 && errno == EHOSTUNREACH, "unknown peer");
     CHECK(xport_send_buf(b, "A", 1, "", 0) == -1 && errno == EMSGSIZE, "empty frame");
-    xport_destroy(&a);
-    xport_destroy(&b);
-    CHECK(a == NULL && b == NULL, "destroy clears");
-    unlink(path);
+    end_pair(path, &a, &b);
 }
 
 static void sends_before_the_peer_listens_wait_for_it(void)
@@ -150,9 +190,7 @@ static void sends_before_the_peer_listens_wait_for_it(void)
         expect_frame(a, b, "B", i, frame_size(i));
     CHECK_EQ(xport_due_ms(b), -1);
     CHECK_EQ(xport_queued(b), 0);
-    xport_destroy(&a);
-    xport_destroy(&b);
-    unlink(path);
+    end_pair(path, &a, &b);
 }
 
 /* Both sides queue far more than their sockets hold, towards each other,
@@ -160,9 +198,8 @@ static void sends_before_the_peer_listens_wait_for_it(void)
 static void both_directions_full_do_not_stall(void)
 {
     const char *path = sock_path("full");
-    xport_t *a = xport_new("A", 1), *b = xport_new("B", 1);
-    REQUIRE(a && b && xport_bind(a, path, 16) == 0, "bind");
-    REQUIRE(xport_connect(b, path, "A", 1) == 0, "connect");
+    xport_t *a, *b;
+    make_pair(path, &a, &b);
     const size_t n = harness_sanitized() ? 12 : 40, size = 1 << 20;
     /* The hello first, so that a knows whom to send to. */
     send_frame(b, "A", 0, 10);
@@ -179,9 +216,7 @@ static void both_directions_full_do_not_stall(void)
     }
     CHECK_EQ(xport_flush(a), 0);
     CHECK_EQ(xport_flush(b), 0);
-    xport_destroy(&a);
-    xport_destroy(&b);
-    unlink(path);
+    end_pair(path, &a, &b);
 }
 
 static int raw_connect(const char *path)
@@ -239,14 +274,7 @@ static void peer_dying_mid_frame_leaves_its_whole_frames(void)
     int status;
     REQUIRE(wait_child(pid, &status, 30) && WIFEXITED(status) && WEXITSTATUS(status) == 0,
             "child");
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    char rid[XPORT_RID_MAX];
-    size_t rl;
-    recv_frame(a, NULL, &m, rid, &rl);
-    CHECK(rl == 1 && rid[0] == 'C', "from C");
-    CHECK(zmq_msg_size(&m) == 5 && memcmp(zmq_msg_data(&m), "first", 5) == 0, "the whole frame");
-    zmq_msg_close(&m);
+    expect_bytes(a, NULL, 'C', "first", "the whole frame");
     CHECK_EQ(drain_until_gone(a, "C"), 0); /* never the partial one */
     CHECK(xport_send_buf(a, "C", 1, "x", 1) == -1 && errno == EHOSTUNREACH, "gone");
     CHECK_EQ(xport_refused(a), 0);
@@ -278,20 +306,17 @@ static void broken_frames_and_hellos_are_refused(void)
     raw_frame(second, "D", 1, 1);
     raw_frame(second, "imposter", 8, 8);
     raw_frame(first, "real", 4, 4);
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    char rid[XPORT_RID_MAX];
-    size_t rl;
-    recv_frame(a, NULL, &m, rid, &rl);
-    CHECK(rl == 1 && rid[0] == 'D', "from D");
-    CHECK(zmq_msg_size(&m) == 4 && memcmp(zmq_msg_data(&m), "real", 4) == 0,
-          "the first D's frame, never the second's");
+    expect_bytes(a, NULL, 'D', "real", "the first D's frame, never the second's");
     for (int i = 0; i < 1000 && xport_refused(a) < 4; i++) {
         (void)xport_service(a);
         usleep(1000);
     }
     CHECK_EQ(xport_refused(a), 4);
     CHECK(!xport_has_peer(a, "E", 1), "the one that sent an empty frame");
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    char rid[XPORT_RID_MAX];
+    size_t rl;
     CHECK(xport_recv(a, rid, &rl, &m) == -1 && errno == EAGAIN, "nothing else came through");
     /* The refused ones see their connection closed. */
     char c;
@@ -310,22 +335,15 @@ static void broken_frames_and_hellos_are_refused(void)
 static void connected_peer_comes_back_with_its_listener(void)
 {
     const char *path = sock_path("again");
-    xport_t *a = xport_new("A", 1), *b = xport_new("B", 1);
-    REQUIRE(a && b && xport_bind(a, path, 16) == 0, "bind");
-    REQUIRE(xport_connect(b, path, "A", 1) == 0, "connect");
+    xport_t *a, *b;
+    make_pair(path, &a, &b);
     for (size_t i = 0; i < 5; i++)
         send_frame(b, "A", i, frame_size(i));
     for (size_t i = 0; i < 5; i++)
         expect_frame(a, b, "B", i, frame_size(i));
     xport_destroy(&a);
     unlink(path);
-    /* b finds the connection gone, and waits to connect again. */
-    for (int i = 0; i < 1000 && xport_due_ms(b) < 0; i++) {
-        struct pollfd p = {xport_fd(b), POLLIN, 0};
-        (void)poll(&p, 1, 10);
-        (void)xport_service(b);
-    }
-    REQUIRE(xport_due_ms(b) >= 0, "loss noticed");
+    until_loss_noticed(b);
     CHECK(xport_has_peer(b, "A", 1), "still addressable");
     for (size_t i = 5; i < 10; i++)
         send_frame(b, "A", i, frame_size(i));
@@ -341,9 +359,7 @@ static void connected_peer_comes_back_with_its_listener(void)
     CHECK_EQ(drain_until_gone(a, "B"), 0);
     CHECK(xport_connect(b, path, "A", 1) == 0, "connect anew");
     CHECK(xport_connect(b, path, "A", 1) == -1 && errno == EEXIST, "twice");
-    xport_destroy(&a);
-    xport_destroy(&b);
-    unlink(path);
+    end_pair(path, &a, &b);
 }
 
 /* What a connected peer had begun to receive when the connection was lost
@@ -367,18 +383,8 @@ static void connected_peer_drops_what_the_loss_cut_short(void)
     close(fd);
     close(l);
     unlink(path);
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    char rid[XPORT_RID_MAX];
-    size_t rl;
-    recv_frame(b, NULL, &m, rid, &rl);
-    CHECK(zmq_msg_size(&m) == 3 && memcmp(zmq_msg_data(&m), "one", 3) == 0, "the whole one");
-    for (int i = 0; i < 1000 && xport_due_ms(b) < 0; i++) {
-        struct pollfd p = {xport_fd(b), POLLIN, 0};
-        (void)poll(&p, 1, 10);
-        (void)xport_service(b);
-    }
-    REQUIRE(xport_due_ms(b) >= 0, "loss noticed");
+    expect_bytes(b, NULL, 'A', "one", "the whole one");
+    until_loss_noticed(b);
     xport_t *a = xport_new("A", 1);
     REQUIRE(a && xport_bind(a, path, 16) == 0, "bind");
     /* a learns b from its hello on the new connection, then answers. */
@@ -390,15 +396,9 @@ static void connected_peer_drops_what_the_loss_cut_short(void)
     }
     REQUIRE(xport_has_peer(a, "B", 1), "b came back");
     REQUIRE(xport_send_buf(a, "B", 1, "two", 3) == 0, "send");
-    recv_frame(b, a, &m, rid, &rl);
-    CHECK(rl == 1 && rid[0] == 'A', "from A");
-    CHECK(zmq_msg_size(&m) == 3 && memcmp(zmq_msg_data(&m), "two", 3) == 0,
-          "the new connection's frame, whole (%zu bytes)", zmq_msg_size(&m));
+    expect_bytes(b, a, 'A', "two", "the new connection's frame, whole");
     CHECK_EQ(xport_refused(b), 0);
-    zmq_msg_close(&m);
-    xport_destroy(&a);
-    xport_destroy(&b);
-    unlink(path);
+    end_pair(path, &a, &b);
 }
 
 /* A frame sent from another process after a while wakes a poll on the
