@@ -805,8 +805,20 @@ static bool changeable(const elastic_t *e, const elastic_sample_t *s, int i, dou
 
 static int floor_of(const elastic_sample_t *s) { return s->min > 1 ? s->min : 1; }
 
+/* What a donor's instances would be busy with one fewer.  The busy share
+ * counts the time an instance is preempted inside process() (more
+ * processes than cores), which one instance fewer relieves: where the CPU
+ * time speaks for the work (by_cpu's rule), the CPU time is what the rest
+ * must take over.  Sets *cpu when it was the CPU time. */
+static double donor_projected(const elastic_t *e, const view_t *v, bool *cpu)
+{
+    *cpu = v->n > 1 && by_cpu(e, v->work, v->cpu_work, v->cpu_work);
+    return *cpu ? v->cpu_work * v->rate / (v->n - 1) : v->projected;
+}
+
 /* The group that gives an instance up: the one with the lowest busy time
- * with one fewer, if that stays below `below`.  -1 when none. */
+ * with one fewer (donor_projected), if that stays below `below`.  -1 when
+ * none. */
 static int pick_donor(const elastic_t *e, double now, const elastic_sample_t *s, int except,
                       double below, double span, view_t *out)
 {
@@ -817,6 +829,8 @@ static int pick_donor(const elastic_t *e, double now, const elastic_sample_t *s,
             (e->g[i].floor >= 0 && s[i].active <= e->g[i].floor))
             continue;
         view_t v = view(e, &e->g[i], now, span, e->p.min_samples);
+        bool cpu;
+        v.projected = donor_projected(e, &v, &cpu);
         if (!ready(e, &v) || v.n != s[i].active || !(v.projected < below))
             continue;
         if (best < 0 || v.projected < bv.projected) {
@@ -884,11 +898,14 @@ static int grow_or_make_room(elastic_t *e, double now, const elastic_sample_t *s
     figures_of(&e->aw_fig, &cv);
     e->aw_before = (verdict_t){.group = cand, .from = s[cand].active, .rate = cv.rate,
                                .work = cv.work, .cpu_work = cv.cpu_work, .donor = -1};
+    bool cpu;
+    (void)donor_projected(e, &dv, &cpu);
     say(d,
-        "shrink %s %d->%d to make room for %s (busy min %.2f, %s): its busy %.2f would be "
+        "shrink %s %d->%d to make room for %s (busy min %.2f, %s): its %s %.2f would be "
         "%.2f with %d (< %.2f)",
         e->g[donor].name, s[donor].active, s[donor].active - 1, g->name, cv.busy_min, why,
-        dv.busy_mean, dv.projected, s[donor].active - 1, e->p.donor_below);
+        cpu ? "CPU time" : "busy", cpu ? dv.cpu_work * dv.rate / dv.n : dv.busy_mean,
+        dv.projected, s[donor].active - 1, e->p.donor_below);
     return 1;
 }
 

@@ -238,6 +238,35 @@ static void frozen_and_changing(void)
     elastic_free(&e);
 }
 
+/* A donor is judged by its CPU time where that speaks for its work: two
+ * instances busy 0.40 each (0.80 with one: no room by the busy share,
+ * which counts the time they are preempted on shared cores) but with
+ * 0.25 of CPU each (0.50 with one) give one up; with 0.15 of CPU each,
+ * too little of the busy time to speak for the work, they do not. */
+static void donor_judged_by_cpu_time_where_it_speaks(void)
+{
+    for (int speaks = 0; speaks < 2; speaks++) {
+        elastic_t *e = elastic_new(2);
+        elastic_set_name(e, 0, "A");
+        elastic_set_name(e, 1, "B");
+        elastic_decision_t d;
+        double t = 0;
+        elastic_sample_t s[2] = {sample(1, 0.99, 0.9, 1, 100), sample(2, 0.40, 0.0, 0, 100)};
+        s[0].cpu_mean = 0.95;
+        s[1].cpu_mean = speaks ? 0.25 : 0.15;
+        int k = feed(e, &t, s, 2, 0, 40, &d);
+        if (speaks) {
+            CHECK(k <= 40 && d.kind == ELASTIC_MAKE_ROOM && d.group == 1 && d.for_group == 0,
+                  "no room made: %s", d.reason);
+            CHECK(has(d.reason, "its CPU time 0.25 would be 0.50 with 1"), "reason: %s", d.reason);
+        } else {
+            CHECK(k == 41, "room made: %s", d.reason);
+            CHECK(has(d.reason, "budget is full and no group has slack"), "reason: %s", d.reason);
+        }
+        elastic_free(&e);
+    }
+}
+
 /* Budget full: the limiting group grows by first taking an instance from
  * a group with slack, and grows as soon as that is done. */
 static void budget_make_room(void)
@@ -1553,6 +1582,7 @@ int main(int argc, char **argv)
         TEST_CASE(one_step_and_cooldown),
         TEST_CASE(frozen_and_changing),
         TEST_CASE(budget_make_room),
+        TEST_CASE(donor_judged_by_cpu_time_where_it_speaks),
         TEST_CASE(undone_trade_gives_back),
         TEST_CASE(trade_that_moved_the_limit_is_undone),
         TEST_CASE(budget_full_no_slack),
