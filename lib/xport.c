@@ -280,6 +280,9 @@ static void trim_partial(conn_t *c)
 static void lost(xport_t *x, size_t slot)
 {
     conn_t *c = x->c[slot];
+    /* A connected peer between connections (a broken frame read before
+     * its connection ended) is already waiting to connect again. */
+    bool was_connected = c->fd >= 0;
     close_fd(x, c);
     trim_partial(c);
     if (c->accepted) {
@@ -288,6 +291,10 @@ static void lost(xport_t *x, size_t slot)
         refresh(x, c);
         if (!c->ready)
             free_conn(x, slot);
+        return;
+    }
+    if (!was_connected) {
+        refresh(x, c);
         return;
     }
     /* A message begun is dropped, as zmq drops one its engine had begun;
