@@ -43,6 +43,16 @@ static elastic_sample_t sample(int active, double busy, double up, double qfill,
     };
 }
 
+/* A controller of two groups with these names. */
+static elastic_t *two_groups(const char *a, const char *b)
+{
+    elastic_t *e = elastic_new(2);
+    REQUIRE(e, "elastic_new");
+    elastic_set_name(e, 0, a);
+    elastic_set_name(e, 1, b);
+    return e;
+}
+
 /* Feed the same samples every tick from *t until a call returns a change
  * or `ticks` calls went by; returns the number of calls made (ticks + 1
  * when none changed) and leaves *t at the call that decided. */
@@ -246,9 +256,7 @@ static void frozen_and_changing(void)
 static void donor_judged_by_cpu_time_where_it_speaks(void)
 {
     for (int speaks = 0; speaks < 2; speaks++) {
-        elastic_t *e = elastic_new(2);
-        elastic_set_name(e, 0, "A");
-        elastic_set_name(e, 1, "B");
+        elastic_t *e = two_groups("A", "B");
         elastic_decision_t d;
         double t = 0;
         elastic_sample_t s[2] = {sample(1, 0.99, 0.9, 1, 100), sample(2, 0.40, 0.0, 0, 100)};
@@ -271,9 +279,7 @@ static void donor_judged_by_cpu_time_where_it_speaks(void)
  * a group with slack, and grows as soon as that is done. */
 static void budget_make_room(void)
 {
-    elastic_t *e = elastic_new(2);
-    elastic_set_name(e, 0, "parse");
-    elastic_set_name(e, 1, "score");
+    elastic_t *e = two_groups("parse", "score");
     elastic_decision_t d;
     double t = 0;
     elastic_sample_t s[2] = {sample(3, 0.12, 0.0, 0, 100), sample(1, 0.99, 0.88, 1, 100)};
@@ -320,9 +326,7 @@ static void budget_make_room(void)
  * Returns the controller, s[] as after the undo (parse 2, score 1). */
 static elastic_t *undone_trade(double *t, elastic_sample_t s[2], elastic_sample_t score_after)
 {
-    elastic_t *e = elastic_new(2);
-    elastic_set_name(e, 0, "parse");
-    elastic_set_name(e, 1, "score");
+    elastic_t *e = two_groups("parse", "score");
     s[0] = sample(3, 0.12, 0.0, 0, 100);
     s[1] = sample(1, 0.99, 0.88, 1, 100);
     change_done(e, t, s, 2, 0, 10, ELASTIC_MAKE_ROOM, 0);
@@ -710,9 +714,7 @@ static void little_cpu_time_does_not_speak_for_the_work(void)
  * once rather than after 30 s. */
 static void holdoff_ends_when_others_shrink(void)
 {
-    elastic_t *e = elastic_new(2);
-    elastic_set_name(e, 0, "A");
-    elastic_set_name(e, 1, "B");
+    elastic_t *e = two_groups("A", "B");
     elastic_decision_t d;
     double t = 0;
     elastic_sample_t s[2] = {sample(1, 0.99, 0.9, 1, 250), sample(2, 0.50, 0, 0, 250)};
