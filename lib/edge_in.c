@@ -247,7 +247,7 @@ void *edge_in_socket(edge_in_t *in) { return in->sock; }
 
 bool edge_in_unwritten(const edge_in_t *in)
 {
-    return in->sock && (xport_queued(in->sock) || xport_due_ms(in->sock) >= 0);
+    return in->sock && xport_unwritten(in->sock);
 }
 
 /* ---- credit and confirmations ------------------------------------------- */

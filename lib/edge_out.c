@@ -1086,7 +1086,7 @@ void *edge_out_socket(edge_out_t *o) { return o->sock; }
 
 bool edge_out_unwritten(const edge_out_t *o)
 {
-    return o->sock && (xport_queued(o->sock) || xport_due_ms(o->sock) >= 0);
+    return o->sock && xport_unwritten(o->sock);
 }
 void edge_out_keep_all(edge_out_t *o) { o->keep_all = true; }
 uint64_t edge_out_seq(const edge_out_t *o) { return o->seq; }

@@ -907,6 +907,11 @@ long xport_due_ms(const xport_t *x)
     return due;
 }
 
+bool xport_unwritten(const xport_t *x)
+{
+    return x->queued || x->nwaiting || x->lfd_paused;
+}
+
 bool xport_has_peer(const xport_t *x, const void *rid, size_t rid_len)
 {
     return find(x, rid, rid_len, NULL) != NULL;

@@ -113,6 +113,9 @@ int xport_fd(const xport_t *x);
 bool xport_has_input(const xport_t *x);
 /* Milliseconds until a reconnect is due (0: now), -1 when none is. */
 long xport_due_ms(const xport_t *x);
+/* Bytes wait to be written or a reconnect is due: x must be in the
+ * caller's waits (it is written when its descriptor fires). */
+bool xport_unwritten(const xport_t *x);
 
 /* Whether p (an xport or a zmq socket) is an xport. */
 bool xport_is(const void *p);
