@@ -337,6 +337,7 @@ static int q_push(xport_t *x, conn_t *c, zmq_msg_t *msg, uint32_t len, size_t do
             zmq_msg_move(&q[i].msg, &q_at(c, i)->msg);
             q[i].len = q_at(c, i)->len;
             q[i].done = q_at(c, i)->done;
+            q[i].hello = q_at(c, i)->hello;
             zmq_msg_close(&q_at(c, i)->msg);
         }
         free(c->q);
