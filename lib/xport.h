@@ -78,6 +78,10 @@ void xport_destroy(xport_t **x);
  * non-blocking here); the xport owns it from now on, also on failure.
  * One listening socket per xport.  0, or -1 with errno. */
 int xport_listen_fd(xport_t *x, int fd);
+/* Take `fd`, a connected AF_UNIX stream socket (one end of a socketpair,
+ * say), as an accepted peer: its first frame must be its hello.  The
+ * xport owns fd from now on, also on failure.  0, or -1 with errno. */
+int xport_adopt(xport_t *x, int fd);
 /* Bind a new listening socket at `path` (which must not exist). */
 int xport_bind(xport_t *x, const char *path, int backlog);
 
