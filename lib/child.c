@@ -1,12 +1,13 @@
 /* lib/child.c — one stage process from fork to _exit.
  *
  * Order of life: take the stage's name, arrange to die with the parent,
- * open a fresh zmq context (never the parent's), say hello, run setup
+ * open the control channel and the edges (lib/xport: no zmq context, no
+ * thread besides the stage's own), say hello, run setup
  * (whose first put waits for the parent's go, so that no item flows before
  * every stage is set up), process items until every producer has ended,
  * run teardown, send end of stream, report done, and wait to be released:
  * the parent releases a producer only once all its consumers have reported
- * done, so nothing rests on zmq's linger.  A stop from the parent ends the
+ * done, so nothing rests on a socket's linger.  A stop from the parent ends the
  * process at once.  The process leaves with _exit so that no atexit
  * handler inherited from the parent runs.
  */
@@ -141,6 +142,25 @@ static void take_identity(const child_args_t *a)
 
 static _Noreturn void leave(child_rt_t *rt, int code);
 
+/* Whether the parent is connected to our control channel, waiting for it
+ * if it has not been yet: it connects once it has forked every process,
+ * and a hello has nowhere to go before that.  False once a connection
+ * the parent made has ended (the parent is gone). */
+static bool parent_there(child_rt_t *rt)
+{
+    for (;;) {
+        (void)xport_service(rt->ctl);
+        if (xport_has_peer(rt->ctl, EDGE_CTL_PARENT, 1)) {
+            rt->parent_seen = true;
+            return true;
+        }
+        if (rt->parent_seen)
+            return false;
+        struct pollfd p = {xport_fd(rt->ctl), POLLIN, 0};
+        (void)poll(&p, 1, 100);
+    }
+}
+
 static int ctl_send(child_rt_t *rt, wire_type_t type, const void *payload, size_t len)
 {
     uint8_t buf[WIRE_HEAD + 4096];
@@ -149,10 +169,8 @@ static int ctl_send(child_rt_t *rt, wire_type_t type, const void *payload, size_
     wire_head_put(buf, &(wire_head_t){(uint8_t)type, 0, (uint32_t)rt->id, 0, rt->gen});
     if (len)
         memcpy(buf + WIRE_HEAD, payload, len);
-    while (zmq_send(rt->ctl, buf, WIRE_HEAD + len, 0) < 0) {
-        if (errno != EINTR)
-            return MPX_ESYS;
-    }
+    if (!parent_there(rt) || xport_send_buf(rt->ctl, EDGE_CTL_PARENT, 1, buf, WIRE_HEAD + len) != 0)
+        return MPX_ESYS;
     return 0;
 }
 
@@ -195,15 +213,22 @@ static void on_join(child_rt_t *rt, const uint8_t *buf, size_t n)
     rt->restarts_seen++;
 }
 
+/* The longest control message the parent sends (a restart, with why). */
+#define CTL_MAX (WIRE_HEAD + sizeof(wire_restart_t) + 512)
+
 static void handle_ctl(child_rt_t *rt)
 {
-    uint8_t buf[WIRE_HEAD + sizeof(wire_restart_t) + 512];
+    zmq_msg_t m;
+    zmq_msg_init(&m);
     for (;;) {
-        int n = zmq_recv(rt->ctl, buf, sizeof buf, ZMQ_DONTWAIT);
-        if (n < 0)
-            return;
+        uint8_t rid[XPORT_RID_MAX];
+        size_t rid_len;
+        if (xport_recv(rt->ctl, rid, &rid_len, &m) != 0)
+            break;
+        const uint8_t *buf = zmq_msg_data(&m);
+        size_t n = zmq_msg_size(&m);
         wire_head_t h;
-        if (n > (int)sizeof buf || wire_head_get(buf, (size_t)n, &h) != 0) {
+        if (n > CTL_MAX || wire_head_get(buf, n, &h) != 0) {
             fprintf(stderr, "mpx: stage %s[%d]: ignored a malformed control message\n",
                     rt->st.pi->name, rt->st.pi->index);
             continue;
@@ -214,8 +239,8 @@ static void handle_ctl(child_rt_t *rt)
         case WIRE_GO: rt->go = true; break;
         case WIRE_RELEASE: rt->released = true; break;
         case WIRE_STOP: leave(rt, 0);
-        case WIRE_RESTART: on_restart(rt, buf, (size_t)n); break;
-        case WIRE_JOIN: on_join(rt, buf, (size_t)n); break;
+        case WIRE_RESTART: on_restart(rt, buf, n); break;
+        case WIRE_JOIN: on_join(rt, buf, n); break;
         case WIRE_LEAVE:
             if (!rt->leaving && rt->in) {
                 rt->leaving = true;
@@ -227,6 +252,7 @@ static void handle_ctl(child_rt_t *rt)
                     rt->st.pi->name, rt->st.pi->index, h.type);
         }
     }
+    zmq_msg_close(&m);
 }
 
 static uint64_t mono_ns(void)
@@ -311,21 +337,41 @@ static void end_owned(child_rt_t *rt)
 
 /* Every way out of a stage process (but the parent's death, handled in a
  * signal handler) comes here.  rt is NULL before it exists. */
+/* Control messages still in this process go before it ends, for a
+ * moment at most: the parent reads its channel at every turn, and one
+ * that has gone takes the connection with it. */
+static void ctl_flush(child_rt_t *rt)
+{
+    uint64_t until = mono_ns() + 1000000000u;
+    while (rt && rt->ctl && xport_flush(rt->ctl) > 0 && mono_ns() < until) {
+        struct pollfd p = {xport_fd(rt->ctl), POLLIN, 0};
+        (void)poll(&p, 1, 10);
+        (void)xport_service(rt->ctl);
+    }
+}
+
 static _Noreturn void leave(child_rt_t *rt, int code)
 {
+    ctl_flush(rt);
     end_owned(rt);
     fflush(stdout);
     fflush(stderr);
     _exit(code);
 }
 
+/* Reports waiting in the process beyond this many bytes: a new one is
+ * dropped. */
+#define REPORT_BACKLOG (64 * 1024)
+
 /* Counters to the parent, for the monitor.  Never blocks: a parent that
  * is not reading (the application is busy between two calls) lets the
- * control socket fill, and a report that finds no room is dropped – the
- * next one carries the same counters, newer. */
+ * control channel fill, and a report that finds a backlog is dropped –
+ * the next one carries the same counters, newer; so is one made before
+ * the parent connected. */
 void child_report(child_rt_t *rt)
 {
-    if (!rt->ctl)
+    if (!rt->ctl || !xport_has_peer(rt->ctl, EDGE_CTL_PARENT, 1) ||
+        xport_queued(rt->ctl) > REPORT_BACKLOG)
         return;
     int nout = rt->out ? edge_out_peers(rt->out) : 0;
     int nin = rt->in ? edge_in_peers(rt->in) : 0;
@@ -374,8 +420,7 @@ void child_report(child_rt_t *rt)
         v[0] = (uint64_t)c;
         memcpy(p, v, 16);
     }
-    while (zmq_send(rt->ctl, buf, len, ZMQ_DONTWAIT) < 0 && errno == EINTR)
-        ;
+    (void)xport_send_buf(rt->ctl, EDGE_CTL_PARENT, 1, buf, len);
     if (buf != small)
         free(buf);
     rt->stats_at = now;
@@ -927,35 +972,12 @@ static void handle_item(child_rt_t *rt, mpx_item_t *it, uint64_t now)
 
 static void open_sockets(child_rt_t *rt, const child_args_t *a)
 {
-    rt->zctx = zmq_ctx_new();
-    if (!rt->zctx) {
-        fprintf(stderr, "mpx: stage %s: zmq_ctx_new: %s\n", rt->st.pi->name, zmq_strerror(errno));
-        leave(rt, CHILD_EXIT_SETUP_FAILED);
-    }
     const plan_inst_t *pi = rt->st.pi;
-    int max_sockets = pi->nconsumers + pi->nproducers + 8;
-    int blocky = 0;
-    if (max_sockets > ZMQ_MAX_SOCKETS_DFLT)
-        zmq_ctx_set(rt->zctx, ZMQ_MAX_SOCKETS, max_sockets);
-    zmq_ctx_set(rt->zctx, ZMQ_BLOCKY, blocky);
-
-    /* The child binds its end of the control channel and the parent
-     * connects to it once it has forked everyone: a child never waits
-     * for the parent's socket to appear, retrying on zmq's timer. */
-    char ep[300];
-    edge_endpoint(ep, sizeof ep, rt->dir, 'c', rt->id, 0);
-    uint8_t ident[5] = {'c'};
-    uint32_t id = (uint32_t)rt->id;
-    memcpy(ident + 1, &id, 4);
-    rt->ctl = zmq_socket(rt->zctx, ZMQ_DEALER);
-    /* A first process binds the socket the parent made for it before the
-     * fork (zmq owns it from then on). */
-    if (!rt->ctl || edge_sockopts(rt->ctl) != 0 ||
-        zmq_setsockopt(rt->ctl, ZMQ_ROUTING_ID, ident, sizeof ident) != 0 ||
-        (a->ctl_fd >= 0 &&
-         zmq_setsockopt(rt->ctl, ZMQ_USE_FD, &a->ctl_fd, sizeof a->ctl_fd) != 0) ||
-        zmq_bind(rt->ctl, ep) != 0) {
-        fprintf(stderr, "mpx: stage %s: control channel: %s\n", pi->name, zmq_strerror(errno));
+    /* The child listens on its end of the control channel and the parent
+     * connects to it once it has forked everyone (edge.h). */
+    rt->ctl = edge_open_ctl(rt->dir, rt->id, a->ctl_fd, rt->err, sizeof rt->err);
+    if (!rt->ctl) {
+        fprintf(stderr, "mpx: stage %s: %s\n", pi->name, rt->err);
         leave(rt, CHILD_EXIT_SETUP_FAILED);
     }
     if (pi->nproducers > 0 && a->resume != CHILD_FINISHED) {

@@ -99,8 +99,8 @@ typedef struct child_rt {
     bool leaving;
     uint64_t failed;     /* items given up on under skip / dead_letter */
     const char *dir;
-    void *zctx;
-    void *ctl;
+    xport_t *ctl;     /* the control channel (edge.h) */
+    bool parent_seen; /* the parent connected to it */
     edge_in_t *in;   /* NULL for a stage nobody feeds */
     edge_out_t *out;
     meta_cur_t meta;

@@ -25,26 +25,6 @@ int edge_endpoint(char *buf, size_t cap, const char *dir, char kind, int id, uin
     return n > 0 && (size_t)n < cap ? 0 : MPX_ERANGE;
 }
 
-int edge_sockopts(void *sock)
-{
-    /* Credit bounds every queue, so zmq's own limits are lifted; nothing
-     * rests on linger (see DESIGN: the tail of a stream is confirmed by
-     * the protocol, never by linger).  First processes find every peer
-     * listening from the start (supervisor.c fork_all), so a reconnect
-     * follows a peer's exit: quick at first (a replacement binds within
-     * milliseconds), then ever less often, up to every 100 ms, so that
-     * producers waiting their turn to exit after their consumer has gone
-     * do not try it again every millisecond. */
-    int zero = 0, ivl = 1, ivl_max = 100;
-    if (zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero) ||
-        zmq_setsockopt(sock, ZMQ_SNDHWM, &zero, sizeof zero) ||
-        zmq_setsockopt(sock, ZMQ_RCVHWM, &zero, sizeof zero) ||
-        zmq_setsockopt(sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl) ||
-        zmq_setsockopt(sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max))
-        return MPX_ESYS;
-    return 0;
-}
-
 void edge_rid(uint8_t rid[EDGE_RID_SIZE], int id, uint32_t gen)
 {
     /* zmq keeps ids starting with a zero byte for those it makes up. */
@@ -103,6 +83,20 @@ void edge_adopt_inbox(int self, uint32_t gen, int fd)
     adopt.fd = fd;
 }
 
+/* x listening on fd, or at path.  The xport owns an adopted descriptor,
+ * also when adopting fails.  A file left at the path by a process that
+ * died is replaced, as zmq's bind would. */
+static xport_t *listen_on(xport_t *x, int fd, const char *path, int backlog, char *err,
+                          size_t errcap)
+{
+    int rc = fd >= 0 ? xport_listen_fd(x, fd) : (unlink(path), xport_bind(x, path, backlog));
+    if (rc != 0) {
+        snprintf(err, errcap, "listening at %s: %s", path, strerror(errno));
+        xport_destroy(&x);
+    }
+    return x;
+}
+
 xport_t *edge_open_inbox(const char *dir, int self, uint32_t gen, char *err, size_t errcap)
 {
     char ep[256];
@@ -124,15 +118,35 @@ xport_t *edge_open_inbox(const char *dir, int self, uint32_t gen, char *err, siz
             close(fd);
         return NULL;
     }
-    /* The xport owns an adopted descriptor, also when adopting fails.  A
-     * file left at the path by a process of this generation that died is
-     * replaced, as zmq's bind would. */
-    int rc = fd >= 0 ? xport_listen_fd(x, fd) : (unlink(path), xport_bind(x, path, 128));
-    if (rc != 0) {
-        snprintf(err, errcap, "listening at %s: %s", path, strerror(errno));
-        xport_destroy(&x);
+    return listen_on(x, fd, path, 128, err, errcap);
+}
+
+void edge_ctl_rid(uint8_t rid[EDGE_CTL_RID_SIZE], int id)
+{
+    uint32_t v = (uint32_t)id;
+    rid[0] = 'c';
+    memcpy(rid + 1, &v, 4);
+}
+
+xport_t *edge_open_ctl(const char *dir, int self, int fd, char *err, size_t errcap)
+{
+    char ep[256];
+    if (edge_endpoint(ep, sizeof ep, dir, 'c', self, 0) != 0) {
+        snprintf(err, errcap, "endpoint path too long in %s", dir);
+        if (fd >= 0)
+            close(fd);
+        return NULL;
     }
-    return x;
+    uint8_t rid[EDGE_CTL_RID_SIZE];
+    edge_ctl_rid(rid, self);
+    xport_t *x = xport_new(rid, sizeof rid);
+    if (!x) {
+        snprintf(err, errcap, "the control channel: %s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    return listen_on(x, fd, ep + strlen("ipc://"), 8, err, errcap);
 }
 
 xport_t *edge_open_outbox(int self, uint32_t gen, char *err, size_t errcap)

@@ -146,8 +146,19 @@ int edge_listen(const char *dir, char kind, int id, int backlog);
  * making a socket. */
 void edge_adopt_inbox(int self, uint32_t gen, int fd);
 
-/* Apply the options every mpx zmq socket (control, monitor) uses. */
-int edge_sockopts(void *sock);
+/* The control channel between the parent and each stage process is an
+ * xport at each end: the process listens at its 'c' endpoint (a first
+ * process on the socket the parent made before the fork, a replacement at
+ * the same path), and the parent connects to each under edge_ctl_rid(id),
+ * announcing itself as EDGE_CTL_PARENT.  So a stage process has no zmq
+ * context at all, and what the parent sent a process that died reaches
+ * its replacement (which ignores it by generation), as before. */
+#define EDGE_CTL_PARENT "p"
+#define EDGE_CTL_RID_SIZE 5
+void edge_ctl_rid(uint8_t rid[EDGE_CTL_RID_SIZE], int id);
+/* Process `self`'s end, listening on `fd` (from edge_listen; owned from
+ * now on) or, with fd < 0, at its path. */
+xport_t *edge_open_ctl(const char *dir, int self, int fd, char *err, size_t errcap);
 
 /* A process's routing id on the edges: its instance and generation. */
 #define EDGE_RID_SIZE 9

@@ -111,19 +111,17 @@ static const char *inst_label(struct mpx_run *r, int i, char *buf, size_t cap)
 static int ctl_send_with(struct mpx_run *r, int i, wire_type_t type, const void *payload,
                          size_t len)
 {
-    uint8_t ident[5] = {'c'};
-    uint32_t id = (uint32_t)i;
-    memcpy(ident + 1, &id, 4);
+    uint8_t ident[EDGE_CTL_RID_SIZE];
+    edge_ctl_rid(ident, i);
     uint8_t buf[WIRE_HEAD + sizeof(wire_restart_t) + 512];
     len = len < sizeof buf - WIRE_HEAD ? len : sizeof buf - WIRE_HEAD;
-    /* Addressed to the current process: zmq keeps a connecting socket's
-     * queue across reconnects, so what was queued for a process that died
-     * reaches its replacement, which must ignore it. */
+    /* Addressed to the current process: a connected peer's queue is kept
+     * across reconnects (lib/xport.h), so what was queued for a process
+     * that died reaches its replacement, which must ignore it. */
     wire_head_put(buf, &(wire_head_t){(uint8_t)type, 0, (uint32_t)r->n, 0, r->ch[i].gen});
     if (len)
         memcpy(buf + WIRE_HEAD, payload, len);
-    if (zmq_send(r->ctl, ident, sizeof ident, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_send(r->ctl, buf, WIRE_HEAD + len, ZMQ_DONTWAIT) < 0)
+    if (xport_send_buf(r->ctl, ident, sizeof ident, buf, WIRE_HEAD + len) != 0)
         return MPX_ESYS;
     return 0;
 }
@@ -131,6 +129,24 @@ static int ctl_send_with(struct mpx_run *r, int i, wire_type_t type, const void 
 static int ctl_send(struct mpx_run *r, int i, wire_type_t type)
 {
     return ctl_send_with(r, i, type, NULL, 0);
+}
+
+/* Address process i's control channel (edge.h); already a peer is
+ * fine. */
+static int ctl_connect(struct mpx_run *r, int i)
+{
+    char ep[300];
+    uint8_t ident[EDGE_CTL_RID_SIZE];
+    edge_ctl_rid(ident, i);
+    if (edge_endpoint(ep, sizeof ep, r->dir, 'c', i, 0) != 0) {
+        sup_record(r, MPX_ERANGE, "control channel: path too long in %s", r->dir);
+        return r->status;
+    }
+    if (xport_connect(r->ctl, ep + strlen("ipc://"), ident, sizeof ident) != 0 && errno != EEXIST) {
+        sup_record(r, MPX_ESYS, "control channel %s: %s", ep, strerror(errno));
+        return r->status;
+    }
+    return 0;
 }
 
 static void stop_child(struct mpx_run *r, int i)
@@ -259,29 +275,22 @@ static void on_ctl(struct mpx_run *r, int i, const uint8_t *data, size_t len)
 
 static void read_ctl(struct mpx_run *r)
 {
-    for (;;) {
-        zmq_msg_t id, body;
-        zmq_msg_init(&id);
-        zmq_msg_init(&body);
-        if (zmq_msg_recv(&id, r->ctl, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&id);
-            zmq_msg_close(&body);
-            return;
-        }
-        int more = zmq_msg_more(&id);
-        if (more && zmq_msg_recv(&body, r->ctl, ZMQ_DONTWAIT) >= 0) {
-            uint32_t i = UINT32_MAX;
-            if (zmq_msg_size(&id) == 5 && ((uint8_t *)zmq_msg_data(&id))[0] == 'c')
-                memcpy(&i, (uint8_t *)zmq_msg_data(&id) + 1, 4);
-            if (i < (uint32_t)r->n)
-                on_ctl(r, (int)i, zmq_msg_data(&body), zmq_msg_size(&body));
-            /* Drop any further frames of an oddly framed message. */
-            while (zmq_msg_more(&body) && zmq_msg_recv(&body, r->ctl, ZMQ_DONTWAIT) >= 0)
-                ;
-        }
-        zmq_msg_close(&id);
-        zmq_msg_close(&body);
+    if (!r->ctl)
+        return;
+    zmq_msg_t body;
+    zmq_msg_init(&body);
+    uint8_t id[XPORT_RID_MAX];
+    size_t id_len;
+    while (xport_recv(r->ctl, id, &id_len, &body) == 0) {
+        /* Only the processes we connected to are peers (each under the
+         * id edge_ctl_rid gives it). */
+        uint32_t i = UINT32_MAX;
+        if (id_len == EDGE_CTL_RID_SIZE && id[0] == 'c')
+            memcpy(&i, id + 1, 4);
+        if (i < (uint32_t)r->n)
+            on_ctl(r, (int)i, zmq_msg_data(&body), zmq_msg_size(&body));
     }
+    zmq_msg_close(&body);
 }
 
 static void describe_exit(char *buf, size_t cap, int status)
@@ -590,12 +599,12 @@ static void reap(struct mpx_run *r, int i, int wait)
         child_died(r, i, how);
     } else {
         if (r->ctl) {
-            /* Gone as told: left connected, zmq would try its endpoint
+            /* Gone as told: left connected, its endpoint would be tried
              * again and again until the run ends (a dead one's stays, for
              * its replacement). */
-            char ep[300];
-            if (edge_endpoint(ep, sizeof ep, r->dir, 'c', i, 0) == 0)
-                zmq_disconnect(r->ctl, ep);
+            uint8_t ident[EDGE_CTL_RID_SIZE];
+            edge_ctl_rid(ident, i);
+            (void)xport_disconnect(r->ctl, ident, sizeof ident);
         }
         if (c->slot == SLOT_LEAVING) {
             c->slot = SLOT_OFF;
@@ -767,10 +776,7 @@ static void end_run(struct mpx_run *r)
     stats_end(r);
     r->stash = NULL; /* taken by dispatch, never handed out */
     reorder_end(r);
-    if (r->ctl) {
-        zmq_close(r->ctl);
-        r->ctl = NULL;
-    }
+    xport_destroy(&r->ctl);
     feed_close(r);
     if (!r->holding)
         close_output(r);
@@ -1263,9 +1269,9 @@ int sup_slot_join(struct mpx_run *r, int i)
     r->nready--;
     r->restarted = true; /* look for one that does not start (check_timeouts) */
     consumer_done(r, i, false);
-    char ep[300];
-    if (edge_endpoint(ep, sizeof ep, r->dir, 'c', i, 0) == 0)
-        zmq_connect(r->ctl, ep);
+    /* Connected again, or still (a process that died there is still a
+     * peer, connected again whenever a process listens at its path). */
+    (void)ctl_connect(r, i);
     int rc = make_process(r, i, CHILD_JOIN);
     c->forked_ms = mono_ms();
     if (rc != 0) {
@@ -1305,26 +1311,18 @@ static int open_parent_sockets(struct mpx_run *r)
     int need = r->plan->inst[r->n].nproducers + 8;
     if (need > ZMQ_MAX_SOCKETS_DFLT)
         zmq_ctx_set(r->zctx, ZMQ_MAX_SOCKETS, need);
-    int one = 1;
-    r->ctl = zmq_socket(r->zctx, ZMQ_ROUTER);
-    /* Handover: a replacement's channel has the identity of the process
-     * it replaces. */
-    if (!r->ctl || edge_sockopts(r->ctl) != 0 ||
-        zmq_setsockopt(r->ctl, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0 ||
-        zmq_setsockopt(r->ctl, ZMQ_ROUTER_HANDOVER, &one, sizeof one) != 0) {
-        sup_record(r, MPX_ESYS, "control channel: %s", zmq_strerror(errno));
+    r->ctl = xport_new(EDGE_CTL_PARENT, 1);
+    if (!r->ctl) {
+        sup_record(r, MPX_ESYS, "control channel: %s", strerror(errno));
         return r->status;
     }
-    /* Each child bound its end as it started (child.c). */
+    /* Each child listens on its end from the start (child.c). */
     for (int i = 0; i < r->n; i++) {
-        char ep[300];
         if (r->ch[i].slot == SLOT_OFF)
             continue; /* connected when it joins */
-        edge_endpoint(ep, sizeof ep, r->dir, 'c', i, 0);
-        if (zmq_connect(r->ctl, ep) != 0) {
-            sup_record(r, MPX_ESYS, "control channel %s: %s", ep, zmq_strerror(errno));
-            return r->status;
-        }
+        int rc = ctl_connect(r, i);
+        if (rc != 0)
+            return rc;
     }
     /* The output's inbox binds the socket the stages have been connecting
      * to since they started (fork_all). */

@@ -81,7 +81,7 @@ struct mpx_run {
     run_child_t *ch;
     int n;
     void *zctx;
-    void *ctl;
+    xport_t *ctl; /* the control channel to every process (edge.h) */
     edge_in_t *sink;
     bool sink_complete;
     int nready;

@@ -24,7 +24,7 @@
  *  - a connection that is lost: an accepted peer is forgotten (its whole
  *    frames already read are still delivered, a partial one is dropped);
  *    a connected peer is kept and connected again (every 1 ms at first,
- *    backing off to every 100 ms, as edge_sockopts sets for zmq), its
+ *    backing off to every 100 ms, as zmq's reconnect options would), its
  *    unsent messages going out on the new connection behind a new hello,
  *    and a message cut short by the loss dropped — zmq's behaviour, which
  *    the edge protocol's generations are built on.
