@@ -9,8 +9,9 @@
  * own thread reads and writes, no zmq socket and no I/O thread on the
  * way).  A producer–consumer pair thus shares exactly one connection:
  * records and end of stream go one way, credit comes back the other way,
- * and nothing on it can overtake anything else on it.  zmq carries the
- * control channel and the monitor only.
+ * and nothing on it can overtake anything else on it.  The control
+ * channel between the parent and each process is an xport too; zmq
+ * carries the monitor's stream only, in the parent.
  *
  * Credit, the one rule.  A consumer allows each producer a number of
  * records (and bytes) beyond what it has taken from it: its *target*, as

@@ -565,7 +565,8 @@ static bool read_conn(xport_t *x, size_t slot)
     for (;;) {
         uint8_t *to;
         size_t room;
-        if (c->in_big && c->big_got < c->big_len) {
+        bool into_big = c->in_big && c->big_got < c->big_len;
+        if (into_big) {
             if (c->big_got == c->big_cap) {
                 /* Doubling: what a lying header costs is at most twice
                  * what its peer really sent. */
@@ -580,9 +581,12 @@ static bool read_conn(xport_t *x, size_t slot)
             }
             to = c->big + c->big_got;
             room = c->big_cap - c->big_got;
-        } else if (c->in_big) {
-            break; /* a whole large frame waits: what follows it can wait too */
         } else {
+            /* What follows a whole large frame goes into the buffer
+             * behind it (settle looks at it once the frame is taken), so
+             * that the descriptor stays watched: a connection carrying
+             * large frames would otherwise be unwatched and watched again,
+             * two system calls, at every one of them. */
             if (c->ib_off && c->ib_fill == c->ib_cap) {
                 memmove(c->ib, c->ib + c->ib_off, c->ib_fill - c->ib_off);
                 c->ib_fill -= c->ib_off;
@@ -610,7 +614,7 @@ static bool read_conn(xport_t *x, size_t slot)
         }
         if (r < 0)
             break;
-        if (c->in_big)
+        if (into_big)
             c->big_got += (size_t)r;
         else
             c->ib_fill += (size_t)r;
@@ -625,7 +629,7 @@ static bool read_conn(xport_t *x, size_t slot)
     refresh(x, c);
     /* Input is watched only while there is room for it, so that a full
      * buffer does not keep the descriptor readable. */
-    bool full = c->in_big ? c->big_got == c->big_len : c->ib_fill == c->ib_cap && c->ib_off == 0;
+    bool full = c->ib_fill == c->ib_cap && c->ib_off == 0;
     if (c->fd >= 0 && watch(x, c, (full ? 0 : EPOLLIN) | (c->q_n ? EPOLLOUT : 0)) != 0) {
         lost(x, slot);
         return x->c[slot] == c;
