@@ -335,8 +335,6 @@ static void end_owned(child_rt_t *rt)
     rt->nowned = 0;
 }
 
-/* Every way out of a stage process (but the parent's death, handled in a
- * signal handler) comes here.  rt is NULL before it exists. */
 /* Control messages still in this process go before it ends, for a
  * moment at most: the parent reads its channel at every turn, and one
  * that has gone takes the connection with it. */
@@ -350,6 +348,8 @@ static void ctl_flush(child_rt_t *rt)
     }
 }
 
+/* Every way out of a stage process (but the parent's death, handled in a
+ * signal handler) comes here.  rt is NULL before it exists. */
 static _Noreturn void leave(child_rt_t *rt, int code)
 {
     ctl_flush(rt);

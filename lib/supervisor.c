@@ -132,20 +132,19 @@ static int ctl_send(struct mpx_run *r, int i, wire_type_t type)
 }
 
 /* Address process i's control channel (edge.h); already a peer is
- * fine. */
+ * fine (a process that died there is still one, connected again when a
+ * process listens at its path).  0, or MPX_ESYS with errno. */
 static int ctl_connect(struct mpx_run *r, int i)
 {
     char ep[300];
     uint8_t ident[EDGE_CTL_RID_SIZE];
     edge_ctl_rid(ident, i);
     if (edge_endpoint(ep, sizeof ep, r->dir, 'c', i, 0) != 0) {
-        sup_record(r, MPX_ERANGE, "control channel: path too long in %s", r->dir);
-        return r->status;
+        errno = ENAMETOOLONG;
+        return MPX_ESYS;
     }
-    if (xport_connect(r->ctl, ep + strlen("ipc://"), ident, sizeof ident) != 0 && errno != EEXIST) {
-        sup_record(r, MPX_ESYS, "control channel %s: %s", ep, strerror(errno));
-        return r->status;
-    }
+    if (xport_connect(r->ctl, ep + strlen("ipc://"), ident, sizeof ident) != 0 && errno != EEXIST)
+        return MPX_ESYS;
     return 0;
 }
 
@@ -1250,6 +1249,8 @@ int sup_slot_join(struct mpx_run *r, int i)
     run_child_t *c = &r->ch[i];
     if (c->slot != SLOT_OFF || !c->exited || r->state != RUN_RUNNING || r->stopping)
         return MPX_ESTATE;
+    if (ctl_connect(r, i) != 0)
+        return MPX_ESYS; /* nothing was told: the slot stays idle */
     blackbox_t *b = &r->boxes[i];
     memset(b, 0, offsetof(blackbox_t, spawn));
     stats_rebase(r, i);
@@ -1269,9 +1270,6 @@ int sup_slot_join(struct mpx_run *r, int i)
     r->nready--;
     r->restarted = true; /* look for one that does not start (check_timeouts) */
     consumer_done(r, i, false);
-    /* Connected again, or still (a process that died there is still a
-     * peer, connected again whenever a process listens at its path). */
-    (void)ctl_connect(r, i);
     int rc = make_process(r, i, CHILD_JOIN);
     c->forked_ms = mono_ms();
     if (rc != 0) {
@@ -1320,9 +1318,10 @@ static int open_parent_sockets(struct mpx_run *r)
     for (int i = 0; i < r->n; i++) {
         if (r->ch[i].slot == SLOT_OFF)
             continue; /* connected when it joins */
-        int rc = ctl_connect(r, i);
-        if (rc != 0)
-            return rc;
+        if (ctl_connect(r, i) != 0) {
+            sup_record(r, MPX_ESYS, "control channel of process %d: %s", i, strerror(errno));
+            return r->status;
+        }
     }
     /* The output's inbox binds the socket the stages have been connecting
      * to since they started (fork_all). */
