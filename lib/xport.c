@@ -568,8 +568,8 @@ static bool read_conn(xport_t *x, size_t slot)
         bool into_big = c->in_big && c->big_got < c->big_len;
         if (into_big) {
             if (c->big_got == c->big_cap) {
-                /* Doubling: what a lying header costs is at most twice
-                 * what its peer really sent. */
+                /* Doubling: what a lying header costs is BIG_FIRST, or
+                 * at most twice what its peer really sent. */
                 size_t cap = c->big_len - c->big_cap < c->big_cap ? c->big_len : 2 * c->big_cap;
                 uint8_t *big = realloc(c->big, cap);
                 if (!big) {
