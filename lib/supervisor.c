@@ -1104,10 +1104,6 @@ static int fork_all(struct mpx_run *r)
     int server_fd = -1;
     if (recoverable && (r->forks = forksrv_start(become_replacement, r, r->n + 1, &server_fd)))
         fds[nfds++] = server_fd;
-    /* libzmq looks the tcp protocol up (through NSS) in every new context;
-     * done once here, the children inherit the loaded modules instead of
-     * each searching the library path for them (about 200 system calls). */
-    getprotobyname("tcp");
     const plan_inst_t *out = &r->plan->inst[r->n];
     r->sink_listen = listen_at(r, 'i', r->n, out->nproducers + 8);
     if (r->sink_listen >= 0)
