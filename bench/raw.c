@@ -4,12 +4,14 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -401,5 +403,157 @@ double raw_split(int workers, uint64_t n, uint64_t turns, uint64_t *sum)
         *sum += part[k];
     munmap(part, (size_t)workers * sizeof *part);
     free(pids);
+    return t;
+}
+
+/* ---- raw_pipeline ---------------------------------------------------------- */
+
+static void pipe_write(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t k = write(fd, p, len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            die("raw pipeline: write");
+        p += k;
+        len -= (size_t)k;
+    }
+}
+
+/* A worker: 8-byte items in, bench_spin of each out, until end of file. */
+static void pipe_worker(int in, int out, uint64_t turns)
+{
+    uint64_t ib[RAW_PIPE_BATCH + 1], ob[RAW_PIPE_BATCH];
+    size_t have = 0, nout = 0; /* bytes in ib, items in ob */
+    for (;;) {
+        ssize_t k = read(in, (char *)ib + have, RAW_PIPE_BATCH * sizeof *ib - have);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            die("raw pipeline: read");
+        if (k == 0)
+            break;
+        have += (size_t)k;
+        size_t items = have / sizeof *ib;
+        for (size_t i = 0; i < items; i++) {
+            ob[nout++] = bench_spin(turns, ib[i]);
+            if (nout == RAW_PIPE_BATCH) {
+                pipe_write(out, ob, sizeof ob);
+                nout = 0;
+            }
+        }
+        /* A partial item stays for the next read. */
+        memmove(ib, (char *)ib + items * sizeof *ib, have - items * sizeof *ib);
+        have -= items * sizeof *ib;
+    }
+    if (nout)
+        pipe_write(out, ob, nout * sizeof *ob);
+}
+
+double raw_pipeline(int workers, uint64_t n, uint64_t turns, uint64_t *sum)
+{
+    enum { MAXW = 64 };
+    if (workers < 1 || workers > MAXW)
+        die("raw pipeline: workers");
+    int to_w[MAXW][2], from_w[MAXW][2];
+    pid_t pids[MAXW + 1];
+    fflush(NULL);
+    double t0 = bench_now();
+    for (int k = 0; k < workers; k++)
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, to_w[k]) != 0 ||
+            socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, from_w[k]) != 0)
+            die("raw pipeline: socketpair");
+    for (int k = 0; k < workers; k++) {
+        if ((pids[k] = fork()) < 0)
+            die("raw pipeline: fork");
+        if (pids[k] == 0) {
+            for (int j = 0; j < workers; j++) {
+                close(to_w[j][0]);
+                close(from_w[j][0]);
+                if (j != k) {
+                    close(to_w[j][1]);
+                    close(from_w[j][1]);
+                }
+            }
+            pipe_worker(to_w[k][1], from_w[k][1], turns);
+            _exit(0);
+        }
+    }
+    /* The source: batches round robin, a blocking write each; at most a
+     * sixteenth of each worker's share, so that few items spread too. */
+    if ((pids[workers] = fork()) < 0)
+        die("raw pipeline: fork");
+    if (pids[workers] == 0) {
+        uint64_t b[RAW_PIPE_BATCH];
+        size_t nb = 0, batch = (size_t)(n / (16 * (uint64_t)workers));
+        batch = batch < 1 ? 1 : batch > RAW_PIPE_BATCH ? RAW_PIPE_BATCH : batch;
+        int next = 0;
+        for (int j = 0; j < workers; j++) {
+            close(from_w[j][0]);
+            close(from_w[j][1]);
+            close(to_w[j][1]);
+        }
+        for (uint64_t i = 0; i < n; i++) {
+            b[nb++] = i;
+            if (nb == batch) {
+                pipe_write(to_w[next][0], b, nb * sizeof *b);
+                next = (next + 1) % workers;
+                nb = 0;
+            }
+        }
+        if (nb)
+            pipe_write(to_w[next][0], b, nb * sizeof *b);
+        _exit(0);
+    }
+    /* The program: results from every worker until each one's end. */
+    struct pollfd pfd[MAXW];
+    uint64_t rb[4 * RAW_PIPE_BATCH + 1];
+    size_t have[MAXW] = {0};
+    uint8_t part[MAXW][8];
+    for (int k = 0; k < workers; k++) {
+        close(to_w[k][0]);
+        close(to_w[k][1]);
+        close(from_w[k][1]);
+        pfd[k] = (struct pollfd){from_w[k][0], POLLIN, 0};
+    }
+    uint64_t s = 0, got = 0;
+    for (int open = workers; open > 0;) {
+        if (poll(pfd, (nfds_t)workers, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            die("raw pipeline: poll");
+        }
+        for (int k = 0; k < workers; k++) {
+            if (pfd[k].fd < 0 || !pfd[k].revents)
+                continue;
+            /* Bytes of an item cut by the last read go first. */
+            memcpy(rb, part[k], have[k]);
+            ssize_t r = read(pfd[k].fd, (char *)rb + have[k], sizeof rb - 8 - have[k]);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0)
+                die("raw pipeline: read");
+            if (r == 0) {
+                close(pfd[k].fd);
+                pfd[k].fd = -1;
+                open--;
+                continue;
+            }
+            size_t bytes = have[k] + (size_t)r, items = bytes / 8;
+            for (size_t i = 0; i < items; i++)
+                s += rb[i];
+            got += items;
+            have[k] = bytes - items * 8;
+            memcpy(part[k], (char *)rb + items * 8, have[k]);
+        }
+    }
+    for (int k = 0; k <= workers; k++)
+        waitpid(pids[k], NULL, 0);
+    double t = bench_now() - t0;
+    if (got != n)
+        die("raw pipeline: items lost");
+    *sum = s;
     return t;
 }

@@ -43,4 +43,17 @@ double raw_farm(int workers, uint64_t n, double work);
  * *sum. */
 double raw_split(int workers, uint64_t n, uint64_t turns, uint64_t *sum);
 
+/* The same map as hand-written pipelining code would move its items: a
+ * forked source writes items 0..n-1 in batches of RAW_PIPE_BATCH (8 bytes
+ * each; fewer when that would leave a worker less than sixteen batches)
+ * round robin to `workers` forked processes over unix socket pairs,
+ * each worker writes bench_spin(turns, i) for each item in batches as
+ * large to the caller, which reads and adds them up (poll over the
+ * workers' sockets).  Blocking writes are the flow control; no
+ * acknowledgements, no recovery, no meta.  Seconds from the first fork
+ * to the last exit; the sum to *sum.  What moving every item through a
+ * source and the program costs on this machine, whatever the library. */
+#define RAW_PIPE_BATCH 1024
+double raw_pipeline(int workers, uint64_t n, uint64_t turns, uint64_t *sum);
+
 #endif

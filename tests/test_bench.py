@@ -185,8 +185,10 @@ def main():
     check(got == want, f"grain has a line per grain and worker count {want}: got {got}")
     for r in by.get("grain", []):
         check(r.get("items", 0) > 0 and r.get("seconds", 0) > 0 and
-              isinstance(r.get("overhead_cpu_us_per_item"), (int, float)),
-              f"grain says its items, time and CPU beyond the work: {r}")
+              isinstance(r.get("overhead_cpu_us_per_item"), (int, float)) and
+              r.get("pipeline_x", 0) > 0,
+              f"grain says its items, time, CPU beyond the work and the raw pipeline's "
+              f"speed-up: {r}")
     got = sorted((r.get("us_per_item"), r.get("workers")) for r in by.get("pool_map", []))
     check(got == [(1, 2), (40, 2)], f"pool_map has a line at 1 and 40 us with 2 workers: {got}")
     for r in by.get("pool_map", []):
