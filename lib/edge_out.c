@@ -485,6 +485,7 @@ static int batch_message(out_port_t *pt, zmq_msg_t *msg)
     if (zmq_msg_init_data(msg, pt->buf, pt->len, free_buf, NULL) != 0)
         return MPX_ENOMEM;
     pt->buf = NULL;
+    pt->last_cap = pt->cap;
     pt->cap = 0;
     return 0;
 }
@@ -832,7 +833,15 @@ uint8_t *edge_out_reserve_slow(edge_out_t *o, int port, size_t size, int *rc)
             return NULL;
     }
     if (pt->len + size > pt->cap) {
+        /* A new buffer after one handed to a message starts as large as
+         * that one: the next batch is likely as large, and growing to it
+         * again copied the batch at every doubling (16 KiB of 24 for
+         * batches of small items: callgrind, a 2-worker map).  Not after
+         * a large item's batch: each message queued for a slow consumer
+         * would hold that much. */
         size_t cap = pt->cap ? pt->cap : 16384;
+        if (!pt->cap && pt->last_cap > cap && pt->last_cap <= 2 * BATCH_BYTES_MAX)
+            cap = pt->last_cap;
         while (cap < pt->len + size)
             cap *= 2;
         uint8_t *b = realloc(pt->buf, cap);

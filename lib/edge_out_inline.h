@@ -93,6 +93,7 @@ typedef struct out_port {
     bool closed;      /* every consumer behind it has stopped */
     uint8_t *buf;     /* batch being built, header first */
     size_t len, cap;
+    size_t last_cap;  /* cap of the buffer last handed to a message (batch_message) */
     uint32_t count;
     bool pooled;      /* some record of the batch refers to pool blocks */
     uint64_t extra;   /* ... and the bytes of the pool parts they refer to */
