@@ -511,7 +511,7 @@ double raw_pipeline(int workers, uint64_t n, uint64_t turns, uint64_t *sum)
     struct pollfd pfd[MAXW];
     uint64_t rb[4 * RAW_PIPE_BATCH + 1];
     size_t have[MAXW] = {0};
-    uint8_t part[MAXW][8];
+    uint8_t part[MAXW][8] = {{0}};
     for (int k = 0; k < workers; k++) {
         close(to_w[k][0]);
         close(to_w[k][1]);
