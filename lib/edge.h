@@ -229,6 +229,11 @@ bool edge_in_unwritten(const edge_in_t *in);
  * filled).  Taking an item counts against its producer's credit at once,
  * and marks the previous one processed. */
 int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, size_t errcap);
+/* edge_in_next's common case alone: 1 and *it when the next record of
+ * the message in hand is a plain item (one part, no meta) and no mark
+ * waits to be handed on; else 0, having taken nothing (the previous item
+ * is marked processed either way), and edge_in_next does the rest. */
+int edge_in_take_plain(edge_in_t *in, mpx_item_t **it);
 /* Every producer has sent its end of stream and every item was taken. */
 bool edge_in_complete(const edge_in_t *in);
 /* Records of a message already received are waiting: edge_in_next

@@ -943,7 +943,7 @@ static inline int take_item(edge_in_t *in, in_peer_t *p, uint64_t weight, mpx_it
 static int next_slow(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err,
                      size_t errcap) __attribute__((noinline));
 
-int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, size_t errcap)
+static inline __attribute__((always_inline)) int take_plain(edge_in_t *in, mpx_item_t **it)
 {
     in->clock = in->now;
     count_done(in);
@@ -961,6 +961,15 @@ int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, s
         wire_rec_plain_item(rec, size, len, off, &in->item, in->parts);
         return take_item(in, &in->peers[in->cur_peer], size, it);
     }
+    return 0;
+}
+
+int edge_in_take_plain(edge_in_t *in, mpx_item_t **it) { return take_plain(in, it); }
+
+int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, size_t errcap)
+{
+    if (take_plain(in, it))
+        return 1;
     return next_slow(in, it, mark, err, errcap);
 }
 
