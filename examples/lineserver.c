@@ -65,7 +65,9 @@
  * every request still gets its one reply.  A request handled twice (one a
  * dead worker had finished but not yet confirmed) is answered once: the
  * second result finds its slot filled, or already written, and is
- * dropped.  A request that kills three workers in a row is answered
+ * dropped; so is a second result for a client that has left (the
+ * server remembers which of a closed connection's requests are still
+ * out).  A request that kills three workers in a row is answered
  *
  *     ERROR request failed: <why, as mpx says it>
  *
@@ -328,6 +330,16 @@ typedef struct conn {
     size_t outbeg, outend, outcap;
 } conn;
 
+/* A connection that closed while some of its requests were still in the
+ * graph: which of them (bit i: request base + i) have not come back.  The
+ * first result of each is an orphan; another (a request handled again
+ * after a worker died) is a duplicate, as it would be for a connection
+ * still open, so that R = W + O however the two meet.  Dropped once every
+ * one has come. */
+typedef struct ghost {
+    uint64_t id, base, pending;
+} ghost;
+
 /* Epoll tags of the descriptors that are not connections: ids never reach
  * them (a slot is below 2^32, a generation below 2^31). */
 #define TAG_GRAPH UINT64_MAX
@@ -350,6 +362,8 @@ typedef struct server {
     int status;      /* exit status */
     struct timespec linger_until;
     uint64_t connections, requests, replies, orphans, duplicates, pauses;
+    ghost *ghosts;
+    size_t nghosts, capghosts;
 } server;
 
 static void server_fail(server *s, const char *fmt, ...)
@@ -380,6 +394,25 @@ static conn *conn_find(server *s, uint64_t id)
 
 static void listen_watch(server *s);
 
+/* A result for connection `id`, which has closed: whether it is the first
+ * for its request (an orphan) rather than a second. */
+static bool ghost_first(server *s, uint64_t id, uint64_t seq)
+{
+    for (size_t i = 0; i < s->nghosts; i++) {
+        ghost *g = &s->ghosts[i];
+        if (g->id != id)
+            continue;
+        uint64_t bit = seq >= g->base && seq - g->base < 64 ? (uint64_t)1 << (seq - g->base) : 0;
+        if (!(g->pending & bit))
+            return false;
+        g->pending &= ~bit;
+        if (!g->pending)
+            s->ghosts[i] = s->ghosts[--s->nghosts];
+        return true;
+    }
+    return false;
+}
+
 /* The connection is over: whatever it still had in the graph is dropped
  * when it comes back (its id no longer matches). */
 static void conn_close(server *s, conn *c)
@@ -388,6 +421,22 @@ static void conn_close(server *s, conn *c)
     if (epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL) != 0)
         server_fail(s, "epoll_ctl: %s", strerror(errno));
     close(c->fd);
+    uint64_t pending = 0; /* at most MAX_PENDING (64) requests are out */
+    for (uint64_t q = c->head; q < c->next; q++)
+        if (!c->ring[q % MAX_PENDING].text)
+            pending |= (uint64_t)1 << (q - c->head);
+    if (pending && s->nghosts == s->capghosts) {
+        size_t cap = s->capghosts ? 2 * s->capghosts : 16;
+        ghost *g = realloc(s->ghosts, cap * sizeof *g);
+        if (g) {
+            s->ghosts = g;
+            s->capghosts = cap;
+        }
+    }
+    if (pending && s->nghosts < s->capghosts)
+        s->ghosts[s->nghosts++] = (ghost){c->id, c->head, pending};
+    else if (pending)
+        server_fail(s, "out of memory");
     for (size_t i = 0; i < MAX_PENDING; i++) {
         s->orphans += c->ring[i].text != NULL; /* came, but never to be written */
         free(c->ring[i].text);
@@ -608,7 +657,10 @@ static void deliver(server *s, const mpx_item_t *it)
     }
     conn *c = conn_find(s, (uint64_t)id);
     if (!c) {
-        s->orphans++; /* the client left before its reply came */
+        if (ghost_first(s, (uint64_t)id, (uint64_t)seq))
+            s->orphans++; /* the client left before its reply came */
+        else
+            s->duplicates++; /* ... and this request was handled again */
         return;
     }
     uint64_t q = (uint64_t)seq;
@@ -1132,6 +1184,7 @@ int main(int argc, char **argv)
     }
     free(s.slots);
     free(s.gens);
+    free(s.ghosts);
     mpx_node_destroy(&s.g);
     mpx_shared_destroy(&flag);
     if (dirfd >= 0)
