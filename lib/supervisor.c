@@ -147,13 +147,6 @@ static int ctl_connect(struct mpx_run *r, int i)
     return 0;
 }
 
-static void ctl_retry(struct mpx_run *r, int i)
-{
-    uint8_t ident[EDGE_CTL_RID_SIZE];
-    edge_ctl_rid(ident, i);
-    (void)xport_retry_now(r->ctl, ident, sizeof ident);
-}
-
 static void stop_child(struct mpx_run *r, int i)
 {
     run_child_t *c = &r->ch[i];
@@ -489,11 +482,6 @@ static void restart_child(struct mpx_run *r, int i, const char *why, child_resum
         r->nexited++;
         return;
     }
-    /* The control channel has been trying to connect again since the
-     * death, backing off (1 ms doubling); the replacement listens within
-     * milliseconds and says nothing before the parent is connected
-     * (child.c): start the backoff over from now. */
-    ctl_retry(r, i);
     if (resume == CHILD_FINISHED)
         return;
     const plan_inst_t *pi = &r->plan->inst[i];
@@ -1288,9 +1276,6 @@ int sup_slot_join(struct mpx_run *r, int i)
         r->nready++;
         return rc;
     }
-    /* A peer kept from a process that died in this slot long ago may be
-     * backing off at 100 ms. */
-    ctl_retry(r, i);
     const plan_inst_t *pi = &r->plan->inst[i];
     for (int k = 0; k < pi->nproducers; k++)
         send_join(r, pi->producers[k], i);

@@ -783,21 +783,6 @@ int xport_disconnect(xport_t *x, const void *rid, size_t rid_len)
     return 0;
 }
 
-int xport_retry_now(xport_t *x, const void *rid, size_t rid_len)
-{
-    size_t slot;
-    if (!find(x, rid, rid_len, &slot)) {
-        errno = ENOENT;
-        return -1;
-    }
-    conn_t *c = x->c[slot];
-    if (c->accepted || c->fd >= 0)
-        return 0;
-    c->ivl = IVL_MIN_MS;
-    try_connect(x, slot);
-    return 0;
-}
-
 /* The peer to send to, or NULL with errno. */
 static conn_t *dest(xport_t *x, const void *rid, size_t rid_len, size_t len, size_t *slot)
 {

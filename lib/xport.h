@@ -91,11 +91,6 @@ int xport_connect(xport_t *x, const char *path, const void *rid, size_t rid_len)
 /* Forget peer `rid` (connected or accepted): its connection closes, what
  * was not sent to it is dropped.  ENOENT when there is no such peer. */
 int xport_disconnect(xport_t *x, const void *rid, size_t rid_len);
-/* Peer `rid`, a connected one whose connection was lost, is tried again
- * now and then as often as a new one (its backoff starts over): for a
- * peer about to listen again, whose caller knows it.  Nothing for a peer
- * that is connected.  ENOENT when there is no such peer. */
-int xport_retry_now(xport_t *x, const void *rid, size_t rid_len);
 
 /* Send `msg` (1..XPORT_FRAME_MAX bytes) to peer `rid`.  On success the
  * message is taken (msg is left empty, as zmq_msg_send leaves it) and

@@ -199,34 +199,6 @@ static void sends_before_the_peer_listens_wait_for_it(void)
     end_pair(path, &a, &b);
 }
 
-/* A connected peer whose listener was long absent backs off to trying
- * every 100 ms; told that it listens again, the side that connects
- * tries at once (a replacement's control channel: lib/supervisor.c). */
-static void a_peer_backing_off_is_tried_again_at_once(void)
-{
-    const char *path = sock_path("retry");
-    xport_t *b = xport_new("B", 1);
-    REQUIRE(b, "new");
-    REQUIRE(xport_connect(b, path, "A", 1) == 0, "connect");
-    errno = 0;
-    CHECK(xport_retry_now(b, "Z", 1) == -1 && errno == ENOENT, "an unknown peer");
-    long due = 0;
-    for (int tries = 0; tries < 40 && (due = xport_due_ms(b)) < 30; tries++) {
-        if (due > 0)
-            usleep((useconds_t)due * 1000);
-        (void)xport_service(b);
-    }
-    CHECK(due >= 30, "the attempts back off (next in %ld ms)", due);
-    xport_t *a = xport_new("A", 1);
-    REQUIRE(a && xport_bind(a, path, 16) == 0, "bind");
-    CHECK_EQ(xport_retry_now(b, "A", 1), 0);
-    CHECK_EQ(xport_due_ms(b), -1); /* connected: nothing left to try */
-    CHECK_EQ(xport_retry_now(b, "A", 1), 0); /* connected: nothing to do */
-    send_frame(b, "A", 7, 100);
-    expect_frame(a, b, "B", 7, 100);
-    end_pair(path, &a, &b);
-}
-
 /* Both sides queue far more than their sockets hold, towards each other,
  * before either reads: servicing either in turn moves everything. */
 static void both_directions_full_do_not_stall(void)
@@ -521,7 +493,6 @@ int main(int argc, char **argv)
     static const test_case_t cases[] = {
         TEST_CASE(frames_arrive_whole_and_in_order_both_ways),
         TEST_CASE(sends_before_the_peer_listens_wait_for_it),
-        TEST_CASE(a_peer_backing_off_is_tried_again_at_once),
         TEST_CASE(both_directions_full_do_not_stall),
         TEST_CASE(peer_dying_mid_frame_leaves_its_whole_frames),
         TEST_CASE(broken_frames_and_hellos_are_refused),
