@@ -591,6 +591,7 @@ typedef struct killer {
     int again; /* replacements to kill as soon as they appear */
     int killed;
     bool saw_gate;
+    int late; /* written to once the killing is over (-1: none) */
 } killer_t;
 
 /* The processes the main thread forked (it starts the graph). */
@@ -639,7 +640,7 @@ static void *kill_after_end(void *arg)
         usleep(500);
     }
     c = 'o';
-    if (write(k->hold, &c, 1) != 1)
+    if (write(k->hold, &c, 1) != 1 || (k->late >= 0 && write(k->late, &c, 1) != 1))
         k->saw_gate = false;
     return NULL;
 }
@@ -650,10 +651,10 @@ static void *kill_after_end(void *arg)
  * arrive once each, and `name`'s instances must count `in` items taken:
  * those of the processes that did the work. */
 static void run_killed_at_gate(mpx_graph_t *g, const int fds[6], const char *name, int again,
-                               int64_t n, int64_t expect, long long in)
+                               int64_t n, int64_t expect, long long in, int late)
 {
     CHECK_EQ(mpx_node_set_retries(g, 3), 0);
-    killer_t k = {fds[0], fds[2], fds[5], again, 0, false};
+    killer_t k = {fds[0], fds[2], fds[5], again, 0, false, late};
     REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
     pthread_t t;
     REQUIRE(pthread_create(&t, NULL, kill_after_end, &k) == 0, "thread");
@@ -699,7 +700,7 @@ static void worker_killed_after_its_end_is_replaced(void)
         const int64_t n = 5000;
         mpx_graph_t *g = MPX_EZ(range_node(0, n), mpx_as(2, &NotePid, &fds[1]),
                                 mpx_stage(&Gate, &(gate_args_t){fds[3], fds[4]}));
-        run_killed_at_gate(g, fds, "notepid", again, n, n, n);
+        run_killed_at_gate(g, fds, "notepid", again, n, n, n, -1);
     }
 }
 
@@ -730,18 +731,37 @@ static const mpx_stage_def_t StopAt = {.name = "stopat", .args_size = sizeof(sto
                                        .setup = note_pid_setup, .process = stop_at_process,
                                        .teardown = stop_at_teardown};
 
+/* Waits for a byte on a pipe in teardown: until then the ends of stream
+ * of the stages before it are not confirmed, so they wait to be let go. */
+static int hold_teardown(mpx_stage_t *st)
+{
+    char c;
+    if (read(*(const int *)mpx_args(st), &c, 1) != 1)
+        return mpx_fail(st, "hold pipe: %s", strerror(errno));
+    return 0;
+}
+static const mpx_stage_def_t Hold = {.name = "hold", .args_size = sizeof(int),
+                                     .teardown = hold_teardown, .process = pass};
+
 /* A recoverable stage that stopped itself and is killed afterwards stays
  * stopped, and so do its replacements: none takes an item, and what it
- * put before it stopped arrives once. */
+ * put before it stopped arrives once.  A replacement of a stopped stage
+ * only ends its stream again; the stage after it holds in its teardown
+ * until the killer is done, so that each replacement waits to be let go
+ * (instead of being gone before the killer looks). */
 static void stopped_stage_killed_stays_stopped(void)
 {
     for (int again = 0; again <= 2; again += 2) {
-        int fds[6];
-        REQUIRE(pipe(fds) == 0 && pipe(fds + 2) == 0 && pipe(fds + 4) == 0, "pipe");
+        int fds[6], late[2];
+        REQUIRE(pipe(fds) == 0 && pipe(fds + 2) == 0 && pipe(fds + 4) == 0 && pipe(late) == 0,
+                "pipe");
         const int64_t n = 100000, at = 500;
         stop_at_args_t args = {fds[1], at, {fds[3], fds[4]}};
-        mpx_graph_t *g = MPX_EZ(range_node(0, n), mpx_stage(&StopAt, &args));
-        run_killed_at_gate(g, fds, "stopat", again, n, at + 1, at + 1);
+        mpx_graph_t *g = MPX_EZ(range_node(0, n), mpx_stage(&StopAt, &args),
+                                mpx_stage(&Hold, &late[0]));
+        run_killed_at_gate(g, fds, "stopat", again, n, at + 1, at + 1, late[1]);
+        close(late[0]);
+        close(late[1]);
     }
 }
 
