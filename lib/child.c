@@ -732,6 +732,10 @@ int child_before_put(child_rt_t *rt)
     rt->puts = 0;
     child_poll_ctl(rt);
     recover(rt);
+    const plan_inst_t *pi = rt->st.pi;
+    rt->put_plain = rt->phase >= PHASE_SETUP && rt->phase <= PHASE_TEARDOWN && !pi->timing &&
+                    !rt->stamp && rt->pool_min > PUT_PLAIN_MAX &&
+                    pi->max_item >= WIRE_REC_HEAD + wire_part_size(PUT_PLAIN_MAX);
     return 0;
 }
 
@@ -911,7 +915,8 @@ static bool gave_up(child_rt_t *rt, const mpx_item_t *it)
 }
 
 /* What the supervisor will read if this process dies with the item. */
-static void note_in_hand(child_rt_t *rt, const mpx_item_t *it)
+static inline __attribute__((always_inline)) void note_in_hand(child_rt_t *rt,
+                                                               const mpx_item_t *it)
 {
     blackbox_t *b = rt->box;
     int producer;
@@ -934,13 +939,62 @@ static void note_in_hand(child_rt_t *rt, const mpx_item_t *it)
 }
 
 /* Process one item, again up to the stage's retries when it fails. */
-static void handle_item(child_rt_t *rt, mpx_item_t *it, uint64_t now)
+static __attribute__((noinline)) void handle_item_again(child_rt_t *rt, mpx_item_t *it,
+                                                        uint64_t now, int attempt);
+static bool attempt_failed(child_rt_t *rt, mpx_item_t *it, int rc, int attempt);
+
+static inline __attribute__((always_inline)) void handle_item(child_rt_t *rt, mpx_item_t *it,
+                                                              uint64_t now)
 {
     const plan_inst_t *pi = rt->st.pi;
     const mpx_stage_def_t *def = pi->def;
-    if (__builtin_expect(it->flags & WIRE_REC_REDO, 0) && gave_up(rt, it))
+    /* The common case here, inline: a first attempt, untimed, that
+     * succeeds.  Anything else goes on in handle_item_again. */
+    if (__builtin_expect((it->flags & WIRE_REC_REDO) || pi->timing || !def->process, 0)) {
+        if (!(it->flags & WIRE_REC_REDO) || !gave_up(rt, it))
+            handle_item_again(rt, it, now, 0);
         return;
-    for (int attempt = 0;; attempt++) {
+    }
+    edge_out_time(rt->out, now);
+    rt->in_process = true;
+    stage_begin(&rt->st, "process");
+    int rc = def->process(&rt->st, it);
+    rt->in_process = false;
+    edge_out_time(rt->out, 0);
+    if (__builtin_expect(rc == 0 && !rt->st.refused_rc, 1))
+        return;
+    if (attempt_failed(rt, it, rc, 0))
+        handle_item_again(rt, it, now, 1);
+}
+
+/* Attempt `attempt` at `it` failed with rc (or a refused put): whether
+ * to try again. */
+static bool attempt_failed(child_rt_t *rt, mpx_item_t *it, int rc, int attempt)
+{
+    if (downstream_stopped(rt, rc)) {
+        rt->st.stop_self = true;
+        return false;
+    }
+    bool last = attempt >= rt->st.pi->retries || rt->st.stop_self;
+    if (last) {
+        char buf[512];
+        const char *why = why_failed(rt, rc, buf, sizeof buf);
+        item_failed(rt, it, why, strlen(why));
+    }
+    /* The next attempt, or item, starts with no failure noted. */
+    free(rt->st.fail_msg);
+    rt->st.fail_msg = NULL;
+    if (last)
+        return false;
+    meta_cur_reset(&rt->meta, it->meta, it->meta_size, it->nmeta);
+    return true;
+}
+
+static void handle_item_again(child_rt_t *rt, mpx_item_t *it, uint64_t now, int attempt)
+{
+    const plan_inst_t *pi = rt->st.pi;
+    const mpx_stage_def_t *def = pi->def;
+    for (;; attempt++) {
         if (pi->timing)
             clock_gettime(CLOCK_MONOTONIC, &rt->item_start);
         edge_out_time(rt->out, now);
@@ -951,22 +1005,8 @@ static void handle_item(child_rt_t *rt, mpx_item_t *it, uint64_t now)
         edge_out_time(rt->out, 0);
         if (__builtin_expect(rc == 0 && !rt->st.refused_rc, 1))
             return;
-        if (downstream_stopped(rt, rc)) {
-            rt->st.stop_self = true;
+        if (!attempt_failed(rt, it, rc, attempt))
             return;
-        }
-        bool last = attempt >= pi->retries || rt->st.stop_self;
-        if (last) {
-            char buf[512];
-            const char *why = why_failed(rt, rc, buf, sizeof buf);
-            item_failed(rt, it, why, strlen(why));
-        }
-        /* The next attempt, or item, starts with no failure noted. */
-        free(rt->st.fail_msg);
-        rt->st.fail_msg = NULL;
-        if (last)
-            return;
-        meta_cur_reset(&rt->meta, it->meta, it->meta_size, it->nmeta);
     }
 }
 
@@ -1265,6 +1305,7 @@ static _Noreturn void finish(child_rt_t *rt)
         recover(rt);
     }
     rt->phase = PHASE_END;
+    rt->put_plain = false;
     /* A JOIN heard after our end went (while draining, say) owes the
      * joiner its end: sent now, for the wait below returns only when
      * another control message comes. */

@@ -663,13 +663,15 @@ static bool to_program(const edge_out_t *o, int d)
  * source has no wait for input that would send what it holds. */
 static void size_port(edge_out_t *o, out_port_t *pt)
 {
-    uint64_t items = BATCH_ITEMS_MAX * 4, bytes = BATCH_BYTES_MAX * 4;
+    bool input = o->plan->inst[o->self].nproducers > 0;
+    bool program = input && pt->root >= 0 && to_program(o, pt->root);
+    uint64_t items = (program ? PROGRAM_BATCH_ITEMS_MAX : BATCH_ITEMS_MAX) * 4,
+             bytes = BATCH_BYTES_MAX * 4;
     if (pt->root >= 0)
         min_windows(o, pt->root, &items, &bytes);
     pt->batch_max = pt->batch_items = items / 4 ? items / 4 : 1;
     pt->batch_bytes = bytes / 4 ? bytes / 4 : 1;
-    bool input = o->plan->inst[o->self].nproducers > 0;
-    pt->hold = input && pt->root >= 0 && to_program(o, pt->root) ? PROGRAM_HOLD_TICKS : DEFER_TICKS;
+    pt->hold = program ? PROGRAM_HOLD_TICKS : DEFER_TICKS;
 }
 
 /* Batches are sent at the size the credit allows now (out_port_t). */

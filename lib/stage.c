@@ -454,8 +454,28 @@ int mpx_put_mark(mpx_stage_t *st, uint64_t value)
 /* The put of one part: the common case, encoded without the detour
  * through a part array.  Inline so that an 8-byte put copies its value
  * with one move. */
-static inline __attribute__((always_inline)) int put_one(mpx_stage_t *st, const void *data,
-                                                         size_t size)
+/* The common put, a few words with no meta, checked in one flag
+ * (child.h, put_plain) and written as a short record: true when it was
+ * done here, with its result in *rc. */
+static inline __attribute__((always_inline)) bool put_plain(mpx_stage_t *st, const void *data,
+                                                           size_t size, int *rc)
+{
+    child_rt_t *rt;
+    if (__builtin_expect(!(st && (rt = st->rt) && rt->put_plain && size <= PUT_PLAIN_MAX && data &&
+                           !rt->meta.dirty && rt->meta.blk_size == 0 && ++rt->puts < 128),
+                         0))
+        return false;
+    size_t rec = wire_short_size(size);
+    uint8_t *dst = edge_out_reserve(rt->out, 0, rec, rc);
+    if (dst) {
+        wire_short_put(dst, data, size);
+        *rc = edge_out_commit(rt->out, 0, rec);
+    }
+    return true;
+}
+
+/* Any other put of one part (put_plain first). */
+static __attribute__((noinline)) int put_one(mpx_stage_t *st, const void *data, size_t size)
 {
     if (__builtin_expect(!can_put(st), 0))
         return st ? MPX_ESTATE : MPX_EINVAL;
@@ -512,14 +532,20 @@ static inline __attribute__((always_inline)) int put_one(mpx_stage_t *st, const 
 
 int mpx_put(mpx_stage_t *st, const void *data, size_t size)
 {
-    return put_result(st, "mpx_put", put_one(st, data, size));
+    int rc;
+    if (!put_plain(st, data, size, &rc))
+        rc = put_one(st, data, size);
+    return put_result(st, "mpx_put", rc);
 }
 
 int mpx_put_str(mpx_stage_t *st, const char *s)
 {
     int rc;
-    if (s)
-        rc = put_one(st, s, strlen(s));
+    if (s) {
+        size_t len = strlen(s);
+        if (!put_plain(st, s, len, &rc))
+            rc = put_one(st, s, len);
+    }
     else if (can_put(st))
         rc = put_error(st, MPX_EINVAL, "a NULL string");
     else
@@ -529,12 +555,18 @@ int mpx_put_str(mpx_stage_t *st, const char *s)
 
 int mpx_put_i64(mpx_stage_t *st, int64_t v)
 {
-    return put_result(st, "mpx_put_i64", put_one(st, &v, sizeof v));
+    int rc;
+    if (!put_plain(st, &v, sizeof v, &rc))
+        rc = put_one(st, &v, sizeof v);
+    return put_result(st, "mpx_put_i64", rc);
 }
 
 int mpx_put_f64(mpx_stage_t *st, double v)
 {
-    return put_result(st, "mpx_put_f64", put_one(st, &v, sizeof v));
+    int rc;
+    if (!put_plain(st, &v, sizeof v, &rc))
+        rc = put_one(st, &v, sizeof v);
+    return put_result(st, "mpx_put_f64", rc);
 }
 
 /* An item passed on unchanged (the current meta still its own block, no
