@@ -734,8 +734,7 @@ int child_before_put(child_rt_t *rt)
     recover(rt);
     const plan_inst_t *pi = rt->st.pi;
     rt->put_plain = rt->phase >= PHASE_SETUP && rt->phase <= PHASE_TEARDOWN && !pi->timing &&
-                    !rt->stamp && rt->pool_min > PUT_PLAIN_MAX &&
-                    pi->max_item >= WIRE_REC_HEAD + wire_part_size(PUT_PLAIN_MAX);
+                    !rt->stamp && pi->max_item >= WIRE_REC_HEAD + wire_part_size(PUT_PLAIN_MAX);
     return 0;
 }
 
@@ -938,11 +937,11 @@ static inline __attribute__((always_inline)) void note_in_hand(child_rt_t *rt,
     __atomic_store_n(&b->busy, 1, __ATOMIC_RELEASE);
 }
 
-/* Process one item, again up to the stage's retries when it fails. */
 static __attribute__((noinline)) void handle_item_again(child_rt_t *rt, mpx_item_t *it,
                                                         uint64_t now, int attempt);
 static bool attempt_failed(child_rt_t *rt, mpx_item_t *it, int rc, int attempt);
 
+/* Process one item, again up to the stage's retries when it fails. */
 static inline __attribute__((always_inline)) void handle_item(child_rt_t *rt, mpx_item_t *it,
                                                               uint64_t now)
 {

@@ -110,12 +110,13 @@ typedef struct child_rt {
     uint64_t ctl_at; /* ticks when the control channel was last read */
     uint64_t tick_at; /* ticks when batches were last checked for age */
     unsigned puts;   /* since the control channel was last looked at */
-    /* A put of up to PUT_PLAIN_MAX bytes with the current meta empty may
-     * skip every other check (lib/stage.c, put_one): the run has gone, the
-     * phase allows puts, nothing times or stamps the stage's items, and
-     * such a put is neither pooled nor over the item limit.  Set by
-     * child_before_put, which every put passes through at least every
-     * 128 puts; cleared when puts end. */
+    /* A put of up to PUT_PLAIN_MAX bytes below the pool's threshold with
+     * the current meta empty may skip every other check (lib/stage.c,
+     * put_plain): the run has gone, the phase allows puts, nothing times
+     * or stamps the stage's items, and such a put is not over the item
+     * limit.  Set by child_before_put, which every put passes through at
+     * least every 128 puts; cleared when puts end.  (pool_min is not in
+     * it: mpx_put_alloc lifts it for one put.) */
     bool put_plain;
     int watch[8];    /* descriptors whose readiness wakes the idle hook */
     int nwatch;
@@ -219,10 +220,10 @@ int child_stamp_mark(child_rt_t *rt);
 /* Put on an output port (0: the graph, others: side graphs). */
 int stage_put_port(mpx_stage_t *st, int port, const mpx_part_t *parts, size_t n);
 
-/* What every put must do first: wait for the go, and now and then look
- * at the control channel (a stop must reach a stage that only puts). */
 #define PUT_PLAIN_MAX 64
 
+/* What every put must do first: wait for the go, and now and then look
+ * at the control channel (a stop must reach a stage that only puts). */
 static inline int child_put_check(child_rt_t *rt)
 {
     if (__builtin_expect(!rt->go || ++rt->puts >= 128, 0))

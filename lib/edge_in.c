@@ -441,7 +441,7 @@ static bool checkpoint_due(const edge_in_t *in)
     return false;
 }
 
-/* One more record of p's stream is processed. */
+/* done_one's part for a chained input or a pair that confirms. */
 static void done_confirm(edge_in_t *in, in_peer_t *p)
 {
     if (in->chain) {
@@ -455,8 +455,9 @@ static void done_confirm(edge_in_t *in, in_peer_t *p)
         send_credit(in, p);
 }
 
-/* Inline: every record taken comes here; only a chained input or a pair
- * that confirms has more to do. */
+/* One more record of p's stream is processed.  Inline: every record
+ * taken comes here; only a chained input or a pair that confirms has more
+ * to do. */
 static inline void done_one(edge_in_t *in, in_peer_t *p)
 {
     p->done_items++;

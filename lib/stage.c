@@ -451,18 +451,19 @@ int mpx_put_mark(mpx_stage_t *st, uint64_t value)
     return put_result(st, "mpx_put_mark", put_mark(st, value));
 }
 
-/* The put of one part: the common case, encoded without the detour
- * through a part array.  Inline so that an 8-byte put copies its value
- * with one move. */
-/* The common put, a few words with no meta, checked in one flag
- * (child.h, put_plain) and written as a short record: true when it was
- * done here, with its result in *rc. */
+/* The common put, a few words with no meta, written as a short record
+ * after the few checks that can change from one put to the next (size,
+ * data, meta, the pool's threshold, the put count); the others are one
+ * flag (child.h, put_plain).  Inline so that an 8-byte put copies its
+ * value with one move.  True when it was done here, with its result in
+ * *rc. */
 static inline __attribute__((always_inline)) bool put_plain(mpx_stage_t *st, const void *data,
                                                            size_t size, int *rc)
 {
     child_rt_t *rt;
     if (__builtin_expect(!(st && (rt = st->rt) && rt->put_plain && size <= PUT_PLAIN_MAX && data &&
-                           !rt->meta.dirty && rt->meta.blk_size == 0 && ++rt->puts < 128),
+                           !rt->meta.dirty && rt->meta.blk_size == 0 && size < rt->pool_min &&
+                           ++rt->puts < 128),
                          0))
         return false;
     size_t rec = wire_short_size(size);
@@ -474,7 +475,8 @@ static inline __attribute__((always_inline)) bool put_plain(mpx_stage_t *st, con
     return true;
 }
 
-/* Any other put of one part (put_plain first). */
+/* Any other put of one part (put_plain first), encoded without the
+ * detour through a part array. */
 static __attribute__((noinline)) int put_one(mpx_stage_t *st, const void *data, size_t size)
 {
     if (__builtin_expect(!can_put(st), 0))

@@ -640,7 +640,12 @@ static void *kill_after_end(void *arg)
         usleep(500);
     }
     c = 'o';
-    if (write(k->hold, &c, 1) != 1 || (k->late >= 0 && write(k->late, &c, 1) != 1))
+    /* Both, whatever the first did: a stage left waiting would hang the
+     * test instead of failing it. */
+    bool held = write(k->hold, &c, 1) == 1;
+    if (k->late >= 0 && write(k->late, &c, 1) != 1)
+        held = false;
+    if (!held)
         k->saw_gate = false;
     return NULL;
 }
@@ -649,7 +654,9 @@ static void *kill_after_end(void *arg)
  * (or its own teardown) holds at the gate fds[2..5]; kill a process of
  * `name` there, and `again` of its replacements.  Ids [0, expect) must
  * arrive once each, and `name`'s instances must count `in` items taken:
- * those of the processes that did the work. */
+ * those of the processes that did the work.  `late` (or -1) is written to
+ * once the killing is over, for a stage that holds the replacements until
+ * then. */
 static void run_killed_at_gate(mpx_graph_t *g, const int fds[6], const char *name, int again,
                                int64_t n, int64_t expect, long long in, int late)
 {

@@ -385,6 +385,59 @@ static void alloc_without_a_pool(void)
     mpx_node_destroy(&g);
 }
 
+/* In setup: first a block larger than the pool (private memory, put
+ * through the socket), then `n` small puts of 40 bytes each. */
+static int heap_then_small_setup(mpx_stage_t *st)
+{
+    const int64_t n = *(const int64_t *)mpx_args(st);
+    size_t big = 512 * 1024;
+    unsigned char *b = mpx_alloc(st, big);
+    if (!b)
+        return mpx_fail(st, "mpx_alloc(%zu) gave NULL", big);
+    memset(b, 7, big);
+    int rc = mpx_put_alloc(st, b, big);
+    char small[40];
+    for (int64_t v = 0; rc == 0 && v < n; v++) {
+        memset(small, (int)(v & 0x7f), sizeof small);
+        rc = mpx_put(st, small, sizeof small);
+    }
+    return rc;
+}
+static const mpx_stage_def_t HeapThenSmall = {.name = "heapthensmall",
+                                              .args_size = sizeof(int64_t),
+                                              .setup = heap_then_small_setup};
+
+/* A put of a private block (mpx_put_alloc when the block could not be in
+ * the pool) goes through the socket; the puts after it still follow the
+ * node's pool threshold, here 32 bytes: the 40-byte items travel in the
+ * pool, and arrive intact. */
+static void threshold_holds_after_a_private_block(void)
+{
+    int64_t n = 50;
+    mpx_node_t *s = mpx_stage(&HeapThenSmall, &n);
+    CHECK_EQ(mpx_node_set_pool_threshold(s, 32), 0);
+    mpx_graph_t *g = MPX_EZ(s);
+    CHECK_EQ(mpx_graph_set_pool(g, 256 * 1024), 0);
+    REQUIRE(mpx_graph_start(g) == 0, "%s", mpx_graph_error(g));
+    mpx_item_t *it;
+    int64_t got = 0, bad = 0;
+    while ((it = mpx_graph_next(g))) {
+        const unsigned char *d = mpx_item_data(it, 0);
+        size_t size = mpx_item_size(it, 0);
+        if (got == 0)
+            bad += !(size == 512 * 1024 && d[0] == 7 && d[size - 1] == 7);
+        else
+            bad += !(size == 40 && d[0] == ((got - 1) & 0x7f) && d[39] == ((got - 1) & 0x7f));
+        got++;
+    }
+    CHECK_EQ(mpx_graph_join(g), 0);
+    CHECK_EQ(got, n + 1);
+    CHECK_EQ(bad, 0);
+    pool_used_and_clear(g, 40);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
 /* ---- writing in place --------------------------------------------------- */
 
 /* Counts of mpx_item_writable's answers, in memory every process sees. */
@@ -935,6 +988,7 @@ int main(int argc, char **argv)
     static const test_case_t cases[] = {
         TEST_CASE(chain_of_large_puts),
         TEST_CASE(alloc_through_parallel),
+        TEST_CASE(threshold_holds_after_a_private_block),
         TEST_CASE(broadcast_shares_blocks),
         TEST_CASE(broadcast_wider_than_holders_copies),
         TEST_CASE(default_pool_carries_large_items),
