@@ -26,7 +26,7 @@
  * the program's window per producer, up to this many items.  With 2
  * workers (8192 items of window each) a result batch holds 2048 items:
  * the parent woke about 500 times per million 1 us items instead of 900,
- * and its CPU fell by a quarter (README, How cost grows). */
+ * and its CPU fell by a quarter (README, Targets). */
 #define PROGRAM_BATCH_ITEMS_MAX 4096
 /* Batches up to this size are copied into a fresh zmq message and the
  * buffer kept; larger ones are handed to zmq without a copy. */

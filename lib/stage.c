@@ -547,11 +547,11 @@ int mpx_put_str(mpx_stage_t *st, const char *s)
         size_t len = strlen(s);
         if (!put_plain(st, s, len, &rc))
             rc = put_one(st, s, len);
-    }
-    else if (can_put(st))
+    } else if (can_put(st)) {
         rc = put_error(st, MPX_EINVAL, "a NULL string");
-    else
+    } else {
         rc = st ? MPX_ESTATE : MPX_EINVAL;
+    }
     return put_result(st, "mpx_put_str", rc);
 }
 
