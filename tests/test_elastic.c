@@ -530,6 +530,63 @@ static void kills_while_changing(void)
     expect_success(g);
 }
 
+/* A leaver that dies on its way out.  The first process of the group to
+ * reach teardown (mid-run only a leaver does) kills itself there with
+ * SIGKILL (`how` 0), or arms a SIGKILL for the moment it has ended
+ * (`how` 1: testhook_crash_when_ended); every later one leaves normally.
+ * Counted in memory every process shares. */
+typedef struct leaver_death {
+    int how;
+    int *done; /* 0 until the first teardown */
+} leaver_death_t;
+static int dying_teardown(mpx_stage_t *st)
+{
+    const leaver_death_t *a = mpx_args(st);
+    if (__atomic_fetch_add(a->done, 1, __ATOMIC_SEQ_CST) != 0)
+        return 0;
+    if (a->how == 0)
+        raise(SIGKILL);
+    return testhook_crash_when_ended(st);
+}
+static int dying_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    usleep((unsigned)(test_mix((uint64_t)mpx_item_i64(it)) % 100));
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t DyingLeaver = {.name = "dying", .args_size = sizeof(leaver_death_t),
+                                            .process = dying_process,
+                                            .teardown = dying_teardown};
+
+/* The group of a recoverable stage shrinks from two to one, and the
+ * instance that leaves dies in its teardown, or just after it ended: the
+ * change still completes (the script goes on to its next step, which
+ * grows the group again and shrinks it once more), and every item comes
+ * out, a second time only when it says it was sent again. */
+static void leaver_killed_on_its_way_out(void)
+{
+    for (int how = 0; how < 2; how++) {
+        int *done = mmap(NULL, sizeof *done, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                         -1, 0);
+        REQUIRE(done != MAP_FAILED, "mmap: %s", strerror(errno));
+        *done = 0;
+        static const int want[] = {1, 2, 1};
+        script_t s = {want, 3, 1, 0, 0, 1, 0, {0}, 0};
+        mpx_node_t *w = elastic(mpx_as(2, &DyingLeaver, &(leaver_death_t){how, done}), 1, 2);
+        REQUIRE(mpx_node_set_retries(w, 3) == 0, "retries");
+        mpx_graph_t *g = MPX_EZ(w);
+        REQUIRE(testhook_elastic_script(g, scripted, &s) == 0, "script");
+        tally_t t = {calloc(200000, 1), 0, 200000, 0, false, true, 0};
+        REQUIRE(t.seen, "memory");
+        int64_t put = feed_through(g, &s, &t, 2000);
+        CHECK_EQ(t.n, put);
+        CHECK(__atomic_load_n(done, __ATOMIC_SEQ_CST) >= 2, "teardowns: %d", *done);
+        CHECK(s.changes >= 3, "only %d changes were made", s.changes);
+        free(t.seen);
+        expect_success(g);
+        munmap(done, sizeof *done);
+    }
+}
+
 /* ---- a process's life in the group ------------------------------------- */
 
 /* Counts, in memory shared by every process: setups run, teardowns run. */
@@ -1038,6 +1095,7 @@ int main(int argc, char **argv)
         TEST_CASE(seq_from_a_source),
         TEST_CASE(two_groups_in_a_row),
         TEST_CASE(kills_while_changing),
+        TEST_CASE(leaver_killed_on_its_way_out),
         TEST_CASE(zip_with_an_elastic_branch),
         TEST_CASE(side_graph_from_an_elastic_stage),
         TEST_CASE(elastic_pool_map),
