@@ -487,6 +487,11 @@ static int poll_serving(child_rt_t *rt, zmq_pollitem_t *items, int n, uint64_t *
 {
     unsigned restarts = rt->restarts_seen;
     long until = limit_ms >= 0 ? mono_ms() + limit_ms : 0;
+    /* The sockets are looked at at least once, also when the limit is 0
+     * or has passed: a caller whose work is due again and again (a
+     * leaver's word to a producer not connected yet) would otherwise
+     * never see the input, nor the connection, that ends it. */
+    bool looked = false;
     for (;;) {
         uint64_t t0 = mono_ns();
         if (rt->stats_ns && t0 - rt->stats_at >= rt->stats_ns)
@@ -494,10 +499,12 @@ static int poll_serving(child_rt_t *rt, zmq_pollitem_t *items, int n, uint64_t *
         long timeout = report_timeout(rt, t0);
         if (limit_ms >= 0) {
             long left = until - mono_ms();
-            if (left <= 0)
+            if (left <= 0 && looked)
                 return 1;
+            left = left < 0 ? 0 : left;
             timeout = timeout < 0 || left < timeout ? left : timeout;
         }
+        looked = true;
         zmq_pollitem_t local[8], *all;
         int m = with_unwritten(rt, items, n, &all, local, 8);
         int rc = m < 0 ? -1 : edge_poll(all, m, timeout);

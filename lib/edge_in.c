@@ -1208,6 +1208,10 @@ void edge_in_done_on_take(edge_in_t *in) { in->done_on_take = true; }
 void edge_in_idle(edge_in_t *in) { idle(in, false); }
 void edge_in_idle_holding(edge_in_t *in) { idle(in, true); }
 
+/* How often a leaver tries again to tell a producer it could not reach
+ * (one that has not connected to it yet). */
+#define LEAVE_RETRY_TICKS TICKS_US(5000)
+
 long edge_in_due_ms(const edge_in_t *in)
 {
     uint64_t due = UINT64_MAX;
@@ -1222,8 +1226,8 @@ long edge_in_due_ms(const edge_in_t *in)
     /* A producer that could not hear that we leave yet is told again. */
     uint64_t now = ticks_now(), last = in->clock ? in->clock : now;
     for (int k = 0; in->leaving && k < in->npeers; k++)
-        if (!in->peers[k].eos && !in->peers[k].leave_told && last + TICKS_US(5000) < due)
-            due = last + TICKS_US(5000);
+        if (!in->peers[k].eos && !in->peers[k].leave_told && last + LEAVE_RETRY_TICKS < due)
+            due = last + LEAVE_RETRY_TICKS;
     if (due == UINT64_MAX)
         return -1;
     return now >= due ? 0 : (long)((due - now) / TICKS_US(1000)) + 1;
@@ -1353,7 +1357,10 @@ bool edge_in_leave_retry(edge_in_t *in)
     if (!in->leaving)
         return false;
     bool owed = false;
-    in->clock = in->now ? in->now : ticks_now();
+    /* The time of this attempt, not of the caller's last item: the next
+     * is due LEAVE_RETRY_TICKS after it (edge_in_due_ms), and a
+     * stale time made every wait end at once. */
+    in->clock = ticks_now();
     for (int k = 0; k < in->npeers; k++) {
         in_peer_t *p = &in->peers[k];
         if (p->eos || p->leave_told)

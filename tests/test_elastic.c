@@ -538,12 +538,15 @@ static void kills_while_changing(void)
 typedef struct leaver_death {
     int how;
     int *done; /* 0 until the first teardown */
+    int *died; /* when not NULL: set to 1 just before it dies */
 } leaver_death_t;
 static int dying_teardown(mpx_stage_t *st)
 {
     const leaver_death_t *a = mpx_args(st);
     if (__atomic_fetch_add(a->done, 1, __ATOMIC_SEQ_CST) != 0)
         return 0;
+    if (a->died)
+        __atomic_store_n(a->died, 1, __ATOMIC_SEQ_CST);
     if (a->how == 0)
         raise(SIGKILL);
     return testhook_crash_when_ended(st);
@@ -571,7 +574,7 @@ static void leaver_killed_on_its_way_out(void)
         *done = 0;
         static const int want[] = {1, 2, 1};
         script_t s = {want, 3, 1, 0, 0, 1, 0, {0}, 0};
-        mpx_node_t *w = elastic(mpx_as(2, &DyingLeaver, &(leaver_death_t){how, done}), 1, 2);
+        mpx_node_t *w = elastic(mpx_as(2, &DyingLeaver, &(leaver_death_t){how, done, NULL}), 1, 2);
         REQUIRE(mpx_node_set_retries(w, 3) == 0, "retries");
         mpx_graph_t *g = MPX_EZ(w);
         REQUIRE(testhook_elastic_script(g, scripted, &s) == 0, "script");
@@ -585,6 +588,52 @@ static void leaver_killed_on_its_way_out(void)
         expect_success(g);
         munmap(done, sizeof *done);
     }
+}
+
+/* Passes items on; the first time it finds *died set (a leaver of the
+ * group after it has just killed itself) it stays in this call for 400
+ * ms, so that it cannot hear of the replacement, nor connect to it, until
+ * the replacement has started and been told to leave. */
+static int busy_process(mpx_stage_t *st, mpx_item_t *it)
+{
+    int *died = *(int *const *)mpx_args(st);
+    int one = 1;
+    if (__atomic_compare_exchange_n(died, &one, 2, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+        usleep(400000);
+    return mpx_put_item(st, it);
+}
+static const mpx_stage_def_t BusyFeeder = {.name = "busyfeed", .args_size = sizeof(int *),
+                                           .process = busy_process};
+
+/* The replacement of a leaver that died is told to leave as soon as it is
+ * ready, before its producer (a stage busy in user code) has connected to
+ * it, so that the word it owes the producer cannot go yet.  It must keep
+ * waiting on its input while it tries again — a wait that only counted
+ * the time and never looked at its sockets never saw the producer
+ * connect, and the group never shrank: the run went on until the script
+ * gave up. */
+static void leaver_replaced_while_its_producer_is_busy(void)
+{
+    int *shared = mmap(NULL, 2 * sizeof *shared, PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(shared != MAP_FAILED, "mmap: %s", strerror(errno));
+    shared[0] = shared[1] = 0;
+    int *done = &shared[0], *died = &shared[1];
+    static const int want[] = {1, 2, 1};
+    script_t s = {want, 3, 1, 0, 0, 1, 0, {0}, 0};
+    mpx_node_t *w = elastic(mpx_as(2, &DyingLeaver, &(leaver_death_t){0, done, died}), 1, 2);
+    REQUIRE(mpx_node_set_retries(w, 3) == 0, "retries");
+    mpx_graph_t *g = MPX_EZ(mpx_as(1, &BusyFeeder, &died), w);
+    REQUIRE(testhook_elastic_script(g, scripted, &s) == 0, "script");
+    tally_t t = {calloc(100000, 1), 0, 100000, 0, false, true, 0};
+    REQUIRE(t.seen, "memory");
+    int64_t put = feed_through(g, &s, &t, 2000);
+    CHECK_EQ(t.n, put);
+    CHECK(__atomic_load_n(died, __ATOMIC_SEQ_CST) == 2, "the feeder never waited: %d", *died);
+    CHECK(s.changes >= 2, "only %d changes were made", s.changes);
+    free(t.seen);
+    expect_success(g);
+    munmap(shared, 2 * sizeof *shared);
 }
 
 /* ---- a process's life in the group ------------------------------------- */
@@ -1096,6 +1145,7 @@ int main(int argc, char **argv)
         TEST_CASE(two_groups_in_a_row),
         TEST_CASE(kills_while_changing),
         TEST_CASE(leaver_killed_on_its_way_out),
+        TEST_CASE(leaver_replaced_while_its_producer_is_busy),
         TEST_CASE(zip_with_an_elastic_branch),
         TEST_CASE(side_graph_from_an_elastic_stage),
         TEST_CASE(elastic_pool_map),
