@@ -94,6 +94,7 @@ struct mpx_node {
      * *group and *delta (+1, -1) for a change, 0 for none. */
     int (*grow_script)(void *ctx, int ngroups, const int *running, int *group, int *delta);
     void *grow_script_ctx;
+    int grow_pending_ms; /* for tests: GROW_PENDING_MS instead (lib/grow.c); 0: that */
     char *check_error; /* message of the last failed check, root only */
 
     /* scratch for graph/plan.c while it flattens the tree */

@@ -48,7 +48,19 @@ struct grow {
     long room_waited; /* r->room_waited at the last sample */
     bool changing;
     int change_group, change_slot, change_delta;
+    long change_ms;          /* when the change began */
+    long pending_after;      /* the next report of it, this long after it began */
 };
+
+/* A change still under way after this long is reported (on the JSON
+ * stream, by `watch` and in mpx-top, as action "pending", with what it
+ * waits for), and again each time as long again has passed.  Nothing
+ * else is done: a new instance's setup may take long, and so may a
+ * leaver's producer busy in one long call; but one change at a time is
+ * the rule of the edges, so a change that never completes stops every
+ * other, and without a word the user would see a group that simply
+ * stopped changing. */
+#define GROW_PENDING_MS 5000
 
 /* The controller's clock: seconds since the groups were opened (the
  * stats' clock starts at the same moment, give or take the set-up). */
@@ -292,6 +304,33 @@ static void act(struct mpx_run *r, int k, int delta, const char *why,
     gr->change_group = k;
     gr->change_slot = slot;
     gr->change_delta = delta;
+    gr->change_ms = mono_ms();
+    gr->pending_after = r->root->grow_pending_ms > 0 ? r->root->grow_pending_ms : GROW_PENDING_MS;
+}
+
+/* Say what the change under way waits for (see GROW_PENDING_MS). */
+static void report_pending(struct mpx_run *r, long now)
+{
+    grow_t *gr = r->grow;
+    const run_child_t *c = &r->ch[gr->change_slot];
+    const char *what;
+    if (gr->change_delta > 0)
+        what = !c->hello   ? "its new process has not started yet"
+               : !c->ready ? "its new process is still in its setup, or waits for word from "
+                             "its producers"
+                           : "its new process is ready";
+    else
+        what = !c->done ? "the leaving process has not ended yet (it takes what its producers "
+                          "sent it before their end of stream, and tears down)"
+               : !c->exited ? "the leaving process has ended; it waits for its consumers to "
+                              "take its end of stream"
+                            : "the leaving process has exited";
+    char why[400];
+    snprintf(why, sizeof why, "the %s begun %.1f s ago is still under way: %s (pid %ld)",
+             gr->change_delta > 0 ? "growth" : "shrink", (double)(now - gr->change_ms) / 1000.0,
+             what, (long)c->pid);
+    int from = gr->samples[gr->change_group].active;
+    report(r, gr->change_group, from, from, "pending", why, NULL);
 }
 
 void grow_tick(struct mpx_run *r)
@@ -313,8 +352,13 @@ void grow_tick(struct mpx_run *r)
     /* What the program waited for room, counted once per sample (the
      * wait under way counts from now on in the next). */
     gr->room_waited = r->room_waited + (r->room_since ? now - r->room_since : 0);
-    if (gr->changing)
+    if (gr->changing) {
+        if (now - gr->change_ms >= gr->pending_after) {
+            report_pending(r, now);
+            gr->pending_after *= 2;
+        }
         return;
+    }
     const mpx_node_t *root = r->root;
     int k = -1, delta = 0;
     char why[300];

@@ -37,3 +37,13 @@ int testhook_elastic_script(mpx_graph_t *g, testhook_grow_fn fn, void *ctx)
     g->grow_script_ctx = ctx;
     return 0;
 }
+
+int testhook_elastic_pending_ms(mpx_graph_t *g, int ms)
+{
+    if (!g || ms < 0)
+        return MPX_EINVAL;
+    if (g->run)
+        return MPX_ESTATE;
+    g->grow_pending_ms = ms;
+    return 0;
+}

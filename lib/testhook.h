@@ -37,4 +37,10 @@ typedef int (*testhook_grow_fn)(void *ctx, int ngroups, const int *running, int 
                                 int *delta);
 MPX_MUST_CHECK int testhook_elastic_script(mpx_graph_t *g, testhook_grow_fn fn, void *ctx);
 
+/* Report a change of an elastic group still under way after `ms`
+ * milliseconds (then after twice that, ...) instead of GROW_PENDING_MS
+ * (lib/grow.c); 0 restores that.  0, MPX_EINVAL, or MPX_ESTATE once
+ * started. */
+MPX_MUST_CHECK int testhook_elastic_pending_ms(mpx_graph_t *g, int ms);
+
 #endif

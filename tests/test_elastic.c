@@ -818,6 +818,51 @@ static char *slurp(FILE *f)
     return buf;
 }
 
+/* A new instance whose setup takes long (here 1.5 s): its growth is
+ * reported as still under way, with what it waits for, after the pending
+ * time (here 300 ms, then 600 ms, 1.2 s) on the JSON stream; then it
+ * completes as any. */
+static int slow_setup(mpx_stage_t *st)
+{
+    if (mpx_stage_instance(st) > 0)
+        usleep(1500000);
+    return 0;
+}
+static const mpx_stage_def_t SlowSetup = {.name = "slowsetup", .setup = slow_setup,
+                                          .process = dying_process};
+
+static void change_under_way_is_reported(void)
+{
+    static const int want[] = {2};
+    script_t s = {want, 1, 1, 0, 0, 1, 0, {0}, 0};
+    mpx_graph_t *g = MPX_EZ(elastic(mpx_as(1, &SlowSetup, NULL), 1, 2));
+    REQUIRE(testhook_elastic_script(g, scripted, &s) == 0, "script");
+    REQUIRE(testhook_elastic_pending_ms(g, 300) == 0, "pending");
+    FILE *js = tmpfile();
+    REQUIRE(js, "tmpfile");
+    REQUIRE(mpx_graph_stats_to(g, js) == 0, "stats_to");
+    tally_t t = {calloc(200000, 1), 0, 200000, 0, false, false, 0};
+    REQUIRE(t.seen, "memory");
+    int64_t put = feed_through(g, &s, &t, 2000);
+    CHECK_EQ(t.n, put);
+    CHECK_EQ(s.max_seen[0], 2);
+    expect_success(g);
+    char *json = slurp(js);
+    const char *pending = line_with(json, "{\"mpx_elastic\": 1, ", "\"action\": \"pending\"",
+                                    "\"stage\": \"slowsetup\", ");
+    CHECK(pending != NULL, "no pending change of 'slowsetup' on the JSON stream:\n%.3000s", json);
+    if (pending) {
+        CHECK(strstr(pending, "\"from\": 1, \"to\": 1") != NULL, "not 1 -> 1: %.400s", pending);
+        const char *end = strchr(pending, '\n');
+        const char *why = strstr(pending, "the growth begun ");
+        CHECK(why && (!end || why < end) && strstr(why, "still in its setup"),
+              "no reason, or not the setup: %.600s", pending);
+    }
+    free(json);
+    fclose(js);
+    free(t.seen);
+}
+
 /* The controller itself (no script) on a group of one that limits the
  * graph: it grows it, nothing is lost or repeated, and the decision is
  * on the JSON stream (with the controller's record and figures, on the
@@ -1152,6 +1197,7 @@ int main(int argc, char **argv)
         TEST_CASE(refused_where_it_cannot_work),
         TEST_CASE(setup_and_teardown_in_every_process),
         TEST_CASE(skip_policy_while_changing),
+        TEST_CASE(change_under_way_is_reported),
         TEST_CASE(controller_grows_a_limiting_group_and_says_so),
         TEST_CASE(replacement_counts_against_the_budget),
         TEST_CASE(controller_changes_under_kills),

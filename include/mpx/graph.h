@@ -219,7 +219,10 @@ MPX_MUST_CHECK int mpx_node_set_max_item(mpx_node_t *node, size_t bytes);
  * stages, a source (no process callback: its instances each make their
  * own items), 1 > min, min > max, max > MPX_MAX_INSTANCES; MPX_ESTATE once
  * started.  Every decision, with its reason,
- * is in the monitor's JSON stream, mpx-top and the watch table.
+ * is in the monitor's JSON stream, mpx-top and the watch table; so is a
+ * change still under way after five seconds (action "pending", again
+ * after ten, twenty, ...), with what it waits for: one change runs at a
+ * time, and one that waits on a long setup holds back every other.
  *
  * mpx_graph_set_budget(g, n): at most n stage processes at once (crash
  * replacements count; the program's own process does not).  0 (the
