@@ -1039,6 +1039,10 @@ static void open_sockets(child_rt_t *rt, const child_args_t *a)
     if (!rt->out)
         fail(rt, "cannot open output: %s", rt->err);
     edge_out_mirror_resent(rt->out, &rt->box->resent);
+    /* A consumer leaving its group is owed our end of stream from the
+     * start (EDGE_GEN_LEAVING): sent at the first safe point. */
+    if (edge_out_recover_due(rt->out))
+        rt->recover_due = true;
     if (rt->in) {
         edge_in_set_output(rt->in, rt->out);
         if (a->resume == CHILD_JOIN)
@@ -1433,6 +1437,7 @@ _Noreturn void child_main(const child_args_t *a)
      * has let it go. */
     if (child_before_put(rt) != 0)
         leave(rt, CHILD_EXIT_SETUP_FAILED);
+    recover(rt); /* an end of stream owed from the start, say */
 
     rt->phase = PHASE_PROCESS;
     if (rt->in)

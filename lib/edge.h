@@ -135,6 +135,13 @@ int edge_endpoint(char *buf, size_t cap, const char *dir, char kind, int id, uin
  * slot of an elastic group that has no process now (its generation in the
  * other bits: the last it ran in). */
 #define EDGE_GEN_OFF 0x80000000u
+/* ... and one whose process is leaving its group (told WIRE_LEAVE): a
+ * producer that starts now never chooses it and owes it its end of
+ * stream at once, as if it had heard the leave on its credit (the
+ * process it replaces may have, or not).  Consumers read it as running:
+ * the leaver still ends its stream to them. */
+#define EDGE_GEN_LEAVING 0x40000000u
+#define EDGE_GEN_FLAGS (EDGE_GEN_OFF | EDGE_GEN_LEAVING)
 
 /* A listening unix socket at the endpoint's path (generation 0), made
  * before the process that accepts on it exists, so that its peers can

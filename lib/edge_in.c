@@ -215,7 +215,7 @@ edge_in_t *edge_in_new(const plan_t *plan, int self, uint32_t gen,
         p->confirms = plan_confirms(plan, p->id, self);
         in->slot[p->id] = k;
         uint32_t g = peer_gens ? peer_gens[p->id] : 0;
-        fresh_peer(in, p, g & ~EDGE_GEN_OFF);
+        fresh_peer(in, p, g & ~EDGE_GEN_FLAGS);
         in->npeers++;
         /* An elastic group's slot without a process: it has ended, until a
          * notice or its own stream says that it runs again. */

@@ -765,12 +765,14 @@ edge_out_t *edge_out_new(const plan_t *plan, int self, uint32_t gen,
         p->retain = p->id < plan->ninst && plan->inst[p->id].recoverable;
         o->slot[p->id] = k;
         uint32_t g = peer_gens && p->id < plan->ninst ? peer_gens[p->id] : 0;
-        fresh_peer(o, p, g & ~EDGE_GEN_OFF);
+        fresh_peer(o, p, g & ~EDGE_GEN_FLAGS);
         o->npeers++;
         /* An elastic group's slot without a process: no connection until
-         * it joins (edge_out_join). */
-        p->off = (g & EDGE_GEN_OFF) != 0;
-        if (!p->off && edge_connect(o->sock, dir, p->id, p->gen, true) != 0) {
+         * it joins (edge_out_join).  One that is leaving: only our end of
+         * stream (edge_out_recover sends it). */
+        p->off = (g & EDGE_GEN_FLAGS) != 0;
+        p->eos_due = (g & EDGE_GEN_LEAVING) != 0;
+        if (!(g & EDGE_GEN_OFF) && edge_connect(o->sock, dir, p->id, p->gen, true) != 0) {
             snprintf(err, errcap, "connect to consumer %d: %s", p->id, zmq_strerror(errno));
             goto fail;
         }

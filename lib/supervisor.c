@@ -924,9 +924,25 @@ uint32_t *current_gens(struct mpx_run *r)
         sup_record(r, MPX_ENOMEM, "out of memory");
         return NULL;
     }
-    for (int k = 0; k < r->n; k++)
-        gens[k] = r->ch[k].gen |
-                  (r->ch[k].slot == SLOT_OFF || r->ch[k].slot == SLOT_JOINING ? EDGE_GEN_OFF : 0);
+    /* A slot that is joining has no process its peers know of yet: it is
+     * off in the generation before the joiner's, so that the joiner's own
+     * stream, or a notice of it, reads as a new generation that runs
+     * again (edge_in.c), and its WIRE_JOIN as news (edge_out_join).  In
+     * the joiner's generation it read as a stream already ended: a
+     * consumer replaced during a join refused the joiner's first message
+     * as one after its end of stream (the run failed), and a producer
+     * replaced during one took the join for old news and sent the joiner
+     * no notice.  A leaving slot is marked so: a producer replaced while
+     * it leaves chose it as any consumer, and what it sent the leaver,
+     * which takes nothing more once its input has ended, was never taken:
+     * the producer waited for it to be confirmed, and the run hung. */
+    for (int k = 0; k < r->n; k++) {
+        const run_child_t *c = &r->ch[k];
+        gens[k] = c->slot == SLOT_OFF       ? c->gen | EDGE_GEN_OFF
+                  : c->slot == SLOT_JOINING ? (c->gen - 1) | EDGE_GEN_OFF
+                  : c->slot == SLOT_LEAVING ? c->gen | EDGE_GEN_LEAVING
+                                            : c->gen;
+    }
     gens[r->n] = 0;
     return gens;
 }

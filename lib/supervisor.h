@@ -208,8 +208,9 @@ long feed_due_ms(struct mpx_run *r);
  * slot i's process to leave its group.  0, or a failure (recorded). */
 void sup_slot_off(struct mpx_run *r, int i);
 /* Every instance's generation now, by id (and the program's, 0), with
- * EDGE_GEN_OFF on elastic slots without a running process: malloc'd, or
- * NULL (recorded). */
+ * EDGE_GEN_OFF on elastic slots without a running process (a joining
+ * one: in the generation before its joiner's) and EDGE_GEN_LEAVING on
+ * those leaving: malloc'd, or NULL (recorded). */
 uint32_t *current_gens(struct mpx_run *r);
 int sup_slot_join(struct mpx_run *r, int i);
 int sup_slot_leave(struct mpx_run *r, int i);
