@@ -156,7 +156,12 @@
  *     its EOS wait for them at end labels (a valid end).  So every
  *     producer is still there at a joiner's fork and the gate waits for
  *     all of them (one reaped before the fork the supervisor would leave
- *     out of the gate).  No crash, no replacement, no stop.
+ *     out of the gate).  No crash, no replacement, no stop.  (A process
+ *     replaced during a change learns of the slots from the generations
+ *     the supervisor hands it, current_gens in supervisor.c: a joining
+ *     slot off in the generation before the joiner's, a leaving one
+ *     EDGE_GEN_LEAVING.  Not modelled; tests/test_elastic.c kills the
+ *     neighbours of a group at those moments: *_replaced_during_a_*.)
  *   - What a slot sent just before it exited may never leave it (libzmq
  *     issue 4660): at its exit the unread rest of its stream to D may be
  *     dropped.  (A correct run exits with nothing unread.)
