@@ -769,9 +769,12 @@ edge_out_t *edge_out_new(const plan_t *plan, int self, uint32_t gen,
         o->npeers++;
         /* An elastic group's slot without a process: no connection until
          * it joins (edge_out_join).  One that is leaving: only our end of
-         * stream (edge_out_recover sends it). */
+         * stream (edge_out_recover sends it, at our start), and no word
+         * that it took it awaited (edge_out_ends_seen): a leaver whose
+         * input had ended already takes nothing more, and would never
+         * answer, so that we, leaving too, would wait for ever. */
         p->off = (g & EDGE_GEN_FLAGS) != 0;
-        p->eos_due = (g & EDGE_GEN_LEAVING) != 0;
+        p->eos_due = p->end_seen = (g & EDGE_GEN_LEAVING) != 0;
         if (!(g & EDGE_GEN_OFF) && edge_connect(o->sock, dir, p->id, p->gen, true) != 0) {
             snprintf(err, errcap, "connect to consumer %d: %s", p->id, zmq_strerror(errno));
             goto fail;

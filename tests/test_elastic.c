@@ -809,6 +809,25 @@ static void producer_replaced_during_a_leave(void)
     munmap(m, sizeof *m);
 }
 
+/* Two elastic groups in a row.  The second's instance 1 leaves and stays
+ * in its teardown for 600 ms; meanwhile the first's instance 1 is
+ * replaced, and the replacement, owing the leaver only its end of stream,
+ * later leaves too.  It waited for the leaver to say it took that end,
+ * which a leaver whose input has ended never says: the second change
+ * never completed. */
+static void replaced_producer_leaves_after_its_consumer_left(void)
+{
+    moment_t *m = moment_new();
+    static const int want[] = {2, 2, 2, 1, 1, 1};
+    moment_script_t ms = {{want, 3, 2, 0, 0, 1, 0, {0}, 0}, m};
+    mpx_node_t *a = elastic(mpx_as(2, &Member, &m), 1, 2);
+    mpx_node_t *b = elastic(mpx_as(2, &Member, &m), 1, 2);
+    REQUIRE(mpx_node_set_retries(a, 3) == 0 && mpx_node_set_retries(b, 3) == 0, "retries");
+    mpx_graph_t *g = MPX_EZ(a, b);
+    kill_at_moment(g, &ms, &m->leaving, 1, 1, 200000);
+    munmap(m, sizeof *m);
+}
+
 /* ---- a process's life in the group ------------------------------------- */
 
 /* Counts, in memory shared by every process: setups run, teardowns run. */
@@ -1367,6 +1386,7 @@ int main(int argc, char **argv)
         TEST_CASE(consumer_replaced_during_a_join),
         TEST_CASE(producer_replaced_during_a_join),
         TEST_CASE(producer_replaced_during_a_leave),
+        TEST_CASE(replaced_producer_leaves_after_its_consumer_left),
         TEST_CASE(zip_with_an_elastic_branch),
         TEST_CASE(side_graph_from_an_elastic_stage),
         TEST_CASE(elastic_pool_map),
