@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -828,6 +829,89 @@ static void replaced_producer_leaves_after_its_consumer_left(void)
     munmap(m, sizeof *m);
 }
 
+/* Chaos next to the group: a recoverable elastic group changes under a
+ * script while SIGKILLs hit the group and its neighbours, each one a
+ * random few items after a change was asked for (the moments when a
+ * replacement meets a join or a leave).  One graph per neighbourhood: a
+ * group alone; a stage before it; a stage after it; two groups in a row;
+ * the group inside mpx_seq.  Every item comes out (in order through the
+ * Seq); of an item that comes out twice one copy is marked; the script
+ * finishes (no change stalls); the run ends well.  Random by design (it
+ * found the faults the *_replaced_* cases above pin down); once per
+ * neighbourhood here, five times with MPX_LONG_TESTS=1. */
+typedef enum { NEXT_NONE, NEXT_BEFORE, NEXT_AFTER, NEXT_TWO_GROUPS, NEXT_SEQ, NEXT_KINDS } next_to_t;
+
+static void changes_under_kills_once(next_to_t kind, uint64_t seed)
+{
+    static const int one[] = {3, 1, 4, 2, 1, 3, 1, 2, 4, 1};
+    static const int two[] = {3, 1, 1, 3, 4, 2, 2, 4, 1, 1};
+    script_t s = {kind == NEXT_TWO_GROUPS ? two : one, kind == NEXT_TWO_GROUPS ? 5 : 10,
+                  kind == NEXT_TWO_GROUPS ? 2 : 1, 0, 0, 1, 0, {0}, 0};
+    mpx_node_t *w = elastic(mpx_as(2, &Slow, &(int){100}), 1, 4);
+    REQUIRE(mpx_node_set_retries(w, 100) == 0, "retries");
+    mpx_node_t *other = NULL;
+    if (kind != NEXT_NONE && kind != NEXT_SEQ) {
+        other = kind == NEXT_TWO_GROUPS ? elastic(mpx_as(2, &Slow, &(int){100}), 1, 4)
+                                        : mpx_as(kind == NEXT_BEFORE ? 1 : 2, &Slow, &(int){20});
+        REQUIRE(mpx_node_set_retries(other, 100) == 0, "retries");
+    }
+    mpx_graph_t *g = kind == NEXT_NONE     ? MPX_EZ(w)
+                     : kind == NEXT_SEQ    ? MPX_EZ(mpx_seq(w))
+                     : kind == NEXT_BEFORE ? MPX_EZ(other, w)
+                                           : MPX_EZ(w, other);
+    REQUIRE(testhook_elastic_script(g, scripted, &s) == 0, "script");
+    REQUIRE(mpx_graph_set_budget(g, 14) == 0, "budget");
+    REQUIRE(mpx_graph_start(g) == 0, "start: %s", mpx_graph_error(g));
+    enum { ITEMS_MAX = 400000 };
+    tally_t t = {calloc(ITEMS_MAX, 1), 0, ITEMS_MAX, 0, kind == NEXT_SEQ, true, 0};
+    REQUIRE(t.seen, "memory");
+    size_t n = mpx_graph_instance_count(g);
+    int64_t i = 0, kill_at = -1;
+    int kills = 0, changes = 0;
+    uint64_t rnd = seed;
+    for (; i < 3000 || s.step < s.nsteps; i++) {
+        REQUIRE(i < ITEMS_MAX, "graph %d: the script did not finish (step %d of %d)", (int)kind,
+                s.step, s.nsteps);
+        if (s.changes != changes) {
+            /* Soon after the change (a few items), or well into it. */
+            changes = s.changes;
+            rnd = test_mix(rnd);
+            kill_at = i + (int64_t)(rnd % ((rnd >> 20) % 2 ? 100 : 1500));
+        }
+        if (i == kill_at && kills < 40) {
+            pid_t alive[32];
+            int na = 0;
+            for (size_t k = 0; k < n && na < 32; k++) {
+                pid_t p = pid_of(g, k);
+                if (p > 0)
+                    alive[na++] = p;
+            }
+            rnd = test_mix(rnd);
+            if (na > 0 && kill(alive[rnd % (unsigned)na], SIGKILL) == 0)
+                kills++;
+        }
+        put_taking(g, i, &t);
+    }
+    close_taking(g, &t);
+    CHECK_EQ(t.n, i);
+    CHECK(kills >= 3, "graph %d: only %d kills", (int)kind, kills);
+    fprintf(stderr, "graph %d (seed %" PRIu64 "): %d kills, %" PRId64 " items, %" PRId64
+            " again, %d changes\n",
+            (int)kind, seed, kills, i, t.again, s.changes);
+    free(t.seen);
+    expect_success(g);
+}
+
+static void changes_under_kills_next_to_the_group(void)
+{
+    track_working();
+    int rounds = harness_long() ? 5 : 1;
+    uint64_t seed = (uint64_t)time(NULL) * 2654435761u + (uint64_t)getpid();
+    for (int r = 0; r < rounds; r++)
+        for (int kind = 0; kind < NEXT_KINDS; kind++)
+            changes_under_kills_once((next_to_t)kind, test_mix(seed + (uint64_t)(r * NEXT_KINDS + kind)));
+}
+
 /* ---- a process's life in the group ------------------------------------- */
 
 /* Counts, in memory shared by every process: setups run, teardowns run. */
@@ -1387,6 +1471,7 @@ int main(int argc, char **argv)
         TEST_CASE(producer_replaced_during_a_join),
         TEST_CASE(producer_replaced_during_a_leave),
         TEST_CASE(replaced_producer_leaves_after_its_consumer_left),
+        TEST_CASE(changes_under_kills_next_to_the_group),
         TEST_CASE(zip_with_an_elastic_branch),
         TEST_CASE(side_graph_from_an_elastic_stage),
         TEST_CASE(elastic_pool_map),
