@@ -321,9 +321,9 @@ static void report_pending(struct mpx_run *r, long now)
                            : "its new process is ready";
     else
         what = !c->done ? "the leaving process has not ended yet (it takes what its producers "
-                          "sent it before their end of stream, and tears down)"
-               : !c->exited ? "the leaving process has ended; it waits for its consumers to "
-                              "take its end of stream"
+                          "sent it before their end of stream, tears down, and waits for its "
+                          "consumers to take its own end)"
+               : !c->exited ? "the leaving process has ended and been let go, but not exited"
                             : "the leaving process has exited";
     char why[400];
     snprintf(why, sizeof why, "the %s begun %.1f s ago is still under way: %s (pid %ld)",
