@@ -137,7 +137,15 @@ int stats_open(struct mpx_run *r, char *err, size_t errcap)
     const char *env = getenv("MPX_PROGRESS");
     s->progress = mon->progress > 0 ||
                   (mon->progress == 0 && isatty(STDERR_FILENO) && !(env && strcmp(env, "0") == 0));
+    return 0;
+oom:
+    snprintf(err, errcap, "out of memory");
+    return MPX_ENOMEM;
+}
 
+int stats_bind(struct mpx_run *r, char *err, size_t errcap)
+{
+    stats_t *s = r->stats;
     s->pub = zmq_socket(r->zctx, ZMQ_XPUB);
     char ep[300];
     snprintf(ep, sizeof ep, "ipc://%s/stats", r->dir);
@@ -154,9 +162,6 @@ int stats_open(struct mpx_run *r, char *err, size_t errcap)
         return MPX_ESYS;
     }
     return 0;
-oom:
-    snprintf(err, errcap, "out of memory");
-    return MPX_ENOMEM;
 }
 
 void *stats_socket(struct mpx_run *r) { return r->stats ? r->stats->pub : NULL; }

@@ -14,9 +14,12 @@
 struct mpx_run;
 typedef struct stats stats_t;
 
-/* After the plan is built and the parent's zmq context exists: bind the
- * "stats" socket.  Returns 0 or MPX_ENOMEM / MPX_ESYS (message in err). */
+/* After the plan is built: the figures' bookkeeping.  Returns 0 or
+ * MPX_ENOMEM (message in err). */
 int stats_open(struct mpx_run *r, char *err, size_t errcap);
+/* After stats_open, once the parent's zmq context exists: bind the
+ * "stats" socket the monitors subscribe to.  Returns 0 or MPX_ESYS. */
+int stats_bind(struct mpx_run *r, char *err, size_t errcap);
 /* A WIRE_STATS message from instance i. */
 void stats_report(struct mpx_run *r, int i, const uint8_t *data, size_t len);
 /* The stats socket, to poll with the rest (NULL when not open). */

@@ -1309,7 +1309,12 @@ int sup_slot_leave(struct mpx_run *r, int i)
     return rc;
 }
 
-static int open_parent_sockets(struct mpx_run *r)
+/* The monitors' socket, the only zmq socket of a run (its context starts
+ * two threads and binds an ipc endpoint: 2-5 ms on the PVM guest).  Made
+ * once the stages have been told to go, so that they do not wait for it:
+ * a monitor that connects sooner is connected by zmq once it is bound,
+ * and no snapshot is due before the first interval. */
+static int open_monitor_socket(struct mpx_run *r)
 {
     r->zctx = zmq_ctx_new();
     if (!r->zctx) {
@@ -1317,9 +1322,16 @@ static int open_parent_sockets(struct mpx_run *r)
         return r->status;
     }
     zmq_ctx_set(r->zctx, ZMQ_BLOCKY, 0);
-    int need = r->plan->inst[r->n].nproducers + 8;
-    if (need > ZMQ_MAX_SOCKETS_DFLT)
-        zmq_ctx_set(r->zctx, ZMQ_MAX_SOCKETS, need);
+    int rc = stats_bind(r, r->err, sizeof r->err);
+    if (rc != 0) {
+        sup_record(r, rc, "monitor: %s", r->err);
+        return r->status;
+    }
+    return 0;
+}
+
+static int open_parent_sockets(struct mpx_run *r)
+{
     r->ctl = xport_new(EDGE_CTL_PARENT, 1);
     if (!r->ctl) {
         sup_record(r, MPX_ESYS, "control channel: %s", strerror(errno));
@@ -1499,6 +1511,10 @@ int sup_start(struct mpx_run *r)
             sup_stop(r, 0, NULL);
             return r->status;
         }
+    if (open_monitor_socket(r) != 0) {
+        sup_stop(r, 0, NULL);
+        return r->status;
+    }
     r->state = RUN_RUNNING;
     return 0;
 }
