@@ -20,7 +20,9 @@ static int range_setup(mpx_stage_t *st)
     int rc = mpx_progress_total(st, a->count);
     if (rc != 0)
         return rc;
-    for (uint64_t i = 0; i < a->count; i++, v += (uint64_t)a->step)
+    if (!index && (rc = source_put_i64_run(st, a->start, a->step, a->count)) != 0)
+        return rc;
+    for (uint64_t i = 0; index && i < a->count; i++, v += (uint64_t)a->step)
         if ((rc = source_index(st, index, i)) != 0 || (rc = mpx_put_i64(st, (int64_t)v)) != 0)
             return rc;
     return mpx_stop(st);

@@ -56,4 +56,11 @@ static inline int source_index(mpx_stage_t *st, bool on, uint64_t i)
     return on ? mpx_meta_set_i64(st, SOURCE_INDEX_KEY, (int64_t)i) : 0;
 }
 
+/* count mpx_put_i64 calls of start, start + step, ... (wrapping as uint64),
+ * stopping at the first that fails and returning its code: the same items
+ * and the same checks, with the records of a batch written in a tight
+ * loop.  For a source that puts consecutive integers without meta (Range
+ * with numbering off).  Defined in lib/stage.c. */
+int source_put_i64_run(mpx_stage_t *st, int64_t start, int64_t step, uint64_t count);
+
 #endif

@@ -130,6 +130,12 @@ struct edge_in {
     size_t aligned_cap;
     const uint8_t *cur;
     uint32_t left; /* records not yet taken from msg */
+    /* The message in hand is a run of int64 (WIRE_DATA_ARITH): its next
+     * value and step; each item taken is written as a short record into
+     * arith_rec, where the item points until the next take. */
+    bool arith;
+    uint64_t arith_v, arith_step;
+    uint64_t arith_rec[WIRE_ARITH_WEIGHT / 8];
     bool forwarded; /* msg was sent on (edge_in_forwardable) */
     int cur_peer;
 
@@ -807,7 +813,8 @@ static int apply_notice(edge_in_t *in, int k, const uint8_t *raw, uint32_t n)
  * else. */
 static bool lone_notice(const uint8_t *data, size_t len, const wire_head_t *h)
 {
-    if (h->type != WIRE_DATA || h->count != 1 || len < WIRE_HEAD + WIRE_REC_HEAD)
+    if (h->type != WIRE_DATA || h->count != 1 || (h->flags & WIRE_DATA_ARITH) ||
+        len < WIRE_HEAD + WIRE_REC_HEAD)
         return false;
     return wire_rec_flags(data + WIRE_HEAD) == WIRE_REC_NOTICE;
 }
@@ -950,6 +957,20 @@ static inline int take_item(edge_in_t *in, in_peer_t *p, uint64_t weight, mpx_it
 static int next_slow(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err,
                      size_t errcap) __attribute__((noinline));
 
+/* The next item of a run of int64 (WIRE_DATA_ARITH), made into the
+ * short record its producer did not send. */
+static int take_arith(edge_in_t *in, mpx_item_t **it)
+{
+    uint64_t v = in->arith_v;
+    in->arith_v = v + in->arith_step;
+    if (--in->left == 0)
+        in->arith = false;
+    uint8_t *rec = (uint8_t *)in->arith_rec;
+    wire_short_put(rec, &v, sizeof v);
+    wire_rec_plain_item(rec, WIRE_ARITH_WEIGHT, sizeof v, WIRE_SHORT_HEAD, &in->item, in->parts);
+    return take_item(in, &in->peers[in->cur_peer], WIRE_ARITH_WEIGHT, it);
+}
+
 static inline __attribute__((always_inline)) int take_plain(edge_in_t *in, mpx_item_t **it)
 {
     in->clock = in->now;
@@ -968,6 +989,8 @@ static inline __attribute__((always_inline)) int take_plain(edge_in_t *in, mpx_i
         wire_rec_plain_item(rec, size, len, off, &in->item, in->parts);
         return take_item(in, &in->peers[in->cur_peer], size, it);
     }
+    if (in->arith && !in->marks_check)
+        return take_arith(in, it);
     return 0;
 }
 
@@ -985,6 +1008,8 @@ static int next_slow(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *er
     for (;;) {
         if (!in->closed && complete_mark(in, mark))
             return 2;
+        if (in->arith)
+            return take_arith(in, it);
         if (in->left > 0) {
             /* Records are checked one at a time as they are taken: every
              * step below is bounded by the bytes received. */
@@ -1147,12 +1172,16 @@ static int next_slow(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *er
                 send_credit(in, p);
             continue;
         }
+        bool arith = h.type == WIRE_DATA && (h.flags & WIRE_DATA_ARITH);
         if (h.type != WIRE_DATA || h.count == 0 ||
-            (in->closed && check_records(data + WIRE_HEAD, len - WIRE_HEAD, h.count) != 0))
+            (arith && !wire_arith_ok(&h, len)) ||
+            (in->closed && !arith &&
+             check_records(data + WIRE_HEAD, len - WIRE_HEAD, h.count) != 0))
             return proto_error(err, errcap, "data", h.sender);
         if (in->closed) {
             p->taken_items += h.count;
-            p->taken_bytes += h.flags & WIRE_DATA_POOL
+            p->taken_bytes += arith ? (uint64_t)h.count * WIRE_ARITH_WEIGHT
+                              : h.flags & WIRE_DATA_POOL
                                   ? wire_weight(data + WIRE_HEAD, len - WIRE_HEAD, h.count)
                                   : len - WIRE_HEAD;
             p->confirmable = p->taken_items;
@@ -1163,6 +1192,12 @@ static int next_slow(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *er
         in->cur = data + WIRE_HEAD;
         in->left = h.count;
         in->cur_peer = k;
+        in->arith = arith;
+        if (arith) {
+            memcpy(&in->arith_v, in->cur, 8);
+            memcpy(&in->arith_step, in->cur + 8, 8);
+            in->cur = in->end; /* no record to read */
+        }
     }
 }
 
@@ -1315,9 +1350,11 @@ void edge_in_close(edge_in_t *in)
         in_peer_t *p = &in->peers[in->cur_peer];
         const uint8_t *end = in->data + in->len;
         p->taken_items += in->left;
-        p->taken_bytes += (uint64_t)(end - in->cur);
+        p->taken_bytes += in->arith ? (uint64_t)in->left * WIRE_ARITH_WEIGHT
+                                    : (uint64_t)(end - in->cur);
         in->dropped += in->left;
         in->left = 0;
+        in->arith = false;
     }
     /* A stopped stage is not recovered: what it took is confirmed, and
      * producers hear that it stopped. */

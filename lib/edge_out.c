@@ -179,6 +179,10 @@ typedef struct run {
     bool all;    /* to every consumer (a mark), not one branch of each choice */
     bool pooled; /* some record refers to pool blocks */
     uint64_t weight; /* len, and the bytes of the pool parts (wire_weight) */
+    /* The records are the int64 v0, v0 + step, ... (out_port_t.arith_n):
+     * a consumer that keeps nothing may be sent that instead (send_arith). */
+    bool arith;
+    uint64_t v0, step;
 } run_t;
 
 /* Weight (wire_weight) of the record at rec. */
@@ -193,6 +197,8 @@ static size_t prefix_bytes(const run_t *r, uint32_t k)
 {
     if (k == r->n)
         return r->len;
+    if (r->arith)
+        return (size_t)k * WIRE_ARITH_WEIGHT;
     size_t at = 0;
     for (uint32_t i = 0; i < k; i++) {
         at += wire_rec_size(r->recs + at);
@@ -345,6 +351,25 @@ typedef struct piece {
     uint64_t weight; /* what it counts against byte credit */
 } piece_t;
 
+/* The piece as a run of int64 (WIRE_DATA_ARITH): two numbers instead of
+ * a record per item, for a consumer that will not need the records kept.
+ * A range of small items otherwise filled the sockets with 24 bytes an
+ * item, and a producer waited on a full socket more often than on its
+ * consumer's credit. */
+static int send_arith(edge_out_t *o, out_peer_t *p, const piece_t *pc)
+{
+    zmq_msg_t msg;
+    if (zmq_msg_init_size(&msg, WIRE_HEAD + WIRE_ARITH_BODY) != 0)
+        return MPX_ENOMEM;
+    uint8_t *d = zmq_msg_data(&msg);
+    wire_head_put(d, &(wire_head_t){WIRE_DATA, WIRE_DATA_ARITH, (uint32_t)o->self, pc->k, o->gen});
+    memcpy(d + WIRE_HEAD, &pc->run->v0, 8);
+    memcpy(d + WIRE_HEAD + 8, &pc->run->step, 8);
+    int rc = xport_send(o->sock, p->rid, EDGE_RID_SIZE, &msg);
+    zmq_msg_close(&msg);
+    return rc == 0 ? 0 : MPX_ESYS;
+}
+
 static int deliver(edge_out_t *o, int d, const piece_t *pc)
 {
     const plan_dnode_t *dn = &o->plan->dn[d];
@@ -352,12 +377,13 @@ static int deliver(edge_out_t *o, int d, const piece_t *pc)
         out_peer_t *p = leaf_peer(o, dn);
         if (p->closed || p->off)
             return 0;
-        int rc = send_to(o, p, pc->msg);
+        bool kept = o->keep_all || p->retain || msg_pooled(pc->msg);
+        int rc = pc->run->arith && !kept ? send_arith(o, p, pc) : send_to(o, p, pc->msg);
         if (rc < 0)
             return rc;
         p->sent_items += pc->k;
         p->sent_bytes += pc->weight;
-        if (o->keep_all || p->retain || msg_pooled(pc->msg)) {
+        if (kept) {
             rc = keep(o, p, pc->msg, pc->seq, pc->k, d);
             if (rc != 0)
                 return rc;
@@ -511,6 +537,10 @@ static int send_run(edge_out_t *o, int root, run_t *r, zmq_msg_t *whole, out_por
      * half of its system calls at 40 us items. */
     bool fresh = ticks_now() - o->read_at < FRESH_TICKS;
     bool first = true;
+    /* A run of int64 that every consumer gets as such needs no records. */
+    bool bare = r->arith && !o->keep_all;
+    for (int i = 0; bare && i < o->npeers; i++)
+        bare = !o->peers[i].retain;
     while (r->n > 0) {
         uint32_t k = tree_fit(o, root, r);
         if (k > 1) {
@@ -534,7 +564,9 @@ static int send_run(edge_out_t *o, int root, run_t *r, zmq_msg_t *whole, out_por
         piece_t pc = {r, NULL, k, prefix_bytes(r, k), seq ? seq : ++o->seq, 0};
         pc.weight = r->pooled ? prefix_weight(r, k) : pc.bytes;
         zmq_msg_t msg;
-        if (k == r->n && first && (whole || pt)) {
+        if (bare) {
+            zmq_msg_init(&msg);
+        } else if (k == r->n && first && (whole || pt)) {
             zmq_msg_init(&msg);
             rc = whole ? zmq_msg_move(&msg, whole) : batch_message(pt, &msg);
         } else {
@@ -566,6 +598,7 @@ static int send_run(edge_out_t *o, int root, run_t *r, zmq_msg_t *whole, out_por
         r->len -= pc.bytes;
         r->weight -= pc.weight;
         r->n -= k;
+        r->v0 += (uint64_t)k * r->step;
         first = false;
     }
     o->sending = false;
@@ -596,6 +629,7 @@ static int flush_port(edge_out_t *o, out_port_t *pt)
             wire_pool_refs(pt->buf + WIRE_HEAD, pt->len - WIRE_HEAD, pt->count, pool_op_one, &op);
         }
         pt->count = 0;
+        pt->arith_n = 0;
         pt->len = WIRE_HEAD;
         pt->pooled = false;
         pt->extra = 0;
@@ -604,7 +638,12 @@ static int flush_port(edge_out_t *o, out_port_t *pt)
     wire_head_put(pt->buf, &(wire_head_t){WIRE_DATA, pt->pooled ? WIRE_DATA_POOL : 0,
                                           (uint32_t)o->self, pt->count, o->gen});
     run_t r = {pt->buf + WIRE_HEAD, pt->len - WIRE_HEAD, pt->count, false, pt->pooled,
-               pt->len - WIRE_HEAD + pt->extra};
+               pt->len - WIRE_HEAD + pt->extra, false, 0, 0};
+    if (pt->arith_n == pt->count && !pt->pooled) {
+        r.arith = true;
+        r.v0 = pt->arith_v0;
+        r.step = pt->arith_step;
+    }
     int rc = send_run(o, pt->root, &r, NULL, pt, 0);
     if (rc == MPX_EAGAIN) {
         /* The owner would not wait for credit (the program's input, which
@@ -613,6 +652,7 @@ static int flush_port(edge_out_t *o, out_port_t *pt)
         memmove(pt->buf + WIRE_HEAD, r.recs, r.len);
         pt->len = WIRE_HEAD + r.len;
         pt->count = r.n;
+        pt->arith_n = 0; /* what is left goes as records */
         pt->extra = r.weight - r.len;
         /* Due at once: it waits for credit, not to fill up. */
         uint64_t now = ticks_now();
@@ -621,6 +661,7 @@ static int flush_port(edge_out_t *o, out_port_t *pt)
         return rc;
     }
     pt->count = 0;
+    pt->arith_n = 0;
     pt->len = WIRE_HEAD;
     pt->pooled = false;
     pt->extra = 0;
@@ -915,7 +956,7 @@ int edge_out_forward(edge_out_t *o, int port, zmq_msg_t *msg)
     if (!is_short)
         memcpy(d + WIRE_HEAD + 12, &flags, 4);
     run_t r = {d + WIRE_HEAD, len - WIRE_HEAD, 1, false, pooled,
-               wire_weight(d + WIRE_HEAD, len - WIRE_HEAD, 1)};
+               wire_weight(d + WIRE_HEAD, len - WIRE_HEAD, 1), false, 0, 0};
     rc = send_run(o, pt->root, &r, &m, NULL, 0);
     zmq_msg_close(&m);
     if (rc < 0)
@@ -976,7 +1017,7 @@ int edge_out_mark(edge_out_t *o, uint32_t origin, uint64_t value, uint64_t index
     uint8_t *p = zmq_msg_data(&msg);
     wire_head_put(p, &(wire_head_t){WIRE_DATA, 0, (uint32_t)o->self, 1, o->gen});
     wire_mark_put(p + WIRE_HEAD, origin, value, index);
-    run_t r = {p + WIRE_HEAD, WIRE_MARK_SIZE, 1, true, false, WIRE_MARK_SIZE};
+    run_t r = {p + WIRE_HEAD, WIRE_MARK_SIZE, 1, true, false, WIRE_MARK_SIZE, false, 0, 0};
     rc = send_run(o, pt->root, &r, &msg, NULL, 0);
     zmq_msg_close(&msg);
     return rc;
@@ -1047,6 +1088,7 @@ void edge_out_discard(edge_out_t *o)
             wire_pool_refs(pt->buf + WIRE_HEAD, pt->len - WIRE_HEAD, pt->count, pool_op_one, &op);
         }
         pt->count = 0;
+        pt->arith_n = 0;
         pt->len = WIRE_HEAD;
         pt->pooled = false;
         pt->extra = 0;
@@ -1067,7 +1109,7 @@ bool edge_out_can_send(const edge_out_t *o, int port)
         return false;
     uint32_t size = wire_rec_size(pt->buf + WIRE_HEAD);
     const run_t first = {pt->buf + WIRE_HEAD, size, 1, false, pt->pooled,
-                         pt->pooled ? wire_weight(pt->buf + WIRE_HEAD, size, 1) : size};
+                         pt->pooled ? wire_weight(pt->buf + WIRE_HEAD, size, 1) : size, false, 0, 0};
     return tree_fit(o, pt->root, &first) > 0;
 }
 
@@ -1570,7 +1612,7 @@ int edge_out_recover(edge_out_t *o)
         size_t rlen = zmq_msg_size(&r.msg) - WIRE_HEAD;
         bool pooled = (d[3] & WIRE_DATA_POOL) != 0;
         run_t run = {d + WIRE_HEAD, rlen, r.k, false, pooled,
-                     pooled ? wire_weight(d + WIRE_HEAD, rlen, r.k) : rlen};
+                     pooled ? wire_weight(d + WIRE_HEAD, rlen, r.k) : rlen, false, 0, 0};
         /* Its holds go with the message into send_run (which moves it):
          * dropped from a copy of the bytes once it has gone. */
         zmq_msg_t mine;

@@ -111,6 +111,12 @@ typedef struct out_port {
     size_t batch_items;
     uint64_t first_at; /* ticks when the batch's first item came */
     uint64_t hold;     /* how old that item may get: DEFER_TICKS or PROGRAM_HOLD_TICKS */
+    /* The batch's first arith_n records are the int64 arith_v0,
+     * arith_v0 + arith_step, ... put by source_put_i64_run (edge_out_arith):
+     * when that is all of them, a consumer that keeps nothing is sent the
+     * run (WIRE_DATA_ARITH) instead of the records.  Reset with the batch. */
+    uint32_t arith_n;
+    uint64_t arith_v0, arith_step;
 } out_port_t;
 
 struct edge_out {
@@ -175,6 +181,57 @@ static inline int edge_out_commit(edge_out_t *o, int port, size_t size)
                          1))
         return 0;
     return edge_out_commit_slow(o, port);
+}
+
+/* How many records of `size` bytes each may be written one after another
+ * at the end of the batch on `port` and counted in by edge_out_commit_run
+ * with no decision to take: the batch has begun (its first record took
+ * the slow path, which dates it), and after them it is neither full in
+ * items nor in bytes, so that every one of them would have been a fast
+ * edge_out_commit.  0 when the next record must go the ordinary way. */
+static inline size_t edge_out_run_room(const edge_out_t *o, int port, size_t size)
+{
+    const out_port_t *pt = &o->ports[port];
+    if (pt->closed || pt->count == 0 || pt->count + 1 >= pt->batch_items)
+        return 0;
+    size_t used = pt->len - WIRE_HEAD + pt->extra;
+    if (used + size >= pt->batch_bytes)
+        return 0;
+    size_t n = pt->batch_items - 1 - pt->count;
+    size_t by_cap = (pt->cap - pt->len) / size;
+    size_t by_bytes = (pt->batch_bytes - used - 1) / size;
+    if (by_cap < n)
+        n = by_cap;
+    return by_bytes < n ? by_bytes : n;
+}
+
+/* Before the k records of int64 v, v + step, ... (short records, no
+ * meta) about to be counted in on `port`: whether the batch is still one
+ * run of int64 (out_port_t.arith_n). */
+static inline void edge_out_arith(edge_out_t *o, int port, uint64_t v, uint64_t step, size_t k)
+{
+    out_port_t *pt = &o->ports[port];
+    if (pt->count == 0) {
+        pt->arith_n = 0;
+        pt->arith_v0 = v;
+        pt->arith_step = step;
+    }
+    if (pt->arith_n == pt->count && pt->arith_step == step &&
+        pt->arith_v0 + pt->arith_n * step == v)
+        pt->arith_n += (uint32_t)k;
+}
+
+/* Count in k records of `size` bytes written at the end of the batch, at
+ * most edge_out_run_room's answer: what k fast edge_out_commit calls would
+ * have done, less the clock reads (the records were written in a few
+ * microseconds, far below any time a batch may be held). */
+static inline void edge_out_commit_run(edge_out_t *o, int port, size_t k, size_t size)
+{
+    out_port_t *pt = &o->ports[port];
+    pt->len += k * size;
+    pt->count += (uint32_t)k;
+    if (port == 0)
+        o->items += k;
 }
 
 static inline bool edge_out_closed(const edge_out_t *o, int port) { return o->ports[port].closed; }

@@ -16,6 +16,7 @@
 
 #include "child.h"
 #include "edge_out_inline.h"
+#include "graph/source.h"
 #include "mpx/error.h"
 #include "mpx/monitor.h"
 #include "pool.h"
@@ -473,6 +474,68 @@ static inline __attribute__((always_inline)) bool put_plain(mpx_stage_t *st, con
         *rc = edge_out_commit(rt->out, 0, rec);
     }
     return true;
+}
+
+/* Range's puts (graph/source.h): while put_plain's conditions hold, the
+ * records go straight into the batch, as many at a time as it has room
+ * for; the one that begins a batch or fills it is put as put_plain
+ * would, and the control channel is looked at every 128 puts as
+ * child_put_check does.  The batch notes that it is one run of int64
+ * (edge_out_arith), so that a consumer that keeps nothing is sent the
+ * run rather than the records.  The same items, batches and checks as
+ * one mpx_put_i64 per item, at a fraction of the instructions and of the
+ * bytes through the sockets. */
+int source_put_i64_run(mpx_stage_t *st, int64_t start, int64_t step, uint64_t count)
+{
+    const size_t rec = wire_short_size(sizeof(int64_t));
+    uint64_t v = (uint64_t)start, d = (uint64_t)step;
+    for (uint64_t i = 0; i < count;) {
+        child_rt_t *rt = st ? st->rt : NULL;
+        if (!(rt && rt->put_plain && !rt->meta.dirty && rt->meta.blk_size == 0 &&
+              sizeof(int64_t) < rt->pool_min)) {
+            int rc = mpx_put_i64(st, (int64_t)v);
+            if (rc != 0)
+                return rc;
+            v += d;
+            i++;
+            continue;
+        }
+        if (rt->puts + 1 >= 128) {
+            int rc = child_before_put(rt); /* counts from 0 again */
+            if (rc != 0)
+                return put_result(st, "mpx_put_i64", rc);
+            continue; /* what it heard may change the conditions */
+        }
+        size_t k = edge_out_run_room(rt->out, 0, rec);
+        if (k == 0) {
+            int rc;
+            uint8_t *dst = edge_out_reserve(rt->out, 0, rec, &rc);
+            if (!dst)
+                return put_result(st, "mpx_put_i64", rc);
+            wire_short_put(dst, &v, sizeof v);
+            edge_out_arith(rt->out, 0, v, d, 1);
+            rt->puts++;
+            rc = edge_out_commit(rt->out, 0, rec);
+            if (rc != 0)
+                return put_result(st, "mpx_put_i64", rc);
+            v += d;
+            i++;
+            continue;
+        }
+        if (k > 127 - rt->puts)
+            k = 127 - rt->puts;
+        if (k > count - i)
+            k = (size_t)(count - i);
+        out_port_t *pt = &rt->out->ports[0];
+        uint8_t *dst = pt->buf + pt->len;
+        edge_out_arith(rt->out, 0, v, d, k);
+        for (size_t j = 0; j < k; j++, v += d)
+            dst = wire_short_put(dst, &v, sizeof v);
+        edge_out_commit_run(rt->out, 0, k, rec);
+        rt->puts += (unsigned)k;
+        i += k;
+    }
+    return 0;
 }
 
 /* Any other put of one part (put_plain first), encoded without the

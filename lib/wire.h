@@ -330,6 +330,23 @@ bool wire_rec_drop_meta(uint8_t *rec, uint32_t *size, const char *key, int64_t *
 /* WIRE_DATA header flag: some record of the message has parts in the
  * pool (WIRE_REC_POOL), so its holds must be looked after. */
 #define WIRE_DATA_POOL 1u
+/* WIRE_DATA header flag: the message's `count` items are the int64
+ * values first, first + step, ... (wrapping as uint64), each as if it
+ * were a short record of 8 bytes with no meta, and it weighs what those
+ * records would (WIRE_ARITH_WEIGHT each, for byte credit).  The body is
+ * the two int64, first and step (WIRE_ARITH_BODY bytes), and nothing
+ * else; no other flag goes with it.  A range's items cross the edge this
+ * way while nothing needs them as records (edge_out.c, send_arith). */
+#define WIRE_DATA_ARITH 2u
+#define WIRE_ARITH_BODY 16u
+#define WIRE_ARITH_WEIGHT (WIRE_SHORT_HEAD + 16u)
+
+/* Whether a WIRE_DATA message of `len` bytes with header h is a
+ * well-formed run of int64 (the receiver has checked the header). */
+static inline bool wire_arith_ok(const wire_head_t *h, size_t len)
+{
+    return h->flags == WIRE_DATA_ARITH && h->count > 0 && len == WIRE_HEAD + WIRE_ARITH_BODY;
+}
 
 /* Call fn(ctx, block) for every part in the pool of the `count` records
  * of a message body (`len` bytes).  Every step is bounded by the bytes:

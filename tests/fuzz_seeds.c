@@ -139,6 +139,19 @@ int main(int argc, char **argv)
     short_item(&s, big, 100);
     bad |= save(dir, "data_short_items", &s);
 
+    /* A run of int64 (a range's items): first and step, and nothing
+     * else; damaged, a body one number short, and the flag with another. */
+    const int64_t run[2] = {-5, 3};
+    head(&s, WIRE_DATA, WIRE_DATA_ARITH, 1000);
+    payload(&s, run, sizeof run);
+    bad |= save(dir, "data_arith_run", &s);
+    head(&s, WIRE_DATA, WIRE_DATA_ARITH, 2);
+    payload(&s, run, 8);
+    bad |= save(dir, "bad_arith_short", &s);
+    head(&s, WIRE_DATA, WIRE_DATA_ARITH | WIRE_DATA_POOL, 2);
+    payload(&s, run, sizeof run);
+    bad |= save(dir, "bad_arith_pool", &s);
+
     head(&s, WIRE_DATA, 0, 2);
     item(&s, NULL, 0, (mpx_part_t[]){{"", 0}}, 1);
     item(&s, NULL, 0, (mpx_part_t[]){{"", 0}, {"", 0}}, 2);

@@ -392,6 +392,14 @@ static const char *data_message(const uint8_t *msg, size_t len, const wire_head_
         return len == WIRE_HEAD ? NULL : "EOS with a payload";
     if (h->count == 0)
         return "DATA without records";
+    if (h->flags & WIRE_DATA_ARITH) {
+        /* A run of int64: two numbers, and count items made of them. */
+        if (!wire_arith_ok(h, len))
+            return "run of int64";
+        MUST(len == WIRE_HEAD + 16 && h->flags == WIRE_DATA_ARITH);
+        touch(msg + WIRE_HEAD, 16);
+        return NULL;
+    }
     const uint8_t *cur = msg + WIRE_HEAD, *end = msg + len;
     size_t total = 0;
     for (uint32_t left = h->count; left > 0; left--) {

@@ -417,6 +417,59 @@ static void range_matches_python(void)
     mpx_node_destroy(&g);
 }
 
+/* A range's items reach every kind of consumer intact, also when credit
+ * cuts its batches into pieces.  A consumer that keeps nothing is sent
+ * runs of int64 (lib/wire.h WIRE_DATA_ARITH), a recoverable one (retries)
+ * the records, kept until it confirms them; a broadcast to one of each
+ * serves both from the same batches; so does a parallel group, and the
+ * program reading the range itself through a window of 50 items.  By
+ * count and sum against Python's len and sum of range(-30003, 60000, 3)
+ * (30001 and 449924997) and of range(7, -60000, -2) (30004 and
+ * -899999984); in order where a chain keeps it. */
+static void range_reaches_every_consumer_in_pieces(void)
+{
+    mpx_node_t *plain = mpx_stage(&Head, &(int64_t){1 << 30});
+    mpx_node_t *kept = mpx_stage(&Head, &(int64_t){1 << 30});
+    CHECK_EQ(mpx_node_set_capacity(plain, 70, 0), 0);
+    CHECK_EQ(mpx_node_set_capacity(kept, 50, 0), 0);
+    CHECK_EQ(mpx_node_set_retries(kept, 1), 0);
+    mpx_graph_t *g = MPX_EZ(mpx_range(-30003, 60000, 3), MPX_B(plain, kept));
+    int64_t n;
+    CHECK_EQ(drain_sum(g, &n), 2 * (int64_t)449924997);
+    CHECK_EQ(n, 2 * 30001);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+
+    mpx_node_t *group = mpx_as(3, &Head, &(int64_t){1 << 30});
+    CHECK_EQ(mpx_node_set_capacity(group, 110, 0), 0);
+    g = MPX_EZ(mpx_range(7, -60000, -2), group);
+    CHECK_EQ(drain_sum(g, &n), -899999984);
+    CHECK_EQ(n, 30004);
+    CHECK_EQ(mpx_graph_join(g), 0);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+
+    for (int chain = 0; chain < 2; chain++) {
+        mpx_node_t *one = mpx_stage(&Head, &(int64_t){1 << 30});
+        CHECK_EQ(mpx_node_set_capacity(one, 50, 0), 0);
+        g = chain ? MPX_EZ(mpx_range(7, -60000, -2), one) : MPX_EZ(mpx_range(7, -60000, -2));
+        if (!chain)
+            mpx_node_destroy(&one);
+        CHECK_EQ(mpx_node_set_capacity(g, 50, 0), 0);
+        mpx_list_t *list = collect_ok(g);
+        CHECK_EQ(mpx_list_size(list), 30004);
+        size_t wrong = 0;
+        for (size_t i = 0; i < mpx_list_size(list); i++)
+            wrong += mpx_item_i64(mpx_list_at(list, i)) != 7 - 2 * (int64_t)i;
+        CHECK(wrong == 0, "%zu of the range's values are not in their place (chain %d)", wrong,
+              chain);
+        mpx_list_destroy(&list);
+        expect_clean(g);
+        mpx_node_destroy(&g);
+    }
+}
+
 static void range_refuses_step_zero(void)
 {
     expect_refused(MPX_EZ(mpx_range(0, 10, 0), mpx_print(NULL)), "mpx_range: step must not be 0");
@@ -1306,6 +1359,7 @@ int main(int argc, char **argv)
         TEST_CASE(iter_generator),
         TEST_CASE(iter_generator_failure),
         TEST_CASE(range_matches_python),
+        TEST_CASE(range_reaches_every_consumer_in_pieces),
         TEST_CASE(range_refuses_step_zero),
         TEST_CASE(map_typed_forms),
         TEST_CASE(map_keeps_meta),

@@ -1223,8 +1223,9 @@ static void put_header(uint8_t *buf, uint8_t type, uint32_t sender, uint32_t cou
  * connection, a DATA message of three records whose second says it is 8
  * bytes long, too short for its own header and part (a length that wraps
  * around when subtracted, to a part of 4 GiB): the first record is taken
- * with the message, the second on the common record's short path.  The source never ends, so inc takes
- * messages until the stray one comes. */
+ * with the message, the second on the common record's short path; and
+ * two runs of int64 that are not well formed.  The source never ends, so
+ * inc takes messages until the stray one comes. */
 static void malformed_edge_message_reported(void)
 {
     static const char junk[] = "this is not an mpx message";
@@ -1245,6 +1246,13 @@ static void malformed_edge_message_reported(void)
     const uint64_t huge = 0xFFFFFFE8u;
     memcpy(shortrec + 56, tiny, sizeof tiny);
     memcpy(shortrec + 72, &huge, sizeof huge);
+    /* A run of int64 (lib/wire.h WIRE_DATA_ARITH) one number short, and
+     * one that also says it refers to the pool. */
+    uint8_t runshort[16 + 8] = {0}, runpool[16 + 16] = {0};
+    put_header(runshort, 1, 0, 4, 1);
+    runshort[3] = 2;
+    put_header(runpool, 1, 0, 4, 1);
+    runpool[3] = 2 | 1;
     /* The routing id of instance 0 in generation 1 (lib/edge.c edge_rid). */
     const uint8_t replacement[9] = {'m', 0, 0, 0, 0, 1, 0, 0, 0};
     const struct {
@@ -1261,6 +1269,8 @@ static void malformed_edge_message_reported(void)
         {unknown, sizeof unknown, replacement, "malformed message on an edge (data, sender 0)"},
         {shortrec, sizeof shortrec, replacement,
          "malformed message on an edge (record, sender 0)"},
+        {runshort, sizeof runshort, replacement, "malformed message on an edge (data, sender 0)"},
+        {runpool, sizeof runpool, replacement, "malformed message on an edge (data, sender 0)"},
         /* A frame of no bytes, which the framing refuses. */
         {"", 0, NULL, "malformed message on an edge (framing, sender 0)"},
     };
