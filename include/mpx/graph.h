@@ -41,15 +41,18 @@ typedef struct mpx_node mpx_graph_t;
  * reference crosses the edge.  Within that, a consumer asks each
  * producer for about sixteen milliseconds of its own work at its
  * measured pace, so a slow consumer is sent only a few items at a time.  The item
- * count is what bounds small items: a batch is at most a quarter of the
- * window (1024 items, 24 KiB of 64-bit integers), and a message costs
- * tens of microseconds of CPU however small, so fewer items in the window
- * would make each item pay more (README, Benchmarks).  What the graph
+ * count is what bounds small items: a producer that has sent its window
+ * sleeps until credit comes back, half a window at a time, and every such
+ * wake-up costs tens of microseconds of CPU (a context switch on a core
+ * that a worker was using), so fewer items in the window would make each
+ * item pay more: at 4096 a map of 1 us items lost about 3 % of its time to
+ * its source's and the program's wake-ups (README, Benchmarks).  A batch
+ * is at most 1024 items (24 KiB of 64-bit integers).  What the graph
  * sends the program (mpx_graph_next, collect, the pool map's results) has
  * four times this in items unless the root sets a capacity: every message
  * wakes the program, and that window is shared by every producer of the
  * graph's output. */
-#define MPX_DEFAULT_CAPACITY 4096
+#define MPX_DEFAULT_CAPACITY 16384
 #define MPX_DEFAULT_CAPACITY_BYTES (16u * 1024u * 1024u)
 
 /* ---- building ----------------------------------------------------------- */
