@@ -130,11 +130,13 @@ struct edge_in {
     size_t aligned_cap;
     const uint8_t *cur;
     uint32_t left; /* records not yet taken from msg */
-    /* The message in hand is a run of int64 (WIRE_DATA_ARITH): its next
-     * value and step; each item taken is written as a short record into
+    /* The message in hand is a run of int64 (WIRE_DATA_ARITH: its next
+     * value and step) or packed int64 (WIRE_DATA_I64: pk, the next
+     * value); each item taken is written as a short record into
      * arith_rec, where the item points until the next take. */
     bool arith;
     uint64_t arith_v, arith_step;
+    const uint8_t *pk;
     uint64_t arith_rec[WIRE_ARITH_WEIGHT / 8];
     bool forwarded; /* msg was sent on (edge_in_forwardable) */
     int cur_peer;
@@ -813,7 +815,7 @@ static int apply_notice(edge_in_t *in, int k, const uint8_t *raw, uint32_t n)
  * else. */
 static bool lone_notice(const uint8_t *data, size_t len, const wire_head_t *h)
 {
-    if (h->type != WIRE_DATA || h->count != 1 || (h->flags & WIRE_DATA_ARITH) ||
+    if (h->type != WIRE_DATA || h->count != 1 || (h->flags & (WIRE_DATA_ARITH | WIRE_DATA_I64)) ||
         len < WIRE_HEAD + WIRE_REC_HEAD)
         return false;
     return wire_rec_flags(data + WIRE_HEAD) == WIRE_REC_NOTICE;
@@ -957,12 +959,18 @@ static inline int take_item(edge_in_t *in, in_peer_t *p, uint64_t weight, mpx_it
 static int next_slow(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err,
                      size_t errcap) __attribute__((noinline));
 
-/* The next item of a run of int64 (WIRE_DATA_ARITH), made into the
+/* The next item of a run of int64 or of packed int64, made into the
  * short record its producer did not send. */
 static int take_arith(edge_in_t *in, mpx_item_t **it)
 {
-    uint64_t v = in->arith_v;
-    in->arith_v = v + in->arith_step;
+    uint64_t v;
+    if (in->pk) {
+        memcpy(&v, in->pk, 8);
+        in->pk += 8;
+    } else {
+        v = in->arith_v;
+        in->arith_v = v + in->arith_step;
+    }
     if (--in->left == 0)
         in->arith = false;
     uint8_t *rec = (uint8_t *)in->arith_rec;
@@ -1172,9 +1180,10 @@ static int next_slow(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *er
                 send_credit(in, p);
             continue;
         }
-        bool arith = h.type == WIRE_DATA && (h.flags & WIRE_DATA_ARITH);
+        bool pk = h.type == WIRE_DATA && (h.flags & WIRE_DATA_I64);
+        bool arith = pk || (h.type == WIRE_DATA && (h.flags & WIRE_DATA_ARITH));
         if (h.type != WIRE_DATA || h.count == 0 ||
-            (arith && !wire_arith_ok(&h, len)) ||
+            (arith && !(pk ? wire_i64_ok(&h, len) : wire_arith_ok(&h, len))) ||
             (in->closed && !arith &&
              check_records(data + WIRE_HEAD, len - WIRE_HEAD, h.count) != 0))
             return proto_error(err, errcap, "data", h.sender);
@@ -1193,11 +1202,13 @@ static int next_slow(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *er
         in->left = h.count;
         in->cur_peer = k;
         in->arith = arith;
-        if (arith) {
+        in->pk = pk ? in->cur : NULL;
+        if (arith && !pk) {
             memcpy(&in->arith_v, in->cur, 8);
             memcpy(&in->arith_step, in->cur + 8, 8);
-            in->cur = in->end; /* no record to read */
         }
+        if (arith)
+            in->cur = in->end; /* no record to read */
     }
 }
 

@@ -183,6 +183,7 @@ typedef struct run {
      * a consumer that keeps nothing may be sent that instead (send_arith). */
     bool arith;
     uint64_t v0, step;
+    bool i64; /* every record is one int64 (wire_recs_i64) */
 } run_t;
 
 /* Weight (wire_weight) of the record at rec. */
@@ -197,7 +198,7 @@ static size_t prefix_bytes(const run_t *r, uint32_t k)
 {
     if (k == r->n)
         return r->len;
-    if (r->arith)
+    if (r->arith || r->i64)
         return (size_t)k * WIRE_ARITH_WEIGHT;
     size_t at = 0;
     for (uint32_t i = 0; i < k; i++) {
@@ -537,10 +538,15 @@ static int send_run(edge_out_t *o, int root, run_t *r, zmq_msg_t *whole, out_por
      * half of its system calls at 40 us items. */
     bool fresh = ticks_now() - o->read_at < FRESH_TICKS;
     bool first = true;
-    /* A run of int64 that every consumer gets as such needs no records. */
-    bool bare = r->arith && !o->keep_all;
-    for (int i = 0; bare && i < o->npeers; i++)
-        bare = !o->peers[i].retain;
+    /* A batch for consumers that keep nothing needs no records when it is
+     * a run of int64 (sent as such in deliver: send_arith), and goes as
+     * packed int64 when its records are all of one int64 each. */
+    bool keeps = o->keep_all;
+    for (int i = 0; !keeps && i < o->npeers; i++)
+        keeps = o->peers[i].retain;
+    bool bare = r->arith && !keeps;
+    bool packed = !bare && !keeps && pt && !r->pooled && !r->all && wire_recs_i64(r->recs, r->n);
+    r->i64 = packed;
     while (r->n > 0) {
         uint32_t k = tree_fit(o, root, r);
         if (k > 1) {
@@ -566,6 +572,16 @@ static int send_run(edge_out_t *o, int root, run_t *r, zmq_msg_t *whole, out_por
         zmq_msg_t msg;
         if (bare) {
             zmq_msg_init(&msg);
+        } else if (packed) {
+            rc = zmq_msg_init_size(&msg, WIRE_HEAD + (size_t)k * 8);
+            if (rc == 0) {
+                uint8_t *d = zmq_msg_data(&msg);
+                wire_head_put(d, &(wire_head_t){WIRE_DATA, WIRE_DATA_I64, (uint32_t)o->self, k,
+                                                o->gen});
+                const uint8_t *rec = r->recs + WIRE_SHORT_HEAD;
+                for (uint32_t i = 0; i < k; i++, rec += WIRE_ARITH_WEIGHT)
+                    memcpy(d + WIRE_HEAD + 8 * (size_t)i, rec, 8);
+            }
         } else if (k == r->n && first && (whole || pt)) {
             zmq_msg_init(&msg);
             rc = whole ? zmq_msg_move(&msg, whole) : batch_message(pt, &msg);
@@ -638,7 +654,7 @@ static int flush_port(edge_out_t *o, out_port_t *pt)
     wire_head_put(pt->buf, &(wire_head_t){WIRE_DATA, pt->pooled ? WIRE_DATA_POOL : 0,
                                           (uint32_t)o->self, pt->count, o->gen});
     run_t r = {pt->buf + WIRE_HEAD, pt->len - WIRE_HEAD, pt->count, false, pt->pooled,
-               pt->len - WIRE_HEAD + pt->extra, false, 0, 0};
+               pt->len - WIRE_HEAD + pt->extra, false, 0, 0, false};
     if (pt->arith_n == pt->count && !pt->pooled) {
         r.arith = true;
         r.v0 = pt->arith_v0;
@@ -956,7 +972,7 @@ int edge_out_forward(edge_out_t *o, int port, zmq_msg_t *msg)
     if (!is_short)
         memcpy(d + WIRE_HEAD + 12, &flags, 4);
     run_t r = {d + WIRE_HEAD, len - WIRE_HEAD, 1, false, pooled,
-               wire_weight(d + WIRE_HEAD, len - WIRE_HEAD, 1), false, 0, 0};
+               wire_weight(d + WIRE_HEAD, len - WIRE_HEAD, 1), false, 0, 0, false};
     rc = send_run(o, pt->root, &r, &m, NULL, 0);
     zmq_msg_close(&m);
     if (rc < 0)
@@ -1017,7 +1033,7 @@ int edge_out_mark(edge_out_t *o, uint32_t origin, uint64_t value, uint64_t index
     uint8_t *p = zmq_msg_data(&msg);
     wire_head_put(p, &(wire_head_t){WIRE_DATA, 0, (uint32_t)o->self, 1, o->gen});
     wire_mark_put(p + WIRE_HEAD, origin, value, index);
-    run_t r = {p + WIRE_HEAD, WIRE_MARK_SIZE, 1, true, false, WIRE_MARK_SIZE, false, 0, 0};
+    run_t r = {p + WIRE_HEAD, WIRE_MARK_SIZE, 1, true, false, WIRE_MARK_SIZE, false, 0, 0, false};
     rc = send_run(o, pt->root, &r, &msg, NULL, 0);
     zmq_msg_close(&msg);
     return rc;
@@ -1109,7 +1125,7 @@ bool edge_out_can_send(const edge_out_t *o, int port)
         return false;
     uint32_t size = wire_rec_size(pt->buf + WIRE_HEAD);
     const run_t first = {pt->buf + WIRE_HEAD, size, 1, false, pt->pooled,
-                         pt->pooled ? wire_weight(pt->buf + WIRE_HEAD, size, 1) : size, false, 0, 0};
+                         pt->pooled ? wire_weight(pt->buf + WIRE_HEAD, size, 1) : size, false, 0, 0, false};
     return tree_fit(o, pt->root, &first) > 0;
 }
 
@@ -1612,7 +1628,7 @@ int edge_out_recover(edge_out_t *o)
         size_t rlen = zmq_msg_size(&r.msg) - WIRE_HEAD;
         bool pooled = (d[3] & WIRE_DATA_POOL) != 0;
         run_t run = {d + WIRE_HEAD, rlen, r.k, false, pooled,
-                     pooled ? wire_weight(d + WIRE_HEAD, rlen, r.k) : rlen, false, 0, 0};
+                     pooled ? wire_weight(d + WIRE_HEAD, rlen, r.k) : rlen, false, 0, 0, false};
         /* Its holds go with the message into send_run (which moves it):
          * dropped from a copy of the bytes once it has gone. */
         zmq_msg_t mine;

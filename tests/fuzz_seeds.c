@@ -7,6 +7,7 @@
  *   fuzz_seeds DIR      (DIR exists; files in it are overwritten)
  */
 #define _GNU_SOURCE
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +152,15 @@ int main(int argc, char **argv)
     head(&s, WIRE_DATA, WIRE_DATA_ARITH | WIRE_DATA_POOL, 2);
     payload(&s, run, sizeof run);
     bad |= save(dir, "bad_arith_pool", &s);
+    /* Packed int64 (the results of a map of integers); damaged, a count
+     * one more than the values. */
+    const int64_t vals[3] = {42, -1, INT64_MIN};
+    head(&s, WIRE_DATA, WIRE_DATA_I64, 3);
+    payload(&s, vals, sizeof vals);
+    bad |= save(dir, "data_packed_i64", &s);
+    head(&s, WIRE_DATA, WIRE_DATA_I64, 4);
+    payload(&s, vals, sizeof vals);
+    bad |= save(dir, "bad_packed_count", &s);
 
     head(&s, WIRE_DATA, 0, 2);
     item(&s, NULL, 0, (mpx_part_t[]){{"", 0}}, 1);

@@ -400,6 +400,14 @@ static const char *data_message(const uint8_t *msg, size_t len, const wire_head_
         touch(msg + WIRE_HEAD, 16);
         return NULL;
     }
+    if (h->flags & WIRE_DATA_I64) {
+        /* Packed int64: count values of 8 bytes, nothing else. */
+        if (!wire_i64_ok(h, len))
+            return "packed int64";
+        MUST(h->flags == WIRE_DATA_I64 && len - WIRE_HEAD == 8 * (size_t)h->count);
+        touch(msg + WIRE_HEAD, len - WIRE_HEAD);
+        return NULL;
+    }
     const uint8_t *cur = msg + WIRE_HEAD, *end = msg + len;
     size_t total = 0;
     for (uint32_t left = h->count; left > 0; left--) {

@@ -479,6 +479,32 @@ static void range_refuses_step_zero(void)
 /* ---- Map and Filter ----------------------------------------------------- */
 
 static int64_t square(int64_t x) { return x * x; }
+
+/* A map's int64 results cross each edge as packed values (lib/wire.h
+ * WIRE_DATA_I64) to a consumer that keeps nothing, and as records to one
+ * that keeps them until confirmed (retries): both ways every result
+ * reaches the program once, also through windows small enough to cut the
+ * batches into pieces.  Sum of squares of range(-3000, 3001) in Python:
+ * 18009001000 over 6001 items. */
+static void int64_results_reach_the_program_whole(void)
+{
+    for (int recoverable = 0; recoverable < 2; recoverable++) {
+        mpx_node_t *map = mpx_instances(MPX_MAP(square), 3);
+        CHECK_EQ(mpx_node_set_capacity(map, 40, 0), 0);
+        if (recoverable)
+            CHECK_EQ(mpx_node_set_retries(map, 1), 0);
+        mpx_node_t *head = mpx_stage(&Head, &(int64_t){1 << 30});
+        CHECK_EQ(mpx_node_set_capacity(head, 30, 0), 0);
+        mpx_graph_t *g = MPX_EZ(mpx_range(-3000, 3001, 1), map, head);
+        CHECK_EQ(mpx_node_set_capacity(g, 60, 0), 0);
+        int64_t n;
+        CHECK_EQ(drain_sum(g, &n), 18009001000);
+        CHECK_EQ(n, 6001);
+        CHECK_EQ(mpx_graph_join(g), 0);
+        expect_clean(g);
+        mpx_node_destroy(&g);
+    }
+}
 static double halve(double x) { return x / 2; }
 static char *shout(const char *s)
 {
@@ -1360,6 +1386,7 @@ int main(int argc, char **argv)
         TEST_CASE(iter_generator_failure),
         TEST_CASE(range_matches_python),
         TEST_CASE(range_reaches_every_consumer_in_pieces),
+        TEST_CASE(int64_results_reach_the_program_whole),
         TEST_CASE(range_refuses_step_zero),
         TEST_CASE(map_typed_forms),
         TEST_CASE(map_keeps_meta),

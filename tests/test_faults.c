@@ -1224,7 +1224,8 @@ static void put_header(uint8_t *buf, uint8_t type, uint32_t sender, uint32_t cou
  * bytes long, too short for its own header and part (a length that wraps
  * around when subtracted, to a part of 4 GiB): the first record is taken
  * with the message, the second on the common record's short path; and
- * two runs of int64 that are not well formed.  The source never ends, so
+ * two runs of int64 and a message of packed int64 that are not well
+ * formed.  The source never ends, so
  * inc takes messages until the stray one comes. */
 static void malformed_edge_message_reported(void)
 {
@@ -1248,11 +1249,14 @@ static void malformed_edge_message_reported(void)
     memcpy(shortrec + 72, &huge, sizeof huge);
     /* A run of int64 (lib/wire.h WIRE_DATA_ARITH) one number short, and
      * one that also says it refers to the pool. */
-    uint8_t runshort[16 + 8] = {0}, runpool[16 + 16] = {0};
+    uint8_t runshort[16 + 8] = {0}, runpool[16 + 16] = {0}, packshort[16 + 24] = {0};
     put_header(runshort, 1, 0, 4, 1);
     runshort[3] = 2;
     put_header(runpool, 1, 0, 4, 1);
     runpool[3] = 2 | 1;
+    /* Packed int64 (WIRE_DATA_I64) that says four and holds three. */
+    put_header(packshort, 1, 0, 4, 1);
+    packshort[3] = 4;
     /* The routing id of instance 0 in generation 1 (lib/edge.c edge_rid). */
     const uint8_t replacement[9] = {'m', 0, 0, 0, 0, 1, 0, 0, 0};
     const struct {
@@ -1271,6 +1275,8 @@ static void malformed_edge_message_reported(void)
          "malformed message on an edge (record, sender 0)"},
         {runshort, sizeof runshort, replacement, "malformed message on an edge (data, sender 0)"},
         {runpool, sizeof runpool, replacement, "malformed message on an edge (data, sender 0)"},
+        {packshort, sizeof packshort, replacement,
+         "malformed message on an edge (data, sender 0)"},
         /* A frame of no bytes, which the framing refuses. */
         {"", 0, NULL, "malformed message on an edge (framing, sender 0)"},
     };
