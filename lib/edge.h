@@ -47,14 +47,15 @@
  * full, when the stage is about to wait for input, or once its first item
  * has waited a millisecond (as long as the credit target on the way to
  * the program, for which every message is a wake-up: edge_out_inline.h).
- * To consumers that keep nothing, a batch of int64 in arithmetic
- * progression with no meta (what mpx_range puts, graph/source.h
- * source_put_i64_run) is sent as the run itself, first and step
- * (WIRE_DATA_ARITH), and any other batch of int64 without meta as the
- * packed values (WIRE_DATA_I64, 8 bytes an item instead of 24); the
- * consumer makes each record as it takes it.  Only the encoding differs:
- * every count (credit, bytes, records) is the records', so edge.pml's
- * messages stand for any of them.
+ * A batch of int64 in arithmetic progression with no meta (what
+ * mpx_range puts, graph/source.h source_put_i64_run) is sent as the run
+ * itself, first and step (WIRE_DATA_ARITH), and any other batch of int64
+ * without meta as the packed values (WIRE_DATA_I64, 8 bytes an item
+ * instead of 24); the consumer makes each record as it takes it.  What a
+ * producer keeps for a recoverable consumer is the records (sent again,
+ * marked, they must carry the flag).  Only the encoding differs: every
+ * count (credit, bytes, records) is the records', so edge.pml's messages
+ * stand for any of them.
  * End of stream is a message of its own on every connection, after the
  * last item; marks are records in the stream sent to every consumer, and
  * a consumer hands a mark on only once it has come through every path

@@ -180,7 +180,7 @@ typedef struct run {
     bool pooled; /* some record refers to pool blocks */
     uint64_t weight; /* len, and the bytes of the pool parts (wire_weight) */
     /* The records are the int64 v0, v0 + step, ... (out_port_t.arith_n):
-     * a consumer that keeps nothing may be sent that instead (send_arith). */
+     * sent as that instead (send_arith). */
     bool arith;
     uint64_t v0, step;
     bool i64; /* every record is one int64 (wire_recs_i64) */
@@ -346,17 +346,18 @@ static int send_to(edge_out_t *o, out_peer_t *p, zmq_msg_t *msg)
  * `seq`, through dispatch node d, which tree_fit found can take k. */
 typedef struct piece {
     const run_t *run;
-    zmq_msg_t *msg;
+    zmq_msg_t *msg;    /* its records: empty when no consumer keeps them */
+    zmq_msg_t *packed; /* ... as packed int64 (run->i64), or NULL */
     uint32_t k;
     uint64_t bytes, seq;
     uint64_t weight; /* what it counts against byte credit */
 } piece_t;
 
 /* The piece as a run of int64 (WIRE_DATA_ARITH): two numbers instead of
- * a record per item, for a consumer that will not need the records kept.
- * A range of small items otherwise filled the sockets with 24 bytes an
- * item, and a producer waited on a full socket more often than on its
- * consumer's credit. */
+ * a record per item (what is kept for a recoverable consumer is still
+ * the records).  A range of small items otherwise filled the sockets
+ * with 24 bytes an item, and a producer waited on a full socket more
+ * often than on its consumer's credit. */
 static int send_arith(edge_out_t *o, out_peer_t *p, const piece_t *pc)
 {
     zmq_msg_t msg;
@@ -379,7 +380,9 @@ static int deliver(edge_out_t *o, int d, const piece_t *pc)
         if (p->closed || p->off)
             return 0;
         bool kept = o->keep_all || p->retain || msg_pooled(pc->msg);
-        int rc = pc->run->arith && !kept ? send_arith(o, p, pc) : send_to(o, p, pc->msg);
+        int rc = pc->run->arith ? send_arith(o, p, pc)
+                 : pc->packed   ? send_to(o, p, pc->packed)
+                                : send_to(o, p, pc->msg);
         if (rc < 0)
             return rc;
         p->sent_items += pc->k;
@@ -538,15 +541,16 @@ static int send_run(edge_out_t *o, int root, run_t *r, zmq_msg_t *whole, out_por
      * half of its system calls at 40 us items. */
     bool fresh = ticks_now() - o->read_at < FRESH_TICKS;
     bool first = true;
-    /* A batch for consumers that keep nothing needs no records when it is
-     * a run of int64 (sent as such in deliver: send_arith), and goes as
-     * packed int64 when its records are all of one int64 each. */
+    /* A batch of int64 without meta goes in a short form (deliver): as
+     * the run itself when the values are in arithmetic progression, else
+     * as the packed values.  The records are made into a message only
+     * when some consumer keeps what it is sent (to send again, marked, if
+     * it dies): what is kept need not be what went. */
     bool keeps = o->keep_all;
     for (int i = 0; !keeps && i < o->npeers; i++)
         keeps = o->peers[i].retain;
-    bool bare = r->arith && !keeps;
-    bool packed = !bare && !keeps && pt && !r->pooled && !r->all && wire_recs_i64(r->recs, r->n);
-    r->i64 = packed;
+    r->i64 = !r->arith && pt && !r->pooled && !r->all && wire_recs_i64(r->recs, r->n);
+    bool records = keeps || !(r->arith || r->i64);
     while (r->n > 0) {
         uint32_t k = tree_fit(o, root, r);
         if (k > 1) {
@@ -567,21 +571,12 @@ static int send_run(edge_out_t *o, int root, run_t *r, zmq_msg_t *whole, out_por
             fresh = false;
             continue;
         }
-        piece_t pc = {r, NULL, k, prefix_bytes(r, k), seq ? seq : ++o->seq, 0};
+        piece_t pc = {r, NULL, NULL, k, prefix_bytes(r, k), seq ? seq : ++o->seq, 0};
         pc.weight = r->pooled ? prefix_weight(r, k) : pc.bytes;
-        zmq_msg_t msg;
-        if (bare) {
+        zmq_msg_t msg, packed;
+        zmq_msg_init(&packed);
+        if (!records) {
             zmq_msg_init(&msg);
-        } else if (packed) {
-            rc = zmq_msg_init_size(&msg, WIRE_HEAD + (size_t)k * 8);
-            if (rc == 0) {
-                uint8_t *d = zmq_msg_data(&msg);
-                wire_head_put(d, &(wire_head_t){WIRE_DATA, WIRE_DATA_I64, (uint32_t)o->self, k,
-                                                o->gen});
-                const uint8_t *rec = r->recs + WIRE_SHORT_HEAD;
-                for (uint32_t i = 0; i < k; i++, rec += WIRE_ARITH_WEIGHT)
-                    memcpy(d + WIRE_HEAD + 8 * (size_t)i, rec, 8);
-            }
         } else if (k == r->n && first && (whole || pt)) {
             zmq_msg_init(&msg);
             rc = whole ? zmq_msg_move(&msg, whole) : batch_message(pt, &msg);
@@ -594,7 +589,24 @@ static int send_run(edge_out_t *o, int root, run_t *r, zmq_msg_t *whole, out_por
                 memcpy(d + WIRE_HEAD, r->recs, pc.bytes);
             }
         }
+        if (rc == 0 && r->i64) {
+            zmq_msg_close(&packed);
+            if (zmq_msg_init_size(&packed, WIRE_HEAD + (size_t)k * 8) != 0) {
+                zmq_msg_init(&packed);
+                rc = MPX_ENOMEM;
+            } else {
+                uint8_t *d = zmq_msg_data(&packed);
+                wire_head_put(d, &(wire_head_t){WIRE_DATA, WIRE_DATA_I64, (uint32_t)o->self, k,
+                                                o->gen});
+                const uint8_t *rec = r->recs + WIRE_SHORT_HEAD;
+                for (uint32_t i = 0; i < k; i++, rec += WIRE_ARITH_WEIGHT)
+                    memcpy(d + WIRE_HEAD + 8 * (size_t)i, rec, 8);
+                pc.packed = &packed;
+            }
+        }
         if (rc != 0) {
+            zmq_msg_close(&msg);
+            zmq_msg_close(&packed);
             rc = MPX_ENOMEM;
             break;
         }
@@ -606,6 +618,7 @@ static int send_run(edge_out_t *o, int root, run_t *r, zmq_msg_t *whole, out_por
         if (pt && r->pooled)
             (void)msg_pool(o, &msg, self_holder(o), false);
         zmq_msg_close(&msg);
+        zmq_msg_close(&packed);
         /* When it left, not when we began to wait for the credit. */
         o->sent_at = ticks_now();
         if (rc < 0)

@@ -113,8 +113,8 @@ typedef struct out_port {
     uint64_t hold;     /* how old that item may get: DEFER_TICKS or PROGRAM_HOLD_TICKS */
     /* The batch's first arith_n records are the int64 arith_v0,
      * arith_v0 + arith_step, ... put by source_put_i64_run (edge_out_arith):
-     * when that is all of them, a consumer that keeps nothing is sent the
-     * run (WIRE_DATA_ARITH) instead of the records.  Reset with the batch. */
+     * when that is all of them, the run goes (WIRE_DATA_ARITH) instead of
+     * the records.  Reset with the batch. */
     uint32_t arith_n;
     uint64_t arith_v0, arith_step;
 } out_port_t;

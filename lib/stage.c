@@ -481,8 +481,8 @@ static inline __attribute__((always_inline)) bool put_plain(mpx_stage_t *st, con
  * for; the one that begins a batch or fills it is put as put_plain
  * would, and the control channel is looked at every 128 puts as
  * child_put_check does.  The batch notes that it is one run of int64
- * (edge_out_arith), so that a consumer that keeps nothing is sent the
- * run rather than the records.  The same items, batches and checks as
+ * (edge_out_arith), so that its consumers are sent the run rather than
+ * the records.  The same items, batches and checks as
  * one mpx_put_i64 per item, at a fraction of the instructions and of the
  * bytes through the sockets. */
 int source_put_i64_run(mpx_stage_t *st, int64_t start, int64_t step, uint64_t count)

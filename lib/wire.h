@@ -335,8 +335,8 @@ bool wire_rec_drop_meta(uint8_t *rec, uint32_t *size, const char *key, int64_t *
  * were a short record of 8 bytes with no meta, and it weighs what those
  * records would (WIRE_ARITH_WEIGHT each, for byte credit).  The body is
  * the two int64, first and step (WIRE_ARITH_BODY bytes), and nothing
- * else; no other flag goes with it.  A range's items cross the edge this
- * way while nothing needs them as records (edge_out.c, send_arith). */
+ * else; no other flag goes with it.  A range's items cross the edges
+ * this way (edge_out.c, send_arith). */
 #define WIRE_DATA_ARITH 2u
 #define WIRE_ARITH_BODY 16u
 #define WIRE_ARITH_WEIGHT (WIRE_SHORT_HEAD + 16u)
@@ -345,8 +345,8 @@ bool wire_rec_drop_meta(uint8_t *rec, uint32_t *size, const char *key, int64_t *
  * body their values one after another (8 bytes each), each item as if it
  * were a short record of 8 bytes with no meta and weighing what that
  * record would (WIRE_ARITH_WEIGHT).  No other flag goes with it.  A batch
- * of such items crosses the edge this way to a consumer that keeps
- * nothing: a third of the bytes (edge_out.c, send_run). */
+ * of such items crosses the edges this way, a third of the bytes
+ * (edge_out.c, send_run). */
 #define WIRE_DATA_I64 4u
 
 /* Whether a WIRE_DATA message of `len` bytes with header h is a
