@@ -5,8 +5,10 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "mpx.h"
+#include "graph/i64map.h"
 
 /* MPX_MAP reaches an int64_t function through its long or long long
  * association (map.h): that holds only if int64_t is one of the two. */
@@ -106,6 +108,47 @@ static int map_str(mpx_stage_t *st, mpx_item_t *it)
     return rc;
 }
 
+/* map_int and map_f64 for the stage loop's runs of 8-byte items
+ * (graph/i64map.h): the same calls, a value in and a value out.  A value
+ * the function's parameter cannot hold is left to map_int, which fails
+ * the item with its reason. */
+static bool apply_int(const void *args, uint64_t bits, uint64_t *out)
+{
+    const map_args_t *a = args;
+    int64_t v, r;
+    memcpy(&v, &bits, 8);
+    switch (a->kind) {
+    case MAP_INT:
+        if (!fits(v, INT_MIN, INT_MAX))
+            return false;
+        r = CALL(a, i, (int)v);
+        break;
+    case MAP_LONG:
+        if (!fits(v, LONG_MIN, LONG_MAX))
+            return false;
+        r = CALL(a, l, (long)v);
+        break;
+    case MAP_LLONG:
+        r = CALL(a, ll, (long long)v);
+        break;
+    default: /* MAP_I64 */
+        r = CALL(a, i64, v);
+        break;
+    }
+    memcpy(out, &r, 8);
+    return true;
+}
+
+static bool apply_f64(const void *args, uint64_t bits, uint64_t *out)
+{
+    const map_args_t *a = args;
+    double v;
+    memcpy(&v, &bits, 8);
+    double r = CALL(a, f64, v);
+    memcpy(out, &r, 8);
+    return true;
+}
+
 static const mpx_stage_def_t map_int_def = {
     .name = "map", .args_size = sizeof(map_args_t), .process = map_int};
 static const mpx_stage_def_t map_f64_def = {
@@ -120,7 +163,9 @@ static mpx_node_t *make(const char *caller, const char *name, const mpx_stage_de
 {
     if (!fn_given)
         return mpx_invalid("%s '%s': the function is NULL", caller, name ? name : "map");
-    mpx_node_t *n = mpx_stage(def, a);
+    mpx_node_t *n = def == &map_int_def   ? i64map_stage(def, a, apply_int)
+                    : def == &map_f64_def ? i64map_stage(def, a, apply_f64)
+                                          : mpx_stage(def, a);
     if (n && name && name[0] && mpx_node_set_name(n, name) != 0)
         mpx_node_destroy(&n); /* only out of memory: NULL says so */
     return n;

@@ -121,6 +121,15 @@ mpx_node_t *source_stage(const mpx_stage_def_t *def, const void *args)
     return n;
 }
 
+mpx_node_t *i64map_stage(const mpx_stage_def_t *def, const void *args, i64map_fn apply)
+{
+    mpx_node_t *n = stage_new(1, false, def, args, "mpx_stage");
+    /* apply reads the node's own copy of the args. */
+    if (n && !n->error && n->args)
+        n->i64map = apply;
+    return n;
+}
+
 mpx_node_t *seq_stage(const mpx_stage_def_t *def, const seq_args_t *a, enum seq_role role)
 {
     mpx_node_t *n = stage_new(1, false, def, a, "mpx_stage");

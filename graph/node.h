@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "mpx/graph.h"
+#include "i64map.h"
 
 typedef enum node_kind {
     NODE_STAGE,
@@ -70,6 +71,7 @@ struct mpx_node {
      * least and most instances, and how many it starts with. */
     int elastic_min, elastic_max, elastic_start;
     bool indexable; /* made by source_stage: args begin with source_opts_t */
+    i64map_fn i64map; /* made by i64map_stage: applied in bulk (graph/i64map.h) */
     int seq_role;   /* enum seq_role (graph/seqhost.h): one of Seq's halves */
     /* Set by graph/plan.c's plan_place for a half: where it runs (enum
      * seq_host), and the stage whose process it runs in. */

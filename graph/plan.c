@@ -365,6 +365,7 @@ static void fill_instances(plan_t *p, mpx_node_t *n)
         in->node = n;
         in->def = n->def;
         in->args = n->args;
+        in->i64map = n->i64map;
         in->name = node_stage_name(n);
         in->index = i;
         in->count = n->count;

@@ -52,6 +52,7 @@ typedef struct plan_inst {
     const node_env_t **env;     /* outermost first */
     int nenv;
     bool timing;
+    i64map_fn i64map; /* the node's (graph/i64map.h), or NULL */
     /* When processing fails (see mpx_node_on_error). */
     int on_error;               /* mpx_on_error_t */
     int dead_port;              /* output port of the dead-letter side graph, or -1 */

@@ -1154,6 +1154,82 @@ static void on_mark(child_rt_t *rt, const edge_mark_t *m)
         fail(rt, "passing a mark on: %s", mpx_strerror(rc));
 }
 
+/* The stage's map applied to the 8-byte items of a run in hand
+ * (graph/i64map.h), as many as the batch being filled has room for
+ * before it is full and the puts before the control channel's next look
+ * allow (the one that begins a batch or is the 128th put goes the
+ * ordinary way, as put_plain would send it there).  Each item is noted
+ * in hand as note_in_hand would (what a crash report and the per-item
+ * timeout read), its result written as put_plain writes it, and the
+ * clock read after it as process_all does: the run stops when the batch
+ * is due a look (TICK_TICKS), so batching, the control channel and
+ * stops are looked at as often as item by item.  Returns whether it
+ * processed any; the next item otherwise goes to edge_in_next. */
+static bool map_run(child_rt_t *rt, uint64_t *nowp)
+{
+    const plan_inst_t *pi = rt->st.pi;
+    if (rt->reorder || !rt->put_plain || rt->meta.dirty || rt->pool_min <= 8 ||
+        rt->puts + 1 >= 128)
+        return false;
+    edge_in_time(rt->in, *nowp);
+    edge_i64_run_t run;
+    size_t n = edge_in_i64_run(rt->in, &run);
+    const size_t size = wire_short_size(8);
+    size_t room = n ? edge_out_run_room(rt->out, 0, size) : 0;
+    if (room == 0)
+        return false;
+    if (n > room)
+        n = room;
+    if (n > 127 - rt->puts)
+        n = 127 - rt->puts;
+    /* The items have no meta: nor has what is put for them. */
+    static const uint8_t no_meta[8];
+    rt->meta.blk = no_meta;
+    rt->meta.blk_size = 0;
+    rt->meta.blk_n = 0;
+    blackbox_t *b = rt->box;
+    int producer;
+    uint64_t rec;
+    edge_in_current(rt->in, &producer, &b->prod_gen, &rec);
+    b->producer = (uint32_t)producer;
+    b->meta_size = 0;
+    b->nmeta = 0;
+    b->cut = 0;
+    uint64_t no = edge_in_items(rt->in);
+    out_port_t *pt = &rt->out->ports[0];
+    uint8_t *dst = pt->buf + pt->len;
+    stage_begin(&rt->st, "process");
+    rt->in_process = true;
+    uint64_t now = *nowp;
+    size_t k = 0;
+    while (k < n) {
+        uint64_t v, r;
+        if (run.pk)
+            memcpy(&v, run.pk + 8 * k, 8);
+        else
+            v = run.v + k * run.step;
+        b->rec = run.rec + k;
+        b->item_no = no + k + 1;
+        __atomic_store_n(&b->busy, 1, __ATOMIC_RELEASE);
+        if (!pi->i64map(pi->args, v, &r))
+            break; /* process says why */
+        dst = wire_short_put(dst, &r, sizeof r);
+        k++;
+        now = ticks_now();
+        if (now - rt->tick_at >= TICK_TICKS)
+            break;
+    }
+    rt->in_process = false;
+    __atomic_store_n(&b->busy, 0, __ATOMIC_RELEASE);
+    *nowp = now;
+    if (k == 0)
+        return false;
+    edge_out_commit_run(rt->out, 0, k, size);
+    rt->puts += (unsigned)k;
+    edge_in_i64_took(rt->in, k);
+    return true;
+}
+
 /* Receive and process until input is complete or the stage stops. */
 static void process_all(child_rt_t *rt)
 {
@@ -1166,8 +1242,13 @@ static void process_all(child_rt_t *rt)
             return;
         mpx_item_t *it;
         edge_mark_t mark;
+        int r;
+        if (rt->st.pi->i64map && map_run(rt, &now)) {
+            r = 3; /* items of a run, processed */
+            goto next;
+        }
         edge_in_time(rt->in, now);
-        int r = edge_in_next(rt->in, &it, &mark, rt->err, sizeof rt->err);
+        r = edge_in_next(rt->in, &it, &mark, rt->err, sizeof rt->err);
         if (r < 0)
             fail(rt, "%s", rt->err);
         if (r == 1 && rt->reorder) {
@@ -1188,10 +1269,12 @@ static void process_all(child_rt_t *rt)
         } else if (r == 2) {
             on_mark(rt, &mark);
         }
+        if (r > 0)
+            now = ticks_now();
+    next:
         if (r > 0) {
             if (edge_out_closed(rt->out, 0))
                 rt->st.stop_self = true;
-            now = ticks_now();
             /* What waits in a batch is looked at every few microseconds,
              * the control channel every few milliseconds. */
             if (now - rt->tick_at >= TICK_TICKS) {

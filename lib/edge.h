@@ -250,6 +250,26 @@ int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, s
  * waits to be handed on; else 0, having taken nothing (the previous item
  * is marked processed either way), and edge_in_next does the rest. */
 int edge_in_take_plain(edge_in_t *in, mpx_item_t **it);
+/* Items of one 8-byte part without meta, to be taken many at a time by a
+ * caller that processes each as soon as it reads it (the stage loop's
+ * maps, graph/i64map.h).  edge_in_i64_run marks the previous item
+ * processed, as a take does, and returns how many such items come next
+ * in the message in hand (their values: *run), or 0 when the next thing
+ * is anything else (a record, a mark to hand on, the next message) or
+ * when the edge counts each item on its own (a chained input, a producer
+ * that wants confirmations): edge_in_next then takes it.  Item j (from
+ * 0) is run->pk's j-th 8 bytes when pk is set, else v + j * step (modulo
+ * 2^64); its record is run->rec + j of its producer's stream (edge_in_current).
+ * edge_in_i64_took(in, k) then counts the first k (k >= 1, at most what
+ * edge_in_i64_run returned) taken and processed: the same credit,
+ * counts and times as k takes, with any grant due sent at the end. */
+typedef struct edge_i64_run {
+    const uint8_t *pk;
+    uint64_t v, step;
+    uint64_t rec;
+} edge_i64_run_t;
+size_t edge_in_i64_run(edge_in_t *in, edge_i64_run_t *run);
+void edge_in_i64_took(edge_in_t *in, size_t k);
 /* Every producer has sent its end of stream and every item was taken. */
 bool edge_in_complete(const edge_in_t *in);
 /* Records of a message already received are waiting: edge_in_next

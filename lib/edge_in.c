@@ -1004,6 +1004,41 @@ static inline __attribute__((always_inline)) int take_plain(edge_in_t *in, mpx_i
 
 int edge_in_take_plain(edge_in_t *in, mpx_item_t **it) { return take_plain(in, it); }
 
+size_t edge_in_i64_run(edge_in_t *in, edge_i64_run_t *run)
+{
+    in->clock = in->now;
+    count_done(in);
+    if (!in->arith || in->marks_check || in->chain || in->peers[in->cur_peer].confirms)
+        return 0;
+    run->pk = in->pk;
+    run->v = in->arith_v;
+    run->step = in->arith_step;
+    run->rec = in->peers[in->cur_peer].taken_items;
+    return in->left;
+}
+
+void edge_in_i64_took(edge_in_t *in, size_t k)
+{
+    in_peer_t *p = &in->peers[in->cur_peer];
+    if (in->pk)
+        in->pk += 8 * k;
+    else
+        in->arith_v += (uint64_t)k * in->arith_step;
+    in->left -= (uint32_t)k;
+    if (in->left == 0)
+        in->arith = false;
+    in->cur_rec = p->taken_items + k - 1;
+    p->taken_items += k;
+    p->taken_bytes += (uint64_t)k * WIRE_ARITH_WEIGHT;
+    p->done_items += k; /* done_one's whole part: no chain, no confirmations */
+    in->items += k;
+    if (__builtin_expect(in->idle_at != 0, 0)) { /* the pause is over */
+        in->idle_sum += clock_at(in) - in->idle_at;
+        in->idle_at = 0;
+    }
+    grant_due(in, p);
+}
+
 int edge_in_next(edge_in_t *in, mpx_item_t **it, edge_mark_t *mark, char *err, size_t errcap)
 {
     if (take_plain(in, it))

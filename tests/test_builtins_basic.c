@@ -506,6 +506,92 @@ static void int64_results_reach_the_program_whole(void)
     }
 }
 static double halve(double x) { return x / 2; }
+
+/* Functions whose results differ for every input, so that a result made
+ * from the wrong input, or left out, shows. */
+static int64_t scramble(int64_t x) { return x * 1000003 ^ (x >> 3); }
+static int64_t unscramble_not(int64_t x) { return x - 7 * (x & 0xff); }
+static int negate_int(int x) { return -x; }
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sorted outputs of g (each an int64) against the sorted `want`. */
+static void expect_i64_multiset(mpx_graph_t *g, int64_t *want, size_t n, const char *what)
+{
+    mpx_list_t *list = collect_ok(g);
+    size_t got_n = mpx_list_size(list);
+    CHECK(got_n == n, "%s: %zu results, want %zu", what, got_n, n);
+    int64_t *got = calloc(got_n ? got_n : 1, sizeof *got);
+    REQUIRE(got != NULL, "out of memory");
+    for (size_t i = 0; i < got_n; i++)
+        got[i] = mpx_item_i64(mpx_list_at(list, i));
+    qsort(got, got_n, sizeof *got, cmp_i64);
+    qsort(want, n, sizeof *want, cmp_i64);
+    size_t wrong = 0;
+    for (size_t i = 0; i < n && i < got_n; i++)
+        wrong += got[i] != want[i];
+    CHECK(wrong == 0, "%s: %zu results differ from the function's", what, wrong);
+    free(got);
+    mpx_list_destroy(&list);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+}
+
+/* Map's functions of 8-byte values are applied to a run of int64 or to
+ * packed int64 many items at a time (graph/i64map.h): every result is
+ * the function's of its own input, once, whether the input came as a
+ * run (from a range), as packed values (from another map), to a
+ * parallel group or to one process; doubles as well; and a value an
+ * int function cannot take, in the middle of a run, fails the run as
+ * item by item. */
+static void map_over_runs_gives_every_result(void)
+{
+    const int64_t lo = -50000, hi = 50000;
+    size_t n = (size_t)(hi - lo);
+    int64_t *want = malloc(n * sizeof *want);
+    REQUIRE(want != NULL, "out of memory");
+    for (int workers = 1; workers <= 3; workers += 2) {
+        for (size_t i = 0; i < n; i++)
+            want[i] = unscramble_not(scramble(lo + (int64_t)i));
+        expect_i64_multiset(MPX_EZ(mpx_range(lo, hi, 1),
+                                   mpx_instances(MPX_MAP(scramble), workers),
+                                   mpx_instances(MPX_MAP(unscramble_not), workers)),
+                            want, n, workers == 1 ? "one process each" : "groups of 3");
+    }
+    /* A step, and windows that cut the runs and the batches into pieces. */
+    size_t m = 0;
+    for (int64_t x = 99999; x > -99999; x -= 7)
+        want[m++] = scramble(x);
+    mpx_node_t *map = mpx_instances(MPX_MAP(scramble), 2);
+    CHECK_EQ(mpx_node_set_capacity(map, 33, 0), 0);
+    mpx_graph_t *g = MPX_EZ(mpx_range(99999, -99999, -7), map);
+    CHECK_EQ(mpx_node_set_capacity(g, 45, 0), 0);
+    expect_i64_multiset(g, want, m, "range(99999, -99999, -7) in small windows");
+    free(want);
+
+    /* Doubles, halved exactly: the halves of 0..19999 add up to 199990000 / 2. */
+    static double reals[20000];
+    for (int i = 0; i < 20000; i++)
+        reals[i] = i;
+    g = MPX_EZ(mpx_iter_f64(reals, 20000), mpx_instances(MPX_MAP(halve), 2));
+    mpx_list_t *list = collect_ok(g);
+    CHECK_EQ(mpx_list_size(list), 20000);
+    double sum = 0;
+    for (size_t i = 0; i < mpx_list_size(list); i++)
+        sum += mpx_item_f64(mpx_list_at(list, i));
+    CHECK(sum == 199990000.0 / 2, "the halves add up to %.1f", sum);
+    mpx_list_destroy(&list);
+    expect_clean(g);
+    mpx_node_destroy(&g);
+
+    expect_stage_failure(MPX_EZ(mpx_range(2147480000, 2147490000, 1), MPX_MAP(negate_int)),
+                         "negate_int", "input 2147483648 is outside the range of int");
+}
+
 static char *shout(const char *s)
 {
     size_t n = strlen(s);
@@ -932,12 +1018,6 @@ static void fn_typed_forms_are_maps(void)
                    "has neither setup nor process");
     expect_refused(MPX_EZ(mpx_range(0, 3, 1), mpx_fn_f64(NULL, NULL)),
                    "has neither setup nor process");
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
 }
 
 /* Several Map nodes side by side give the same items as one, in some order. */
@@ -1389,6 +1469,7 @@ int main(int argc, char **argv)
         TEST_CASE(int64_results_reach_the_program_whole),
         TEST_CASE(range_refuses_step_zero),
         TEST_CASE(map_typed_forms),
+        TEST_CASE(map_over_runs_gives_every_result),
         TEST_CASE(map_keeps_meta),
         TEST_CASE(filter_passes_the_right_items),
         TEST_CASE(typed_forms_fail_on_wrong_input),

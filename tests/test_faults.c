@@ -1034,6 +1034,36 @@ static void timeout_kills_and_replaces(void)
     EXPECT_ERROR(g, MPX_ECRASH, want, "while processing item 43 {i: 42}");
 }
 
+/* A map applied to runs of int64 many items at a time (graph/i64map.h)
+ * notes each item in hand as it goes: a crash or a hang names the item
+ * that caused it, the 7778th of a range from 0 for the value 7777 (items
+ * counted from 1), as item by item. */
+static int64_t abort_at_7777(int64_t x)
+{
+    if (x == 7777)
+        abort();
+    return x + 1;
+}
+
+static int64_t hang_at_4242(int64_t x)
+{
+    while (x == 4242)
+        pause();
+    return x - 1;
+}
+
+static void map_over_runs_names_the_item_in_hand(void)
+{
+    mpx_graph_t *g = MPX_EZ(mpx_range(0, 20000, 1), MPX_MAP(abort_at_7777));
+    EXPECT_ERROR(g, MPX_ECRASH, "stage 'abort_at_7777'", "was killed by signal 6 (Aborted)",
+                 "while processing item 7778");
+    g = MPX_EZ(mpx_range(0, 20000, 1), MPX_MAP(hang_at_4242));
+    CHECK_EQ(mpx_node_set_timeout(g, TIMEOUT_MS), 0);
+    char want[64];
+    snprintf(want, sizeof want, "exceeded its per-item timeout of %d ms", TIMEOUT_MS);
+    EXPECT_ERROR(g, MPX_ECRASH, want, "while processing item 4243");
+}
+
 /* ---- setup, teardown, sizes, bad messages -------------------------------- */
 
 static int bad_setup(mpx_stage_t *st) { return mpx_fail(st, "no model file"); }
@@ -1421,6 +1451,7 @@ int main(int argc, char **argv)
         TEST_CASE(replacement_does_not_inherit_held_locks),
         TEST_CASE(stopped_fork_server_is_replaced_by_fork),
         TEST_CASE(timeout_kills_and_replaces),
+        TEST_CASE(map_over_runs_names_the_item_in_hand),
         TEST_CASE(setup_failure_fails_before_items),
         TEST_CASE(teardown_failure_reported),
         TEST_CASE(death_at_exit_not_replaced_for_ever),
