@@ -974,8 +974,17 @@ static int take_arith(edge_in_t *in, mpx_item_t **it)
     if (--in->left == 0)
         in->arith = false;
     uint8_t *rec = (uint8_t *)in->arith_rec;
-    wire_short_put(rec, &v, sizeof v);
-    wire_rec_plain_item(rec, WIRE_ARITH_WEIGHT, sizeof v, WIRE_SHORT_HEAD, &in->item, in->parts);
+    /* Only this points the item at arith_rec, and every other decode
+     * points it elsewhere: when it still points here, with the parts it
+     * was given, the item and the record's head and padding are as this
+     * left them, and only the value changes. */
+    if (__builtin_expect(in->item.rec == rec && in->item.parts == in->parts, 1)) {
+        memcpy(rec + WIRE_SHORT_HEAD, &v, sizeof v);
+    } else {
+        wire_short_put(rec, &v, sizeof v);
+        wire_rec_plain_item(rec, WIRE_ARITH_WEIGHT, sizeof v, WIRE_SHORT_HEAD, &in->item,
+                            in->parts);
+    }
     return take_item(in, &in->peers[in->cur_peer], WIRE_ARITH_WEIGHT, it);
 }
 
