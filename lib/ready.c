@@ -90,6 +90,8 @@ int ready_watch_fd(ready_t *rd, int fd, char *err, size_t errcap)
     return 0;
 }
 
+void ready_unwatch_fd(ready_t *rd, int fd) { (void)epoll_ctl(rd->ep, EPOLL_CTL_DEL, fd, NULL); }
+
 int ready_watch_sock(ready_t *rd, void *sock, char *err, size_t errcap)
 {
     if (xport_is(sock))

@@ -21,6 +21,8 @@ int ready_fd(const ready_t *rd);
  * while zmq socket `sock` has commands to process (its ZMQ_FD).  0, or
  * MPX_ESYS with err filled. */
 int ready_watch_fd(ready_t *rd, int fd, char *err, size_t errcap);
+/* No longer watch fd (handed to someone else). */
+void ready_unwatch_fd(ready_t *rd, int fd);
 int ready_watch_sock(ready_t *rd, void *sock, char *err, size_t errcap);
 
 /* Whether `sock` has a message to read; asking processes its commands,

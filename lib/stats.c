@@ -10,6 +10,8 @@
 #include "stats.h"
 
 #include <errno.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +71,9 @@ struct stats {
     int *stage_of;      /* by instance: its stage's index in stage[] */
     uint64_t *sent_to, *taken_by; /* per consumer, scratch: n + 1 */
     void *pub;
+    /* Until a monitor connects: our own socket listening at the same
+     * address (stats_listen); then zmq's, on the same descriptor. */
+    int listen_fd;
     int interval_ms;
     long start_ms, last_ms, next_ms, watch_next_ms;
     uint64_t out_last; /* the parent's collector: items at the previous snapshot */
@@ -107,6 +112,7 @@ int stats_open(struct mpx_run *r, char *err, size_t errcap)
     if (!s)
         goto oom;
     r->stats = s;
+    s->listen_fd = -1;
     const plan_t *plan = r->plan;
     s->inst = calloc((size_t)r->n, sizeof *s->inst);
     s->stage = calloc((size_t)r->n, sizeof *s->stage);
@@ -143,6 +149,26 @@ oom:
     return MPX_ENOMEM;
 }
 
+int stats_listen(struct mpx_run *r, char *err, size_t errcap)
+{
+    stats_t *s = r->stats;
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    int n = snprintf(a.sun_path, sizeof a.sun_path, "%s/stats", r->dir);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (n < 0 || (size_t)n >= sizeof a.sun_path || fd < 0 ||
+        bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 100) != 0) {
+        snprintf(err, errcap, "stats socket %s/stats: %s", r->dir,
+                 n < 0 || (size_t)n >= sizeof a.sun_path ? "path too long" : strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return MPX_ESYS;
+    }
+    s->listen_fd = fd;
+    return 0;
+}
+
+int stats_listener(struct mpx_run *r) { return r->stats ? r->stats->listen_fd : -1; }
+
 int stats_bind(struct mpx_run *r, char *err, size_t errcap)
 {
     stats_t *s = r->stats;
@@ -151,17 +177,28 @@ int stats_bind(struct mpx_run *r, char *err, size_t errcap)
     snprintf(ep, sizeof ep, "ipc://%s/stats", r->dir);
     /* A monitor that stopped reading must never hold the graph up: its
      * snapshots are dropped (high-water mark), and at the end the last
-     * one gets a short while to leave. */
+     * one gets a short while to leave.  zmq takes over the listening
+     * socket, with the connection that brought us here in its backlog. */
     int linger = 200, hwm = 16;
     if (!s->pub || zmq_setsockopt(s->pub, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
-        zmq_setsockopt(s->pub, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 || zmq_bind(s->pub, ep) != 0) {
+        zmq_setsockopt(s->pub, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
+        zmq_setsockopt(s->pub, ZMQ_USE_FD, &s->listen_fd, sizeof s->listen_fd) != 0 ||
+        zmq_bind(s->pub, ep) != 0) {
         snprintf(err, errcap, "stats socket %s: %s", ep, zmq_strerror(errno));
         if (s->pub)
             zmq_close(s->pub);
         s->pub = NULL;
         return MPX_ESYS;
     }
+    s->listen_fd = -1; /* zmq's now: closed with the socket */
     return 0;
+}
+
+static void close_listener(stats_t *s)
+{
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    s->listen_fd = -1;
 }
 
 void *stats_socket(struct mpx_run *r) { return r->stats ? r->stats->pub : NULL; }
@@ -706,6 +743,7 @@ void stats_end(struct mpx_run *r)
     if (r->sink)
         s->out_last = edge_in_items(r->sink);
     snapshot(r, mono_ms());
+    close_listener(s);
     if (s->pub) {
         zmq_close(s->pub);
         s->pub = NULL;
@@ -717,6 +755,7 @@ void stats_free(struct mpx_run *r)
     stats_t *s = r->stats;
     if (!s)
         return;
+    close_listener(s);
     if (s->pub)
         zmq_close(s->pub);
     for (int i = 0; s->inst && i < r->n; i++) {

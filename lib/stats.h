@@ -17,8 +17,17 @@ typedef struct stats stats_t;
 /* After the plan is built: the figures' bookkeeping.  Returns 0 or
  * MPX_ENOMEM (message in err). */
 int stats_open(struct mpx_run *r, char *err, size_t errcap);
-/* After stats_open, once the parent's zmq context exists: bind the
- * "stats" socket the monitors subscribe to.  Returns 0 or MPX_ESYS. */
+/* After stats_open: listen at the "stats" socket's address in the
+ * runtime directory, with a socket of our own (no zmq context yet: its
+ * threads and their start are paid only by a run that is monitored).
+ * Returns 0 or MPX_ESYS. */
+int stats_listen(struct mpx_run *r, char *err, size_t errcap);
+/* That socket, to poll with the rest until a monitor connects (-1 when
+ * there is none: not listening, or handed to zmq). */
+int stats_listener(struct mpx_run *r);
+/* A monitor connected: once the parent's zmq context exists, make the
+ * XPUB socket the monitors subscribe to, on the listening socket (which
+ * is zmq's from then on).  Returns 0 or MPX_ESYS. */
 int stats_bind(struct mpx_run *r, char *err, size_t errcap);
 /* A WIRE_STATS message from instance i. */
 void stats_report(struct mpx_run *r, int i, const uint8_t *data, size_t len);

@@ -308,6 +308,7 @@ static int fork_one(struct mpx_run *r, int i, const int *close_fds, int nclose,
 
 static int spawn_one(struct mpx_run *r, int i, child_resume_t resume);
 static void reap_late(struct mpx_run *r, int wait_ms);
+static int open_monitor_socket(struct mpx_run *r);
 static void check_timeouts(struct mpx_run *r);
 
 /* "while processing item 7 {id: 6}", from what the child noted before it
@@ -686,9 +687,15 @@ static bool pump(struct mpx_run *r, bool want_sink, long timeout_ms)
         items[k++] = (zmq_pollitem_t){edge_in_socket(r->sink), 0, ZMQ_POLLIN, 0};
     else if (r->sink && edge_in_unwritten(r->sink))
         items[k++] = (zmq_pollitem_t){edge_in_socket(r->sink), 0, 0, 0};
-    /* New monitors' subscriptions wake us: stats_tick answers them. */
+    /* New monitors' subscriptions wake us: stats_tick answers them.
+     * Before the first, its connection does. */
+    int listen_at = -1;
     if (stats_socket(r))
         items[k++] = (zmq_pollitem_t){stats_socket(r), 0, ZMQ_POLLIN, 0};
+    else if (stats_listener(r) >= 0) {
+        listen_at = k;
+        items[k++] = (zmq_pollitem_t){NULL, stats_listener(r), ZMQ_POLLIN, 0};
+    }
     int ep_at = -1;
     if (r->epfd >= 0) {
         ep_at = k;
@@ -704,6 +711,8 @@ static bool pump(struct mpx_run *r, bool want_sink, long timeout_ms)
         return false;
     }
     read_ctl(r);
+    if (n > 0 && listen_at >= 0 && items[listen_at].revents && open_monitor_socket(r) != 0)
+        return false;
     if (n > 0 && feed_at >= 0 && items[feed_at].revents) {
         edge_out_poll(r->feed);
         feeding = true;
@@ -1309,13 +1318,25 @@ int sup_slot_leave(struct mpx_run *r, int i)
     return rc;
 }
 
-/* The monitors' socket, the only zmq socket of a run (its context starts
- * two threads and binds an ipc endpoint: 2-5 ms on the PVM guest).  Made
- * once the stages have been told to go, so that they do not wait for it:
- * a monitor that connects sooner is connected by zmq once it is bound,
- * and no snapshot is due before the first interval. */
+/* The monitors' address, listened at once the stages have been told to
+ * go (a monitor that tries sooner is connected by zmq once it is there).
+ * The monitors' socket is the only zmq socket of a run, and its context
+ * starts two threads and binds an ipc endpoint (2-5 ms of the parent on
+ * the PVM guest): made only when a monitor connects (open_monitor_socket),
+ * so that a run nobody watches never pays for it. */
+static int listen_for_monitors(struct mpx_run *r)
+{
+    int rc = stats_listen(r, r->err, sizeof r->err);
+    if (rc != 0)
+        sup_record(r, rc, "monitor: %s", r->err);
+    return rc;
+}
+
+/* A monitor is connecting: zmq takes the listening socket over, the
+ * connection in its backlog, and serves it and every later one. */
 static int open_monitor_socket(struct mpx_run *r)
 {
+    int listener = stats_listener(r);
     r->zctx = zmq_ctx_new();
     if (!r->zctx) {
         sup_record(r, MPX_ESYS, "cannot create the zmq context: %s", zmq_strerror(errno));
@@ -1327,7 +1348,13 @@ static int open_monitor_socket(struct mpx_run *r)
         sup_record(r, rc, "monitor: %s", r->err);
         return r->status;
     }
-    return 0;
+    if (r->ready) {
+        ready_unwatch_fd(r->ready, listener);
+        rc = ready_watch_sock(r->ready, stats_socket(r), r->err, sizeof r->err);
+        if (rc != 0)
+            sup_record(r, rc, "%s", r->err);
+    }
+    return rc;
 }
 
 static int open_parent_sockets(struct mpx_run *r)
@@ -1511,7 +1538,7 @@ int sup_start(struct mpx_run *r)
             sup_stop(r, 0, NULL);
             return r->status;
         }
-    if (open_monitor_socket(r) != 0) {
+    if (listen_for_monitors(r) != 0) {
         sup_stop(r, 0, NULL);
         return r->status;
     }
@@ -1932,6 +1959,8 @@ int sup_fd(struct mpx_run *r)
             rc = ready_watch_sock(r->ready, feed_socket(r), r->err, sizeof r->err);
         if (rc == 0 && stats_socket(r))
             rc = ready_watch_sock(r->ready, stats_socket(r), r->err, sizeof r->err);
+        else if (rc == 0 && stats_listener(r) >= 0)
+            rc = ready_watch_fd(r->ready, stats_listener(r), r->err, sizeof r->err);
     }
     if (rc != 0) {
         ready_destroy(&r->ready);

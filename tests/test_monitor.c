@@ -5,6 +5,7 @@
  * every check holds for any number of them above the minimum a run of
  * this length must produce. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <pty.h>
@@ -349,6 +350,32 @@ static const mpx_stage_def_t Gated = {.name = "gated", .args_size = sizeof(mpx_e
 /* The stats socket lives in the runtime directory, which only the
  * graph's user may enter, and serves snapshots to a subscriber while the
  * graph runs, the last of them saying it ended. */
+/* Threads of this process whose name zmq gives its own (ZMQbg/...). */
+static int zmq_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], name[64] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            n += fgets(name, sizeof name, f) && strncmp(name, "ZMQbg", 5) == 0;
+            fclose(f);
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+/* The socket is there from the start, and a run starts zmq (its context
+ * and threads) only once a monitor connects: until then, the parent has
+ * no thread of zmq's. */
 static void stats_socket_serves_owner(void)
 {
     mpx_event_t *first = mpx_event_new();
@@ -363,6 +390,7 @@ static void stats_socket_serves_owner(void)
     char sock[600];
     snprintf(sock, sizeof sock, "%s/stats", dir);
     REQUIRE(stat(sock, &sb) == 0 && S_ISSOCK(sb.st_mode), "%s: no socket", sock);
+    CHECK(zmq_threads() == 0, "%d zmq threads before any monitor connected", zmq_threads());
 
     char ep[620];
     snprintf(ep, sizeof ep, "ipc://%s", sock);
