@@ -55,63 +55,9 @@ static bool fits(int64_t v, int64_t lo, int64_t hi) { return v >= lo && v <= hi;
 #define CALL(a, member, x)                                                     \
     ((a)->with_ctx ? (a)->fn.member##_ctx((x), (a)->ctx) : (a)->fn.member(x))
 
-/* Each put below carries the current meta, which during process is the
- * input's: that is how Map keeps it. */
-static int map_int(mpx_stage_t *st, mpx_item_t *it)
-{
-    const map_args_t *a = mpx_args(st);
-    int64_t v, r;
-    if (mpx_item_get_i64(it, 0, &v) != 0)
-        return wrong_part(st, it, "an 8-byte integer");
-    switch (a->kind) {
-    case MAP_INT:
-        if (!fits(v, INT_MIN, INT_MAX))
-            return mpx_fail(st, "input %" PRId64 " is outside the range of int, which the "
-                                "function takes",
-                            v);
-        r = CALL(a, i, (int)v);
-        break;
-    case MAP_LONG:
-        if (!fits(v, LONG_MIN, LONG_MAX))
-            return mpx_fail(st, "input %" PRId64 " is outside the range of long, which the "
-                                "function takes",
-                            v);
-        r = CALL(a, l, (long)v);
-        break;
-    case MAP_LLONG:
-        r = CALL(a, ll, (long long)v);
-        break;
-    default: /* MAP_I64 */
-        r = CALL(a, i64, v);
-        break;
-    }
-    return mpx_put_i64(st, r);
-}
-
-static int map_f64(mpx_stage_t *st, mpx_item_t *it)
-{
-    const map_args_t *a = mpx_args(st);
-    double v;
-    if (mpx_item_get_f64(it, 0, &v) != 0)
-        return wrong_part(st, it, "an 8-byte double");
-    return mpx_put_f64(st, CALL(a, f64, v));
-}
-
-static int map_str(mpx_stage_t *st, mpx_item_t *it)
-{
-    const map_args_t *a = mpx_args(st);
-    char *out = CALL(a, str, mpx_item_str(it));
-    if (!out)
-        return mpx_fail(st, "the function returned NULL");
-    int rc = mpx_put_str(st, out);
-    free(out);
-    return rc;
-}
-
-/* map_int and map_f64 for the stage loop's runs of 8-byte items
- * (graph/i64map.h): the same calls, a value in and a value out.  A value
- * the function's parameter cannot hold is left to map_int, which fails
- * the item with its reason. */
+/* The function of an 8-byte value, as map_int calls it and as the stage
+ * loop does for the values of a run (graph/i64map.h): false, having
+ * called nothing, for a value the function's parameter cannot hold. */
 static bool apply_int(const void *args, uint64_t bits, uint64_t *out)
 {
     const map_args_t *a = args;
@@ -139,6 +85,46 @@ static bool apply_int(const void *args, uint64_t bits, uint64_t *out)
     return true;
 }
 
+/* Each put below carries the current meta, which during process is the
+ * input's: that is how Map keeps it. */
+static int map_int(mpx_stage_t *st, mpx_item_t *it)
+{
+    const map_args_t *a = mpx_args(st);
+    int64_t v;
+    if (mpx_item_get_i64(it, 0, &v) != 0)
+        return wrong_part(st, it, "an 8-byte integer");
+    uint64_t bits, r;
+    memcpy(&bits, &v, 8);
+    if (!apply_int(a, bits, &r))
+        return mpx_fail(st,
+                        "input %" PRId64 " is outside the range of %s, which the function takes",
+                        v, a->kind == MAP_INT ? "int" : "long");
+    int64_t out;
+    memcpy(&out, &r, 8);
+    return mpx_put_i64(st, out);
+}
+
+static int map_f64(mpx_stage_t *st, mpx_item_t *it)
+{
+    const map_args_t *a = mpx_args(st);
+    double v;
+    if (mpx_item_get_f64(it, 0, &v) != 0)
+        return wrong_part(st, it, "an 8-byte double");
+    return mpx_put_f64(st, CALL(a, f64, v));
+}
+
+static int map_str(mpx_stage_t *st, mpx_item_t *it)
+{
+    const map_args_t *a = mpx_args(st);
+    char *out = CALL(a, str, mpx_item_str(it));
+    if (!out)
+        return mpx_fail(st, "the function returned NULL");
+    int rc = mpx_put_str(st, out);
+    free(out);
+    return rc;
+}
+
+/* map_f64's function of an 8-byte value, for the stage loop's runs. */
 static bool apply_f64(const void *args, uint64_t bits, uint64_t *out)
 {
     const map_args_t *a = args;
